@@ -1,0 +1,327 @@
+//! Subcommands of `c360`. Every flag can also be set by a `C360_*` environment variable.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use c360_etl::EtlConfig;
+use c360_sim::SimConfig;
+use c360_warehouse::{format_batches, Session, Warehouse};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "c360",
+    version,
+    about = "c360 — customer profiles (客户画像) for a hot dog chain",
+    long_about = "c360 merges the store POS (cyrg2025) and the WeChat mini-program (cyrgweixin) into the \
+analytics warehouse hotdog2030 and builds one profile per customer.\n\n\
+Start with `c360 demo`: it simulates both source systems, runs the ETL and prints a summary. \
+Everything lives under ./data by default; nothing needs to be installed.",
+    after_help = "Examples:\n  c360 demo\n  c360 sim --orders 1000000\n  c360 etl\n  c360 sql \"SELECT tier, COUNT(*) FROM customer_segmentation GROUP BY tier\"\n  c360 etl --pos mysql://root@127.0.0.1:3306/cyrg2025 --wx postgres://postgres@127.0.0.1/cyrgweixin"
+)]
+pub struct Cli {
+    /// Log progress of each step (set C360_LOG=debug for more).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Hide progress bars.
+    #[arg(long, global = true, env = "C360_QUIET")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Simulate both source systems (and the ground truth) into databases.
+    Sim(SimArgs),
+    /// Run the ten-step ETL from the sources into the hotdog2030 warehouse (incremental).
+    Etl(EtlArgs),
+    /// Run SQL on the warehouse (tables, and the views orders, v_customer_360, ...).
+    Sql {
+        /// The query, e.g. "SELECT * FROM v_customer_360 LIMIT 5".
+        query: String,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest data-quality report and quarantined rows.
+    Quality {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        /// Also list up to this many quarantined rows.
+        #[arg(long, default_value_t = 10)]
+        rows: usize,
+    },
+    /// Identity resolution: measure it against the simulator's truth, or undo a merge.
+    Identity {
+        #[command(subcommand)]
+        cmd: IdentityCmd,
+    },
+    /// Simulate, run the ETL and print a summary — the whole pipeline on the embedded default.
+    Demo {
+        /// Source orders to simulate.
+        #[arg(long, default_value_t = 50_000)]
+        orders: u64,
+        #[arg(long, default_value_t = 2030)]
+        seed: u64,
+        /// Directory for the source databases, truth and warehouse.
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdentityCmd {
+    /// Pairwise precision and recall of the resolved customers against the ground truth.
+    Eval {
+        #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
+        truth: String,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
+    },
+    /// Cut a source id (e.g. M:123 or U:45) loose from its customer; the next `etl` applies it.
+    Unmerge {
+        source_key: String,
+        #[arg(long, default_value = "manual unmerge")]
+        reason: String,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
+    },
+    /// Undo an unmerge.
+    Remerge {
+        source_key: String,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
+    },
+    /// Show the merge journal of one source id or customer.
+    Journal {
+        /// A source key (M:123) or a customer id.
+        of: String,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Stop once this many source orders exist (both systems; up to 10M).
+    #[arg(long, env = "C360_SIM_ORDERS", default_value_t = 100_000)]
+    pub orders: u64,
+    #[arg(long, env = "C360_SEED", default_value_t = 2030)]
+    pub seed: u64,
+    /// Number of stores (at least one per city, 42 cities).
+    #[arg(long, default_value_t = 120)]
+    pub stores: usize,
+    /// First day of trading simulated.
+    #[arg(long, default_value = "2024-01-01")]
+    pub start: NaiveDate,
+    /// Orders from this day on are kept as ground-truth future, not written to the sources.
+    #[arg(long, default_value = "2025-10-01")]
+    pub cutoff: NaiveDate,
+    /// POS database: a SQLite path, mysql://… or postgres://…
+    #[arg(long, env = "C360_POS", default_value = "data/cyrg2025.db")]
+    pub pos: String,
+    /// Mini-program database URL or SQLite path.
+    #[arg(long, env = "C360_WX", default_value = "data/cyrgweixin.db")]
+    pub wx: String,
+    /// Ground truth database (kept apart from the sources).
+    #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
+    pub truth: String,
+    /// Scale of dirty rows (0 = clean sources, 1 = realistic).
+    #[arg(long, default_value_t = 1.0)]
+    pub dirt: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct EtlArgs {
+    #[arg(long, env = "C360_POS", default_value = "data/cyrg2025.db")]
+    pub pos: String,
+    #[arg(long, env = "C360_WX", default_value = "data/cyrgweixin.db")]
+    pub wx: String,
+    #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+    pub warehouse: PathBuf,
+    /// Metastore URL (default: SQLite inside the warehouse directory).
+    #[arg(long, env = "C360_METASTORE")]
+    pub metastore: Option<String>,
+    /// Salt for hashing phones and unionids.
+    #[arg(long, env = "C360_SALT", default_value = "c360-default-salt", hide_default_value = true)]
+    pub salt: String,
+}
+
+fn metastore_of(warehouse: &std::path::Path, m: Option<String>) -> String {
+    EtlConfig { warehouse: warehouse.to_path_buf(), metastore_url: m, ..Default::default() }.metastore()
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let progress = !cli.quiet;
+    match cli.cmd {
+        Cmd::Sim(a) => {
+            let cfg = SimConfig {
+                seed: a.seed,
+                orders: a.orders,
+                stores: a.stores,
+                start: a.start,
+                cutoff: a.cutoff,
+                pos_url: a.pos,
+                wx_url: a.wx,
+                truth_url: a.truth,
+                dirt: a.dirt,
+                progress,
+                ..Default::default()
+            };
+            let s = c360_sim::simulate(&cfg).await.context("simulation failed")?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Cmd::Etl(a) => {
+            let cfg = EtlConfig {
+                pos_url: a.pos,
+                wx_url: a.wx,
+                warehouse: a.warehouse,
+                metastore_url: a.metastore,
+                salt: a.salt,
+                progress,
+                ..Default::default()
+            };
+            let r = c360_etl::run(&cfg).await.context("etl failed")?;
+            print_etl(&r);
+        }
+        Cmd::Sql { query, warehouse, json } => {
+            let wh = Warehouse::open(&warehouse)?;
+            let s = Session::open(&wh).await?;
+            let b = s.query(&query).await?;
+            if json {
+                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(std::io::stdout());
+                for x in &b {
+                    w.write(x)?;
+                }
+                w.finish()?;
+            } else {
+                println!("{}", format_batches(&b));
+            }
+        }
+        Cmd::Quality { warehouse, rows } => {
+            let wh = Warehouse::open(&warehouse)?;
+            let s = Session::open(&wh).await?;
+            println!("{}", format_batches(&s.query("SELECT table_name, \"check\", ROUND(value, 4) AS value, detail FROM dq_report").await?));
+            let q = format!(
+                "SELECT source_table, row_id, field, reason FROM quarantine ORDER BY run_id DESC, source_table, row_id LIMIT {rows}"
+            );
+            println!("{}", format_batches(&s.query(&q).await?));
+            println!(
+                "{}",
+                format_batches(&s.query("SELECT source_table, field, COUNT(*) AS rows FROM quarantine GROUP BY source_table, field ORDER BY rows DESC").await?)
+            );
+        }
+        Cmd::Identity { cmd } => match cmd {
+            IdentityCmd::Eval { truth, warehouse, metastore } => {
+                let e = c360_etl::evaluate_identity(&metastore_of(&warehouse, metastore), &truth).await?;
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            }
+            IdentityCmd::Unmerge { source_key, reason, warehouse, metastore } => {
+                c360_etl::identity::unmerge(&metastore_of(&warehouse, metastore), &source_key, &reason).await?;
+                println!("{source_key} will be split from its customer at the next `c360 etl`");
+            }
+            IdentityCmd::Remerge { source_key, warehouse, metastore } => {
+                c360_etl::identity::remerge(&metastore_of(&warehouse, metastore), &source_key).await?;
+                println!("{source_key} may link again at the next `c360 etl`");
+            }
+            IdentityCmd::Journal { of, warehouse, metastore } => {
+                let db = c360_db::Db::connect(&metastore_of(&warehouse, metastore)).await?;
+                let b = db.backend;
+                let rows = c360_db::query(format!(
+                    "SELECT seq, run_id, action, source_key, from_customer, to_customer, rule FROM identity_journal \
+                     WHERE source_key = {} OR CAST(to_customer AS VARCHAR(20)) = {} OR CAST(from_customer AS VARCHAR(20)) = {} ORDER BY seq",
+                    b.ph(1),
+                    b.ph(2),
+                    b.ph(3)
+                ))
+                .bind(of.clone())
+                .bind(of.clone())
+                .bind(of.clone())
+                .fetch_all(&db.pool)
+                .await?;
+                for r in rows {
+                    println!(
+                        "#{} run {} {} {} {:?} -> {:?} ({})",
+                        c360_db::get_i64(&r, "seq").unwrap_or(0),
+                        c360_db::get_i64(&r, "run_id").unwrap_or(0),
+                        c360_db::get_text(&r, "action").unwrap_or_default(),
+                        c360_db::get_text(&r, "source_key").unwrap_or_default(),
+                        c360_db::get_i64(&r, "from_customer"),
+                        c360_db::get_i64(&r, "to_customer"),
+                        c360_db::get_text(&r, "rule").unwrap_or_default(),
+                    );
+                }
+            }
+        },
+        Cmd::Demo { orders, seed, dir } => demo(orders, seed, dir, progress).await?,
+    }
+    Ok(())
+}
+
+fn print_etl(r: &c360_etl::EtlReport) {
+    println!("ETL run {} -> warehouse version {}", r.run_id, r.manifest_version);
+    println!("{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}", "step", "name", "extracted", "loaded", "quarantined", "ms");
+    for s in &r.steps {
+        println!("{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}", s.step, s.name, s.extracted, s.loaded, s.quarantined, s.millis);
+    }
+    println!("customers: {} (source ids merged away: {})", r.customers, r.merged_keys);
+}
+
+async fn demo(orders: u64, seed: u64, dir: PathBuf, progress: bool) -> Result<()> {
+    let p = |f: &str| dir.join(f).display().to_string();
+    println!("1/3 simulating {orders} orders into {} …", dir.display());
+    let cfg = SimConfig {
+        seed,
+        orders,
+        pos_url: p("cyrg2025.db"),
+        wx_url: p("cyrgweixin.db"),
+        truth_url: p("truth.db"),
+        progress,
+        ..Default::default()
+    };
+    let s = c360_sim::simulate(&cfg).await?;
+    println!(
+        "    persons {} | stores {} | members {} | mini-program users {} | POS orders {} | online orders {} | events {} | reviews {}",
+        s.persons, s.stores, s.members, s.wx_users, s.pos_orders, s.wx_orders, s.events, s.reviews
+    );
+    let wh_dir = dir.join("hotdog2030");
+    if wh_dir.exists() {
+        std::fs::remove_dir_all(&wh_dir).with_context(|| format!("clearing {}", wh_dir.display()))?;
+    }
+    println!("2/3 ETL into {} …", wh_dir.display());
+    let ecfg = EtlConfig { pos_url: cfg.pos_url.clone(), wx_url: cfg.wx_url.clone(), warehouse: wh_dir.clone(), progress, ..Default::default() };
+    let r = c360_etl::run(&ecfg).await?;
+    print_etl(&r);
+    let e = c360_etl::evaluate_identity(&ecfg.metastore(), &cfg.truth_url).await?;
+    println!(
+        "    identity vs ground truth: precision {:.4}, recall {:.4} ({} source ids -> {} customers; {} true persons)",
+        e.precision, e.recall, e.nodes, e.customers, e.true_persons
+    );
+    println!("3/3 summary");
+    let wh = Warehouse::open(&wh_dir)?;
+    let sess = Session::open(&wh).await?;
+    for (title, sql) in [
+        ("Tiers", "SELECT tier, COUNT(*) AS customers, ROUND(AVG(monetary_fen) / 100.0, 1) AS avg_spend_yuan, ROUND(AVG(frequency), 2) AS avg_orders FROM customer_segmentation GROUP BY tier ORDER BY customers DESC"),
+        ("RFM classes", "SELECT rfm_class, COUNT(*) AS customers FROM customer_segmentation GROUP BY rfm_class ORDER BY customers DESC"),
+        ("Sales by city tier", "SELECT s.tier AS city_tier, COUNT(*) AS orders, ROUND(SUM(o.total_fen) / 100.0, 0) AS revenue_yuan FROM orders o JOIN stores s ON o.store_id = s.store_id WHERE o.status = 'paid' GROUP BY s.tier ORDER BY s.tier"),
+        ("Dayparts", "SELECT daypart, COUNT(*) AS orders, ROUND(AVG(total_fen) / 100.0, 2) AS avg_ticket_yuan FROM orders WHERE status = 'paid' GROUP BY daypart ORDER BY orders DESC"),
+        ("Top customers (v_customer_360)", "SELECT customer_id, phone_masked, order_count, total_spend_fen, wx_orders, rfm_class, tier FROM v_customer_360 ORDER BY total_spend_fen DESC LIMIT 5"),
+        ("Data quality (excerpt)", "SELECT table_name, \"check\", ROUND(value, 4) AS value FROM dq_report WHERE \"check\" IN ('ri_store', 'ri_product', 'duplicate_keys', 'completeness_customer', 'validity_amounts') ORDER BY table_name"),
+    ] {
+        println!("\n{title}\n{}", format_batches(&sess.query(sql).await?));
+    }
+    println!("\nTry: c360 sql \"SELECT * FROM v_customer_360 LIMIT 5\"    c360 quality    c360 --help");
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! Database access shared by the simulator, the ETL sources and the metastore: one sqlx `Any`
+//! code path for SQLite (default, embedded), MySQL/MariaDB and PostgreSQL, chosen by URL.
+//!
+//! It knows how to connect (creating the database or SQLite file if missing), how to write
+//! placeholders for each backend, and how to insert many rows per statement. It holds no schema.
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Arguments, Executor};
+
+pub use sqlx;
+
+/// A query from SQL this crate's callers assemble from their own fixed fragments; every value
+/// is bound, never spliced. (sqlx 0.9 asks for this assertion on non-literal SQL.)
+pub fn query(sql: impl Into<String>) -> sqlx::query::Query<'static, Any, AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.into()))
+}
+
+fn query_with(sql: String, args: AnyArguments) -> sqlx::query::Query<'static, Any, AnyArguments> {
+    sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL '{0}': use sqlite://path, mysql://… or postgres://…")]
+    Url(String),
+    #[error("database error on {what}: {source}")]
+    Sql {
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, DbError>;
+
+/// Which server a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Ok(Backend::MySql)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DbError::Url(redact(url)))
+        }
+    }
+    /// The n-th (1-based) bind placeholder.
+    pub fn ph(self, n: usize) -> String {
+        match self {
+            Backend::Postgres => format!("${n}"),
+            _ => "?".to_string(),
+        }
+    }
+    /// Column type for a 64-bit float.
+    pub fn double(self) -> &'static str {
+        "DOUBLE PRECISION"
+    }
+    /// Largest number of bind parameters in one statement we allow ourselves.
+    pub fn max_binds(self) -> usize {
+        match self {
+            Backend::Sqlite => 30_000,
+            _ => 60_000,
+        }
+    }
+}
+
+/// A URL with any password replaced, safe to log.
+pub fn redact(url: &str) -> String {
+    if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@')) {
+        if let Some(c) = url[s + 3..at].find(':') {
+            return format!("{}:***{}", &url[..s + 3 + c], &url[at..]);
+        }
+    }
+    url.to_string()
+}
+
+/// A connection pool plus the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub url: String,
+}
+
+fn sql_err(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
+    let what = what.into();
+    move |source| DbError::Sql { what, source }
+}
+
+/// Accepts a bare path as a SQLite file.
+pub fn normalize_url(url: &str) -> String {
+    if url.contains("://") || url.starts_with("sqlite:") {
+        url.to_string()
+    } else {
+        format!("sqlite://{url}")
+    }
+}
+
+impl Db {
+    /// Connects, creating the SQLite file or the server database if it does not exist yet.
+    pub async fn connect(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let url = normalize_url(url);
+        let backend = Backend::of(&url)?;
+        match backend {
+            Backend::Sqlite => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:")
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                if let Some(parent) = std::path::Path::new(&path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                }
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                    .map_err(sql_err(redact(&url)))?
+                    .create_if_missing(true);
+                // Creates the file; the Any pool below then opens it.
+                let c = sqlx::sqlite::SqlitePool::connect_with(opts)
+                    .await
+                    .map_err(sql_err(redact(&url)))?;
+                c.close().await;
+            }
+            Backend::MySql | Backend::Postgres => ensure_server_database(&url, backend).await?,
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 1 } else { 4 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode=WAL").await?;
+                        conn.execute("PRAGMA synchronous=NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout=10000").await?;
+                    }
+                    if backend == Backend::MySql {
+                        conn.execute("SET NAMES utf8mb4").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(sql_err(redact(&url)))?;
+        Ok(Db { pool, backend, url })
+    }
+
+    pub async fn exec(&self, sql: &str) -> Result<u64> {
+        let r = query(sql)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err(sql.chars().take(120).collect::<String>()))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Runs several `;`-separated statements one by one (portable across drivers).
+    pub async fn exec_script(&self, script: &str) -> Result<()> {
+        for stmt in script.split(';') {
+            if !stmt.trim().is_empty() {
+                self.exec(stmt).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn fetch_all(&self, sql: &str) -> Result<Vec<sqlx::any::AnyRow>> {
+        query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err(sql.chars().take(120).collect::<String>()))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Inserts rows into `table(cols)`, many rows per statement, all in one transaction.
+    pub async fn insert_rows(&self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let per_stmt = (self.backend.max_binds() / cols.len()).clamp(1, 2000);
+        let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
+        for chunk in rows.chunks(per_stmt) {
+            let (sql, args) = self.values_sql(table, cols, chunk)?;
+            query_with(sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err(format!("insert into {table}")))?;
+        }
+        tx.commit().await.map_err(sql_err("commit"))?;
+        Ok(())
+    }
+}
+
+/// One bindable cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    I(i64),
+    F(f64),
+    S(String),
+    NullI,
+    NullS,
+    NullF,
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::I(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::F(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::S(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::S(v.to_string())
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        v.map(Value::I).unwrap_or(Value::NullI)
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        v.map(Value::S).unwrap_or(Value::NullS)
+    }
+}
+impl From<Option<f64>> for Value {
+    fn from(v: Option<f64>) -> Self {
+        v.map(Value::F).unwrap_or(Value::NullF)
+    }
+}
+
+async fn ensure_server_database(url: &str, backend: Backend) -> Result<()> {
+    // Split off the database name: scheme://auth@host:port/NAME?params
+    let (base, params) = match url.split_once('?') {
+        Some((b, p)) => (b, format!("?{p}")),
+        None => (url, String::new()),
+    };
+    let slash = base.rfind('/').filter(|i| *i > base.find("://").unwrap_or(0) + 2);
+    let Some(slash) = slash else { return Ok(()) };
+    let name = &base[slash + 1..];
+    if name.is_empty() {
+        return Ok(());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DbError::Url(format!("database name '{name}' must be [A-Za-z0-9_]")));
+    }
+    let admin_db = if backend == Backend::Postgres { "postgres" } else { "" };
+    let admin_url = format!("{}/{admin_db}{params}", &base[..slash]);
+    let admin = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .map_err(sql_err(redact(&admin_url)))?;
+    match backend {
+        Backend::MySql => {
+            query(format!(
+                "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            ))
+            .execute(&admin)
+            .await
+            .map_err(sql_err("create database"))?;
+        }
+        Backend::Postgres => {
+            let rows = query(format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+                .fetch_all(&admin)
+                .await
+                .map_err(sql_err("pg_database"))?;
+            if rows.is_empty() {
+                // A concurrent creator may win the race; that is fine.
+                let _ = query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&admin)
+                    .await;
+            }
+        }
+        Backend::Sqlite => {}
+    }
+    admin.close().await;
+    Ok(())
+}
+
+/// Drops and recreates a server database, or deletes a SQLite file (used by `c360 sim --fresh`
+/// and tests).
+pub async fn reset_database(url: &str) -> Result<()> {
+    sqlx::any::install_default_drivers();
+    let url = normalize_url(url);
+    let backend = Backend::of(&url)?;
+    if backend == Backend::Sqlite {
+        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or("");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        return Ok(());
+    }
+    let base = url.split('?').next().unwrap_or(&url);
+    let slash = base.rfind('/').unwrap_or(base.len());
+    let name = &base[slash + 1..];
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DbError::Url(redact(&url)));
+    }
+    let admin_db = if backend == Backend::Postgres { "postgres" } else { "" };
+    let admin_url = format!("{}/{admin_db}", &base[..slash]);
+    let admin = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .map_err(sql_err(redact(&admin_url)))?;
+    let q = match backend {
+        Backend::MySql => format!("DROP DATABASE IF EXISTS `{name}`"),
+        _ => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    };
+    query(q).execute(&admin).await.map_err(sql_err("drop database"))?;
+    admin.close().await;
+    Ok(())
+}
+
+/// Reads a column that may be stored as integer or text, as text (for validation at the edge).
+pub fn get_text(row: &sqlx::any::AnyRow, col: &str) -> Option<String> {
+    use sqlx::Row;
+    if let Ok(v) = row.try_get::<Option<String>, _>(col) {
+        return v;
+    }
+    if let Ok(v) = row.try_get::<Option<i64>, _>(col) {
+        return v.map(|x| x.to_string());
+    }
+    if let Ok(v) = row.try_get::<Option<f64>, _>(col) {
+        return v.map(|x| x.to_string());
+    }
+    None
+}
+
+pub fn get_i64(row: &sqlx::any::AnyRow, col: &str) -> Option<i64> {
+    use sqlx::Row;
+    if let Ok(v) = row.try_get::<Option<i64>, _>(col) {
+        return v;
+    }
+    if let Ok(v) = row.try_get::<Option<i32>, _>(col) {
+        return v.map(i64::from);
+    }
+    row.try_get::<Option<String>, _>(col)
+        .ok()
+        .flatten()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+pub fn get_f64(row: &sqlx::any::AnyRow, col: &str) -> Option<f64> {
+    use sqlx::Row;
+    if let Ok(v) = row.try_get::<Option<f64>, _>(col) {
+        return v;
+    }
+    if let Ok(v) = row.try_get::<Option<f32>, _>(col) {
+        return v.map(f64::from);
+    }
+    get_i64(row, col).map(|x| x as f64)
+}
+
+impl Db {
+    /// Inserts rows, replacing any row with the same `key` (all other columns are overwritten).
+    pub async fn upsert_rows(&self, table: &str, cols: &[&str], key: &str, rows: &[Vec<Value>]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let per_stmt = (self.backend.max_binds() / cols.len()).clamp(1, 2000);
+        let sets: Vec<String> = cols
+            .iter()
+            .filter(|c| **c != key)
+            .map(|c| match self.backend {
+                Backend::MySql => format!("{c} = VALUES({c})"),
+                _ => format!("{c} = excluded.{c}"),
+            })
+            .collect();
+        let tail = match self.backend {
+            Backend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", sets.join(",")),
+            _ => format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(",")),
+        };
+        let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
+        for chunk in rows.chunks(per_stmt) {
+            let (sql, args) = self.values_sql(table, cols, chunk)?;
+            query_with(sql + &tail, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err(format!("upsert into {table}")))?;
+        }
+        tx.commit().await.map_err(sql_err("commit"))?;
+        Ok(())
+    }
+
+    fn values_sql(&self, table: &str, cols: &[&str], chunk: &[Vec<Value>]) -> Result<(String, AnyArguments)> {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(","));
+        let mut args = AnyArguments::default();
+        let mut n = 0;
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for (j, v) in row.iter().enumerate() {
+                if j > 0 {
+                    sql.push(',');
+                }
+                n += 1;
+                sql.push_str(&self.backend.ph(n));
+                let r = match v {
+                    Value::I(x) => args.add(*x),
+                    Value::F(x) => args.add(*x),
+                    Value::S(x) => args.add(x.clone()),
+                    Value::NullI => args.add(Option::<i64>::None),
+                    Value::NullS => args.add(Option::<String>::None),
+                    Value::NullF => args.add(Option::<f64>::None),
+                };
+                r.map_err(|e| DbError::Sql { what: format!("bind {table}"), source: sqlx::Error::Encode(e) })?;
+            }
+            sql.push(')');
+        }
+        Ok((sql, args))
+    }
+}

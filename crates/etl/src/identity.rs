@@ -1,0 +1,484 @@
+//! Step 5: deterministic identity resolution across the POS and the mini-program.
+//!
+//! Nodes are source ids (`M:<member_id>`, `U:<wx user_id>`). Edges, each with a named rule:
+//! - `verified_phone`: the same phone, verified on both sides (SMS at the POS, WeChat's own
+//!   number in the mini-program);
+//! - `phone_single_match`: an unverified POS phone that matches exactly one verified id;
+//! - `unionid`: two mini-program accounts with the same WeChat unionid;
+//! - `member_card`: a mini-program user who bound their POS member card.
+//!
+//! Placeholder numbers never link; a phone or unionid shared by more than
+//! `max_ids_per_phone` ids is treated as shared (a staff or family number) and blocked. Manual
+//! blocks (`c360 identity unmerge`) cut a node loose. Components become customers; a customer
+//! keeps its id across runs (the oldest id in the component wins) and every change of a node's
+//! customer is written to the journal, which is what makes a merge reversible.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use c360_db::{get_i64, get_text, Db, Value};
+use c360_model::parse_ts;
+use c360_warehouse::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use c360_warehouse::arrow::record_batch::RecordBatch;
+use c360_warehouse::{tables, Metastore, Txn};
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::extract::Ctx;
+use crate::{EtlConfig, Result};
+
+struct Node {
+    key: String,
+    phone: Option<String>,
+    verified: bool,
+    unionid: Option<String>,
+    card: Option<String>,
+    bound_card: Option<String>,
+    phone_masked: Option<String>,
+    name_masked: Option<String>,
+    gender: Option<String>,
+    birth_year: Option<i64>,
+    store: Option<i64>,
+    created: Option<String>,
+    customer: Option<i64>,
+}
+
+struct Dsu {
+    p: Vec<usize>,
+}
+impl Dsu {
+    fn find(&mut self, x: usize) -> usize {
+        let mut r = x;
+        while self.p[r] != r {
+            r = self.p[r];
+        }
+        let mut x = x;
+        while self.p[x] != r {
+            let n = self.p[x];
+            self.p[x] = r;
+            x = n;
+        }
+        r
+    }
+    fn union(&mut self, a: usize, b: usize) -> bool {
+        let (a, b) = (self.find(a), self.find(b));
+        if a == b {
+            return false;
+        }
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        self.p[hi] = lo;
+        true
+    }
+}
+
+/// The linking decision, separated from I/O so it can be tested and evaluated on its own.
+/// Returns, per node index, its component root and the rule that first linked it.
+fn link(nodes: &[Node], blocked: &HashSet<String>, max_per_key: usize) -> (Vec<usize>, Vec<&'static str>, Vec<String>) {
+    let mut d = Dsu { p: (0..nodes.len()).collect() };
+    let mut rule: Vec<&'static str> = vec!["self"; nodes.len()];
+    let mut notes = Vec::new();
+    let live = |i: usize| !blocked.contains(&nodes[i].key);
+    let mut by_phone: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_union: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_card: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if !live(i) {
+            continue;
+        }
+        if let Some(p) = &n.phone {
+            by_phone.entry(p).or_default().push(i);
+        }
+        if let Some(u) = &n.unionid {
+            by_union.entry(u).or_default().push(i);
+        }
+        if let Some(c) = &n.card {
+            by_card.entry(c).or_default().push(i);
+        }
+    }
+    let mut mark = |d: &mut Dsu, a: usize, b: usize, r: &'static str, rule: &mut Vec<&'static str>| {
+        if d.union(a, b) {
+            if rule[b] == "self" {
+                rule[b] = r;
+            }
+            if rule[a] == "self" {
+                rule[a] = r;
+            }
+        }
+    };
+    // Deterministic order: sort keys.
+    let mut phones: Vec<_> = by_phone.into_iter().collect();
+    phones.sort();
+    for (_, ids) in phones {
+        if ids.len() > max_per_key {
+            notes.push(format!("phone shared by {} ids blocked as a shared number", ids.len()));
+            continue;
+        }
+        let verified: Vec<usize> = ids.iter().copied().filter(|i| nodes[*i].verified).collect();
+        for w in verified.windows(2) {
+            mark(&mut d, w[0], w[1], "verified_phone", &mut rule);
+        }
+        let unverified: Vec<usize> = ids.iter().copied().filter(|i| !nodes[*i].verified).collect();
+        if verified.len() == 1 {
+            for u in unverified {
+                mark(&mut d, verified[0], u, "phone_single_match", &mut rule);
+            }
+        }
+    }
+    let mut unions: Vec<_> = by_union.into_iter().collect();
+    unions.sort();
+    for (_, ids) in unions {
+        if ids.len() > max_per_key {
+            notes.push(format!("unionid shared by {} ids blocked", ids.len()));
+            continue;
+        }
+        for w in ids.windows(2) {
+            mark(&mut d, w[0], w[1], "unionid", &mut rule);
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        if !live(i) {
+            continue;
+        }
+        if let Some(bc) = &n.bound_card {
+            if let Some(ms) = by_card.get(bc.as_str()) {
+                if ms.len() == 1 {
+                    mark(&mut d, i, ms[0], "member_card", &mut rule);
+                }
+            }
+        }
+    }
+    let roots = (0..nodes.len()).map(|i| d.find(i)).collect();
+    (roots, rule, notes)
+}
+
+async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
+    let rows = db
+        .fetch_all(
+            "SELECT source_key, phone_hash, phone_verified, unionid_hash, card_no, bound_card_no, phone_masked, name_masked, \
+             gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes ORDER BY source_key",
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Node {
+            key: get_text(r, "source_key").unwrap_or_default(),
+            phone: get_text(r, "phone_hash"),
+            verified: get_i64(r, "phone_verified").unwrap_or(0) == 1,
+            unionid: get_text(r, "unionid_hash"),
+            card: get_text(r, "card_no"),
+            bound_card: get_text(r, "bound_card_no"),
+            phone_masked: get_text(r, "phone_masked"),
+            name_masked: get_text(r, "name_masked"),
+            gender: get_text(r, "gender"),
+            birth_year: get_i64(r, "birth_year"),
+            store: get_i64(r, "register_store_id"),
+            created: get_text(r, "created_at"),
+            customer: get_i64(r, "customer_id"),
+        })
+        .collect())
+}
+
+pub async fn resolve(
+    cfg: &EtlConfig,
+    meta: &Metastore,
+    txn: &mut Txn,
+    ctx: &mut Ctx,
+    run_id: i64,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
+    let nodes = load_nodes(&meta.db).await?;
+    let blocked: HashSet<String> = meta
+        .db
+        .fetch_all("SELECT source_key FROM identity_blocks")
+        .await?
+        .iter()
+        .filter_map(|r| get_text(r, "source_key"))
+        .collect();
+    let (roots, rule, notes) = link(&nodes, &blocked, cfg.max_ids_per_phone);
+    for n in notes.iter().take(5) {
+        tracing::debug!(note = %n, "identity");
+    }
+    // Components, largest first (ties by smallest node index) so ids are claimed deterministically.
+    let mut comps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in roots.iter().enumerate() {
+        comps.entry(*r).or_default().push(i);
+    }
+    let mut comps: Vec<Vec<usize>> = comps.into_values().collect();
+    comps.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    let mut next_id = nodes.iter().filter_map(|n| n.customer).max().unwrap_or(0) + 1;
+    let mut claimed: HashSet<i64> = HashSet::new();
+    let mut assign: Vec<i64> = vec![0; nodes.len()];
+    for c in &comps {
+        let mut olds: Vec<i64> = c.iter().filter_map(|i| nodes[*i].customer).filter(|id| !claimed.contains(id)).collect();
+        olds.sort();
+        let id = match olds.first() {
+            Some(id) => *id,
+            None => {
+                next_id += 1;
+                next_id - 1
+            }
+        };
+        claimed.insert(id);
+        for i in c {
+            assign[*i] = id;
+        }
+    }
+    // Journal and persist changes.
+    let now = chrono::Utc::now().to_rfc3339();
+    let seq0 = meta
+        .db
+        .fetch_all("SELECT MAX(seq) AS m FROM identity_journal")
+        .await?
+        .first()
+        .and_then(|r| get_i64(r, "m"))
+        .unwrap_or(0);
+    let mut journal: Vec<Vec<Value>> = Vec::new();
+    let mut changed: Vec<Vec<Value>> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if n.customer == Some(assign[i]) {
+            continue;
+        }
+        let action = if n.customer.is_none() { "assign" } else { "move" };
+        journal.push(vec![
+            (seq0 + journal.len() as i64 + 1).into(),
+            run_id.into(),
+            now.clone().into(),
+            action.into(),
+            n.key.clone().into(),
+            n.customer.into(),
+            assign[i].into(),
+            rule[i].into(),
+        ]);
+        changed.push(vec![n.key.clone().into(), assign[i].into()]);
+    }
+    // One transaction: a journal entry exists exactly when the assignment changed.
+    {
+        let b = meta.db.backend;
+        let mut tx = meta.db.pool.begin().await.map_err(|e| c360_db::DbError::Sql { what: "begin".into(), source: e })?;
+        for c in &changed {
+            let sql = format!("UPDATE identity_nodes SET customer_id = {} WHERE source_key = {}", b.ph(1), b.ph(2));
+            let (Value::I(cid), Value::S(k)) = (&c[1], &c[0]) else { unreachable!() };
+            c360_db::query(sql)
+                .bind(*cid)
+                .bind(k.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| c360_db::DbError::Sql { what: "assign customer".into(), source: e })?;
+        }
+        tx.commit().await.map_err(|e| c360_db::DbError::Sql { what: "commit".into(), source: e })?;
+    }
+    meta.insert(
+        "identity_journal",
+        &["seq", "run_id", "at", "action", "source_key", "from_customer", "to_customer", "rule"],
+        &journal,
+    )
+    .await?;
+    let moved = journal.iter().filter(|j| j[3] == Value::from("move")).count();
+    ctx.merged_keys = nodes.len() as u64 - comps.len() as u64;
+    ctx.customers = comps.len() as u64;
+    tracing::info!(nodes = nodes.len(), customers = comps.len(), moved, "identity resolved");
+
+    // customer_keys and customers tables.
+    let (mut sk, mut cid, mut rl) = (StringBuilder::new(), Int64Builder::new(), StringBuilder::new());
+    for (i, n) in nodes.iter().enumerate() {
+        sk.append_value(&n.key);
+        cid.append_value(assign[i]);
+        rl.append_value(rule[i]);
+        ctx.keys.insert(n.key.clone());
+    }
+    let kb = RecordBatch::try_new(
+        (tables::def("customer_keys").unwrap().schema)(),
+        vec![Arc::new(sk.finish()), Arc::new(cid.finish()), Arc::new(rl.finish())],
+    )?;
+    txn.replace("customer_keys", vec![kb])?;
+
+    let mut b_id = Int64Builder::new();
+    let mut b_ph = StringBuilder::new();
+    let mut b_pm = StringBuilder::new();
+    let mut b_nm = StringBuilder::new();
+    let mut b_g = StringBuilder::new();
+    let mut b_by = Int64Builder::new();
+    let mut b_mc = Int64Builder::new();
+    let mut b_wc = Int64Builder::new();
+    let mut b_st = Int64Builder::new();
+    let mut b_fs = TimestampMicrosecondBuilder::new().with_timezone("+08:00");
+    let mut b_keys = StringBuilder::new();
+    let mut comps_sorted = comps.clone();
+    comps_sorted.sort_by_key(|c| assign[c[0]]);
+    for c in &comps_sorted {
+        let pick = |f: &dyn Fn(&Node) -> Option<String>| c.iter().find_map(|i| f(&nodes[*i]));
+        b_id.append_value(assign[c[0]]);
+        b_ph.append_option(pick(&|n| n.phone.clone()));
+        b_pm.append_option(pick(&|n| n.phone_masked.clone()));
+        b_nm.append_option(pick(&|n| n.name_masked.clone()));
+        b_g.append_option(pick(&|n| n.gender.clone()));
+        b_by.append_option(c.iter().find_map(|i| nodes[*i].birth_year));
+        b_mc.append_value(c.iter().filter(|i| nodes[**i].key.starts_with("M:")).count() as i64);
+        b_wc.append_value(c.iter().filter(|i| nodes[**i].key.starts_with("U:")).count() as i64);
+        b_st.append_option(c.iter().find_map(|i| nodes[*i].store));
+        b_fs.append_option(
+            c.iter()
+                .filter_map(|i| nodes[*i].created.as_deref().and_then(|t| parse_ts(t).ok()))
+                .min()
+                .map(c360_model::ts_micros),
+        );
+        let keys: Vec<&str> = c.iter().map(|i| nodes[*i].key.as_str()).collect();
+        b_keys.append_value(keys.join(","));
+        pb.inc(1);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(b_id.finish()),
+        Arc::new(b_ph.finish()),
+        Arc::new(b_pm.finish()),
+        Arc::new(b_nm.finish()),
+        Arc::new(b_g.finish()),
+        Arc::new(b_by.finish()),
+        Arc::new(b_mc.finish()),
+        Arc::new(b_wc.finish()),
+        Arc::new(b_st.finish()),
+        Arc::new(b_fs.finish()),
+        Arc::new(b_keys.finish()),
+    ];
+    let cb = RecordBatch::try_new((tables::def("customers").unwrap().schema)(), cols)?;
+    txn.replace("customers", vec![cb])?;
+    Ok((nodes.len() as u64, comps.len() as u64))
+}
+
+/// Pairwise precision and recall of the resolved customers against the simulator's truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityEval {
+    pub nodes: u64,
+    pub customers: u64,
+    pub true_persons: u64,
+    pub predicted_pairs: u64,
+    pub true_pairs: u64,
+    pub correct_pairs: u64,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+pub async fn evaluate_identity(metastore_url: &str, truth_url: &str) -> Result<IdentityEval> {
+    let meta = Db::connect(metastore_url).await?;
+    let truth = Db::connect(truth_url).await?;
+    let pred: HashMap<String, i64> = meta
+        .fetch_all("SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL")
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_text(r, "source_key")?, get_i64(r, "customer_id")?)))
+        .collect();
+    let truth_rows = truth.fetch_all("SELECT system, source_id, person_id FROM ids").await?;
+    let mut person: HashMap<String, i64> = HashMap::new();
+    for r in &truth_rows {
+        let sys = get_text(r, "system").unwrap_or_default();
+        let id = get_i64(r, "source_id").unwrap_or_default();
+        let k = if sys == "member" { format!("M:{id}") } else { format!("U:{id}") };
+        person.insert(k, get_i64(r, "person_id").unwrap_or_default());
+    }
+    meta.close().await;
+    truth.close().await;
+    let c2 = |n: u64| n * n.saturating_sub(1) / 2;
+    let mut by_pred: HashMap<i64, u64> = HashMap::new();
+    let mut by_true: HashMap<i64, u64> = HashMap::new();
+    let mut by_both: HashMap<(i64, i64), u64> = HashMap::new();
+    for (k, c) in &pred {
+        let Some(p) = person.get(k) else { continue };
+        *by_pred.entry(*c).or_default() += 1;
+        *by_true.entry(*p).or_default() += 1;
+        *by_both.entry((*c, *p)).or_default() += 1;
+    }
+    let predicted_pairs: u64 = by_pred.values().map(|n| c2(*n)).sum();
+    let true_pairs: u64 = by_true.values().map(|n| c2(*n)).sum();
+    let correct_pairs: u64 = by_both.values().map(|n| c2(*n)).sum();
+    Ok(IdentityEval {
+        nodes: pred.len() as u64,
+        customers: by_pred.len() as u64,
+        true_persons: by_true.len() as u64,
+        predicted_pairs,
+        true_pairs,
+        correct_pairs,
+        precision: if predicted_pairs == 0 { 1.0 } else { correct_pairs as f64 / predicted_pairs as f64 },
+        recall: if true_pairs == 0 { 1.0 } else { correct_pairs as f64 / true_pairs as f64 },
+    })
+}
+
+/// Cuts a source id loose from its customer (takes effect at the next ETL run, journaled there).
+pub async fn unmerge(metastore_url: &str, source_key: &str, reason: &str) -> Result<()> {
+    let meta = Metastore::connect(metastore_url).await?;
+    meta.db
+        .upsert_rows(
+            "identity_blocks",
+            &["source_key", "reason", "at"],
+            "source_key",
+            &[vec![source_key.into(), reason.into(), chrono::Utc::now().to_rfc3339().into()]],
+        )
+        .await?;
+    meta.db.close().await;
+    Ok(())
+}
+
+/// Lifts a manual block (the reverse of `unmerge`).
+pub async fn remerge(metastore_url: &str, source_key: &str) -> Result<()> {
+    let meta = Metastore::connect(metastore_url).await?;
+    let b = meta.db.backend;
+    c360_db::query(format!("DELETE FROM identity_blocks WHERE source_key = {}", b.ph(1)))
+        .bind(source_key.to_string())
+        .execute(&meta.db.pool)
+        .await
+        .map_err(|e| c360_db::DbError::Sql { what: "remerge".into(), source: e })?;
+    meta.db.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(key: &str, phone: Option<&str>, verified: bool, unionid: Option<&str>) -> Node {
+        Node {
+            key: key.into(),
+            phone: phone.map(Into::into),
+            verified,
+            unionid: unionid.map(Into::into),
+            card: None,
+            bound_card: None,
+            phone_masked: None,
+            name_masked: None,
+            gender: None,
+            birth_year: None,
+            store: None,
+            created: None,
+            customer: None,
+        }
+    }
+
+    #[test]
+    fn links_by_rules_and_blocks_shared_numbers() {
+        let mut nodes = vec![
+            node("M:1", Some("h1"), true, None),
+            node("U:1", Some("h1"), true, Some("u1")),
+            node("U:2", None, true, Some("u1")),
+            node("M:2", Some("h2"), false, None), // unverified, no verified partner
+            node("M:3", Some("h3"), false, None), // unverified, single verified match
+            node("U:3", Some("h3"), true, None),
+        ];
+        // A staff number on 6 members.
+        for i in 10..16 {
+            nodes.push(node(&format!("M:{i}"), Some("staff"), true, None));
+        }
+        let (roots, rule, _) = link(&nodes, &HashSet::new(), 4);
+        assert_eq!(roots[0], roots[1]);
+        assert_eq!(roots[1], roots[2]);
+        assert_eq!(rule[2], "unionid");
+        assert_ne!(roots[3], roots[0]);
+        assert_eq!(roots[4], roots[5]);
+        assert_eq!(rule[4], "phone_single_match");
+        for i in 6..12 {
+            assert_eq!(roots[i], i, "shared staff number must not link");
+        }
+        // A manual block cuts U:1 loose, and with it the unionid bridge.
+        let blocked: HashSet<String> = ["U:1".to_string()].into();
+        let (roots, _, _) = link(&nodes, &blocked, 4);
+        assert_ne!(roots[0], roots[1]);
+        assert_ne!(roots[1], roots[2]);
+    }
+}

@@ -1,0 +1,899 @@
+//! The generator: persons, their ids and orders, events, reviews and shares.
+
+use std::collections::HashMap;
+
+use c360_db::{Db, Value};
+use c360_model::{fmt_ts, holiday, is_weekend, Daypart, PLACEHOLDER_PHONES};
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution, Exp, Gamma};
+
+use crate::catalog::{
+    CITIES, DEVICES, GIVEN, MENU, REVIEW_NEG, REVIEW_POS, STORE_KINDS, SURNAMES,
+};
+use crate::schema;
+
+/// Population parameters of the buying process (the truth BTYD models should recover).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct TruthParams {
+    /// BG/NBD: λ ~ Gamma(shape r, rate alpha), λ per day.
+    pub r: f64,
+    pub alpha: f64,
+    /// BG/NBD: dropout p ~ Beta(a, b).
+    pub a: f64,
+    pub b: f64,
+    /// Gamma-Gamma: basket value ~ Gamma(p, ν) yuan, ν ~ Gamma(q, rate gamma).
+    pub p: f64,
+    pub q: f64,
+    pub gamma: f64,
+}
+
+impl Default for TruthParams {
+    fn default() -> Self {
+        TruthParams { r: 0.9, alpha: 30.0, a: 1.0, b: 5.0, p: 6.0, q: 4.0, gamma: 15.0 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Stop adding persons once this many source orders (both systems) exist.
+    pub orders: u64,
+    pub stores: usize,
+    pub start: NaiveDate,
+    /// Orders on or after this date are kept as ground-truth future, not written to the sources.
+    pub cutoff: NaiveDate,
+    pub horizon_days: i64,
+    pub pos_url: String,
+    pub wx_url: String,
+    pub truth_url: String,
+    pub params: TruthParams,
+    /// Share of rows made dirty (malformed, dangling, duplicated); 1.0 is the realistic default.
+    pub dirt: f64,
+    pub progress: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 2030,
+            orders: 100_000,
+            stores: 120,
+            start: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+            cutoff: NaiveDate::from_ymd_opt(2025, 10, 1).unwrap(),
+            horizon_days: 365,
+            pos_url: "data/cyrg2025.db".into(),
+            wx_url: "data/cyrgweixin.db".into(),
+            truth_url: "data/truth.db".into(),
+            params: TruthParams::default(),
+            dirt: 1.0,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SimSummary {
+    pub persons: u64,
+    pub stores: u64,
+    pub members: u64,
+    pub wx_users: u64,
+    pub pos_orders: u64,
+    pub wx_orders: u64,
+    pub items: u64,
+    pub events: u64,
+    pub reviews: u64,
+    pub shares: u64,
+    pub future_orders: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Db(#[from] c360_db::DbError),
+    #[error("invalid simulator setting: {0}")]
+    Config(String),
+}
+
+struct Store {
+    id: i64,
+    city: usize,
+    lat: f64,
+    lon: f64,
+    open: NaiveDate,
+    staff_phone: String,
+}
+
+/// Rows of one chunk of persons, per table.
+#[derive(Default)]
+struct Rows {
+    members: Vec<Vec<Value>>,
+    wx_users: Vec<Vec<Value>>,
+    orders: Vec<Vec<Value>>,
+    items: Vec<Vec<Value>>,
+    wx_orders: Vec<Vec<Value>>,
+    wx_items: Vec<Vec<Value>>,
+    events: Vec<Vec<Value>>,
+    reviews: Vec<Vec<Value>>,
+    shares: Vec<Vec<Value>>,
+    persons: Vec<Vec<Value>>,
+    ids: Vec<Vec<Value>>,
+    future: Vec<Vec<Value>>,
+}
+
+/// Running id counters, so ids are dense and deterministic.
+#[derive(Default)]
+struct Ids {
+    member: i64,
+    wx_user: i64,
+    order: i64,
+    item: i64,
+    wx_order: i64,
+    wx_item: i64,
+    event: i64,
+    review: i64,
+    share: i64,
+}
+
+fn next(c: &mut i64) -> i64 {
+    *c += 1;
+    *c
+}
+
+fn weighted(rng: &mut ChaCha8Rng, w: &[f64]) -> usize {
+    let total: f64 = w.iter().sum();
+    let mut x = rng.random::<f64>() * total;
+    for (i, v) in w.iter().enumerate() {
+        if x < *v {
+            return i;
+        }
+        x -= v;
+    }
+    w.len() - 1
+}
+
+/// Unique, valid-looking mobile number for a person, never a placeholder.
+fn person_phone(person: u64) -> String {
+    const PREFIX: [&str; 8] = ["139", "138", "137", "186", "158", "159", "188", "135"];
+    let p = PREFIX[(person % 8) as usize];
+    let body = (person / 8).wrapping_mul(48_271).wrapping_add(10_000_019) % 100_000_000;
+    format!("{p}{body:08}")
+}
+
+fn fmt_phone(rng: &mut ChaCha8Rng, phone: &str) -> String {
+    match rng.random_range(0..100) {
+        0..=9 => format!("+86 {} {} {}", &phone[..3], &phone[3..7], &phone[7..]),
+        10..=14 => format!("{}-{}-{}", &phone[..3], &phone[3..7], &phone[7..]),
+        _ => phone.to_string(),
+    }
+}
+
+fn rand_token(rng: &mut ChaCha8Rng, prefix: &str, len: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let s: String = (0..len).map(|_| A[rng.random_range(0..A.len())] as char).collect();
+    format!("{prefix}{s}")
+}
+
+/// Demand multiplier of a day: holidays and weekends sell more.
+fn day_mult(d: NaiveDate) -> f64 {
+    if holiday(d).is_some() {
+        1.6
+    } else if is_weekend(d) {
+        1.15
+    } else {
+        0.92
+    }
+}
+const MAX_MULT: f64 = 1.6;
+
+pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
+    if cfg.cutoff <= cfg.start {
+        return Err(SimError::Config("cutoff must be after start".into()));
+    }
+    if cfg.stores < CITIES.len() {
+        return Err(SimError::Config(format!("need at least {} stores, one per city", CITIES.len())));
+    }
+    for url in [&cfg.pos_url, &cfg.wx_url, &cfg.truth_url] {
+        c360_db::reset_database(url).await?;
+    }
+    let pos = Db::connect(&cfg.pos_url).await?;
+    let wx = Db::connect(&cfg.wx_url).await?;
+    let truth = Db::connect(&cfg.truth_url).await?;
+    pos.exec_script(schema::POS_DDL).await?;
+    wx.exec_script(schema::WX_DDL).await?;
+    truth.exec_script(schema::TRUTH_DDL).await?;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let stores = make_stores(cfg, &mut rng);
+    write_dims(cfg, &pos, &stores).await?;
+
+    let tp = cfg.params;
+    let params: Vec<Vec<Value>> = [
+        ("r", tp.r.to_string()),
+        ("alpha", tp.alpha.to_string()),
+        ("a", tp.a.to_string()),
+        ("b", tp.b.to_string()),
+        ("p", tp.p.to_string()),
+        ("q", tp.q.to_string()),
+        ("gamma", tp.gamma.to_string()),
+        ("start", cfg.start.to_string()),
+        ("cutoff", cfg.cutoff.to_string()),
+        ("horizon_days", cfg.horizon_days.to_string()),
+        ("seed", cfg.seed.to_string()),
+        ("time_unit", "day".into()),
+        ("spend_unit", "yuan".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| vec![Value::from(k), Value::from(v)])
+    .collect();
+    truth.insert_rows("params", &["name", "value"], &params).await?;
+
+    // Customers spread over cities by the number of stores there.
+    let mut city_stores: Vec<Vec<usize>> = vec![Vec::new(); CITIES.len()];
+    for (i, s) in stores.iter().enumerate() {
+        city_stores[s.city].push(i);
+    }
+    let city_w: Vec<f64> = city_stores.iter().map(|v| v.len() as f64).collect();
+
+    let bar = if cfg.progress {
+        let b = ProgressBar::new(cfg.orders);
+        b.set_style(
+            ProgressStyle::with_template("sim    {bar:40} {pos}/{len} orders {per_sec} eta {eta}")
+                .unwrap(),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let mut ids = Ids::default();
+    let mut sum = SimSummary { stores: stores.len() as u64, ..Default::default() };
+    let mut person: u64 = 0;
+    let mut total_orders: u64 = 0;
+    let ctx = Ctx { cfg, stores: &stores, city_stores: &city_stores, city_w: &city_w };
+    // Test orders keyed in by staff at each store: real rows the ETL must exclude.
+    let mut rows = Rows::default();
+    for s in &stores {
+        for k in 0..3 {
+            let t = NaiveDateTime::new(
+                s.open.max(cfg.start) + Duration::days(k),
+                chrono::NaiveTime::from_hms_opt(9, 0, k as u32).unwrap(),
+            );
+            if t.date() >= cfg.cutoff {
+                continue;
+            }
+            let oid = next(&mut ids.order);
+            let ts = fmt_ts(t);
+            rows.orders.push(vec![
+                oid.into(),
+                format!("T{}{:06}", s.id, oid).into(),
+                s.id.into(),
+                Value::NullI,
+                ts.clone().into(),
+                1i64.into(),
+                0i64.into(),
+                "cash".into(),
+                "test".into(),
+                ts.clone().into(),
+            ]);
+            rows.items.push(vec![next(&mut ids.item).into(), oid.into(), 1i64.into(), 1i64.into(), 1i64.into(), ts.into()]);
+        }
+    }
+    while total_orders < cfg.orders {
+        let chunk_end = person + 2_000;
+        while person < chunk_end && total_orders < cfg.orders {
+            let n = gen_person(&ctx, person, &mut ids, &mut rows, &mut sum);
+            total_orders += n;
+            bar.set_position(total_orders.min(cfg.orders));
+            person += 1;
+        }
+        flush(&pos, &wx, &truth, &mut rows).await?;
+    }
+    flush(&pos, &wx, &truth, &mut rows).await?;
+    bar.finish_and_clear();
+    sum.persons = person;
+    for db in [&pos, &wx, &truth] {
+        if db.backend == c360_db::Backend::Sqlite {
+            db.exec("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+        }
+        db.close().await;
+    }
+    Ok(sum)
+}
+
+async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimError> {
+    let r = std::mem::take(r);
+    // Three databases, three connections: write them concurrently.
+    let a = async {
+        pos.insert_rows(
+            "members",
+            &["member_id", "card_no", "phone", "phone_verified", "name", "gender", "birthday", "register_store_id", "created_at", "updated_at"],
+            &r.members,
+        )
+        .await?;
+        pos.insert_rows(
+            "orders",
+            &["order_id", "order_no", "store_id", "member_id", "order_time", "total_fen", "discount_fen", "pay_method", "status", "updated_at"],
+            &r.orders,
+        )
+        .await?;
+        pos.insert_rows("order_items", &["item_id", "order_id", "product_id", "qty", "unit_price_fen", "updated_at"], &r.items)
+            .await
+    };
+    let b = async {
+        wx.insert_rows(
+            "wx_users",
+            &["user_id", "openid", "unionid", "phone", "member_card_no", "nickname", "created_at", "updated_at"],
+            &r.wx_users,
+        )
+        .await?;
+        wx.insert_rows(
+            "wx_orders",
+            &["order_id", "order_no", "user_id", "store_id", "order_time", "total_fen", "discount_fen", "channel", "status", "coupon_code", "updated_at"],
+            &r.wx_orders,
+        )
+        .await?;
+        wx.insert_rows("wx_order_items", &["item_id", "order_id", "product_id", "qty", "unit_price_fen", "updated_at"], &r.wx_items)
+            .await?;
+        wx.insert_rows(
+            "wx_events",
+            &["event_id", "user_id", "session_id", "event_type", "page", "event_time", "device", "lat", "lon"],
+            &r.events,
+        )
+        .await?;
+        wx.insert_rows("wx_reviews", &["review_id", "user_id", "order_id", "store_id", "rating", "content", "created_at"], &r.reviews)
+            .await?;
+        wx.insert_rows("wx_shares", &["share_id", "user_id", "to_user_id", "page", "campaign", "share_time"], &r.shares)
+            .await
+    };
+    let c = async {
+        truth
+            .insert_rows(
+                "persons",
+                &["person_id", "lambda", "p_drop", "nu", "mean_spend_fen", "first_order", "dropout_at", "alive_at_cutoff", "n_orders", "n_future", "future_spend_fen", "home_store_id", "has_member", "has_wx", "fav_daypart", "fav_sku"],
+                &r.persons,
+            )
+            .await?;
+        truth.insert_rows("ids", &["system", "source_id", "person_id"], &r.ids).await?;
+        truth.insert_rows("future_orders", &["person_id", "order_time", "total_fen", "channel"], &r.future).await
+    };
+    let (x, y, z) = tokio::join!(a, b, c);
+    x?;
+    y?;
+    z?;
+    Ok(())
+}
+
+fn make_stores(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Vec<Store> {
+    let tier_w = |t: u8| match t {
+        1 => 6.0,
+        2 => 3.0,
+        3 => 2.0,
+        _ => 1.0,
+    };
+    let w: Vec<f64> = CITIES.iter().map(|c| tier_w(c.2)).collect();
+    let mut city_of: Vec<usize> = (0..CITIES.len()).collect();
+    while city_of.len() < cfg.stores {
+        city_of.push(weighted(rng, &w));
+    }
+    city_of.sort();
+    let span = (cfg.cutoff - cfg.start).num_days();
+    city_of
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (_, _, _, lat, lon) = CITIES[c];
+            let open = if rng.random_bool(0.7) {
+                cfg.start - Duration::days(rng.random_range(30..1500))
+            } else {
+                cfg.start + Duration::days(rng.random_range(0..(span * 8 / 10).max(1)))
+            };
+            Store {
+                id: i as i64 + 1,
+                city: c,
+                lat: lat + rng.random_range(-0.08..0.08),
+                lon: lon + rng.random_range(-0.08..0.08),
+                open,
+                staff_phone: format!("177{:08}", 10_000_000 + i * 7919),
+            }
+        })
+        .collect()
+}
+
+async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), SimError> {
+    let cities: Vec<Vec<Value>> = CITIES
+        .iter()
+        .enumerate()
+        .map(|(i, c)| vec![(i as i64 + 1).into(), c.0.into(), c.1.into(), (c.2 as i64).into(), c.3.into(), c.4.into()])
+        .collect();
+    pos.insert_rows("cities", &["city_id", "name", "province", "tier", "lat", "lon"], &cities).await?;
+    let mut kind_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5707e);
+    let kw: Vec<f64> = STORE_KINDS.iter().map(|k| k.2 as f64).collect();
+    let mut per_city: HashMap<usize, usize> = HashMap::new();
+    let rows: Vec<Vec<Value>> = stores
+        .iter()
+        .map(|s| {
+            let k = STORE_KINDS[weighted(&mut kind_rng, &kw)];
+            let n = per_city.entry(s.city).or_insert(0);
+            *n += 1;
+            let city = CITIES[s.city].0;
+            vec![
+                s.id.into(),
+                format!("S{:04}", s.id).into(),
+                format!("热狗工坊{city}{}号{}", n, k.1).into(),
+                (s.city as i64 + 1).into(),
+                k.0.into(),
+                s.lat.into(),
+                s.lon.into(),
+                s.open.to_string().into(),
+                "open".into(),
+                format!("{} 08:00:00", s.open).into(),
+            ]
+        })
+        .collect();
+    pos.insert_rows(
+        "stores",
+        &["store_id", "store_code", "name", "city_id", "store_type", "lat", "lon", "open_date", "status", "updated_at"],
+        &rows,
+    )
+    .await?;
+    let launch_mid = (cfg.start + (cfg.cutoff - cfg.start) / 2).to_string();
+    let products: Vec<Vec<Value>> = MENU
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let launched = if m.0 == "HD07" || m.0 == "DR06" { launch_mid.clone() } else { "2019-06-01".into() };
+            vec![
+                (i as i64 + 1).into(),
+                m.0.into(),
+                m.1.into(),
+                m.2.into(),
+                m.3.into(),
+                launched.clone().into(),
+                format!("{launched} 00:00:00").into(),
+            ]
+        })
+        .collect();
+    pos.insert_rows("products", &["product_id", "sku", "name", "category", "price_fen", "launched", "updated_at"], &products)
+        .await?;
+    Ok(())
+}
+
+struct Ctx<'a> {
+    cfg: &'a SimConfig,
+    stores: &'a [Store],
+    city_stores: &'a [Vec<usize>],
+    city_w: &'a [f64],
+}
+
+fn launched(sku: &str, t: NaiveDateTime, cfg: &SimConfig) -> bool {
+    !(sku == "HD07" || sku == "DR06") || t.date() >= cfg.start + (cfg.cutoff - cfg.start) / 2
+}
+
+/// Generates one person and all their source rows; returns how many source orders they placed.
+fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut SimSummary) -> u64 {
+    let cfg = ctx.cfg;
+    let tp = cfg.params;
+    let dirt = cfg.dirt;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pid);
+    let lambda = Gamma::new(tp.r, 1.0 / tp.alpha).unwrap().sample(&mut rng).min(1.5);
+    let p_drop = Beta::new(tp.a, tp.b).unwrap().sample(&mut rng);
+    let nu = Gamma::new(tp.q, 1.0 / tp.gamma).unwrap().sample(&mut rng);
+    let spend = Gamma::new(tp.p, 1.0 / nu).unwrap();
+
+    // Tastes.
+    let base_dp = [0.15, 0.35, 0.15, 0.25, 0.10];
+    let dp_w: Vec<f64> = base_dp.iter().map(|b| Gamma::new(b * 4.0, 1.0).unwrap().sample(&mut rng) + 1e-6).collect();
+    let pop = |cat: &str| match cat {
+        "热狗" => 1.0,
+        "小食" => 0.6,
+        "饮品" => 0.8,
+        _ => 0.5,
+    };
+    let prod_w: Vec<f64> = MENU.iter().map(|m| pop(m.2) * Gamma::new(0.6, 1.0).unwrap().sample(&mut rng) + 1e-4).collect();
+
+    // Where and when they start.
+    let city = weighted(&mut rng, ctx.city_w);
+    let cs = &ctx.city_stores[city];
+    let home = cs[rng.random_range(0..cs.len())];
+    let span = (cfg.cutoff - cfg.start).num_days() as f64;
+    let start_dt = cfg.start.and_hms_opt(0, 0, 0).unwrap();
+    let mut t0 = span * rng.random::<f64>().sqrt();
+    let open_off = (ctx.stores[home].open - cfg.start).num_days() as f64;
+    if t0 < open_off {
+        t0 = open_off + rng.random::<f64>() * (span - open_off).max(1.0) * 0.5;
+    }
+    let horizon = span + cfg.horizon_days as f64;
+
+    // Channels.
+    let has_member = rng.random_bool(0.55);
+    let has_wx = rng.random_bool(0.5);
+    let p_wx = match (has_member, has_wx) {
+        (true, true) => Beta::new(2.0, 2.0).unwrap().sample(&mut rng),
+        (false, true) => 0.85,
+        _ => 0.0,
+    };
+    let phone = person_phone(pid);
+
+    // The purchase process: BG/NBD with day-level demand thinning.
+    let mut times: Vec<f64> = vec![t0];
+    let mut dropout_at: Option<f64> = None;
+    let exp = Exp::new(lambda * MAX_MULT).unwrap();
+    let mut t = t0;
+    loop {
+        if rng.random::<f64>() < p_drop {
+            dropout_at = Some(t);
+            break;
+        }
+        // Thinning: candidate arrivals at the max rate, kept with the day's multiplier.
+        loop {
+            t += exp.sample(&mut rng);
+            if t >= horizon {
+                break;
+            }
+            let d = cfg.start + Duration::days(t as i64);
+            if rng.random::<f64>() < day_mult(d) / MAX_MULT {
+                break;
+            }
+        }
+        if t >= horizon {
+            break;
+        }
+        times.push(t);
+    }
+
+    // Per-person id state.
+    let mut member: Option<(i64, String)> = None; // (member_id, card_no)
+    let mut dup_member: Option<i64> = None;
+    let mut wx_user: Option<i64> = None;
+    let mut wx_user2: Option<i64> = None;
+    let mut n_src = 0u64;
+    let mut n_future = 0i64;
+    let mut future_spend = 0i64;
+    let mut dp_count = [0u32; 5];
+    let mut sku_count = vec![0u32; MENU.len()];
+    let device = DEVICES[rng.random_range(0..DEVICES.len())];
+    let cutoff_off = span;
+
+    for &tt in &times {
+        let dp = Daypart::ALL[weighted(&mut rng, &dp_w)];
+        let (h0, h1) = dp.hours();
+        let day = start_dt + Duration::days(tt as i64);
+        let when = day
+            + Duration::hours(rng.random_range(h0..=h1) as i64)
+            + Duration::minutes(rng.random_range(0..60))
+            + Duration::seconds(rng.random_range(0..60));
+        // Store: mostly home, sometimes another store in town, rarely travelling.
+        let store_ix = match rng.random_range(0..100) {
+            0..=84 => home,
+            85..=94 => cs[rng.random_range(0..cs.len())],
+            _ => rng.random_range(0..ctx.stores.len()),
+        };
+        let store_ix = if ctx.stores[store_ix].open > when.date() { home } else { store_ix };
+        let store = &ctx.stores[store_ix];
+        // Basket towards a Gamma-Gamma target.
+        let target = (spend.sample(&mut rng) * 100.0).max(500.0) as i64;
+        let mut basket: Vec<(usize, i64)> = Vec::new();
+        let mut total = 0i64;
+        while total < target * 9 / 10 && basket.len() < 8 {
+            let k = weighted(&mut rng, &prod_w);
+            if !launched(MENU[k].0, when, cfg) {
+                continue;
+            }
+            let qty = if rng.random_bool(0.15) { 2 } else { 1 };
+            total += MENU[k].3 * qty;
+            sku_count[k] += qty as u32;
+            if let Some(b) = basket.iter_mut().find(|b| b.0 == k) {
+                b.1 += qty;
+            } else {
+                basket.push((k, qty));
+            }
+        }
+        let via_wx = rng.random::<f64>() < p_wx;
+        let channel = if via_wx { "wx" } else { "pos" };
+        if tt >= cutoff_off {
+            n_future += 1;
+            future_spend += total;
+            rows.future.push(vec![(pid as i64).into(), fmt_ts(when).into(), total.into(), channel.into()]);
+            continue;
+        }
+        dp_count[dp as usize] += 1;
+        n_src += 1;
+        let ts = fmt_ts(when);
+        let upd = fmt_ts(when + Duration::seconds(rng.random_range(1..120)));
+        let refunded = rng.random_bool(0.02);
+        let (status, upd) = if refunded { ("refunded", fmt_ts(when + Duration::hours(rng.random_range(1..48)))) } else { ("paid", upd) };
+        let discount = if rng.random_bool(0.1) { (total / 10).min(500) } else { 0 };
+        if via_wx {
+            // Mini-program account, created on the first online order.
+            let uid = *wx_user.get_or_insert_with(|| {
+                let uid = next(&mut ids.wx_user);
+                let card = member.as_ref().filter(|_| rng.random_bool(0.3)).map(|m| m.1.clone());
+                push_wx_user(&mut rng, rows, uid, pid, Some(&phone), card, when);
+                sum.wx_users += 1;
+                uid
+            });
+            if wx_user2.is_none() && rng.random_bool(0.004 * dirt) {
+                let u2 = next(&mut ids.wx_user);
+                let ph = if rng.random_bool(0.8) { Some(phone.as_str()) } else { None };
+                push_wx_user(&mut rng, rows, u2, pid, ph, None, when);
+                sum.wx_users += 1;
+                wx_user2 = Some(u2);
+            }
+            let uid = match wx_user2 {
+                Some(u2) if rng.random_bool(0.5) => u2,
+                _ => uid,
+            };
+            let oid = next(&mut ids.wx_order);
+            let order_no = format!("WX{}{:08}", when.format("%Y%m%d"), oid);
+            let coupon = if discount > 0 { Value::from(format!("CP{:04}", rng.random_range(0..200))) } else { Value::NullS };
+            let order_row = vec![
+                oid.into(),
+                order_no.into(),
+                uid.into(),
+                store.id.into(),
+                ts.clone().into(),
+                (total - discount).into(),
+                discount.into(),
+                (if rng.random_bool(0.3) { "delivery" } else { "pickup" }).into(),
+                status.into(),
+                coupon,
+                upd.clone().into(),
+            ];
+            if rng.random_bool(0.002 * dirt) {
+                // The mini-program's sync retried: the same order twice under a new id.
+                let mut dup = order_row.clone();
+                dup[0] = next(&mut ids.wx_order).into();
+                rows.wx_orders.push(dup);
+            }
+            rows.wx_orders.push(order_row);
+            sum.wx_orders += 1;
+            for (k, q) in &basket {
+                rows.wx_items.push(vec![next(&mut ids.wx_item).into(), oid.into(), (*k as i64 + 1).into(), (*q).into(), MENU[*k].3.into(), upd.clone().into()]);
+                sum.items += 1;
+            }
+            // The session that led to the order, then sometimes a review and a share.
+            let sid = format!("S{uid}-{oid}");
+            let steps: &[(&str, &str)] = &[("view", "home"), ("view", "menu"), ("click", "item"), ("add_cart", "cart"), ("pay", "pay")];
+            let n = steps.len() as i64;
+            for (i, (ev, page)) in steps.iter().enumerate() {
+                let et = when - Duration::seconds((n - i as i64) * rng.random_range(5..40));
+                rows.events.push(vec![
+                    next(&mut ids.event).into(),
+                    uid.into(),
+                    sid.clone().into(),
+                    (*ev).into(),
+                    (*page).into(),
+                    fmt_ts(et).into(),
+                    device.into(),
+                    (store.lat + rng.random_range(-0.01..0.01)).into(),
+                    (store.lon + rng.random_range(-0.01..0.01)).into(),
+                ]);
+                sum.events += 1;
+            }
+            // A browse that stopped short of paying.
+            if rng.random_bool(0.5) {
+                let depth = rng.random_range(1..=4);
+                let bt = when - Duration::days(rng.random_range(1..5));
+                for (i, (ev, page)) in steps.iter().take(depth).enumerate() {
+                    rows.events.push(vec![
+                        next(&mut ids.event).into(),
+                        uid.into(),
+                        format!("B{uid}-{oid}").into(),
+                        (*ev).into(),
+                        (*page).into(),
+                        fmt_ts(bt + Duration::seconds(i as i64 * 20)).into(),
+                        device.into(),
+                        (store.lat + rng.random_range(-0.01..0.01)).into(),
+                        (store.lon + rng.random_range(-0.01..0.01)).into(),
+                    ]);
+                    sum.events += 1;
+                }
+            }
+            if rng.random_bool(0.06) {
+                let good = rng.random_bool(0.75);
+                let (rating, text) = if good {
+                    (rng.random_range(4..=5), REVIEW_POS[rng.random_range(0..REVIEW_POS.len())])
+                } else {
+                    (rng.random_range(1..=2), REVIEW_NEG[rng.random_range(0..REVIEW_NEG.len())])
+                };
+                let content = if rng.random_bool(0.05 * dirt) { Value::NullS } else { Value::from(text) };
+                rows.reviews.push(vec![
+                    next(&mut ids.review).into(),
+                    uid.into(),
+                    oid.into(),
+                    store.id.into(),
+                    (rating as i64).into(),
+                    content,
+                    fmt_ts(when + Duration::hours(2)).into(),
+                ]);
+                sum.reviews += 1;
+            }
+            if rng.random_bool(0.04) {
+                let to = if ids.wx_user > 1 && rng.random_bool(0.6) { Value::I(rng.random_range(1..ids.wx_user)) } else { Value::NullI };
+                rows.shares.push(vec![
+                    next(&mut ids.share).into(),
+                    uid.into(),
+                    to,
+                    (if rng.random_bool(0.5) { "item" } else { "coupon" }).into(),
+                    format!("CMP{}", rng.random_range(1..6)).into(),
+                    fmt_ts(when + Duration::minutes(10)).into(),
+                ]);
+                sum.shares += 1;
+            }
+        } else {
+            // At the till: a member if they have one (and remembered it), else anonymous.
+            let member_id = if has_member && rng.random_bool(0.9) {
+                let (mid, _) = member.get_or_insert_with(|| {
+                    let mid = next(&mut ids.member);
+                    let card = format!("C{:010}", mid * 7 + 1_000_000_000);
+                    push_member(&mut rng, rows, mid, pid, &card, &phone, store, when, dirt);
+                    sum.members += 1;
+                    (mid, card)
+                });
+                let mid = *mid;
+                if dup_member.is_none() && rng.random_bool(0.01 * dirt) {
+                    // Registered again at another till with the same phone.
+                    let d = next(&mut ids.member);
+                    let card = format!("C{:010}", d * 7 + 1_000_000_000);
+                    push_member(&mut rng, rows, d, pid, &card, &phone, store, when, 0.0);
+                    sum.members += 1;
+                    dup_member = Some(d);
+                }
+                Some(match dup_member {
+                    Some(d) if rng.random_bool(0.5) => d,
+                    _ => mid,
+                })
+            } else {
+                None
+            };
+            let oid = next(&mut ids.order);
+            let mut store_id = store.id;
+            let mut ots = ts.clone();
+            if rng.random_bool(0.001 * dirt) {
+                ots = if rng.random_bool(0.5) { String::new() } else { format!("{}-02-30 25:61:00", when.format("%Y")) };
+            }
+            if rng.random_bool(0.0005 * dirt) {
+                store_id = 9999;
+            }
+            let order_row = vec![
+                oid.into(),
+                format!("P{}{:08}", store.id, oid).into(),
+                store_id.into(),
+                member_id.into(),
+                ots.into(),
+                (total - discount).into(),
+                discount.into(),
+                (["wechat_pay", "alipay", "cash", "card"][weighted(&mut rng, &[0.55, 0.35, 0.05, 0.05])]).into(),
+                status.into(),
+                upd.clone().into(),
+            ];
+            if rng.random_bool(0.003 * dirt) {
+                let mut dup = order_row.clone();
+                dup[0] = next(&mut ids.order).into();
+                rows.orders.push(dup);
+            }
+            rows.orders.push(order_row);
+            sum.pos_orders += 1;
+            for (k, q) in &basket {
+                let bad = rng.random_bool(0.001 * dirt);
+                let pid_v: i64 = if bad { 999 } else { *k as i64 + 1 };
+                rows.items.push(vec![next(&mut ids.item).into(), oid.into(), pid_v.into(), (*q).into(), MENU[*k].3.into(), upd.clone().into()]);
+                sum.items += 1;
+            }
+        }
+    }
+    sum.future_orders += n_future as u64;
+    let alive_at_cutoff = match dropout_at {
+        Some(d) => d >= cutoff_off,
+        None => true,
+    } && t0 < cutoff_off;
+    let fav_dp = Daypart::ALL[(0..5).max_by_key(|i| dp_count[*i]).unwrap()];
+    let fav_sku = MENU[(0..MENU.len()).max_by_key(|i| sku_count[*i]).unwrap()].0;
+    let dt = |x: f64| fmt_ts(start_dt + Duration::seconds((x * 86400.0) as i64));
+    rows.persons.push(vec![
+        (pid as i64).into(),
+        lambda.into(),
+        p_drop.into(),
+        nu.into(),
+        (tp.p / nu * 100.0).into(),
+        dt(t0).into(),
+        dropout_at.map(dt).into(),
+        (alive_at_cutoff as i64).into(),
+        (n_src as i64).into(),
+        n_future.into(),
+        future_spend.into(),
+        ctx.stores[home].id.into(),
+        (member.is_some() as i64).into(),
+        (wx_user.is_some() as i64).into(),
+        fav_dp.code().into(),
+        fav_sku.into(),
+    ]);
+    for m in member.iter().map(|m| m.0).chain(dup_member) {
+        rows.ids.push(vec!["member".into(), m.into(), (pid as i64).into()]);
+    }
+    for u in wx_user.iter().copied().chain(wx_user2) {
+        rows.ids.push(vec!["wx".into(), u.into(), (pid as i64).into()]);
+    }
+    n_src
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_member(
+    rng: &mut ChaCha8Rng,
+    rows: &mut Rows,
+    mid: i64,
+    _pid: u64,
+    card: &str,
+    phone: &str,
+    store: &Store,
+    when: NaiveDateTime,
+    dirt: f64,
+) {
+    let (ph, verified) = match rng.random_range(0..1000) as f64 {
+        x if x < 20.0 * dirt => (PLACEHOLDER_PHONES[rng.random_range(0..PLACEHOLDER_PHONES.len())].to_string(), 0),
+        x if x < 30.0 * dirt => (store.staff_phone.clone(), 0),
+        x if x < 35.0 * dirt => (phone[..10].to_string(), 0), // a digit short: malformed
+        x if x < 45.0 * dirt => {
+            // A typo in one digit, unverified.
+            let mut b = phone.as_bytes().to_vec();
+            let i = rng.random_range(3..11);
+            b[i] = b'0' + ((b[i] - b'0' + 1) % 10);
+            (String::from_utf8(b).unwrap(), 0)
+        }
+        _ => (fmt_phone(rng, phone), if rng.random_bool(0.8) { 1 } else { 0 }),
+    };
+    let name = format!(
+        "{}{}",
+        SURNAMES[rng.random_range(0..SURNAMES.len())],
+        GIVEN[rng.random_range(0..GIVEN.len())]
+    );
+    let birthday = if rng.random_bool(0.4) {
+        Value::from(format!("{}-{:02}-{:02}", rng.random_range(1960..2008), rng.random_range(1..13), rng.random_range(1..29)))
+    } else {
+        Value::NullS
+    };
+    let created = fmt_ts(when - Duration::minutes(1));
+    rows.members.push(vec![
+        mid.into(),
+        card.into(),
+        ph.into(),
+        (verified as i64).into(),
+        name.into(),
+        (if rng.random_bool(0.5) { "F" } else { "M" }).into(),
+        birthday,
+        store.id.into(),
+        created.clone().into(),
+        created.into(),
+    ]);
+}
+
+fn push_wx_user(
+    rng: &mut ChaCha8Rng,
+    rows: &mut Rows,
+    uid: i64,
+    _pid: u64,
+    phone: Option<&str>,
+    card: Option<String>,
+    when: NaiveDateTime,
+) {
+    let openid = rand_token(rng, "oXy", 25);
+    let unionid: Value = if rng.random_bool(0.7) { rand_token(rng, "uN", 26).into() } else { Value::NullS };
+    let ph: Value = match phone {
+        Some(p) if rng.random_bool(0.6) => p.to_string().into(),
+        _ => Value::NullS,
+    };
+    let created = fmt_ts(when - Duration::minutes(rng.random_range(2..600)));
+    rows.wx_users.push(vec![
+        uid.into(),
+        openid.into(),
+        unionid,
+        ph,
+        card.map(Value::from).unwrap_or(Value::NullS),
+        format!("微信用户{}", rng.random_range(1000..9999)).into(),
+        created.clone().into(),
+        created.into(),
+    ]);
+}

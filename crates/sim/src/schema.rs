@@ -1,0 +1,41 @@
+//! DDL of the two source systems as the chain runs them. Timestamps are local Asia/Shanghai wall
+//! time stored as `VARCHAR(19)` `YYYY-MM-DD HH:MM:SS` (as the legacy systems do), so malformed
+//! values can exist and must be caught by the ETL. Money is integer fen.
+
+/// cyrg2025: the store POS.
+pub const POS_TABLES: &[&str] = &["order_items", "orders", "members", "products", "stores", "cities"];
+pub const POS_DDL: &str = "
+CREATE TABLE cities (city_id BIGINT PRIMARY KEY, name VARCHAR(32) NOT NULL, province VARCHAR(32), tier BIGINT, lat DOUBLE PRECISION, lon DOUBLE PRECISION);
+CREATE TABLE stores (store_id BIGINT PRIMARY KEY, store_code VARCHAR(16) NOT NULL, name VARCHAR(64), city_id BIGINT, store_type VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION, open_date VARCHAR(10), status VARCHAR(16), updated_at VARCHAR(19));
+CREATE TABLE products (product_id BIGINT PRIMARY KEY, sku VARCHAR(16) NOT NULL, name VARCHAR(64), category VARCHAR(16), price_fen BIGINT, launched VARCHAR(10), updated_at VARCHAR(19));
+CREATE TABLE members (member_id BIGINT PRIMARY KEY, card_no VARCHAR(32), phone VARCHAR(32), phone_verified BIGINT, name VARCHAR(32), gender VARCHAR(4), birthday VARCHAR(10), register_store_id BIGINT, created_at VARCHAR(19), updated_at VARCHAR(19));
+CREATE TABLE orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), store_id BIGINT, member_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, pay_method VARCHAR(16), status VARCHAR(16), updated_at VARCHAR(19));
+CREATE TABLE order_items (item_id BIGINT PRIMARY KEY, order_id BIGINT, product_id BIGINT, qty BIGINT, unit_price_fen BIGINT, updated_at VARCHAR(19));
+CREATE INDEX ix_orders_upd ON orders(updated_at);
+CREATE INDEX ix_items_upd ON order_items(updated_at);
+CREATE INDEX ix_members_upd ON members(updated_at)
+";
+
+/// cyrgweixin: the WeChat mini-program.
+pub const WX_TABLES: &[&str] = &["wx_shares", "wx_reviews", "wx_events", "wx_order_items", "wx_orders", "wx_users"];
+pub const WX_DDL: &str = "
+CREATE TABLE wx_users (user_id BIGINT PRIMARY KEY, openid VARCHAR(64) NOT NULL, unionid VARCHAR(64), phone VARCHAR(32), member_card_no VARCHAR(32), nickname VARCHAR(64), created_at VARCHAR(19), updated_at VARCHAR(19));
+CREATE TABLE wx_orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), user_id BIGINT, store_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, channel VARCHAR(16), status VARCHAR(16), coupon_code VARCHAR(32), updated_at VARCHAR(19));
+CREATE TABLE wx_order_items (item_id BIGINT PRIMARY KEY, order_id BIGINT, product_id BIGINT, qty BIGINT, unit_price_fen BIGINT, updated_at VARCHAR(19));
+CREATE TABLE wx_events (event_id BIGINT PRIMARY KEY, user_id BIGINT, session_id VARCHAR(32), event_type VARCHAR(16), page VARCHAR(32), event_time VARCHAR(19), device VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION);
+CREATE TABLE wx_reviews (review_id BIGINT PRIMARY KEY, user_id BIGINT, order_id BIGINT, store_id BIGINT, rating BIGINT, content VARCHAR(500), created_at VARCHAR(19));
+CREATE TABLE wx_shares (share_id BIGINT PRIMARY KEY, user_id BIGINT, to_user_id BIGINT, page VARCHAR(32), campaign VARCHAR(32), share_time VARCHAR(19));
+CREATE INDEX ix_wxo_upd ON wx_orders(updated_at);
+CREATE INDEX ix_wxi_upd ON wx_order_items(updated_at);
+CREATE INDEX ix_wxu_upd ON wx_users(updated_at)
+";
+
+/// Ground truth, kept apart from both systems: who every id really is, the latent parameters,
+/// and what each person does after the cut-off date.
+pub const TRUTH_TABLES: &[&str] = &["params", "persons", "ids", "future_orders"];
+pub const TRUTH_DDL: &str = "
+CREATE TABLE params (name VARCHAR(32) PRIMARY KEY, value VARCHAR(64));
+CREATE TABLE persons (person_id BIGINT PRIMARY KEY, lambda DOUBLE PRECISION, p_drop DOUBLE PRECISION, nu DOUBLE PRECISION, mean_spend_fen DOUBLE PRECISION, first_order VARCHAR(19), dropout_at VARCHAR(19), alive_at_cutoff BIGINT, n_orders BIGINT, n_future BIGINT, future_spend_fen BIGINT, home_store_id BIGINT, has_member BIGINT, has_wx BIGINT, fav_daypart VARCHAR(16), fav_sku VARCHAR(16));
+CREATE TABLE ids (system VARCHAR(16), source_id BIGINT, person_id BIGINT, PRIMARY KEY (system, source_id));
+CREATE TABLE future_orders (person_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, channel VARCHAR(8))
+";

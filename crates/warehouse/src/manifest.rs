@@ -1,0 +1,411 @@
+//! Versioned manifests and atomic commits.
+//!
+//! Layout of a warehouse directory:
+//! ```text
+//! _manifests/00000007.json     one per committed version; the highest complete one is current
+//! _lock                        held (flock) by the single writer
+//! <table>/<partition>/v7-0.parquet
+//! ```
+//! A commit writes and fsyncs its Parquet files, then writes the next manifest to a temporary
+//! name, fsyncs it and renames it into place. Readers only ever see whole versions. Files that
+//! no kept manifest names (left by a crashed writer) are deleted by the next writer.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::tables::{self, Mode};
+use crate::{io, Result, WhError};
+
+const KEEP_VERSIONS: usize = 5;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    /// Relative to the warehouse root.
+    pub path: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TableState {
+    /// partition value ("" when unpartitioned) -> files
+    pub partitions: BTreeMap<String, Vec<FileEntry>>,
+}
+
+impl TableState {
+    pub fn rows(&self) -> u64 {
+        self.partitions.values().flatten().map(|f| f.rows).sum()
+    }
+    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.partitions.values().flatten()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u64,
+    pub committed_at: String,
+    pub run_id: i64,
+    pub tables: BTreeMap<String, TableState>,
+    /// Source watermarks of the data this version holds, e.g. `pos.orders` -> max updated_at.
+    pub watermarks: BTreeMap<String, String>,
+    /// Free-form facts about the load (counts), for reports.
+    pub notes: BTreeMap<String, serde_json::Value>,
+}
+
+/// A warehouse directory.
+pub struct Warehouse {
+    pub root: PathBuf,
+}
+
+fn manifest_dir(root: &Path) -> PathBuf {
+    root.join("_manifests")
+}
+
+impl Warehouse {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Warehouse> {
+        let root = root.into();
+        fs::create_dir_all(manifest_dir(&root)).map_err(io(&root))?;
+        Ok(Warehouse { root })
+    }
+
+    fn versions(&self) -> Result<Vec<u64>> {
+        let dir = manifest_dir(&self.root);
+        let mut v: Vec<u64> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.strip_suffix(".json").and_then(|s| s.parse().ok())
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// The current snapshot (an empty manifest before the first commit).
+    pub fn current(&self) -> Result<Manifest> {
+        match self.versions()?.last() {
+            None => Ok(Manifest::default()),
+            Some(v) => self.read_version(*v),
+        }
+    }
+
+    fn read_version(&self, v: u64) -> Result<Manifest> {
+        let p = manifest_dir(&self.root).join(format!("{v:08}.json"));
+        let bytes = fs::read(&p).map_err(io(&p))?;
+        serde_json::from_slice(&bytes).map_err(|e| WhError::Manifest {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Starts a write transaction on top of the current snapshot, holding the writer lock.
+    pub fn begin(&self, run_id: i64) -> Result<Txn> {
+        let lock_path = self.root.join("_lock");
+        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+        lock.try_lock()
+            .map_err(|_| WhError::Locked(lock_path.display().to_string()))?;
+        let base = self.current()?;
+        let txn = Txn {
+            root: self.root.clone(),
+            next: Manifest { version: base.version + 1, run_id, ..base.clone() },
+            base,
+            _lock: lock,
+            written: Vec::new(),
+            seq: 0,
+        };
+        txn.collect_garbage()?;
+        Ok(txn)
+    }
+
+    pub fn read_table(&self, m: &Manifest, table: &str) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        if let Some(t) = m.tables.get(table) {
+            for f in t.files() {
+                out.extend(read_parquet(&self.root.join(&f.path))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()?;
+    let mut out = Vec::new();
+    for b in reader {
+        out.push(b?);
+    }
+    Ok(out)
+}
+
+/// Reads one Utf8 column of a Parquet file.
+pub fn read_string_column(path: &Path, col: &str) -> Result<StringArray> {
+    let file = File::open(path).map_err(io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let idx = builder
+        .schema()
+        .index_of(col)
+        .map_err(WhError::Arrow)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+    let reader = builder.with_projection(mask).with_batch_size(262_144).build()?;
+    let mut parts: Vec<ArrayRef> = Vec::new();
+    for b in reader {
+        parts.push(b?.column(0).clone());
+    }
+    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+    if refs.is_empty() {
+        return Ok(StringArray::from(Vec::<Option<&str>>::new()));
+    }
+    let arr = datafusion::arrow::compute::concat(&refs)?;
+    Ok(arr.as_any().downcast_ref::<StringArray>().expect("utf8 key").clone())
+}
+
+/// One load: stage table changes, then `commit` publishes them all at once.
+pub struct Txn {
+    root: PathBuf,
+    base: Manifest,
+    next: Manifest,
+    _lock: File,
+    written: Vec<PathBuf>,
+    seq: u64,
+}
+
+impl Txn {
+    pub fn base(&self) -> &Manifest {
+        &self.base
+    }
+    pub fn staged(&self) -> &Manifest {
+        &self.next
+    }
+    pub fn set_watermark(&mut self, key: &str, value: String) {
+        self.next.watermarks.insert(key.to_string(), value);
+    }
+    pub fn note(&mut self, key: &str, value: serde_json::Value) {
+        self.next.notes.insert(key.to_string(), value);
+    }
+
+    fn write_file(&mut self, table: &str, partition: &str, batches: &[RecordBatch], schema: &SchemaRef) -> Result<FileEntry> {
+        let dir = if partition.is_empty() {
+            self.root.join(table)
+        } else {
+            self.root.join(table).join(format!("month={partition}"))
+        };
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        self.seq += 1;
+        let name = format!("v{}-{}.parquet", self.next.version, self.seq);
+        let path = dir.join(&name);
+        let file = File::create(&path).map_err(io(&path))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_max_row_group_row_count(Some(256 * 1024))
+            .build();
+        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+        let mut rows = 0u64;
+        for b in batches {
+            rows += b.num_rows() as u64;
+            w.write(b)?;
+        }
+        let file = w.into_inner()?;
+        file.sync_all().map_err(io(&path))?;
+        self.written.push(path.clone());
+        let rel = path.strip_prefix(&self.root).unwrap().to_string_lossy().replace('\\', "/");
+        Ok(FileEntry { path: rel, rows })
+    }
+
+    /// Replaces a whole table.
+    pub fn replace(&mut self, table: &str, batches: Vec<RecordBatch>) -> Result<()> {
+        let def = tables::def(table).ok_or_else(|| WhError::UnknownTable(table.into()))?;
+        let schema = (def.schema)();
+        let entry = self.write_file(table, "", &batches, &schema)?;
+        let mut st = TableState::default();
+        st.partitions.insert(String::new(), vec![entry]);
+        self.next.tables.insert(table.to_string(), st);
+        Ok(())
+    }
+
+    /// Merges rows into a keyed, month-partitioned table: a new row replaces any row with the
+    /// same key; within `batches` the last occurrence of a key wins.
+    pub fn upsert(&mut self, table: &str, batches: Vec<RecordBatch>) -> Result<u64> {
+        let def = tables::def(table).ok_or_else(|| WhError::UnknownTable(table.into()))?;
+        assert_eq!(def.mode, Mode::Upsert, "{table} is not an upsert table");
+        let schema = (def.schema)();
+        let part_col = def.partition.expect("upsert tables are partitioned");
+        let new = concat_batches(&schema, &batches)?;
+        if new.num_rows() == 0 {
+            self.next.tables.entry(table.to_string()).or_default();
+            return Ok(0);
+        }
+        let new = dedup_last(&new, def.key)?;
+        // Split new rows by partition.
+        let parts = str_col(&new, part_col);
+        let mut by_part: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        for i in 0..new.num_rows() {
+            let p = parts.value(i).to_string();
+            by_part.entry(p).or_insert_with(|| vec![false; new.num_rows()])[i] = true;
+        }
+        let keys = str_col(&new, def.key);
+        let new_keys: HashSet<&str> = (0..new.num_rows()).map(|i| keys.value(i)).collect();
+        // A key may move between partitions (an order's time corrected): drop it everywhere.
+        let state = self.next.tables.get(table).cloned().unwrap_or_default();
+        let mut touched: BTreeSet<String> = by_part.keys().cloned().collect();
+        let mut existing: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+        for (p, files) in &state.partitions {
+            if !touched.contains(p) {
+                // Untouched partitions are rewritten only if they hold a key being replaced;
+                // checking reads just the key column.
+                let mut holds = false;
+                for f in files {
+                    let kc = read_string_column(&self.root.join(&f.path), def.key)?;
+                    if kc.iter().any(|k| k.is_some_and(|k| new_keys.contains(k))) {
+                        holds = true;
+                        break;
+                    }
+                }
+                if !holds {
+                    continue;
+                }
+                touched.insert(p.clone());
+            }
+            let mut bs = Vec::new();
+            for f in files {
+                bs.extend(read_parquet(&self.root.join(&f.path))?);
+            }
+            existing.insert(p.clone(), bs);
+        }
+        let mut st = state;
+        let mut changed = 0u64;
+        for p in touched {
+            let mut out: Vec<RecordBatch> = Vec::new();
+            for b in existing.remove(&p).unwrap_or_default() {
+                let k = str_col(&b, def.key);
+                let keep: BooleanArray = (0..b.num_rows()).map(|i| Some(!new_keys.contains(k.value(i)))).collect();
+                let kept = filter_record_batch(&b, &keep)?;
+                if kept.num_rows() > 0 {
+                    out.push(kept);
+                }
+            }
+            if let Some(mask) = by_part.get(&p) {
+                let m: BooleanArray = mask.iter().map(|b| Some(*b)).collect();
+                let add = filter_record_batch(&new, &m)?;
+                changed += add.num_rows() as u64;
+                out.push(add);
+            }
+            if out.iter().all(|b| b.num_rows() == 0) {
+                st.partitions.remove(&p);
+                continue;
+            }
+            let entry = self.write_file(table, &p, &out, &schema)?;
+            st.partitions.insert(p, vec![entry]);
+        }
+        self.next.tables.insert(table.to_string(), st);
+        Ok(changed)
+    }
+
+    /// Publishes the staged version atomically. Before this returns, nothing is visible.
+    pub fn commit(mut self) -> Result<Manifest> {
+        if let Ok(at) = std::env::var("C360_FAIL_AT") {
+            if at == "commit" {
+                // Test hook: die like a killed process, after the data files, before the manifest.
+                std::process::abort();
+            }
+        }
+        self.next.committed_at = chrono::Utc::now().to_rfc3339();
+        let dir = manifest_dir(&self.root);
+        let fin = dir.join(format!("{:08}.json", self.next.version));
+        let tmp = dir.join(format!(".{:08}.json.tmp", self.next.version));
+        {
+            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&serde_json::to_vec_pretty(&self.next).expect("manifest serialises"))
+                .map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &fin).map_err(io(&fin))?;
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        self.written.clear();
+        let m = self.next.clone();
+        self.collect_garbage()?;
+        Ok(m)
+    }
+
+    /// Removes old manifests beyond the kept few and every Parquet file none of them names.
+    fn collect_garbage(&self) -> Result<()> {
+        let wh = Warehouse { root: self.root.clone() };
+        let versions = wh.versions()?;
+        let keep: Vec<u64> = versions.iter().rev().take(KEEP_VERSIONS).copied().collect();
+        let mut live: HashSet<String> = HashSet::new();
+        for v in &keep {
+            for t in wh.read_version(*v)?.tables.values() {
+                live.extend(t.files().map(|f| f.path.clone()));
+            }
+        }
+        for v in versions.iter().filter(|v| !keep.contains(v)) {
+            let _ = fs::remove_file(manifest_dir(&self.root).join(format!("{v:08}.json")));
+        }
+        for t in tables::TABLES {
+            let dir = self.root.join(t.name);
+            if dir.exists() {
+                remove_unlisted(&self.root, &dir, &live, &self.written)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_unlisted(root: &Path, dir: &Path, live: &HashSet<String>, written: &[PathBuf]) -> Result<()> {
+    for e in fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let p = e.path();
+        if p.is_dir() {
+            remove_unlisted(root, &p, live, written)?;
+            let _ = fs::remove_dir(&p); // only succeeds when empty
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            if !live.contains(&rel) && !written.contains(&p) {
+                fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn str_col<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name} missing"))
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap_or_else(|| panic!("column {name} is not Utf8"))
+}
+
+/// Keeps the last row of each key.
+fn dedup_last(b: &RecordBatch, key: &str) -> Result<RecordBatch> {
+    let k = str_col(b, key);
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        last.insert(k.value(i), i);
+    }
+    if last.len() == b.num_rows() {
+        return Ok(b.clone());
+    }
+    let keep: BooleanArray = (0..b.num_rows()).map(|i| Some(last[k.value(i)] == i)).collect();
+    Ok(filter_record_batch(b, &keep)?)
+}
+
+/// Builds a batch from columns in schema order.
+pub fn batch(schema: SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(schema, cols)?)
+}

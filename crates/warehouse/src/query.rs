@@ -1,0 +1,79 @@
+//! A DataFusion session over one manifest version: every table registered from exactly the
+//! files that version names (never a directory listing, so uncommitted files are invisible),
+//! plus the SQL views.
+
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::manifest::{Manifest, Warehouse};
+use crate::{tables, Result};
+
+pub struct Session {
+    pub ctx: SessionContext,
+    pub manifest: Manifest,
+}
+
+impl Session {
+    /// Opens the current snapshot of a warehouse.
+    pub async fn open(wh: &Warehouse) -> Result<Session> {
+        let m = wh.current()?;
+        Self::at(wh, m).await
+    }
+
+    pub async fn at(wh: &Warehouse, m: Manifest) -> Result<Session> {
+        let cfg = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let ctx = SessionContext::new_with_config(cfg);
+        for def in tables::TABLES {
+            let schema = (def.schema)();
+            let files: Vec<_> = m.tables.get(def.name).map(|t| t.files().cloned().collect()).unwrap_or_default();
+            if files.is_empty() {
+                let t = MemTable::try_new(schema, vec![vec![]])?;
+                ctx.register_table(def.name, Arc::new(t))?;
+                continue;
+            }
+            let urls = files
+                .iter()
+                .map(|f| {
+                    let abs = wh.root.join(&f.path);
+                    let abs = std::fs::canonicalize(&abs).unwrap_or(abs);
+                    ListingTableUrl::parse(abs.to_string_lossy())
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+            let cfg = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts).with_schema(schema);
+            ctx.register_table(def.name, Arc::new(ListingTable::try_new(cfg)?))?;
+        }
+        for (name, sql) in tables::VIEWS {
+            ctx.sql(&format!("CREATE VIEW {name} AS {sql}")).await?;
+        }
+        Ok(Session { ctx, manifest: m })
+    }
+
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// First column of the first row as i64 (for counts).
+    pub async fn scalar_i64(&self, sql: &str) -> Result<i64> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::DataType;
+        let b = self.query(sql).await?;
+        let Some(first) = b.iter().find(|b| b.num_rows() > 0) else { return Ok(0) };
+        let col = cast(first.column(0), &DataType::Int64)?;
+        let a = col.as_any().downcast_ref::<Int64Array>().expect("int64");
+        Ok(if a.is_null(0) { 0 } else { a.value(0) })
+    }
+}
+
+pub fn format_batches(b: &[RecordBatch]) -> String {
+    pretty_format_batches(b).map(|d| d.to_string()).unwrap_or_else(|e| e.to_string())
+}

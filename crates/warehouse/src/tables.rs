@@ -1,0 +1,276 @@
+//! The warehouse's tables: their Arrow schemas, keys and partitioning, and the SQL views over
+//! them (`orders`, `order_items`, `v_customer_360`, …) that users query.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// How a table is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every load replaces the whole table (dimensions, derived tables).
+    Replace,
+    /// Rows are merged by key into month partitions (facts).
+    Upsert,
+}
+
+pub struct TableDef {
+    pub name: &'static str,
+    pub mode: Mode,
+    /// Unique key column (Utf8) for upserts.
+    pub key: &'static str,
+    /// Utf8 partition column (`YYYY-MM`) for upserts.
+    pub partition: Option<&'static str>,
+    pub schema: fn() -> SchemaRef,
+}
+
+pub fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("+08:00".into()))
+}
+
+fn f(name: &str, t: DataType, nullable: bool) -> Field {
+    Field::new(name, t, nullable)
+}
+use DataType::{Float64 as F64, Int64 as I64, Utf8 as S};
+
+fn cities() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("city_id", I64, false),
+        f("name", S, false),
+        f("province", S, true),
+        f("tier", I64, true),
+        f("lat", F64, true),
+        f("lon", F64, true),
+    ]))
+}
+fn stores() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("store_id", I64, false),
+        f("store_code", S, false),
+        f("name", S, true),
+        f("city_id", I64, true),
+        f("city", S, true),
+        f("tier", I64, true),
+        f("store_type", S, true),
+        f("lat", F64, true),
+        f("lon", F64, true),
+        f("open_date", DataType::Date32, true),
+        f("status", S, true),
+    ]))
+}
+fn products() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("product_id", I64, false),
+        f("sku", S, false),
+        f("name", S, true),
+        f("category", S, true),
+        f("price_fen", I64, true),
+        f("launched", DataType::Date32, true),
+    ]))
+}
+fn customers() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("customer_id", I64, false),
+        f("phone_hash", S, true),
+        f("phone_masked", S, true),
+        f("name_masked", S, true),
+        f("gender", S, true),
+        f("birth_year", I64, true),
+        f("member_count", I64, false),
+        f("wx_user_count", I64, false),
+        f("register_store_id", I64, true),
+        f("first_seen", ts(), true),
+        f("source_keys", S, false),
+    ]))
+}
+fn customer_keys() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("source_key", S, false),
+        f("customer_id", I64, false),
+        f("rule", S, false),
+    ]))
+}
+fn fact_orders() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("order_key", S, false),
+        f("source", S, false),
+        f("source_order_id", I64, false),
+        f("order_no", S, true),
+        f("store_id", I64, false),
+        f("customer_key", S, true),
+        f("order_time", ts(), false),
+        f("month", S, false),
+        f("total_fen", I64, false),
+        f("discount_fen", I64, false),
+        f("channel", S, false),
+        f("pay_method", S, true),
+        f("status", S, false),
+        f("coupon_code", S, true),
+        f("daypart", S, false),
+        f("holiday", S, true),
+    ]))
+}
+fn fact_order_items() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("item_key", S, false),
+        f("order_key", S, false),
+        f("product_id", I64, false),
+        f("qty", I64, false),
+        f("unit_price_fen", I64, false),
+        f("amount_fen", I64, false),
+        f("month", S, false),
+    ]))
+}
+fn behavior() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("event_key", S, false),
+        f("customer_key", S, false),
+        f("session_id", S, true),
+        f("action_type", S, false),
+        f("page", S, true),
+        f("event_time", ts(), false),
+        f("device", S, true),
+        f("lat_coarse", F64, true),
+        f("lon_coarse", F64, true),
+        f("month", S, false),
+    ]))
+}
+fn emotion() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("review_key", S, false),
+        f("customer_key", S, false),
+        f("order_key", S, true),
+        f("store_id", I64, true),
+        f("rating", I64, false),
+        f("content", S, true),
+        f("created_at", ts(), false),
+        f("sentiment", F64, true),
+        f("month", S, false),
+    ]))
+}
+fn shares() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("share_key", S, false),
+        f("customer_key", S, false),
+        f("to_customer_key", S, true),
+        f("page", S, true),
+        f("campaign", S, true),
+        f("share_time", ts(), false),
+        f("month", S, false),
+    ]))
+}
+fn segmentation() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("customer_id", I64, false),
+        f("recency_days", I64, false),
+        f("frequency", I64, false),
+        f("monetary_fen", I64, false),
+        f("r_score", I64, false),
+        f("f_score", I64, false),
+        f("m_score", I64, false),
+        f("rfm_class", S, false),
+        f("tier", S, false),
+        f("as_of", DataType::Date32, false),
+    ]))
+}
+fn predictions() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("customer_id", I64, false),
+        f("model", S, false),
+        f("metric", S, false),
+        f("horizon_days", I64, true),
+        f("value", F64, false),
+        f("as_of", DataType::Date32, false),
+    ]))
+}
+fn quarantine() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("q_key", S, false),
+        f("source_table", S, false),
+        f("row_id", S, false),
+        f("field", S, false),
+        f("reason", S, false),
+        f("value_masked", S, true),
+        f("run_id", I64, false),
+        f("month", S, false),
+    ]))
+}
+fn dq_report() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("table_name", S, false),
+        f("check", S, false),
+        f("value", F64, false),
+        f("detail", S, true),
+    ]))
+}
+
+pub const TABLES: &[TableDef] = &[
+    TableDef { name: "cities", mode: Mode::Replace, key: "", partition: None, schema: cities },
+    TableDef { name: "stores", mode: Mode::Replace, key: "", partition: None, schema: stores },
+    TableDef { name: "products", mode: Mode::Replace, key: "", partition: None, schema: products },
+    TableDef { name: "customers", mode: Mode::Replace, key: "", partition: None, schema: customers },
+    TableDef { name: "customer_keys", mode: Mode::Replace, key: "", partition: None, schema: customer_keys },
+    TableDef { name: "fact_orders", mode: Mode::Upsert, key: "order_key", partition: Some("month"), schema: fact_orders },
+    TableDef { name: "fact_order_items", mode: Mode::Upsert, key: "item_key", partition: Some("month"), schema: fact_order_items },
+    TableDef { name: "customer_behavior_tracks_raw", mode: Mode::Upsert, key: "event_key", partition: Some("month"), schema: behavior },
+    TableDef { name: "customer_emotion_raw", mode: Mode::Upsert, key: "review_key", partition: Some("month"), schema: emotion },
+    TableDef { name: "customer_shares_raw", mode: Mode::Upsert, key: "share_key", partition: Some("month"), schema: shares },
+    TableDef { name: "customer_segmentation", mode: Mode::Replace, key: "", partition: None, schema: segmentation },
+    TableDef { name: "customer_predictions", mode: Mode::Replace, key: "", partition: None, schema: predictions },
+    TableDef { name: "quarantine", mode: Mode::Upsert, key: "q_key", partition: Some("month"), schema: quarantine },
+    TableDef { name: "dq_report", mode: Mode::Replace, key: "", partition: None, schema: dq_report },
+];
+
+pub fn def(name: &str) -> Option<&'static TableDef> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// Views resolving facts to the current customer id (identity can change; facts keep the source
+/// key), in the seed's names.
+pub const VIEWS: &[(&str, &str)] = &[
+    (
+        "orders",
+        "SELECT o.order_key AS order_id, o.source, o.source_order_id, o.order_no, o.store_id, \
+         k.customer_id, o.customer_key, o.order_time, o.month, o.total_fen, o.discount_fen, o.channel, \
+         o.pay_method, o.status, o.coupon_code, o.daypart, o.holiday \
+         FROM fact_orders o LEFT JOIN customer_keys k ON o.customer_key = k.source_key",
+    ),
+    (
+        "order_items",
+        "SELECT i.item_key AS item_id, i.order_key AS order_id, i.product_id, i.qty, i.unit_price_fen, \
+         i.amount_fen, i.month FROM fact_order_items i",
+    ),
+    (
+        "customer_behavior_tracks",
+        "SELECT b.event_key AS track_id, k.customer_id, b.session_id, b.action_type, b.page, b.event_time, \
+         b.device, b.lat_coarse, b.lon_coarse FROM customer_behavior_tracks_raw b \
+         LEFT JOIN customer_keys k ON b.customer_key = k.source_key",
+    ),
+    (
+        "customer_emotion",
+        "SELECT e.review_key AS emotion_id, k.customer_id, e.order_key AS order_id, e.store_id, e.rating, \
+         e.content, e.created_at, e.sentiment FROM customer_emotion_raw e \
+         LEFT JOIN customer_keys k ON e.customer_key = k.source_key",
+    ),
+    (
+        "v_customer_360",
+        "WITH o AS (SELECT customer_id, COUNT(*) AS order_count, SUM(total_fen) AS total_spend_fen, \
+           MIN(order_time) AS first_order_time, MAX(order_time) AS last_order_time, \
+           SUM(CASE WHEN source = 'wx' THEN 1 ELSE 0 END) AS wx_orders, \
+           approx_distinct(store_id) AS store_count \
+           FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL GROUP BY customer_id), \
+         e AS (SELECT customer_id, AVG(rating) AS avg_rating, COUNT(*) AS review_count FROM customer_emotion GROUP BY customer_id), \
+         b AS (SELECT customer_id, COUNT(*) AS event_count, approx_distinct(session_id) AS session_count FROM customer_behavior_tracks GROUP BY customer_id) \
+         SELECT c.customer_id, c.phone_masked, c.name_masked, c.gender, c.birth_year, c.member_count, c.wx_user_count, \
+           c.register_store_id, c.first_seen, \
+           COALESCE(o.order_count, 0) AS order_count, COALESCE(o.total_spend_fen, 0) AS total_spend_fen, \
+           CASE WHEN o.order_count > 0 THEN o.total_spend_fen / o.order_count END AS avg_order_fen, \
+           o.first_order_time, o.last_order_time, COALESCE(o.wx_orders, 0) AS wx_orders, o.store_count, \
+           s.recency_days, s.frequency, s.monetary_fen, s.r_score, s.f_score, s.m_score, s.rfm_class, s.tier, \
+           e.avg_rating, COALESCE(e.review_count, 0) AS review_count, \
+           COALESCE(b.event_count, 0) AS event_count, b.session_count \
+         FROM customers c LEFT JOIN o ON c.customer_id = o.customer_id \
+         LEFT JOIN customer_segmentation s ON c.customer_id = s.customer_id \
+         LEFT JOIN e ON c.customer_id = e.customer_id LEFT JOIN b ON c.customer_id = b.customer_id",
+    ),
+];
