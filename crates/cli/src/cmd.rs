@@ -155,12 +155,22 @@ pub struct EtlArgs {
     #[arg(long, env = "C360_METASTORE")]
     pub metastore: Option<String>,
     /// Salt for hashing phones and unionids.
-    #[arg(long, env = "C360_SALT", default_value = "c360-default-salt", hide_default_value = true)]
+    #[arg(
+        long,
+        env = "C360_SALT",
+        default_value = "c360-default-salt",
+        hide_default_value = true
+    )]
     pub salt: String,
 }
 
 fn metastore_of(warehouse: &std::path::Path, m: Option<String>) -> String {
-    EtlConfig { warehouse: warehouse.to_path_buf(), metastore_url: m, ..Default::default() }.metastore()
+    EtlConfig {
+        warehouse: warehouse.to_path_buf(),
+        metastore_url: m,
+        ..Default::default()
+    }
+    .metastore()
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -180,7 +190,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 progress,
                 ..Default::default()
             };
-            let s = c360_sim::simulate(&cfg).await.context("simulation failed")?;
+            let s = c360_sim::simulate(&cfg)
+                .await
+                .context("simulation failed")?;
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Cmd::Etl(a) => {
@@ -196,7 +208,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let r = c360_etl::run(&cfg).await.context("etl failed")?;
             print_etl(&r);
         }
-        Cmd::Sql { query, warehouse, json } => {
+        Cmd::Sql {
+            query,
+            warehouse,
+            json,
+        } => {
             let wh = Warehouse::open(&warehouse)?;
             let s = Session::open(&wh).await?;
             let b = s.query(&query).await?;
@@ -224,19 +240,43 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
         }
         Cmd::Identity { cmd } => match cmd {
-            IdentityCmd::Eval { truth, warehouse, metastore } => {
-                let e = c360_etl::evaluate_identity(&metastore_of(&warehouse, metastore), &truth).await?;
+            IdentityCmd::Eval {
+                truth,
+                warehouse,
+                metastore,
+            } => {
+                let e = c360_etl::evaluate_identity(&metastore_of(&warehouse, metastore), &truth)
+                    .await?;
                 println!("{}", serde_json::to_string_pretty(&e)?);
             }
-            IdentityCmd::Unmerge { source_key, reason, warehouse, metastore } => {
-                c360_etl::identity::unmerge(&metastore_of(&warehouse, metastore), &source_key, &reason).await?;
+            IdentityCmd::Unmerge {
+                source_key,
+                reason,
+                warehouse,
+                metastore,
+            } => {
+                c360_etl::identity::unmerge(
+                    &metastore_of(&warehouse, metastore),
+                    &source_key,
+                    &reason,
+                )
+                .await?;
                 println!("{source_key} will be split from its customer at the next `c360 etl`");
             }
-            IdentityCmd::Remerge { source_key, warehouse, metastore } => {
-                c360_etl::identity::remerge(&metastore_of(&warehouse, metastore), &source_key).await?;
+            IdentityCmd::Remerge {
+                source_key,
+                warehouse,
+                metastore,
+            } => {
+                c360_etl::identity::remerge(&metastore_of(&warehouse, metastore), &source_key)
+                    .await?;
                 println!("{source_key} may link again at the next `c360 etl`");
             }
-            IdentityCmd::Journal { of, warehouse, metastore } => {
+            IdentityCmd::Journal {
+                of,
+                warehouse,
+                metastore,
+            } => {
                 let db = c360_db::Db::connect(&metastore_of(&warehouse, metastore)).await?;
                 let b = db.backend;
                 let rows = c360_db::query(format!(
@@ -271,12 +311,24 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 fn print_etl(r: &c360_etl::EtlReport) {
-    println!("ETL run {} -> warehouse version {}", r.run_id, r.manifest_version);
-    println!("{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}", "step", "name", "extracted", "loaded", "quarantined", "ms");
+    println!(
+        "ETL run {} -> warehouse version {}",
+        r.run_id, r.manifest_version
+    );
+    println!(
+        "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}",
+        "step", "name", "extracted", "loaded", "quarantined", "ms"
+    );
     for s in &r.steps {
-        println!("{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}", s.step, s.name, s.extracted, s.loaded, s.quarantined, s.millis);
+        println!(
+            "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}",
+            s.step, s.name, s.extracted, s.loaded, s.quarantined, s.millis
+        );
     }
-    println!("customers: {} (source ids merged away: {})", r.customers, r.merged_keys);
+    println!(
+        "customers: {} (source ids merged away: {})",
+        r.customers, r.merged_keys
+    );
 }
 
 async fn demo(orders: u64, seed: u64, dir: PathBuf, progress: bool) -> Result<()> {
@@ -298,10 +350,17 @@ async fn demo(orders: u64, seed: u64, dir: PathBuf, progress: bool) -> Result<()
     );
     let wh_dir = dir.join("hotdog2030");
     if wh_dir.exists() {
-        std::fs::remove_dir_all(&wh_dir).with_context(|| format!("clearing {}", wh_dir.display()))?;
+        std::fs::remove_dir_all(&wh_dir)
+            .with_context(|| format!("clearing {}", wh_dir.display()))?;
     }
     println!("2/3 ETL into {} …", wh_dir.display());
-    let ecfg = EtlConfig { pos_url: cfg.pos_url.clone(), wx_url: cfg.wx_url.clone(), warehouse: wh_dir.clone(), progress, ..Default::default() };
+    let ecfg = EtlConfig {
+        pos_url: cfg.pos_url.clone(),
+        wx_url: cfg.wx_url.clone(),
+        warehouse: wh_dir.clone(),
+        progress,
+        ..Default::default()
+    };
     let r = c360_etl::run(&ecfg).await?;
     print_etl(&r);
     let e = c360_etl::evaluate_identity(&ecfg.metastore(), &cfg.truth_url).await?;
@@ -322,6 +381,8 @@ async fn demo(orders: u64, seed: u64, dir: PathBuf, progress: bool) -> Result<()
     ] {
         println!("\n{title}\n{}", format_batches(&sess.query(sql).await?));
     }
-    println!("\nTry: c360 sql \"SELECT * FROM v_customer_360 LIMIT 5\"    c360 quality    c360 --help");
+    println!(
+        "\nTry: c360 sql \"SELECT * FROM v_customer_360 LIMIT 5\"    c360 quality    c360 --help"
+    );
     Ok(())
 }

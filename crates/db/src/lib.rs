@@ -260,16 +260,24 @@ async fn ensure_server_database(url: &str, backend: Backend) -> Result<()> {
         Some((b, p)) => (b, format!("?{p}")),
         None => (url, String::new()),
     };
-    let slash = base.rfind('/').filter(|i| *i > base.find("://").unwrap_or(0) + 2);
+    let slash = base
+        .rfind('/')
+        .filter(|i| *i > base.find("://").unwrap_or(0) + 2);
     let Some(slash) = slash else { return Ok(()) };
     let name = &base[slash + 1..];
     if name.is_empty() {
         return Ok(());
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(DbError::Url(format!("database name '{name}' must be [A-Za-z0-9_]")));
+        return Err(DbError::Url(format!(
+            "database name '{name}' must be [A-Za-z0-9_]"
+        )));
     }
-    let admin_db = if backend == Backend::Postgres { "postgres" } else { "" };
+    let admin_db = if backend == Backend::Postgres {
+        "postgres"
+    } else {
+        ""
+    };
     let admin_url = format!("{}/{admin_db}{params}", &base[..slash]);
     let admin = AnyPoolOptions::new()
         .max_connections(1)
@@ -286,10 +294,12 @@ async fn ensure_server_database(url: &str, backend: Backend) -> Result<()> {
             .map_err(sql_err("create database"))?;
         }
         Backend::Postgres => {
-            let rows = query(format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"))
-                .fetch_all(&admin)
-                .await
-                .map_err(sql_err("pg_database"))?;
+            let rows = query(format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+            ))
+            .fetch_all(&admin)
+            .await
+            .map_err(sql_err("pg_database"))?;
             if rows.is_empty() {
                 // A concurrent creator may win the race; that is fine.
                 let _ = query(format!("CREATE DATABASE \"{name}\""))
@@ -310,7 +320,9 @@ pub async fn reset_database(url: &str) -> Result<()> {
     let url = normalize_url(url);
     let backend = Backend::of(&url)?;
     if backend == Backend::Sqlite {
-        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
         let path = path.split('?').next().unwrap_or("");
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -323,7 +335,11 @@ pub async fn reset_database(url: &str) -> Result<()> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(DbError::Url(redact(&url)));
     }
-    let admin_db = if backend == Backend::Postgres { "postgres" } else { "" };
+    let admin_db = if backend == Backend::Postgres {
+        "postgres"
+    } else {
+        ""
+    };
     let admin_url = format!("{}/{admin_db}", &base[..slash]);
     let admin = AnyPoolOptions::new()
         .max_connections(1)
@@ -334,7 +350,10 @@ pub async fn reset_database(url: &str) -> Result<()> {
         Backend::MySql => format!("DROP DATABASE IF EXISTS `{name}`"),
         _ => format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
     };
-    query(q).execute(&admin).await.map_err(sql_err("drop database"))?;
+    query(q)
+        .execute(&admin)
+        .await
+        .map_err(sql_err("drop database"))?;
     admin.close().await;
     Ok(())
 }
@@ -381,7 +400,13 @@ pub fn get_f64(row: &sqlx::any::AnyRow, col: &str) -> Option<f64> {
 
 impl Db {
     /// Inserts rows, replacing any row with the same `key` (all other columns are overwritten).
-    pub async fn upsert_rows(&self, table: &str, cols: &[&str], key: &str, rows: &[Vec<Value>]) -> Result<()> {
+    pub async fn upsert_rows(
+        &self,
+        table: &str,
+        cols: &[&str],
+        key: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -410,7 +435,12 @@ impl Db {
         Ok(())
     }
 
-    fn values_sql(&self, table: &str, cols: &[&str], chunk: &[Vec<Value>]) -> Result<(String, AnyArguments)> {
+    fn values_sql(
+        &self,
+        table: &str,
+        cols: &[&str],
+        chunk: &[Vec<Value>],
+    ) -> Result<(String, AnyArguments)> {
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(","));
         let mut args = AnyArguments::default();
         let mut n = 0;
@@ -433,7 +463,10 @@ impl Db {
                     Value::NullS => args.add(Option::<String>::None),
                     Value::NullF => args.add(Option::<f64>::None),
                 };
-                r.map_err(|e| DbError::Sql { what: format!("bind {table}"), source: sqlx::Error::Encode(e) })?;
+                r.map_err(|e| DbError::Sql {
+                    what: format!("bind {table}"),
+                    source: sqlx::Error::Encode(e),
+                })?;
             }
             sql.push(')');
         }

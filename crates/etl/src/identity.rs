@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use c360_db::{get_i64, get_text, Db, Value};
 use c360_model::parse_ts;
-use c360_warehouse::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use c360_warehouse::arrow::array::{
+    ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Metastore, Txn};
 use indicatif::ProgressBar;
@@ -73,8 +75,14 @@ impl Dsu {
 
 /// The linking decision, separated from I/O so it can be tested and evaluated on its own.
 /// Returns, per node index, its component root and the rule that first linked it.
-fn link(nodes: &[Node], blocked: &HashSet<String>, max_per_key: usize) -> (Vec<usize>, Vec<&'static str>, Vec<String>) {
-    let mut d = Dsu { p: (0..nodes.len()).collect() };
+fn link(
+    nodes: &[Node],
+    blocked: &HashSet<String>,
+    max_per_key: usize,
+) -> (Vec<usize>, Vec<&'static str>, Vec<String>) {
+    let mut d = Dsu {
+        p: (0..nodes.len()).collect(),
+    };
     let mut rule: Vec<&'static str> = vec!["self"; nodes.len()];
     let mut notes = Vec::new();
     let live = |i: usize| !blocked.contains(&nodes[i].key);
@@ -95,7 +103,7 @@ fn link(nodes: &[Node], blocked: &HashSet<String>, max_per_key: usize) -> (Vec<u
             by_card.entry(c).or_default().push(i);
         }
     }
-    let mut mark = |d: &mut Dsu, a: usize, b: usize, r: &'static str, rule: &mut Vec<&'static str>| {
+    let mark = |d: &mut Dsu, a: usize, b: usize, r: &'static str, rule: &mut Vec<&'static str>| {
         if d.union(a, b) {
             if rule[b] == "self" {
                 rule[b] = r;
@@ -110,14 +118,21 @@ fn link(nodes: &[Node], blocked: &HashSet<String>, max_per_key: usize) -> (Vec<u
     phones.sort();
     for (_, ids) in phones {
         if ids.len() > max_per_key {
-            notes.push(format!("phone shared by {} ids blocked as a shared number", ids.len()));
+            notes.push(format!(
+                "phone shared by {} ids blocked as a shared number",
+                ids.len()
+            ));
             continue;
         }
         let verified: Vec<usize> = ids.iter().copied().filter(|i| nodes[*i].verified).collect();
         for w in verified.windows(2) {
             mark(&mut d, w[0], w[1], "verified_phone", &mut rule);
         }
-        let unverified: Vec<usize> = ids.iter().copied().filter(|i| !nodes[*i].verified).collect();
+        let unverified: Vec<usize> = ids
+            .iter()
+            .copied()
+            .filter(|i| !nodes[*i].verified)
+            .collect();
         if verified.len() == 1 {
             for u in unverified {
                 mark(&mut d, verified[0], u, "phone_single_match", &mut rule);
@@ -209,7 +224,11 @@ pub async fn resolve(
     let mut claimed: HashSet<i64> = HashSet::new();
     let mut assign: Vec<i64> = vec![0; nodes.len()];
     for c in &comps {
-        let mut olds: Vec<i64> = c.iter().filter_map(|i| nodes[*i].customer).filter(|id| !claimed.contains(id)).collect();
+        let mut olds: Vec<i64> = c
+            .iter()
+            .filter_map(|i| nodes[*i].customer)
+            .filter(|id| !claimed.contains(id))
+            .collect();
         olds.sort();
         let id = match olds.first() {
             Some(id) => *id,
@@ -238,7 +257,11 @@ pub async fn resolve(
         if n.customer == Some(assign[i]) {
             continue;
         }
-        let action = if n.customer.is_none() { "assign" } else { "move" };
+        let action = if n.customer.is_none() {
+            "assign"
+        } else {
+            "move"
+        };
         journal.push(vec![
             (seq0 + journal.len() as i64 + 1).into(),
             run_id.into(),
@@ -254,41 +277,85 @@ pub async fn resolve(
     // One transaction: a journal entry exists exactly when the assignment changed.
     {
         let b = meta.db.backend;
-        let mut tx = meta.db.pool.begin().await.map_err(|e| c360_db::DbError::Sql { what: "begin".into(), source: e })?;
+        let mut tx = meta
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| c360_db::DbError::Sql {
+                what: "begin".into(),
+                source: e,
+            })?;
         for c in &changed {
-            let sql = format!("UPDATE identity_nodes SET customer_id = {} WHERE source_key = {}", b.ph(1), b.ph(2));
-            let (Value::I(cid), Value::S(k)) = (&c[1], &c[0]) else { unreachable!() };
+            let sql = format!(
+                "UPDATE identity_nodes SET customer_id = {} WHERE source_key = {}",
+                b.ph(1),
+                b.ph(2)
+            );
+            let (Value::I(cid), Value::S(k)) = (&c[1], &c[0]) else {
+                unreachable!()
+            };
             c360_db::query(sql)
                 .bind(*cid)
                 .bind(k.clone())
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| c360_db::DbError::Sql { what: "assign customer".into(), source: e })?;
+                .map_err(|e| c360_db::DbError::Sql {
+                    what: "assign customer".into(),
+                    source: e,
+                })?;
         }
-        tx.commit().await.map_err(|e| c360_db::DbError::Sql { what: "commit".into(), source: e })?;
+        tx.commit().await.map_err(|e| c360_db::DbError::Sql {
+            what: "commit".into(),
+            source: e,
+        })?;
     }
     meta.insert(
         "identity_journal",
-        &["seq", "run_id", "at", "action", "source_key", "from_customer", "to_customer", "rule"],
+        &[
+            "seq",
+            "run_id",
+            "at",
+            "action",
+            "source_key",
+            "from_customer",
+            "to_customer",
+            "rule",
+        ],
         &journal,
     )
     .await?;
-    let moved = journal.iter().filter(|j| j[3] == Value::from("move")).count();
+    let moved = journal
+        .iter()
+        .filter(|j| j[3] == Value::from("move"))
+        .count();
     ctx.merged_keys = nodes.len() as u64 - comps.len() as u64;
     ctx.customers = comps.len() as u64;
-    tracing::info!(nodes = nodes.len(), customers = comps.len(), moved, "identity resolved");
+    tracing::info!(
+        nodes = nodes.len(),
+        customers = comps.len(),
+        moved,
+        "identity resolved"
+    );
 
     // customer_keys and customers tables.
-    let (mut sk, mut cid, mut rl) = (StringBuilder::new(), Int64Builder::new(), StringBuilder::new());
+    let (mut sk, mut cid, mut rl) = (
+        StringBuilder::new(),
+        Int64Builder::new(),
+        StringBuilder::new(),
+    );
     for (i, n) in nodes.iter().enumerate() {
         sk.append_value(&n.key);
         cid.append_value(assign[i]);
         rl.append_value(rule[i]);
-        ctx.keys.insert(n.key.clone());
     }
     let kb = RecordBatch::try_new(
         (tables::def("customer_keys").unwrap().schema)(),
-        vec![Arc::new(sk.finish()), Arc::new(cid.finish()), Arc::new(rl.finish())],
+        vec![
+            Arc::new(sk.finish()),
+            Arc::new(cid.finish()),
+            Arc::new(rl.finish()),
+        ],
     )?;
     txn.replace("customer_keys", vec![kb])?;
 
@@ -313,8 +380,16 @@ pub async fn resolve(
         b_nm.append_option(pick(&|n| n.name_masked.clone()));
         b_g.append_option(pick(&|n| n.gender.clone()));
         b_by.append_option(c.iter().find_map(|i| nodes[*i].birth_year));
-        b_mc.append_value(c.iter().filter(|i| nodes[**i].key.starts_with("M:")).count() as i64);
-        b_wc.append_value(c.iter().filter(|i| nodes[**i].key.starts_with("U:")).count() as i64);
+        b_mc.append_value(
+            c.iter()
+                .filter(|i| nodes[**i].key.starts_with("M:"))
+                .count() as i64,
+        );
+        b_wc.append_value(
+            c.iter()
+                .filter(|i| nodes[**i].key.starts_with("U:"))
+                .count() as i64,
+        );
         b_st.append_option(c.iter().find_map(|i| nodes[*i].store));
         b_fs.append_option(
             c.iter()
@@ -361,17 +436,25 @@ pub async fn evaluate_identity(metastore_url: &str, truth_url: &str) -> Result<I
     let meta = Db::connect(metastore_url).await?;
     let truth = Db::connect(truth_url).await?;
     let pred: HashMap<String, i64> = meta
-        .fetch_all("SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL")
+        .fetch_all(
+            "SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL",
+        )
         .await?
         .iter()
         .filter_map(|r| Some((get_text(r, "source_key")?, get_i64(r, "customer_id")?)))
         .collect();
-    let truth_rows = truth.fetch_all("SELECT system, source_id, person_id FROM ids").await?;
+    let truth_rows = truth
+        .fetch_all("SELECT system, source_id, person_id FROM ids")
+        .await?;
     let mut person: HashMap<String, i64> = HashMap::new();
     for r in &truth_rows {
         let sys = get_text(r, "system").unwrap_or_default();
         let id = get_i64(r, "source_id").unwrap_or_default();
-        let k = if sys == "member" { format!("M:{id}") } else { format!("U:{id}") };
+        let k = if sys == "member" {
+            format!("M:{id}")
+        } else {
+            format!("U:{id}")
+        };
         person.insert(k, get_i64(r, "person_id").unwrap_or_default());
     }
     meta.close().await;
@@ -396,8 +479,16 @@ pub async fn evaluate_identity(metastore_url: &str, truth_url: &str) -> Result<I
         predicted_pairs,
         true_pairs,
         correct_pairs,
-        precision: if predicted_pairs == 0 { 1.0 } else { correct_pairs as f64 / predicted_pairs as f64 },
-        recall: if true_pairs == 0 { 1.0 } else { correct_pairs as f64 / true_pairs as f64 },
+        precision: if predicted_pairs == 0 {
+            1.0
+        } else {
+            correct_pairs as f64 / predicted_pairs as f64
+        },
+        recall: if true_pairs == 0 {
+            1.0
+        } else {
+            correct_pairs as f64 / true_pairs as f64
+        },
     })
 }
 
@@ -409,7 +500,11 @@ pub async fn unmerge(metastore_url: &str, source_key: &str, reason: &str) -> Res
             "identity_blocks",
             &["source_key", "reason", "at"],
             "source_key",
-            &[vec![source_key.into(), reason.into(), chrono::Utc::now().to_rfc3339().into()]],
+            &[vec![
+                source_key.into(),
+                reason.into(),
+                chrono::Utc::now().to_rfc3339().into(),
+            ]],
         )
         .await?;
     meta.db.close().await;
@@ -420,11 +515,17 @@ pub async fn unmerge(metastore_url: &str, source_key: &str, reason: &str) -> Res
 pub async fn remerge(metastore_url: &str, source_key: &str) -> Result<()> {
     let meta = Metastore::connect(metastore_url).await?;
     let b = meta.db.backend;
-    c360_db::query(format!("DELETE FROM identity_blocks WHERE source_key = {}", b.ph(1)))
-        .bind(source_key.to_string())
-        .execute(&meta.db.pool)
-        .await
-        .map_err(|e| c360_db::DbError::Sql { what: "remerge".into(), source: e })?;
+    c360_db::query(format!(
+        "DELETE FROM identity_blocks WHERE source_key = {}",
+        b.ph(1)
+    ))
+    .bind(source_key.to_string())
+    .execute(&meta.db.pool)
+    .await
+    .map_err(|e| c360_db::DbError::Sql {
+        what: "remerge".into(),
+        source: e,
+    })?;
     meta.db.close().await;
     Ok(())
 }

@@ -56,6 +56,9 @@ pub struct EtlConfig {
     /// shared (staff / family / placeholder) number and stops linking.
     pub max_ids_per_phone: usize,
     pub progress: bool,
+    /// Test hook: stop with an error right after this step (also `C360_FAIL_AT=<step>`, or
+    /// `C360_FAIL_AT=abort:<step>` to kill the process there).
+    pub fail_at: Option<String>,
 }
 
 impl Default for EtlConfig {
@@ -68,15 +71,19 @@ impl Default for EtlConfig {
             salt: "c360-default-salt".into(),
             max_ids_per_phone: 4,
             progress: true,
+            fail_at: None,
         }
     }
 }
 
 impl EtlConfig {
     pub fn metastore(&self) -> String {
-        self.metastore_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.warehouse.join("_metastore.db").display()))
+        self.metastore_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.warehouse.join("_metastore.db").display()
+            )
+        })
     }
 }
 
@@ -113,7 +120,10 @@ pub const STEP_NAMES: [&str; 10] = [
     "refresh",
 ];
 
-pub(crate) fn fail_point(step: &str) -> Result<()> {
+pub(crate) fn fail_point(cfg: &EtlConfig, step: &str) -> Result<()> {
+    if cfg.fail_at.as_deref() == Some(step) {
+        return Err(EtlError::FailPoint(step.into()));
+    }
     if let Ok(at) = std::env::var("C360_FAIL_AT") {
         if at == step {
             return Err(EtlError::FailPoint(step.into()));
@@ -131,8 +141,17 @@ pub(crate) struct Ui {
 
 impl Ui {
     pub fn step(&self, n: usize) -> ProgressBar {
-        let pb = if self.on { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-        pb.set_style(ProgressStyle::with_template("{spinner} step {prefix:>2}/10 {msg} {pos} rows {per_sec}").unwrap());
+        let pb = if self.on {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} step {prefix:>2}/10 {msg} {pos} rows {per_sec}",
+            )
+            .unwrap(),
+        );
         pb.set_prefix(n.to_string());
         pb.set_message(STEP_NAMES[n - 1]);
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -155,7 +174,8 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     match &result {
         Ok(r) => {
             let stats = serde_json::to_string(r).unwrap_or_default();
-            meta.finish_run(run_id, "ok", r.manifest_version, &stats).await?;
+            meta.finish_run(run_id, "ok", r.manifest_version, &stats)
+                .await?;
         }
         Err(e) => {
             let _ = meta.finish_run(run_id, "failed", 0, &e.to_string()).await;
@@ -177,7 +197,10 @@ async fn run_steps(
     ui: &Ui,
 ) -> Result<EtlReport> {
     let mut txn = wh.begin(run_id)?;
-    let mut report = EtlReport { run_id, ..Default::default() };
+    let mut report = EtlReport {
+        run_id,
+        ..Default::default()
+    };
     let mut q = extract::Quarantine::new(run_id);
     let mut ctx = extract::Ctx::default();
 
@@ -196,27 +219,63 @@ async fn run_steps(
                 millis: t.elapsed().as_millis(),
             };
             $pb.finish_and_clear();
-            tracing::info!(step = r.step, name = r.name, extracted, loaded, quarantined = r.quarantined, ms = r.millis as u64, "step done");
+            tracing::info!(
+                step = r.step,
+                name = r.name,
+                extracted,
+                loaded,
+                quarantined = r.quarantined,
+                ms = r.millis as u64,
+                "step done"
+            );
             report.steps.push(r);
-            fail_point(STEP_NAMES[$n - 1])?;
+            fail_point(cfg, STEP_NAMES[$n - 1])?;
         }};
     }
 
-    step!(1, pb, extract::dimensions(pos, &mut txn, &mut q, &mut ctx, &pb));
-    step!(2, pb, extract::products(pos, &mut txn, &mut q, &mut ctx, &pb));
-    step!(3, pb, extract::pos_members(cfg, pos, meta, &mut txn, &mut q, run_id, &pb));
-    step!(4, pb, extract::wx_users(cfg, wx, meta, &mut txn, &mut q, run_id, &pb));
-    step!(5, pb, identity::resolve(cfg, meta, &mut txn, &mut ctx, run_id, &pb));
-    step!(6, pb, extract::orders(pos, wx, wh, &mut txn, &mut q, &ctx, &pb));
-    step!(7, pb, extract::events(wx, &mut txn, &mut q, &ctx, &pb));
-    step!(8, pb, extract::reviews_and_shares(wx, &mut txn, &mut q, &ctx, &pb));
+    step!(
+        1,
+        pb,
+        extract::dimensions(pos, &mut txn, &mut q, &mut ctx, &pb)
+    );
+    step!(
+        2,
+        pb,
+        extract::products(pos, &mut txn, &mut q, &mut ctx, &pb)
+    );
+    step!(
+        3,
+        pb,
+        extract::pos_members(cfg, pos, meta, &mut txn, &mut q, run_id, &pb)
+    );
+    step!(
+        4,
+        pb,
+        extract::wx_users(cfg, wx, meta, &mut txn, &mut q, run_id, &pb)
+    );
+    step!(
+        5,
+        pb,
+        identity::resolve(cfg, meta, &mut txn, &mut ctx, run_id, &pb)
+    );
+    step!(
+        6,
+        pb,
+        extract::orders(pos, wx, wh, &mut txn, &mut q, &ctx, &pb)
+    );
+    step!(7, pb, extract::events(wx, &mut txn, &mut q, &pb));
+    step!(
+        8,
+        pb,
+        extract::reviews_and_shares(wx, &mut txn, &mut q, &pb)
+    );
     q.flush(&mut txn)?;
     step!(9, pb, quality::report(wh, &mut txn, &report, &pb));
     let m = txn.commit()?;
     report.manifest_version = m.version;
     report.customers = ctx.customers;
     report.merged_keys = ctx.merged_keys;
-    step!(10, pb, refresh::refresh(wh, run_id, &pb));
+    step!(10, pb, refresh::refresh(cfg, wh, run_id, &pb));
     report.manifest_version = wh.current()?.version;
     Ok(report)
 }
@@ -228,9 +287,9 @@ pub async fn session(warehouse: &std::path::Path) -> Result<Session> {
 }
 
 /// Re-runs only step 10 (the analytics refresh) on the current snapshot.
-pub async fn refresh_only(warehouse: &std::path::Path, run_id: i64) -> Result<()> {
-    let wh = Warehouse::open(warehouse)?;
+pub async fn refresh_only(cfg: &EtlConfig, run_id: i64) -> Result<()> {
+    let wh = Warehouse::open(&cfg.warehouse)?;
     let pb = ProgressBar::hidden();
-    refresh::refresh(&wh, run_id, &pb).await?;
+    refresh::refresh(cfg, &wh, run_id, &pb).await?;
     Ok(())
 }

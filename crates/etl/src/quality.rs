@@ -37,7 +37,7 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
         "fact_orders",
         "ri_customer",
         "SELECT AVG(CASE WHEN o.customer_key IS NULL OR k.source_key IS NOT NULL THEN 1.0 ELSE 0.0 END) FROM fact_orders o LEFT JOIN customer_keys k ON o.customer_key = k.source_key",
-        "share of orders whose customer key resolves",
+        "share of orders whose customer key resolves (the rest wait for their member/user row)",
     ),
     (
         "fact_orders",
@@ -71,6 +71,18 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
     ("customers", "completeness_birth_year", "SELECT AVG(CASE WHEN birth_year IS NULL THEN 0.0 ELSE 1.0 END) FROM customers", "share with birth year"),
     ("customers", "cross_channel", "SELECT AVG(CASE WHEN member_count > 0 AND wx_user_count > 0 THEN 1.0 ELSE 0.0 END) FROM customers", "share linked across POS and mini-program"),
     ("customer_behavior_tracks_raw", "rows", "SELECT COUNT(*) FROM customer_behavior_tracks_raw", "events loaded"),
+    (
+        "customer_behavior_tracks_raw",
+        "ri_customer",
+        "SELECT AVG(CASE WHEN k.source_key IS NULL THEN 0.0 ELSE 1.0 END) FROM customer_behavior_tracks_raw b LEFT JOIN customer_keys k ON b.customer_key = k.source_key",
+        "share of events whose user is known (the rest wait for their user row)",
+    ),
+    (
+        "customer_emotion_raw",
+        "ri_customer",
+        "SELECT AVG(CASE WHEN k.source_key IS NULL THEN 0.0 ELSE 1.0 END) FROM customer_emotion_raw e LEFT JOIN customer_keys k ON e.customer_key = k.source_key",
+        "share of reviews whose user is known",
+    ),
     ("customer_behavior_tracks_raw", "duplicate_keys", "SELECT COUNT(*) - COUNT(DISTINCT event_key) FROM customer_behavior_tracks_raw", "must be 0"),
     ("customer_emotion_raw", "rows", "SELECT COUNT(*) FROM customer_emotion_raw", "reviews loaded"),
     ("customer_emotion_raw", "completeness_content", "SELECT AVG(CASE WHEN content IS NULL THEN 0.0 ELSE 1.0 END) FROM customer_emotion_raw", "share of reviews with text"),
@@ -78,12 +90,22 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
     ("stores", "completeness_location", "SELECT AVG(CASE WHEN lat IS NULL THEN 0.0 ELSE 1.0 END) FROM stores", "share of stores with coordinates"),
 ];
 
-pub async fn report(wh: &Warehouse, txn: &mut Txn, run: &EtlReport, pb: &ProgressBar) -> Result<(u64, u64)> {
+pub async fn report(
+    wh: &Warehouse,
+    txn: &mut Txn,
+    run: &EtlReport,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
     use c360_warehouse::arrow::array::{Array, Float64Array};
     use c360_warehouse::arrow::compute::cast;
     use c360_warehouse::arrow::datatypes::DataType;
     let sess = Session::at(wh, txn.staged().clone()).await?;
-    let (mut t, mut c, mut v, mut d) = (StringBuilder::new(), StringBuilder::new(), Float64Builder::new(), StringBuilder::new());
+    let (mut t, mut c, mut v, mut d) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        StringBuilder::new(),
+    );
     for (table, check, sql, detail) in CHECKS {
         let b = sess.query(sql).await?;
         let val = b
@@ -107,11 +129,19 @@ pub async fn report(wh: &Warehouse, txn: &mut Txn, run: &EtlReport, pb: &Progres
         t.append_value(format!("run:{}", s.name));
         c.append_value("quarantined");
         v.append_value(s.quarantined as f64);
-        d.append_value(format!("extracted {} loaded {} (quarantine rows name table, row, field, reason)", s.extracted, s.loaded));
+        d.append_value(format!(
+            "extracted {} loaded {} (quarantine rows name table, row, field, reason)",
+            s.extracted, s.loaded
+        ));
     }
     let b = RecordBatch::try_new(
         (tables::def("dq_report").unwrap().schema)(),
-        vec![Arc::new(t.finish()), Arc::new(c.finish()), Arc::new(v.finish()), Arc::new(d.finish())],
+        vec![
+            Arc::new(t.finish()),
+            Arc::new(c.finish()),
+            Arc::new(v.finish()),
+            Arc::new(d.finish()),
+        ],
     )?;
     let n = b.num_rows() as u64;
     txn.replace("dq_report", vec![b])?;

@@ -73,12 +73,17 @@ pub fn conform(batches: Vec<RecordBatch>, table: &str) -> Result<Vec<RecordBatch
         .collect()
 }
 
-pub async fn refresh(wh: &Warehouse, run_id: i64, pb: &ProgressBar) -> Result<(u64, u64)> {
+pub async fn refresh(
+    cfg: &crate::EtlConfig,
+    wh: &Warehouse,
+    run_id: i64,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
     let sess = Session::open(wh).await?;
     let rows = conform(sess.query(RFM_SQL).await?, "customer_segmentation")?;
     let n: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
     pb.set_position(n);
-    crate::fail_point("refresh_commit")?;
+    crate::fail_point(cfg, "refresh_commit")?;
     let mut txn = wh.begin(run_id)?;
     txn.replace("customer_segmentation", rows)?;
     txn.note("segmentation_run", serde_json::json!(run_id));

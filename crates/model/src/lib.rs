@@ -26,7 +26,9 @@ pub enum ParseError {
 }
 
 /// Money as an integer number of fen (1/100 yuan). Never a float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Fen(pub i64);
 
 impl Fen {
@@ -82,7 +84,13 @@ impl Phone {
         let d = digits
             .strip_prefix("+86")
             .or_else(|| digits.strip_prefix("0086"))
-            .or_else(|| if digits.len() == 13 { digits.strip_prefix("86") } else { None })
+            .or_else(|| {
+                if digits.len() == 13 {
+                    digits.strip_prefix("86")
+                } else {
+                    None
+                }
+            })
             .unwrap_or(&digits);
         let ok = d.len() == 11
             && d.bytes().all(|b| b.is_ascii_digit())
@@ -163,7 +171,8 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, ParseError> {
     if t.is_empty() {
         return Err(ParseError::Empty);
     }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| ParseError::Date(t.chars().take(40).collect()))
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .map_err(|_| ParseError::Date(t.chars().take(40).collect()))
 }
 
 pub fn fmt_ts(t: NaiveDateTime) -> String {

@@ -108,5 +108,14 @@ pub const REVIEW_NEG: &[&str] = &[
     "送错了，少了一杯饮料",
     "桌子很脏，卫生需要改进",
 ];
-pub const PAGES: &[&str] = &["home", "menu", "item", "cart", "pay", "order_status", "coupon", "profile"];
+pub const PAGES: &[&str] = &[
+    "home",
+    "menu",
+    "item",
+    "cart",
+    "pay",
+    "order_status",
+    "coupon",
+    "profile",
+];
 pub const DEVICES: &[&str] = &["iPhone", "Android", "iPad", "HarmonyOS"];

@@ -10,9 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma};
 
-use crate::catalog::{
-    CITIES, DEVICES, GIVEN, MENU, REVIEW_NEG, REVIEW_POS, STORE_KINDS, SURNAMES,
-};
+use crate::catalog::{CITIES, DEVICES, GIVEN, MENU, REVIEW_NEG, REVIEW_POS, STORE_KINDS, SURNAMES};
 use crate::schema;
 
 /// Population parameters of the buying process (the truth BTYD models should recover).
@@ -32,7 +30,15 @@ pub struct TruthParams {
 
 impl Default for TruthParams {
     fn default() -> Self {
-        TruthParams { r: 0.9, alpha: 30.0, a: 1.0, b: 5.0, p: 6.0, q: 4.0, gamma: 15.0 }
+        TruthParams {
+            r: 0.9,
+            alpha: 30.0,
+            a: 1.0,
+            b: 5.0,
+            p: 6.0,
+            q: 4.0,
+            gamma: 15.0,
+        }
     }
 }
 
@@ -172,7 +178,9 @@ fn fmt_phone(rng: &mut ChaCha8Rng, phone: &str) -> String {
 
 fn rand_token(rng: &mut ChaCha8Rng, prefix: &str, len: usize) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let s: String = (0..len).map(|_| A[rng.random_range(0..A.len())] as char).collect();
+    let s: String = (0..len)
+        .map(|_| A[rng.random_range(0..A.len())] as char)
+        .collect();
     format!("{prefix}{s}")
 }
 
@@ -193,7 +201,10 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
         return Err(SimError::Config("cutoff must be after start".into()));
     }
     if cfg.stores < CITIES.len() {
-        return Err(SimError::Config(format!("need at least {} stores, one per city", CITIES.len())));
+        return Err(SimError::Config(format!(
+            "need at least {} stores, one per city",
+            CITIES.len()
+        )));
     }
     for url in [&cfg.pos_url, &cfg.wx_url, &cfg.truth_url] {
         c360_db::reset_database(url).await?;
@@ -228,7 +239,9 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     .into_iter()
     .map(|(k, v)| vec![Value::from(k), Value::from(v)])
     .collect();
-    truth.insert_rows("params", &["name", "value"], &params).await?;
+    truth
+        .insert_rows("params", &["name", "value"], &params)
+        .await?;
 
     // Customers spread over cities by the number of stores there.
     let mut city_stores: Vec<Vec<usize>> = vec![Vec::new(); CITIES.len()];
@@ -249,10 +262,18 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     };
 
     let mut ids = Ids::default();
-    let mut sum = SimSummary { stores: stores.len() as u64, ..Default::default() };
+    let mut sum = SimSummary {
+        stores: stores.len() as u64,
+        ..Default::default()
+    };
     let mut person: u64 = 0;
     let mut total_orders: u64 = 0;
-    let ctx = Ctx { cfg, stores: &stores, city_stores: &city_stores, city_w: &city_w };
+    let ctx = Ctx {
+        cfg,
+        stores: &stores,
+        city_stores: &city_stores,
+        city_w: &city_w,
+    };
     // Test orders keyed in by staff at each store: real rows the ETL must exclude.
     let mut rows = Rows::default();
     for s in &stores {
@@ -278,7 +299,14 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
                 "test".into(),
                 ts.clone().into(),
             ]);
-            rows.items.push(vec![next(&mut ids.item).into(), oid.into(), 1i64.into(), 1i64.into(), 1i64.into(), ts.into()]);
+            rows.items.push(vec![
+                next(&mut ids.item).into(),
+                oid.into(),
+                1i64.into(),
+                1i64.into(),
+                1i64.into(),
+                ts.into(),
+            ]);
         }
     }
     while total_orders < cfg.orders {
@@ -309,55 +337,178 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
     let a = async {
         pos.insert_rows(
             "members",
-            &["member_id", "card_no", "phone", "phone_verified", "name", "gender", "birthday", "register_store_id", "created_at", "updated_at"],
+            &[
+                "member_id",
+                "card_no",
+                "phone",
+                "phone_verified",
+                "name",
+                "gender",
+                "birthday",
+                "register_store_id",
+                "created_at",
+                "updated_at",
+            ],
             &r.members,
         )
         .await?;
         pos.insert_rows(
             "orders",
-            &["order_id", "order_no", "store_id", "member_id", "order_time", "total_fen", "discount_fen", "pay_method", "status", "updated_at"],
+            &[
+                "order_id",
+                "order_no",
+                "store_id",
+                "member_id",
+                "order_time",
+                "total_fen",
+                "discount_fen",
+                "pay_method",
+                "status",
+                "updated_at",
+            ],
             &r.orders,
         )
         .await?;
-        pos.insert_rows("order_items", &["item_id", "order_id", "product_id", "qty", "unit_price_fen", "updated_at"], &r.items)
-            .await
+        pos.insert_rows(
+            "order_items",
+            &[
+                "item_id",
+                "order_id",
+                "product_id",
+                "qty",
+                "unit_price_fen",
+                "updated_at",
+            ],
+            &r.items,
+        )
+        .await
     };
     let b = async {
         wx.insert_rows(
             "wx_users",
-            &["user_id", "openid", "unionid", "phone", "member_card_no", "nickname", "created_at", "updated_at"],
+            &[
+                "user_id",
+                "openid",
+                "unionid",
+                "phone",
+                "member_card_no",
+                "nickname",
+                "created_at",
+                "updated_at",
+            ],
             &r.wx_users,
         )
         .await?;
         wx.insert_rows(
             "wx_orders",
-            &["order_id", "order_no", "user_id", "store_id", "order_time", "total_fen", "discount_fen", "channel", "status", "coupon_code", "updated_at"],
+            &[
+                "order_id",
+                "order_no",
+                "user_id",
+                "store_id",
+                "order_time",
+                "total_fen",
+                "discount_fen",
+                "channel",
+                "status",
+                "coupon_code",
+                "updated_at",
+            ],
             &r.wx_orders,
         )
         .await?;
-        wx.insert_rows("wx_order_items", &["item_id", "order_id", "product_id", "qty", "unit_price_fen", "updated_at"], &r.wx_items)
-            .await?;
+        wx.insert_rows(
+            "wx_order_items",
+            &[
+                "item_id",
+                "order_id",
+                "product_id",
+                "qty",
+                "unit_price_fen",
+                "updated_at",
+            ],
+            &r.wx_items,
+        )
+        .await?;
         wx.insert_rows(
             "wx_events",
-            &["event_id", "user_id", "session_id", "event_type", "page", "event_time", "device", "lat", "lon"],
+            &[
+                "event_id",
+                "user_id",
+                "session_id",
+                "event_type",
+                "page",
+                "event_time",
+                "device",
+                "lat",
+                "lon",
+            ],
             &r.events,
         )
         .await?;
-        wx.insert_rows("wx_reviews", &["review_id", "user_id", "order_id", "store_id", "rating", "content", "created_at"], &r.reviews)
-            .await?;
-        wx.insert_rows("wx_shares", &["share_id", "user_id", "to_user_id", "page", "campaign", "share_time"], &r.shares)
-            .await
+        wx.insert_rows(
+            "wx_reviews",
+            &[
+                "review_id",
+                "user_id",
+                "order_id",
+                "store_id",
+                "rating",
+                "content",
+                "created_at",
+            ],
+            &r.reviews,
+        )
+        .await?;
+        wx.insert_rows(
+            "wx_shares",
+            &[
+                "share_id",
+                "user_id",
+                "to_user_id",
+                "page",
+                "campaign",
+                "share_time",
+            ],
+            &r.shares,
+        )
+        .await
     };
     let c = async {
         truth
             .insert_rows(
                 "persons",
-                &["person_id", "lambda", "p_drop", "nu", "mean_spend_fen", "first_order", "dropout_at", "alive_at_cutoff", "n_orders", "n_future", "future_spend_fen", "home_store_id", "has_member", "has_wx", "fav_daypart", "fav_sku"],
+                &[
+                    "person_id",
+                    "lambda",
+                    "p_drop",
+                    "nu",
+                    "mean_spend_fen",
+                    "first_order",
+                    "dropout_at",
+                    "alive_at_cutoff",
+                    "n_orders",
+                    "n_future",
+                    "future_spend_fen",
+                    "home_store_id",
+                    "has_member",
+                    "has_wx",
+                    "fav_daypart",
+                    "fav_sku",
+                ],
                 &r.persons,
             )
             .await?;
-        truth.insert_rows("ids", &["system", "source_id", "person_id"], &r.ids).await?;
-        truth.insert_rows("future_orders", &["person_id", "order_time", "total_fen", "channel"], &r.future).await
+        truth
+            .insert_rows("ids", &["system", "source_id", "person_id"], &r.ids)
+            .await?;
+        truth
+            .insert_rows(
+                "future_orders",
+                &["person_id", "order_time", "total_fen", "channel"],
+                &r.future,
+            )
+            .await
     };
     let (x, y, z) = tokio::join!(a, b, c);
     x?;
@@ -406,9 +557,23 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
     let cities: Vec<Vec<Value>> = CITIES
         .iter()
         .enumerate()
-        .map(|(i, c)| vec![(i as i64 + 1).into(), c.0.into(), c.1.into(), (c.2 as i64).into(), c.3.into(), c.4.into()])
+        .map(|(i, c)| {
+            vec![
+                (i as i64 + 1).into(),
+                c.0.into(),
+                c.1.into(),
+                (c.2 as i64).into(),
+                c.3.into(),
+                c.4.into(),
+            ]
+        })
         .collect();
-    pos.insert_rows("cities", &["city_id", "name", "province", "tier", "lat", "lon"], &cities).await?;
+    pos.insert_rows(
+        "cities",
+        &["city_id", "name", "province", "tier", "lat", "lon"],
+        &cities,
+    )
+    .await?;
     let mut kind_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5707e);
     let kw: Vec<f64> = STORE_KINDS.iter().map(|k| k.2 as f64).collect();
     let mut per_city: HashMap<usize, usize> = HashMap::new();
@@ -435,7 +600,18 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
         .collect();
     pos.insert_rows(
         "stores",
-        &["store_id", "store_code", "name", "city_id", "store_type", "lat", "lon", "open_date", "status", "updated_at"],
+        &[
+            "store_id",
+            "store_code",
+            "name",
+            "city_id",
+            "store_type",
+            "lat",
+            "lon",
+            "open_date",
+            "status",
+            "updated_at",
+        ],
         &rows,
     )
     .await?;
@@ -444,7 +620,11 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let launched = if m.0 == "HD07" || m.0 == "DR06" { launch_mid.clone() } else { "2019-06-01".into() };
+            let launched = if m.0 == "HD07" || m.0 == "DR06" {
+                launch_mid.clone()
+            } else {
+                "2019-06-01".into()
+            };
             vec![
                 (i as i64 + 1).into(),
                 m.0.into(),
@@ -456,8 +636,20 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
             ]
         })
         .collect();
-    pos.insert_rows("products", &["product_id", "sku", "name", "category", "price_fen", "launched", "updated_at"], &products)
-        .await?;
+    pos.insert_rows(
+        "products",
+        &[
+            "product_id",
+            "sku",
+            "name",
+            "category",
+            "price_fen",
+            "launched",
+            "updated_at",
+        ],
+        &products,
+    )
+    .await?;
     Ok(())
 }
 
@@ -478,21 +670,30 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
     let tp = cfg.params;
     let dirt = cfg.dirt;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pid);
-    let lambda = Gamma::new(tp.r, 1.0 / tp.alpha).unwrap().sample(&mut rng).min(1.5);
+    let lambda = Gamma::new(tp.r, 1.0 / tp.alpha)
+        .unwrap()
+        .sample(&mut rng)
+        .min(1.5);
     let p_drop = Beta::new(tp.a, tp.b).unwrap().sample(&mut rng);
     let nu = Gamma::new(tp.q, 1.0 / tp.gamma).unwrap().sample(&mut rng);
     let spend = Gamma::new(tp.p, 1.0 / nu).unwrap();
 
     // Tastes.
     let base_dp = [0.15, 0.35, 0.15, 0.25, 0.10];
-    let dp_w: Vec<f64> = base_dp.iter().map(|b| Gamma::new(b * 4.0, 1.0).unwrap().sample(&mut rng) + 1e-6).collect();
+    let dp_w: Vec<f64> = base_dp
+        .iter()
+        .map(|b| Gamma::new(b * 4.0, 1.0).unwrap().sample(&mut rng) + 1e-6)
+        .collect();
     let pop = |cat: &str| match cat {
         "热狗" => 1.0,
         "小食" => 0.6,
         "饮品" => 0.8,
         _ => 0.5,
     };
-    let prod_w: Vec<f64> = MENU.iter().map(|m| pop(m.2) * Gamma::new(0.6, 1.0).unwrap().sample(&mut rng) + 1e-4).collect();
+    let prod_w: Vec<f64> = MENU
+        .iter()
+        .map(|m| pop(m.2) * Gamma::new(0.6, 1.0).unwrap().sample(&mut rng) + 1e-4)
+        .collect();
 
     // Where and when they start.
     let city = weighted(&mut rng, ctx.city_w);
@@ -571,7 +772,11 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             85..=94 => cs[rng.random_range(0..cs.len())],
             _ => rng.random_range(0..ctx.stores.len()),
         };
-        let store_ix = if ctx.stores[store_ix].open > when.date() { home } else { store_ix };
+        let store_ix = if ctx.stores[store_ix].open > when.date() {
+            home
+        } else {
+            store_ix
+        };
         let store = &ctx.stores[store_ix];
         // Basket towards a Gamma-Gamma target.
         let target = (spend.sample(&mut rng) * 100.0).max(500.0) as i64;
@@ -596,7 +801,12 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         if tt >= cutoff_off {
             n_future += 1;
             future_spend += total;
-            rows.future.push(vec![(pid as i64).into(), fmt_ts(when).into(), total.into(), channel.into()]);
+            rows.future.push(vec![
+                (pid as i64).into(),
+                fmt_ts(when).into(),
+                total.into(),
+                channel.into(),
+            ]);
             continue;
         }
         dp_count[dp as usize] += 1;
@@ -604,20 +814,38 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         let ts = fmt_ts(when);
         let upd = fmt_ts(when + Duration::seconds(rng.random_range(1..120)));
         let refunded = rng.random_bool(0.02);
-        let (status, upd) = if refunded { ("refunded", fmt_ts(when + Duration::hours(rng.random_range(1..48)))) } else { ("paid", upd) };
-        let discount = if rng.random_bool(0.1) { (total / 10).min(500) } else { 0 };
+        let (status, upd) = if refunded {
+            (
+                "refunded",
+                fmt_ts(when + Duration::hours(rng.random_range(1..48))),
+            )
+        } else {
+            ("paid", upd)
+        };
+        let discount = if rng.random_bool(0.1) {
+            (total / 10).min(500)
+        } else {
+            0
+        };
         if via_wx {
             // Mini-program account, created on the first online order.
             let uid = *wx_user.get_or_insert_with(|| {
                 let uid = next(&mut ids.wx_user);
-                let card = member.as_ref().filter(|_| rng.random_bool(0.3)).map(|m| m.1.clone());
+                let card = member
+                    .as_ref()
+                    .filter(|_| rng.random_bool(0.3))
+                    .map(|m| m.1.clone());
                 push_wx_user(&mut rng, rows, uid, pid, Some(&phone), card, when);
                 sum.wx_users += 1;
                 uid
             });
             if wx_user2.is_none() && rng.random_bool(0.004 * dirt) {
                 let u2 = next(&mut ids.wx_user);
-                let ph = if rng.random_bool(0.8) { Some(phone.as_str()) } else { None };
+                let ph = if rng.random_bool(0.8) {
+                    Some(phone.as_str())
+                } else {
+                    None
+                };
                 push_wx_user(&mut rng, rows, u2, pid, ph, None, when);
                 sum.wx_users += 1;
                 wx_user2 = Some(u2);
@@ -628,7 +856,11 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             };
             let oid = next(&mut ids.wx_order);
             let order_no = format!("WX{}{:08}", when.format("%Y%m%d"), oid);
-            let coupon = if discount > 0 { Value::from(format!("CP{:04}", rng.random_range(0..200))) } else { Value::NullS };
+            let coupon = if discount > 0 {
+                Value::from(format!("CP{:04}", rng.random_range(0..200)))
+            } else {
+                Value::NullS
+            };
             let order_row = vec![
                 oid.into(),
                 order_no.into(),
@@ -637,7 +869,12 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 ts.clone().into(),
                 (total - discount).into(),
                 discount.into(),
-                (if rng.random_bool(0.3) { "delivery" } else { "pickup" }).into(),
+                (if rng.random_bool(0.3) {
+                    "delivery"
+                } else {
+                    "pickup"
+                })
+                .into(),
                 status.into(),
                 coupon,
                 upd.clone().into(),
@@ -651,12 +888,25 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             rows.wx_orders.push(order_row);
             sum.wx_orders += 1;
             for (k, q) in &basket {
-                rows.wx_items.push(vec![next(&mut ids.wx_item).into(), oid.into(), (*k as i64 + 1).into(), (*q).into(), MENU[*k].3.into(), upd.clone().into()]);
+                rows.wx_items.push(vec![
+                    next(&mut ids.wx_item).into(),
+                    oid.into(),
+                    (*k as i64 + 1).into(),
+                    (*q).into(),
+                    MENU[*k].3.into(),
+                    upd.clone().into(),
+                ]);
                 sum.items += 1;
             }
             // The session that led to the order, then sometimes a review and a share.
             let sid = format!("S{uid}-{oid}");
-            let steps: &[(&str, &str)] = &[("view", "home"), ("view", "menu"), ("click", "item"), ("add_cart", "cart"), ("pay", "pay")];
+            let steps: &[(&str, &str)] = &[
+                ("view", "home"),
+                ("view", "menu"),
+                ("click", "item"),
+                ("add_cart", "cart"),
+                ("pay", "pay"),
+            ];
             let n = steps.len() as i64;
             for (i, (ev, page)) in steps.iter().enumerate() {
                 let et = when - Duration::seconds((n - i as i64) * rng.random_range(5..40));
@@ -695,11 +945,21 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             if rng.random_bool(0.06) {
                 let good = rng.random_bool(0.75);
                 let (rating, text) = if good {
-                    (rng.random_range(4..=5), REVIEW_POS[rng.random_range(0..REVIEW_POS.len())])
+                    (
+                        rng.random_range(4..=5),
+                        REVIEW_POS[rng.random_range(0..REVIEW_POS.len())],
+                    )
                 } else {
-                    (rng.random_range(1..=2), REVIEW_NEG[rng.random_range(0..REVIEW_NEG.len())])
+                    (
+                        rng.random_range(1..=2),
+                        REVIEW_NEG[rng.random_range(0..REVIEW_NEG.len())],
+                    )
                 };
-                let content = if rng.random_bool(0.05 * dirt) { Value::NullS } else { Value::from(text) };
+                let content = if rng.random_bool(0.05 * dirt) {
+                    Value::NullS
+                } else {
+                    Value::from(text)
+                };
                 rows.reviews.push(vec![
                     next(&mut ids.review).into(),
                     uid.into(),
@@ -712,12 +972,21 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 sum.reviews += 1;
             }
             if rng.random_bool(0.04) {
-                let to = if ids.wx_user > 1 && rng.random_bool(0.6) { Value::I(rng.random_range(1..ids.wx_user)) } else { Value::NullI };
+                let to = if ids.wx_user > 1 && rng.random_bool(0.6) {
+                    Value::I(rng.random_range(1..ids.wx_user))
+                } else {
+                    Value::NullI
+                };
                 rows.shares.push(vec![
                     next(&mut ids.share).into(),
                     uid.into(),
                     to,
-                    (if rng.random_bool(0.5) { "item" } else { "coupon" }).into(),
+                    (if rng.random_bool(0.5) {
+                        "item"
+                    } else {
+                        "coupon"
+                    })
+                    .into(),
                     format!("CMP{}", rng.random_range(1..6)).into(),
                     fmt_ts(when + Duration::minutes(10)).into(),
                 ]);
@@ -753,7 +1022,11 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             let mut store_id = store.id;
             let mut ots = ts.clone();
             if rng.random_bool(0.001 * dirt) {
-                ots = if rng.random_bool(0.5) { String::new() } else { format!("{}-02-30 25:61:00", when.format("%Y")) };
+                ots = if rng.random_bool(0.5) {
+                    String::new()
+                } else {
+                    format!("{}-02-30 25:61:00", when.format("%Y"))
+                };
             }
             if rng.random_bool(0.0005 * dirt) {
                 store_id = 9999;
@@ -766,7 +1039,9 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 ots.into(),
                 (total - discount).into(),
                 discount.into(),
-                (["wechat_pay", "alipay", "cash", "card"][weighted(&mut rng, &[0.55, 0.35, 0.05, 0.05])]).into(),
+                (["wechat_pay", "alipay", "cash", "card"]
+                    [weighted(&mut rng, &[0.55, 0.35, 0.05, 0.05])])
+                .into(),
                 status.into(),
                 upd.clone().into(),
             ];
@@ -780,7 +1055,14 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             for (k, q) in &basket {
                 let bad = rng.random_bool(0.001 * dirt);
                 let pid_v: i64 = if bad { 999 } else { *k as i64 + 1 };
-                rows.items.push(vec![next(&mut ids.item).into(), oid.into(), pid_v.into(), (*q).into(), MENU[*k].3.into(), upd.clone().into()]);
+                rows.items.push(vec![
+                    next(&mut ids.item).into(),
+                    oid.into(),
+                    pid_v.into(),
+                    (*q).into(),
+                    MENU[*k].3.into(),
+                    upd.clone().into(),
+                ]);
                 sum.items += 1;
             }
         }
@@ -812,10 +1094,12 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         fav_sku.into(),
     ]);
     for m in member.iter().map(|m| m.0).chain(dup_member) {
-        rows.ids.push(vec!["member".into(), m.into(), (pid as i64).into()]);
+        rows.ids
+            .push(vec!["member".into(), m.into(), (pid as i64).into()]);
     }
     for u in wx_user.iter().copied().chain(wx_user2) {
-        rows.ids.push(vec!["wx".into(), u.into(), (pid as i64).into()]);
+        rows.ids
+            .push(vec!["wx".into(), u.into(), (pid as i64).into()]);
     }
     n_src
 }
@@ -833,7 +1117,10 @@ fn push_member(
     dirt: f64,
 ) {
     let (ph, verified) = match rng.random_range(0..1000) as f64 {
-        x if x < 20.0 * dirt => (PLACEHOLDER_PHONES[rng.random_range(0..PLACEHOLDER_PHONES.len())].to_string(), 0),
+        x if x < 20.0 * dirt => (
+            PLACEHOLDER_PHONES[rng.random_range(0..PLACEHOLDER_PHONES.len())].to_string(),
+            0,
+        ),
         x if x < 30.0 * dirt => (store.staff_phone.clone(), 0),
         x if x < 35.0 * dirt => (phone[..10].to_string(), 0), // a digit short: malformed
         x if x < 45.0 * dirt => {
@@ -843,7 +1130,10 @@ fn push_member(
             b[i] = b'0' + ((b[i] - b'0' + 1) % 10);
             (String::from_utf8(b).unwrap(), 0)
         }
-        _ => (fmt_phone(rng, phone), if rng.random_bool(0.8) { 1 } else { 0 }),
+        _ => (
+            fmt_phone(rng, phone),
+            if rng.random_bool(0.8) { 1 } else { 0 },
+        ),
     };
     let name = format!(
         "{}{}",
@@ -851,7 +1141,12 @@ fn push_member(
         GIVEN[rng.random_range(0..GIVEN.len())]
     );
     let birthday = if rng.random_bool(0.4) {
-        Value::from(format!("{}-{:02}-{:02}", rng.random_range(1960..2008), rng.random_range(1..13), rng.random_range(1..29)))
+        Value::from(format!(
+            "{}-{:02}-{:02}",
+            rng.random_range(1960..2008),
+            rng.random_range(1..13),
+            rng.random_range(1..29)
+        ))
     } else {
         Value::NullS
     };
@@ -880,7 +1175,11 @@ fn push_wx_user(
     when: NaiveDateTime,
 ) {
     let openid = rand_token(rng, "oXy", 25);
-    let unionid: Value = if rng.random_bool(0.7) { rand_token(rng, "uN", 26).into() } else { Value::NullS };
+    let unionid: Value = if rng.random_bool(0.7) {
+        rand_token(rng, "uN", 26).into()
+    } else {
+        Value::NullS
+    };
     let ph: Value = match phone {
         Some(p) if rng.random_bool(0.6) => p.to_string().into(),
         _ => Value::NullS,

@@ -3,7 +3,14 @@
 //! values can exist and must be caught by the ETL. Money is integer fen.
 
 /// cyrg2025: the store POS.
-pub const POS_TABLES: &[&str] = &["order_items", "orders", "members", "products", "stores", "cities"];
+pub const POS_TABLES: &[&str] = &[
+    "order_items",
+    "orders",
+    "members",
+    "products",
+    "stores",
+    "cities",
+];
 pub const POS_DDL: &str = "
 CREATE TABLE cities (city_id BIGINT PRIMARY KEY, name VARCHAR(32) NOT NULL, province VARCHAR(32), tier BIGINT, lat DOUBLE PRECISION, lon DOUBLE PRECISION);
 CREATE TABLE stores (store_id BIGINT PRIMARY KEY, store_code VARCHAR(16) NOT NULL, name VARCHAR(64), city_id BIGINT, store_type VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION, open_date VARCHAR(10), status VARCHAR(16), updated_at VARCHAR(19));
@@ -17,7 +24,14 @@ CREATE INDEX ix_members_upd ON members(updated_at)
 ";
 
 /// cyrgweixin: the WeChat mini-program.
-pub const WX_TABLES: &[&str] = &["wx_shares", "wx_reviews", "wx_events", "wx_order_items", "wx_orders", "wx_users"];
+pub const WX_TABLES: &[&str] = &[
+    "wx_shares",
+    "wx_reviews",
+    "wx_events",
+    "wx_order_items",
+    "wx_orders",
+    "wx_users",
+];
 pub const WX_DDL: &str = "
 CREATE TABLE wx_users (user_id BIGINT PRIMARY KEY, openid VARCHAR(64) NOT NULL, unionid VARCHAR(64), phone VARCHAR(32), member_card_no VARCHAR(32), nickname VARCHAR(64), created_at VARCHAR(19), updated_at VARCHAR(19));
 CREATE TABLE wx_orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), user_id BIGINT, store_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, channel VARCHAR(16), status VARCHAR(16), coupon_code VARCHAR(32), updated_at VARCHAR(19));

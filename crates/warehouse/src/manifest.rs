@@ -120,7 +120,11 @@ impl Warehouse {
         let base = self.current()?;
         let txn = Txn {
             root: self.root.clone(),
-            next: Manifest { version: base.version + 1, run_id, ..base.clone() },
+            next: Manifest {
+                version: base.version + 1,
+                run_id,
+                ..base.clone()
+            },
             base,
             _lock: lock,
             written: Vec::new(),
@@ -143,7 +147,9 @@ impl Warehouse {
 
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(io(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(65_536)
+        .build()?;
     let mut out = Vec::new();
     for b in reader {
         out.push(b?);
@@ -155,12 +161,12 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
 pub fn read_string_column(path: &Path, col: &str) -> Result<StringArray> {
     let file = File::open(path).map_err(io(path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let idx = builder
-        .schema()
-        .index_of(col)
-        .map_err(WhError::Arrow)?;
+    let idx = builder.schema().index_of(col).map_err(WhError::Arrow)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
-    let reader = builder.with_projection(mask).with_batch_size(262_144).build()?;
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(262_144)
+        .build()?;
     let mut parts: Vec<ArrayRef> = Vec::new();
     for b in reader {
         parts.push(b?.column(0).clone());
@@ -170,7 +176,11 @@ pub fn read_string_column(path: &Path, col: &str) -> Result<StringArray> {
         return Ok(StringArray::from(Vec::<Option<&str>>::new()));
     }
     let arr = datafusion::arrow::compute::concat(&refs)?;
-    Ok(arr.as_any().downcast_ref::<StringArray>().expect("utf8 key").clone())
+    Ok(arr
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8 key")
+        .clone())
 }
 
 /// One load: stage table changes, then `commit` publishes them all at once.
@@ -197,7 +207,13 @@ impl Txn {
         self.next.notes.insert(key.to_string(), value);
     }
 
-    fn write_file(&mut self, table: &str, partition: &str, batches: &[RecordBatch], schema: &SchemaRef) -> Result<FileEntry> {
+    fn write_file(
+        &mut self,
+        table: &str,
+        partition: &str,
+        batches: &[RecordBatch],
+        schema: &SchemaRef,
+    ) -> Result<FileEntry> {
         let dir = if partition.is_empty() {
             self.root.join(table)
         } else {
@@ -221,7 +237,11 @@ impl Txn {
         let file = w.into_inner()?;
         file.sync_all().map_err(io(&path))?;
         self.written.push(path.clone());
-        let rel = path.strip_prefix(&self.root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(&self.root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         Ok(FileEntry { path: rel, rows })
     }
 
@@ -254,7 +274,9 @@ impl Txn {
         let mut by_part: BTreeMap<String, Vec<bool>> = BTreeMap::new();
         for i in 0..new.num_rows() {
             let p = parts.value(i).to_string();
-            by_part.entry(p).or_insert_with(|| vec![false; new.num_rows()])[i] = true;
+            by_part
+                .entry(p)
+                .or_insert_with(|| vec![false; new.num_rows()])[i] = true;
         }
         let keys = str_col(&new, def.key);
         let new_keys: HashSet<&str> = (0..new.num_rows()).map(|i| keys.value(i)).collect();
@@ -291,7 +313,9 @@ impl Txn {
             let mut out: Vec<RecordBatch> = Vec::new();
             for b in existing.remove(&p).unwrap_or_default() {
                 let k = str_col(&b, def.key);
-                let keep: BooleanArray = (0..b.num_rows()).map(|i| Some(!new_keys.contains(k.value(i)))).collect();
+                let keep: BooleanArray = (0..b.num_rows())
+                    .map(|i| Some(!new_keys.contains(k.value(i))))
+                    .collect();
                 let kept = filter_record_batch(&b, &keep)?;
                 if kept.num_rows() > 0 {
                     out.push(kept);
@@ -344,7 +368,9 @@ impl Txn {
 
     /// Removes old manifests beyond the kept few and every Parquet file none of them names.
     fn collect_garbage(&self) -> Result<()> {
-        let wh = Warehouse { root: self.root.clone() };
+        let wh = Warehouse {
+            root: self.root.clone(),
+        };
         let versions = wh.versions()?;
         let keep: Vec<u64> = versions.iter().rev().take(KEEP_VERSIONS).copied().collect();
         let mut live: HashSet<String> = HashSet::new();
@@ -366,7 +392,12 @@ impl Txn {
     }
 }
 
-fn remove_unlisted(root: &Path, dir: &Path, live: &HashSet<String>, written: &[PathBuf]) -> Result<()> {
+fn remove_unlisted(
+    root: &Path,
+    dir: &Path,
+    live: &HashSet<String>,
+    written: &[PathBuf],
+) -> Result<()> {
     for e in fs::read_dir(dir).map_err(io(dir))? {
         let e = e.map_err(io(dir))?;
         let p = e.path();
@@ -374,7 +405,11 @@ fn remove_unlisted(root: &Path, dir: &Path, live: &HashSet<String>, written: &[P
             remove_unlisted(root, &p, live, written)?;
             let _ = fs::remove_dir(&p); // only succeeds when empty
         } else if p.extension().is_some_and(|x| x == "parquet") {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if !live.contains(&rel) && !written.contains(&p) {
                 fs::remove_file(&p).map_err(io(&p))?;
             }
@@ -401,7 +436,9 @@ fn dedup_last(b: &RecordBatch, key: &str) -> Result<RecordBatch> {
     if last.len() == b.num_rows() {
         return Ok(b.clone());
     }
-    let keep: BooleanArray = (0..b.num_rows()).map(|i| Some(last[k.value(i)] == i)).collect();
+    let keep: BooleanArray = (0..b.num_rows())
+        .map(|i| Some(last[k.value(i)] == i))
+        .collect();
     Ok(filter_record_batch(b, &keep)?)
 }
 

@@ -29,8 +29,15 @@ impl Metastore {
     }
 
     pub async fn next_run_id(&self) -> Result<i64> {
-        let rows = self.db.fetch_all("SELECT MAX(run_id) AS m FROM etl_runs").await?;
-        Ok(rows.first().and_then(|r| c360_db::get_i64(r, "m")).unwrap_or(0) + 1)
+        let rows = self
+            .db
+            .fetch_all("SELECT MAX(run_id) AS m FROM etl_runs")
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| c360_db::get_i64(r, "m"))
+            .unwrap_or(0)
+            + 1)
     }
 
     pub async fn start_run(&self, run_id: i64) -> Result<()> {
@@ -38,13 +45,23 @@ impl Metastore {
             .insert_rows(
                 "etl_runs",
                 &["run_id", "started_at", "status"],
-                &[vec![run_id.into(), chrono::Utc::now().to_rfc3339().into(), "running".into()]],
+                &[vec![
+                    run_id.into(),
+                    chrono::Utc::now().to_rfc3339().into(),
+                    "running".into(),
+                ]],
             )
             .await?;
         Ok(())
     }
 
-    pub async fn finish_run(&self, run_id: i64, status: &str, version: u64, stats: &str) -> Result<()> {
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: &str,
+        version: u64,
+        stats: &str,
+    ) -> Result<()> {
         let b = self.db.backend;
         let sql = format!(
             "UPDATE etl_runs SET finished_at = {}, status = {}, manifest_version = {}, stats = {} WHERE run_id = {}",
@@ -62,7 +79,10 @@ impl Metastore {
             .bind(run_id)
             .execute(&self.db.pool)
             .await
-            .map_err(|e| c360_db::DbError::Sql { what: "finish run".into(), source: e })?;
+            .map_err(|e| c360_db::DbError::Sql {
+                what: "finish run".into(),
+                source: e,
+            })?;
         Ok(())
     }
 

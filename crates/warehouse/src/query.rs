@@ -7,7 +7,9 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -29,11 +31,19 @@ impl Session {
     pub async fn at(wh: &Warehouse, m: Manifest) -> Result<Session> {
         let cfg = SessionConfig::new()
             .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+            .with_target_partitions(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            );
         let ctx = SessionContext::new_with_config(cfg);
         for def in tables::TABLES {
             let schema = (def.schema)();
-            let files: Vec<_> = m.tables.get(def.name).map(|t| t.files().cloned().collect()).unwrap_or_default();
+            let files: Vec<_> = m
+                .tables
+                .get(def.name)
+                .map(|t| t.files().cloned().collect())
+                .unwrap_or_default();
             if files.is_empty() {
                 let t = MemTable::try_new(schema, vec![vec![]])?;
                 ctx.register_table(def.name, Arc::new(t))?;
@@ -47,8 +57,11 @@ impl Session {
                     ListingTableUrl::parse(abs.to_string_lossy())
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let opts = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-            let cfg = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(opts).with_schema(schema);
+            let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let cfg = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(opts)
+                .with_schema(schema);
             ctx.register_table(def.name, Arc::new(ListingTable::try_new(cfg)?))?;
         }
         for (name, sql) in tables::VIEWS {
@@ -67,7 +80,9 @@ impl Session {
         use datafusion::arrow::compute::cast;
         use datafusion::arrow::datatypes::DataType;
         let b = self.query(sql).await?;
-        let Some(first) = b.iter().find(|b| b.num_rows() > 0) else { return Ok(0) };
+        let Some(first) = b.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(0);
+        };
         let col = cast(first.column(0), &DataType::Int64)?;
         let a = col.as_any().downcast_ref::<Int64Array>().expect("int64");
         Ok(if a.is_null(0) { 0 } else { a.value(0) })
@@ -75,5 +90,7 @@ impl Session {
 }
 
 pub fn format_batches(b: &[RecordBatch]) -> String {
-    pretty_format_batches(b).map(|d| d.to_string()).unwrap_or_else(|e| e.to_string())
+    pretty_format_batches(b)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|e| e.to_string())
 }

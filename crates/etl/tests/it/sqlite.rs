@@ -1,0 +1,325 @@
+//! The embedded default: SQLite sources, SQLite metastore.
+
+use c360_db::Db;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_everything_or_quarantines_it_and_resolves_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 8_000, 11);
+    c360_sim::simulate(&sim).await.unwrap();
+    let wh = dir.path().join("wh");
+    let cfg = etl_cfg(&sim, wh.clone());
+    let r = run(&cfg).await;
+    assert_eq!(r.steps.len(), 10);
+
+    // Nothing lost: every source order row is loaded or quarantined with a reason.
+    let pos = Db::connect(&sim.pos_url).await.unwrap();
+    let wx = Db::connect(&sim.wx_url).await.unwrap();
+    let n_pos = c360_db::get_i64(
+        &pos.fetch_all("SELECT COUNT(*) AS n FROM orders")
+            .await
+            .unwrap()[0],
+        "n",
+    )
+    .unwrap();
+    let n_wx = c360_db::get_i64(
+        &wx.fetch_all("SELECT COUNT(*) AS n FROM wx_orders")
+            .await
+            .unwrap()[0],
+        "n",
+    )
+    .unwrap();
+    let loaded = count(&wh, "SELECT COUNT(*) FROM fact_orders").await;
+    let dropped = count(
+        &wh,
+        "SELECT COUNT(DISTINCT source_table || row_id) FROM quarantine \
+         WHERE source_table IN ('orders', 'wx_orders') AND reason NOT LIKE '%kept%'",
+    )
+    .await;
+    assert!(
+        dropped > 0,
+        "the simulator makes dirty orders; some must be quarantined"
+    );
+    assert_eq!(
+        loaded + dropped,
+        n_pos + n_wx,
+        "every order is loaded or quarantined"
+    );
+    let n_items = c360_db::get_i64(
+        &pos.fetch_all("SELECT COUNT(*) AS n FROM order_items")
+            .await
+            .unwrap()[0],
+        "n",
+    )
+    .unwrap()
+        + c360_db::get_i64(
+            &wx.fetch_all("SELECT COUNT(*) AS n FROM wx_order_items")
+                .await
+                .unwrap()[0],
+            "n",
+        )
+        .unwrap();
+    let items = count(&wh, "SELECT COUNT(*) FROM fact_order_items").await;
+    let q_items = count(&wh, "SELECT COUNT(DISTINCT source_table || row_id) FROM quarantine WHERE source_table IN ('order_items', 'wx_order_items')").await;
+    assert_eq!(items + q_items, n_items);
+
+    // Quarantine rows name table, row, field and reason.
+    let s = session(&wh).await;
+    let b = s
+        .query("SELECT reason FROM quarantine WHERE source_table = 'order_items' AND field = 'product_id' LIMIT 1")
+        .await
+        .unwrap();
+    let reason = c360_warehouse::manifest::str_col(&b[0], "reason")
+        .value(0)
+        .to_string();
+    assert!(
+        reason.contains("unknown product") && reason.contains("999"),
+        "{reason}"
+    );
+    assert!(
+        count(
+            &wh,
+            "SELECT COUNT(*) FROM quarantine WHERE reason LIKE 'test order%'"
+        )
+        .await
+            > 0
+    );
+
+    // Quality report: no duplicate keys, references resolve.
+    for (t, c) in [
+        ("fact_orders", "duplicate_keys"),
+        ("fact_orders", "duplicate_order_no"),
+        ("fact_order_items", "duplicate_keys"),
+    ] {
+        let v = count(&wh, &format!("SELECT CAST(value AS BIGINT) FROM dq_report WHERE table_name = '{t}' AND \"check\" = '{c}'")).await;
+        assert_eq!(v, 0, "{t}.{c}");
+    }
+    let ri = count(
+        &wh,
+        "SELECT CAST(value * 1000 AS BIGINT) FROM dq_report WHERE \"check\" = 'ri_store'",
+    )
+    .await;
+    assert_eq!(ri, 1000);
+
+    // Identity against ground truth.
+    let e = c360_etl::evaluate_identity(&cfg.metastore(), &sim.truth_url)
+        .await
+        .unwrap();
+    assert!(e.precision >= 0.99, "precision {}", e.precision);
+    assert!(e.recall >= 0.5, "recall {}", e.recall);
+    assert!(e.customers < e.nodes, "some ids must merge");
+
+    // Personal data: only masked phones leave the identity table.
+    assert_eq!(count(&wh, "SELECT COUNT(*) FROM customers WHERE phone_masked IS NOT NULL AND phone_masked NOT LIKE '%****%'").await, 0);
+    assert_eq!(
+        count(
+            &wh,
+            "SELECT COUNT(*) FROM quarantine WHERE regexp_like(value_masked, '[0-9]{8}')"
+        )
+        .await,
+        0
+    );
+
+    // The seed's tables and the 360 view answer SQL.
+    for t in [
+        "customers",
+        "orders",
+        "order_items",
+        "stores",
+        "products",
+        "customer_behavior_tracks",
+        "customer_segmentation",
+        "customer_predictions",
+        "customer_emotion",
+    ] {
+        s.query(&format!("SELECT * FROM {t} LIMIT 1"))
+            .await
+            .unwrap_or_else(|e| panic!("{t}: {e}"));
+    }
+    let n360 = count(&wh, "SELECT COUNT(*) FROM v_customer_360").await;
+    assert_eq!(n360 as u64, r.customers);
+    let seg = count(
+        &wh,
+        "SELECT COUNT(DISTINCT rfm_class) FROM customer_segmentation",
+    )
+    .await;
+    assert_eq!(seg, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_loads_nothing_twice_and_failed_runs_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 5_000, 12);
+    c360_sim::simulate(&sim).await.unwrap();
+
+    let clean = dir.path().join("clean");
+    run(&etl_cfg(&sim, clean.clone())).await;
+    let want = fingerprint(&clean).await;
+    run(&etl_cfg(&sim, clean.clone())).await;
+    assert_eq!(
+        fingerprint(&clean).await,
+        want,
+        "a rerun must not change anything"
+    );
+
+    // Fail after each step in turn, then rerun: the result is the same as a clean run.
+    let wh = dir.path().join("failing");
+    for step in ["identity", "orders", "reviews", "quality", "refresh_commit"] {
+        let mut cfg = etl_cfg(&sim, wh.clone());
+        cfg.fail_at = Some(step.into());
+        let err = c360_etl::run(&cfg).await.expect_err("fail point");
+        assert!(err.to_string().contains(step));
+        let committed = count(&wh, "SELECT COUNT(*) FROM fact_orders").await;
+        if step == "refresh_commit" {
+            // That failure came after the load commit: all orders are in, segmentation is not.
+            assert_eq!(committed, want[0]);
+            assert_eq!(
+                count(&wh, "SELECT COUNT(*) FROM customer_segmentation").await,
+                0
+            );
+        } else {
+            // No commit yet: the warehouse is readable and empty, uncommitted files invisible.
+            assert_eq!(committed, 0, "after failing at {step}");
+        }
+    }
+    run(&etl_cfg(&sim, wh.clone())).await;
+    assert_eq!(fingerprint(&wh).await, want);
+}
+
+/// Moves rows at or after `cut` out of a source table into a holding table, or back.
+async fn hold(db: &Db, table: &str, col: &str, cut: &str, back: bool) {
+    if back {
+        db.exec(&format!("INSERT INTO {table} SELECT * FROM held_{table}"))
+            .await
+            .unwrap();
+        db.exec(&format!("DROP TABLE held_{table}")).await.unwrap();
+    } else {
+        db.exec(&format!(
+            "CREATE TABLE held_{table} AS SELECT * FROM {table} WHERE {col} >= {cut}"
+        ))
+        .await
+        .unwrap();
+        db.exec(&format!("DELETE FROM {table} WHERE {col} >= {cut}"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_loads_equal_one_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 6_000, 13);
+    c360_sim::simulate(&sim).await.unwrap();
+    let one = dir.path().join("one");
+    run(&etl_cfg(&sim, one.clone())).await;
+    let want = fingerprint(&one).await;
+
+    let pos = Db::connect(&sim.pos_url).await.unwrap();
+    let wx = Db::connect(&sim.wx_url).await.unwrap();
+    // Mutable tables are read by `updated_at`; append-only ones by their increasing id.
+    let cut = "'2025-03-01 00:00:00'";
+    let pos_t = [
+        ("orders", "updated_at"),
+        ("order_items", "updated_at"),
+        ("members", "updated_at"),
+    ];
+    let wx_t = [
+        ("wx_orders", "updated_at"),
+        ("wx_order_items", "updated_at"),
+        ("wx_users", "updated_at"),
+        ("wx_events", "event_id"),
+        ("wx_reviews", "review_id"),
+        ("wx_shares", "share_id"),
+    ];
+    for (t, c) in pos_t {
+        hold(&pos, t, c, cut, false).await;
+    }
+    for (t, c) in wx_t {
+        let cut = if c.ends_with("_id") {
+            format!("(SELECT MAX({c}) * 2 / 3 FROM {t})")
+        } else {
+            cut.to_string()
+        };
+        hold(&wx, t, c, &cut, false).await;
+    }
+    let inc = dir.path().join("inc");
+    let r1 = run(&etl_cfg(&sim, inc.clone())).await;
+    let first = count(&inc, "SELECT COUNT(*) FROM fact_orders").await;
+    assert!(first > 0 && first < want[0]);
+    for (t, c) in pos_t {
+        hold(&pos, t, c, cut, true).await;
+    }
+    for (t, c) in wx_t {
+        hold(&wx, t, c, "", true).await;
+    }
+    let r2 = run(&etl_cfg(&sim, inc.clone())).await;
+    let orders2 = r2.steps.iter().find(|s| s.name == "orders").unwrap();
+    let orders1 = r1.steps.iter().find(|s| s.name == "orders").unwrap();
+    assert!(
+        orders2.extracted < orders1.extracted + orders2.loaded,
+        "second run only reads new rows"
+    );
+    assert_eq!(fingerprint(&inc).await, want, "incremental == one shot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmerge_is_journaled_and_reversible() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 4_000, 14);
+    c360_sim::simulate(&sim).await.unwrap();
+    let wh = dir.path().join("wh");
+    let cfg = etl_cfg(&sim, wh.clone());
+    run(&cfg).await;
+    let s = session(&wh).await;
+    let b = s
+        .query("SELECT source_key, customer_id FROM customer_keys WHERE rule <> 'self' AND source_key LIKE 'U:%' ORDER BY source_key LIMIT 1")
+        .await
+        .unwrap();
+    let key = c360_warehouse::manifest::str_col(&b[0], "source_key")
+        .value(0)
+        .to_string();
+    let cid_of = |wh: std::path::PathBuf, key: String| async move {
+        count(
+            &wh,
+            &format!("SELECT customer_id FROM customer_keys WHERE source_key = '{key}'"),
+        )
+        .await
+    };
+    let before = cid_of(wh.clone(), key.clone()).await;
+    let customers_before = count(&wh, "SELECT COUNT(*) FROM customers").await;
+
+    c360_etl::identity::unmerge(&cfg.metastore(), &key, "customer asked")
+        .await
+        .unwrap();
+    run(&cfg).await;
+    let after = cid_of(wh.clone(), key.clone()).await;
+    assert_ne!(before, after, "unmerged key gets its own customer");
+    assert_eq!(
+        count(&wh, "SELECT COUNT(*) FROM customers").await,
+        customers_before + 1
+    );
+
+    c360_etl::identity::remerge(&cfg.metastore(), &key)
+        .await
+        .unwrap();
+    run(&cfg).await;
+    assert_eq!(
+        cid_of(wh.clone(), key.clone()).await,
+        before,
+        "remerge restores the original customer id"
+    );
+    let meta = Db::connect(&cfg.metastore()).await.unwrap();
+    let j = meta
+        .fetch_all(&format!(
+            "SELECT action FROM identity_journal WHERE source_key = '{key}' ORDER BY seq"
+        ))
+        .await
+        .unwrap();
+    let actions: Vec<String> = j
+        .iter()
+        .map(|r| c360_db::get_text(r, "action").unwrap())
+        .collect();
+    assert_eq!(actions, ["assign", "move", "move"]);
+}

@@ -1,0 +1,117 @@
+//! Simulator tests: determinism, consistency with its own ground truth, and realism checks.
+
+use c360_db::{get_f64, get_i64, Db};
+use c360_sim::{simulate, SimConfig};
+
+fn cfg(dir: &std::path::Path, seed: u64, orders: u64) -> SimConfig {
+    SimConfig {
+        seed,
+        orders,
+        stores: 50,
+        pos_url: dir.join("pos.db").display().to_string(),
+        wx_url: dir.join("wx.db").display().to_string(),
+        truth_url: dir.join("truth.db").display().to_string(),
+        progress: false,
+        ..Default::default()
+    }
+}
+
+async fn one(db: &Db, sql: &str) -> i64 {
+    get_i64(&db.fetch_all(sql).await.unwrap()[0], "v").unwrap_or(0)
+}
+
+async fn digest(c: &SimConfig) -> Vec<i64> {
+    let pos = Db::connect(&c.pos_url).await.unwrap();
+    let wx = Db::connect(&c.wx_url).await.unwrap();
+    vec![
+        one(&pos, "SELECT COUNT(*) AS v FROM orders").await,
+        one(&pos, "SELECT SUM(total_fen) AS v FROM orders").await,
+        one(&pos, "SELECT SUM(LENGTH(phone)) AS v FROM members").await,
+        one(&wx, "SELECT COUNT(*) AS v FROM wx_orders").await,
+        one(&wx, "SELECT SUM(total_fen) AS v FROM wx_orders").await,
+        one(&wx, "SELECT COUNT(*) AS v FROM wx_events").await,
+    ]
+}
+
+#[tokio::test]
+async fn same_seed_same_data_other_seed_other_data() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let s1 = simulate(&cfg(a.path(), 5, 3000)).await.unwrap();
+    let s2 = simulate(&cfg(b.path(), 5, 3000)).await.unwrap();
+    simulate(&cfg(c.path(), 6, 3000)).await.unwrap();
+    assert_eq!(s1.pos_orders, s2.pos_orders);
+    assert_eq!(
+        digest(&cfg(a.path(), 5, 3000)).await,
+        digest(&cfg(b.path(), 5, 3000)).await
+    );
+    assert_ne!(
+        digest(&cfg(a.path(), 5, 3000)).await,
+        digest(&cfg(c.path(), 6, 3000)).await
+    );
+    assert!(s1.pos_orders + s1.wx_orders >= 3000);
+}
+
+#[tokio::test]
+async fn sources_agree_with_ground_truth() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path(), 9, 20_000);
+    let s = simulate(&c).await.unwrap();
+    let truth = Db::connect(&c.truth_url).await.unwrap();
+    // Every person's pre-cutoff orders are in the sources (test orders and duplicate syncs are extra rows).
+    assert_eq!(
+        one(&truth, "SELECT SUM(n_orders) AS v FROM persons").await as u64,
+        s.pos_orders + s.wx_orders
+    );
+    assert_eq!(
+        one(&truth, "SELECT COUNT(*) AS v FROM future_orders").await as u64,
+        s.future_orders
+    );
+    // Every member and mini-program user has exactly one true person.
+    assert_eq!(
+        one(
+            &truth,
+            "SELECT COUNT(*) AS v FROM ids WHERE system = 'member'"
+        )
+        .await as u64,
+        s.members
+    );
+    assert_eq!(
+        one(&truth, "SELECT COUNT(*) AS v FROM ids WHERE system = 'wx'").await as u64,
+        s.wx_users
+    );
+    // Nothing after the cut-off leaks into the sources.
+    let pos = Db::connect(&c.pos_url).await.unwrap();
+    assert_eq!(
+        one(
+            &pos,
+            "SELECT COUNT(*) AS v FROM orders WHERE order_time >= '2025-10-01'"
+        )
+        .await,
+        0
+    );
+    // The latent rates follow the configured Gamma(r, alpha): mean r/alpha within 10%.
+    let r = truth
+        .fetch_all("SELECT AVG(lambda) AS m, AVG(p_drop) AS p FROM persons")
+        .await
+        .unwrap();
+    let mean_l = get_f64(&r[0], "m").unwrap();
+    let want = c.params.r / c.params.alpha;
+    assert!(
+        (mean_l - want).abs() / want < 0.1,
+        "mean lambda {mean_l} vs {want}"
+    );
+    let mean_p = get_f64(&r[0], "p").unwrap();
+    let want_p = c.params.a / (c.params.a + c.params.b);
+    assert!(
+        (mean_p - want_p).abs() / want_p < 0.1,
+        "mean p {mean_p} vs {want_p}"
+    );
+    // Holidays sell more per day than ordinary weekdays.
+    let hol = one(&pos, "SELECT COUNT(*) AS v FROM orders WHERE substr(order_time, 1, 10) BETWEEN '2024-10-01' AND '2024-10-07'").await as f64 / 7.0;
+    let ord = one(&pos, "SELECT COUNT(*) AS v FROM orders WHERE substr(order_time, 1, 10) BETWEEN '2024-10-14' AND '2024-10-18'").await as f64 / 5.0;
+    assert!(hol > ord * 1.2, "holiday {hol}/day vs weekday {ord}/day");
+}
