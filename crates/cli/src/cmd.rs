@@ -46,6 +46,9 @@ pub enum Cmd {
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print `TIMING_MS <ms>` (planning + execution, excluding output) to stderr.
+        #[arg(long)]
+        timing: bool,
     },
     /// Print the latest data-quality report and quarantined rows.
     Quality {
@@ -201,7 +204,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 wx_url: a.wx,
                 warehouse: a.warehouse,
                 metastore_url: a.metastore,
-                salt: a.salt,
+                salt: c360_model::Secret::new(a.salt),
                 progress,
                 ..Default::default()
             };

@@ -429,7 +429,10 @@ pub async fn pos_members(
                 );
                 (Value::NullS, Value::from(p.masked()))
             }
-            Ok(p) => (Value::from(p.hashed(&cfg.salt)), Value::from(p.masked())),
+            Ok(p) => (
+                Value::from(p.hashed(cfg.salt.expose())),
+                Value::from(p.masked()),
+            ),
             Err(e) => {
                 q.add("members", mid, "phone", e, Some(&raw));
                 (Value::NullS, Value::NullS)
@@ -526,7 +529,10 @@ pub async fn wx_users(
                     );
                     (Value::NullS, Value::from(p.masked()))
                 }
-                Ok(p) => (Value::from(p.hashed(&cfg.salt)), Value::from(p.masked())),
+                Ok(p) => (
+                    Value::from(p.hashed(cfg.salt.expose())),
+                    Value::from(p.masked()),
+                ),
                 Err(e) => {
                     q.add("wx_users", uid, "phone", e, Some(&raw));
                     (Value::NullS, Value::NullS)
@@ -535,7 +541,7 @@ pub async fn wx_users(
         };
         let unionid = get_text(r, "unionid")
             .filter(|u| !u.trim().is_empty())
-            .map(|u| c360_model::hash_pii(&cfg.salt, u.trim()));
+            .map(|u| c360_model::hash_pii(cfg.salt.expose(), u.trim()));
         let created = get_text(r, "created_at")
             .and_then(|t| parse_ts(&t).ok())
             .map(fmt_ts);

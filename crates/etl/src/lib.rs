@@ -51,7 +51,7 @@ pub struct EtlConfig {
     /// Defaults to a SQLite file inside the warehouse directory.
     pub metastore_url: Option<String>,
     /// Salt for hashing personal identifiers.
-    pub salt: String,
+    pub salt: c360_model::Secret,
     /// Largest number of members sharing one verified phone before the phone is treated as a
     /// shared (staff / family / placeholder) number and stops linking.
     pub max_ids_per_phone: usize,
@@ -68,7 +68,7 @@ impl Default for EtlConfig {
             wx_url: "data/cyrgweixin.db".into(),
             warehouse: "data/hotdog2030".into(),
             metastore_url: None,
-            salt: "c360-default-salt".into(),
+            salt: c360_model::Secret::new("c360-default-salt"),
             max_ids_per_phone: 4,
             progress: true,
             fail_at: None,

@@ -1,0 +1,29 @@
+"""Runs one command in a child process; prints JSON with its wall time, the compute time it
+reports itself (a `TIMING_MS <n>` line), and its peak resident memory.
+
+Run one measurement per interpreter (run.sh does): RUSAGE_CHILDREN is then exactly that child.
+"""
+import json
+import resource
+import subprocess
+import sys
+import time
+
+label, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+p = subprocess.run(cmd, capture_output=True)
+wall = time.perf_counter() - t0
+if p.returncode != 0:
+    sys.stderr.write(p.stderr.decode(errors="replace"))
+    sys.exit(f"{label}: exit {p.returncode}")
+internal, answer = None, None
+for line in (p.stderr + p.stdout).decode(errors="replace").splitlines():
+    if line.startswith("TIMING_MS "):
+        internal = float(line.split()[1]) / 1000.0
+    if line.startswith("ANSWER "):
+        answer = line[len("ANSWER "):].strip()
+    if line.startswith("{") and '"checksum"' in line:  # c360 sql --json
+        row = json.loads(line)
+        answer = f"{row['n']} {row['checksum']}"
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"label": label, "wall_s": round(wall, 3), "compute_s": internal, "peak_rss_mb": round(peak, 1), "answer": answer}))
