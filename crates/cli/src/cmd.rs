@@ -215,10 +215,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             query,
             warehouse,
             json,
+            timing,
         } => {
+            let t0 = std::time::Instant::now();
             let wh = Warehouse::open(&warehouse)?;
             let s = Session::open(&wh).await?;
             let b = s.query(&query).await?;
+            if timing {
+                eprintln!("TIMING_MS {}", t0.elapsed().as_millis());
+            }
             if json {
                 let mut w = datafusion::arrow::json::LineDelimitedWriter::new(std::io::stdout());
                 for x in &b {
