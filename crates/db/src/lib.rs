@@ -190,19 +190,60 @@ impl Db {
 
     /// Inserts rows into `table(cols)`, many rows per statement, all in one transaction.
     pub async fn insert_rows(&self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let per_stmt = (self.backend.max_binds() / cols.len()).clamp(1, 2000);
         let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
+        self.write_rows_in(&mut tx, table, cols, None, rows).await?;
+        tx.commit().await.map_err(sql_err("commit"))
+    }
+
+    /// Inserts rows, replacing the given columns of any row with the same `key`, in one transaction.
+    pub async fn upsert_rows(
+        &self,
+        table: &str,
+        cols: &[&str],
+        key: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
+        self.write_rows_in(&mut tx, table, cols, Some(key), rows)
+            .await?;
+        tx.commit().await.map_err(sql_err("commit"))
+    }
+
+    /// Writes rows inside the caller's transaction: a plain insert, or an upsert on `key`
+    /// (only `cols` are overwritten on conflict).
+    pub async fn write_rows_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
+        table: &str,
+        cols: &[&str],
+        key: Option<&str>,
+        rows: &[Vec<Value>],
+    ) -> Result<()> {
+        let tail = match key {
+            None => String::new(),
+            Some(key) => {
+                let sets: Vec<String> = cols
+                    .iter()
+                    .filter(|c| **c != key)
+                    .map(|c| match self.backend {
+                        Backend::MySql => format!("{c} = VALUES({c})"),
+                        _ => format!("{c} = excluded.{c}"),
+                    })
+                    .collect();
+                match self.backend {
+                    Backend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", sets.join(",")),
+                    _ => format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(",")),
+                }
+            }
+        };
+        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
         for chunk in rows.chunks(per_stmt) {
             let (sql, args) = self.values_sql(table, cols, chunk)?;
-            query_with(sql, args)
-                .execute(&mut *tx)
+            query_with(sql + &tail, args)
+                .execute(&mut **tx)
                 .await
-                .map_err(sql_err(format!("insert into {table}")))?;
+                .map_err(sql_err(format!("write into {table}")))?;
         }
-        tx.commit().await.map_err(sql_err("commit"))?;
         Ok(())
     }
 }
@@ -399,42 +440,6 @@ pub fn get_f64(row: &sqlx::any::AnyRow, col: &str) -> Option<f64> {
 }
 
 impl Db {
-    /// Inserts rows, replacing any row with the same `key` (all other columns are overwritten).
-    pub async fn upsert_rows(
-        &self,
-        table: &str,
-        cols: &[&str],
-        key: &str,
-        rows: &[Vec<Value>],
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let per_stmt = (self.backend.max_binds() / cols.len()).clamp(1, 2000);
-        let sets: Vec<String> = cols
-            .iter()
-            .filter(|c| **c != key)
-            .map(|c| match self.backend {
-                Backend::MySql => format!("{c} = VALUES({c})"),
-                _ => format!("{c} = excluded.{c}"),
-            })
-            .collect();
-        let tail = match self.backend {
-            Backend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", sets.join(",")),
-            _ => format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(",")),
-        };
-        let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
-        for chunk in rows.chunks(per_stmt) {
-            let (sql, args) = self.values_sql(table, cols, chunk)?;
-            query_with(sql + &tail, args)
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_err(format!("upsert into {table}")))?;
-        }
-        tx.commit().await.map_err(sql_err("commit"))?;
-        Ok(())
-    }
-
     fn values_sql(
         &self,
         table: &str,

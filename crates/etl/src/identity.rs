@@ -275,42 +275,21 @@ pub async fn resolve(
         changed.push(vec![n.key.clone().into(), assign[i].into()]);
     }
     // One transaction: a journal entry exists exactly when the assignment changed.
-    {
-        let b = meta.db.backend;
-        let mut tx = meta
-            .db
-            .pool
-            .begin()
-            .await
-            .map_err(|e| c360_db::DbError::Sql {
-                what: "begin".into(),
-                source: e,
-            })?;
-        for c in &changed {
-            let sql = format!(
-                "UPDATE identity_nodes SET customer_id = {} WHERE source_key = {}",
-                b.ph(1),
-                b.ph(2)
-            );
-            let (Value::I(cid), Value::S(k)) = (&c[1], &c[0]) else {
-                unreachable!()
-            };
-            c360_db::query(sql)
-                .bind(*cid)
-                .bind(k.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| c360_db::DbError::Sql {
-                    what: "assign customer".into(),
-                    source: e,
-                })?;
-        }
-        tx.commit().await.map_err(|e| c360_db::DbError::Sql {
-            what: "commit".into(),
-            source: e,
-        })?;
-    }
-    meta.insert(
+    let db = &meta.db;
+    let mut tx = db.pool.begin().await.map_err(|e| c360_db::DbError::Sql {
+        what: "begin".into(),
+        source: e,
+    })?;
+    db.write_rows_in(
+        &mut tx,
+        "identity_nodes",
+        &["source_key", "customer_id"],
+        Some("source_key"),
+        &changed,
+    )
+    .await?;
+    db.write_rows_in(
+        &mut tx,
         "identity_journal",
         &[
             "seq",
@@ -322,9 +301,14 @@ pub async fn resolve(
             "to_customer",
             "rule",
         ],
+        None,
         &journal,
     )
     .await?;
+    tx.commit().await.map_err(|e| c360_db::DbError::Sql {
+        what: "commit".into(),
+        source: e,
+    })?;
     let moved = journal
         .iter()
         .filter(|j| j[3] == Value::from("move"))
