@@ -446,3 +446,149 @@ fn dedup_last(b: &RecordBatch, key: &str) -> Result<RecordBatch> {
 pub fn batch(schema: SchemaRef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, cols)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+
+    fn quarantine_batch(keys: &[(&str, &str)], run: i64) -> RecordBatch {
+        let n = keys.len();
+        let s = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let def = tables::def("quarantine").unwrap();
+        RecordBatch::try_new(
+            (def.schema)(),
+            vec![
+                s(keys.iter().map(|k| k.0.to_string()).collect()),
+                s(vec!["t".into(); n]),
+                s(vec!["1".into(); n]),
+                s(vec!["f".into(); n]),
+                s(vec![format!("run {run}"); n]),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                Arc::new(Int64Array::from(vec![run; n])),
+                s(keys.iter().map(|k| k.1.to_string()).collect()),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rows(wh: &Warehouse) -> Vec<(String, String, i64)> {
+        let m = wh.current().unwrap();
+        let mut out = Vec::new();
+        for b in wh.read_table(&m, "quarantine").unwrap() {
+            let k = str_col(&b, "q_key");
+            let p = str_col(&b, "month");
+            let r = b
+                .column_by_name("run_id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            for i in 0..b.num_rows() {
+                out.push((k.value(i).to_string(), p.value(i).to_string(), r.value(i)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    use std::sync::Arc;
+
+    #[test]
+    fn upsert_replaces_by_key_across_partitions_and_commit_is_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let mut t = wh.begin(1).unwrap();
+        t.upsert(
+            "quarantine",
+            vec![quarantine_batch(
+                &[("a", "2025-01"), ("b", "2025-01"), ("c", "2025-02")],
+                1,
+            )],
+        )
+        .unwrap();
+        t.set_watermark("x", "1".into());
+        t.commit().unwrap();
+        // Key b moves to another month, c is replaced in place, d is new; duplicates in one batch: last wins.
+        let mut t = wh.begin(2).unwrap();
+        t.upsert(
+            "quarantine",
+            vec![quarantine_batch(
+                &[
+                    ("b", "2025-03"),
+                    ("c", "2025-02"),
+                    ("d", "2025-03"),
+                    ("d", "2025-03"),
+                ],
+                2,
+            )],
+        )
+        .unwrap();
+        // Not committed yet: readers still see version 1.
+        assert_eq!(wh.current().unwrap().version, 1);
+        assert_eq!(rows(&wh).len(), 3);
+        t.commit().unwrap();
+        assert_eq!(
+            rows(&wh),
+            vec![
+                ("a".into(), "2025-01".into(), 1),
+                ("b".into(), "2025-03".into(), 2),
+                ("c".into(), "2025-02".into(), 2),
+                ("d".into(), "2025-03".into(), 2),
+            ]
+        );
+        assert_eq!(wh.current().unwrap().watermarks["x"], "1");
+    }
+
+    #[test]
+    fn abandoned_files_are_collected_and_old_versions_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        for run in 1..=7 {
+            let mut t = wh.begin(run).unwrap();
+            t.upsert(
+                "quarantine",
+                vec![quarantine_batch(&[("k", "2025-01")], run)],
+            )
+            .unwrap();
+            t.commit().unwrap();
+        }
+        // A writer that died after writing data: its file is never visible and is removed later.
+        let mut t = wh.begin(8).unwrap();
+        t.upsert("quarantine", vec![quarantine_batch(&[("k", "2025-01")], 8)])
+            .unwrap();
+        drop(t);
+        assert_eq!(rows(&wh), vec![("k".into(), "2025-01".into(), 7)]);
+        let count = |d: &Path| walk(d).len();
+        let before = count(dir.path());
+        drop(wh.begin(9).unwrap());
+        assert_eq!(
+            count(dir.path()),
+            before - 1,
+            "the abandoned file is collected"
+        );
+        let manifests = fs::read_dir(dir.path().join("_manifests")).unwrap().count();
+        assert_eq!(manifests, KEEP_VERSIONS);
+    }
+
+    fn walk(d: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let _t = wh.begin(1).unwrap();
+        assert!(matches!(wh.begin(2), Err(WhError::Locked(_))));
+    }
+}
