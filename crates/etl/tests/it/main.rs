@@ -62,7 +62,9 @@ pub async fn fingerprint(wh: &Path) -> Vec<i64> {
         "SELECT COUNT(*) FROM customer_shares_raw",
         "SELECT COUNT(*) FROM customer_segmentation",
         "SELECT SUM(monetary_fen) FROM customer_segmentation",
-        "SELECT COUNT(*) FROM customer_segmentation WHERE tier = '核心客户'",
+        // Scores break ties by customer id, and ids depend on load order: compare tie-free facts.
+        "SELECT SUM(frequency * frequency) FROM customer_segmentation",
+        "SELECT SUM(recency_days) FROM customer_segmentation",
     ] {
         out.push(s.scalar_i64(q).await.unwrap());
     }
