@@ -63,6 +63,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: IdentityCmd,
     },
+    /// Customer analytics on the warehouse: lifetime value models and their validation.
+    Analyze {
+        #[command(subcommand)]
+        cmd: AnalyzeCmd,
+    },
     /// Simulate, run the ETL and print a summary — the whole pipeline on the embedded default.
     Demo {
         /// Source orders to simulate.
@@ -73,6 +78,29 @@ pub enum Cmd {
         /// Directory for the source databases, truth and warehouse.
         #[arg(long, default_value = "data")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AnalyzeCmd {
+    /// BG/NBD + Gamma-Gamma lifetime value: fitted parameters, and with --truth a holdout check
+    /// against what the simulated people really did after the cut-off.
+    Clv {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        /// Ground truth database of the simulation (enables parameter recovery and holdout scores).
+        #[arg(long)]
+        truth: Option<String>,
+        /// Write the per-customer summary (x, t_x, T in days, zbar in yuan) as CSV.
+        #[arg(long)]
+        export_summary: Option<PathBuf>,
+        /// Fit from a summary CSV (columns x,t_x,T[,zbar]) instead of the warehouse; prints
+        /// parameters and the 12-month CLV total.
+        #[arg(long)]
+        summary_csv: Option<PathBuf>,
+        /// Also fit Pareto/NBD.
+        #[arg(long)]
+        pareto: bool,
     },
 }
 
@@ -313,6 +341,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
         },
+        Cmd::Analyze { cmd } => match cmd {
+            AnalyzeCmd::Clv {
+                warehouse,
+                truth,
+                export_summary,
+                summary_csv,
+                pareto,
+            } => analyze_clv(warehouse, truth, export_summary, summary_csv, pareto).await?,
+        },
         Cmd::Demo { orders, seed, dir } => demo(orders, seed, dir, progress).await?,
     }
     Ok(())
@@ -392,5 +429,111 @@ async fn demo(orders: u64, seed: u64, dir: PathBuf, progress: bool) -> Result<()
     println!(
         "\nTry: c360 sql \"SELECT * FROM v_customer_360 LIMIT 5\"    c360 quality    c360 --help"
     );
+    Ok(())
+}
+
+async fn analyze_clv(
+    warehouse: PathBuf,
+    truth: Option<String>,
+    export_summary: Option<PathBuf>,
+    summary_csv: Option<PathBuf>,
+    pareto: bool,
+) -> Result<()> {
+    use c360_etl::refresh::{customer_summaries, fit_models, predict, CustomerSummary};
+    if let Some(csv) = summary_csv {
+        let text =
+            std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let col = |names: &[&str]| header.iter().position(|h| names.contains(h));
+        let (ix, itx, it) = (
+            col(&["x", "frequency"]).context("summary CSV needs an x (or frequency) column")?,
+            col(&["t_x", "recency"]).context("summary CSV needs a t_x (or recency) column")?,
+            col(&["T"]).context("summary CSV needs a T column")?,
+        );
+        let im = col(&["zbar", "monetary_value"]);
+        let mut rows = Vec::new();
+        for (n, line) in lines.enumerate() {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |i: usize, name: &str| -> Result<f64> {
+                f.get(i)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .with_context(|| {
+                        format!(
+                            "{}: row {} field {name}: not a number",
+                            csv.display(),
+                            n + 2
+                        )
+                    })
+            };
+            rows.push(CustomerSummary {
+                customer_id: n as i64,
+                s: c360_analytics::clv::Summary {
+                    x: num(ix, "x")?,
+                    t_x: num(itx, "t_x")?,
+                    t: num(it, "T")?,
+                },
+                mean_value_fen: match im {
+                    Some(i) => num(i, "zbar")? * 100.0,
+                    None => 0.0,
+                },
+            });
+        }
+        let t0 = std::time::Instant::now();
+        let m = fit_models(&rows, 0, false)?;
+        let total: f64 = {
+            use rayon::prelude::*;
+            rows.par_iter()
+                .map(|r| predict(&m, &r.s, r.mean_value_fen).clv_fen / 100.0)
+                .sum()
+        };
+        let ms = t0.elapsed().as_millis();
+        let pn = if pareto {
+            Some(c360_analytics::clv::ParetoNbd::fit(
+                &rows.iter().map(|r| r.s).collect::<Vec<_>>(),
+            )?)
+        } else {
+            None
+        };
+        println!(
+            "{}",
+            serde_json::json!({"bgnbd": m.bgnbd, "gamma_gamma": m.gamma_gamma, "pareto_nbd": pn, "clv_total": total})
+        );
+        eprintln!("TIMING_MS {ms}");
+        println!("ANSWER {total:.6}");
+        return Ok(());
+    }
+    let wh = Warehouse::open(&warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    if let Some(path) = export_summary {
+        let mut out = String::from("x,t_x,T,zbar\n");
+        for r in &rows {
+            out.push_str(&format!(
+                "{},{},{},{}\n",
+                r.s.x,
+                r.s.t_x,
+                r.s.t,
+                r.mean_value_fen / 100.0
+            ));
+        }
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {} customers to {}", rows.len(), path.display());
+    }
+    match truth {
+        Some(t) => {
+            let e = c360_etl::evaluate::evaluate_clv(&warehouse, &t).await?;
+            println!("{}", serde_json::to_string_pretty(&e)?);
+        }
+        None => {
+            let m = fit_models(&rows, end_day, pareto)?;
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        }
+    }
     Ok(())
 }

@@ -10,10 +10,11 @@
 //!
 //! It is not the analytics: step 10 only calls the refresh hook (RFM and tiers for now).
 
+pub mod evaluate;
 mod extract;
 pub mod identity;
 mod quality;
-mod refresh;
+pub mod refresh;
 
 use std::path::PathBuf;
 use std::time::Instant;

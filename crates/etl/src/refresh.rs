@@ -73,7 +73,12 @@ pub fn conform(batches: Vec<RecordBatch>, table: &str) -> Result<Vec<RecordBatch
         .collect()
 }
 
-pub async fn refresh(cfg: &crate::EtlConfig, wh: &Warehouse, run_id: i64, pb: &ProgressBar) -> Result<(u64, u64)> {
+pub async fn refresh(
+    cfg: &crate::EtlConfig,
+    wh: &Warehouse,
+    run_id: i64,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
     let sess = Session::open(wh).await?;
     let rows = conform(sess.query(RFM_SQL).await?, "customer_segmentation")?;
     let n: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
@@ -102,18 +107,43 @@ pub async fn refresh(cfg: &crate::EtlConfig, wh: &Warehouse, run_id: i64, pb: &P
     Ok((n, n))
 }
 
-fn prediction_batches(m: &FittedModels, rows: &[CustomerSummary], end_day: i64) -> Result<Vec<RecordBatch>> {
-    use c360_warehouse::arrow::array::{Date32Builder, Float64Builder, Int64Builder, StringBuilder};
+fn prediction_batches(
+    m: &FittedModels,
+    rows: &[CustomerSummary],
+    end_day: i64,
+) -> Result<Vec<RecordBatch>> {
+    use c360_warehouse::arrow::array::{
+        Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    };
     use rayon::prelude::*;
-    let preds: Vec<Prediction> = rows.par_iter().map(|r| predict(m, &r.s, r.mean_value_fen)).collect();
-    let (mut id, mut model, mut metric, mut hz, mut val, mut asof) =
-        (Int64Builder::new(), StringBuilder::new(), StringBuilder::new(), Int64Builder::new(), Float64Builder::new(), Date32Builder::new());
+    let preds: Vec<Prediction> = rows
+        .par_iter()
+        .map(|r| predict(m, &r.s, r.mean_value_fen))
+        .collect();
+    let (mut id, mut model, mut metric, mut hz, mut val, mut asof) = (
+        Int64Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+        Date32Builder::new(),
+    );
     let as_of = (end_day - 1) as i32;
     for (r, p) in rows.iter().zip(&preds) {
         for (mo, me, h, v) in [
             ("bgnbd", "p_alive", None, p.p_alive),
-            ("bgnbd", "expected_purchases", Some(HORIZON_DAYS as i64), p.expected_purchases),
-            ("gamma_gamma", "expected_spend_fen", None, p.expected_spend_fen),
+            (
+                "bgnbd",
+                "expected_purchases",
+                Some(HORIZON_DAYS as i64),
+                p.expected_purchases,
+            ),
+            (
+                "gamma_gamma",
+                "expected_spend_fen",
+                None,
+                p.expected_spend_fen,
+            ),
             ("bgnbd_gg", "clv_fen", Some(360), p.clv_fen),
         ] {
             id.append_value(r.customer_id);
@@ -177,13 +207,19 @@ pub async fn customer_summaries(sess: &Session) -> Result<(Vec<CustomerSummary>,
         let mv = col(4, &DataType::Float64)?;
         let ed = col(5, &DataType::Int64)?;
         let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
-        let f = |a: &std::sync::Arc<dyn c360_warehouse::arrow::array::Array>| a.as_any().downcast_ref::<Float64Array>().unwrap().clone();
+        let f = |a: &std::sync::Arc<dyn c360_warehouse::arrow::array::Array>| {
+            a.as_any().downcast_ref::<Float64Array>().unwrap().clone()
+        };
         let (x, tx, t, mv) = (f(&x), f(&tx), f(&t), f(&mv));
         end_day = ed.as_any().downcast_ref::<Int64Array>().unwrap().value(0);
         for i in 0..b.num_rows() {
             out.push(CustomerSummary {
                 customer_id: id.value(i),
-                s: c360_analytics::clv::Summary { x: x.value(i), t_x: tx.value(i), t: t.value(i) },
+                s: c360_analytics::clv::Summary {
+                    x: x.value(i),
+                    t_x: tx.value(i),
+                    t: t.value(i),
+                },
                 mean_value_fen: mv.value(i),
             });
         }
@@ -208,14 +244,33 @@ pub struct FittedModels {
 pub const HORIZON_DAYS: f64 = 365.0;
 pub const MONTHLY_DISCOUNT: f64 = 0.01;
 
-pub fn fit_models(rows: &[CustomerSummary], end_day: i64, with_pareto: bool) -> std::result::Result<FittedModels, c360_analytics::clv::FitError> {
+pub fn fit_models(
+    rows: &[CustomerSummary],
+    end_day: i64,
+    with_pareto: bool,
+) -> std::result::Result<FittedModels, c360_analytics::clv::FitError> {
     use c360_analytics::clv::{BgNbd, GammaGamma, ParetoNbd};
     let s: Vec<_> = rows.iter().map(|r| r.s).collect();
     let bgnbd = BgNbd::fit(&s)?;
-    let spend: Vec<(f64, f64)> = rows.iter().filter(|r| r.s.x > 0.0 && r.mean_value_fen > 0.0).map(|r| (r.s.x, r.mean_value_fen / 100.0)).collect();
+    let spend: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.s.x > 0.0 && r.mean_value_fen > 0.0)
+        .map(|r| (r.s.x, r.mean_value_fen / 100.0))
+        .collect();
     let gamma_gamma = GammaGamma::fit(&spend)?;
-    let pareto_nbd = if with_pareto { Some(ParetoNbd::fit(&s)?) } else { None };
-    Ok(FittedModels { bgnbd, pareto_nbd, gamma_gamma, customers: rows.len(), end_day, time_unit: "day".into() })
+    let pareto_nbd = if with_pareto {
+        Some(ParetoNbd::fit(&s)?)
+    } else {
+        None
+    };
+    Ok(FittedModels {
+        bgnbd,
+        pareto_nbd,
+        gamma_gamma,
+        customers: rows.len(),
+        end_day,
+        time_unit: "day".into(),
+    })
 }
 
 /// Per-customer predictions from fitted parameters (closed form; microseconds per customer).
@@ -228,13 +283,29 @@ pub struct Prediction {
     pub clv_fen: f64,
 }
 
-pub fn predict(m: &FittedModels, s: &c360_analytics::clv::Summary, mean_value_fen: f64) -> Prediction {
-    let spend_yuan = m.gamma_gamma.expected_spend(s.x, if s.x > 0.0 { mean_value_fen / 100.0 } else { 0.0 });
+pub fn predict(
+    m: &FittedModels,
+    s: &c360_analytics::clv::Summary,
+    mean_value_fen: f64,
+) -> Prediction {
+    let spend_yuan = m.gamma_gamma.expected_spend(
+        s.x,
+        if s.x > 0.0 {
+            mean_value_fen / 100.0
+        } else {
+            0.0
+        },
+    );
     Prediction {
         p_alive: m.bgnbd.p_alive(s),
         expected_purchases: m.bgnbd.expected_purchases(s, HORIZON_DAYS),
         expected_purchases_pareto: m.pareto_nbd.map(|p| p.expected_purchases(s, HORIZON_DAYS)),
         expected_spend_fen: spend_yuan * 100.0,
-        clv_fen: c360_analytics::clv::clv(|t| m.bgnbd.expected_purchases(s, t), spend_yuan * 100.0, 12, MONTHLY_DISCOUNT),
+        clv_fen: c360_analytics::clv::clv(
+            |t| m.bgnbd.expected_purchases(s, t),
+            spend_yuan * 100.0,
+            12,
+            MONTHLY_DISCOUNT,
+        ),
     }
 }

@@ -486,6 +486,7 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
                     "nu",
                     "mean_spend_fen",
                     "first_order",
+                    "last_order",
                     "dropout_at",
                     "alive_at_cutoff",
                     "n_orders",
@@ -1084,6 +1085,12 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         nu.into(),
         (tp.p / nu * 100.0).into(),
         dt(t0).into(),
+        dt(*times
+            .iter()
+            .filter(|t| **t < cutoff_off)
+            .last()
+            .unwrap_or(&t0))
+        .into(),
         dropout_at.map(dt).into(),
         (alive_at_cutoff as i64).into(),
         (n_src as i64).into(),
