@@ -19,10 +19,10 @@ WITH base AS (
   SELECT k.customer_id, MAX(o.order_time) AS last_t, COUNT(*) AS frequency, SUM(o.total_fen) AS monetary_fen
   FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key
   WHERE o.status = 'paid' GROUP BY k.customer_id),
-asof AS (SELECT MAX(order_time) AS t FROM fact_orders),
+obs_end AS (SELECT MAX(order_time) AS t FROM fact_orders),
 scored AS (
   SELECT b.customer_id, CAST(FLOOR((epoch(a.t) - epoch(b.last_t)) / 86400) AS BIGINT) AS recency_days,
-         b.frequency, b.monetary_fen FROM base b CROSS JOIN asof a),
+         b.frequency, b.monetary_fen FROM base b CROSS JOIN obs_end a),
 q AS (
   SELECT *, NTILE(5) OVER (ORDER BY recency_days DESC, customer_id) AS r_score,
             NTILE(5) OVER (ORDER BY frequency, customer_id) AS f_score,
@@ -131,10 +131,10 @@ def rfm_pandas(wh):
     t0 = time.perf_counter()
     o = pd.concat([pd.read_parquet(f, columns=["customer_key", "order_time", "total_fen", "status"]) for f in manifest_files(wh, "fact_orders")])
     k = pd.concat([pd.read_parquet(f, columns=["source_key", "customer_id"]) for f in manifest_files(wh, "customer_keys")])
-    asof = o.order_time.max()
+    obs_end = o.order_time.max()
     p = o[o.status == "paid"].merge(k, left_on="customer_key", right_on="source_key")
     b = p.groupby("customer_id").agg(last_t=("order_time", "max"), frequency=("total_fen", "size"), monetary_fen=("total_fen", "sum")).reset_index()
-    b["recency_days"] = ((asof - b.last_t).dt.total_seconds() // 86400).astype("int64")
+    b["recency_days"] = ((obs_end - b.last_t).dt.total_seconds() // 86400).astype("int64")
     n = len(b)
     b = b.sort_values(["recency_days", "customer_id"], ascending=[False, True]); b["r"] = ntile(n)
     b = b.sort_values(["frequency", "customer_id"]); b["f"] = ntile(n)

@@ -22,10 +22,10 @@ RFM="WITH base AS (
   SELECT k.customer_id, MAX(o.order_time) AS last_t, COUNT(*) AS frequency, SUM(o.total_fen) AS monetary_fen
   FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key
   WHERE o.status = 'paid' GROUP BY k.customer_id),
-asof AS (SELECT MAX(order_time) AS t FROM fact_orders),
+obs_end AS (SELECT MAX(order_time) AS t FROM fact_orders),
 scored AS (
   SELECT b.customer_id, CAST(FLOOR((to_unixtime(a.t) - to_unixtime(b.last_t)) / 86400) AS BIGINT) AS recency_days,
-         b.frequency, b.monetary_fen FROM base b CROSS JOIN asof a),
+         b.frequency, b.monetary_fen FROM base b CROSS JOIN obs_end a),
 q AS (
   SELECT *, NTILE(5) OVER (ORDER BY recency_days DESC, customer_id) AS r_score,
             NTILE(5) OVER (ORDER BY frequency, customer_id) AS f_score,
