@@ -22,6 +22,9 @@ for line in (p.stderr + p.stdout).decode(errors="replace").splitlines():
         internal = float(line.split()[1]) / 1000.0
     if line.startswith("ANSWER "):
         answer = line[len("ANSWER "):].strip()
+    parts = line.split()
+    if len(parts) == 6 and parts[0] == "6" and parts[1] == "orders":  # c360 etl: step 6 (orders + items) alone
+        internal = float(parts[5]) / 1000.0
     if line.startswith("{") and '"checksum"' in line:  # c360 sql --json
         row = json.loads(line)
         answer = f"{row['n']} {row['checksum']}"

@@ -3,6 +3,8 @@
 //!
 //! Pure computation: no I/O, no warehouse. Callers hand in plain vectors and get plain results.
 
+pub mod churn;
 pub mod clv;
 pub mod optim;
+pub mod segment;
 pub mod special;

@@ -8,7 +8,11 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cmd::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if cli.verbose { "info,sqlx=warn" } else { "warn,sqlx=error" })
+        tracing_subscriber::EnvFilter::new(if cli.verbose {
+            "info,sqlx=warn"
+        } else {
+            "warn,sqlx=error"
+        })
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
