@@ -6,5 +6,6 @@
 pub mod churn;
 pub mod clv;
 pub mod optim;
+pub mod rfm;
 pub mod segment;
 pub mod special;

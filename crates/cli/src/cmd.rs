@@ -102,6 +102,25 @@ pub enum AnalyzeCmd {
         #[arg(long)]
         pareto: bool,
     },
+    /// Churn model (gradient-boosted trees, time-split, calibrated) scored on the holdout
+    /// against the ground truth, beside BG/NBD's P(alive).
+    Churn {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
+        truth: String,
+    },
+    /// The k-means segments of the last refresh with their explanations, or DBSCAN with
+    /// --eps/--min-pts on the same standardised features.
+    Segments {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        /// DBSCAN radius on standardised features.
+        #[arg(long)]
+        eps: Option<f64>,
+        #[arg(long, default_value_t = 20)]
+        min_pts: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -349,6 +368,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 summary_csv,
                 pareto,
             } => analyze_clv(warehouse, truth, export_summary, summary_csv, pareto).await?,
+            AnalyzeCmd::Churn { warehouse, truth } => {
+                let e = c360_etl::evaluate::evaluate_churn(&warehouse, &truth).await?;
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            }
+            AnalyzeCmd::Segments {
+                warehouse,
+                eps,
+                min_pts,
+            } => analyze_segments(warehouse, eps, min_pts).await?,
         },
         Cmd::Demo { orders, seed, dir } => demo(orders, seed, dir, progress).await?,
     }
@@ -533,6 +561,55 @@ async fn analyze_clv(
         None => {
             let m = fit_models(&rows, end_day, pareto)?;
             println!("{}", serde_json::to_string_pretty(&m)?);
+        }
+    }
+    Ok(())
+}
+
+async fn analyze_segments(warehouse: PathBuf, eps: Option<f64>, min_pts: usize) -> Result<()> {
+    use c360_analytics::segment::{dbscan, explain, standardize};
+    use c360_etl::profile;
+    let wh = Warehouse::open(&warehouse)?;
+    let sess = Session::open(&wh).await?;
+    match eps {
+        None => {
+            let notes = &sess.manifest.notes;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    notes.get("segments").unwrap_or(&serde_json::Value::Null)
+                )?
+            );
+            println!(
+                "{}",
+                format_batches(
+                    &sess
+                        .query(
+                            "SELECT cluster, COUNT(*) AS customers, ROUND(AVG(frequency), 2) AS avg_orders, \
+                             ROUND(AVG(monetary_fen) / 100.0, 1) AS avg_spend_yuan, ROUND(AVG(recency_days), 1) AS avg_recency_days \
+                             FROM customer_segmentation GROUP BY cluster ORDER BY cluster"
+                        )
+                        .await?
+                )
+            );
+        }
+        Some(eps) => {
+            let (_, end_day) = c360_etl::refresh::customer_summaries(&sess).await?;
+            let feats = profile::features(&sess, end_day).await?;
+            let (z, _, _) = standardize(&profile::segment_matrix(&feats));
+            let lab = dbscan(&z, eps, min_pts, 20_000, 2030);
+            let k = lab.iter().flatten().max().map(|m| m + 1).unwrap_or(0);
+            let noise = lab.iter().filter(|l| l.is_none()).count();
+            println!(
+                "DBSCAN eps={eps} min_pts={min_pts}: {k} clusters, {noise} noise points of {}",
+                lab.len()
+            );
+            for (i, d) in explain(&z, &lab, &profile::SEGMENT_FEATURES, k)
+                .iter()
+                .enumerate()
+            {
+                println!("  cluster {i}: {d}");
+            }
         }
     }
     Ok(())

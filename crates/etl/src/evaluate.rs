@@ -42,31 +42,7 @@ pub struct ClvEval {
     pub auc_alive: f64,
 }
 
-/// Area under the ROC curve (ties counted half).
-pub fn auc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|a, b| scores[*a].partial_cmp(&scores[*b]).unwrap());
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for k in i..=j {
-            if labels[idx[k]] {
-                rank_sum += avg;
-            }
-        }
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|l| **l).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return 0.5;
-    }
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
-}
+pub use c360_analytics::churn::auc;
 
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len() as f64;
@@ -144,6 +120,73 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         table: "customers".into(),
         reason: e.to_string(),
     })?;
+    let clean = clean_customers(&sess, &truth).await?;
+    let future: HashMap<i64, f64> = truth
+        .fetch_all(
+            "SELECT person_id, COUNT(DISTINCT substr(order_time, 1, 10)) AS n FROM future_orders \
+             WHERE order_time < '9999' GROUP BY person_id",
+        )
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "n")?)))
+        .collect();
+    truth.close().await;
+    let (mut pred, mut act, mut alive_s, mut alive_l) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let Some(person) = clean.get(&r.customer_id) else {
+            continue;
+        };
+        let p = predict(&models, &r.s, r.mean_value_fen);
+        let actual = future.get(person).copied().unwrap_or(0.0);
+        pred.push(p.expected_purchases);
+        act.push(actual);
+        if r.s.x > 0.0 {
+            alive_s.push(p.p_alive);
+            alive_l.push(actual > 0.0);
+        }
+    }
+    let n = pred.len();
+    let mae = pred
+        .iter()
+        .zip(&act)
+        .map(|(p, a)| (p - a).abs())
+        .sum::<f64>()
+        / n.max(1) as f64;
+    Ok(ClvEval {
+        truth: tp,
+        fit_on_persons,
+        models_on_customers: models,
+        holdout_customers: n,
+        predicted_purchases: pred.iter().sum(),
+        actual_purchases: act.iter().sum(),
+        mae,
+        pearson: pearson(&pred, &act),
+        auc_alive: auc(&alive_s, &alive_l),
+    })
+}
+
+/// The simulator's mean basket target in yuan, p·γ/(q−1): what Gamma-Gamma's p·v/(q−1) estimates
+/// (order totals round the target up to whole menu items, so the fit lands somewhat above).
+pub fn gamma_gamma_truth_mean(t: &TruthParams) -> f64 {
+    t.p * t.gamma / (t.q - 1.0)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnEval {
+    /// The churn model on every holdout customer (label: no purchase in the 90 days after the cut-off).
+    pub gbt: c360_analytics::churn::Scorecard,
+    /// Repeat buyers only: the GBT and the BTYD score 1 − P(alive) side by side.
+    pub gbt_auc_repeat: f64,
+    pub btyd_auc_repeat: f64,
+    /// One-time buyers, where BG/NBD's P(alive) is 1 by construction and is not used.
+    pub gbt_auc_one_time: f64,
+    pub holdout_customers: usize,
+}
+
+/// Maps each customer to its one true person when that is unambiguous (the customer's ids all
+/// belong to one person, and no other customer holds an id of that person).
+async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMap<i64, i64>> {
     let mut key_person: HashMap<String, i64> = HashMap::new();
     for r in truth
         .fetch_all("SELECT system, source_id, person_id FROM ids")
@@ -182,71 +225,83 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
             *person_customers.entry(*p).or_default() += 1;
         }
     }
-    let future: HashMap<i64, f64> = truth
-        .fetch_all(
-            "SELECT person_id, COUNT(DISTINCT substr(order_time, 1, 10)) AS n FROM future_orders \
-             WHERE order_time < '9999' GROUP BY person_id",
-        )
+    Ok(cust_persons
+        .into_iter()
+        .filter(|(_, ps)| ps.len() == 1 && person_customers.get(&ps[0]) == Some(&1))
+        .map(|(c, ps)| (c, ps[0]))
+        .collect())
+}
+
+pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Result<ChurnEval> {
+    use crate::profile;
+    use c360_analytics::churn::scorecard;
+    let truth = Db::connect(truth_url).await?;
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    let clean = clean_customers(&sess, &truth).await?;
+    let cutoff = truth
+        .fetch_all("SELECT value FROM params WHERE name = 'cutoff'")
+        .await?;
+    let cutoff = cutoff
+        .first()
+        .and_then(|r| get_text(r, "value"))
+        .unwrap_or_default();
+    let cutoff_d = c360_model::parse_date(&cutoff).map_err(|e| crate::EtlError::Source {
+        table: "truth.params".into(),
+        reason: e.to_string(),
+    })?;
+    let until = (cutoff_d + chrono::Duration::days(90)).to_string();
+    let active: std::collections::HashSet<i64> = truth
+        .fetch_all(&format!(
+            "SELECT DISTINCT person_id FROM future_orders WHERE order_time < '{until}'"
+        ))
         .await?
         .iter()
-        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "n")?)))
+        .filter_map(|r| get_i64(r, "person_id"))
         .collect();
     truth.close().await;
-    let (mut pred, mut act, mut alive_s, mut alive_l) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for r in &rows {
-        let Some(ps) = cust_persons.get(&r.customer_id) else {
+    let model =
+        profile::train_churn(&sess, end_day)
+            .await?
+            .ok_or_else(|| crate::EtlError::Source {
+                table: "fact_orders".into(),
+                reason: "too little history to train a churn model".into(),
+            })?;
+    let feats = profile::features(&sess, end_day).await?;
+    let scores = profile::churn_scores(&model, &feats);
+    let models = fit_models(&rows, end_day, false).map_err(|e| crate::EtlError::Source {
+        table: "customers".into(),
+        reason: e.to_string(),
+    })?;
+    let summary: HashMap<i64, Summary> = rows.iter().map(|r| (r.customer_id, r.s)).collect();
+    let (mut p, mut y) = (Vec::new(), Vec::new());
+    let (mut gr, mut br, mut yr, mut go, mut yo) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (f, s) in feats.iter().zip(&scores) {
+        let Some(person) = clean.get(&f.customer_id) else {
             continue;
         };
-        if ps.len() != 1 || person_customers.get(&ps[0]) != Some(&1) {
-            continue;
-        }
-        let p = predict(&models, &r.s, r.mean_value_fen);
-        let actual = future.get(&ps[0]).copied().unwrap_or(0.0);
-        pred.push(p.expected_purchases);
-        act.push(actual);
-        if r.s.x > 0.0 {
-            alive_s.push(p.p_alive);
-            alive_l.push(actual > 0.0);
+        let churned = !active.contains(person);
+        p.push(*s);
+        y.push(churned);
+        match summary.get(&f.customer_id) {
+            Some(sm) if sm.x > 0.0 => {
+                gr.push(*s);
+                br.push(1.0 - models.bgnbd.p_alive(sm));
+                yr.push(churned);
+            }
+            _ => {
+                go.push(*s);
+                yo.push(churned);
+            }
         }
     }
-    let n = pred.len();
-    let mae = pred
-        .iter()
-        .zip(&act)
-        .map(|(p, a)| (p - a).abs())
-        .sum::<f64>()
-        / n.max(1) as f64;
-    Ok(ClvEval {
-        truth: tp,
-        fit_on_persons,
-        models_on_customers: models,
-        holdout_customers: n,
-        predicted_purchases: pred.iter().sum(),
-        actual_purchases: act.iter().sum(),
-        mae,
-        pearson: pearson(&pred, &act),
-        auc_alive: auc(&alive_s, &alive_l),
+    Ok(ChurnEval {
+        holdout_customers: p.len(),
+        gbt: scorecard(&p, &y),
+        gbt_auc_repeat: auc(&gr, &yr),
+        btyd_auc_repeat: auc(&br, &yr),
+        gbt_auc_one_time: auc(&go, &yo),
     })
-}
-
-/// The simulator's mean basket target in yuan, p·γ/(q−1): what Gamma-Gamma's p·v/(q−1) estimates
-/// (order totals round the target up to whole menu items, so the fit lands somewhat above).
-pub fn gamma_gamma_truth_mean(t: &TruthParams) -> f64 {
-    t.p * t.gamma / (t.q - 1.0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn auc_of_perfect_and_random_scores() {
-        assert_eq!(
-            super::auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
-            1.0
-        );
-        assert_eq!(
-            super::auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
-            0.5
-        );
-    }
 }

@@ -13,6 +13,7 @@
 pub mod evaluate;
 mod extract;
 pub mod identity;
+pub mod profile;
 mod quality;
 pub mod refresh;
 

@@ -1,11 +1,10 @@
-//! Step 10: the analytics refresh hook, run after the load commits. For now it computes RFM
-//! (quintile scores, the eight Chinese value classes and the four tiers) into
-//! `customer_segmentation`; the analytics crate will plug its models in here.
-//!
-//! Rules, stated once: scores are NTILE(5) over customers with at least one paid order, ties
-//! broken by customer id (so equal values may straddle a tile edge); R scores recent buyers high.
-//! "High" in the eight classes means a score above the mean score 3. Tiers: 核心客户 R,F,M ≥ 4;
-//! 活跃客户 R,F ≥ 3; 机会客户 R ≥ 3 or M ≥ 4; otherwise 沉睡/新客户.
+//! Step 10: the analytics refresh hook, run after the load commits. It builds every customer's
+//! profile as of the day after the last order: RFM scored against per-city dynamic thresholds
+//! (rules in `c360_analytics::rfm`), lifecycle stage, k-means segments with explanations,
+//! BG/NBD + Gamma-Gamma lifetime value (P(alive), expected purchases, 12-month CLV), 12-month
+//! value growth and a churn probability from gradient-boosted trees trained on the past —
+//! into `customer_segmentation` and `customer_predictions`, with the fitted models in the
+//! manifest so a new order can be scored without a refit.
 
 use c360_warehouse::arrow::compute::cast;
 use c360_warehouse::arrow::record_batch::RecordBatch;
@@ -13,48 +12,6 @@ use c360_warehouse::{tables, Session, Warehouse};
 use indicatif::ProgressBar;
 
 use crate::Result;
-
-const RFM_SQL: &str = "
-WITH base AS (
-  SELECT k.customer_id,
-         to_unixtime(MAX(o.order_time)) AS last_ts,
-         COUNT(*) AS frequency,
-         SUM(o.total_fen) AS monetary_fen
-  FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key
-  WHERE o.status = 'paid'
-  GROUP BY k.customer_id),
-asof AS (SELECT to_unixtime(MAX(order_time)) AS t, MAX(order_time) AS at FROM fact_orders),
-scored AS (
-  SELECT b.customer_id,
-         CAST(FLOOR((a.t - b.last_ts) / 86400) AS BIGINT) AS recency_days,
-         b.frequency, b.monetary_fen,
-         CAST(a.at AS DATE) AS as_of
-  FROM base b CROSS JOIN asof a),
-q AS (
-  SELECT *,
-    NTILE(5) OVER (ORDER BY recency_days DESC, customer_id) AS r_score,
-    NTILE(5) OVER (ORDER BY frequency, customer_id) AS f_score,
-    NTILE(5) OVER (ORDER BY monetary_fen, customer_id) AS m_score
-  FROM scored)
-SELECT customer_id, recency_days, frequency, monetary_fen, r_score, f_score, m_score,
-  CASE
-    WHEN r_score > 3 AND f_score > 3 AND m_score > 3 THEN '重要价值客户'
-    WHEN r_score > 3 AND f_score <= 3 AND m_score > 3 THEN '重要发展客户'
-    WHEN r_score <= 3 AND f_score > 3 AND m_score > 3 THEN '重要保持客户'
-    WHEN r_score <= 3 AND f_score <= 3 AND m_score > 3 THEN '重要挽留客户'
-    WHEN r_score > 3 AND f_score > 3 THEN '一般价值客户'
-    WHEN r_score > 3 THEN '一般发展客户'
-    WHEN f_score > 3 THEN '一般保持客户'
-    ELSE '一般挽留客户'
-  END AS rfm_class,
-  CASE
-    WHEN r_score >= 4 AND f_score >= 4 AND m_score >= 4 THEN '核心客户'
-    WHEN r_score >= 3 AND f_score >= 3 THEN '活跃客户'
-    WHEN r_score >= 3 OR m_score >= 4 THEN '机会客户'
-    ELSE '沉睡/新客户'
-  END AS tier,
-  as_of
-FROM q ORDER BY customer_id";
 
 /// Casts query output onto a table's declared schema, column by column.
 pub fn conform(batches: Vec<RecordBatch>, table: &str) -> Result<Vec<RecordBatch>> {
@@ -79,47 +36,149 @@ pub async fn refresh(
     run_id: i64,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
+    use crate::profile;
+    use std::collections::HashMap;
     let sess = Session::open(wh).await?;
-    let rows = conform(sess.query(RFM_SQL).await?, "customer_segmentation")?;
-    let n: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
-    pb.set_position(n);
-
-    // Lifetime value: fit BG/NBD + Gamma-Gamma on every customer, predict each in closed form.
     let (summaries, end_day) = customer_summaries(&sess).await?;
-    let mut preds = Vec::new();
-    let mut models_note = serde_json::Value::Null;
+    let feats = if summaries.is_empty() {
+        Vec::new()
+    } else {
+        profile::features(&sess, end_day).await?
+    };
+    pb.set_position(feats.len() as u64);
+
+    // Lifetime value: BG/NBD + Gamma-Gamma on every customer, predictions in closed form.
+    let mut models = None;
     if summaries.iter().filter(|s| s.s.x > 0.0).count() >= 20 {
         match fit_models(&summaries, end_day, false) {
-            Ok(m) => {
-                preds = prediction_batches(&m, &summaries, end_day)?;
-                models_note = serde_json::to_value(&m).unwrap_or_default();
-            }
+            Ok(m) => models = Some(m),
             Err(e) => tracing::warn!(error = %e, "lifetime value models not fitted"),
         }
     }
+    let preds: HashMap<i64, Prediction> = match &models {
+        Some(m) => {
+            use rayon::prelude::*;
+            summaries
+                .par_iter()
+                .map(|r| (r.customer_id, predict(m, &r.s, r.mean_value_fen)))
+                .collect()
+        }
+        None => HashMap::new(),
+    };
+    // Churn: trained on the past with a time split, scored now.
+    let churn = profile::train_churn(&sess, end_day).await?;
+    let p_churn = churn.as_ref().map(|m| profile::churn_scores(m, &feats));
+    let rfm = profile::rfm_model(&feats);
+    let seg = profile::segments(&feats);
+
+    let as_of = (end_day - 1) as i32;
+    let seg_batch = segmentation_batch(&feats, &rfm, seg.as_ref(), &preds, as_of)?;
+    let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
+    let n = feats.len() as u64;
     crate::fail_point(cfg, "refresh_commit")?;
     let mut txn = wh.begin(run_id)?;
-    txn.replace("customer_segmentation", rows)?;
-    txn.replace("customer_predictions", preds)?;
+    txn.replace("customer_segmentation", vec![seg_batch])?;
+    txn.replace("customer_predictions", vec![pred_batch])?;
     txn.note("segmentation_run", serde_json::json!(run_id));
-    txn.note("models", models_note);
+    txn.note("models", serde_json::to_value(&models).unwrap_or_default());
+    txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());
+    txn.note("segments", serde_json::json!(seg.as_ref().map(|s| serde_json::json!({"k": s.k, "silhouette_by_k": s.silhouette_by_k, "descriptions": s.descriptions, "features": profile::SEGMENT_FEATURES}))));
+    txn.note(
+        "churn",
+        serde_json::json!(churn.as_ref().map(|m| serde_json::json!({
+            "features": profile::Features::MODEL_NAMES,
+            "importance": m.importance,
+            "calibration": [m.calib_a, m.calib_b],
+            "label": "no paid order in the next 90 days",
+        }))),
+    );
     txn.commit()?;
     Ok((n, n))
 }
 
-fn prediction_batches(
-    m: &FittedModels,
-    rows: &[CustomerSummary],
-    end_day: i64,
-) -> Result<Vec<RecordBatch>> {
+fn segmentation_batch(
+    feats: &[crate::profile::Features],
+    rfm: &c360_analytics::rfm::RfmModel,
+    seg: Option<&crate::profile::Segments>,
+    preds: &std::collections::HashMap<i64, Prediction>,
+    as_of: i32,
+) -> Result<RecordBatch> {
     use c360_warehouse::arrow::array::{
         Date32Builder, Float64Builder, Int64Builder, StringBuilder,
     };
-    use rayon::prelude::*;
-    let preds: Vec<Prediction> = rows
-        .par_iter()
-        .map(|r| predict(m, &r.s, r.mean_value_fen))
-        .collect();
+    let mut b_id = Int64Builder::new();
+    let (mut rec, mut freq, mut mon, mut rs, mut fs, mut ms) = (
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Int64Builder::new(),
+    );
+    let (mut class, mut tier, mut asof, mut segn, mut city, mut life, mut cl, mut growth) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Date32Builder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+    );
+    for (i, f) in feats.iter().enumerate() {
+        let group = f.city_id.map(|c| c.to_string());
+        let sc = rfm.score(&crate::profile::rfm_values(f), group.as_deref());
+        let p = preds.get(&f.customer_id);
+        b_id.append_value(f.customer_id);
+        rec.append_value(f.recency as i64);
+        freq.append_value(f.orders as i64);
+        mon.append_value(f.spend as i64);
+        rs.append_value(sc.r as i64);
+        fs.append_value(sc.f as i64);
+        ms.append_value(sc.m as i64);
+        class.append_value(sc.class);
+        tier.append_value(sc.tier);
+        asof.append_value(as_of);
+        segn.append_value(sc.segment);
+        city.append_option(f.city_id);
+        life.append_value(crate::profile::lifecycle(f, p.map(|p| p.p_alive)));
+        cl.append_option(seg.map(|s| s.labels[i] as i64));
+        // 12-month value growth: forecast spend next year against spend in the last year.
+        growth.append_option(
+            p.filter(|_| f.spend_365 > 0.0)
+                .map(|p| p.expected_purchases * p.expected_spend_fen / f.spend_365 - 1.0),
+        );
+    }
+    let schema = (tables::def("customer_segmentation").unwrap().schema)();
+    let cols: Vec<std::sync::Arc<dyn c360_warehouse::arrow::array::Array>> = vec![
+        std::sync::Arc::new(b_id.finish()),
+        std::sync::Arc::new(rec.finish()),
+        std::sync::Arc::new(freq.finish()),
+        std::sync::Arc::new(mon.finish()),
+        std::sync::Arc::new(rs.finish()),
+        std::sync::Arc::new(fs.finish()),
+        std::sync::Arc::new(ms.finish()),
+        std::sync::Arc::new(class.finish()),
+        std::sync::Arc::new(tier.finish()),
+        std::sync::Arc::new(asof.finish()),
+        std::sync::Arc::new(segn.finish()),
+        std::sync::Arc::new(city.finish()),
+        std::sync::Arc::new(life.finish()),
+        std::sync::Arc::new(cl.finish()),
+        std::sync::Arc::new(growth.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+fn prediction_batch(
+    feats: &[crate::profile::Features],
+    preds: &std::collections::HashMap<i64, Prediction>,
+    p_churn: Option<&[f64]>,
+    as_of: i32,
+) -> Result<RecordBatch> {
+    use c360_warehouse::arrow::array::{
+        Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    };
     let (mut id, mut model, mut metric, mut hz, mut val, mut asof) = (
         Int64Builder::new(),
         StringBuilder::new(),
@@ -128,34 +187,39 @@ fn prediction_batches(
         Float64Builder::new(),
         Date32Builder::new(),
     );
-    let as_of = (end_day - 1) as i32;
-    for (r, p) in rows.iter().zip(&preds) {
-        for (mo, me, h, v) in [
-            ("bgnbd", "p_alive", None, p.p_alive),
-            (
+    let mut push = |c: i64, mo: &str, me: &str, h: Option<i64>, v: f64| {
+        id.append_value(c);
+        model.append_value(mo);
+        metric.append_value(me);
+        hz.append_option(h);
+        val.append_value(v);
+        asof.append_value(as_of);
+    };
+    for (i, f) in feats.iter().enumerate() {
+        if let Some(p) = preds.get(&f.customer_id) {
+            push(f.customer_id, "bgnbd", "p_alive", None, p.p_alive);
+            push(
+                f.customer_id,
                 "bgnbd",
                 "expected_purchases",
                 Some(HORIZON_DAYS as i64),
                 p.expected_purchases,
-            ),
-            (
+            );
+            push(
+                f.customer_id,
                 "gamma_gamma",
                 "expected_spend_fen",
                 None,
                 p.expected_spend_fen,
-            ),
-            ("bgnbd_gg", "clv_fen", Some(360), p.clv_fen),
-        ] {
-            id.append_value(r.customer_id);
-            model.append_value(mo);
-            metric.append_value(me);
-            hz.append_option(h);
-            val.append_value(v);
-            asof.append_value(as_of);
+            );
+            push(f.customer_id, "bgnbd_gg", "clv_fen", Some(360), p.clv_fen);
+        }
+        if let Some(c) = p_churn {
+            push(f.customer_id, "churn_gbt", "p_churn_90d", Some(90), c[i]);
         }
     }
     let schema = (tables::def("customer_predictions").unwrap().schema)();
-    Ok(vec![RecordBatch::try_new(
+    Ok(RecordBatch::try_new(
         schema,
         vec![
             std::sync::Arc::new(id.finish()),
@@ -165,7 +229,7 @@ fn prediction_batches(
             std::sync::Arc::new(val.finish()),
             std::sync::Arc::new(asof.finish()),
         ],
-    )?])
+    )?)
 }
 
 /// Per-customer purchase summary in days, lifetimes-style: purchases are counted per calendar

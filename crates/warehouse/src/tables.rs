@@ -171,6 +171,11 @@ fn segmentation() -> SchemaRef {
         f("rfm_class", S, false),
         f("tier", S, false),
         f("as_of", DataType::Date32, false),
+        f("rfm_segment", S, false),
+        f("city_id", I64, true),
+        f("lifecycle", S, false),
+        f("cluster", I64, true),
+        f("value_growth", F64, true),
     ]))
 }
 fn predictions() -> SchemaRef {
@@ -344,17 +349,27 @@ pub const VIEWS: &[(&str, &str)] = &[
            approx_distinct(store_id) AS store_count \
            FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL GROUP BY customer_id), \
          e AS (SELECT customer_id, AVG(rating) AS avg_rating, COUNT(*) AS review_count FROM customer_emotion GROUP BY customer_id), \
-         b AS (SELECT customer_id, COUNT(*) AS event_count, approx_distinct(session_id) AS session_count FROM customer_behavior_tracks GROUP BY customer_id) \
+         b AS (SELECT customer_id, COUNT(*) AS event_count, approx_distinct(session_id) AS session_count FROM customer_behavior_tracks GROUP BY customer_id), \
+         p AS (SELECT customer_id, \
+           MAX(CASE WHEN metric = 'p_alive' THEN value END) AS p_alive, \
+           MAX(CASE WHEN metric = 'expected_purchases' THEN value END) AS expected_purchases_365d, \
+           MAX(CASE WHEN metric = 'expected_spend_fen' THEN value END) AS expected_spend_fen, \
+           MAX(CASE WHEN metric = 'clv_fen' THEN value END) AS clv_12m_fen, \
+           MAX(CASE WHEN metric = 'p_churn_90d' THEN value END) AS p_churn_90d \
+           FROM customer_predictions GROUP BY customer_id) \
          SELECT c.customer_id, c.phone_masked, c.name_masked, c.gender, c.birth_year, c.member_count, c.wx_user_count, \
            c.register_store_id, c.first_seen, \
            COALESCE(o.order_count, 0) AS order_count, COALESCE(o.total_spend_fen, 0) AS total_spend_fen, \
            CASE WHEN o.order_count > 0 THEN o.total_spend_fen / o.order_count END AS avg_order_fen, \
            o.first_order_time, o.last_order_time, COALESCE(o.wx_orders, 0) AS wx_orders, o.store_count, \
            s.recency_days, s.frequency, s.monetary_fen, s.r_score, s.f_score, s.m_score, s.rfm_class, s.tier, \
+           s.rfm_segment, s.lifecycle, s.cluster, s.value_growth, \
+           p.p_alive, p.expected_purchases_365d, p.expected_spend_fen, p.clv_12m_fen, p.p_churn_90d, \
            e.avg_rating, COALESCE(e.review_count, 0) AS review_count, \
            COALESCE(b.event_count, 0) AS event_count, b.session_count \
          FROM customers c LEFT JOIN o ON c.customer_id = o.customer_id \
          LEFT JOIN customer_segmentation s ON c.customer_id = s.customer_id \
-         LEFT JOIN e ON c.customer_id = e.customer_id LEFT JOIN b ON c.customer_id = b.customer_id",
+         LEFT JOIN e ON c.customer_id = e.customer_id LEFT JOIN b ON c.customer_id = b.customer_id \
+         LEFT JOIN p ON c.customer_id = p.customer_id",
     ),
 ];

@@ -49,3 +49,40 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
         count(&wh, "SELECT COUNT(*) FROM customer_segmentation").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_model_beats_chance_is_calibrated_and_profiles_are_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 40_000, 32);
+    c360_sim::simulate(&sim).await.unwrap();
+    let wh = dir.path().join("wh");
+    run(&etl_cfg(&sim, wh.clone())).await;
+    let e = c360_etl::evaluate::evaluate_churn(&wh, &sim.truth_url)
+        .await
+        .unwrap();
+    assert!(e.holdout_customers > 1000);
+    assert!(e.gbt.auc > 0.7, "{e:?}");
+    assert!(e.gbt.lift_top10 > 1.2, "{e:?}");
+    // Calibrated on a later period than it was trained on: deciles within 0.12 of observed.
+    for (p, o, _) in &e.gbt.reliability {
+        assert!((p - o).abs() < 0.12, "{e:?}");
+    }
+    // On one-time buyers BG/NBD says nothing (P(alive) = 1); the trees still rank them.
+    assert!(e.gbt_auc_one_time > 0.6, "{e:?}");
+    assert!(e.gbt_auc_repeat > 0.7 && e.btyd_auc_repeat > 0.7, "{e:?}");
+
+    // Every customer has tier, class, lifecycle, a cluster and a churn probability.
+    let s = count(
+        &wh,
+        "SELECT COUNT(*) FROM v_customer_360 WHERE order_count > 0 AND \
+         (tier IS NULL OR rfm_class IS NULL OR lifecycle IS NULL OR cluster IS NULL OR p_churn_90d IS NULL OR clv_12m_fen IS NULL)",
+    )
+    .await;
+    assert_eq!(s, 0);
+    let stages = count(
+        &wh,
+        "SELECT COUNT(DISTINCT lifecycle) FROM customer_segmentation",
+    )
+    .await;
+    assert!(stages >= 5, "lifecycle stages {stages}");
+}
