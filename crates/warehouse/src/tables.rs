@@ -372,4 +372,65 @@ pub const VIEWS: &[(&str, &str)] = &[
          LEFT JOIN e ON c.customer_id = e.customer_id LEFT JOIN b ON c.customer_id = b.customer_id \
          LEFT JOIN p ON c.customer_id = p.customer_id",
     ),
+    (
+        "v_customer_time",
+        "SELECT customer_id, daypart, CAST(date_part('dow', order_time) AS BIGINT) AS weekday, \
+           holiday IS NOT NULL AS is_holiday, COUNT(*) AS orders, \
+           CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY customer_id) AS share \
+         FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL \
+         GROUP BY customer_id, daypart, CAST(date_part('dow', order_time) AS BIGINT), holiday IS NOT NULL",
+    ),
+    (
+        "v_customer_products",
+        "SELECT o.customer_id, p.category, p.product_id, p.name, SUM(i.qty) AS qty, SUM(i.amount_fen) AS spend_fen, \
+           CAST(SUM(i.qty) AS DOUBLE) / SUM(SUM(i.qty)) OVER (PARTITION BY o.customer_id) AS share \
+         FROM order_items i JOIN orders o ON i.order_id = o.order_id JOIN products p ON i.product_id = p.product_id \
+         WHERE o.status = 'paid' AND o.customer_id IS NOT NULL GROUP BY o.customer_id, p.category, p.product_id, p.name",
+    ),
+    (
+        "v_customer_channel",
+        "SELECT customer_id, channel, COUNT(*) AS orders, SUM(total_fen) AS spend_fen, \
+           CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY customer_id) AS share \
+         FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL GROUP BY customer_id, channel",
+    ),
+    (
+        "v_customer_geo",
+        "WITH v AS (SELECT customer_id, store_id, COUNT(*) AS n FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL GROUP BY customer_id, store_id), \
+         h AS (SELECT customer_id, store_id FROM (SELECT customer_id, store_id, \
+               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY n DESC, store_id) AS rn FROM v) x WHERE rn = 1) \
+         SELECT h.customer_id, h.store_id AS home_store_id, hs.city AS home_city, hs.tier AS home_city_tier, \
+           COUNT(DISTINCT v.store_id) AS stores_visited, COUNT(DISTINCT s.city_id) AS cities_visited, \
+           SUM(v.n * 6371.0 * 2 * asin(sqrt(power(sin(radians(s.lat - hs.lat) / 2), 2) + \
+             cos(radians(hs.lat)) * cos(radians(s.lat)) * power(sin(radians(s.lon - hs.lon) / 2), 2)))) / SUM(v.n) AS avg_km_from_home \
+         FROM h JOIN stores hs ON h.store_id = hs.store_id JOIN v ON v.customer_id = h.customer_id \
+         JOIN stores s ON v.store_id = s.store_id GROUP BY h.customer_id, h.store_id, hs.city, hs.tier",
+    ),
+    (
+        "v_segment_daypart",
+        "SELECT s.tier, s.rfm_class, o.daypart, COUNT(*) AS orders, \
+           CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY s.tier, s.rfm_class) AS share \
+         FROM orders o JOIN customer_segmentation s ON o.customer_id = s.customer_id WHERE o.status = 'paid' \
+         GROUP BY s.tier, s.rfm_class, o.daypart",
+    ),
+    (
+        "v_segment_category",
+        "SELECT s.tier, s.rfm_class, p.category, SUM(i.qty) AS qty, \
+           CAST(SUM(i.qty) AS DOUBLE) / SUM(SUM(i.qty)) OVER (PARTITION BY s.tier, s.rfm_class) AS share \
+         FROM order_items i JOIN orders o ON i.order_id = o.order_id JOIN products p ON i.product_id = p.product_id \
+         JOIN customer_segmentation s ON o.customer_id = s.customer_id WHERE o.status = 'paid' \
+         GROUP BY s.tier, s.rfm_class, p.category",
+    ),
+    (
+        "v_holiday_effect",
+        "WITH d AS (SELECT CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT) AS day, MAX(holiday) AS holiday, \
+                    COUNT(*) AS orders FROM orders WHERE status = 'paid' \
+                    GROUP BY CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT)), \
+         w AS (SELECT day, holiday, orders, \
+                 SUM(CASE WHEN holiday IS NULL THEN orders ELSE 0 END) OVER (ORDER BY day RANGE BETWEEN 14 PRECEDING AND 14 FOLLOWING) AS base_orders, \
+                 SUM(CASE WHEN holiday IS NULL THEN 1 ELSE 0 END) OVER (ORDER BY day RANGE BETWEEN 14 PRECEDING AND 14 FOLLOWING) AS base_days \
+               FROM d) \
+         SELECT COALESCE(holiday, '(none)') AS holiday, COUNT(*) AS days, AVG(orders) AS orders_per_day, \
+           AVG(CAST(orders AS DOUBLE) * base_days / base_orders) AS lift_vs_days_around \
+         FROM w GROUP BY COALESCE(holiday, '(none)') ORDER BY lift_vs_days_around DESC",
+    ),
 ];
