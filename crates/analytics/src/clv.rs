@@ -28,6 +28,39 @@ pub struct Summary {
     pub t: f64,
 }
 
+impl Summary {
+    /// The summary after one more purchase at time `at` (since the first purchase, same unit;
+    /// at ≥ t_x). Purchases are counted per whole period, as in the batch summary: a purchase in
+    /// the same period as the last one adds no repeat purchase, and the observation then runs at
+    /// least to the end of that period (T ≥ period + 1).
+    pub fn add_purchase(&self, at: f64) -> Summary {
+        let day = at.max(self.t_x).floor();
+        let t = self.t.max(day + 1.0);
+        if day == self.t_x.floor() {
+            Summary { t, ..*self }
+        } else {
+            Summary {
+                x: self.x + 1.0,
+                t_x: day,
+                t,
+            }
+        }
+    }
+}
+
+/// Mean value of the repeat purchase periods after adding `value` to the purchase at `at`.
+pub fn mean_after_purchase(before: &Summary, mean: f64, at: f64, value: f64) -> f64 {
+    let after = before.add_purchase(at);
+    if after.x == 0.0 {
+        0.0
+    } else if after.x > before.x {
+        (mean * before.x + value) / after.x
+    } else {
+        // Same period as the last repeat purchase: that period's value grows.
+        mean + value / after.x
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
     #[error("no customers to fit")]
@@ -162,6 +195,23 @@ impl BgNbd {
 
     /// Expected purchases in (T, T + t].
     pub fn expected_purchases(&self, s: &Summary, t: f64) -> f64 {
+        // The closed form has a removable singularity at a = 1: evaluate either side and average
+        // (the error is second order in the step).
+        if (self.a - 1.0).abs() < 1e-3 {
+            let lo = BgNbd {
+                a: 1.0 - 1e-3,
+                ..*self
+            };
+            let hi = BgNbd {
+                a: 1.0 + 1e-3,
+                ..*self
+            };
+            return 0.5 * (lo.expected_purchases_raw(s, t) + hi.expected_purchases_raw(s, t));
+        }
+        self.expected_purchases_raw(s, t)
+    }
+
+    fn expected_purchases_raw(&self, s: &Summary, t: f64) -> f64 {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
         let x = s.x;
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
@@ -420,6 +470,60 @@ mod tests {
         assert!(m.p_alive(&s) > 0.99);
         let e = m.expected_purchases(&s, 30.0);
         assert!(e.is_finite() && e > 100.0, "{e}");
+    }
+
+    #[test]
+    fn a_new_purchase_updates_the_summary_and_the_predictions() {
+        let m = BgNbd {
+            r: 0.9,
+            alpha: 30.0,
+            a: 1.0,
+            b: 5.0,
+            ll: 0.0,
+        };
+        let s = Summary {
+            x: 3.0,
+            t_x: 100.0,
+            t: 300.0,
+        };
+        let after = s.add_purchase(300.0);
+        assert_eq!(
+            after,
+            Summary {
+                x: 4.0,
+                t_x: 300.0,
+                t: 301.0
+            }
+        );
+        // Right after a purchase P(alive) is close to 1 / (1 + a / (b + x - 1)) = 8/9.
+        assert!(m.p_alive(&after) > 0.85 && m.p_alive(&s) < 0.5);
+        assert!(m.expected_purchases(&after, 90.0) > m.expected_purchases(&s, 90.0));
+        // Same day as the last purchase: no new repeat period, the period's value grows.
+        assert_eq!(after.add_purchase(300.5), after);
+        assert_eq!(mean_after_purchase(&after, 40.0, 300.5, 20.0), 45.0);
+        assert_eq!(mean_after_purchase(&s, 40.0, 300.0, 20.0), 35.0);
+        // First purchase day: still no repeat.
+        let first = Summary {
+            x: 0.0,
+            t_x: 0.0,
+            t: 0.0,
+        };
+        assert_eq!(
+            first.add_purchase(0.3),
+            Summary {
+                x: 0.0,
+                t_x: 0.0,
+                t: 1.0
+            }
+        );
+        assert_eq!(
+            first.add_purchase(2.0),
+            Summary {
+                x: 1.0,
+                t_x: 2.0,
+                t: 3.0
+            }
+        );
     }
 
     #[test]

@@ -110,6 +110,20 @@ pub enum AnalyzeCmd {
         #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
         truth: String,
     },
+    /// Re-score one customer as if a paid order arrived now: RFM, tier, lifecycle, P(alive),
+    /// expected purchases and CLV from the stored models, without a refit.
+    ScoreOrder {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long)]
+        customer: i64,
+        /// Order value in fen.
+        #[arg(long)]
+        amount_fen: i64,
+        /// Order date (default: the day after the last order in the warehouse).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
     /// The k-means segments of the last refresh with their explanations, or DBSCAN with
     /// --eps/--min-pts on the same standardised features.
     Segments {
@@ -612,5 +626,46 @@ async fn analyze_segments(warehouse: PathBuf, eps: Option<f64>, min_pts: usize) 
             }
         }
     }
+    Ok(())
+}
+
+async fn score_order(
+    warehouse: PathBuf,
+    customer: i64,
+    amount_fen: i64,
+    date: Option<NaiveDate>,
+) -> Result<()> {
+    use c360_etl::profile;
+    let wh = Warehouse::open(&warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let notes = &sess.manifest.notes;
+    let models: Option<c360_etl::refresh::FittedModels> = notes
+        .get("models")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let rfm: c360_analytics::rfm::RfmModel =
+        serde_json::from_value(notes.get("rfm").cloned().unwrap_or_default())
+            .context("no RFM model in the warehouse: run `c360 etl` first")?;
+    let before = profile::live_profile(&sess, customer)
+        .await?
+        .with_context(|| format!("customer {customer} has no paid orders"))?;
+    let day = match date {
+        Some(d) => (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days(),
+        None => before.as_of,
+    };
+    let t0 = std::time::Instant::now();
+    let after = profile::apply_order(&before, day, amount_fen as f64);
+    let score = profile::live_score(&after, models.as_ref(), &rfm);
+    let micros = t0.elapsed().as_secs_f64() * 1e6;
+    let old = profile::live_score(&before, models.as_ref(), &rfm);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "customer_id": customer,
+            "before": {"features": before.features, "summary": before.summary, "score": old},
+            "after": {"features": after.features, "summary": after.summary, "score": score},
+            "rescore_micros": micros,
+        }))?
+    );
     Ok(())
 }

@@ -285,3 +285,92 @@ pub fn churn_scores(m: &Gbt, rows: &[Features]) -> Vec<f64> {
     use rayon::prelude::*;
     rows.par_iter().map(|f| m.predict(&f.vector())).collect()
 }
+
+/// One customer's state as the last refresh left it — enough to re-score them on a new order.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveProfile {
+    pub features: Features,
+    pub summary: c360_analytics::clv::Summary,
+    pub mean_value_fen: f64,
+    /// Observation end (exclusive day number) the state refers to.
+    pub as_of: i64,
+}
+
+/// What the dashboards show for a customer, recomputed without refitting anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveScore {
+    pub rfm: c360_analytics::rfm::RfmScore,
+    pub lifecycle: &'static str,
+    pub prediction: Option<crate::refresh::Prediction>,
+}
+
+pub fn live_score(
+    p: &LiveProfile,
+    models: Option<&crate::refresh::FittedModels>,
+    rfm: &RfmModel,
+) -> LiveScore {
+    let prediction = models.map(|m| crate::refresh::predict(m, &p.summary, p.mean_value_fen));
+    let group = p.features.city_id.map(|c| c.to_string());
+    LiveScore {
+        rfm: rfm.score(&rfm_values(&p.features), group.as_deref()),
+        lifecycle: lifecycle(&p.features, prediction.map(|x| x.p_alive)),
+        prediction,
+    }
+}
+
+/// Applies one paid order on `day` (day number) of `amount_fen`: the customer's RFM values,
+/// purchase summary and features move; scores come from the stored cut points and fitted
+/// parameters (closed form, no refit, no quantile recomputation).
+pub fn apply_order(p: &LiveProfile, day: i64, amount_fen: f64) -> LiveProfile {
+    let f = &p.features;
+    let as_of = p.as_of.max(day + 1);
+    let last_day = p.as_of - f.recency as i64;
+    let first_day = p.as_of - f.tenure as i64;
+    let new_day = day != last_day;
+    let features = Features {
+        recency: (as_of - day) as f64,
+        tenure: (as_of - first_day) as f64,
+        orders: f.orders + 1.0,
+        spend: f.spend + amount_fen,
+        // Windows move with the as-of day; an approximation until the next refresh when it moves.
+        orders_90: f.orders_90 + 1.0,
+        spend_365: f.spend_365 + amount_fen,
+        last_gap: if new_day {
+            Some((day - last_day) as f64)
+        } else {
+            f.last_gap
+        },
+        ..f.clone()
+    };
+    let at = (day - first_day) as f64;
+    let summary = p.summary.add_purchase(at);
+    let mean_value_fen =
+        c360_analytics::clv::mean_after_purchase(&p.summary, p.mean_value_fen, at, amount_fen);
+    LiveProfile {
+        features,
+        summary,
+        mean_value_fen,
+        as_of,
+    }
+}
+
+/// Loads one customer's live profile from the current snapshot.
+pub async fn live_profile(sess: &Session, customer_id: i64) -> Result<Option<LiveProfile>> {
+    let (rows, end_day) = crate::refresh::customer_summaries(sess).await?;
+    let Some(s) = rows.into_iter().find(|r| r.customer_id == customer_id) else {
+        return Ok(None);
+    };
+    let Some(f) = features(sess, end_day)
+        .await?
+        .into_iter()
+        .find(|f| f.customer_id == customer_id)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(LiveProfile {
+        features: f,
+        summary: s.s,
+        mean_value_fen: s.mean_value_fen,
+        as_of: end_day,
+    }))
+}

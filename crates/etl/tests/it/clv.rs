@@ -86,3 +86,46 @@ async fn churn_model_beats_chance_is_calibrated_and_profiles_are_complete() {
     .await;
     assert!(stages >= 5, "lifecycle stages {stages}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_order_rescores_a_customer_from_stored_models() {
+    use c360_etl::profile::{apply_order, live_profile, live_score};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 8_000, 33);
+    c360_sim::simulate(&sim).await.unwrap();
+    let wh = dir.path().join("wh");
+    run(&etl_cfg(&sim, wh.clone())).await;
+    let s = session(&wh).await;
+    let models: c360_etl::refresh::FittedModels =
+        serde_json::from_value(s.manifest.notes["models"].clone()).unwrap();
+    let rfm: c360_analytics::rfm::RfmModel =
+        serde_json::from_value(s.manifest.notes["rfm"].clone()).unwrap();
+    // A repeat buyer who has not bought for a while.
+    let id = count(&wh, "SELECT customer_id FROM customer_segmentation WHERE frequency >= 3 AND recency_days > 120 ORDER BY customer_id LIMIT 1").await;
+    let before = live_profile(&s, id).await.unwrap().unwrap();
+    let old = live_score(&before, Some(&models), &rfm);
+    // The stored state reproduces what the refresh wrote.
+    let tier = s
+        .query(&format!(
+            "SELECT tier FROM customer_segmentation WHERE customer_id = {id}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        c360_warehouse::manifest::str_col(&tier[0], "tier").value(0),
+        old.rfm.tier
+    );
+    let after = apply_order(&before, before.as_of, 3_000.0);
+    let new = live_score(&after, Some(&models), &rfm);
+    assert_eq!(after.features.orders, before.features.orders + 1.0);
+    assert_eq!(after.features.recency, 1.0);
+    assert_eq!(after.summary.x, before.summary.x + 1.0);
+    assert_eq!(new.rfm.r, 5, "bought today: top recency score");
+    let (p0, p1) = (old.prediction.unwrap(), new.prediction.unwrap());
+    assert!(p1.p_alive > p0.p_alive);
+    assert!(p1.expected_purchases > p0.expected_purchases);
+    assert!(p1.clv_fen > p0.clv_fen);
+    // Exactly what a batch prediction on the new summary gives (same parameters, closed form).
+    let batch = c360_etl::refresh::predict(&models, &after.summary, after.mean_value_fen);
+    assert_eq!(batch.clv_fen, p1.clv_fen);
+}
