@@ -391,6 +391,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                 eps,
                 min_pts,
             } => analyze_segments(warehouse, eps, min_pts).await?,
+            AnalyzeCmd::ScoreOrder {
+                warehouse,
+                customer,
+                amount_fen,
+                date,
+            } => score_order(warehouse, customer, amount_fen, date).await?,
         },
         Cmd::Demo { orders, seed, dir } => demo(orders, seed, dir, progress).await?,
     }
