@@ -16,7 +16,7 @@ wall = time.perf_counter() - t0
 if p.returncode != 0:
     sys.stderr.write(p.stderr.decode(errors="replace"))
     sys.exit(f"{label}: exit {p.returncode}")
-internal, answer = None, None
+internal, answer, detail = None, None, None
 for line in (p.stderr + p.stdout).decode(errors="replace").splitlines():
     if line.startswith("TIMING_MS "):
         internal = float(line.split()[1]) / 1000.0
@@ -25,8 +25,10 @@ for line in (p.stderr + p.stdout).decode(errors="replace").splitlines():
     parts = line.split()
     if len(parts) == 6 and parts[0] == "6" and parts[1] == "orders":  # c360 etl: step 6 (orders + items) alone
         internal = float(parts[5]) / 1000.0
+    if line.startswith("{") and '"bgnbd"' in line:
+        detail = json.loads(line)
     if line.startswith("{") and '"checksum"' in line:  # c360 sql --json
         row = json.loads(line)
         answer = f"{row['n']} {row['checksum']}"
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"label": label, "wall_s": round(wall, 3), "compute_s": internal, "peak_rss_mb": round(peak, 1), "answer": answer}))
+print(json.dumps({"label": label, "wall_s": round(wall, 3), "compute_s": internal, "peak_rss_mb": round(peak, 1), "answer": answer, "detail": detail}))

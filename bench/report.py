@@ -4,15 +4,15 @@ import os
 import sys
 
 for path in sys.argv[1:]:
-    size = os.path.basename(path).split(".")[0]
+    name = os.path.basename(path).split(".")[0]
     rows = [json.loads(l) for l in open(path) if l.strip()]
     last = {}
     for r in rows:  # the last (warm) measurement of each label
         last[r["label"]] = r
-    print(f"\n### {int(size):,} source orders\n")
+    print(f"\n### {int(name):,} source orders\n" if name.isdigit() else f"\n### {name}\n")
     print("| task | engine | wall s | compute s | peak RSS MB | vs c360 (wall) | vs c360 (RSS) | answer |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
-    for task in ["sim", "etl", "rfm"]:
+    for task in ["sim", "etl", "rfm", "clv", "kmeans"]:
         base = last.get(f"{task} c360")
         for label, r in last.items():
             if not (label == task or label.startswith(task + " ")):

@@ -124,6 +124,14 @@ pub enum AnalyzeCmd {
         #[arg(long)]
         date: Option<NaiveDate>,
     },
+    /// k-means (k-means++, Lloyd, one seeded start) on a headerless CSV of numbers; prints the
+    /// inertia (the model benchmark's entry point).
+    Kmeans {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        k: usize,
+    },
     /// The k-means segments of the last refresh with their explanations, or DBSCAN with
     /// --eps/--min-pts on the same standardised features.
     Segments {
@@ -391,6 +399,38 @@ pub async fn run(cli: Cli) -> Result<()> {
                 eps,
                 min_pts,
             } => analyze_segments(warehouse, eps, min_pts).await?,
+            AnalyzeCmd::Kmeans { csv, k } => {
+                let text = std::fs::read_to_string(&csv)
+                    .with_context(|| format!("reading {}", csv.display()))?;
+                let mut data = Vec::new();
+                let mut cols = 0;
+                for (n, line) in text.lines().enumerate() {
+                    let row: Vec<f64> = line
+                        .split(',')
+                        .map(|v| v.trim().parse::<f64>())
+                        .collect::<std::result::Result<_, _>>()
+                        .with_context(|| {
+                            format!("{}: row {}: not a number", csv.display(), n + 1)
+                        })?;
+                    if cols == 0 {
+                        cols = row.len();
+                    } else if row.len() != cols {
+                        anyhow::bail!(
+                            "{}: row {}: {} fields, expected {cols}",
+                            csv.display(),
+                            n + 1,
+                            row.len()
+                        );
+                    }
+                    data.extend(row);
+                }
+                let x = c360_analytics::segment::Matrix::new(data.len() / cols.max(1), cols, data);
+                let t0 = std::time::Instant::now();
+                let m = c360_analytics::segment::kmeans(&x, k, 1, 300, 0);
+                eprintln!("TIMING_MS {}", t0.elapsed().as_millis());
+                println!("ANSWER {:.6e}", m.inertia);
+                println!("iterations {}", m.iterations);
+            }
             AnalyzeCmd::ScoreOrder {
                 warehouse,
                 customer,
