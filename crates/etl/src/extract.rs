@@ -140,7 +140,17 @@ async fn stream_rows(
     wm: &str,
     mut each: impl FnMut(&sqlx::any::AnyRow),
 ) -> Result<()> {
-    let mut s = c360_db::query(sql).bind(wm.to_string()).fetch(&db.pool);
+    // The first load reads whole tables in key order (a plain scan); later loads use the
+    // watermark index.
+    let initial = wm.is_empty() || wm == "0";
+    let q = match sql.split_once(" WHERE ") {
+        Some((head, tail)) if initial => {
+            let order = tail.find(" ORDER BY ").map(|i| &tail[i..]).unwrap_or("");
+            c360_db::query(format!("{head}{order}"))
+        }
+        _ => c360_db::query(sql.to_string()).bind(wm.to_string()),
+    };
+    let mut s = q.fetch(&db.pool);
     while let Some(row) = s.try_next().await.map_err(sqlx_err(table))? {
         each(&row);
     }
@@ -401,7 +411,7 @@ pub async fn pos_members(
     let wm = watermark(txn, "pos.members");
     let sql = format!(
         "SELECT member_id, card_no, phone, phone_verified, name, gender, birthday, register_store_id, created_at, updated_at \
-         FROM members WHERE updated_at >= {} ORDER BY updated_at",
+         FROM members WHERE updated_at >= {} ORDER BY member_id",
         pos.backend.ph(1)
     );
     let mut nodes: Vec<Vec<Value>> = Vec::new();
@@ -488,7 +498,7 @@ pub async fn wx_users(
     let wm = watermark(txn, "wx.users");
     let sql = format!(
         "SELECT user_id, openid, unionid, phone, member_card_no, created_at, updated_at FROM wx_users \
-         WHERE updated_at >= {} ORDER BY updated_at",
+         WHERE updated_at >= {} ORDER BY user_id",
         wx.backend.ph(1)
     );
     let mut nodes: Vec<Vec<Value>> = Vec::new();

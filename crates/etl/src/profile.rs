@@ -238,13 +238,26 @@ pub struct Segments {
     pub descriptions: Vec<String>,
 }
 
-/// k-means on standardised features, k in 3..=8 by silhouette; deterministic (seed 2030).
+/// k-means on standardised features, k in 3..=8 by silhouette on a seeded sample of at most
+/// 20,000 customers, then the chosen k fitted on everyone; deterministic (seed 2030).
 pub fn segments(rows: &[Features]) -> Option<Segments> {
+    use c360_analytics::segment::kmeans;
     if rows.len() < 50 {
         return None;
     }
     let (z, _, _) = standardize(&segment_matrix(rows));
-    let (m, scores) = choose_k(&z, &[3, 4, 5, 6, 7, 8], 2030);
+    let step = (z.rows / 20_000).max(1);
+    let sample: Vec<f64> = (0..z.rows)
+        .step_by(step)
+        .flat_map(|i| z.row(i).to_vec())
+        .collect();
+    let zs = Matrix::new(sample.len() / z.cols, z.cols, sample);
+    let (m, scores) = choose_k(&zs, &[3, 4, 5, 6, 7, 8], 2030);
+    let m = if step == 1 {
+        m
+    } else {
+        kmeans(&z, m.k, 2, 100, 2030)
+    };
     let lab: Vec<Option<usize>> = m.labels.iter().map(|l| Some(*l)).collect();
     let descriptions = explain(&z, &lab, &SEGMENT_FEATURES, m.k);
     Some(Segments {

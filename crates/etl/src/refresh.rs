@@ -39,6 +39,14 @@ pub async fn refresh(
     use crate::profile;
     use std::collections::HashMap;
     let sess = Session::open(wh).await?;
+    let clock = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::info!(
+            part = what,
+            ms = clock.elapsed().as_millis() as u64,
+            "refresh"
+        )
+    };
     let (summaries, end_day) = customer_summaries(&sess).await?;
     let feats = if summaries.is_empty() {
         Vec::new()
@@ -46,6 +54,7 @@ pub async fn refresh(
         profile::features(&sess, end_day).await?
     };
     pb.set_position(feats.len() as u64);
+    lap("features");
 
     // Lifetime value: BG/NBD + Gamma-Gamma on every customer, predictions in closed form.
     let mut models = None;
@@ -65,11 +74,14 @@ pub async fn refresh(
         }
         None => HashMap::new(),
     };
+    lap("clv");
     // Churn: trained on the past with a time split, scored now.
     let churn = profile::train_churn(&sess, end_day).await?;
     let p_churn = churn.as_ref().map(|m| profile::churn_scores(m, &feats));
+    lap("churn");
     let rfm = profile::rfm_model(&feats);
     let seg = profile::segments(&feats);
+    lap("rfm+segments");
 
     let as_of = (end_day - 1) as i32;
     let seg_batch = segmentation_batch(&feats, &rfm, seg.as_ref(), &preds, as_of)?;
