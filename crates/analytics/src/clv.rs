@@ -112,11 +112,21 @@ fn compress(d: &[Summary]) -> Vec<(Summary, f64)> {
     v
 }
 
+/// Sum in fixed-size chunks: parallel, yet the same order every call, so the objective has no
+/// run-to-run rounding noise for the optimiser to chase.
+fn det_sum<T: Sync>(rows: &[T], f: impl Fn(&T) -> f64 + Sync) -> f64 {
+    rows.par_chunks(4096)
+        .map(|c| c.iter().map(&f).sum::<f64>())
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum()
+}
+
 fn mean_neg_ll<F>(rows: &[(Summary, f64)], n: f64, ll: F) -> f64
 where
     F: Fn(&Summary) -> f64 + Sync,
 {
-    let s: f64 = rows.par_iter().map(|(r, w)| w * ll(r)).sum();
+    let s: f64 = det_sum(rows, |(r, w)| w * ll(r));
     let v = -s / n;
     if v.is_finite() {
         v
@@ -353,7 +363,7 @@ impl GammaGamma {
         }
         let n = d.len() as f64;
         let obj = |p: &[f64]| {
-            let s: f64 = d.par_iter().map(|(x, m)| gg_ll(p, *x, *m)).sum();
+            let s: f64 = det_sum(d, |(x, m)| gg_ll(p, *x, *m));
             let v = -s / n;
             if v.is_finite() {
                 v

@@ -157,6 +157,21 @@ async fn stream_rows(
     Ok(())
 }
 
+/// A required field of a row, or a quarantine entry naming the table, row, field and reason.
+fn required<T>(
+    q: &mut Quarantine,
+    table: &str,
+    id: i64,
+    field: &str,
+    v: Option<T>,
+    reason: &str,
+) -> Option<T> {
+    if v.is_none() {
+        q.add(table, id, field, reason, None);
+    }
+    v
+}
+
 /// Step 1: cities and stores (small; reloaded whole every run).
 pub async fn dimensions(
     pos: &Db,
@@ -1064,16 +1079,20 @@ pub async fn events(
             return;
         };
         max_id = max_id.max(id);
-        let Some(ck) = get_i64(r, "user_id").map(|u| format!("U:{u}")) else {
-            q.add("wx_events", id, "user_id", "missing user", None);
+        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
+        let Some(ck) = required(q, "wx_events", id, "user_id", user, "missing user") else {
             return;
         };
-        let t = match get_text(r, "event_time").map(|t| parse_ts(&t)) {
-            Some(Ok(t)) => t,
-            _ => {
-                q.add("wx_events", id, "event_time", "missing or malformed", None);
-                return;
-            }
+        let time_v = get_text(r, "event_time").and_then(|t| parse_ts(&t).ok());
+        let Some(t) = required(
+            q,
+            "wx_events",
+            id,
+            "event_time",
+            time_v,
+            "missing or malformed",
+        ) else {
+            return;
         };
         let Some(a) = get_text(r, "event_type").filter(|a| !a.is_empty()) else {
             q.add("wx_events", id, "event_type", "missing", None);
@@ -1182,16 +1201,23 @@ pub async fn reviews_and_shares(
             return;
         };
         max_id = max_id.max(id);
-        let Some(ck) = get_i64(r, "user_id").map(|u| format!("U:{u}")) else {
-            q.add("wx_reviews", id, "user_id", "missing user", None);
+        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
+        let Some(ck) = required(q, "wx_reviews", id, "user_id", user, "missing user") else {
             return;
         };
         let Some(rt) = get_i64(r, "rating").filter(|x| (1..=5).contains(x)) else {
             q.add("wx_reviews", id, "rating", "missing or outside 1..=5", None);
             return;
         };
-        let Some(t) = get_text(r, "created_at").and_then(|t| parse_ts(&t).ok()) else {
-            q.add("wx_reviews", id, "created_at", "missing or malformed", None);
+        let time_v = get_text(r, "created_at").and_then(|t| parse_ts(&t).ok());
+        let Some(t) = required(
+            q,
+            "wx_reviews",
+            id,
+            "created_at",
+            time_v,
+            "missing or malformed",
+        ) else {
             return;
         };
         let text = get_text(r, "content").filter(|c| !c.trim().is_empty());
@@ -1256,12 +1282,19 @@ pub async fn reviews_and_shares(
             return;
         };
         max_id = max_id.max(id);
-        let Some(ck) = get_i64(r, "user_id").map(|u| format!("U:{u}")) else {
-            q.add("wx_shares", id, "user_id", "missing user", None);
+        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
+        let Some(ck) = required(q, "wx_shares", id, "user_id", user, "missing user") else {
             return;
         };
-        let Some(t) = get_text(r, "share_time").and_then(|t| parse_ts(&t).ok()) else {
-            q.add("wx_shares", id, "share_time", "missing or malformed", None);
+        let time_v = get_text(r, "share_time").and_then(|t| parse_ts(&t).ok());
+        let Some(t) = required(
+            q,
+            "wx_shares",
+            id,
+            "share_time",
+            time_v,
+            "missing or malformed",
+        ) else {
             return;
         };
         let tk = get_i64(r, "to_user_id").map(|u| format!("U:{u}"));
