@@ -94,22 +94,32 @@ pub fn kmeans(x: &Matrix, k: usize, n_init: usize, max_iter: usize, seed: u64) -
             .into_par_iter()
             .map(|i| d2(x.row(i), &c[0]))
             .collect();
+        // Greedy k-means++ (as scikit-learn): draw 2 + ln k candidates per step, keep the one
+        // that lowers the total squared distance most.
+        let tries = 2 + (k as f64).ln() as usize;
         while c.len() < k {
             let total: f64 = dist.iter().sum();
-            let mut r = rng.random::<f64>() * total;
-            let mut pick = x.rows - 1;
-            for (i, d) in dist.iter().enumerate() {
-                if r < *d {
-                    pick = i;
-                    break;
+            let mut best: Option<(f64, usize, Vec<f64>)> = None;
+            for _ in 0..tries {
+                let mut r = rng.random::<f64>() * total;
+                let mut pick = x.rows - 1;
+                for (i, d) in dist.iter().enumerate() {
+                    if r < *d {
+                        pick = i;
+                        break;
+                    }
+                    r -= d;
                 }
-                r -= d;
+                let cand = x.row(pick);
+                let nd: Vec<f64> = (0..x.rows).into_par_iter().map(|i| dist[i].min(d2(x.row(i), cand))).collect();
+                let pot: f64 = nd.iter().sum();
+                if best.as_ref().is_none_or(|b| pot < b.0) {
+                    best = Some((pot, pick, nd));
+                }
             }
+            let (_, pick, nd) = best.unwrap();
             c.push(x.row(pick).to_vec());
-            let last = c.last().unwrap().clone();
-            dist.par_iter_mut()
-                .enumerate()
-                .for_each(|(i, d)| *d = d.min(d2(x.row(i), &last)));
+            dist = nd;
         }
         let mut labels = vec![0usize; x.rows];
         let mut inertia = f64::INFINITY;
