@@ -111,7 +111,10 @@ pub fn kmeans(x: &Matrix, k: usize, n_init: usize, max_iter: usize, seed: u64) -
                     r -= d;
                 }
                 let cand = x.row(pick);
-                let nd: Vec<f64> = (0..x.rows).into_par_iter().map(|i| dist[i].min(d2(x.row(i), cand))).collect();
+                let nd: Vec<f64> = (0..x.rows)
+                    .into_par_iter()
+                    .map(|i| dist[i].min(d2(x.row(i), cand)))
+                    .collect();
                 let pot: f64 = nd.iter().sum();
                 if best.as_ref().is_none_or(|b| pot < b.0) {
                     best = Some((pot, pick, nd));

@@ -557,8 +557,8 @@ mod tests {
         assert_ne!(roots[3], roots[0]);
         assert_eq!(roots[4], roots[5]);
         assert_eq!(rule[4], "phone_single_match");
-        for i in 6..12 {
-            assert_eq!(roots[i], i, "shared staff number must not link");
+        for (i, root) in roots.iter().enumerate().skip(6) {
+            assert_eq!(*root, i, "shared staff number must not link");
         }
         // A manual block cuts U:1 loose, and with it the unionid bridge.
         let blocked: HashSet<String> = ["U:1".to_string()].into();

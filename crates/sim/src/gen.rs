@@ -1085,12 +1085,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         nu.into(),
         (tp.p / nu * 100.0).into(),
         dt(t0).into(),
-        dt(*times
-            .iter()
-            .filter(|t| **t < cutoff_off)
-            .last()
-            .unwrap_or(&t0))
-        .into(),
+        dt(*times.iter().rfind(|t| **t < cutoff_off).unwrap_or(&t0)).into(),
         dropout_at.map(dt).into(),
         (alive_at_cutoff as i64).into(),
         (n_src as i64).into(),
