@@ -40,6 +40,11 @@ pub struct ClvEval {
     pub pearson: f64,
     /// AUC of P(alive) for "bought again in the next 365 days", on repeat buyers.
     pub auc_alive: f64,
+    /// The 12-month spend forecast behind value growth (expected purchases × expected spend)
+    /// against what the holdout customers really spent in the 365 days after the cut-off.
+    pub predicted_spend_fen: f64,
+    pub actual_spend_fen: f64,
+    pub spend_pearson: f64,
 }
 
 pub use c360_analytics::churn::auc;
@@ -130,7 +135,14 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         .iter()
         .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "n")?)))
         .collect();
+    let spend: HashMap<i64, f64> = truth
+        .fetch_all("SELECT person_id, future_spend_fen FROM persons")
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "future_spend_fen")?)))
+        .collect();
     truth.close().await;
+    let (mut sp_pred, mut sp_act) = (Vec::new(), Vec::new());
     let (mut pred, mut act, mut alive_s, mut alive_l) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in &rows {
@@ -141,6 +153,8 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         let actual = future.get(person).copied().unwrap_or(0.0);
         pred.push(p.expected_purchases);
         act.push(actual);
+        sp_pred.push(p.expected_purchases * p.expected_spend_fen);
+        sp_act.push(spend.get(person).copied().unwrap_or(0.0));
         if r.s.x > 0.0 {
             alive_s.push(p.p_alive);
             alive_l.push(actual > 0.0);
@@ -163,6 +177,9 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         mae,
         pearson: pearson(&pred, &act),
         auc_alive: auc(&alive_s, &alive_l),
+        predicted_spend_fen: sp_pred.iter().sum(),
+        actual_spend_fen: sp_act.iter().sum(),
+        spend_pearson: pearson(&sp_pred, &sp_act),
     })
 }
 

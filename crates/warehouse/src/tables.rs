@@ -433,4 +433,17 @@ pub const VIEWS: &[(&str, &str)] = &[
            AVG(CAST(orders AS DOUBLE) * base_days / base_orders) AS lift_vs_days_around \
          FROM w GROUP BY COALESCE(holiday, '(none)') ORDER BY lift_vs_days_around DESC",
     ),
+    (
+        "v_segment_holiday",
+        "WITH d AS (SELECT s.tier, CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT) AS day, \
+                    MAX(o.holiday) AS holiday, COUNT(*) AS orders \
+                    FROM orders o JOIN customer_segmentation s ON o.customer_id = s.customer_id WHERE o.status = 'paid' \
+                    GROUP BY s.tier, CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT)), \
+         w AS (SELECT tier, day, holiday, orders, \
+                 SUM(CASE WHEN holiday IS NULL THEN orders ELSE 0 END) OVER (PARTITION BY tier ORDER BY day RANGE BETWEEN 14 PRECEDING AND 14 FOLLOWING) AS base_orders, \
+                 SUM(CASE WHEN holiday IS NULL THEN 1 ELSE 0 END) OVER (PARTITION BY tier ORDER BY day RANGE BETWEEN 14 PRECEDING AND 14 FOLLOWING) AS base_days \
+               FROM d) \
+         SELECT tier, COUNT(*) AS holiday_days, AVG(CAST(orders AS DOUBLE) * base_days / base_orders) AS holiday_lift \
+         FROM w WHERE holiday IS NOT NULL AND base_orders > 0 GROUP BY tier ORDER BY tier",
+    ),
 ];

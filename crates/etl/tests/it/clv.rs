@@ -38,6 +38,13 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
     );
     assert!(e.pearson > 0.4, "pearson {}", e.pearson);
     assert!(e.auc_alive > 0.65, "auc {}", e.auc_alive);
+    // The 12-month spend forecast behind value growth, against real spend.
+    let spend_ratio = e.predicted_spend_fen / e.actual_spend_fen;
+    assert!(
+        (0.6..1.4).contains(&spend_ratio),
+        "spend predicted/actual {spend_ratio}"
+    );
+    assert!(e.spend_pearson > 0.4, "spend pearson {}", e.spend_pearson);
     // Every customer got predictions.
     let n = count(
         &wh,
