@@ -234,6 +234,10 @@ pub struct EtlArgs {
         hide_default_value = true
     )]
     pub salt: String,
+    /// Compare each customer's RFM with their home city's customers, home store's, or the
+    /// whole chain's: city | store | national.
+    #[arg(long, env = "C360_RFM_GROUP", default_value = "city")]
+    pub rfm_group: String,
 }
 
 fn metastore_of(warehouse: &std::path::Path, m: Option<String>) -> String {
@@ -274,6 +278,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                 warehouse: a.warehouse,
                 metastore_url: a.metastore,
                 salt: c360_model::Secret::new(a.salt),
+                rfm_group: c360_etl::profile::RfmGroup::parse(&a.rfm_group).with_context(|| {
+                    format!(
+                        "--rfm-group must be city, store or national, not '{}'",
+                        a.rfm_group
+                    )
+                })?,
                 progress,
                 ..Default::default()
             };
@@ -701,9 +711,12 @@ async fn score_order(
     };
     let t0 = std::time::Instant::now();
     let after = profile::apply_order(&before, day, amount_fen as f64);
-    let score = profile::live_score(&after, models.as_ref(), &rfm);
+    let group: profile::RfmGroup =
+        serde_json::from_value(notes.get("rfm_group").cloned().unwrap_or_default())
+            .unwrap_or_default();
+    let score = profile::live_score(&after, models.as_ref(), &rfm, group);
     let micros = t0.elapsed().as_secs_f64() * 1e6;
-    let old = profile::live_score(&before, models.as_ref(), &rfm);
+    let old = profile::live_score(&before, models.as_ref(), &rfm, group);
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

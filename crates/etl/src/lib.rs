@@ -61,6 +61,8 @@ pub struct EtlConfig {
     /// Test hook: stop with an error right after this step (also `C360_FAIL_AT=<step>`, or
     /// `C360_FAIL_AT=abort:<step>` to kill the process there).
     pub fail_at: Option<String>,
+    /// Whom each customer's RFM is compared with (dynamic cut points per city, store or none).
+    pub rfm_group: profile::RfmGroup,
 }
 
 impl Default for EtlConfig {
@@ -74,6 +76,7 @@ impl Default for EtlConfig {
             max_ids_per_phone: 4,
             progress: true,
             fail_at: None,
+            rfm_group: profile::RfmGroup::City,
         }
     }
 }

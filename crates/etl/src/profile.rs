@@ -44,7 +44,7 @@ pub fn features_sql(asof: i64) -> String {
                   SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS refunds
                  FROM p GROUP BY customer_id)
          SELECT a.customer_id, a.recency, a.tenure, a.orders, a.spend, a.orders_90, a.orders_prev_90, a.spend_365,
-                a.wx_share, a.stores, a.refunds, g.gap AS last_gap, s.city_id
+                a.wx_share, a.stores, a.refunds, g.gap AS last_gap, s.city_id, hs.store_id AS home_store_id
          FROM agg a LEFT JOIN g ON a.customer_id = g.customer_id
          LEFT JOIN hs ON a.customer_id = hs.customer_id AND hs.rn = 1
          LEFT JOIN stores s ON hs.store_id = s.store_id
@@ -68,6 +68,44 @@ pub struct Features {
     /// Days between the last two purchase days (None for one-time buyers).
     pub last_gap: Option<f64>,
     pub city_id: Option<i64>,
+    /// The store of most of their orders.
+    pub home_store_id: Option<i64>,
+}
+
+/// Whom a customer's RFM is compared with: customers of the same home city (default), of the
+/// same home store, or the whole chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub enum RfmGroup {
+    #[default]
+    City,
+    Store,
+    National,
+}
+
+impl RfmGroup {
+    pub fn parse(s: &str) -> Option<RfmGroup> {
+        match s {
+            "city" => Some(RfmGroup::City),
+            "store" => Some(RfmGroup::Store),
+            "national" => Some(RfmGroup::National),
+            _ => None,
+        }
+    }
+    /// Smallest group that gets its own cut points; smaller ones use the national cut points.
+    pub fn min_size(self) -> usize {
+        match self {
+            RfmGroup::City => 200,
+            RfmGroup::Store => 100,
+            RfmGroup::National => usize::MAX,
+        }
+    }
+    pub fn key(self, f: &Features) -> Option<String> {
+        match self {
+            RfmGroup::City => f.city_id.map(|c| format!("city:{c}")),
+            RfmGroup::Store => f.home_store_id.map(|s| format!("store:{s}")),
+            RfmGroup::National => None,
+        }
+    }
 }
 
 impl Features {
@@ -116,6 +154,8 @@ pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
         let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
         let city = cast(b.column(12), &DataType::Int64)?;
         let city = city.as_any().downcast_ref::<Int64Array>().unwrap();
+        let store = cast(b.column(13), &DataType::Int64)?;
+        let store = store.as_any().downcast_ref::<Int64Array>().unwrap();
         let cols: Vec<Float64Array> = (1..12).map(f).collect::<Result<_>>()?;
         for i in 0..b.num_rows() {
             let v = |c: usize| {
@@ -139,6 +179,7 @@ pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
                 refunds: v(9),
                 last_gap: (!cols[10].is_null(i)).then(|| cols[10].value(i)),
                 city_id: (!city.is_null(i)).then(|| city.value(i)),
+                home_store_id: (!store.is_null(i)).then(|| store.value(i)),
             });
         }
     }
@@ -182,15 +223,11 @@ pub fn lifecycle(f: &Features, p_alive: Option<f64>) -> &'static str {
     }
 }
 
-/// Learns RFM cut points per home city (dynamic thresholds; cities with fewer than 200
-/// customers use the national ones).
-pub fn rfm_model(rows: &[Features]) -> RfmModel {
+/// Learns RFM cut points per group (dynamic thresholds, re-learned at every refresh).
+pub fn rfm_model(rows: &[Features], group: RfmGroup) -> RfmModel {
     let v: Vec<RfmValues> = rows.iter().map(rfm_values).collect();
-    let g: Vec<Option<String>> = rows
-        .iter()
-        .map(|r| r.city_id.map(|c| c.to_string()))
-        .collect();
-    RfmModel::learn(&v, &g, 200, HighRule::MeanScore)
+    let g: Vec<Option<String>> = rows.iter().map(|r| group.key(r)).collect();
+    RfmModel::learn(&v, &g, group.min_size(), HighRule::MeanScore)
 }
 
 pub fn rfm_values(f: &Features) -> RfmValues {
@@ -321,9 +358,10 @@ pub fn live_score(
     p: &LiveProfile,
     models: Option<&crate::refresh::FittedModels>,
     rfm: &RfmModel,
+    group: RfmGroup,
 ) -> LiveScore {
     let prediction = models.map(|m| crate::refresh::predict(m, &p.summary, p.mean_value_fen));
-    let group = p.features.city_id.map(|c| c.to_string());
+    let group = group.key(&p.features);
     LiveScore {
         rfm: rfm.score(&rfm_values(&p.features), group.as_deref()),
         lifecycle: lifecycle(&p.features, prediction.map(|x| x.p_alive)),
@@ -386,4 +424,59 @@ pub async fn live_profile(sess: &Session, customer_id: i64) -> Result<Option<Liv
         mean_value_fen: s.mean_value_fen,
         as_of: end_day,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(id: i64, city: i64, store: i64, spend: f64) -> Features {
+        Features {
+            customer_id: id,
+            recency: 10.0,
+            tenure: 100.0,
+            orders: 3.0,
+            spend,
+            orders_90: 1.0,
+            orders_prev_90: 1.0,
+            spend_365: spend,
+            wx_share: 0.0,
+            stores: 1.0,
+            refunds: 0.0,
+            last_gap: Some(20.0),
+            city_id: Some(city),
+            home_store_id: Some(store),
+        }
+    }
+
+    #[test]
+    fn rfm_can_be_normalised_per_store_city_or_chain() {
+        // Store 1 customers spend ten times store 2's, both in city 7.
+        let rows: Vec<Features> = (0..400)
+            .map(|i| {
+                if i % 2 == 0 {
+                    f(i, 7, 1, 10_000.0 + i as f64)
+                } else {
+                    f(i, 7, 2, 1_000.0 + i as f64)
+                }
+            })
+            .collect();
+        let top_of_store2 = f(9999, 7, 2, 1_500.0);
+        let by_store = rfm_model(&rows, RfmGroup::Store);
+        let by_city = rfm_model(&rows, RfmGroup::City);
+        let national = rfm_model(&rows, RfmGroup::National);
+        assert!(by_store.groups.contains_key("store:2") && by_city.groups.contains_key("city:7"));
+        assert!(national.groups.is_empty());
+        let s = |m: &RfmModel, g: RfmGroup| {
+            m.score(
+                &rfm_values(&top_of_store2),
+                g.key(&top_of_store2).as_deref(),
+            )
+            .m
+        };
+        assert_eq!(s(&by_store, RfmGroup::Store), 5, "best of its store");
+        assert!(s(&by_city, RfmGroup::City) <= 3, "middling in its city");
+        assert_eq!(RfmGroup::parse("store"), Some(RfmGroup::Store));
+        assert_eq!(RfmGroup::parse("nation"), None);
+    }
 }

@@ -79,12 +79,12 @@ pub async fn refresh(
     let churn = profile::train_churn(&sess, end_day).await?;
     let p_churn = churn.as_ref().map(|m| profile::churn_scores(m, &feats));
     lap("churn");
-    let rfm = profile::rfm_model(&feats);
+    let rfm = profile::rfm_model(&feats, cfg.rfm_group);
     let seg = profile::segments(&feats);
     lap("rfm+segments");
 
     let as_of = (end_day - 1) as i32;
-    let seg_batch = segmentation_batch(&feats, &rfm, seg.as_ref(), &preds, as_of)?;
+    let seg_batch = segmentation_batch(&feats, &rfm, cfg.rfm_group, seg.as_ref(), &preds, as_of)?;
     let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
     let n = feats.len() as u64;
     crate::fail_point(cfg, "refresh_commit")?;
@@ -94,6 +94,10 @@ pub async fn refresh(
     txn.note("segmentation_run", serde_json::json!(run_id));
     txn.note("models", serde_json::to_value(&models).unwrap_or_default());
     txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());
+    txn.note(
+        "rfm_group",
+        serde_json::to_value(cfg.rfm_group).unwrap_or_default(),
+    );
     txn.note("segments", serde_json::json!(seg.as_ref().map(|s| serde_json::json!({"k": s.k, "silhouette_by_k": s.silhouette_by_k, "descriptions": s.descriptions, "features": profile::SEGMENT_FEATURES}))));
     txn.note(
         "churn",
@@ -111,6 +115,7 @@ pub async fn refresh(
 fn segmentation_batch(
     feats: &[crate::profile::Features],
     rfm: &c360_analytics::rfm::RfmModel,
+    rfm_group: crate::profile::RfmGroup,
     seg: Option<&crate::profile::Segments>,
     preds: &std::collections::HashMap<i64, Prediction>,
     as_of: i32,
@@ -138,7 +143,7 @@ fn segmentation_batch(
         Float64Builder::new(),
     );
     for (i, f) in feats.iter().enumerate() {
-        let group = f.city_id.map(|c| c.to_string());
+        let group = rfm_group.key(f);
         let sc = rfm.score(&crate::profile::rfm_values(f), group.as_deref());
         let p = preds.get(&f.customer_id);
         b_id.append_value(f.customer_id);

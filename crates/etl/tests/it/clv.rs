@@ -107,10 +107,12 @@ async fn a_new_order_rescores_a_customer_from_stored_models() {
         serde_json::from_value(s.manifest.notes["models"].clone()).unwrap();
     let rfm: c360_analytics::rfm::RfmModel =
         serde_json::from_value(s.manifest.notes["rfm"].clone()).unwrap();
+    let group: c360_etl::profile::RfmGroup =
+        serde_json::from_value(s.manifest.notes["rfm_group"].clone()).unwrap();
     // A repeat buyer who has not bought for a while.
     let id = count(&wh, "SELECT customer_id FROM customer_segmentation WHERE frequency >= 3 AND recency_days > 120 ORDER BY customer_id LIMIT 1").await;
     let before = live_profile(&s, id).await.unwrap().unwrap();
-    let old = live_score(&before, Some(&models), &rfm);
+    let old = live_score(&before, Some(&models), &rfm, group);
     // The stored state reproduces what the refresh wrote.
     let tier = s
         .query(&format!(
@@ -123,7 +125,7 @@ async fn a_new_order_rescores_a_customer_from_stored_models() {
         old.rfm.tier
     );
     let after = apply_order(&before, before.as_of, 3_000.0);
-    let new = live_score(&after, Some(&models), &rfm);
+    let new = live_score(&after, Some(&models), &rfm, group);
     assert_eq!(after.features.orders, before.features.orders + 1.0);
     assert_eq!(after.features.recency, 1.0);
     assert_eq!(after.summary.x, before.summary.x + 1.0);
