@@ -13,23 +13,6 @@ use indicatif::ProgressBar;
 
 use crate::Result;
 
-/// Casts query output onto a table's declared schema, column by column.
-pub fn conform(batches: Vec<RecordBatch>, table: &str) -> Result<Vec<RecordBatch>> {
-    let schema = (tables::def(table).unwrap().schema)();
-    batches
-        .into_iter()
-        .map(|b| {
-            let cols = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(c, f)| cast(c, f.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(RecordBatch::try_new(schema.clone(), cols)?)
-        })
-        .collect()
-}
-
 pub async fn refresh(
     cfg: &crate::EtlConfig,
     wh: &Warehouse,

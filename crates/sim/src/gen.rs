@@ -332,6 +332,16 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     Ok(sum)
 }
 
+/// Columns of both systems' order item tables.
+const ITEM_COLS: &[&str] = &[
+    "item_id",
+    "order_id",
+    "product_id",
+    "qty",
+    "unit_price_fen",
+    "updated_at",
+];
+
 async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimError> {
     let r = std::mem::take(r);
     // Three databases, three connections: write them concurrently.
@@ -370,19 +380,7 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
             &r.orders,
         )
         .await?;
-        pos.insert_rows(
-            "order_items",
-            &[
-                "item_id",
-                "order_id",
-                "product_id",
-                "qty",
-                "unit_price_fen",
-                "updated_at",
-            ],
-            &r.items,
-        )
-        .await
+        pos.insert_rows("order_items", ITEM_COLS, &r.items).await
     };
     let b = async {
         wx.insert_rows(
@@ -418,19 +416,8 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
             &r.wx_orders,
         )
         .await?;
-        wx.insert_rows(
-            "wx_order_items",
-            &[
-                "item_id",
-                "order_id",
-                "product_id",
-                "qty",
-                "unit_price_fen",
-                "updated_at",
-            ],
-            &r.wx_items,
-        )
-        .await?;
+        wx.insert_rows("wx_order_items", ITEM_COLS, &r.wx_items)
+            .await?;
         wx.insert_rows(
             "wx_events",
             &[

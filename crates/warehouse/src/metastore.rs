@@ -2,7 +2,7 @@
 //! graph (source ids, hashed keys, assigned customer ids), its merge journal and manual blocks.
 //! SQLite by default (a file in the warehouse directory), PostgreSQL by URL; one sqlx code path.
 
-use c360_db::{Backend, Db, Value};
+use c360_db::{Backend, Db};
 
 use crate::Result;
 
@@ -84,9 +84,5 @@ impl Metastore {
                 source: e,
             })?;
         Ok(())
-    }
-
-    pub async fn insert(&self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<()> {
-        Ok(self.db.insert_rows(table, cols, rows).await?)
     }
 }
