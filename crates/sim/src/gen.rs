@@ -184,18 +184,52 @@ fn rand_token(rng: &mut ChaCha8Rng, prefix: &str, len: usize) -> String {
     format!("{prefix}{s}")
 }
 
-/// Demand multiplier of a day: holidays and weekends sell more. Over a year the multipliers
-/// average 1.00 (≈29 holiday days, ≈95 other weekend days), so λ stays the mean daily rate.
-fn day_mult(d: NaiveDate) -> f64 {
+/// Demand multiplier of a day for a person whose holiday multiplier is `hol` (1.5 on average):
+/// holidays and weekends sell more. Divided by the person's mean multiplier over the simulated
+/// calendar (`DayMix::mean`), so λ stays the person's mean daily rate.
+fn day_mult(d: NaiveDate, hol: f64) -> f64 {
     if holiday(d).is_some() {
-        1.5
+        hol
     } else if is_weekend(d) {
         1.1
     } else {
         0.9
     }
 }
-const MAX_MULT: f64 = 1.5;
+
+/// How many holiday, other weekend and other days the simulated calendar has.
+#[derive(Debug, Clone, Copy)]
+struct DayMix {
+    holidays: f64,
+    weekends: f64,
+    weekdays: f64,
+}
+
+impl DayMix {
+    fn of(from: NaiveDate, days: i64) -> Self {
+        let mut m = DayMix {
+            holidays: 0.0,
+            weekends: 0.0,
+            weekdays: 0.0,
+        };
+        for i in 0..days.max(1) {
+            let d = from + Duration::days(i);
+            if holiday(d).is_some() {
+                m.holidays += 1.0;
+            } else if is_weekend(d) {
+                m.weekends += 1.0;
+            } else {
+                m.weekdays += 1.0;
+            }
+        }
+        m
+    }
+    /// The mean of [`day_mult`] over the calendar for holiday multiplier `hol`.
+    fn mean(&self, hol: f64) -> f64 {
+        (self.holidays * hol + self.weekends * 1.1 + self.weekdays * 0.9)
+            / (self.holidays + self.weekends + self.weekdays)
+    }
+}
 
 pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     if cfg.cutoff <= cfg.start {
@@ -274,6 +308,10 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
         stores: &stores,
         city_stores: &city_stores,
         city_w: &city_w,
+        days: DayMix::of(
+            cfg.start,
+            (cfg.cutoff - cfg.start).num_days() + cfg.horizon_days,
+        ),
     };
     // Test orders keyed in by staff at each store: real rows the ETL must exclude.
     let mut rows = Rows::default();
@@ -472,6 +510,7 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
                     "p_drop",
                     "nu",
                     "mean_spend_fen",
+                    "holiday_mult",
                     "first_order",
                     "last_order",
                     "dropout_at",
@@ -647,6 +686,12 @@ struct Ctx<'a> {
     stores: &'a [Store],
     city_stores: &'a [Vec<usize>],
     city_w: &'a [f64],
+    days: DayMix,
+}
+
+/// The menu's cheapest item, rung up when a person's picks keep overshooting what they pay.
+fn cheapest_item() -> usize {
+    (0..MENU.len()).min_by_key(|&k| MENU[k].3).unwrap_or(0)
 }
 
 fn launched(sku: &str, t: NaiveDateTime, cfg: &SimConfig) -> bool {
@@ -666,6 +711,12 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
     let p_drop = Beta::new(tp.a, tp.b).unwrap().sample(&mut rng);
     let nu = Gamma::new(tp.q, 1.0 / tp.gamma).unwrap().sample(&mut rng);
     let spend = Gamma::new(tp.p, 1.0 / nu).unwrap();
+    // Holiday sensitivity: some people treat themselves on holidays, some stay away.
+    // Log-normal around 1.5 (σ = 0.45), kept within [0.4, 4].
+    let z: f64 = rand_distr::StandardNormal.sample(&mut rng);
+    let hol_mult = (1.5 * (0.45 * z - 0.45f64.powi(2) / 2.0).exp()).clamp(0.4, 4.0);
+    let mean_mult = ctx.days.mean(hol_mult);
+    let max_mult = hol_mult.max(1.1) / mean_mult;
 
     // Tastes.
     let base_dp = [0.15, 0.35, 0.15, 0.25, 0.10];
@@ -711,7 +762,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
     // start of the relationship; after each *repeat* purchase the person may drop out.
     let mut times: Vec<f64> = vec![t0];
     let mut dropout_at: Option<f64> = None;
-    let exp = Exp::new(lambda * MAX_MULT).unwrap();
+    let exp = Exp::new(lambda * max_mult).unwrap();
     let mut t = t0;
     loop {
         // Thinning: candidate arrivals at the max rate, kept with the day's multiplier.
@@ -721,7 +772,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 break;
             }
             let d = cfg.start + Duration::days(t as i64);
-            if rng.random::<f64>() < day_mult(d) / MAX_MULT {
+            if rng.random::<f64>() < day_mult(d, hol_mult) / mean_mult / max_mult {
                 break;
             }
         }
@@ -768,16 +819,33 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             store_ix
         };
         let store = &ctx.stores[store_ix];
-        // Basket towards a Gamma-Gamma target.
-        let target = (spend.sample(&mut rng) * 100.0).max(500.0) as i64;
+        // What the customer pays is the Gamma-Gamma draw (the spend truth, in fen). Items are
+        // rung up until their list price covers it; the gap is the member price / coupon
+        // discount, so total + discount = Σ items holds and the paid values are exactly
+        // Gamma(p, ν). An item far above what is left is put back (a person's taste decides
+        // which items, not the amount).
+        let paid = (spend.sample(&mut rng) * 100.0).round().max(100.0) as i64;
         let mut basket: Vec<(usize, i64)> = Vec::new();
         let mut total = 0i64;
-        while total < target * 9 / 10 && basket.len() < 8 {
-            let k = weighted(&mut rng, &prod_w);
+        let mut put_back = 0;
+        while total < paid {
+            let room = paid - total;
+            let mut k = weighted(&mut rng, &prod_w);
             if !launched(MENU[k].0, when, cfg) {
                 continue;
             }
-            let qty = if rng.random_bool(0.15) { 2 } else { 1 };
+            if MENU[k].3 > room + 1000 {
+                put_back += 1;
+                if put_back < 8 {
+                    continue;
+                }
+                k = cheapest_item();
+            }
+            let qty = if room >= 2 * MENU[k].3 && rng.random_bool(0.15) {
+                2
+            } else {
+                1
+            };
             total += MENU[k].3 * qty;
             sku_count[k] += qty as u32;
             if let Some(b) = basket.iter_mut().find(|b| b.0 == k) {
@@ -786,15 +854,16 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 basket.push((k, qty));
             }
         }
+        let discount = total - paid;
         let via_wx = rng.random::<f64>() < p_wx;
         let channel = if via_wx { "wx" } else { "pos" };
         if tt >= cutoff_off {
             n_future += 1;
-            future_spend += total;
+            future_spend += paid;
             rows.future.push(vec![
                 (pid as i64).into(),
                 fmt_ts(when).into(),
-                total.into(),
+                paid.into(),
                 channel.into(),
             ]);
             continue;
@@ -812,11 +881,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         } else {
             ("paid", upd)
         };
-        let discount = if rng.random_bool(0.1) {
-            (total / 10).min(500)
-        } else {
-            0
-        };
+        let coupon_used = discount > 0 && rng.random_bool(0.3);
         if via_wx {
             // Mini-program account, created on the first online order.
             let uid = *wx_user.get_or_insert_with(|| {
@@ -846,7 +911,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
             };
             let oid = next(&mut ids.wx_order);
             let order_no = format!("WX{}{:08}", when.format("%Y%m%d"), oid);
-            let coupon = if discount > 0 {
+            let coupon = if coupon_used {
                 Value::from(format!("CP{:04}", rng.random_range(0..200)))
             } else {
                 Value::NullS
@@ -1071,6 +1136,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         p_drop.into(),
         nu.into(),
         (tp.p / nu * 100.0).into(),
+        hol_mult.into(),
         dt(t0).into(),
         dt(*times.iter().rfind(|t| **t < cutoff_off).unwrap_or(&t0)).into(),
         dropout_at.map(dt).into(),

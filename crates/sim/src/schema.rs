@@ -49,7 +49,7 @@ CREATE INDEX ix_wxu_upd ON wx_users(updated_at)
 pub const TRUTH_TABLES: &[&str] = &["params", "persons", "ids", "future_orders"];
 pub const TRUTH_DDL: &str = "
 CREATE TABLE params (name VARCHAR(32) PRIMARY KEY, value VARCHAR(64));
-CREATE TABLE persons (person_id BIGINT PRIMARY KEY, lambda DOUBLE PRECISION, p_drop DOUBLE PRECISION, nu DOUBLE PRECISION, mean_spend_fen DOUBLE PRECISION, first_order VARCHAR(19), last_order VARCHAR(19), dropout_at VARCHAR(19), alive_at_cutoff BIGINT, n_orders BIGINT, n_future BIGINT, future_spend_fen BIGINT, home_store_id BIGINT, has_member BIGINT, has_wx BIGINT, fav_daypart VARCHAR(16), fav_sku VARCHAR(16));
+CREATE TABLE persons (person_id BIGINT PRIMARY KEY, lambda DOUBLE PRECISION, p_drop DOUBLE PRECISION, nu DOUBLE PRECISION, mean_spend_fen DOUBLE PRECISION, holiday_mult DOUBLE PRECISION, first_order VARCHAR(19), last_order VARCHAR(19), dropout_at VARCHAR(19), alive_at_cutoff BIGINT, n_orders BIGINT, n_future BIGINT, future_spend_fen BIGINT, home_store_id BIGINT, has_member BIGINT, has_wx BIGINT, fav_daypart VARCHAR(16), fav_sku VARCHAR(16));
 CREATE TABLE ids (system VARCHAR(16), source_id BIGINT, person_id BIGINT, PRIMARY KEY (system, source_id));
 CREATE TABLE future_orders (person_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, channel VARCHAR(8))
 ";

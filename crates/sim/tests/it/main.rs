@@ -110,6 +110,34 @@ async fn sources_agree_with_ground_truth() {
         (mean_p - want_p).abs() / want_p < 0.1,
         "mean p {mean_p} vs {want_p}"
     );
+    // What people pay per order is Gamma(p, ν): relative to each person's mean p/ν, a future
+    // order's paid amount has mean 1 and variance 1/p (the Gamma-Gamma assumption, exactly).
+    let rel = truth
+        .fetch_all(
+            "SELECT f.total_fen / p.mean_spend_fen AS x FROM future_orders f \
+             JOIN persons p ON f.person_id = p.person_id",
+        )
+        .await
+        .unwrap();
+    let xs: Vec<f64> = rel.iter().filter_map(|r| get_f64(r, "x")).collect();
+    assert!(xs.len() > 5_000, "{} future orders", xs.len());
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
+    assert!((m - 1.0).abs() < 0.03, "paid / mean spend averages {m}");
+    assert!(
+        (v * c.params.p - 1.0).abs() < 0.15,
+        "paid / mean spend variance {v} vs 1/p = {}",
+        1.0 / c.params.p
+    );
+    // List prices cover what is paid: the gap is a discount, never negative.
+    assert_eq!(
+        one(
+            &pos,
+            "SELECT COUNT(*) AS v FROM orders WHERE discount_fen < 0"
+        )
+        .await,
+        0
+    );
     // Holidays sell more per day than ordinary weekdays.
     let hol = one(&pos, "SELECT COUNT(*) AS v FROM orders WHERE substr(order_time, 1, 10) BETWEEN '2024-10-01' AND '2024-10-07'").await as f64 / 7.0;
     let ord = one(&pos, "SELECT COUNT(*) AS v FROM orders WHERE substr(order_time, 1, 10) BETWEEN '2024-10-14' AND '2024-10-18'").await as f64 / 5.0;
