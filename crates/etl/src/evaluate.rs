@@ -29,9 +29,12 @@ pub struct ClvEval {
     pub truth: TruthParams,
     /// BG/NBD fitted on the true persons' complete pre-cut-off histories.
     pub fit_on_persons: BgNbd,
-    /// Gamma-Gamma fitted on the persons' latent mean spend is not observable; this is the fit
-    /// on resolved customers (yuan), for comparison with truth p, q, gamma.
+    /// The models fitted on every resolved customer, as the refresh does.
     pub models_on_customers: FittedModels,
+    /// Gamma-Gamma (yuan) fitted on the repeat buyers among the clean customers (one person
+    /// each): the simulator's paid amounts are exactly Gamma(p, ν), so this recovers p, q, γ.
+    pub gamma_gamma_on_clean: c360_analytics::clv::GammaGamma,
+    pub gamma_gamma_customers: usize,
     /// Customers whose ids all belong to one person that no other customer shares.
     pub holdout_customers: usize,
     pub predicted_purchases: f64,
@@ -142,6 +145,17 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "future_spend_fen")?)))
         .collect();
     truth.close().await;
+    let clean_spend: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| clean.contains_key(&r.customer_id) && r.s.x > 0.0 && r.mean_value_fen > 0.0)
+        .map(|r| (r.s.x, r.mean_value_fen / 100.0))
+        .collect();
+    let gamma_gamma_on_clean = c360_analytics::clv::GammaGamma::fit(&clean_spend).map_err(|e| {
+        crate::EtlError::Source {
+            table: "customers".into(),
+            reason: e.to_string(),
+        }
+    })?;
     let (mut sp_pred, mut sp_act) = (Vec::new(), Vec::new());
     let (mut pred, mut act, mut alive_s, mut alive_l) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -171,6 +185,8 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         truth: tp,
         fit_on_persons,
         models_on_customers: models,
+        gamma_gamma_on_clean,
+        gamma_gamma_customers: clean_spend.len(),
         holdout_customers: n,
         predicted_purchases: pred.iter().sum(),
         actual_purchases: act.iter().sum(),
@@ -183,10 +199,109 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
     })
 }
 
-/// The simulator's mean basket target in yuan, p·γ/(q−1): what Gamma-Gamma's p·v/(q−1) estimates
-/// (order totals round the target up to whole menu items, so the fit lands somewhat above).
+/// The simulator's population mean spend per order in yuan, p·γ/(q−1): what Gamma-Gamma's
+/// p·v/(q−1) estimates.
 pub fn gamma_gamma_truth_mean(t: &TruthParams) -> f64 {
     t.p * t.gamma / (t.q - 1.0)
+}
+
+/// Per-customer holiday effect (`v_customer_holiday`) against each person's true holiday
+/// multiplier in the simulator.
+#[derive(Debug, Clone, Serialize)]
+pub struct HolidayEval {
+    /// Clean customers with at least `min_orders` orders that were scored.
+    pub customers: usize,
+    pub min_orders: i64,
+    /// The chain-wide lift the shrinkage pulls toward, and the truth's mean holiday multiplier
+    /// over the mean non-holiday multiplier of the same customers.
+    pub pooled_lift: f64,
+    pub true_mean_lift: f64,
+    /// Spearman rank correlation of the shrunk lift with the true multiplier.
+    pub spearman: f64,
+    /// Mean true multiplier of the customers in the top and bottom quartiles of estimated lift.
+    pub true_mult_top_quartile: f64,
+    pub true_mult_bottom_quartile: f64,
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut ix: Vec<usize> = (0..v.len()).collect();
+    ix.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < ix.len() {
+        let mut j = i;
+        while j + 1 < ix.len() && v[ix[j + 1]] == v[ix[i]] {
+            j += 1;
+        }
+        for k in i..=j {
+            r[ix[k]] = (i + j) as f64 / 2.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+pub async fn evaluate_holiday(
+    warehouse: &std::path::Path,
+    truth_url: &str,
+    min_orders: i64,
+) -> Result<HolidayEval> {
+    use c360_warehouse::arrow::array::{Float64Array, Int64Array};
+    use c360_warehouse::arrow::compute::cast;
+    use c360_warehouse::arrow::datatypes::DataType;
+    let truth = Db::connect(truth_url).await?;
+    let true_mult: HashMap<i64, f64> = truth
+        .fetch_all("SELECT person_id, holiday_mult FROM persons")
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "holiday_mult")?)))
+        .collect();
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let clean = clean_customers(&sess, &truth).await?;
+    truth.close().await;
+    let (mut est, mut tru) = (Vec::new(), Vec::new());
+    let sql = format!(
+        "SELECT customer_id, holiday_lift FROM v_customer_holiday \
+         WHERE holiday_orders + other_orders >= {min_orders}"
+    );
+    for b in sess.query(&sql).await? {
+        let id = cast(b.column(0), &DataType::Int64)?;
+        let lift = cast(b.column(1), &DataType::Float64)?;
+        let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
+        let lift = lift.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            let Some(p) = clean.get(&id.value(i)) else {
+                continue;
+            };
+            let Some(t) = true_mult.get(p) else { continue };
+            est.push(lift.value(i));
+            tru.push(*t);
+        }
+    }
+    let n = est.len();
+    let (re, rt) = (ranks(&est), ranks(&tru));
+    let mut by_est: Vec<usize> = (0..n).collect();
+    by_est.sort_by(|a, b| est[*a].total_cmp(&est[*b]));
+    let q = (n / 4).max(1);
+    let mean_of = |ix: &[usize]| ix.iter().map(|i| tru[*i]).sum::<f64>() / ix.len().max(1) as f64;
+    let pooled_lift = sess
+        .scalar_f64(
+            "SELECT (CAST(SUM(holiday_orders) AS DOUBLE) / SUM(holiday_days)) / \
+                    (CAST(SUM(other_orders) AS DOUBLE) / SUM(other_days)) FROM v_customer_holiday",
+        )
+        .await?;
+    // Non-holiday days mix weekends (1.1) and weekdays (0.9) about 2:5.
+    let other_mean = (2.0 * 1.1 + 5.0 * 0.9) / 7.0;
+    Ok(HolidayEval {
+        customers: n,
+        min_orders,
+        pooled_lift,
+        true_mean_lift: tru.iter().sum::<f64>() / n.max(1) as f64 / other_mean,
+        spearman: pearson(&re, &rt),
+        true_mult_top_quartile: mean_of(&by_est[n.saturating_sub(q)..]),
+        true_mult_bottom_quartile: mean_of(&by_est[..q.min(n)]),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]

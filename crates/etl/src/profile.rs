@@ -346,6 +346,40 @@ pub struct LiveProfile {
     pub as_of: i64,
 }
 
+/// The fitted models and RFM cut points the last refresh stored in the manifest notes: all a
+/// live re-score needs.
+#[derive(Debug, Clone)]
+pub struct StoredModels {
+    pub models: Option<crate::refresh::FittedModels>,
+    pub rfm: RfmModel,
+    pub group: RfmGroup,
+}
+
+impl StoredModels {
+    /// None when the snapshot has no RFM model (no refresh has run).
+    pub fn from_notes(
+        notes: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Option<StoredModels> {
+        let rfm = serde_json::from_value(notes.get("rfm")?.clone()).ok()?;
+        Some(StoredModels {
+            models: notes
+                .get("models")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok()),
+            rfm,
+            group: notes
+                .get("rfm_group")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+        })
+    }
+
+    pub fn score(&self, p: &LiveProfile) -> LiveScore {
+        live_score(p, self.models.as_ref(), &self.rfm, self.group)
+    }
+}
+
 /// What the dashboards show for a customer, recomputed without refitting anything.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveScore {

@@ -115,6 +115,7 @@ fn segmentation_batch(
         Int64Builder::new(),
         Int64Builder::new(),
     );
+    let mut home = Int64Builder::new();
     let (mut class, mut tier, mut asof, mut segn, mut city, mut life, mut cl, mut growth) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -141,6 +142,7 @@ fn segmentation_batch(
         asof.append_value(as_of);
         segn.append_value(sc.segment);
         city.append_option(f.city_id);
+        home.append_option(f.home_store_id);
         life.append_value(crate::profile::lifecycle(f, p.map(|p| p.p_alive)));
         cl.append_option(seg.map(|s| s.labels[i] as i64));
         // 12-month value growth: forecast spend next year against spend in the last year.
@@ -166,6 +168,7 @@ fn segmentation_batch(
         std::sync::Arc::new(life.finish()),
         std::sync::Arc::new(cl.finish()),
         std::sync::Arc::new(growth.finish()),
+        std::sync::Arc::new(home.finish()),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }

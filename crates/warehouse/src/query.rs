@@ -2,6 +2,7 @@
 //! files that version names (never a directory listing, so uncommitted files are invisible),
 //! plus the SQL views.
 
+use datafusion::arrow::datatypes::DataType;
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -74,18 +75,40 @@ impl Session {
         Ok(self.ctx.sql(sql).await?.collect().await?)
     }
 
-    /// First column of the first row as i64 (for counts).
+    /// First column of the first row as i64 (for counts); 0 when there is no row or it is NULL.
     pub async fn scalar_i64(&self, sql: &str) -> Result<i64> {
         use datafusion::arrow::array::{Array, Int64Array};
-        use datafusion::arrow::compute::cast;
-        use datafusion::arrow::datatypes::DataType;
-        let b = self.query(sql).await?;
-        let Some(first) = b.iter().find(|b| b.num_rows() > 0) else {
+        let Some(col) = self.first_cell(sql, DataType::Int64).await? else {
             return Ok(0);
         };
-        let col = cast(first.column(0), &DataType::Int64)?;
         let a = col.as_any().downcast_ref::<Int64Array>().expect("int64");
         Ok(if a.is_null(0) { 0 } else { a.value(0) })
+    }
+
+    /// First column of the first row as f64; NaN when there is no row or it is NULL.
+    pub async fn scalar_f64(&self, sql: &str) -> Result<f64> {
+        use datafusion::arrow::array::{Array, Float64Array};
+        let Some(col) = self.first_cell(sql, DataType::Float64).await? else {
+            return Ok(f64::NAN);
+        };
+        let a = col
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("float64");
+        Ok(if a.is_null(0) { f64::NAN } else { a.value(0) })
+    }
+
+    /// The first column of the first non-empty batch, cast to `t`.
+    async fn first_cell(
+        &self,
+        sql: &str,
+        t: DataType,
+    ) -> Result<Option<datafusion::arrow::array::ArrayRef>> {
+        let b = self.query(sql).await?;
+        let Some(first) = b.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        Ok(Some(datafusion::arrow::compute::cast(first.column(0), &t)?))
     }
 }
 

@@ -176,6 +176,7 @@ fn segmentation() -> SchemaRef {
         f("lifecycle", S, false),
         f("cluster", I64, true),
         f("value_growth", F64, true),
+        f("home_store_id", I64, true),
     ]))
 }
 fn predictions() -> SchemaRef {
@@ -363,7 +364,7 @@ pub const VIEWS: &[(&str, &str)] = &[
            CASE WHEN o.order_count > 0 THEN o.total_spend_fen / o.order_count END AS avg_order_fen, \
            o.first_order_time, o.last_order_time, COALESCE(o.wx_orders, 0) AS wx_orders, o.store_count, \
            s.recency_days, s.frequency, s.monetary_fen, s.r_score, s.f_score, s.m_score, s.rfm_class, s.tier, \
-           s.rfm_segment, s.lifecycle, s.cluster, s.value_growth, \
+           s.rfm_segment, s.lifecycle, s.cluster, s.value_growth, s.city_id AS home_city_id, s.home_store_id, \
            p.p_alive, p.expected_purchases_365d, p.expected_spend_fen, p.clv_12m_fen, p.p_churn_90d, \
            e.avg_rating, COALESCE(e.review_count, 0) AS review_count, \
            COALESCE(b.event_count, 0) AS event_count, b.session_count \
@@ -432,6 +433,39 @@ pub const VIEWS: &[(&str, &str)] = &[
          SELECT COALESCE(holiday, '(none)') AS holiday, COUNT(*) AS days, AVG(orders) AS orders_per_day, \
            AVG(CAST(orders AS DOUBLE) * base_days / base_orders) AS lift_vs_days_around \
          FROM w GROUP BY COALESCE(holiday, '(none)') ORDER BY lift_vs_days_around DESC",
+    ),
+    (
+        // Each customer's holiday effect: repeat orders per holiday day against repeat orders per
+        // other day after their first order (the first order starts the relationship and says
+        // nothing about their rhythm), shrunk toward the chain's ratio with a prior weight of 3
+        // expected holiday orders, since most customers have few holiday orders.
+        "v_customer_holiday",
+        "WITH od AS (SELECT customer_id, CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT) AS day, \
+                     MAX(holiday) IS NOT NULL AS is_hol, COUNT(*) AS n \
+                     FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL \
+                     GROUP BY customer_id, CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT)), \
+         cal AS (SELECT day, is_hol, SUM(CASE WHEN is_hol THEN 1 ELSE 0 END) OVER (ORDER BY day DESC) AS hol_from, \
+                   ROW_NUMBER() OVER (ORDER BY day DESC) AS days_from \
+                 FROM (SELECT CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT) AS day, \
+                         MAX(holiday) IS NOT NULL AS is_hol FROM orders \
+                       GROUP BY CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT)) x), \
+         f AS (SELECT customer_id, MIN(day) AS first_day FROM od GROUP BY customer_id), \
+         c AS (SELECT f.customer_id, f.first_day, \
+                 SUM(CASE WHEN od.day > f.first_day AND od.is_hol THEN od.n ELSE 0 END) AS holiday_orders, \
+                 SUM(CASE WHEN od.day > f.first_day AND NOT od.is_hol THEN od.n ELSE 0 END) AS other_orders \
+               FROM f JOIN od ON f.customer_id = od.customer_id GROUP BY f.customer_id, f.first_day), \
+         e AS (SELECT c.customer_id, c.holiday_orders, c.other_orders, \
+                 cal.hol_from - CASE WHEN cal.is_hol THEN 1 ELSE 0 END AS holiday_days, \
+                 cal.days_from - 1 - (cal.hol_from - CASE WHEN cal.is_hol THEN 1 ELSE 0 END) AS other_days \
+               FROM c JOIN cal ON c.first_day = cal.day), \
+         x AS (SELECT customer_id, holiday_orders, other_orders, holiday_days, other_days, \
+                 CAST(other_orders AS DOUBLE) / GREATEST(other_days, 1) * holiday_days AS expected FROM e), \
+         pool AS (SELECT (CAST(SUM(holiday_orders) AS DOUBLE) / SUM(holiday_days)) / \
+                         (CAST(SUM(other_orders) AS DOUBLE) / SUM(other_days)) AS lift FROM x) \
+         SELECT x.customer_id, x.holiday_orders, x.holiday_days, x.other_orders, x.other_days, \
+           CASE WHEN x.expected > 0 THEN x.holiday_orders / x.expected END AS holiday_lift_raw, \
+           (x.holiday_orders + 3.0 * pool.lift) / (x.expected + 3.0) AS holiday_lift \
+         FROM x CROSS JOIN pool",
     ),
     (
         "v_segment_holiday",

@@ -29,6 +29,33 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
         f,
         t
     );
+    // Gamma-Gamma recovers the simulator's spend process from the clean repeat buyers.
+    let gg = &e.gamma_gamma_on_clean;
+    assert!(
+        e.gamma_gamma_customers > 2000,
+        "{}",
+        e.gamma_gamma_customers
+    );
+    let mean = gg.p * gg.v / (gg.q - 1.0);
+    let want = c360_etl::evaluate::gamma_gamma_truth_mean(t);
+    assert!(
+        rel(mean, want) < 0.05,
+        "mean spend {mean} vs {want} ({gg:?})"
+    );
+    assert!(rel(gg.p, t.p) < 0.15, "GG p {gg:?} vs {t:?}");
+    assert!(rel(gg.q, t.q) < 0.25, "GG q {gg:?} vs {t:?}");
+    assert!(rel(gg.v, t.gamma) < 0.3, "GG gamma {gg:?} vs {t:?}");
+    // Holidays: per customer, the shrunk lift ranks people by their true holiday appetite.
+    let h = c360_etl::evaluate::evaluate_holiday(&wh, &sim.truth_url, 10)
+        .await
+        .unwrap();
+    assert!(h.customers > 500, "{h:?}");
+    assert!(rel(h.pooled_lift, h.true_mean_lift) < 0.15, "{h:?}");
+    assert!(h.spearman > 0.1, "{h:?}");
+    assert!(
+        h.true_mult_top_quartile > h.true_mult_bottom_quartile * 1.1,
+        "{h:?}"
+    );
     // Holdout: customers as the warehouse sees them (split and anonymous purchases included).
     assert!(e.holdout_customers > 1000);
     let ratio = e.predicted_purchases / e.actual_purchases;
