@@ -78,6 +78,70 @@ pub enum Cmd {
         /// Directory for the source databases, truth and warehouse.
         #[arg(long, default_value = "data")]
         dir: PathBuf,
+        /// Stop after the summary instead of serving the dashboard.
+        #[arg(long, env = "C360_NO_SERVE")]
+        no_serve: bool,
+        /// Where to serve the API and dashboard afterwards.
+        #[arg(long, env = "C360_ADDR", default_value = "127.0.0.1:8360")]
+        addr: String,
+    },
+    /// Serve the REST API, WebSocket push and the web dashboard over the warehouse.
+    Serve(ServeArgs),
+    /// API keys: create (printed once), list, revoke.
+    Apikey {
+        #[command(subcommand)]
+        cmd: ApikeyCmd,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "C360_ADDR", default_value = "127.0.0.1:8360")]
+    pub addr: String,
+    #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+    pub warehouse: PathBuf,
+    /// Metastore URL (default: SQLite in the warehouse directory).
+    #[arg(long, env = "C360_METASTORE")]
+    pub metastore: Option<String>,
+    /// Seconds between checks for a new warehouse snapshot (ETL runs elsewhere).
+    #[arg(long, env = "C360_POLL_SECS", default_value_t = 2.0)]
+    pub poll_secs: f64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApikeyCmd {
+    /// Create a key and print it (only its hash is kept).
+    Create {
+        /// A name to recognise (and revoke) the key by.
+        #[arg(long)]
+        name: String,
+        /// admin, analyst or store_manager.
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Store ids a store_manager may see, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        stores: Vec<i64>,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
+    },
+    /// List key names and roles.
+    List {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
+    },
+    /// Revoke every key with this name.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_METASTORE")]
+        metastore: Option<String>,
     },
 }
 
@@ -109,6 +173,17 @@ pub enum AnalyzeCmd {
         warehouse: PathBuf,
         #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
         truth: String,
+    },
+    /// Per-customer holiday effect (v_customer_holiday): the customers who buy most above their
+    /// usual rate on holidays; with --truth, scored against each person's true holiday multiplier.
+    Holiday {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_TRUTH")]
+        truth: Option<String>,
+        /// Score only customers with at least this many orders.
+        #[arg(long, default_value_t = 10)]
+        min_orders: i64,
     },
     /// Re-score one customer as if a paid order arrived now: RFM, tier, lifecycle, P(alive),
     /// expected purchases and CLV from the stored models, without a refit.
@@ -404,6 +479,25 @@ pub async fn run(cli: Cli) -> Result<()> {
                 let e = c360_etl::evaluate::evaluate_churn(&warehouse, &truth).await?;
                 println!("{}", serde_json::to_string_pretty(&e)?);
             }
+            AnalyzeCmd::Holiday {
+                warehouse,
+                truth,
+                min_orders,
+            } => {
+                let sess = Session::open(&Warehouse::open(&warehouse)?).await?;
+                let sql = format!(
+                    "SELECT customer_id, holiday_orders, holiday_days, other_orders, other_days, \
+                     ROUND(holiday_lift_raw, 2) AS lift_raw, ROUND(holiday_lift, 2) AS lift \
+                     FROM v_customer_holiday WHERE holiday_orders + other_orders >= {min_orders} \
+                     ORDER BY holiday_lift DESC, customer_id LIMIT 10"
+                );
+                println!("{}", format_batches(&sess.query(&sql).await?));
+                if let Some(t) = truth {
+                    let e =
+                        c360_etl::evaluate::evaluate_holiday(&warehouse, &t, min_orders).await?;
+                    println!("{}", serde_json::to_string_pretty(&e)?);
+                }
+            }
             AnalyzeCmd::Segments {
                 warehouse,
                 eps,
@@ -448,7 +542,114 @@ pub async fn run(cli: Cli) -> Result<()> {
                 date,
             } => score_order(warehouse, customer, amount_fen, date).await?,
         },
-        Cmd::Demo { orders, seed, dir } => demo(orders, seed, dir, progress).await?,
+        Cmd::Demo {
+            orders,
+            seed,
+            dir,
+            no_serve,
+            addr,
+        } => {
+            demo(orders, seed, dir.clone(), progress).await?;
+            if !no_serve {
+                let wh = dir.join("hotdog2030");
+                let meta = metastore_url(&wh, None);
+                let db = c360_db::Db::connect(&meta).await?;
+                let key = c360_server::auth::create_key(
+                    &db,
+                    "demo-admin",
+                    c360_server::auth::Role::Admin,
+                    &[],
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                db.close().await;
+                println!("\nAdmin API key for this demo (shown once): {key}");
+                serve(ServeArgs {
+                    addr,
+                    warehouse: wh,
+                    metastore: None,
+                    poll_secs: 2.0,
+                })
+                .await?;
+            }
+        }
+        Cmd::Serve(a) => serve(a).await?,
+        Cmd::Apikey { cmd } => apikey(cmd).await?,
+    }
+    Ok(())
+}
+
+fn metastore_url(warehouse: &std::path::Path, metastore: Option<String>) -> String {
+    metastore.unwrap_or_else(|| {
+        EtlConfig {
+            warehouse: warehouse.to_path_buf(),
+            ..Default::default()
+        }
+        .metastore()
+    })
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let cfg = c360_server::ServeConfig {
+        metastore: metastore_url(&a.warehouse, a.metastore),
+        warehouse: a.warehouse,
+        poll: std::time::Duration::from_secs_f64(a.poll_secs.max(0.1)),
+    };
+    let state = c360_server::AppState::open(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&a.addr)
+        .await
+        .with_context(|| format!("binding {}", a.addr))?;
+    let addr = listener.local_addr()?;
+    println!("c360 serving on http://{addr}/  (API docs: http://{addr}/swagger-ui/)  Ctrl-C stops");
+    c360_server::run(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn apikey(cmd: ApikeyCmd) -> Result<()> {
+    use c360_server::auth;
+    let err = |e: c360_server::error::ApiError| anyhow::anyhow!("{e}");
+    match cmd {
+        ApikeyCmd::Create {
+            name,
+            role,
+            stores,
+            warehouse,
+            metastore,
+        } => {
+            let r = auth::Role::parse(&role)
+                .with_context(|| format!("--role {role:?}: use admin, analyst or store_manager"))?;
+            let db = c360_db::Db::connect(&metastore_url(&warehouse, metastore)).await?;
+            let key = auth::create_key(&db, &name, r, &stores)
+                .await
+                .map_err(err)?;
+            println!("{key}");
+        }
+        ApikeyCmd::List {
+            warehouse,
+            metastore,
+        } => {
+            let db = c360_db::Db::connect(&metastore_url(&warehouse, metastore)).await?;
+            for (name, role, stores, revoked) in auth::list_keys(&db).await.map_err(err)? {
+                println!(
+                    "{name}\t{role}\t{stores}\t{}",
+                    if revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        ApikeyCmd::Revoke {
+            name,
+            warehouse,
+            metastore,
+        } => {
+            let db = c360_db::Db::connect(&metastore_url(&warehouse, metastore)).await?;
+            let n = auth::revoke_key(&db, &name).await.map_err(err)?;
+            println!("revoked {n} key(s) named {name}");
+        }
     }
     Ok(())
 }
@@ -694,14 +895,8 @@ async fn score_order(
     use c360_etl::profile;
     let wh = Warehouse::open(&warehouse)?;
     let sess = Session::open(&wh).await?;
-    let notes = &sess.manifest.notes;
-    let models: Option<c360_etl::refresh::FittedModels> = notes
-        .get("models")
-        .cloned()
-        .and_then(|v| serde_json::from_value(v).ok());
-    let rfm: c360_analytics::rfm::RfmModel =
-        serde_json::from_value(notes.get("rfm").cloned().unwrap_or_default())
-            .context("no RFM model in the warehouse: run `c360 etl` first")?;
+    let stored = profile::StoredModels::from_notes(&sess.manifest.notes)
+        .context("no RFM model in the warehouse: run `c360 etl` first")?;
     let before = profile::live_profile(&sess, customer)
         .await?
         .with_context(|| format!("customer {customer} has no paid orders"))?;
@@ -711,12 +906,9 @@ async fn score_order(
     };
     let t0 = std::time::Instant::now();
     let after = profile::apply_order(&before, day, amount_fen as f64);
-    let group: profile::RfmGroup =
-        serde_json::from_value(notes.get("rfm_group").cloned().unwrap_or_default())
-            .unwrap_or_default();
-    let score = profile::live_score(&after, models.as_ref(), &rfm, group);
+    let score = stored.score(&after);
     let micros = t0.elapsed().as_secs_f64() * 1e6;
-    let old = profile::live_score(&before, models.as_ref(), &rfm, group);
+    let old = stored.score(&before);
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({

@@ -1,0 +1,294 @@
+//! Live push: every change (an ingested order or event, a customer's new scores, live metrics,
+//! a new warehouse snapshot) is appended to a durable log in the metastore (`stream_log`) with a
+//! sequence number, then broadcast. A WebSocket client subscribes to topics with the last
+//! sequence it saw; the server replays what it missed from the log before going live, so a
+//! client that reconnects misses nothing it asked for.
+//!
+//! Topics: `orders`, `events`, `metrics`, `etl`, and `customer:ID`. Store managers only receive
+//! what concerns their stores (an order's store, a customer's home store), and their metrics are
+//! cut down to their stores.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use c360_db::{get_i64, get_text, Db, Value as V};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Mutex};
+
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::AppState;
+
+const DDL: &str = "CREATE TABLE IF NOT EXISTS stream_log (seq BIGINT PRIMARY KEY, topic VARCHAR(64), store_id BIGINT, payload TEXT, at VARCHAR(40))";
+
+/// One published change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub seq: i64,
+    pub topic: String,
+    /// The store the change belongs to (None: chain-wide).
+    pub store_id: Option<i64>,
+    pub data: Value,
+    pub at: String,
+}
+
+pub struct Hub {
+    db: Db,
+    tx: broadcast::Sender<Arc<Event>>,
+    seq: AtomicI64,
+    /// Serialises appends so sequence numbers reach the log in order.
+    write: Mutex<()>,
+}
+
+impl Hub {
+    pub async fn open(db: Db) -> ApiResult<Hub> {
+        db.exec_script(DDL).await?;
+        let head = db
+            .fetch_all("SELECT MAX(seq) AS m FROM stream_log")
+            .await?
+            .first()
+            .and_then(|r| get_i64(r, "m"))
+            .unwrap_or(0);
+        let (tx, _) = broadcast::channel(4096);
+        Ok(Hub {
+            db,
+            tx,
+            seq: AtomicI64::new(head),
+            write: Mutex::new(()),
+        })
+    }
+
+    pub fn head(&self) -> i64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Appends to the durable log, then broadcasts. Returns the event's sequence number.
+    pub async fn publish(&self, topic: &str, store_id: Option<i64>, data: Value) -> ApiResult<i64> {
+        let _w = self.write.lock().await;
+        let seq = self.seq.load(Ordering::SeqCst) + 1;
+        let at = chrono::Utc::now().to_rfc3339();
+        self.db
+            .insert_rows(
+                "stream_log",
+                &["seq", "topic", "store_id", "payload", "at"],
+                &[vec![
+                    seq.into(),
+                    topic.into(),
+                    store_id.map_or(V::NullI, V::I),
+                    data.to_string().into(),
+                    at.clone().into(),
+                ]],
+            )
+            .await?;
+        self.seq.store(seq, Ordering::SeqCst);
+        let _ = self.tx.send(Arc::new(Event {
+            seq,
+            topic: topic.into(),
+            store_id,
+            data,
+            at,
+        }));
+        Ok(seq)
+    }
+
+    /// Logged events after `since`, oldest first (at most `limit`).
+    pub async fn replay(&self, since: i64, limit: i64) -> ApiResult<Vec<Event>> {
+        let rows = self
+            .db
+            .fetch_all(&format!(
+                "SELECT seq, topic, store_id, payload, at FROM stream_log WHERE seq > {since} ORDER BY seq LIMIT {limit}"
+            ))
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Event {
+                seq: get_i64(r, "seq").unwrap_or(0),
+                topic: get_text(r, "topic").unwrap_or_default(),
+                store_id: get_i64(r, "store_id"),
+                data: get_text(r, "payload")
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or(Value::Null),
+                at: get_text(r, "at").unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// What a client asks for.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMsg {
+    Subscribe {
+        topics: Vec<String>,
+        /// The last sequence number the client saw; events after it are replayed.
+        #[serde(default)]
+        since: Option<i64>,
+    },
+    Ping,
+}
+
+fn matches(topics: &[String], topic: &str) -> bool {
+    topics
+        .iter()
+        .any(|t| t == topic || (t == "customer:*" && topic.starts_with("customer:")))
+}
+
+/// The event as this caller may see it, or None if it is not theirs to see.
+pub fn visible(p: &Principal, e: &Event) -> Option<Value> {
+    let Some(scope) = p.store_scope() else {
+        return Some(e.data.clone());
+    };
+    if e.topic == "metrics" {
+        // Cut the chain's figures down to the caller's stores.
+        let by_store = e.data.get("by_store")?.as_object()?;
+        let (mut orders, mut revenue) = (0i64, 0i64);
+        let mut mine = serde_json::Map::new();
+        for (k, v) in by_store {
+            if scope.iter().any(|s| s.to_string() == *k) {
+                orders += v.get("orders").and_then(Value::as_i64).unwrap_or(0);
+                revenue += v.get("revenue_fen").and_then(Value::as_i64).unwrap_or(0);
+                mine.insert(k.clone(), v.clone());
+            }
+        }
+        return Some(json!({"live_orders": orders, "live_revenue_fen": revenue, "by_store": mine}));
+    }
+    if e.topic == "etl" {
+        return Some(json!({"version": e.data.get("version")}));
+    }
+    e.store_id
+        .is_some_and(|s| scope.contains(&s))
+        .then(|| e.data.clone())
+}
+
+fn frame(e: &Event, data: Value) -> Message {
+    Message::Text(
+        json!({"type": "event", "seq": e.seq, "topic": e.topic, "at": e.at, "data": data})
+            .to_string()
+            .into(),
+    )
+}
+
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    principal: Principal,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| session(state, principal, socket))
+}
+
+async fn session(state: AppState, principal: Principal, mut socket: WebSocket) {
+    let hub = state.hub();
+    let mut rx = hub.subscribe();
+    let mut topics: Vec<String> = Vec::new();
+    let mut last_sent: i64 = i64::MAX;
+    let _ = socket
+        .send(Message::Text(
+            json!({"type": "hello", "role": principal.role, "head": hub.head()})
+                .to_string()
+                .into(),
+        ))
+        .await;
+    loop {
+        tokio::select! {
+            msg = socket.recv() => {
+                let Some(Ok(msg)) = msg else { break };
+                let text = match msg {
+                    Message::Text(t) => t.to_string(),
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                match serde_json::from_str::<ClientMsg>(&text) {
+                    Ok(ClientMsg::Subscribe { topics: t, since }) => {
+                        topics = t;
+                        let head = hub.head();
+                        last_sent = since.unwrap_or(head);
+                        // Acknowledge, replay from the log what they missed, then go on live.
+                        let ack = json!({"type": "subscribed", "topics": topics, "head": head});
+                        if socket.send(Message::Text(ack.to_string().into())).await.is_err() {
+                            break;
+                        }
+                        if let Some(since) = since {
+                            if !replay(&state, &principal, &topics, since, &mut last_sent, &mut socket).await {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(ClientMsg::Ping) => {
+                        if socket.send(Message::Text(json!({"type": "pong", "head": hub.head()}).to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let err = json!({"type": "error", "code": "bad_request", "message": e.to_string()});
+                        if socket.send(Message::Text(err.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            ev = rx.recv() => {
+                match ev {
+                    Ok(e) => {
+                        if topics.is_empty() || e.seq <= last_sent || !matches(&topics, &e.topic) {
+                            continue;
+                        }
+                        last_sent = e.seq;
+                        if let Some(d) = visible(&principal, &e) {
+                            if socket.send(frame(&e, d)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow for the broadcast buffer: catch up from the durable log.
+                        let since = last_sent;
+                        if !replay(&state, &principal, &topics, since, &mut last_sent, &mut socket).await {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }
+    }
+}
+
+async fn replay(
+    state: &AppState,
+    principal: &Principal,
+    topics: &[String],
+    since: i64,
+    last_sent: &mut i64,
+    socket: &mut WebSocket,
+) -> bool {
+    let mut from = since;
+    loop {
+        let Ok(batch) = state.hub().replay(from, 1000).await else {
+            return false;
+        };
+        let n = batch.len();
+        for e in batch {
+            from = e.seq;
+            *last_sent = e.seq;
+            if !matches(topics, &e.topic) {
+                continue;
+            }
+            if let Some(d) = visible(principal, &e) {
+                if socket.send(frame(&e, d)).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        if n < 1000 {
+            return true;
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The c360 server: the REST API (with its OpenAPI document and Swagger UI), WebSocket push and
+//! the embedded web dashboard, over one warehouse snapshot plus the live changes since it.
+//!
+//! [`app`] builds the router from an [`AppState`], so tests drive it without a socket; [`run`]
+//! serves it on a listener the caller bound (tests bind port 0). This crate reads the warehouse
+//! and writes only the metastore (keys, the stream log, ingested orders and events); it never
+//! computes models — it loads the fitted ones the ETL's refresh stored, and re-scores a customer
+//! from them when an order arrives.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hub;
+pub mod json;
+pub mod web;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use axum::Router;
+use c360_db::Db;
+use c360_etl::profile::LiveProfile;
+use c360_warehouse::{Session, Warehouse};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+
+/// How the server is set up (the CLI fills it from flags, `C360_*` env and defaults).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub warehouse: PathBuf,
+    /// Metastore URL (SQLite file in the warehouse by default, or PostgreSQL).
+    pub metastore: String,
+    /// How often to look for a new warehouse snapshot (an ETL run elsewhere).
+    pub poll: Duration,
+}
+
+/// One committed warehouse version, with the models its refresh stored.
+pub struct Snapshot {
+    pub sess: Session,
+    pub version: u64,
+    pub models: Option<c360_etl::profile::StoredModels>,
+    /// Day number after the last order in this snapshot (live orders are after it).
+    pub end_day: i64,
+}
+
+/// Live counters since the snapshot, per store.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct LiveStats {
+    pub orders: i64,
+    pub revenue_fen: i64,
+    pub by_store: HashMap<i64, (i64, i64)>,
+}
+
+pub struct Inner {
+    pub cfg: ServeConfig,
+    pub meta: Db,
+    snap: RwLock<Option<Arc<Snapshot>>>,
+    keys: RwLock<HashMap<String, Principal>>,
+    hub: hub::Hub,
+    /// Bumped on every change; cached answers from an older generation are misses.
+    generation: AtomicU64,
+    cache: StdMutex<HashMap<String, (u64, Arc<Value>)>>,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    /// Customers re-scored since the snapshot.
+    live: tokio::sync::Mutex<HashMap<i64, LiveProfile>>,
+    stats: StdMutex<LiveStats>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+const CACHE_MAX: usize = 20_000;
+
+impl AppState {
+    pub async fn open(cfg: ServeConfig) -> ApiResult<AppState> {
+        let meta = Db::connect(&cfg.metastore).await?;
+        meta.exec_script(api::DDL).await?;
+        let keys = auth::load_keys(&meta).await?;
+        let hub = hub::Hub::open(meta.clone()).await?;
+        let s = AppState(Arc::new(Inner {
+            cfg,
+            meta,
+            snap: RwLock::new(None),
+            keys: RwLock::new(keys),
+            hub,
+            generation: AtomicU64::new(1),
+            cache: StdMutex::new(HashMap::new()),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            live: tokio::sync::Mutex::new(HashMap::new()),
+            stats: StdMutex::new(LiveStats::default()),
+        }));
+        s.reload().await?;
+        Ok(s)
+    }
+
+    pub fn inner(&self) -> &Inner {
+        &self.0
+    }
+    pub fn hub(&self) -> &hub::Hub {
+        &self.0.hub
+    }
+
+    pub async fn principal(&self, key: &str) -> Option<Principal> {
+        let h = auth::hash_key(key);
+        if let Some(p) = self.0.keys.read().await.get(&h) {
+            return Some(p.clone());
+        }
+        // A key created by the CLI since start-up.
+        let fresh = auth::load_keys(&self.0.meta).await.ok()?;
+        let p = fresh.get(&h).cloned();
+        *self.0.keys.write().await = fresh;
+        p
+    }
+
+    /// The current snapshot, or `no_data` before the first ETL run.
+    pub async fn snapshot(&self) -> ApiResult<Arc<Snapshot>> {
+        self.0.snap.read().await.clone().ok_or(ApiError::NoData)
+    }
+
+    /// Opens the newest warehouse version if it differs from the loaded one. Returns whether
+    /// the snapshot changed. Live overlays before the new snapshot's end are dropped (the ETL
+    /// has loaded those orders from the sources).
+    pub async fn reload(&self) -> ApiResult<bool> {
+        let wh = match Warehouse::open(&self.0.cfg.warehouse) {
+            Ok(w) => w,
+            Err(_) => return Ok(false),
+        };
+        let Ok(m) = wh.current() else {
+            return Ok(false);
+        };
+        if m.tables.is_empty() {
+            return Ok(false);
+        }
+        let version = m.version;
+        if let Some(s) = self.0.snap.read().await.as_ref() {
+            if s.version == version {
+                return Ok(false);
+            }
+        }
+        let sess = Session::open(&wh).await?;
+        let models = c360_etl::profile::StoredModels::from_notes(&sess.manifest.notes);
+        let end_day = sess
+            .scalar_i64(
+                "SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) + 1 FROM fact_orders",
+            )
+            .await?;
+        let snap = Arc::new(Snapshot {
+            sess,
+            version,
+            models,
+            end_day,
+        });
+        *self.0.snap.write().await = Some(snap.clone());
+        self.0.live.lock().await.clear();
+        *self.0.stats.lock().unwrap() = LiveStats::default();
+        self.replay_live_orders().await?;
+        self.bump();
+        Ok(true)
+    }
+
+    /// Invalidates every cached answer.
+    pub fn bump(&self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A cached JSON answer for `key` (which must include the caller's scope), computing it on a
+    /// miss. Any change since it was cached makes it a miss.
+    pub async fn cached<F, Fut>(&self, key: String, f: F) -> ApiResult<Arc<Value>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Value>>,
+    {
+        let gen = self.0.generation.load(Ordering::SeqCst);
+        if let Some((g, v)) = self.0.cache.lock().unwrap().get(&key) {
+            if *g == gen {
+                self.0.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(v.clone());
+            }
+        }
+        self.0.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let v = Arc::new(f().await?);
+        let mut c = self.0.cache.lock().unwrap();
+        if c.len() >= CACHE_MAX {
+            c.clear();
+        }
+        c.insert(key, (gen, v.clone()));
+        Ok(v)
+    }
+
+    pub fn live_stats(&self) -> LiveStats {
+        self.0.stats.lock().unwrap().clone()
+    }
+}
+
+/// The whole HTTP surface: `/api/v1/...`, `/ws`, `/api-docs/openapi.json`, `/swagger-ui` and
+/// the dashboard at `/`.
+pub fn app(state: AppState) -> Router {
+    api::router(state.clone())
+        .merge(web::router())
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves until `shutdown` resolves; also watches the warehouse for new snapshots (an ETL run
+/// by another process) and pushes them to subscribers.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let watcher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(state.0.cfg.poll).await;
+                match state.reload().await {
+                    Ok(true) => {
+                        if let Err(e) = api::announce_snapshot(&state).await {
+                            tracing::warn!(error = %e, "announcing a new snapshot");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "reloading the warehouse"),
+                }
+            }
+        })
+    };
+    let r = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    watcher.abort();
+    r
+}

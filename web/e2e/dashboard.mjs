@@ -1,0 +1,124 @@
+// The dashboard in headless Debian Chromium via playwright-core (no browser download).
+// Driven by crates/server/tests/it/e2e.rs, which starts a server on loopback with data and keys.
+import assert from 'node:assert/strict'
+import { mkdirSync } from 'node:fs'
+import { chromium } from 'playwright-core'
+
+const url = process.env.C360_URL
+const adminKey = process.env.C360_ADMIN_KEY
+const managerKey = process.env.C360_MANAGER_KEY
+const customer = process.env.C360_CUSTOMER
+const customers = Number(process.env.C360_CUSTOMERS)
+const store = Number(process.env.C360_STORE)
+const shots = process.env.C360_SHOTS
+mkdirSync(shots, { recursive: true })
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+})
+const step = (s) => console.log(`e2e: ${s}`)
+let current = null
+try {
+  // A phone-sized screen.
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'zh-CN' })
+  const page = await ctx.newPage()
+  current = page
+  const errors = []
+  page.on('pageerror', (e) => errors.push(String(e)))
+  await page.goto(url)
+
+  step('a wrong key is refused with the API message')
+  await page.getByTestId('api-key').fill('c360_wrong')
+  await page.getByTestId('login').click()
+  await page.getByText('missing or unknown API key').waitFor()
+
+  step('log in')
+  await page.getByTestId('api-key').fill(adminKey)
+  await page.getByTestId('login').click()
+  await page.getByTestId('kpi-customers').waitFor()
+  await page.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 15000 }).catch(() => {})
+  const kpi = await page.getByTestId('kpi-customers').innerText()
+  assert.equal(Number(kpi.replace(/[^0-9]/g, '')), customers, `customers KPI ${kpi}`)
+  assert.equal(await page.getByTestId('app-title').innerText(), 'c360')
+  const width = await page.evaluate(() => document.documentElement.scrollWidth)
+  assert.ok(width <= 400, `no sideways scrolling on a phone (page is ${width}px wide)`)
+  await page.screenshot({ path: `${shots}/overview-phone.png`, fullPage: true })
+
+  step('segments show the RFM grid')
+  await page.goto(`${url}#/segments`)
+  await page.getByTestId('rfm-grid').locator('canvas').first().waitFor()
+
+  step('customers list and open one')
+  await page.goto(`${url}#/customers`)
+  await page.getByTestId('customer-search').locator('input').fill(customer)
+  await page.getByTestId('customer-search').locator('input').press('Enter')
+  await page.getByTestId(`customer-${customer}`).click()
+  await page.getByTestId('customer-title').waitFor()
+  assert.match(await page.getByTestId('customer-title').innerText(), new RegExp(`#${customer}`))
+  await page.getByTestId('timeline').locator('tbody tr.ant-table-row').first().waitFor()
+  await page.getByTestId('predictions').getByText('活跃概率').waitFor()
+
+  step('AI insight, in Chinese then English')
+  await page.getByTestId('insight-button').click()
+  await page.getByTestId('insight').getByText('客户价值').waitFor()
+  await page.getByTestId('lang-switch').click()
+  await page.getByTestId('insight').getByText('Value', { exact: true }).waitFor()
+  await page.getByTestId('predictions').getByText('P(alive)').waitFor()
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'en')
+  await page.screenshot({ path: `${shots}/customer-en-phone.png`, fullPage: true })
+
+  step('offline: reload shows the last data')
+  // Let the service worker take over this page so it caches the answers.
+  await page.reload()
+  await page.getByTestId('customer-title').waitFor()
+  await page.getByTestId('timeline').locator('tbody tr.ant-table-row').first().waitFor()
+  assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'service worker controls the page')
+  await ctx.setOffline(true)
+  await page.reload()
+  await page.getByTestId('offline-banner').waitFor()
+  await page.getByTestId('customer-title').waitFor()
+  await page.getByTestId('timeline').locator('tbody tr.ant-table-row').first().waitFor()
+  assert.match(await page.getByTestId('customer-title').innerText(), new RegExp(`#${customer}`))
+  await page.screenshot({ path: `${shots}/customer-offline.png`, fullPage: true })
+  await ctx.setOffline(false)
+  assert.deepEqual(errors, [], 'no page errors')
+  await ctx.close()
+
+  step("a store manager sees only their store's customers")
+  const desk = await browser.newContext({ viewport: { width: 1366, height: 900 } })
+  const p2 = await desk.newPage()
+  current = p2
+  await p2.goto(url)
+  await p2.getByTestId('api-key').fill(managerKey)
+  await p2.getByTestId('login').click()
+  await p2.getByTestId('kpi-customers').waitFor()
+  const managerKpi = Number((await p2.getByTestId('kpi-customers').innerText()).replace(/[^0-9]/g, ''))
+  assert.ok(managerKpi > 0 && managerKpi < customers, `manager sees ${managerKpi} of ${customers}`)
+  const list = await p2.evaluate(async () => {
+    const r = await fetch('/api/v1/customers?page_size=200', { headers: { authorization: `Bearer ${localStorage.getItem('c360.key')}` } })
+    return r.json()
+  })
+  assert.ok(list.items.length > 0 && list.items.every((c) => c.home_store_id === store))
+  await p2.screenshot({ path: `${shots}/overview-desktop-manager.png`, fullPage: true })
+
+  step('live feed receives a posted order over the WebSocket')
+  await p2.goto(`${url}#/live`)
+  await p2.getByText('已连接').waitFor()
+  const r = await fetch(`${url}api/v1/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
+    body: JSON.stringify({ order_no: 'E2E-1', store_id: store, customer_id: Number(customer), total_fen: 3300 }),
+  })
+  assert.equal(r.status, 201)
+  await p2.getByTestId('live-feed').getByText('¥33.0').waitFor()
+  assert.equal((await p2.getByTestId('live-orders').innerText()).replace(/[^0-9]/g, ''), '1')
+  await desk.close()
+  step('all checks passed')
+} catch (e) {
+  if (current) await current.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {})
+  throw e
+} finally {
+  await browser.close()
+}

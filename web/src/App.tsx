@@ -1,0 +1,134 @@
+import { useEffect, useState } from 'react'
+import { Alert, App as AntApp, Button, ConfigProvider, Grid, Layout, Menu, Space, Tag, Typography } from 'antd'
+import zhCN from 'antd/locale/zh_CN'
+import enUS from 'antd/locale/en_US'
+import { api, getKey, setKey, Json } from './api'
+import { dict, I18n, Lang } from './i18n'
+import Login from './pages/Login'
+import Overview from './pages/Overview'
+import Segments from './pages/Segments'
+import Customers from './pages/Customers'
+import Customer360 from './pages/Customer360'
+import Distributions from './pages/Distributions'
+import Live from './pages/Live'
+
+type Route = { page: string; id?: number }
+
+function parseHash(): Route {
+  const h = location.hash.replace(/^#\/?/, '')
+  const [page, id] = h.split('/')
+  return { page: page || 'overview', id: id ? Number(id) : undefined }
+}
+
+export default function App() {
+  const [lang, setLangState] = useState<Lang>((localStorage.getItem('c360.lang') as Lang) || 'zh')
+  const [me, setMe] = useState<Json | null>(null)
+  const [authed, setAuthed] = useState(!!getKey())
+  const [route, setRoute] = useState<Route>(parseHash())
+  const [online, setOnline] = useState(navigator.onLine)
+  const screens = Grid.useBreakpoint()
+  const t = dict[lang]
+  const setLang = (l: Lang) => {
+    localStorage.setItem('c360.lang', l)
+    document.documentElement.lang = l === 'zh' ? 'zh-CN' : 'en'
+    setLangState(l)
+  }
+  useEffect(() => {
+    const f = () => setRoute(parseHash())
+    const on = () => setOnline(true)
+    const off = () => setOnline(false)
+    window.addEventListener('hashchange', f)
+    window.addEventListener('online', on)
+    window.addEventListener('offline', off)
+    return () => {
+      window.removeEventListener('hashchange', f)
+      window.removeEventListener('online', on)
+      window.removeEventListener('offline', off)
+    }
+  }, [])
+  useEffect(() => {
+    if (!authed) return
+    api('/me')
+      .then((m) => {
+        setMe(m)
+        localStorage.setItem('c360.me', JSON.stringify(m))
+      })
+      .catch((e) => {
+        if (e.status === 401) {
+          setKey(null)
+          setAuthed(false)
+        } else {
+          const cached = localStorage.getItem('c360.me')
+          if (cached) setMe(JSON.parse(cached))
+        }
+      })
+  }, [authed])
+
+  const go = (page: string, id?: number) => {
+    location.hash = id != null ? `#/${page}/${id}` : `#/${page}`
+  }
+  const items = [
+    { key: 'overview', label: t.overview },
+    { key: 'segments', label: t.segments },
+    { key: 'customers', label: t.customers },
+    { key: 'distributions', label: t.distributions },
+    { key: 'live', label: t.live },
+  ]
+  const mobile = !screens.md
+  let body
+  if (!authed) body = <Login onDone={() => setAuthed(true)} />
+  else if (route.page === 'customer' && route.id != null) body = <Customer360 id={route.id} onBack={() => go('customers')} />
+  else if (route.page === 'segments') body = <Segments />
+  else if (route.page === 'customers') body = <Customers onOpen={(id) => go('customer', id)} />
+  else if (route.page === 'distributions') body = <Distributions />
+  else if (route.page === 'live') body = <Live />
+  else body = <Overview />
+
+  return (
+    <I18n.Provider value={{ t, lang, setLang }}>
+      <ConfigProvider locale={lang === 'zh' ? zhCN : enUS} theme={{ token: { colorPrimary: '#d4380d' } }}>
+        <AntApp>
+          <Layout style={{ minHeight: '100vh' }}>
+            <Layout.Header style={{ display: 'flex', alignItems: 'center', gap: 12, padding: mobile ? '0 8px' : '0 24px', flexWrap: 'nowrap' }}>
+              <Typography.Title level={4} style={{ color: '#fff', margin: 0, whiteSpace: 'nowrap' }} data-testid="app-title">
+                {mobile ? 'c360' : t.title}
+              </Typography.Title>
+              {authed && (
+                <Menu
+                  theme="dark"
+                  mode="horizontal"
+                  selectedKeys={[route.page === 'customer' ? 'customers' : route.page]}
+                  items={items}
+                  onClick={(e) => go(e.key)}
+                  style={{ flex: 1, minWidth: 0 }}
+                />
+              )}
+              <Space style={{ marginLeft: 'auto' }}>
+                {me && !mobile && <Tag color="orange">{me.name} · {me.role}</Tag>}
+                <Button size="small" data-testid="lang-switch" onClick={() => setLang(lang === 'zh' ? 'en' : 'zh')}>
+                  {t.language}
+                </Button>
+                {authed && (
+                  <Button
+                    size="small"
+                    onClick={() => {
+                      setKey(null)
+                      setAuthed(false)
+                      setMe(null)
+                    }}
+                  >
+                    {t.logout}
+                  </Button>
+                )}
+              </Space>
+            </Layout.Header>
+            <Layout.Content style={{ padding: mobile ? 8 : 24 }}>
+              {!online && <Alert type="warning" showIcon message={t.offline} style={{ marginBottom: 12 }} data-testid="offline-banner" />}
+              {body}
+            </Layout.Content>
+          </Layout>
+        </AntApp>
+      </ConfigProvider>
+    </I18n.Provider>
+  )
+}

@@ -1,0 +1,77 @@
+import { Alert, Card, Col, Row, Skeleton, Table } from 'antd'
+import ReactECharts from 'echarts-for-react'
+import { num, yuan } from '../api'
+import { useT } from '../i18n'
+import { useApi } from './useApi'
+
+type Seg = { name: string; customers: number; avg_spend_fen: number; avg_orders: number; avg_recency_days: number }
+
+export default function Segments() {
+  const { t } = useT()
+  const { data, error } = useApi('/segments')
+  if (error) return <Alert type="error" message={error} />
+  if (!data) return <Skeleton active />
+  const grid = data.rfm_grid as { r_score: number; f_score: number; customers: number }[]
+  const max = Math.max(1, ...grid.map((g) => g.customers))
+  const cols = [
+    { title: t.segmentName, dataIndex: 'name', key: 'name' },
+    { title: t.count, dataIndex: 'customers', key: 'c', render: (v: number) => num(v) },
+    { title: t.avgSpend, dataIndex: 'avg_spend_fen', key: 's', render: (v: number) => yuan(v) },
+    { title: t.orders, dataIndex: 'avg_orders', key: 'o', render: (v: number) => num(v, 1) },
+  ]
+  const explain: Record<string, string> = {}
+  ;(data.cluster_explanations?.descriptions ?? []).forEach((d: string, i: number) => (explain[String(i)] = d))
+  const bar = (rows: Seg[]) => ({
+    tooltip: {},
+    grid: { left: 110 },
+    xAxis: { type: 'value' },
+    yAxis: { type: 'category', data: rows.map((r) => r.name), inverse: true },
+    series: [{ type: 'bar', data: rows.map((r) => r.customers) }],
+  })
+  return (
+    <Row gutter={[12, 12]}>
+      <Col xs={24} lg={12}>
+        <Card title={t.rfmGrid} size="small" data-testid="rfm-grid">
+          <ReactECharts
+            style={{ height: 320 }}
+            option={{
+              tooltip: { formatter: (p: { value: number[] }) => `R${p.value[0] + 1} F${p.value[1] + 1}: ${p.value[2]}` },
+              xAxis: { type: 'category', name: 'R', data: [1, 2, 3, 4, 5] },
+              yAxis: { type: 'category', name: 'F', data: [1, 2, 3, 4, 5] },
+              visualMap: { min: 0, max, calculable: true, orient: 'horizontal', left: 'center', bottom: 0 },
+              series: [{ type: 'heatmap', label: { show: true }, data: grid.map((g) => [g.r_score - 1, g.f_score - 1, g.customers]) }],
+              grid: { bottom: 70 },
+            }}
+          />
+        </Card>
+      </Col>
+      <Col xs={24} lg={12}>
+        <Card title={t.rfmClasses} size="small">
+          <ReactECharts style={{ height: 320 }} option={bar(data.rfm_classes)} />
+        </Card>
+      </Col>
+      <Col xs={24} lg={12}>
+        <Card title={t.tiers} size="small">
+          <Table size="small" rowKey="name" pagination={false} columns={cols} dataSource={data.tiers} scroll={{ x: true }} />
+        </Card>
+      </Col>
+      <Col xs={24} lg={12}>
+        <Card title={t.lifecycle} size="small">
+          <Table size="small" rowKey="name" pagination={false} columns={cols} dataSource={data.lifecycle} scroll={{ x: true }} />
+        </Card>
+      </Col>
+      <Col xs={24}>
+        <Card title={t.clusters} size="small">
+          <Table
+            size="small"
+            rowKey="name"
+            pagination={false}
+            scroll={{ x: true }}
+            columns={[...cols, { title: '', key: 'x', render: (_: unknown, r: Seg) => explain[r.name] ?? '' }]}
+            dataSource={data.clusters}
+          />
+        </Card>
+      </Col>
+    </Row>
+  )
+}

@@ -1,0 +1,23 @@
+import { useEffect, useState } from 'react'
+import { api, Json } from '../api'
+
+/// Fetches `path` (re-fetching when it changes); `reload` fetches again.
+export function useApi<T = Json>(path: string | null) {
+  const [data, setData] = useState<T | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  const [loading, setLoading] = useState(false)
+  const [n, setN] = useState(0)
+  useEffect(() => {
+    if (!path) return
+    let live = true
+    setLoading(true)
+    api<T>(path)
+      .then((d) => live && (setData(d), setError(null)))
+      .catch((e) => live && setError(e.message))
+      .finally(() => live && setLoading(false))
+    return () => {
+      live = false
+    }
+  }, [path, n])
+  return { data, error, loading, reload: () => setN((x) => x + 1) }
+}
