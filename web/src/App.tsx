@@ -2,7 +2,8 @@ import { useEffect, useState } from 'react'
 import { Alert, App as AntApp, Button, ConfigProvider, Grid, Layout, Menu, Space, Tag, Typography } from 'antd'
 import zhCN from 'antd/locale/zh_CN'
 import enUS from 'antd/locale/en_US'
-import { api, getKey, setKey, Json } from './api'
+import { api, getKey, liveSocket, setKey, Json } from './api'
+import { DataVersion } from './pages/useApi'
 import { dict, I18n, Lang } from './i18n'
 import Login from './pages/Login'
 import Overview from './pages/Overview'
@@ -26,6 +27,7 @@ export default function App() {
   const [authed, setAuthed] = useState(!!getKey())
   const [route, setRoute] = useState<Route>(parseHash())
   const [online, setOnline] = useState(navigator.onLine)
+  const [dataVersion, setDataVersion] = useState(0)
   const screens = Grid.useBreakpoint()
   const t = dict[lang]
   const setLang = (l: Lang) => {
@@ -62,6 +64,12 @@ export default function App() {
           if (cached) setMe(JSON.parse(cached))
         }
       })
+  }, [authed])
+
+  // A new snapshot from the ETL: refetch whatever is on screen.
+  useEffect(() => {
+    if (!authed) return
+    return liveSocket(['etl'], () => setDataVersion((v) => v + 1))
   }, [authed])
 
   const go = (page: string, id?: number) => {
@@ -124,7 +132,7 @@ export default function App() {
             </Layout.Header>
             <Layout.Content style={{ padding: mobile ? 8 : 24 }}>
               {!online && <Alert type="warning" showIcon message={t.offline} style={{ marginBottom: 12 }} data-testid="offline-banner" />}
-              {body}
+              <DataVersion.Provider value={dataVersion}>{body}</DataVersion.Provider>
             </Layout.Content>
           </Layout>
         </AntApp>

@@ -297,13 +297,32 @@ async fn list_customers(
     Ok(ok(v))
 }
 
+/// Rows sorted by a numeric field, largest first (stable).
+fn sorted_desc(mut rows: Vec<Value>, field: &str) -> Vec<Value> {
+    rows.sort_by(|a, b| {
+        b[field]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&a[field].as_f64().unwrap_or(0.0))
+    });
+    rows
+}
+
+/// A customer's products, most bought first (ties by product id).
+fn products_of(s: &Snapshot, id: i64) -> ApiResult<Vec<Value>> {
+    let mut rows = s.rows_of("v_customer_products", id)?;
+    rows.sort_by(|a, b| {
+        b["qty"]
+            .as_i64()
+            .cmp(&a["qty"].as_i64())
+            .then(a["product_id"].as_i64().cmp(&b["product_id"].as_i64()))
+    });
+    Ok(rows)
+}
+
 /// The customer's 360 row, checked against the caller's scope.
 async fn customer_row(s: &Snapshot, p: &Principal, id: i64) -> ApiResult<Value> {
-    let r = q(
-        s,
-        &format!("SELECT * FROM v_customer_360 WHERE customer_id = {id}"),
-    )
-    .await?;
+    let r = s.rows_of("v_customer_360", id)?;
     let row = r
         .into_iter()
         .next()
@@ -325,14 +344,16 @@ async fn customer_profile(
 ) -> ApiResult<Json<Value>> {
     let key = format!("profile|{}|{id}", p.scope_key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
-        let s = st2.snapshot().await?;
-        let row = customer_row(&s, &p, id).await?;
-        let geo = q(&s, &format!("SELECT home_store_id, home_city, home_city_tier, stores_visited, cities_visited, avg_km_from_home FROM v_customer_geo WHERE customer_id = {id}")).await?;
-        let channel = q(&s, &format!("SELECT channel, orders, spend_fen, share FROM v_customer_channel WHERE customer_id = {id} ORDER BY orders DESC")).await?;
-        let live = st2.live_profile_json(id).await;
-        Ok(json!({"profile": row, "geo": geo.first(), "channels": channel, "live": live}))
-    }).await?;
+    let v = st
+        .cached(key, || async move {
+            let s = st2.snapshot().await?;
+            let row = customer_row(&s, &p, id).await?;
+            let geo = s.rows_of("v_customer_geo", id)?;
+            let channel = sorted_desc(s.rows_of("v_customer_channel", id)?, "orders");
+            let live = st2.live_profile_json(id).await;
+            Ok(json!({"profile": row, "geo": geo.first(), "channels": channel, "live": live}))
+        })
+        .await?;
     Ok(ok(v))
 }
 
@@ -454,10 +475,20 @@ async fn customer_preferences(
     let v = st.cached(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
-        let time = q(&s, &format!("SELECT daypart, weekday, is_holiday, orders, share FROM v_customer_time WHERE customer_id = {id} ORDER BY orders DESC")).await?;
-        let products = q(&s, &format!("SELECT product_id, name, category, qty, spend_fen, share FROM v_customer_products WHERE customer_id = {id} ORDER BY qty DESC, product_id")).await?;
-        let categories = q(&s, &format!("SELECT category, SUM(qty) AS qty, SUM(share) AS share FROM v_customer_products WHERE customer_id = {id} GROUP BY category ORDER BY qty DESC")).await?;
-        let holiday = q(&s, &format!("SELECT holiday_orders, holiday_days, other_orders, other_days, holiday_lift_raw, holiday_lift FROM v_customer_holiday WHERE customer_id = {id}")).await?;
+        let time = sorted_desc(s.rows_of("v_customer_time", id)?, "orders");
+        let products = products_of(&s, id)?;
+        let mut by_cat: Vec<(String, i64, f64)> = Vec::new();
+        for p in &products {
+            let c = p["category"].as_str().unwrap_or("").to_string();
+            let (qty, share) = (p["qty"].as_i64().unwrap_or(0), p["share"].as_f64().unwrap_or(0.0));
+            match by_cat.iter_mut().find(|x| x.0 == c) {
+                Some(x) => { x.1 += qty; x.2 += share; }
+                None => by_cat.push((c, qty, share)),
+            }
+        }
+        by_cat.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let categories: Vec<Value> = by_cat.into_iter().map(|(c, q, sh)| json!({"category": c, "qty": q, "share": sh})).collect();
+        let holiday = s.rows_of("v_customer_holiday", id)?;
         Ok(json!({"customer_id": id, "time": time, "products": products, "categories": categories, "holiday": holiday.first()}))
     }).await?;
     Ok(ok(v))
@@ -474,7 +505,7 @@ async fn customer_recommendations(
     let v = st.cached(key, || async move {
         let s = st2.snapshot().await?;
         let row = customer_row(&s, &p, id).await?;
-        let again = q(&s, &format!("SELECT product_id, name, category, qty, share FROM v_customer_products WHERE customer_id = {id} ORDER BY qty DESC, product_id LIMIT 5")).await?;
+        let again: Vec<Value> = products_of(&s, id)?.into_iter().take(5).collect();
         let home = row.get("home_store_id").and_then(Value::as_i64);
         let dp = q(&s, &format!("SELECT daypart FROM orders WHERE customer_id = {id} AND status = 'paid' GROUP BY daypart ORDER BY COUNT(*) DESC, daypart LIMIT 1")).await?;
         let daypart = dp.first().and_then(|r| r.get("daypart")).and_then(Value::as_str).unwrap_or("lunch").to_string();
@@ -579,9 +610,9 @@ async fn customer_insights(
     let v = st.cached(key, || async move {
         let s = st2.snapshot().await?;
         let row = customer_row(&s, &p, id).await?;
-        let products = q(&s, &format!("SELECT name, share FROM v_customer_products WHERE customer_id = {id} ORDER BY qty DESC, product_id LIMIT 3")).await?;
+        let products: Vec<Value> = products_of(&s, id)?.into_iter().take(3).collect();
         let dp = q(&s, &format!("SELECT daypart FROM orders WHERE customer_id = {id} AND status = 'paid' GROUP BY daypart ORDER BY COUNT(*) DESC, daypart LIMIT 1")).await?;
-        let hol = s.sess.scalar_f64(&format!("SELECT holiday_lift FROM v_customer_holiday WHERE customer_id = {id}")).await?;
+        let hol = s.rows_of("v_customer_holiday", id)?.first().and_then(|h| h["holiday_lift"].as_f64()).unwrap_or(f64::NAN);
         let g = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
         let f = c360_insights::Facts {
             customer_id: id,
@@ -713,7 +744,7 @@ async fn post_order(
         )));
     }
     let s = st.snapshot().await?;
-    validate_order(&s, &o).await?;
+    validate_order(&s, &o)?;
     let t = match &o.order_time {
         Some(ts) => c360_model::parse_ts(ts)
             .map_err(|e| ApiError::BadRequest(format!("order_time: {ts:?}: {e}")))?,
@@ -781,14 +812,16 @@ async fn post_order(
         .and_then(|l| l.get("home_store_id"))
         .and_then(Value::as_i64)
         .or(Some(o.store_id));
-    let seq = st.hub().publish("orders", Some(o.store_id), json!({
-        "order_no": o.order_no, "customer_id": o.customer_id, "store_id": o.store_id,
-        "order_time": c360_model::fmt_ts(t), "total_fen": o.total_fen, "items": o.items.len(),
-    })).await?;
+    let mut events = vec![(
+        "orders".to_string(),
+        Some(o.store_id),
+        json!({
+            "order_no": o.order_no, "customer_id": o.customer_id, "store_id": o.store_id,
+            "order_time": c360_model::fmt_ts(t), "total_fen": o.total_fen, "items": o.items.len(),
+        }),
+    )];
     if let (Some(c), Some(l)) = (o.customer_id, &live) {
-        st.hub()
-            .publish(&format!("customer:{c}"), home, l.clone())
-            .await?;
+        events.push((format!("customer:{c}"), home, l.clone()));
     }
     let stats = st.live_stats();
     let by_store: serde_json::Map<String, Value> = stats
@@ -796,7 +829,12 @@ async fn post_order(
         .iter()
         .map(|(k, v)| (k.to_string(), json!({"orders": v.0, "revenue_fen": v.1})))
         .collect();
-    st.hub().publish("metrics", None, json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store})).await?;
+    events.push((
+        "metrics".to_string(),
+        None,
+        json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
+    ));
+    let seq = st.hub().publish_all(events).await?[0];
     st.bump();
     Ok((
         StatusCode::CREATED,
@@ -808,7 +846,7 @@ async fn post_order(
     ))
 }
 
-async fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
+fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
     let bad = |f: &str, why: String| Err(ApiError::BadRequest(format!("{f}: {why}")));
     if o.order_no.trim().is_empty() || o.order_no.len() > 64 {
         return bad("order_no", "must be 1 to 64 characters".into());
@@ -819,24 +857,11 @@ async fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
             format!("{} is not a positive amount in fen", o.total_fen),
         );
     }
-    if s.sess
-        .scalar_i64(&format!(
-            "SELECT COUNT(*) FROM stores WHERE store_id = {}",
-            o.store_id
-        ))
-        .await?
-        == 0
-    {
+    if !s.stores.contains(&o.store_id) {
         return bad("store_id", format!("store {} does not exist", o.store_id));
     }
     if let Some(c) = o.customer_id {
-        if s.sess
-            .scalar_i64(&format!(
-                "SELECT COUNT(*) FROM customers WHERE customer_id = {c}"
-            ))
-            .await?
-            == 0
-        {
+        if !s.has_customer(c) {
             return bad("customer_id", format!("customer {c} does not exist"));
         }
     }
@@ -854,14 +879,7 @@ async fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
                 "must not be negative".into(),
             );
         }
-        if s.sess
-            .scalar_i64(&format!(
-                "SELECT COUNT(*) FROM products WHERE product_id = {}",
-                it.product_id
-            ))
-            .await?
-            == 0
-        {
+        if !s.products.contains(&it.product_id) {
             return bad(
                 &format!("items[{i}].product_id"),
                 format!("product {} does not exist", it.product_id),

@@ -16,8 +16,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
-    Conflict(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("the warehouse has no data yet: run `c360 etl` first")]
     NoData,
     #[error("internal error")]
@@ -27,8 +27,8 @@ pub enum ApiError {
 /// The JSON body of every error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request, conflict,
-    /// no_data, internal.
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request,
+    /// method_not_allowed, no_data, internal.
     pub code: &'static str,
     pub message: String,
 }
@@ -41,7 +41,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
-            ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::NoData => ("no_data", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }

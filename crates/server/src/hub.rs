@@ -72,31 +72,53 @@ impl Hub {
 
     /// Appends to the durable log, then broadcasts. Returns the event's sequence number.
     pub async fn publish(&self, topic: &str, store_id: Option<i64>, data: Value) -> ApiResult<i64> {
+        self.publish_all(vec![(topic.to_string(), store_id, data)])
+            .await
+            .map(|s| s[0])
+    }
+
+    /// Appends several events in one metastore transaction, then broadcasts them in order.
+    pub async fn publish_all(
+        &self,
+        events: Vec<(String, Option<i64>, Value)>,
+    ) -> ApiResult<Vec<i64>> {
         let _w = self.write.lock().await;
-        let seq = self.seq.load(Ordering::SeqCst) + 1;
+        let first = self.seq.load(Ordering::SeqCst) + 1;
         let at = chrono::Utc::now().to_rfc3339();
+        let rows: Vec<Vec<V>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, store_id, data))| {
+                vec![
+                    (first + i as i64).into(),
+                    topic.as_str().into(),
+                    store_id.map_or(V::NullI, V::I),
+                    data.to_string().into(),
+                    at.as_str().into(),
+                ]
+            })
+            .collect();
         self.db
             .insert_rows(
                 "stream_log",
                 &["seq", "topic", "store_id", "payload", "at"],
-                &[vec![
-                    seq.into(),
-                    topic.into(),
-                    store_id.map_or(V::NullI, V::I),
-                    data.to_string().into(),
-                    at.clone().into(),
-                ]],
+                &rows,
             )
             .await?;
-        self.seq.store(seq, Ordering::SeqCst);
-        let _ = self.tx.send(Arc::new(Event {
-            seq,
-            topic: topic.into(),
-            store_id,
-            data,
-            at,
-        }));
-        Ok(seq)
+        let mut seqs = Vec::with_capacity(events.len());
+        for (i, (topic, store_id, data)) in events.into_iter().enumerate() {
+            let seq = first + i as i64;
+            self.seq.store(seq, Ordering::SeqCst);
+            let _ = self.tx.send(Arc::new(Event {
+                seq,
+                topic,
+                store_id,
+                data,
+                at: at.clone(),
+            }));
+            seqs.push(seq);
+        }
+        Ok(seqs)
     }
 
     /// Logged events after `since`, oldest first (at most `limit`).

@@ -47,6 +47,73 @@ pub struct Snapshot {
     pub models: Option<c360_etl::profile::StoredModels>,
     /// Day number after the last order in this snapshot (live orders are after it).
     pub end_day: i64,
+    /// Per-customer views computed once for this snapshot, indexed by customer id.
+    per_customer: HashMap<&'static str, Materialized>,
+    /// Ids an ingested order may name.
+    pub stores: std::collections::HashSet<i64>,
+    pub products: std::collections::HashSet<i64>,
+}
+
+/// The per-customer views a profile page reads, computed once per snapshot and kept in memory
+/// (also registered in the session under the same names, so list queries scan memory too).
+pub const PER_CUSTOMER_VIEWS: [&str; 6] = [
+    "v_customer_360",
+    "v_customer_geo",
+    "v_customer_channel",
+    "v_customer_products",
+    "v_customer_time",
+    "v_customer_holiday",
+];
+
+struct Materialized {
+    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    /// customer id -> (batch, row) of each of their rows.
+    index: HashMap<i64, Vec<(usize, usize)>>,
+}
+
+impl Materialized {
+    fn new(batches: Vec<datafusion::arrow::record_batch::RecordBatch>) -> ApiResult<Materialized> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        let mut index: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
+        for (bi, b) in batches.iter().enumerate() {
+            let col = b
+                .column_by_name("customer_id")
+                .ok_or_else(|| ApiError::Internal("view without customer_id".into()))?;
+            let col = datafusion::arrow::compute::cast(
+                col,
+                &datafusion::arrow::datatypes::DataType::Int64,
+            )?;
+            let ids = col.as_any().downcast_ref::<Int64Array>().expect("int64");
+            for r in 0..b.num_rows() {
+                if !ids.is_null(r) {
+                    index.entry(ids.value(r)).or_default().push((bi, r));
+                }
+            }
+        }
+        Ok(Materialized { batches, index })
+    }
+}
+
+impl Snapshot {
+    /// Whether the customer id exists in this snapshot (every customer has a 360 row).
+    pub fn has_customer(&self, id: i64) -> bool {
+        self.per_customer
+            .get("v_customer_360")
+            .is_some_and(|m| m.index.contains_key(&id))
+    }
+
+    /// A customer's rows of one of [`PER_CUSTOMER_VIEWS`], as JSON objects (O(1) lookup).
+    pub fn rows_of(&self, view: &str, customer_id: i64) -> ApiResult<Vec<Value>> {
+        let m = self
+            .per_customer
+            .get(view)
+            .ok_or_else(|| ApiError::Internal(format!("{view} is not materialized")))?;
+        let mut out = Vec::new();
+        for (b, r) in m.index.get(&customer_id).map(Vec::as_slice).unwrap_or(&[]) {
+            out.extend(json::rows(&[m.batches[*b].slice(*r, 1)])?);
+        }
+        Ok(out)
+    }
 }
 
 /// Live counters since the snapshot, per store.
@@ -152,11 +219,38 @@ impl AppState {
                 "SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) + 1 FROM fact_orders",
             )
             .await?;
+        let mut per_customer = HashMap::new();
+        for v in PER_CUSTOMER_VIEWS {
+            per_customer.insert(v, Materialized::new(sess.materialize(v).await?)?);
+        }
+        let ids = |sql: &'static str| {
+            let sess = &sess;
+            async move {
+                let mut out = std::collections::HashSet::new();
+                for b in sess.query(sql).await? {
+                    let c = datafusion::arrow::compute::cast(
+                        b.column(0),
+                        &datafusion::arrow::datatypes::DataType::Int64,
+                    )?;
+                    let c = c
+                        .as_any()
+                        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                        .expect("int64");
+                    out.extend(c.iter().flatten());
+                }
+                ApiResult::Ok(out)
+            }
+        };
+        let stores = ids("SELECT store_id FROM stores").await?;
+        let products = ids("SELECT product_id FROM products").await?;
         let snap = Arc::new(Snapshot {
             sess,
             version,
             models,
             end_day,
+            per_customer,
+            stores,
+            products,
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();
@@ -205,6 +299,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     api::router(state.clone())
         .merge(web::router())
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

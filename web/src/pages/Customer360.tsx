@@ -89,13 +89,21 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
           <Card title={t.preferences} size="small">
             {products.length ? (
               <ReactECharts
-                style={{ height: 260 }}
+                style={{ height: 300 }}
                 option={{
                   tooltip: {},
-                  legend: { show: false },
+                  grid: [
+                    { left: 100, right: 10, top: 10, height: 150 },
+                    { left: 100, right: 10, top: 195, height: 90 },
+                  ],
+                  xAxis: [{ type: 'value', gridIndex: 0 }, { type: 'value', gridIndex: 1 }],
+                  yAxis: [
+                    { type: 'category', gridIndex: 0, inverse: true, data: products.map((x: Json) => x.name) },
+                    { type: 'category', gridIndex: 1, inverse: true, data: Object.keys(dayparts) },
+                  ],
                   series: [
-                    { type: 'pie', radius: ['35%', '60%'], center: ['30%', '50%'], data: products.map((x: Json) => ({ name: x.name, value: x.qty })) },
-                    { type: 'pie', radius: ['0%', '30%'], center: ['78%', '50%'], label: { fontSize: 10 }, data: Object.entries(dayparts).map(([k, v]) => ({ name: k, value: v })) },
+                    { name: t.product, type: 'bar', xAxisIndex: 0, yAxisIndex: 0, data: products.map((x: Json) => x.qty) },
+                    { name: t.daypart, type: 'bar', xAxisIndex: 1, yAxisIndex: 1, data: Object.values(dayparts), itemStyle: { color: '#fa8c16' } },
                   ],
                 }}
               />

@@ -1,5 +1,8 @@
-import { useEffect, useState } from 'react'
+import { createContext, useContext, useEffect, useState } from 'react'
 import { api, Json } from '../api'
+
+/// Bumped when the server announces a new warehouse snapshot (an ETL run): every view refetches.
+export const DataVersion = createContext(0)
 
 /// Fetches `path` (re-fetching when it changes); `reload` fetches again.
 export function useApi<T = Json>(path: string | null) {
@@ -7,6 +10,7 @@ export function useApi<T = Json>(path: string | null) {
   const [error, setError] = useState<string | null>(null)
   const [loading, setLoading] = useState(false)
   const [n, setN] = useState(0)
+  const version = useContext(DataVersion)
   useEffect(() => {
     if (!path) return
     let live = true
@@ -18,6 +22,6 @@ export function useApi<T = Json>(path: string | null) {
     return () => {
       live = false
     }
-  }, [path, n])
+  }, [path, n, version])
   return { data, error, loading, reload: () => setN((x) => x + 1) }
 }

@@ -276,6 +276,16 @@ async fn api_answers_checks_roles_and_ingests_orders() {
         (s, v["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("forbidden"))
     );
+    let (s, v) = call(&st, "DELETE", "/api/v1/segments", an, None).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let (s, v) = call(&st, "GET", "/api/v1/nothing-here", an, None).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let (s, v) = call(&st, "GET", "/api/v1/customers/99999999", an, None).await;
     assert_eq!(
         (s, v["code"].as_str()),
