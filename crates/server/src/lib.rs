@@ -129,6 +129,9 @@ pub struct Inner {
     pub meta: Db,
     snap: RwLock<Option<Arc<Snapshot>>>,
     keys: RwLock<HashMap<String, Principal>>,
+    /// When the keys were last re-read for an unknown key (at most once a second, so a
+    /// stream of wrong keys cannot turn into a stream of metastore reads).
+    keys_read: StdMutex<std::time::Instant>,
     hub: hub::Hub,
     /// Bumped on every change; cached answers from an older generation are misses.
     generation: AtomicU64,
@@ -156,6 +159,7 @@ impl AppState {
             meta,
             snap: RwLock::new(None),
             keys: RwLock::new(keys),
+            keys_read: StdMutex::new(std::time::Instant::now()),
             hub,
             generation: AtomicU64::new(1),
             cache: StdMutex::new(HashMap::new()),
@@ -181,6 +185,13 @@ impl AppState {
             return Some(p.clone());
         }
         // A key created by the CLI since start-up.
+        {
+            let mut last = self.0.keys_read.lock().unwrap();
+            if last.elapsed() < Duration::from_secs(1) {
+                return None;
+            }
+            *last = std::time::Instant::now();
+        }
         let fresh = auth::load_keys(&self.0.meta).await.ok()?;
         let p = fresh.get(&h).cloned();
         *self.0.keys.write().await = fresh;
