@@ -722,6 +722,51 @@ pub struct Ingested {
     pub live: Option<Value>,
 }
 
+impl Ingested {
+    fn duplicate() -> Ingested {
+        Ingested {
+            created: false,
+            seq: None,
+            live: None,
+        }
+    }
+}
+
+/// Inserts one row keyed by its first column into a metastore table. Ok(false) when a row
+/// with that key is already there (a resend): nothing is written or counted twice.
+async fn insert_once(st: &AppState, table: &str, cols: &[&str], row: Vec<V>) -> ApiResult<bool> {
+    let meta = &st.inner().meta;
+    let key = match &row[0] {
+        V::S(k) => k.clone(),
+        other => {
+            return Err(ApiError::Internal(format!(
+                "{table}: key {other:?} is not text"
+            )))
+        }
+    };
+    match meta.insert_rows(table, cols, &[row]).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let exists = meta
+                .fetch_all(&format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE {} = {}",
+                    cols[0],
+                    lit(&key)
+                ))
+                .await?
+                .first()
+                .and_then(|r| get_i64(r, "n"))
+                .unwrap_or(0)
+                > 0;
+            if exists {
+                Ok(false)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
 fn day_of(t: chrono::NaiveDateTime) -> i64 {
     (t.date() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days()
 }
@@ -762,47 +807,20 @@ async fn post_order(
         chrono::Utc::now().to_rfc3339().into(),
         p.name.clone().into(),
     ];
-    let meta = &st.inner().meta;
     // Durable before we answer; the primary key makes a resend a no-op.
-    if let Err(e) = meta
-        .insert_rows(
-            "live_orders",
-            &[
-                "order_no",
-                "customer_id",
-                "store_id",
-                "order_time",
-                "day",
-                "total_fen",
-                "items",
-                "received_at",
-                "received_by",
-            ],
-            &[row],
-        )
-        .await
-    {
-        let exists = meta
-            .fetch_all(&format!(
-                "SELECT COUNT(*) AS n FROM live_orders WHERE order_no = {}",
-                lit(&o.order_no)
-            ))
-            .await?
-            .first()
-            .and_then(|r| get_i64(r, "n"))
-            .unwrap_or(0)
-            > 0;
-        if exists {
-            return Ok((
-                StatusCode::OK,
-                Json(Ingested {
-                    created: false,
-                    seq: None,
-                    live: None,
-                }),
-            ));
-        }
-        return Err(e.into());
+    let cols = [
+        "order_no",
+        "customer_id",
+        "store_id",
+        "order_time",
+        "day",
+        "total_fen",
+        "items",
+        "received_at",
+        "received_by",
+    ];
+    if !insert_once(&st, "live_orders", &cols, row).await? {
+        return Ok((StatusCode::OK, Json(Ingested::duplicate())));
     }
     let live = st
         .apply_live_order(&s, o.customer_id, o.store_id, day_of(t), o.total_fen)
@@ -935,7 +953,6 @@ async fn post_event(
             .map_err(|x| ApiError::BadRequest(format!("event_time: {ts:?}: {x}")))?,
         None => now_shanghai(),
     };
-    let meta = &st.inner().meta;
     let row = vec![
         e.event_id.clone().into(),
         e.customer_id.map_or(V::NullI, V::I),
@@ -946,45 +963,18 @@ async fn post_event(
         e.device.clone().map_or(V::NullS, V::S),
         chrono::Utc::now().to_rfc3339().into(),
     ];
-    if meta
-        .insert_rows(
-            "live_events",
-            &[
-                "event_id",
-                "customer_id",
-                "session_id",
-                "action_type",
-                "page",
-                "event_time",
-                "device",
-                "received_at",
-            ],
-            &[row],
-        )
-        .await
-        .is_err()
-    {
-        let exists = meta
-            .fetch_all(&format!(
-                "SELECT COUNT(*) AS n FROM live_events WHERE event_id = {}",
-                lit(&e.event_id)
-            ))
-            .await?
-            .first()
-            .and_then(|r| get_i64(r, "n"))
-            .unwrap_or(0)
-            > 0;
-        if exists {
-            return Ok((
-                StatusCode::OK,
-                Json(Ingested {
-                    created: false,
-                    seq: None,
-                    live: None,
-                }),
-            ));
-        }
-        return Err(ApiError::Internal("writing live_events".into()));
+    let cols = [
+        "event_id",
+        "customer_id",
+        "session_id",
+        "action_type",
+        "page",
+        "event_time",
+        "device",
+        "received_at",
+    ];
+    if !insert_once(&st, "live_events", &cols, row).await? {
+        return Ok((StatusCode::OK, Json(Ingested::duplicate())));
     }
     let seq = st.hub().publish("events", None, json!({"customer_id": e.customer_id, "action_type": e.action_type, "page": e.page, "event_time": c360_model::fmt_ts(t)})).await?;
     Ok((

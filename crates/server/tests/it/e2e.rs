@@ -15,12 +15,7 @@ async fn dashboard_in_a_real_browser() {
     );
     let f = fixture(5_000, 44).await;
     let st = AppState::open(serve_cfg(&f)).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(c360_server::run(listener, st.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, server) = spawn_server(&st).await;
     let customer = count(&f.wh, &format!("SELECT customer_id FROM v_customer_360 WHERE home_store_id = {} ORDER BY order_count DESC, customer_id LIMIT 1", f.store)).await;
     let customers = count(&f.wh, "SELECT COUNT(*) FROM customer_segmentation").await;
     let shots = std::env::var("C360_E2E_SHOTS")

@@ -90,6 +90,23 @@ pub async fn fixture(orders: u64, seed: u64) -> Fixture {
     }
 }
 
+/// Serves `st` on a loopback port; returns its address, the stop switch and the server task.
+pub async fn spawn_server(
+    st: &AppState,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(c360_server::run(listener, st.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    (addr, stop_tx, server)
+}
+
 pub async fn call(
     state: &AppState,
     method: &str,

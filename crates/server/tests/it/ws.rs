@@ -61,12 +61,7 @@ async fn subscribe(ws: &mut Ws, topics: &[&str], since: Option<i64>) -> i64 {
 async fn websocket_pushes_live_changes_and_replays_what_a_client_missed() {
     let f = fixture(4_000, 43).await;
     let st = AppState::open(serve_cfg(&f)).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(c360_server::run(listener, st.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, server) = spawn_server(&st).await;
 
     // No key, no socket.
     let e = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
