@@ -275,23 +275,32 @@ pub struct Scorecard {
     pub reliability: Vec<(f64, f64, usize)>,
 }
 
-pub fn auc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|a, b| scores[*a].partial_cmp(&scores[*b]).unwrap());
-    let (mut rank_sum, mut i) = (0.0, 0);
+/// 0-based ranks with ties given their average rank (the ranks AUC and Spearman use).
+pub fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
     while i < idx.len() {
         let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
             j += 1;
         }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
         for &k in &idx[i..=j] {
-            if labels[k] {
-                rank_sum += avg;
-            }
+            r[k] = (i + j) as f64 / 2.0;
         }
         i = j + 1;
     }
+    r
+}
+
+pub fn auc(scores: &[f64], labels: &[bool]) -> f64 {
+    let rank_sum: f64 = average_ranks(scores)
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l)
+        .map(|(r, _)| r + 1.0)
+        .sum();
     let pos = labels.iter().filter(|l| **l).count() as f64;
     let neg = labels.len() as f64 - pos;
     if pos == 0.0 || neg == 0.0 {

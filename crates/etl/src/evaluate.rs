@@ -223,24 +223,6 @@ pub struct HolidayEval {
     pub true_mult_bottom_quartile: f64,
 }
 
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut ix: Vec<usize> = (0..v.len()).collect();
-    ix.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < ix.len() {
-        let mut j = i;
-        while j + 1 < ix.len() && v[ix[j + 1]] == v[ix[i]] {
-            j += 1;
-        }
-        for k in i..=j {
-            r[ix[k]] = (i + j) as f64 / 2.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
 pub async fn evaluate_holiday(
     warehouse: &std::path::Path,
     truth_url: &str,
@@ -280,7 +262,10 @@ pub async fn evaluate_holiday(
         }
     }
     let n = est.len();
-    let (re, rt) = (ranks(&est), ranks(&tru));
+    let (re, rt) = (
+        c360_analytics::churn::average_ranks(&est),
+        c360_analytics::churn::average_ranks(&tru),
+    );
     let mut by_est: Vec<usize> = (0..n).collect();
     by_est.sort_by(|a, b| est[*a].total_cmp(&est[*b]));
     let q = (n / 4).max(1);

@@ -178,12 +178,7 @@ async fn overview(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Va
                  JOIN customer_segmentation c ON p.customer_id = c.customer_id WHERE p.metric = 'clv_fen'{}",
                 store_filter(&p, "c.home_store_id")
             )).await?;
-            let live = st2.live_stats();
-            let (lo, lr) = match p.store_scope() {
-                None => (live.orders, live.revenue_fen),
-                Some(sc) => live.by_store.iter().filter(|(k, _)| sc.contains(k))
-                    .fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1)),
-            };
+            let (lo, lr) = st2.live_stats().seen_by(&p);
             Ok(json!({
                 "warehouse_version": s.version,
                 "kpi": kpi.first(), "customers": cust.first(), "clv": clv.first(),
@@ -306,6 +301,23 @@ fn sorted_desc(mut rows: Vec<Value>, field: &str) -> Vec<Value> {
             .total_cmp(&a[field].as_f64().unwrap_or(0.0))
     });
     rows
+}
+
+/// The daypart of most of a customer's paid orders (ties: the first name), from the in-memory
+/// `v_customer_time` rows.
+fn favourite_daypart(s: &Snapshot, id: i64) -> ApiResult<Option<String>> {
+    let mut by: Vec<(String, i64)> = Vec::new();
+    for r in s.rows_of("v_customer_time", id)? {
+        let (Some(d), Some(n)) = (r["daypart"].as_str(), r["orders"].as_i64()) else {
+            continue;
+        };
+        match by.iter_mut().find(|x| x.0 == d) {
+            Some(x) => x.1 += n,
+            None => by.push((d.to_string(), n)),
+        }
+    }
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(by.into_iter().next().map(|x| x.0))
 }
 
 /// A customer's products, most bought first (ties by product id).
@@ -507,8 +519,7 @@ async fn customer_recommendations(
         let row = customer_row(&s, &p, id).await?;
         let again: Vec<Value> = products_of(&s, id)?.into_iter().take(5).collect();
         let home = row.get("home_store_id").and_then(Value::as_i64);
-        let dp = q(&s, &format!("SELECT daypart FROM orders WHERE customer_id = {id} AND status = 'paid' GROUP BY daypart ORDER BY COUNT(*) DESC, daypart LIMIT 1")).await?;
-        let daypart = dp.first().and_then(|r| r.get("daypart")).and_then(Value::as_str).unwrap_or("lunch").to_string();
+        let daypart = favourite_daypart(&s, id)?.unwrap_or_else(|| "lunch".into());
         let store_w = home.map_or(String::new(), |h| format!(" AND o.store_id = {h}"));
         let new_items = q(&s, &format!(
             "SELECT pr.product_id, pr.name, pr.category, SUM(i.qty) AS popularity FROM order_items i \
@@ -607,37 +618,53 @@ async fn customer_insights(
     };
     let key = format!("insights|{}|{id}|{lang}", p.scope_key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
-        let s = st2.snapshot().await?;
-        let row = customer_row(&s, &p, id).await?;
-        let products: Vec<Value> = products_of(&s, id)?.into_iter().take(3).collect();
-        let dp = q(&s, &format!("SELECT daypart FROM orders WHERE customer_id = {id} AND status = 'paid' GROUP BY daypart ORDER BY COUNT(*) DESC, daypart LIMIT 1")).await?;
-        let hol = s.rows_of("v_customer_holiday", id)?.first().and_then(|h| h["holiday_lift"].as_f64()).unwrap_or(f64::NAN);
-        let g = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
-        let f = c360_insights::Facts {
-            customer_id: id,
-            tier: g("tier").as_str().map(String::from),
-            rfm_class: g("rfm_class").as_str().map(String::from),
-            lifecycle: g("lifecycle").as_str().map(String::from),
-            order_count: g("order_count").as_i64().unwrap_or(0),
-            total_spend_fen: g("total_spend_fen").as_i64().unwrap_or(0),
-            avg_order_fen: g("avg_order_fen").as_i64(),
-            recency_days: g("recency_days").as_i64(),
-            p_alive: g("p_alive").as_f64(),
-            p_churn_90d: g("p_churn_90d").as_f64(),
-            expected_purchases_365d: g("expected_purchases_365d").as_f64(),
-            clv_12m_fen: g("clv_12m_fen").as_f64(),
-            value_growth: g("value_growth").as_f64(),
-            wx_share: g("order_count").as_f64().filter(|n| *n > 0.0).map(|n| g("wx_orders").as_f64().unwrap_or(0.0) / n),
-            favourite_daypart: dp.first().and_then(|r| r.get("daypart")).and_then(Value::as_str).map(String::from),
-            top_products: products.iter().filter_map(|r| Some((r.get("name")?.as_str()?.to_string(), r.get("share")?.as_f64()?))).collect(),
-            avg_rating: g("avg_rating").as_f64(),
-            review_count: g("review_count").as_i64().unwrap_or(0),
-            holiday_lift: Some(hol).filter(|h| h.is_finite()),
-        };
-        let insight = c360_insights::rule_based(&f, &lang);
-        Ok(json!({"insight": insight, "facts": f}))
-    }).await?;
+    let v = st
+        .cached(key, || async move {
+            let s = st2.snapshot().await?;
+            let row = customer_row(&s, &p, id).await?;
+            let products: Vec<Value> = products_of(&s, id)?.into_iter().take(3).collect();
+            let hol = s
+                .rows_of("v_customer_holiday", id)?
+                .first()
+                .and_then(|h| h["holiday_lift"].as_f64())
+                .unwrap_or(f64::NAN);
+            let g = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+            let f = c360_insights::Facts {
+                customer_id: id,
+                tier: g("tier").as_str().map(String::from),
+                rfm_class: g("rfm_class").as_str().map(String::from),
+                lifecycle: g("lifecycle").as_str().map(String::from),
+                order_count: g("order_count").as_i64().unwrap_or(0),
+                total_spend_fen: g("total_spend_fen").as_i64().unwrap_or(0),
+                avg_order_fen: g("avg_order_fen").as_i64(),
+                recency_days: g("recency_days").as_i64(),
+                p_alive: g("p_alive").as_f64(),
+                p_churn_90d: g("p_churn_90d").as_f64(),
+                expected_purchases_365d: g("expected_purchases_365d").as_f64(),
+                clv_12m_fen: g("clv_12m_fen").as_f64(),
+                value_growth: g("value_growth").as_f64(),
+                wx_share: g("order_count")
+                    .as_f64()
+                    .filter(|n| *n > 0.0)
+                    .map(|n| g("wx_orders").as_f64().unwrap_or(0.0) / n),
+                favourite_daypart: favourite_daypart(&s, id)?,
+                top_products: products
+                    .iter()
+                    .filter_map(|r| {
+                        Some((
+                            r.get("name")?.as_str()?.to_string(),
+                            r.get("share")?.as_f64()?,
+                        ))
+                    })
+                    .collect(),
+                avg_rating: g("avg_rating").as_f64(),
+                review_count: g("review_count").as_i64().unwrap_or(0),
+                holiday_lift: Some(hol).filter(|h| h.is_finite()),
+            };
+            let insight = c360_insights::rule_based(&f, &lang);
+            Ok(json!({"insight": insight, "facts": f}))
+        })
+        .await?;
     Ok(ok(v))
 }
 
@@ -1000,15 +1027,7 @@ async fn live(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>
         })
         .take(50)
         .collect();
-    let stats = st.live_stats();
-    let (o, r) = match p.store_scope() {
-        None => (stats.orders, stats.revenue_fen),
-        Some(sc) => stats
-            .by_store
-            .iter()
-            .filter(|(k, _)| sc.contains(k))
-            .fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1)),
-    };
+    let (o, r) = st.live_stats().seen_by(&p);
     Ok(Json(
         json!({"head": head, "live_orders": o, "live_revenue_fen": r, "feed": feed}),
     ))

@@ -124,6 +124,20 @@ pub struct LiveStats {
     pub by_store: HashMap<i64, (i64, i64)>,
 }
 
+impl LiveStats {
+    /// (orders, revenue in fen) since the snapshot, cut down to the caller's stores.
+    pub fn seen_by(&self, p: &Principal) -> (i64, i64) {
+        match p.store_scope() {
+            None => (self.orders, self.revenue_fen),
+            Some(sc) => self
+                .by_store
+                .iter()
+                .filter(|(k, _)| sc.contains(k))
+                .fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1)),
+        }
+    }
+}
+
 pub struct Inner {
     pub cfg: ServeConfig,
     pub meta: Db,
