@@ -60,6 +60,11 @@ try {
   await page.getByTestId('timeline').locator('tbody tr.ant-table-row').first().waitFor()
   await page.getByTestId('predictions').getByText('活跃概率').waitFor()
 
+  step('recommendations with reasons, and the daypart switch')
+  await page.getByTestId('rec-item').first().waitFor()
+  const recs = await page.getByTestId('rec-item').count()
+  assert.ok(recs >= 5, `${recs} recommendations`)
+
   step('AI insight, in Chinese then English')
   await page.getByTestId('insight-button').click()
   await page.getByTestId('insight').getByText('客户价值').waitFor()
@@ -68,6 +73,21 @@ try {
   await page.getByTestId('predictions').getByText('P(alive)').waitFor()
   assert.equal(await page.evaluate(() => document.documentElement.lang), 'en')
   await page.screenshot({ path: `${shots}/customer-en-phone.png`, fullPage: true })
+
+  step('behaviour funnel, sentiment by aspect and the network')
+  await page.goto(`${url}#/dimensions`)
+  await page.getByTestId('funnel-table').locator('tbody tr.ant-table-row').first().waitFor()
+  const segRows = await page.getByTestId('funnel-table').locator('tbody tr.ant-table-row').count()
+  assert.ok(segRows >= 2, `funnel by tier has ${segRows} rows`)
+  await page.getByRole('tab', { name: 'Sentiment' }).click()
+  await page.getByTestId('aspects').locator('canvas').first().waitFor()
+  await page.getByRole('tab', { name: 'Network' }).click()
+  await page.getByTestId('influencers').locator('tbody tr.ant-table-row').first().waitFor()
+  const w2 = await page.evaluate(() => document.documentElement.scrollWidth)
+  assert.ok(w2 <= 400, `dimensions page fits a phone (${w2}px)`)
+  await page.screenshot({ path: `${shots}/dimensions-phone.png`, fullPage: true })
+  await page.goto(`${url}#/customer/${customer}`)
+  await page.getByTestId('customer-title').waitFor()
 
   step('offline: reload shows the last data')
   // Let the service worker take over this page so it caches the answers.

@@ -12,6 +12,7 @@ import Customers from './pages/Customers'
 import Customer360 from './pages/Customer360'
 import Distributions from './pages/Distributions'
 import Live from './pages/Live'
+import Dimensions from './pages/Dimensions'
 
 type Route = { page: string; id?: number }
 
@@ -80,6 +81,7 @@ export default function App() {
     { key: 'segments', label: t.segments },
     { key: 'customers', label: t.customers },
     { key: 'distributions', label: t.distributions },
+    { key: 'dimensions', label: t.insightsTab },
     { key: 'live', label: t.live },
   ]
   const mobile = !screens.md
@@ -90,6 +92,7 @@ export default function App() {
   else if (route.page === 'customers') body = <Customers onOpen={(id) => go('customer', id)} />
   else if (route.page === 'distributions') body = <Distributions />
   else if (route.page === 'live') body = <Live />
+  else if (route.page === 'dimensions') body = <Dimensions onOpen={(id) => go('customer', id)} />
   else body = <Overview />
 
   return (

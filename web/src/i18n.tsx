@@ -15,6 +15,11 @@ const zh = {
   feed: '实时订单流', connected: '已连接', disconnected: '未连接', back: '返回', customer: '客户', phone: '手机', channel: '渠道',
   holidayLift: '节假日倍数', geo: '地理', homeStore: '常去门店', km: '距常去门店平均公里', segmentName: '分群', count: '人数',
   avgSpend: '平均消费', language: 'English',
+  insightsTab: '行为·情感·社交', behaviour: '行为路径', network: '社交网络', funnel: '转化漏斗（菜单→商品→购物车→支付）', sessions: '会话',
+  conversion: '转化率', bounce: '跳出率', paths: '路径', exits: '未支付会话的离开页面', aspects: '各维度情感', storesWorst: '门店（情感由低到高）',
+  ties: '关系', communities: '社群', seeds: '推广种子客户', influencers: '影响力排名', shares: '分享', reach: '触达', cascades: '分享传播链',
+  campaign: '活动', depth: '层数', menu: '菜单', item: '商品', cart: '购物车', pay: '支付', reason: '理由', addToCart: '加购后推荐',
+  buy_again: '常买', add_on: '搭配', similar_taste: '口味相近', popular: '门店热销', new_item: '新品', influence: '影响力',
 }
 const en: typeof zh = {
   title: 'c360 Customer 360', login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your admin issued (c360 apikey create)', logout: 'Log out',
@@ -29,6 +34,11 @@ const en: typeof zh = {
   feed: 'Live order feed', connected: 'connected', disconnected: 'disconnected', back: 'Back', customer: 'Customer', phone: 'Phone', channel: 'Channel',
   holidayLift: 'Holiday lift', geo: 'Geography', homeStore: 'Home store', km: 'Avg km from home store', segmentName: 'Segment', count: 'Customers',
   avgSpend: 'Avg spend', language: '中文',
+  insightsTab: 'Behaviour · sentiment · network', behaviour: 'Behaviour', network: 'Network', funnel: 'Funnel (menu → item → cart → pay)', sessions: 'Sessions',
+  conversion: 'Conversion', bounce: 'Bounce', paths: 'Path', exits: 'Where unpaid sessions left', aspects: 'Sentiment by aspect', storesWorst: 'Stores (lowest sentiment first)',
+  ties: 'Ties', communities: 'Communities', seeds: 'Campaign seeds', influencers: 'Most influential', shares: 'Shares', reach: 'Reach', cascades: 'Share cascades',
+  campaign: 'Campaign', depth: 'Depth', menu: 'Menu', item: 'Item', cart: 'Cart', pay: 'Pay', reason: 'Reason', addToCart: 'With the cart',
+  buy_again: 'Buys often', add_on: 'Goes with', similar_taste: 'Similar taste', popular: 'Popular here', new_item: 'New', influence: 'Influence',
 }
 export const dict = { zh, en }
 export type T = typeof zh

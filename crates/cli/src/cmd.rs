@@ -199,6 +199,33 @@ pub enum AnalyzeCmd {
         #[arg(long)]
         date: Option<NaiveDate>,
     },
+    /// Review sentiment: accuracy and AUC on the corpus's held-out reviews and the chain's
+    /// odd-id reviews, aspect polarity and per-store trends against the simulator's truth.
+    Sentiment {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
+        truth: String,
+    },
+    /// The customer network: most influential customers and communities of the last refresh;
+    /// with --truth, communities and influence against the simulator's circles and sociability.
+    /// --export writes edges.csv and ours.csv for bench/network_check.py (networkx).
+    Network {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, env = "C360_TRUTH")]
+        truth: Option<String>,
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Recommendations on a time split (last 90 days held out): P@10 and NDCG@10 for all, repeat
+    /// and new items against popularity; --export writes the split for bench/recs_als.py.
+    Recs {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
     /// k-means (k-means++, Lloyd, one seeded start) on a headerless CSV of numbers; prints the
     /// inertia (the model benchmark's entry point).
     Kmeans {
@@ -503,6 +530,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                 eps,
                 min_pts,
             } => analyze_segments(warehouse, eps, min_pts).await?,
+            AnalyzeCmd::Sentiment { warehouse, truth } => {
+                let e = c360_etl::evaluate_dims::evaluate_sentiment(&warehouse, &truth).await?;
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            }
+            AnalyzeCmd::Network {
+                warehouse,
+                truth,
+                export,
+            } => analyze_network(warehouse, truth, export).await?,
+            AnalyzeCmd::Recs { warehouse, export } => {
+                let e =
+                    c360_etl::evaluate_dims::evaluate_recs(&warehouse, export.as_deref()).await?;
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            }
             AnalyzeCmd::Kmeans { csv, k } => {
                 let text = std::fs::read_to_string(&csv)
                     .with_context(|| format!("reading {}", csv.display()))?;
@@ -594,6 +635,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         metastore: metastore_url(&a.warehouse, a.metastore),
         warehouse: a.warehouse,
         poll: std::time::Duration::from_secs_f64(a.poll_secs.max(0.1)),
+        llm: c360_server::LlmConfig::from_env(),
     };
     let state = c360_server::AppState::open(cfg)
         .await
@@ -918,5 +960,63 @@ async fn score_order(
             "rescore_micros": micros,
         }))?
     );
+    Ok(())
+}
+
+async fn analyze_network(
+    warehouse: PathBuf,
+    truth: Option<String>,
+    export: Option<PathBuf>,
+) -> Result<()> {
+    let sess = Session::open(&Warehouse::open(&warehouse)?).await?;
+    println!(
+        "{}",
+        format_batches(
+            &sess
+                .query(
+                    "SELECT customer_id, influence_rank, ROUND(pagerank, 6) AS pagerank, community, \
+                     community_size, ties_out, ties_in, shares_sent, cascade_reach, seed_rank \
+                     FROM customer_network ORDER BY influence_rank LIMIT 10"
+                )
+                .await?
+        )
+    );
+    if let Some(dir) = export {
+        // The same graph the refresh builds, and our answers on it, for networkx to check.
+        use std::io::Write;
+        let net = c360_etl::enrich::network(&sess).await?;
+        std::fs::create_dir_all(&dir)?;
+        for (name, g) in [("edges.csv", &net.graph), ("ties.csv", &net.ties)] {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
+            writeln!(f, "source,target,weight")?;
+            for (u, o) in g.out.iter().enumerate() {
+                for (v, w) in o {
+                    writeln!(f, "{u},{v},{w}")?;
+                }
+            }
+        }
+        let g = &net.graph;
+        let pr = c360_analytics::graph::pagerank(
+            &g.reversed(),
+            c360_etl::enrich::PAGERANK_ALPHA,
+            1e-12,
+            1000,
+        );
+        let comm = c360_analytics::graph::louvain(&net.ties, 1.0, 1e-7, 42);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("ours.csv"))?);
+        writeln!(f, "node,pagerank_reversed,community")?;
+        for u in 0..g.n {
+            writeln!(f, "{u},{},{}", pr[u], comm[u])?;
+        }
+        println!(
+            "wrote {}/edges.csv, ties.csv and ours.csv ({} nodes)",
+            dir.display(),
+            g.n
+        );
+    }
+    if let Some(t) = truth {
+        let e = c360_etl::evaluate_dims::evaluate_network(&warehouse, &t).await?;
+        println!("{}", serde_json::to_string_pretty(&e)?);
+    }
     Ok(())
 }

@@ -303,7 +303,7 @@ pub struct ChurnEval {
 
 /// Maps each customer to its one true person when that is unambiguous (the customer's ids all
 /// belong to one person, and no other customer holds an id of that person).
-async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMap<i64, i64>> {
+pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMap<i64, i64>> {
     let mut key_person: HashMap<String, i64> = HashMap::new();
     for r in truth
         .fetch_all("SELECT system, source_id, person_id FROM ids")

@@ -1322,6 +1322,115 @@ pub async fn reviews_and_shares(
     )?;
     txn.upsert("customer_shares_raw", vec![b])?;
     txn.set_watermark("wx.wx_shares", max_id.to_string());
+    let (tn, tl) = ties(wx, txn, q, pb).await?;
+    Ok((n + tn, loaded + tl))
+}
+
+/// Social ties from the mini-program: who joined whose group order (拼单) and who paid for a
+/// friend's order (代付). Sources without these tables (older mini-program versions) are skipped.
+async fn ties(wx: &Db, txn: &mut Txn, q: &mut Quarantine, pb: &ProgressBar) -> Result<(u64, u64)> {
+    let cast = if wx.backend == c360_db::Backend::MySql {
+        "SIGNED"
+    } else {
+        "BIGINT"
+    };
+    let (mut key, mut kind, mut cust, mut other, mut refid, mut at, mut month) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        tsb(),
+        StringBuilder::new(),
+    );
+    let (mut n, mut loaded) = (0u64, 0u64);
+    for (table, k, sql, when_col) in [
+        (
+            "wx_order_groups",
+            "group",
+            "SELECT g.row_id, g.group_id, g.order_id, g.user_id, g.joined_at, o.user_id AS owner_id \
+             FROM wx_order_groups g LEFT JOIN wx_orders o ON o.order_id = g.order_id",
+            "joined_at",
+        ),
+        (
+            "wx_paid_by",
+            "paid_by",
+            "SELECT row_id, order_id, user_id, payer_user_id, paid_at FROM wx_paid_by",
+            "paid_at",
+        ),
+    ] {
+        if wx
+            .fetch_all(&format!("SELECT row_id FROM {table} WHERE 1 = 0"))
+            .await
+            .is_err()
+        {
+            tracing::info!(table, "source has no such table; skipped");
+            continue;
+        }
+        let wm_key = format!("wx.{table}");
+        let wm = id_watermark(txn, &wm_key);
+        let col = if k == "group" { "g.row_id" } else { "row_id" };
+        let sql = format!(
+            "{sql} WHERE {col} > CAST({} AS {cast}) ORDER BY {col}",
+            wx.backend.ph(1)
+        );
+        let mut max_id = wm;
+        stream_rows(wx, table, &sql, &wm.to_string(), |r| {
+            n += 1;
+            pb.inc(1);
+            let Some(id) = get_i64(r, "row_id") else {
+                return;
+            };
+            max_id = max_id.max(id);
+            let (who, whom) = if k == "group" {
+                // The member and the group's initiator (the owner of the group order).
+                (get_i64(r, "user_id"), get_i64(r, "owner_id"))
+            } else {
+                (get_i64(r, "payer_user_id"), get_i64(r, "user_id"))
+            };
+            let field = if k == "group" { "user_id" } else { "payer_user_id" };
+            let Some(ck) = required(q, table, id, field, who.map(|u| format!("U:{u}")), "missing user")
+            else {
+                return;
+            };
+            if k == "paid_by" && whom.is_none() {
+                q.add(table, id, "user_id", "missing user", None);
+                return;
+            }
+            let time_v = get_text(r, when_col).and_then(|t| parse_ts(&t).ok());
+            let Some(t) = required(q, table, id, when_col, time_v, "missing or malformed") else {
+                return;
+            };
+            let reference = if k == "group" {
+                get_text(r, "group_id")
+            } else {
+                get_i64(r, "order_id").map(|o| format!("W:{o}"))
+            };
+            key.append_value(format!("{}:{id}", if k == "group" { "TG" } else { "TP" }));
+            kind.append_value(k);
+            cust.append_value(ck);
+            other.append_option(whom.map(|u| format!("U:{u}")));
+            refid.append_option(reference);
+            at.append_value(ts_micros(t));
+            month.append_value(t.format("%Y-%m").to_string());
+            loaded += 1;
+        })
+        .await?;
+        txn.set_watermark(&wm_key, max_id.to_string());
+    }
+    let b = RecordBatch::try_new(
+        (tables::def("customer_ties_raw").unwrap().schema)(),
+        vec![
+            Arc::new(key.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(cust.finish()),
+            Arc::new(other.finish()),
+            Arc::new(refid.finish()),
+            Arc::new(at.finish()),
+            Arc::new(month.finish()),
+        ],
+    )?;
+    txn.upsert("customer_ties_raw", vec![b])?;
     Ok((n, loaded))
 }
 

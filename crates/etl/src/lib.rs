@@ -10,7 +10,9 @@
 //!
 //! It is not the analytics: step 10 only calls the refresh hook (RFM and tiers for now).
 
+pub mod enrich;
 pub mod evaluate;
+pub mod evaluate_dims;
 mod extract;
 pub mod identity;
 pub mod profile;
@@ -41,6 +43,8 @@ pub enum EtlError {
     Source { table: String, reason: String },
     #[error("stopped at step '{0}' by C360_FAIL_AT (test hook)")]
     FailPoint(String),
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, EtlError>;

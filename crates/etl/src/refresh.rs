@@ -4,7 +4,8 @@
 //! BG/NBD + Gamma-Gamma lifetime value (P(alive), expected purchases, 12-month CLV), 12-month
 //! value growth and a churn probability from gradient-boosted trees trained on the past —
 //! into `customer_segmentation` and `customer_predictions`, with the fitted models in the
-//! manifest so a new order can be scored without a refit.
+//! manifest so a new order can be scored without a refit. Review sentiment, sessions and the
+//! customer network are rebuilt here too (see `enrich`).
 
 use c360_warehouse::arrow::compute::cast;
 use c360_warehouse::arrow::record_batch::RecordBatch;
@@ -66,6 +67,16 @@ pub async fn refresh(
     let seg = profile::segments(&feats);
     lap("rfm+segments");
 
+    // Newer dimensions, each rebuilt from the whole snapshot.
+    let review_rows = crate::enrich::reviews(&sess).await?;
+    let (sentiment_b, _) = crate::enrich::sentiment_batch(&review_rows)?;
+    lap("sentiment");
+    let sessions_b = crate::enrich::sessions_batch(&sess).await?;
+    lap("sessions");
+    let net = crate::enrich::network(&sess).await?;
+    let (network_b, cascades_b, network_note) = crate::enrich::network_batches(&net)?;
+    lap("network");
+
     let as_of = (end_day - 1) as i32;
     let seg_batch = segmentation_batch(&feats, &rfm, cfg.rfm_group, seg.as_ref(), &preds, as_of)?;
     let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
@@ -74,6 +85,11 @@ pub async fn refresh(
     let mut txn = wh.begin(run_id)?;
     txn.replace("customer_segmentation", vec![seg_batch])?;
     txn.replace("customer_predictions", vec![pred_batch])?;
+    txn.replace("review_sentiment", vec![sentiment_b])?;
+    txn.replace("customer_sessions", vec![sessions_b])?;
+    txn.replace("customer_network", vec![network_b])?;
+    txn.replace("network_cascades", vec![cascades_b])?;
+    txn.note("network", network_note);
     txn.note("segmentation_run", serde_json::json!(run_id));
     txn.note("models", serde_json::to_value(&models).unwrap_or_default());
     txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());

@@ -1,12 +1,15 @@
 //! Insights: the seed's generateAIInsights — four sections (value, churn risk, marketing
 //! suggestions, product strategy) written from a customer's computed facts only.
 //!
-//! This crate holds the fact sheet every writer is grounded in and the offline rule-based
-//! writer used when no LLM is configured. It is not the place where facts are computed (that is
+//! This crate holds the fact sheet every writer is grounded in, the offline rule-based
+//! writer used when no LLM is configured, and the LLM writer (`llm`) whose answers are checked
+//! against the facts before anyone sees them. It is not the place where facts are computed (that is
 //! analytics and the warehouse), and it never sees personal data: a [`Facts`] has no phone, name
 //! or id beyond the customer number.
 
 use serde::{Deserialize, Serialize};
+
+pub mod llm;
 
 /// Everything a writer may say about one customer. Numbers only come from here.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,6 +34,14 @@ pub struct Facts {
     pub avg_rating: Option<f64>,
     pub review_count: i64,
     pub holiday_lift: Option<f64>,
+    /// Mean review sentiment in [-1, 1] and per-aspect scores (口味, 服务, …) of their reviews.
+    #[serde(default)]
+    pub avg_sentiment: Option<f64>,
+    #[serde(default)]
+    pub aspect_scores: Vec<(String, f64)>,
+    /// Share of networked customers this customer out-ranks in influence (PageRank), 0..1.
+    #[serde(default)]
+    pub influence_percentile: Option<f64>,
 }
 
 /// One insight section.

@@ -27,7 +27,8 @@ use crate::{AppState, Snapshot};
 
 pub const DDL: &str = "
 CREATE TABLE IF NOT EXISTS live_orders (order_no VARCHAR(64) PRIMARY KEY, customer_id BIGINT, store_id BIGINT, order_time VARCHAR(19), day BIGINT, total_fen BIGINT, items TEXT, received_at VARCHAR(40), received_by VARCHAR(100));
-CREATE TABLE IF NOT EXISTS live_events (event_id VARCHAR(64) PRIMARY KEY, customer_id BIGINT, session_id VARCHAR(64), action_type VARCHAR(32), page VARCHAR(64), event_time VARCHAR(19), device VARCHAR(32), received_at VARCHAR(40))
+CREATE TABLE IF NOT EXISTS live_events (event_id VARCHAR(64) PRIMARY KEY, customer_id BIGINT, session_id VARCHAR(64), action_type VARCHAR(32), page VARCHAR(64), event_time VARCHAR(19), device VARCHAR(32), received_at VARCHAR(40));
+CREATE TABLE IF NOT EXISTS insight_cache (cache_key VARCHAR(64) PRIMARY KEY, model VARCHAR(100), insight TEXT, created_at VARCHAR(40))
 ";
 
 #[derive(OpenApi)]
@@ -46,16 +47,25 @@ CREATE TABLE IF NOT EXISTS live_events (event_id VARCHAR(64) PRIMARY KEY, custom
         customer_behavior,
         customer_emotion,
         customer_preferences,
-        customer_recommendations,
+        crate::dims::customer_recommendations,
+        crate::dims::anonymous_recommendations,
+        crate::dims::behavior_funnel,
+        crate::dims::behavior_paths,
+        crate::dims::sentiment,
+        crate::dims::network,
+        crate::dims::customer_network,
         customer_predictions,
         customer_insights,
         segments,
         compare,
         post_order,
         post_event,
+        post_event_batch,
         live
     ),
-    components(schemas(ErrorBody, Principal, Role, NewOrder, NewItem, NewEvent, Ingested))
+    components(schemas(
+        ErrorBody, Principal, Role, NewOrder, NewItem, NewEvent, EventBatch, Ingested
+    ))
 )]
 pub struct ApiDoc;
 
@@ -75,7 +85,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
         )
         .route(
             "/api/v1/customers/{id}/recommendations",
-            get(customer_recommendations),
+            get(crate::dims::customer_recommendations),
         )
         .route(
             "/api/v1/customers/{id}/predictions",
@@ -86,6 +96,19 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .route("/api/v1/compare/{dim}", get(compare))
         .route("/api/v1/orders", post(post_order))
         .route("/api/v1/events", post(post_event))
+        .route("/api/v1/events/batch", post(post_event_batch))
+        .route("/api/v1/behavior/funnel", get(crate::dims::behavior_funnel))
+        .route("/api/v1/behavior/paths", get(crate::dims::behavior_paths))
+        .route("/api/v1/sentiment", get(crate::dims::sentiment))
+        .route("/api/v1/network", get(crate::dims::network))
+        .route(
+            "/api/v1/customers/{id}/network",
+            get(crate::dims::customer_network),
+        )
+        .route(
+            "/api/v1/recommendations",
+            get(crate::dims::anonymous_recommendations),
+        )
         .route("/api/v1/live", get(live))
         .route("/ws", get(crate::hub::ws_handler))
         .merge(
@@ -94,7 +117,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
         )
 }
 
-async fn q(s: &Snapshot, sql: &str) -> ApiResult<Vec<Value>> {
+pub(crate) async fn q(s: &Snapshot, sql: &str) -> ApiResult<Vec<Value>> {
     let b = s
         .sess
         .query(sql)
@@ -103,7 +126,7 @@ async fn q(s: &Snapshot, sql: &str) -> ApiResult<Vec<Value>> {
     Ok(rows(&b)?)
 }
 
-fn in_list(ids: &[i64]) -> String {
+pub(crate) fn in_list(ids: &[i64]) -> String {
     if ids.is_empty() {
         "(NULL)".into()
     } else {
@@ -115,14 +138,14 @@ fn in_list(ids: &[i64]) -> String {
 }
 
 /// `AND <col> IN (...)` for a store manager, nothing for the others.
-fn store_filter(p: &Principal, col: &str) -> String {
+pub(crate) fn store_filter(p: &Principal, col: &str) -> String {
     match p.store_scope() {
         None => String::new(),
         Some(s) => format!(" AND {col} IN {}", in_list(s)),
     }
 }
 
-fn ok(v: Arc<Value>) -> Json<Value> {
+pub(crate) fn ok(v: Arc<Value>) -> Json<Value> {
     Json((*v).clone())
 }
 
@@ -305,7 +328,7 @@ fn sorted_desc(mut rows: Vec<Value>, field: &str) -> Vec<Value> {
 
 /// The daypart of most of a customer's paid orders (ties: the first name), from the in-memory
 /// `v_customer_time` rows.
-fn favourite_daypart(s: &Snapshot, id: i64) -> ApiResult<Option<String>> {
+pub(crate) fn favourite_daypart(s: &Snapshot, id: i64) -> ApiResult<Option<String>> {
     let mut by: Vec<(String, i64)> = Vec::new();
     for r in s.rows_of("v_customer_time", id)? {
         let (Some(d), Some(n)) = (r["daypart"].as_str(), r["orders"].as_i64()) else {
@@ -321,7 +344,7 @@ fn favourite_daypart(s: &Snapshot, id: i64) -> ApiResult<Option<String>> {
 }
 
 /// A customer's products, most bought first (ties by product id).
-fn products_of(s: &Snapshot, id: i64) -> ApiResult<Vec<Value>> {
+pub(crate) fn products_of(s: &Snapshot, id: i64) -> ApiResult<Vec<Value>> {
     let mut rows = s.rows_of("v_customer_products", id)?;
     rows.sort_by(|a, b| {
         b["qty"]
@@ -333,7 +356,7 @@ fn products_of(s: &Snapshot, id: i64) -> ApiResult<Vec<Value>> {
 }
 
 /// The customer's 360 row, checked against the caller's scope.
-async fn customer_row(s: &Snapshot, p: &Principal, id: i64) -> ApiResult<Value> {
+pub(crate) async fn customer_row(s: &Snapshot, p: &Principal, id: i64) -> ApiResult<Value> {
     let r = s.rows_of("v_customer_360", id)?;
     let row = r
         .into_iter()
@@ -373,13 +396,13 @@ async fn customer_profile(
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// First day (YYYY-MM-DD), inclusive.
-    from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
-    to: Option<String>,
-    limit: Option<u32>,
+    pub(crate) to: Option<String>,
+    pub(crate) limit: Option<u32>,
 }
 
-fn day_bounds(r: &RangeParams, col: &str) -> ApiResult<String> {
+pub(crate) fn day_bounds(r: &RangeParams, col: &str) -> ApiResult<String> {
     let mut w = String::new();
     let parse = |name: &str, v: &str| {
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
@@ -469,9 +492,11 @@ async fn customer_emotion(
     let v = st.cached(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
-        let reviews = q(&s, &format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment FROM customer_emotion WHERE customer_id = {id} ORDER BY created_at DESC LIMIT 100")).await?;
+        let reviews = q(&s, &format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment, taste, service, price, environment, speed, hygiene FROM customer_emotion WHERE customer_id = {id} ORDER BY created_at DESC LIMIT 100")).await?;
         let summary = q(&s, &format!("SELECT COUNT(*) AS reviews, AVG(rating) AS avg_rating, AVG(sentiment) AS avg_sentiment, SUM(CASE WHEN rating <= 2 THEN 1 ELSE 0 END) AS negative FROM customer_emotion WHERE customer_id = {id}")).await?;
-        Ok(json!({"customer_id": id, "summary": summary.first(), "reviews": reviews}))
+        let (_, aspects) = crate::dims::aspect_facts(&s, id).await?;
+        let aspects: Vec<Value> = aspects.into_iter().map(|(a, v)| json!({"aspect": a, "score": v})).collect();
+        Ok(json!({"customer_id": id, "summary": summary.first(), "aspects": aspects, "reviews": reviews}))
     }).await?;
     Ok(ok(v))
 }
@@ -502,34 +527,6 @@ async fn customer_preferences(
         let categories: Vec<Value> = by_cat.into_iter().map(|(c, q, sh)| json!({"category": c, "qty": q, "share": sh})).collect();
         let holiday = s.rows_of("v_customer_holiday", id)?;
         Ok(json!({"customer_id": id, "time": time, "products": products, "categories": categories, "holiday": holiday.first()}))
-    }).await?;
-    Ok(ok(v))
-}
-
-#[utoipa::path(get, path = "/api/v1/customers/{id}/recommendations", params(("id" = i64, Path)), responses((status = 200, description = "Buy-again items and items popular at their home store and daypart that they have not tried")))]
-async fn customer_recommendations(
-    State(st): State<AppState>,
-    p: Principal,
-    P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
-    let key = format!("recs|{}|{id}", p.scope_key());
-    let st2 = st.clone();
-    let v = st.cached(key, || async move {
-        let s = st2.snapshot().await?;
-        let row = customer_row(&s, &p, id).await?;
-        let again: Vec<Value> = products_of(&s, id)?.into_iter().take(5).collect();
-        let home = row.get("home_store_id").and_then(Value::as_i64);
-        let daypart = favourite_daypart(&s, id)?.unwrap_or_else(|| "lunch".into());
-        let store_w = home.map_or(String::new(), |h| format!(" AND o.store_id = {h}"));
-        let new_items = q(&s, &format!(
-            "SELECT pr.product_id, pr.name, pr.category, SUM(i.qty) AS popularity FROM order_items i \
-             JOIN orders o ON i.order_id = o.order_id JOIN products pr ON i.product_id = pr.product_id \
-             WHERE o.status = 'paid' AND o.daypart = {dpl}{store_w} \
-             AND pr.product_id NOT IN (SELECT product_id FROM v_customer_products WHERE customer_id = {id}) \
-             GROUP BY pr.product_id, pr.name, pr.category ORDER BY popularity DESC, pr.product_id LIMIT 5",
-            dpl = lit(&daypart)
-        )).await?;
-        Ok(json!({"customer_id": id, "daypart": daypart, "home_store_id": home, "buy_again": again, "try_next": new_items}))
     }).await?;
     Ok(ok(v))
 }
@@ -629,7 +626,18 @@ async fn customer_insights(
                 .and_then(|h| h["holiday_lift"].as_f64())
                 .unwrap_or(f64::NAN);
             let g = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+            let (avg_sentiment, aspect_scores) = crate::dims::aspect_facts(&s, id).await?;
+            let influence_percentile = q(&s, &format!("SELECT influence_rank FROM customer_network WHERE customer_id = {id}")).await?
+                .first()
+                .and_then(|r| r["influence_rank"].as_f64())
+                .map(|r| {
+                    let n = s.sess.manifest.notes.get("network").and_then(|n| n["customers"].as_f64()).unwrap_or(r);
+                    ((1.0 - (r - 1.0) / n.max(1.0)) * 100.0).round() / 100.0
+                });
             let f = c360_insights::Facts {
+                avg_sentiment,
+                aspect_scores,
+                influence_percentile,
                 customer_id: id,
                 tier: g("tier").as_str().map(String::from),
                 rfm_class: g("rfm_class").as_str().map(String::from),
@@ -661,11 +669,67 @@ async fn customer_insights(
                 review_count: g("review_count").as_i64().unwrap_or(0),
                 holiday_lift: Some(hol).filter(|h| h.is_finite()),
             };
-            let insight = c360_insights::rule_based(&f, &lang);
-            Ok(json!({"insight": insight, "facts": f}))
+            let (insight, note) = match &st2.inner().llm {
+                None => (c360_insights::rule_based(&f, &lang), json!({"writer": "rules", "reason": "no LLM configured"})),
+                Some(llm) => {
+                    let excerpts = crate::dims::review_excerpts(&s, id).await?;
+                    let prompt = c360_insights::llm::Prompt::build(&f, &excerpts, &lang);
+                    let ck = prompt.cache_key(llm.model());
+                    match cached_insight(&st2, &ck).await? {
+                        Some(i) => (i, json!({"writer": llm.model(), "cache": "hit", "dropped_excerpts": prompt.dropped_excerpts})),
+                        None => match llm.write(&prompt, &f).await {
+                            Ok(i) => {
+                                store_insight(&st2, &ck, llm.model(), &i).await?;
+                                (i, json!({"writer": llm.model(), "cache": "miss", "dropped_excerpts": prompt.dropped_excerpts}))
+                            }
+                            Err(e) => {
+                                tracing::warn!(customer_id = id, error = %e, "LLM insight rejected; rule-based writer used");
+                                (c360_insights::rule_based(&f, &lang), json!({"writer": "rules", "reason": e.to_string(), "dropped_excerpts": prompt.dropped_excerpts}))
+                            }
+                        },
+                    }
+                }
+            };
+            Ok(json!({"insight": insight, "facts": f, "generation": note}))
         })
         .await?;
     Ok(ok(v))
+}
+
+async fn cached_insight(st: &AppState, key: &str) -> ApiResult<Option<c360_insights::Insight>> {
+    let rows = st
+        .inner()
+        .meta
+        .fetch_all(&format!(
+            "SELECT insight FROM insight_cache WHERE cache_key = {}",
+            lit(key)
+        ))
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| c360_db::get_text(r, "insight"))
+        .and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+async fn store_insight(
+    st: &AppState,
+    key: &str,
+    model: &str,
+    i: &c360_insights::Insight,
+) -> ApiResult<()> {
+    insert_once(
+        st,
+        "insight_cache",
+        &["cache_key", "model", "insight", "created_at"],
+        vec![
+            key.into(),
+            model.into(),
+            serde_json::to_string(i).unwrap_or_default().into(),
+            chrono::Utc::now().to_rfc3339().into(),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v1/segments", responses((status = 200, description = "Tiers, the 8 RFM classes, lifecycle stages, the R×F grid and k-means clusters")))]
@@ -955,14 +1019,9 @@ pub struct NewEvent {
     pub device: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent, responses((status = 201, body = Ingested), (status = 200, body = Ingested), (status = 400, body = ErrorBody)))]
-async fn post_event(
-    State(st): State<AppState>,
-    p: Principal,
-    J(e): J<NewEvent>,
-) -> ApiResult<impl IntoResponse> {
-    p.require(&[Role::Admin])?;
-    let bad = |f: &str, why: &str| ApiError::BadRequest(format!("{f}: {why}"));
+/// Checks one event; errors name the field (prefixed by `at`, e.g. `events[3].`).
+fn validate_event(e: &NewEvent, at: &str) -> ApiResult<chrono::NaiveDateTime> {
+    let bad = |f: &str, why: &str| ApiError::BadRequest(format!("{at}{f}: {why}"));
     if e.event_id.trim().is_empty() || e.event_id.len() > 64 {
         return Err(bad("event_id", "must be 1 to 64 characters"));
     }
@@ -975,11 +1034,22 @@ async fn post_event(
             "must be one of view, click, add_cart, pay, share, search",
         ));
     }
-    let t = match &e.event_time {
+    if e.page.is_empty() || e.page.len() > 64 {
+        return Err(bad("page", "must be 1 to 64 characters"));
+    }
+    match &e.event_time {
         Some(ts) => c360_model::parse_ts(ts)
-            .map_err(|x| ApiError::BadRequest(format!("event_time: {ts:?}: {x}")))?,
-        None => now_shanghai(),
-    };
+            .map_err(|x| ApiError::BadRequest(format!("{at}event_time: {ts:?}: {x}"))),
+        None => Ok(now_shanghai()),
+    }
+}
+
+/// Stores one validated event (durable before this returns); `None` for a resend.
+async fn store_event(
+    st: &AppState,
+    e: &NewEvent,
+    t: chrono::NaiveDateTime,
+) -> ApiResult<Option<i64>> {
     let row = vec![
         e.event_id.clone().into(),
         e.customer_id.map_or(V::NullI, V::I),
@@ -1000,18 +1070,67 @@ async fn post_event(
         "device",
         "received_at",
     ];
-    if !insert_once(&st, "live_events", &cols, row).await? {
-        return Ok((StatusCode::OK, Json(Ingested::duplicate())));
+    if !insert_once(st, "live_events", &cols, row).await? {
+        return Ok(None);
     }
     let seq = st.hub().publish("events", None, json!({"customer_id": e.customer_id, "action_type": e.action_type, "page": e.page, "event_time": c360_model::fmt_ts(t)})).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Ingested {
-            created: true,
-            seq: Some(seq),
-            live: None,
-        }),
-    ))
+    Ok(Some(seq))
+}
+
+#[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent, responses((status = 201, body = Ingested), (status = 200, body = Ingested), (status = 400, body = ErrorBody)))]
+async fn post_event(
+    State(st): State<AppState>,
+    p: Principal,
+    J(e): J<NewEvent>,
+) -> ApiResult<impl IntoResponse> {
+    p.require(&[Role::Admin])?;
+    let t = validate_event(&e, "")?;
+    match store_event(&st, &e, t).await? {
+        None => Ok((StatusCode::OK, Json(Ingested::duplicate()))),
+        Some(seq) => Ok((
+            StatusCode::CREATED,
+            Json(Ingested {
+                created: true,
+                seq: Some(seq),
+                live: None,
+            }),
+        )),
+    }
+}
+
+/// A batch of page events (the mini-program flushes its buffer).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<NewEvent>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/batch", request_body = EventBatch, responses((status = 200, description = "How many events were new and how many were resends; every event is stored before the answer"), (status = 400, body = ErrorBody)))]
+async fn post_event_batch(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<EventBatch>,
+) -> ApiResult<Json<Value>> {
+    p.require(&[Role::Admin])?;
+    if b.events.is_empty() || b.events.len() > 1000 {
+        return Err(ApiError::BadRequest(
+            "events: must hold 1 to 1000 events".into(),
+        ));
+    }
+    // All or nothing on validation: a bad event rejects the batch before anything is stored.
+    let times: Vec<_> = b
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| validate_event(e, &format!("events[{i}].")))
+        .collect::<ApiResult<_>>()?;
+    let (mut created, mut duplicates) = (0u64, 0u64);
+    for (e, t) in b.events.iter().zip(times) {
+        match store_event(&st, e, t).await? {
+            Some(_) => created += 1,
+            None => duplicates += 1,
+        }
+    }
+    Ok(Json(json!({"created": created, "duplicates": duplicates})))
 }
 
 #[utoipa::path(get, path = "/api/v1/live", responses((status = 200, description = "Live counters since the snapshot and the latest orders")))]

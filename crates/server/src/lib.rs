@@ -9,10 +9,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod dims;
 pub mod error;
 pub mod hub;
 pub mod json;
 pub mod web;
+
+pub use c360_insights::llm::LlmConfig;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +41,8 @@ pub struct ServeConfig {
     pub metastore: String,
     /// How often to look for a new warehouse snapshot (an ETL run elsewhere).
     pub poll: Duration,
+    /// The LLM behind AI insights; `None` uses the offline rule-based writer.
+    pub llm: Option<c360_insights::llm::LlmConfig>,
 }
 
 /// One committed warehouse version, with the models its refresh stored.
@@ -52,6 +57,8 @@ pub struct Snapshot {
     /// Ids an ingested order may name.
     pub stores: std::collections::HashSet<i64>,
     pub products: std::collections::HashSet<i64>,
+    /// The recommender, trained on first use.
+    pub recs: tokio::sync::OnceCell<Arc<dims::RecModel>>,
 }
 
 /// The per-customer views a profile page reads, computed once per snapshot and kept in memory
@@ -155,6 +162,7 @@ pub struct Inner {
     /// Customers re-scored since the snapshot.
     live: tokio::sync::Mutex<HashMap<i64, LiveProfile>>,
     stats: StdMutex<LiveStats>,
+    pub llm: Option<c360_insights::llm::LlmClient>,
 }
 
 #[derive(Clone)]
@@ -168,6 +176,13 @@ impl AppState {
         meta.exec_script(api::DDL).await?;
         let keys = auth::load_keys(&meta).await?;
         let hub = hub::Hub::open(meta.clone()).await?;
+        let llm = match &cfg.llm {
+            Some(c) => Some(
+                c360_insights::llm::LlmClient::new(c.clone())
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
         let s = AppState(Arc::new(Inner {
             cfg,
             meta,
@@ -181,6 +196,7 @@ impl AppState {
             cache_misses: AtomicU64::new(0),
             live: tokio::sync::Mutex::new(HashMap::new()),
             stats: StdMutex::new(LiveStats::default()),
+            llm,
         }));
         s.reload().await?;
         Ok(s)
@@ -276,6 +292,7 @@ impl AppState {
             per_customer,
             stores,
             products,
+            recs: tokio::sync::OnceCell::new(),
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();

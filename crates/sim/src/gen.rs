@@ -10,7 +10,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma};
 
-use crate::catalog::{CITIES, DEVICES, GIVEN, MENU, REVIEW_NEG, REVIEW_POS, STORE_KINDS, SURNAMES};
+use crate::catalog::{
+    ASPECTS, ASPECT_PHRASES, CITIES, DEVICES, GIVEN, MENU, REVIEW_CLOSE_NEG, REVIEW_CLOSE_POS,
+    REVIEW_INJECTIONS, STORE_KINDS, SURNAMES,
+};
 use crate::schema;
 
 /// Population parameters of the buying process (the truth BTYD models should recover).
@@ -92,6 +95,8 @@ pub struct SimSummary {
     pub events: u64,
     pub reviews: u64,
     pub shares: u64,
+    pub group_orders: u64,
+    pub paid_by_friend: u64,
     pub future_orders: u64,
 }
 
@@ -110,6 +115,30 @@ struct Store {
     lon: f64,
     open: NaiveDate,
     staff_phone: String,
+    /// Latent quality of each aspect (logit of a positive mention) at the start, and its drift
+    /// per year: the truth behind per-store sentiment trends.
+    aspect_q: [f64; 6],
+    aspect_trend: [f64; 6],
+}
+
+/// Who knows whom: each person belongs to one social circle in their city; shares, group orders
+/// and paying for a friend happen mostly inside it. Holds the circle's mini-program users so far.
+#[derive(Default)]
+struct Social {
+    circles: HashMap<i64, Vec<i64>>,
+}
+
+impl Social {
+    /// A friend of `me` in `circle` (an earlier mini-program user), if the circle has one.
+    fn friend(&self, rng: &mut ChaCha8Rng, circle: i64, me: i64) -> Option<i64> {
+        let c = self.circles.get(&circle)?;
+        let others = c.iter().filter(|u| **u != me).count();
+        if others == 0 {
+            return None;
+        }
+        let k = rng.random_range(0..others);
+        c.iter().filter(|u| **u != me).nth(k).copied()
+    }
 }
 
 /// Rows of one chunk of persons, per table.
@@ -124,6 +153,9 @@ struct Rows {
     events: Vec<Vec<Value>>,
     reviews: Vec<Vec<Value>>,
     shares: Vec<Vec<Value>>,
+    groups: Vec<Vec<Value>>,
+    paid_by: Vec<Vec<Value>>,
+    review_aspects: Vec<Vec<Value>>,
     persons: Vec<Vec<Value>>,
     ids: Vec<Vec<Value>>,
     future: Vec<Vec<Value>>,
@@ -141,6 +173,8 @@ struct Ids {
     event: i64,
     review: i64,
     share: i64,
+    group_row: i64,
+    paid_row: i64,
 }
 
 fn next(c: &mut i64) -> i64 {
@@ -277,6 +311,26 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     truth
         .insert_rows("params", &["name", "value"], &params)
         .await?;
+    let store_aspects: Vec<Vec<Value>> = stores
+        .iter()
+        .flat_map(|s| {
+            ASPECTS.iter().enumerate().map(|(a, name)| {
+                vec![
+                    s.id.into(),
+                    (*name).into(),
+                    s.aspect_q[a].into(),
+                    s.aspect_trend[a].into(),
+                ]
+            })
+        })
+        .collect();
+    truth
+        .insert_rows(
+            "store_aspects",
+            &["store_id", "aspect", "quality", "trend_per_year"],
+            &store_aspects,
+        )
+        .await?;
 
     // Customers spread over cities by the number of stores there.
     let mut city_stores: Vec<Vec<usize>> = vec![Vec::new(); CITIES.len()];
@@ -303,11 +357,20 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     };
     let mut person: u64 = 0;
     let mut total_orders: u64 = 0;
+    // About 40 persons per circle: the expected persons of a city (≈ 6 orders each) / 40.
+    let est_persons = cfg.orders as f64 / 6.0;
+    let w_sum: f64 = city_w.iter().sum();
+    let circles_per_city: Vec<i64> = city_w
+        .iter()
+        .map(|w| ((est_persons * w / w_sum / 40.0).round() as i64).max(1))
+        .collect();
+    let mut social = Social::default();
     let ctx = Ctx {
         cfg,
         stores: &stores,
         city_stores: &city_stores,
         city_w: &city_w,
+        circles_per_city: &circles_per_city,
         days: DayMix::of(
             cfg.start,
             (cfg.cutoff - cfg.start).num_days() + cfg.horizon_days,
@@ -351,7 +414,7 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     while total_orders < cfg.orders {
         let chunk_end = person + 2_000;
         while person < chunk_end && total_orders < cfg.orders {
-            let n = gen_person(&ctx, person, &mut ids, &mut rows, &mut sum);
+            let n = gen_person(&ctx, person, &mut ids, &mut rows, &mut sum, &mut social);
             total_orders += n;
             bar.set_position(total_orders.min(cfg.orders));
             person += 1;
@@ -487,6 +550,18 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
         )
         .await?;
         wx.insert_rows(
+            "wx_order_groups",
+            &["row_id", "group_id", "order_id", "user_id", "joined_at"],
+            &r.groups,
+        )
+        .await?;
+        wx.insert_rows(
+            "wx_paid_by",
+            &["row_id", "order_id", "user_id", "payer_user_id", "paid_at"],
+            &r.paid_by,
+        )
+        .await?;
+        wx.insert_rows(
             "wx_shares",
             &[
                 "share_id",
@@ -523,12 +598,23 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
                     "has_wx",
                     "fav_daypart",
                     "fav_sku",
+                    "circle_id",
+                    "sociability",
+                    "browse_rate",
+                    "p_continue",
                 ],
                 &r.persons,
             )
             .await?;
         truth
             .insert_rows("ids", &["system", "source_id", "person_id"], &r.ids)
+            .await?;
+        truth
+            .insert_rows(
+                "review_aspects",
+                &["review_id", "aspect", "polarity"],
+                &r.review_aspects,
+            )
             .await?;
         truth
             .insert_rows(
@@ -559,6 +645,8 @@ fn make_stores(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Vec<Store> {
     }
     city_of.sort();
     let span = (cfg.cutoff - cfg.start).num_days();
+    // Aspect qualities come from their own stream so the stores' places and dates stay put.
+    let mut qrng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xa5_9ec7);
     city_of
         .into_iter()
         .enumerate()
@@ -576,6 +664,24 @@ fn make_stores(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Vec<Store> {
                 lon: lon + rng.random_range(-0.08..0.08),
                 open,
                 staff_phone: format!("177{:08}", 10_000_000 + i * 7919),
+                aspect_q: std::array::from_fn(|_| {
+                    let z: f64 = rand_distr::StandardNormal.sample(&mut qrng);
+                    1.2 + 0.9 * z
+                }),
+                // One store in five drifts on each aspect, by 1 to 3 logits a year either way (a
+                // new manager, a kitchen going downhill).
+                aspect_trend: std::array::from_fn(|_| {
+                    if qrng.random_bool(0.2) {
+                        let m = qrng.random_range(1.0..3.0);
+                        if qrng.random_bool(0.5) {
+                            m
+                        } else {
+                            -m
+                        }
+                    } else {
+                        0.0
+                    }
+                }),
             }
         })
         .collect()
@@ -686,7 +792,33 @@ struct Ctx<'a> {
     stores: &'a [Store],
     city_stores: &'a [Vec<usize>],
     city_w: &'a [f64],
+    circles_per_city: &'a [i64],
     days: DayMix,
+}
+
+/// Taste types: the items each type buys five times as readily.
+const TASTES: &[&[&str]] = &[
+    &["HD05", "HD07", "SN03", "DR01"], // spicy
+    &["HD08", "DR03", "DR05", "CB03"], // breakfast
+    &["HD02", "SN05", "SN02", "DR06"], // cheese and snacks
+    &["CB02", "CB04", "SN01", "DR04"], // sharing / family
+    &["HD01", "HD03", "HD06", "DR02"], // classic
+];
+
+/// How much more (or less) an item sells in a daypart.
+fn daypart_affinity(sku: &str, cat: &str, dp: Daypart) -> f64 {
+    use Daypart::*;
+    let breakfast_item = matches!(sku, "HD08" | "DR03" | "DR05" | "CB03");
+    match (dp, breakfast_item, cat) {
+        (Breakfast, true, _) => 4.0,
+        (Breakfast, false, "套餐") => 0.3,
+        (Breakfast, false, _) => 0.6,
+        (_, true, _) if sku == "CB03" => 0.1,
+        (Afternoon, _, "小食") | (Afternoon, _, "饮品") => 2.0,
+        (Dinner, _, "套餐") => 2.0,
+        (LateNight, _, "小食") => 1.8,
+        _ => 1.0,
+    }
 }
 
 /// The menu's cheapest item, rung up when a person's picks keep overshooting what they pay.
@@ -699,7 +831,14 @@ fn launched(sku: &str, t: NaiveDateTime, cfg: &SimConfig) -> bool {
 }
 
 /// Generates one person and all their source rows; returns how many source orders they placed.
-fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut SimSummary) -> u64 {
+fn gen_person(
+    ctx: &Ctx,
+    pid: u64,
+    ids: &mut Ids,
+    rows: &mut Rows,
+    sum: &mut SimSummary,
+    social: &mut Social,
+) -> u64 {
     let cfg = ctx.cfg;
     let tp = cfg.params;
     let dirt = cfg.dirt;
@@ -734,6 +873,23 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         .iter()
         .map(|m| pop(m.2) * Gamma::new(0.6, 1.0).unwrap().sample(&mut rng) + 1e-4)
         .collect();
+    // A taste type (from its own stream) makes some items go together — the structure
+    // collaborative filtering can learn — and items sell by daypart (breakfast items in the
+    // morning, sharing meals at dinner).
+    let mut trng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ pid);
+    let taste = TASTES[trng.random_range(0..TASTES.len())];
+    let prod_w_dp: Vec<Vec<f64>> = Daypart::ALL
+        .iter()
+        .map(|dp| {
+            MENU.iter()
+                .zip(&prod_w)
+                .map(|(m, w)| {
+                    let t = if taste.contains(&m.0) { 5.0 } else { 1.0 };
+                    w * t * daypart_affinity(m.0, m.2, *dp)
+                })
+                .collect()
+        })
+        .collect();
 
     // Where and when they start.
     let city = weighted(&mut rng, ctx.city_w);
@@ -757,6 +913,13 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         _ => 0.0,
     };
     let phone = person_phone(pid);
+    // Social and browsing traits come from their own stream, so the buying process above and
+    // below draws exactly what it drew before these traits existed.
+    let mut srng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x5851_F42D_4C95_7F2D) ^ pid);
+    let circle = city as i64 * 10_000 + srng.random_range(0..ctx.circles_per_city[city]);
+    let sociability: f64 = Gamma::new(0.5, 2.0).unwrap().sample(&mut srng);
+    let browse_rate: f64 = Gamma::new(1.5, 0.6).unwrap().sample(&mut srng);
+    let p_continue: f64 = Beta::new(3.0, 2.0).unwrap().sample(&mut srng);
 
     // The purchase process: BG/NBD with day-level demand thinning. The first purchase is the
     // start of the relationship; after each *repeat* purchase the person may drop out.
@@ -830,7 +993,7 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         let mut put_back = 0;
         while total < paid {
             let room = paid - total;
-            let mut k = weighted(&mut rng, &prod_w);
+            let mut k = weighted(&mut rng, &prod_w_dp[dp as usize]);
             if !launched(MENU[k].0, when, cfg) {
                 continue;
             }
@@ -953,6 +1116,13 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 ]);
                 sum.items += 1;
             }
+            if !social
+                .circles
+                .get(&circle)
+                .is_some_and(|c| c.contains(&uid))
+            {
+                social.circles.entry(circle).or_default().push(uid);
+            }
             // The session that led to the order, then sometimes a review and a share.
             let sid = format!("S{uid}-{oid}");
             let steps: &[(&str, &str)] = &[
@@ -963,89 +1133,186 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
                 ("pay", "pay"),
             ];
             let n = steps.len() as i64;
-            for (i, (ev, page)) in steps.iter().enumerate() {
-                let et = when - Duration::seconds((n - i as i64) * rng.random_range(5..40));
+            let ev_row = |rows: &mut Rows,
+                          ids: &mut Ids,
+                          srng: &mut ChaCha8Rng,
+                          s: &str,
+                          ev: &str,
+                          page: &str,
+                          et: NaiveDateTime| {
                 rows.events.push(vec![
                     next(&mut ids.event).into(),
                     uid.into(),
-                    sid.clone().into(),
-                    (*ev).into(),
-                    (*page).into(),
+                    s.into(),
+                    ev.into(),
+                    page.into(),
                     fmt_ts(et).into(),
                     device.into(),
-                    (store.lat + rng.random_range(-0.01..0.01)).into(),
-                    (store.lon + rng.random_range(-0.01..0.01)).into(),
+                    (store.lat + srng.random_range(-0.01..0.01)).into(),
+                    (store.lon + srng.random_range(-0.01..0.01)).into(),
                 ]);
+            };
+            // Steps in order, 5 to 40 seconds apart, the payment just before the order time.
+            let gaps: Vec<i64> = (0..n).map(|_| srng.random_range(5..40)).collect();
+            for (i, (ev, page)) in steps.iter().enumerate() {
+                let et = when - Duration::seconds(gaps[i..].iter().sum::<i64>());
+                ev_row(rows, ids, &mut srng, &sid, ev, page, et);
                 sum.events += 1;
             }
-            // A browse that stopped short of paying.
-            if rng.random_bool(0.5) {
-                let depth = rng.random_range(1..=4);
-                let bt = when - Duration::days(rng.random_range(1..5));
+            // Browses that stopped short of paying: how many and how deep is the person's habit.
+            let browses = rand_distr::Poisson::new(browse_rate.max(1e-6))
+                .map(|p| p.sample(&mut srng) as u32)
+                .unwrap_or(0)
+                .min(6);
+            for b in 0..browses {
+                let mut depth = 1;
+                while depth < 4 && srng.random_bool(p_continue) {
+                    depth += 1;
+                }
+                let bt = when
+                    - Duration::days(srng.random_range(1..5))
+                    - Duration::minutes(b as i64 * 7);
+                let bs = format!("B{uid}-{oid}-{b}");
                 for (i, (ev, page)) in steps.iter().take(depth).enumerate() {
-                    rows.events.push(vec![
-                        next(&mut ids.event).into(),
-                        uid.into(),
-                        format!("B{uid}-{oid}").into(),
-                        (*ev).into(),
-                        (*page).into(),
-                        fmt_ts(bt + Duration::seconds(i as i64 * 20)).into(),
-                        device.into(),
-                        (store.lat + rng.random_range(-0.01..0.01)).into(),
-                        (store.lon + rng.random_range(-0.01..0.01)).into(),
-                    ]);
+                    ev_row(
+                        rows,
+                        ids,
+                        &mut srng,
+                        &bs,
+                        ev,
+                        page,
+                        bt + Duration::seconds(i as i64 * 20),
+                    );
                     sum.events += 1;
                 }
             }
-            if rng.random_bool(0.06) {
-                let good = rng.random_bool(0.75);
-                let (rating, text) = if good {
-                    (
-                        rng.random_range(4..=5),
-                        REVIEW_POS[rng.random_range(0..REVIEW_POS.len())],
-                    )
+            if srng.random_bool(0.12) {
+                let rid = next(&mut ids.review);
+                let years = (when.date() - cfg.start).num_days() as f64 / 365.0;
+                let z: f64 = rand_distr::StandardNormal.sample(&mut srng);
+                let mood = 0.7 * z;
+                let k = [1, 2, 3][weighted(&mut srng, &[0.5, 0.35, 0.15])];
+                let mut picked: Vec<usize> = Vec::new();
+                while picked.len() < k {
+                    let a = weighted(&mut srng, &[0.35, 0.15, 0.15, 0.08, 0.17, 0.10]);
+                    if !picked.contains(&a) {
+                        picked.push(a);
+                    }
+                }
+                let mut parts: Vec<&str> = Vec::new();
+                let mut pos = 0;
+                for &a in &picked {
+                    let logit = store.aspect_q[a] + store.aspect_trend[a] * years + mood;
+                    let good = srng.random_bool(1.0 / (1.0 + (-logit).exp()));
+                    pos += good as usize;
+                    let (p, ng) = ASPECT_PHRASES[a];
+                    let list = if good { p } else { ng };
+                    parts.push(list[srng.random_range(0..list.len())]);
+                    rows.review_aspects.push(vec![
+                        rid.into(),
+                        ASPECTS[a].into(),
+                        (if good { 1i64 } else { -1 }).into(),
+                    ]);
+                }
+                let frac = pos as f64 / picked.len() as f64;
+                let rating: i64 = if frac == 1.0 {
+                    srng.random_range(4..=5)
+                } else if frac == 0.0 {
+                    srng.random_range(1..=2)
+                } else if frac >= 0.5 {
+                    srng.random_range(3..=4)
                 } else {
-                    (
-                        rng.random_range(1..=2),
-                        REVIEW_NEG[rng.random_range(0..REVIEW_NEG.len())],
-                    )
+                    srng.random_range(2..=3)
                 };
-                let content = if rng.random_bool(0.05 * dirt) {
+                if srng.random_bool(0.4) {
+                    let close = if frac >= 0.5 {
+                        REVIEW_CLOSE_POS
+                    } else {
+                        REVIEW_CLOSE_NEG
+                    };
+                    parts.push(close[srng.random_range(0..close.len())]);
+                }
+                if srng.random_bool(0.003) {
+                    parts.push(REVIEW_INJECTIONS[srng.random_range(0..REVIEW_INJECTIONS.len())]);
+                }
+                let mut text = parts.join("，");
+                text.push(if rating >= 4 { '！' } else { '。' });
+                let content = if srng.random_bool(0.05 * dirt) {
                     Value::NullS
                 } else {
                     Value::from(text)
                 };
                 rows.reviews.push(vec![
-                    next(&mut ids.review).into(),
+                    rid.into(),
                     uid.into(),
                     oid.into(),
                     store.id.into(),
-                    (rating as i64).into(),
+                    rating.into(),
                     content,
                     fmt_ts(when + Duration::hours(2)).into(),
                 ]);
                 sum.reviews += 1;
             }
-            if rng.random_bool(0.04) {
-                let to = if ids.wx_user > 1 && rng.random_bool(0.6) {
-                    Value::I(rng.random_range(1..ids.wx_user))
-                } else {
-                    Value::NullI
+            // Shares: mostly to a friend in the circle, sometimes to anyone, sometimes to a
+            // group chat (no recipient). The campaign is the month's share campaign.
+            if srng.random_bool((0.04 * sociability).min(0.6)) {
+                let to = match social.friend(&mut srng, circle, uid) {
+                    Some(f) if srng.random_bool(0.85) => Value::I(f),
+                    _ if ids.wx_user > 1 && srng.random_bool(0.4) => {
+                        Value::I(srng.random_range(1..ids.wx_user))
+                    }
+                    _ => Value::NullI,
                 };
                 rows.shares.push(vec![
                     next(&mut ids.share).into(),
                     uid.into(),
                     to,
-                    (if rng.random_bool(0.5) {
+                    (if srng.random_bool(0.5) {
                         "item"
                     } else {
                         "coupon"
                     })
                     .into(),
-                    format!("CMP{}", rng.random_range(1..6)).into(),
+                    format!("CMP{}", when.format("%Y%m")).into(),
                     fmt_ts(when + Duration::minutes(10)).into(),
                 ]);
                 sum.shares += 1;
+            }
+            // A group order (拼单) with friends, or a friend paying for the order (代付).
+            if srng.random_bool((0.03 * sociability).min(0.3)) {
+                let gid = format!("G{oid}");
+                let mut members = vec![uid];
+                for _ in 0..srng.random_range(1..=3) {
+                    if let Some(f) = social.friend(&mut srng, circle, uid) {
+                        if !members.contains(&f) {
+                            members.push(f);
+                        }
+                    }
+                }
+                if members.len() > 1 {
+                    for m in members {
+                        rows.groups.push(vec![
+                            next(&mut ids.group_row).into(),
+                            gid.clone().into(),
+                            oid.into(),
+                            m.into(),
+                            ts.clone().into(),
+                        ]);
+                    }
+                    sum.group_orders += 1;
+                }
+            }
+            if srng.random_bool(0.02) {
+                if let Some(f) = social.friend(&mut srng, circle, uid) {
+                    rows.paid_by.push(vec![
+                        next(&mut ids.paid_row).into(),
+                        oid.into(),
+                        uid.into(),
+                        f.into(),
+                        ts.clone().into(),
+                    ]);
+                    sum.paid_by_friend += 1;
+                }
             }
         } else {
             // At the till: a member if they have one (and remembered it), else anonymous.
@@ -1149,6 +1416,10 @@ fn gen_person(ctx: &Ctx, pid: u64, ids: &mut Ids, rows: &mut Rows, sum: &mut Sim
         (wx_user.is_some() as i64).into(),
         fav_dp.code().into(),
         fav_sku.into(),
+        circle.into(),
+        sociability.into(),
+        browse_rate.into(),
+        p_continue.into(),
     ]);
     for m in member.iter().map(|m| m.0).chain(dup_member) {
         rows.ids

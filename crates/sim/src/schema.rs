@@ -25,6 +25,8 @@ CREATE INDEX ix_members_upd ON members(updated_at)
 
 /// cyrgweixin: the WeChat mini-program.
 pub const WX_TABLES: &[&str] = &[
+    "wx_paid_by",
+    "wx_order_groups",
     "wx_shares",
     "wx_reviews",
     "wx_events",
@@ -39,6 +41,8 @@ CREATE TABLE wx_order_items (item_id BIGINT PRIMARY KEY, order_id BIGINT, produc
 CREATE TABLE wx_events (event_id BIGINT PRIMARY KEY, user_id BIGINT, session_id VARCHAR(32), event_type VARCHAR(16), page VARCHAR(32), event_time VARCHAR(19), device VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION);
 CREATE TABLE wx_reviews (review_id BIGINT PRIMARY KEY, user_id BIGINT, order_id BIGINT, store_id BIGINT, rating BIGINT, content VARCHAR(500), created_at VARCHAR(19));
 CREATE TABLE wx_shares (share_id BIGINT PRIMARY KEY, user_id BIGINT, to_user_id BIGINT, page VARCHAR(32), campaign VARCHAR(32), share_time VARCHAR(19));
+CREATE TABLE wx_order_groups (row_id BIGINT PRIMARY KEY, group_id VARCHAR(32), order_id BIGINT, user_id BIGINT, joined_at VARCHAR(19));
+CREATE TABLE wx_paid_by (row_id BIGINT PRIMARY KEY, order_id BIGINT, user_id BIGINT, payer_user_id BIGINT, paid_at VARCHAR(19));
 CREATE INDEX ix_wxo_upd ON wx_orders(updated_at);
 CREATE INDEX ix_wxi_upd ON wx_order_items(updated_at);
 CREATE INDEX ix_wxu_upd ON wx_users(updated_at)
@@ -46,10 +50,19 @@ CREATE INDEX ix_wxu_upd ON wx_users(updated_at)
 
 /// Ground truth, kept apart from both systems: who every id really is, the latent parameters,
 /// and what each person does after the cut-off date.
-pub const TRUTH_TABLES: &[&str] = &["params", "persons", "ids", "future_orders"];
+pub const TRUTH_TABLES: &[&str] = &[
+    "params",
+    "persons",
+    "ids",
+    "future_orders",
+    "review_aspects",
+    "store_aspects",
+];
 pub const TRUTH_DDL: &str = "
 CREATE TABLE params (name VARCHAR(32) PRIMARY KEY, value VARCHAR(64));
-CREATE TABLE persons (person_id BIGINT PRIMARY KEY, lambda DOUBLE PRECISION, p_drop DOUBLE PRECISION, nu DOUBLE PRECISION, mean_spend_fen DOUBLE PRECISION, holiday_mult DOUBLE PRECISION, first_order VARCHAR(19), last_order VARCHAR(19), dropout_at VARCHAR(19), alive_at_cutoff BIGINT, n_orders BIGINT, n_future BIGINT, future_spend_fen BIGINT, home_store_id BIGINT, has_member BIGINT, has_wx BIGINT, fav_daypart VARCHAR(16), fav_sku VARCHAR(16));
+CREATE TABLE persons (person_id BIGINT PRIMARY KEY, lambda DOUBLE PRECISION, p_drop DOUBLE PRECISION, nu DOUBLE PRECISION, mean_spend_fen DOUBLE PRECISION, holiday_mult DOUBLE PRECISION, first_order VARCHAR(19), last_order VARCHAR(19), dropout_at VARCHAR(19), alive_at_cutoff BIGINT, n_orders BIGINT, n_future BIGINT, future_spend_fen BIGINT, home_store_id BIGINT, has_member BIGINT, has_wx BIGINT, fav_daypart VARCHAR(16), fav_sku VARCHAR(16), circle_id BIGINT, sociability DOUBLE PRECISION, browse_rate DOUBLE PRECISION, p_continue DOUBLE PRECISION);
 CREATE TABLE ids (system VARCHAR(16), source_id BIGINT, person_id BIGINT, PRIMARY KEY (system, source_id));
-CREATE TABLE future_orders (person_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, channel VARCHAR(8))
+CREATE TABLE future_orders (person_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, channel VARCHAR(8));
+CREATE TABLE review_aspects (review_id BIGINT, aspect VARCHAR(8), polarity BIGINT, PRIMARY KEY (review_id, aspect));
+CREATE TABLE store_aspects (store_id BIGINT, aspect VARCHAR(8), quality DOUBLE PRECISION, trend_per_year DOUBLE PRECISION, PRIMARY KEY (store_id, aspect))
 ";

@@ -159,6 +159,74 @@ fn shares() -> SchemaRef {
         f("month", S, false),
     ]))
 }
+fn ties() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("tie_key", S, false),
+        // "group": customer_key joined group order ref_id started by other_key; "paid_by":
+        // customer_key paid order ref_id for other_key.
+        f("kind", S, false),
+        f("customer_key", S, false),
+        f("other_key", S, true),
+        f("ref_id", S, true),
+        f("at", ts(), false),
+        f("month", S, false),
+    ]))
+}
+fn review_sentiment() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("review_key", S, false),
+        f("customer_id", I64, true),
+        f("store_id", I64, true),
+        f("created_at", ts(), false),
+        f("month", S, false),
+        f("rating", I64, false),
+        f("sentiment", F64, false),
+        f("taste", F64, true),
+        f("service", F64, true),
+        f("price", F64, true),
+        f("environment", F64, true),
+        f("speed", F64, true),
+        f("hygiene", F64, true),
+    ]))
+}
+fn sessions() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("session_id", S, false),
+        f("customer_id", I64, true),
+        f("started_at", ts(), false),
+        f("ended_at", ts(), false),
+        f("events", I64, false),
+        f("duration_s", I64, false),
+        // Furthest funnel step reached in order: 0 none, 1 menu, 2 item, 3 cart, 4 pay.
+        f("max_step", I64, false),
+        f("path", S, false),
+        f("device", S, true),
+    ]))
+}
+fn network() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("customer_id", I64, false),
+        f("pagerank", F64, false),
+        f("influence_rank", I64, false),
+        f("community", I64, false),
+        f("community_size", I64, false),
+        f("ties_out", I64, false),
+        f("ties_in", I64, false),
+        f("shares_sent", I64, false),
+        f("cascade_reach", I64, false),
+        f("seed_rank", I64, true),
+        f("seed_spread", F64, true),
+    ]))
+}
+fn cascades() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("campaign", S, false),
+        f("root_customer_id", I64, false),
+        f("reached", I64, false),
+        f("depth", I64, false),
+        f("longest_path", S, false),
+    ]))
+}
 fn segmentation() -> SchemaRef {
     Arc::new(Schema::new(vec![
         f("customer_id", I64, false),
@@ -282,6 +350,41 @@ pub const TABLES: &[TableDef] = &[
         schema: shares,
     },
     TableDef {
+        name: "customer_ties_raw",
+        mode: Mode::Upsert,
+        key: "tie_key",
+        partition: Some("month"),
+        schema: ties,
+    },
+    TableDef {
+        name: "review_sentiment",
+        mode: Mode::Replace,
+        key: "",
+        partition: None,
+        schema: review_sentiment,
+    },
+    TableDef {
+        name: "customer_sessions",
+        mode: Mode::Replace,
+        key: "",
+        partition: None,
+        schema: sessions,
+    },
+    TableDef {
+        name: "customer_network",
+        mode: Mode::Replace,
+        key: "",
+        partition: None,
+        schema: network,
+    },
+    TableDef {
+        name: "network_cascades",
+        mode: Mode::Replace,
+        key: "",
+        partition: None,
+        schema: cascades,
+    },
+    TableDef {
         name: "customer_segmentation",
         mode: Mode::Replace,
         key: "",
@@ -339,8 +442,10 @@ pub const VIEWS: &[(&str, &str)] = &[
     (
         "customer_emotion",
         "SELECT e.review_key AS emotion_id, k.customer_id, e.order_key AS order_id, e.store_id, e.rating, \
-         e.content, e.created_at, e.sentiment FROM customer_emotion_raw e \
-         LEFT JOIN customer_keys k ON e.customer_key = k.source_key",
+         e.content, e.created_at, COALESCE(r.sentiment, e.sentiment) AS sentiment, r.taste, r.service, \
+         r.price, r.environment, r.speed, r.hygiene FROM customer_emotion_raw e \
+         LEFT JOIN customer_keys k ON e.customer_key = k.source_key \
+         LEFT JOIN review_sentiment r ON e.review_key = r.review_key",
     ),
     (
         "v_customer_360",

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react'
-import { Alert, Button, Card, Col, Descriptions, Empty, List, Progress, Rate, Row, Skeleton, Space, Statistic, Table, Tag, Typography } from 'antd'
+import { Alert, Button, Card, Col, Descriptions, Empty, List, Progress, Rate, Row, Segmented, Skeleton, Space, Statistic, Table, Tag, Typography } from 'antd'
 import ReactECharts from 'echarts-for-react'
 import { api, Json, liveSocket, num, pct, yuan } from '../api'
 import { useT } from '../i18n'
@@ -11,7 +11,9 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
   const tl = useApi(`/customers/${id}/timeline?limit=30`)
   const prefs = useApi(`/customers/${id}/preferences`)
   const emo = useApi(`/customers/${id}/emotion`)
-  const recs = useApi(`/customers/${id}/recommendations`)
+  const [dp, setDp] = useState<string | null>(null)
+  const recs = useApi(`/customers/${id}/recommendations?k=8${dp ? `&daypart=${dp}` : ''}`)
+  const net = useApi(`/customers/${id}/network`)
   const [insight, setInsight] = useState<Json | null>(null)
   const [insightErr, setInsightErr] = useState<string | null>(null)
   const [live, setLive] = useState<Json | null>(null)
@@ -113,16 +115,16 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
           </Card>
         </Col>
         <Col xs={24} lg={12}>
-          <Card title={t.recommendations} size="small" data-testid="recommendations">
-            <Typography.Text strong>{t.buyAgain}: </Typography.Text>
-            {(recs.data?.buy_again ?? []).map((r: Json) => (
-              <Tag key={r.product_id}>{r.name}</Tag>
-            ))}
+          <Card
+            title={t.recommendations}
+            size="small"
+            data-testid="recommendations"
+          >
+            <Segmented size="small" style={{ marginBottom: 8 }} value={dp ?? 'usual'} onChange={(v) => setDp(v === 'usual' ? null : (v as string))} options={['usual', 'breakfast', 'lunch', 'dinner']} />
             <br />
-            <Typography.Text strong>{t.tryNext} ({recs.data?.daypart}): </Typography.Text>
-            {(recs.data?.try_next ?? []).map((r: Json) => (
-              <Tag color="blue" key={r.product_id}>
-                {r.name}
+            {(recs.data?.items ?? []).map((r: Json) => (
+              <Tag key={r.product_id} color={r.bought_before ? 'volcano' : 'blue'} data-testid="rec-item" style={{ marginBottom: 4 }}>
+                {r.name} · {t[r.reason as keyof typeof t] ?? r.reason}
               </Tag>
             ))}
           </Card>
@@ -159,9 +161,21 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
             <Space>
               <Rate disabled allowHalf value={emo.data?.summary?.avg_rating ?? 0} />
               <span>
-                {num(emo.data?.summary?.avg_rating, 1)} · {num(emo.data?.summary?.reviews)} {t.reviews}
+                {num(emo.data?.summary?.avg_rating, 1)} · {num(emo.data?.summary?.reviews)} {t.reviews} · {t.sentiment} {num(emo.data?.summary?.avg_sentiment, 2)}
               </span>
             </Space>
+            <div data-testid="customer-aspects">
+              {(emo.data?.aspects ?? []).map((a: Json) => (
+                <Tag key={a.aspect} color={a.score >= 0 ? 'green' : 'red'}>
+                  {a.aspect} {a.score.toFixed(2)}
+                </Tag>
+              ))}
+            </div>
+            {net.data?.network && (
+              <Typography.Text type="secondary" data-testid="customer-network">
+                {t.influence} #{net.data.network.influence_rank} · {t.communities} #{net.data.network.community} ({net.data.network.community_size}) · {t.shares} {net.data.network.shares_sent}
+              </Typography.Text>
+            )}
             <List
               size="small"
               dataSource={(emo.data?.reviews ?? []).slice(0, 5)}

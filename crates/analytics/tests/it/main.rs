@@ -88,3 +88,5 @@ fn gamma_gamma_and_clv_match_lifetimes() {
         .sum();
     assert!(sig3(total, 266_621.6), "CLV total {total}");
 }
+
+mod graph_ref;

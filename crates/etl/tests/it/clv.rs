@@ -49,7 +49,7 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
     let h = c360_etl::evaluate::evaluate_holiday(&wh, &sim.truth_url, 10)
         .await
         .unwrap();
-    assert!(h.customers > 500, "{h:?}");
+    assert!(h.customers > 400, "{h:?}");
     assert!(rel(h.pooled_lift, h.true_mean_lift) < 0.15, "{h:?}");
     assert!(h.spearman > 0.1, "{h:?}");
     assert!(

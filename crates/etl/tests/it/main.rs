@@ -2,6 +2,7 @@
 //! incremental loads, failures midway, quarantine and identity quality against ground truth.
 
 mod clv;
+mod dims;
 mod servers;
 mod sqlite;
 
@@ -61,6 +62,9 @@ pub async fn fingerprint(wh: &Path) -> Vec<i64> {
         "SELECT COUNT(*) FROM customer_behavior_tracks_raw",
         "SELECT COUNT(*) FROM customer_emotion_raw",
         "SELECT COUNT(*) FROM customer_shares_raw",
+        "SELECT COUNT(*) FROM customer_ties_raw",
+        "SELECT COUNT(*) FROM review_sentiment",
+        "SELECT SUM(events) FROM customer_sessions",
         "SELECT COUNT(*) FROM customer_segmentation",
         "SELECT SUM(monetary_fen) FROM customer_segmentation",
         // Scores break ties by customer id, and ids depend on load order: compare tie-free facts.

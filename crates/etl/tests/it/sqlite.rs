@@ -232,6 +232,8 @@ async fn incremental_loads_equal_one_shot() {
         ("wx_events", "event_id"),
         ("wx_reviews", "review_id"),
         ("wx_shares", "share_id"),
+        ("wx_order_groups", "row_id"),
+        ("wx_paid_by", "row_id"),
     ];
     for (t, c) in pos_t {
         hold(&pos, t, c, cut, false).await;

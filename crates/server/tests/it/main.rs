@@ -34,6 +34,7 @@ pub fn serve_cfg(f: &Fixture) -> ServeConfig {
         warehouse: f.wh.clone(),
         metastore: f.etl.metastore(),
         poll: Duration::from_millis(100),
+        llm: None,
     }
 }
 
@@ -131,6 +132,12 @@ pub async fn call(
     let v = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, v)
+}
+
+async fn count_meta(f: &Fixture, sql: &str) -> i64 {
+    let db = c360_db::Db::connect(&f.etl.metastore()).await.unwrap();
+    let n = db.fetch_all(sql).await.unwrap()[0].clone();
+    c360_db::get_i64(&n, "n").unwrap()
 }
 
 async fn count(wh: &Path, sql: &str) -> i64 {
@@ -403,12 +410,164 @@ async fn api_answers_checks_roles_and_ingests_orders() {
         .iter()
         .map(|x| x["product_id"].as_i64().unwrap())
         .collect();
-    assert!(!rc["buy_again"].as_array().unwrap().is_empty());
-    assert!(rc["try_next"]
+    // Hybrid recommendations: what they bought is marked so, and what they buy most is never
+    // pushed out by new items.
+    let items = rc["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    for x in items {
+        let pid = x["product_id"].as_i64().unwrap();
+        assert_eq!(
+            x["bought_before"].as_bool().unwrap(),
+            bought.contains(&pid),
+            "{x}"
+        );
+    }
+    let top = pr["products"][0]["product_id"].as_i64().unwrap();
+    assert!(
+        items.iter().any(|x| x["product_id"] == top),
+        "favourite {top} missing: {rc}"
+    );
+    // Context: a breakfast cart with item 1 in it leaves item 1 out; bad input names the field.
+    let (s, rc2) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/customers/{id}/recommendations?daypart=breakfast&cart=1&k=5"),
+        an,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{rc2}");
+    assert_eq!(rc2["daypart"], "breakfast");
+    assert_eq!(rc2["items"].as_array().unwrap().len(), 5);
+    assert!(rc2["items"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|x| !bought.contains(&x["product_id"].as_i64().unwrap())));
+        .all(|x| x["product_id"] != 1));
+    for (q, field) in [
+        ("daypart=brunch", "daypart"),
+        ("cart=999", "cart"),
+        ("cart=x", "cart"),
+    ] {
+        let (s, v) = call(
+            &st,
+            "GET",
+            &format!("/api/v1/customers/{id}/recommendations?{q}"),
+            an,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
+        assert!(v["message"].as_str().unwrap().starts_with(field), "{v}");
+    }
+    let (s, anon) = call(
+        &st,
+        "GET",
+        "/api/v1/recommendations?daypart=lunch&store_id=1",
+        an,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(anon["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| !x["bought_before"].as_bool().unwrap()));
+
+    // Behaviour: the funnel by tier covers every session once; paths and exits.
+    let (s, fu) = call(&st, "GET", "/api/v1/behavior/funnel?by=tier", an, None).await;
+    assert_eq!(s, StatusCode::OK, "{fu}");
+    let sessions: u64 = fu["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["funnel"]["sessions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        sessions as i64,
+        count(&f.wh, "SELECT COUNT(*) FROM customer_sessions").await
+    );
+    for g in fu["segments"].as_array().unwrap() {
+        let r: Vec<u64> = g["funnel"]["reached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        assert!(r.windows(2).all(|w| w[0] >= w[1]), "funnel narrows: {g}");
+    }
+    let (s, v) = call(&st, "GET", "/api/v1/behavior/funnel?by=zodiac", an, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().starts_with("by:"));
+    let (_, fm) = call(&st, "GET", "/api/v1/behavior/funnel", m, None).await;
+    let msess = fm["segments"][0]["funnel"]["sessions"].as_u64().unwrap();
+    assert!(
+        msess > 0 && msess < sessions,
+        "manager sees their customers' sessions only"
+    );
+    let (s, pa) = call(&st, "GET", "/api/v1/behavior/paths?limit=5", an, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pa["paths"].as_array().unwrap().len(), 5);
+    assert!(!pa["exits"].as_array().unwrap().is_empty());
+
+    // Sentiment by aspect; a manager may not ask for another store.
+    let (s, se) = call(&st, "GET", "/api/v1/sentiment", an, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        se["total"]["reviews"].as_i64().unwrap(),
+        count(&f.wh, "SELECT COUNT(*) FROM review_sentiment").await
+    );
+    assert!(se["total"]["taste_n"].as_i64().unwrap() > 0);
+    let other = if f.store == 1 { 2 } else { 1 };
+    let (s, _) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/sentiment?store_id={other}"),
+        m,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/sentiment?store_id={}", f.store),
+        m,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Network: influencers in rank order, seeds, and a customer's own place.
+    let (s, ne) = call(&st, "GET", "/api/v1/network?limit=5", an, None).await;
+    assert_eq!(s, StatusCode::OK, "{ne}");
+    let ranks: Vec<i64> = ne["influencers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["influence_rank"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ranks, vec![1, 2, 3, 4, 5]);
+    assert!(!ne["seeds"].as_array().unwrap().is_empty());
+    assert!(ne["summary"]["modularity"].as_f64().unwrap() > 0.3);
+    let top_id = ne["influencers"][0]["customer_id"].as_i64().unwrap();
+    let (s, cn) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/customers/{top_id}/network"),
+        an,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cn["network"]["influence_rank"], 1);
+    assert_eq!(cn["influence_percentile"], 1.0);
+    let (_, nm) = call(&st, "GET", "/api/v1/network", m, None).await;
+    assert!(
+        nm["summary"].is_null(),
+        "chain-wide figures are not for store managers"
+    );
     let (_, pc) = call(
         &st,
         "GET",
@@ -576,6 +735,44 @@ async fn api_answers_checks_roles_and_ingests_orders() {
     let (s, v) = call(&st, "POST", "/api/v1/events", a, Some(json!({"event_id": "e2", "session_id": "s1", "action_type": "teleport", "page": "menu"}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().starts_with("action_type"));
+    // A batch: one bad event rejects the batch and names it; a resent batch counts nothing twice.
+    let ev = |i: usize, a: &str| json!({"event_id": format!("b{i}"), "customer_id": id, "session_id": "s2", "action_type": a, "page": "menu"});
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/api/v1/events/batch",
+        a,
+        Some(json!({"events": [ev(1, "view"), ev(2, "fly")]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1].action_type"),
+        "{v}"
+    );
+    let ev_before = count_meta(&f, "SELECT COUNT(*) AS n FROM live_events").await;
+    let batch = json!({"events": [ev(1, "view"), ev(2, "click"), ev(3, "add_cart")]});
+    let (s, v) = call(&st, "POST", "/api/v1/events/batch", a, Some(batch.clone())).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"created": 3, "duplicates": 0}));
+    let (_, v) = call(&st, "POST", "/api/v1/events/batch", a, Some(batch)).await;
+    assert_eq!(v, json!({"created": 0, "duplicates": 3}));
+    assert_eq!(
+        count_meta(&f, "SELECT COUNT(*) AS n FROM live_events").await,
+        ev_before + 3
+    );
+    let (s, _) = call(
+        &st,
+        "POST",
+        "/api/v1/events/batch",
+        an,
+        Some(json!({"events": [ev(4, "view")]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Cache: a repeated read is a hit.
     let (_, h0) = call(&st, "GET", "/api/v1/health", None, None).await;

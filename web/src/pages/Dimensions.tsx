@@ -1,0 +1,272 @@
+import { useState } from 'react'
+import { Alert, Card, Col, Row, Segmented, Skeleton, Table, Tabs, Tag } from 'antd'
+import ReactECharts from 'echarts-for-react'
+import { Json, num, pct } from '../api'
+import { useT } from '../i18n'
+import { useApi } from './useApi'
+
+const ASPECTS = ['taste', 'service', 'price', 'environment', 'speed', 'hygiene']
+
+function Behaviour() {
+  const { t } = useT()
+  const [by, setBy] = useState('tier')
+  const funnel = useApi(`/behavior/funnel?by=${by}`)
+  const paths = useApi('/behavior/paths?limit=10')
+  if (funnel.error || paths.error) return <Alert type="error" message={funnel.error || paths.error} />
+  const segs: Json[] = funnel.data?.segments ?? []
+  const steps: string[] = funnel.data?.steps ?? []
+  return (
+    <Row gutter={[12, 12]}>
+      <Col xs={24}>
+        <Card title={t.funnel} size="small">
+          <Segmented size="small" value={by} onChange={(v) => setBy(v as string)} options={['none', 'tier', 'lifecycle', 'device']} />
+          {!funnel.data ? (
+            <Skeleton active />
+          ) : (
+            <>
+              <ReactECharts
+                style={{ height: 300 }}
+                data-testid="funnel-chart"
+                option={{
+                  tooltip: { trigger: 'axis' },
+                  legend: { type: 'scroll' },
+                  grid: { left: 40, right: 10, top: 40, bottom: 30 },
+                  xAxis: { type: 'category', data: steps.map((s) => t[s as keyof typeof t] ?? s) },
+                  yAxis: { type: 'value', max: 1, axisLabel: { formatter: (v: number) => `${Math.round(v * 100)}%` } },
+                  series: segs.map((s) => ({
+                    name: s.segment,
+                    type: 'line',
+                    data: s.funnel.reached.map((r: number) => r / Math.max(1, s.funnel.sessions)),
+                  })),
+                }}
+              />
+              <Table
+                size="small"
+                rowKey="segment"
+                data-testid="funnel-table"
+                scroll={{ x: true }}
+                pagination={false}
+                dataSource={segs}
+                columns={[
+                  { title: t.segmentName, dataIndex: 'segment' },
+                  { title: t.sessions, render: (_: unknown, r: Json) => num(r.funnel.sessions) },
+                  ...steps.map((s, i) => ({
+                    title: `${t[s as keyof typeof t] ?? s} ↓`,
+                    render: (_: unknown, r: Json) => pct(r.funnel.drop_off[i]),
+                  })),
+                  { title: t.conversion, render: (_: unknown, r: Json) => pct(r.funnel.overall_conversion) },
+                  { title: t.bounce, render: (_: unknown, r: Json) => pct(r.bounce_rate) },
+                ]}
+              />
+            </>
+          )}
+        </Card>
+      </Col>
+      <Col xs={24} lg={14}>
+        <Card title={t.paths} size="small">
+          <Table
+            size="small"
+            rowKey="path"
+            scroll={{ x: true }}
+            pagination={false}
+            dataSource={paths.data?.paths ?? []}
+            columns={[
+              { title: t.paths, dataIndex: 'path', render: (v: string) => v.split('>').map((p, i) => <Tag key={i}>{p}</Tag>) },
+              { title: t.sessions, dataIndex: 'sessions', render: (v: number) => num(v) },
+              { title: t.conversion, dataIndex: 'conversion', render: (v: number) => pct(v) },
+            ]}
+          />
+        </Card>
+      </Col>
+      <Col xs={24} lg={10}>
+        <Card title={t.exits} size="small">
+          <ReactECharts
+            style={{ height: 260 }}
+            option={{
+              tooltip: {},
+              series: [{ type: 'pie', radius: ['35%', '65%'], data: (paths.data?.exits ?? []).map((e: Json) => ({ name: e.page, value: e.sessions })) }],
+            }}
+          />
+        </Card>
+      </Col>
+    </Row>
+  )
+}
+
+function Sentiment() {
+  const { t } = useT()
+  const s = useApi('/sentiment')
+  if (s.error) return <Alert type="error" message={s.error} />
+  if (!s.data) return <Skeleton active />
+  const names: Json[] = s.data.aspects
+  const total = s.data.total ?? {}
+  const trend: Json[] = s.data.trend ?? []
+  return (
+    <Row gutter={[12, 12]}>
+      <Col xs={24} lg={10}>
+        <Card title={t.aspects} size="small" data-testid="aspects">
+          <ReactECharts
+            style={{ height: 280 }}
+            option={{
+              tooltip: {},
+              grid: { left: 50, right: 10, top: 10, bottom: 30 },
+              xAxis: { type: 'value', min: -1, max: 1 },
+              yAxis: { type: 'category', data: names.map((a) => a.aspect) },
+              series: [
+                {
+                  type: 'bar',
+                  data: names.map((a) => ({
+                    value: total[a.column] == null ? null : Number(total[a.column].toFixed(2)),
+                    itemStyle: { color: (total[a.column] ?? 0) >= 0 ? '#52c41a' : '#f5222d' },
+                  })),
+                },
+              ],
+            }}
+          />
+          {num(total.reviews)} {t.reviews} · {t.sentiment} {num(total.sentiment, 2)}
+        </Card>
+      </Col>
+      <Col xs={24} lg={14}>
+        <Card title={t.monthly} size="small">
+          <ReactECharts
+            style={{ height: 300 }}
+            option={{
+              tooltip: { trigger: 'axis' },
+              legend: { type: 'scroll' },
+              grid: { left: 40, right: 10, top: 40, bottom: 30 },
+              xAxis: { type: 'category', data: trend.map((r) => r.month) },
+              yAxis: { type: 'value', min: -1, max: 1 },
+              series: names.map((a) => ({ name: a.aspect, type: 'line', smooth: true, connectNulls: true, data: trend.map((r) => (r[a.column] == null ? null : Number(r[a.column].toFixed(2)))) })),
+            }}
+          />
+        </Card>
+      </Col>
+      <Col xs={24}>
+        <Card title={t.storesWorst} size="small">
+          <Table
+            size="small"
+            rowKey="store_id"
+            scroll={{ x: true }}
+            pagination={{ pageSize: 10 }}
+            dataSource={s.data.stores ?? []}
+            columns={[
+              { title: t.store, dataIndex: 'name', render: (v: string, r: Json) => v ?? r.store_id },
+              { title: t.reviews, dataIndex: 'reviews' },
+              { title: t.sentiment, dataIndex: 'sentiment', render: (v: number) => num(v, 2) },
+              ...ASPECTS.map((c, i) => ({ title: names[i]?.aspect ?? c, dataIndex: c, render: (v: number) => (v == null ? '-' : <Tag color={v >= 0 ? 'green' : 'red'}>{v.toFixed(2)}</Tag>) })),
+            ]}
+          />
+        </Card>
+      </Col>
+    </Row>
+  )
+}
+
+function Network({ onOpen }: { onOpen: (id: number) => void }) {
+  const { t } = useT()
+  const n = useApi('/network?limit=15')
+  if (n.error) return <Alert type="error" message={n.error} />
+  if (!n.data) return <Skeleton active />
+  const sm = n.data.summary
+  const open = (r: Json) => ({ onClick: () => onOpen(r.customer_id ?? r.root_customer_id), style: { cursor: 'pointer' } })
+  return (
+    <Row gutter={[12, 12]}>
+      {sm && (
+        <Col xs={24}>
+          <Tag>{t.customersN} {num(sm.customers)}</Tag>
+          <Tag>{t.ties} {num(sm.edges)}</Tag>
+          <Tag>{t.communities} {num(sm.communities)} (Q {num(sm.modularity, 2)})</Tag>
+          <Tag color="volcano">
+            {t.seeds}: {num(sm.seeds?.expected_spread_greedy, 1)} vs PageRank {num(sm.seeds?.expected_spread_top_pagerank, 1)}
+          </Tag>
+        </Col>
+      )}
+      <Col xs={24} lg={12}>
+        <Card title={t.influencers} size="small">
+          <Table
+            size="small"
+            rowKey="customer_id"
+            data-testid="influencers"
+            scroll={{ x: true }}
+            pagination={false}
+            onRow={open}
+            dataSource={n.data.influencers}
+            columns={[
+              { title: '#', dataIndex: 'influence_rank' },
+              { title: t.customer, dataIndex: 'customer_id' },
+              { title: 'PageRank', dataIndex: 'pagerank', render: (v: number) => v.toExponential(2) },
+              { title: t.communities, dataIndex: 'community' },
+              { title: t.shares, dataIndex: 'shares_sent' },
+              { title: t.reach, dataIndex: 'cascade_reach' },
+              { title: t.tier, dataIndex: 'tier' },
+            ]}
+          />
+        </Card>
+      </Col>
+      <Col xs={24} lg={12}>
+        <Card title={t.seeds} size="small">
+          <Table
+            size="small"
+            rowKey="customer_id"
+            scroll={{ x: true }}
+            pagination={false}
+            onRow={open}
+            dataSource={n.data.seeds}
+            columns={[
+              { title: '#', dataIndex: 'seed_rank' },
+              { title: t.customer, dataIndex: 'customer_id' },
+              { title: t.reach, dataIndex: 'seed_spread', render: (v: number) => num(v, 1) },
+              { title: 'PageRank #', dataIndex: 'influence_rank' },
+            ]}
+          />
+        </Card>
+      </Col>
+      <Col xs={24} lg={12}>
+        <Card title={t.communities} size="small">
+          <ReactECharts
+            style={{ height: 260 }}
+            option={{
+              tooltip: {},
+              xAxis: { type: 'category', data: n.data.communities.map((c: Json) => `#${c.community}`) },
+              yAxis: { type: 'value' },
+              series: [{ type: 'bar', name: t.count, data: n.data.communities.map((c: Json) => c.members) }],
+            }}
+          />
+        </Card>
+      </Col>
+      <Col xs={24} lg={12}>
+        <Card title={t.cascades} size="small">
+          <Table
+            size="small"
+            rowKey={(r: Json) => `${r.campaign}-${r.root_customer_id}`}
+            scroll={{ x: true }}
+            pagination={false}
+            onRow={open}
+            dataSource={n.data.cascades.slice(0, 10)}
+            columns={[
+              { title: t.campaign, dataIndex: 'campaign' },
+              { title: t.customer, dataIndex: 'root_customer_id' },
+              { title: t.reach, dataIndex: 'reached' },
+              { title: t.depth, dataIndex: 'depth' },
+              { title: t.paths, dataIndex: 'longest_path', render: (v: string) => JSON.parse(v).join(' → ') },
+            ]}
+          />
+        </Card>
+      </Col>
+    </Row>
+  )
+}
+
+export default function Dimensions({ onOpen }: { onOpen: (id: number) => void }) {
+  const { t } = useT()
+  return (
+    <Tabs
+      data-testid="dimensions"
+      items={[
+        { key: 'behaviour', label: t.behaviour, children: <Behaviour /> },
+        { key: 'sentiment', label: t.sentiment, children: <Sentiment /> },
+        { key: 'network', label: t.network, children: <Network onOpen={onOpen} /> },
+      ]}
+    />
+  )
+}
