@@ -1131,6 +1131,95 @@ pub async fn events(
     Ok((n, loaded))
 }
 
+/// Step 7, second half: page events posted to the server (`POST /events`, kept in the
+/// metastore's `live_events`) join the tracks, keyed by their event id so a rerun adds nothing
+/// twice. They name the resolved customer id (key `C:{id}`), not a source id. Anonymous events
+/// (no customer) are not tracks and are skipped.
+pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result<(u64, u64)> {
+    if meta
+        .fetch_all("SELECT event_id FROM live_events WHERE 1 = 0")
+        .await
+        .is_err()
+    {
+        // No server has run against this metastore yet.
+        return Ok((0, 0));
+    }
+    let rows = meta
+        .fetch_all(
+            "SELECT event_id, customer_id, session_id, action_type, page, event_time, device FROM live_events ORDER BY event_id",
+        )
+        .await?;
+    let (
+        mut key,
+        mut cust,
+        mut sess,
+        mut act,
+        mut page,
+        mut time,
+        mut dev,
+        mut lat,
+        mut lon,
+        mut month,
+    ) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        tsb(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        StringBuilder::new(),
+    );
+    let mut loaded = 0u64;
+    for r in &rows {
+        let id = get_text(r, "event_id").unwrap_or_default();
+        let Some(c) = get_i64(r, "customer_id") else {
+            // An anonymous visitor's event belongs to no customer: not a track.
+            continue;
+        };
+        let Some(t) = get_text(r, "event_time").and_then(|t| parse_ts(&t).ok()) else {
+            q.add(
+                "live_events",
+                &id,
+                "event_time",
+                "missing or malformed",
+                None,
+            );
+            continue;
+        };
+        key.append_value(format!("L:{id}"));
+        cust.append_value(format!("C:{c}"));
+        sess.append_option(get_text(r, "session_id"));
+        act.append_value(get_text(r, "action_type").unwrap_or_default());
+        page.append_option(get_text(r, "page"));
+        time.append_value(ts_micros(t));
+        dev.append_option(get_text(r, "device"));
+        lat.append_null();
+        lon.append_null();
+        month.append_value(t.format("%Y-%m").to_string());
+        loaded += 1;
+    }
+    let b = RecordBatch::try_new(
+        (tables::def("customer_behavior_tracks_raw").unwrap().schema)(),
+        vec![
+            Arc::new(key.finish()),
+            Arc::new(cust.finish()),
+            Arc::new(sess.finish()),
+            Arc::new(act.finish()),
+            Arc::new(page.finish()),
+            Arc::new(time.finish()),
+            Arc::new(dev.finish()),
+            Arc::new(lat.finish()),
+            Arc::new(lon.finish()),
+            Arc::new(month.finish()),
+        ],
+    )?;
+    txn.upsert("customer_behavior_tracks_raw", vec![b])?;
+    Ok((rows.len() as u64, loaded))
+}
+
 /// Masks anything in free text that looks like a mobile number.
 pub fn scrub_text(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();

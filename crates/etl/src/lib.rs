@@ -272,7 +272,11 @@ async fn run_steps(
         pb,
         extract::orders(pos, wx, wh, &mut txn, &mut q, &ctx, &pb)
     );
-    step!(7, pb, extract::events(wx, &mut txn, &mut q, &pb));
+    step!(7, pb, async {
+        let (a, b) = extract::events(wx, &mut txn, &mut q, &pb).await?;
+        let (c, d) = extract::live_events(&meta.db, &mut txn, &mut q).await?;
+        Result::Ok((a + c, b + d))
+    });
     step!(
         8,
         pb,

@@ -435,7 +435,11 @@ pub const VIEWS: &[(&str, &str)] = &[
     ),
     (
         "customer_behavior_tracks",
-        "SELECT b.event_key AS track_id, k.customer_id, b.session_id, b.action_type, b.page, b.event_time, \
+        // Events posted to the server name the customer id itself (key `C:{id}`). (A CASE, not
+        // COALESCE: DataFusion drops a COALESCE whose first argument is non-null before the join.)
+        "SELECT b.event_key AS track_id, \
+         CASE WHEN b.customer_key LIKE 'C:%' THEN CAST(substr(b.customer_key, 3) AS BIGINT) ELSE k.customer_id END AS customer_id, \
+         b.session_id, b.action_type, b.page, b.event_time, \
          b.device, b.lat_coarse, b.lon_coarse FROM customer_behavior_tracks_raw b \
          LEFT JOIN customer_keys k ON b.customer_key = k.source_key",
     ),

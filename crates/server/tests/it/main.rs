@@ -4,6 +4,7 @@
 //! and the dashboard end to end in headless Chromium.
 
 mod e2e;
+mod llm;
 mod ws;
 
 use std::path::{Path, PathBuf};
@@ -788,6 +789,24 @@ async fn api_answers_checks_roles_and_ingests_orders() {
     assert_eq!(o3["live"]["orders"], 1);
     let (_, p3) = call(&st2, "GET", &format!("/api/v1/customers/{id}"), an, None).await;
     assert_eq!(p3["live"]["orders"].as_f64().unwrap() as i64, before + 1);
+
+    // The next ETL run takes the posted events into the tracks and sessions, once.
+    for _ in 0..2 {
+        c360_etl::run(&f.etl).await.unwrap();
+    }
+    assert_eq!(
+        count(
+            &f.wh,
+            "SELECT COUNT(*) FROM customer_behavior_tracks_raw WHERE event_key LIKE 'L:%'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        count(&f.wh, &format!("SELECT events * 10 + max_step FROM customer_sessions WHERE session_id = 's2' AND customer_id = {id}")).await,
+        31,
+        "three events; a click on the menu page is not the item step, so the strict funnel stops at menu"
+    );
 }
 
 async fn other_store(f: &Fixture) -> i64 {
