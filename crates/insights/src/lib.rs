@@ -199,6 +199,16 @@ pub fn rule_based(f: &Facts, lang: &str) -> Insight {
                 )
             };
         }
+        if let Some(p) = f.influence_percentile.filter(|p| *p >= 0.9) {
+            t += &if zh {
+                format!("；社交影响力高于 {} 的客户，可作为分享活动种子", pct(p))
+            } else {
+                format!(
+                    "; more influential than {} of customers: a seed for share campaigns",
+                    pct(p)
+                )
+            };
+        }
         if let Some(h) = f.holiday_lift.filter(|h| *h >= 1.3) {
             t += &if zh {
                 format!("；节假日购买是平时的 {h:.1} 倍，宜在节前触达")
@@ -235,12 +245,29 @@ pub fn rule_based(f: &Facts, lang: &str) -> Insight {
             } else {
                 format!("; {} reviews averaging {r:.1}", f.review_count)
             };
-            if r < 3.0 {
-                t += if zh {
-                    "，需关注口味与服务"
-                } else {
-                    ", so check taste and service"
-                };
+            // The weakest aspect their reviews name says what to fix; without aspects, the
+            // rating alone points at taste and service.
+            let weakest = f
+                .aspect_scores
+                .iter()
+                .filter(|a| a.1 < 0.0)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            match weakest {
+                Some((a, v)) => {
+                    t += &if zh {
+                        format!("，评价中「{a}」最差（{v:.2}），需改进")
+                    } else {
+                        format!(", and their reviews rate {a} worst ({v:.2}): fix it first")
+                    };
+                }
+                None if r < 3.0 => {
+                    t += if zh {
+                        "，需关注口味与服务"
+                    } else {
+                        ", so check taste and service"
+                    };
+                }
+                None => {}
             }
         }
         t += if zh { "。" } else { "." };
@@ -318,5 +345,38 @@ mod tests {
             "en",
         );
         assert!(calm.marketing.text.starts_with("Keep warm"));
+        // Review aspects and influence: the weakest aspect is named, a top influencer is a seed,
+        // and the rule writer's own numbers pass the LLM writer's grounding check.
+        let rich = Facts {
+            avg_rating: Some(2.5),
+            review_count: 4,
+            aspect_scores: vec![("口味".into(), 0.4), ("速度".into(), -0.62)],
+            influence_percentile: Some(0.97),
+            ..facts()
+        };
+        let i = rule_based(&rich, "zh");
+        assert!(
+            i.product_strategy.text.contains("「速度」最差（-0.62）"),
+            "{}",
+            i.product_strategy.text
+        );
+        assert!(
+            i.marketing.text.contains("高于 97%"),
+            "{}",
+            i.marketing.text
+        );
+        for s in [&i.value, &i.churn_risk, &i.marketing, &i.product_strategy] {
+            assert!(llm::ungrounded(&s.text, &rich).is_empty(), "{}", s.text);
+        }
+        assert!(!rule_based(
+            &Facts {
+                influence_percentile: Some(0.5),
+                ..rich
+            },
+            "en"
+        )
+        .marketing
+        .text
+        .contains("influential"));
     }
 }

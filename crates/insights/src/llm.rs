@@ -180,9 +180,10 @@ impl Prompt {
 /// Numbers a writer may state: the facts in every unit and rounding they can be written in.
 fn allowed_numbers(f: &Facts) -> Vec<f64> {
     let mut v: Vec<f64> = Vec::new();
+    // Numbers are read without their sign ("-0.62" reads as 0.62), so allow magnitudes.
     let mut add = |x: f64| {
         if x.is_finite() {
-            v.push(x);
+            v.push(x.abs());
         }
     };
     let fen = |x: f64, add: &mut dyn FnMut(f64)| {
@@ -207,9 +208,6 @@ fn allowed_numbers(f: &Facts) -> Vec<f64> {
         .flatten()
     {
         frac(x, &mut add);
-    }
-    if let Some(x) = f.value_growth {
-        add(x.abs() * 100.0);
     }
     if let Some(x) = f.expected_purchases_365d {
         add(x);
