@@ -174,7 +174,7 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
       {sm && (
         <Col xs={24}>
           <Tag>{t.customersN} {num(sm.customers)}</Tag>
-          <Tag>{t.ties} {num(sm.edges)}</Tag>
+          <Tag>{t.ties} {num(sm.ties)}</Tag>
           <Tag>{t.communities} {num(sm.communities)} (Q {num(sm.modularity, 2)})</Tag>
           <Tag color="volcano">
             {t.seeds}: {num(sm.seeds?.expected_spread_greedy, 1)} vs PageRank {num(sm.seeds?.expected_spread_top_pagerank, 1)}
