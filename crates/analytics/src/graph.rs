@@ -28,14 +28,7 @@ impl Graph {
             assert!(u < n && v < n, "edge ({u}, {v}) outside 0..{n}");
             *m[u].entry(v).or_insert(0.0) += w;
         }
-        let out = m
-            .into_iter()
-            .map(|h| {
-                let mut v: Vec<(usize, f64)> = h.into_iter().collect();
-                v.sort_by_key(|e| e.0);
-                v
-            })
-            .collect();
+        let out = m.into_iter().map(sorted_adjacency).collect();
         Graph { n, out }
     }
 
@@ -65,13 +58,7 @@ impl Graph {
                 }
             }
         }
-        m.into_iter()
-            .map(|h| {
-                let mut v: Vec<(usize, f64)> = h.into_iter().collect();
-                v.sort_by_key(|e| e.0);
-                v
-            })
-            .collect()
+        m.into_iter().map(sorted_adjacency).collect()
     }
 }
 
@@ -107,17 +94,28 @@ pub fn pagerank(g: &Graph, alpha: f64, tol: f64, max_iter: usize) -> Vec<f64> {
     x
 }
 
-/// Modularity of a partition (community label per node) of the undirected graph, resolution γ.
-pub fn modularity(adj: &[Vec<(usize, f64)>], label: &[usize], resolution: f64) -> f64 {
-    let deg: Vec<f64> = adj
-        .iter()
+/// One node's neighbours as `(node, weight)`, sorted by node.
+fn sorted_adjacency(h: HashMap<usize, f64>) -> Vec<(usize, f64)> {
+    let mut v: Vec<(usize, f64)> = h.into_iter().collect();
+    v.sort_by_key(|e| e.0);
+    v
+}
+
+/// Weighted degree of each node of an undirected adjacency (a self-loop counts twice).
+fn degrees(adj: &[Vec<(usize, f64)>]) -> Vec<f64> {
+    adj.iter()
         .enumerate()
         .map(|(u, a)| {
             a.iter()
                 .map(|&(v, w)| if v == u { 2.0 * w } else { w })
                 .sum()
         })
-        .collect();
+        .collect()
+}
+
+/// Modularity of a partition (community label per node) of the undirected graph, resolution γ.
+pub fn modularity(adj: &[Vec<(usize, f64)>], label: &[usize], resolution: f64) -> f64 {
+    let deg = degrees(adj);
     let m2: f64 = deg.iter().sum();
     if m2 == 0.0 {
         return 0.0;
@@ -150,15 +148,7 @@ pub fn louvain(g: &Graph, resolution: f64, threshold: f64, seed: u64) -> Vec<usi
     let mut best_q = modularity(&adj, &(0..g.n).collect::<Vec<_>>(), resolution);
     loop {
         let n = adj.len();
-        let deg: Vec<f64> = adj
-            .iter()
-            .enumerate()
-            .map(|(u, a)| {
-                a.iter()
-                    .map(|&(v, w)| if v == u { 2.0 * w } else { w })
-                    .sum()
-            })
-            .collect();
+        let deg = degrees(&adj);
         let m2: f64 = deg.iter().sum();
         if m2 == 0.0 {
             break;
@@ -238,14 +228,7 @@ pub fn louvain(g: &Graph, resolution: f64, threshold: f64, seed: u64) -> Vec<usi
                 }
             }
         }
-        adj = agg
-            .into_iter()
-            .map(|h| {
-                let mut v: Vec<(usize, f64)> = h.into_iter().collect();
-                v.sort_by_key(|e| e.0);
-                v
-            })
-            .collect();
+        adj = agg.into_iter().map(sorted_adjacency).collect();
     }
     // Largest community first.
     let k = node_of.iter().max().map_or(0, |m| m + 1);

@@ -305,10 +305,13 @@ impl Recommender {
                     // Taste (item-based collaborative filtering): of the customers who bought
                     // what this customer buys, the share who also bought this item, weighted by
                     // how often they buy each; adjusted to where and when it is shown.
-                    let (mut s, mut w) = (0.0, 0.0);
+                    // One pass over what they buy, weighted by how often: co-purchase share
+                    // (for the score) and cosine similarity (for the stated reason).
+                    let (mut s, mut sim, mut w) = (0.0, 0.0, 0.0);
                     for j in 0..self.n {
                         if h.item[j] > 0.0 {
                             s += self.conf[j][i] * h.item[j];
+                            sim += self.sim[i][j] * h.item[j];
                             w += h.item[j];
                         }
                     }
@@ -330,16 +333,9 @@ impl Recommender {
                     };
                     let openness = A_PERSONAL / (h.orders + A_PERSONAL);
                     let mean_sim = self.sim[i].iter().sum::<f64>() / (self.n as f64 - 1.0).max(1.0);
-                    let (mut sim, mut sw) = (0.0, 0.0);
-                    for j in 0..self.n {
-                        if h.item[j] > 0.0 {
-                            sim += self.sim[i][j] * h.item[j];
-                            sw += h.item[j];
-                        }
-                    }
                     let reason = if self.new_item[i] {
                         Reason::NewItem
-                    } else if sw > 0.0 && sim / sw > mean_sim * 1.2 {
+                    } else if w > 0.0 && sim / w > mean_sim * 1.2 {
                         Reason::SimilarTaste
                     } else {
                         Reason::Popular

@@ -94,7 +94,7 @@ pub fn rated_examples<'a>(rows: impl Iterator<Item = &'a ReviewRow>) -> Vec<(Str
 }
 
 /// Scores every review: the classifier trained on the corpus plus all rated reviews.
-pub fn sentiment_batch(rows: &[ReviewRow]) -> Result<(RecordBatch, sentiment::Sentiment)> {
+pub fn sentiment_batch(rows: &[ReviewRow]) -> Result<RecordBatch> {
     use rayon::prelude::*;
     let model = sentiment::train_default(&rated_examples(rows.iter()));
     let scored: Vec<Option<sentiment::Analysis>> = rows
@@ -139,7 +139,7 @@ pub fn sentiment_batch(rows: &[ReviewRow]) -> Result<(RecordBatch, sentiment::Se
             .map(|mut b| Arc::new(b.finish()) as ArrayRef),
     );
     let schema = (tables::def("review_sentiment").unwrap().schema)();
-    Ok((RecordBatch::try_new(schema, cols)?, model))
+    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 /// Sessions of all page events.

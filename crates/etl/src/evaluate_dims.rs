@@ -25,19 +25,8 @@ use crate::evaluate::clean_customers;
 use crate::Result;
 
 fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let (ra, rb) = (
-        c360_analytics::churn::average_ranks(a),
-        c360_analytics::churn::average_ranks(b),
-    );
-    let n = ra.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in ra.iter().zip(&rb) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    sab / (saa.sqrt() * sbb.sqrt())
+    use c360_analytics::churn::average_ranks;
+    crate::evaluate::pearson(&average_ranks(a), &average_ranks(b))
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1028,6 +1028,81 @@ fn id_watermark(txn: &Txn, key: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Rows of `customer_behavior_tracks_raw`, whichever way the events came in.
+struct Tracks {
+    key: StringBuilder,
+    cust: StringBuilder,
+    sess: StringBuilder,
+    act: StringBuilder,
+    page: StringBuilder,
+    time: TimestampMicrosecondBuilder,
+    dev: StringBuilder,
+    lat: Float64Builder,
+    lon: Float64Builder,
+    month: StringBuilder,
+}
+
+impl Default for Tracks {
+    fn default() -> Self {
+        Tracks {
+            key: StringBuilder::new(),
+            cust: StringBuilder::new(),
+            sess: StringBuilder::new(),
+            act: StringBuilder::new(),
+            page: StringBuilder::new(),
+            time: tsb(),
+            dev: StringBuilder::new(),
+            lat: Float64Builder::new(),
+            lon: Float64Builder::new(),
+            month: StringBuilder::new(),
+        }
+    }
+}
+
+impl Tracks {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        key: String,
+        customer_key: String,
+        session: Option<String>,
+        action: &str,
+        page: Option<String>,
+        t: chrono::NaiveDateTime,
+        device: Option<String>,
+        (lat, lon): (Option<f64>, Option<f64>),
+    ) {
+        self.key.append_value(key);
+        self.cust.append_value(customer_key);
+        self.sess.append_option(session);
+        self.act.append_value(action);
+        self.page.append_option(page);
+        self.time.append_value(ts_micros(t));
+        self.dev.append_option(device);
+        self.lat.append_option(lat);
+        self.lon.append_option(lon);
+        self.month.append_value(t.format("%Y-%m").to_string());
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(
+            (tables::def("customer_behavior_tracks_raw").unwrap().schema)(),
+            vec![
+                Arc::new(self.key.finish()),
+                Arc::new(self.cust.finish()),
+                Arc::new(self.sess.finish()),
+                Arc::new(self.act.finish()),
+                Arc::new(self.page.finish()),
+                Arc::new(self.time.finish()),
+                Arc::new(self.dev.finish()),
+                Arc::new(self.lat.finish()),
+                Arc::new(self.lon.finish()),
+                Arc::new(self.month.finish()),
+            ],
+        )?)
+    }
+}
+
 /// Step 7: page events from the mini-program (append-only; watermark is the last event id).
 pub async fn events(
     wx: &Db,
@@ -1046,29 +1121,7 @@ pub async fn events(
     } else {
         sql
     };
-    let (
-        mut key,
-        mut cust,
-        mut sess,
-        mut act,
-        mut page,
-        mut time,
-        mut dev,
-        mut lat,
-        mut lon,
-        mut month,
-    ) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        tsb(),
-        StringBuilder::new(),
-        Float64Builder::new(),
-        Float64Builder::new(),
-        StringBuilder::new(),
-    );
+    let mut tracks = Tracks::default();
     let mut n = 0u64;
     let mut loaded = 0u64;
     let mut max_id = wm;
@@ -1098,35 +1151,20 @@ pub async fn events(
             q.add("wx_events", id, "event_type", "missing", None);
             return;
         };
-        key.append_value(format!("E:{id}"));
-        cust.append_value(ck);
-        sess.append_option(get_text(r, "session_id"));
-        act.append_value(a);
-        page.append_option(get_text(r, "page"));
-        time.append_value(ts_micros(t));
-        dev.append_option(get_text(r, "device"));
-        lat.append_option(coarse(get_f64(r, "lat")));
-        lon.append_option(coarse(get_f64(r, "lon")));
-        month.append_value(t.format("%Y-%m").to_string());
+        tracks.push(
+            format!("E:{id}"),
+            ck,
+            get_text(r, "session_id"),
+            &a,
+            get_text(r, "page"),
+            t,
+            get_text(r, "device"),
+            (coarse(get_f64(r, "lat")), coarse(get_f64(r, "lon"))),
+        );
         loaded += 1;
     })
     .await?;
-    let b = RecordBatch::try_new(
-        (tables::def("customer_behavior_tracks_raw").unwrap().schema)(),
-        vec![
-            Arc::new(key.finish()),
-            Arc::new(cust.finish()),
-            Arc::new(sess.finish()),
-            Arc::new(act.finish()),
-            Arc::new(page.finish()),
-            Arc::new(time.finish()),
-            Arc::new(dev.finish()),
-            Arc::new(lat.finish()),
-            Arc::new(lon.finish()),
-            Arc::new(month.finish()),
-        ],
-    )?;
-    txn.upsert("customer_behavior_tracks_raw", vec![b])?;
+    txn.upsert("customer_behavior_tracks_raw", vec![tracks.finish()?])?;
     txn.set_watermark("wx.wx_events", max_id.to_string());
     Ok((n, loaded))
 }
@@ -1149,29 +1187,7 @@ pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result
             "SELECT event_id, customer_id, session_id, action_type, page, event_time, device FROM live_events ORDER BY event_id",
         )
         .await?;
-    let (
-        mut key,
-        mut cust,
-        mut sess,
-        mut act,
-        mut page,
-        mut time,
-        mut dev,
-        mut lat,
-        mut lon,
-        mut month,
-    ) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        tsb(),
-        StringBuilder::new(),
-        Float64Builder::new(),
-        Float64Builder::new(),
-        StringBuilder::new(),
-    );
+    let mut tracks = Tracks::default();
     let mut loaded = 0u64;
     for r in &rows {
         let id = get_text(r, "event_id").unwrap_or_default();
@@ -1189,34 +1205,19 @@ pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result
             );
             continue;
         };
-        key.append_value(format!("L:{id}"));
-        cust.append_value(format!("C:{c}"));
-        sess.append_option(get_text(r, "session_id"));
-        act.append_value(get_text(r, "action_type").unwrap_or_default());
-        page.append_option(get_text(r, "page"));
-        time.append_value(ts_micros(t));
-        dev.append_option(get_text(r, "device"));
-        lat.append_null();
-        lon.append_null();
-        month.append_value(t.format("%Y-%m").to_string());
+        tracks.push(
+            format!("L:{id}"),
+            format!("C:{c}"),
+            get_text(r, "session_id"),
+            &get_text(r, "action_type").unwrap_or_default(),
+            get_text(r, "page"),
+            t,
+            get_text(r, "device"),
+            (None, None),
+        );
         loaded += 1;
     }
-    let b = RecordBatch::try_new(
-        (tables::def("customer_behavior_tracks_raw").unwrap().schema)(),
-        vec![
-            Arc::new(key.finish()),
-            Arc::new(cust.finish()),
-            Arc::new(sess.finish()),
-            Arc::new(act.finish()),
-            Arc::new(page.finish()),
-            Arc::new(time.finish()),
-            Arc::new(dev.finish()),
-            Arc::new(lat.finish()),
-            Arc::new(lon.finish()),
-            Arc::new(month.finish()),
-        ],
-    )?;
-    txn.upsert("customer_behavior_tracks_raw", vec![b])?;
+    txn.upsert("customer_behavior_tracks_raw", vec![tracks.finish()?])?;
     Ok((rows.len() as u64, loaded))
 }
 

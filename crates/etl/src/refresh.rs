@@ -69,7 +69,7 @@ pub async fn refresh(
 
     // Newer dimensions, each rebuilt from the whole snapshot.
     let review_rows = crate::enrich::reviews(&sess).await?;
-    let (sentiment_b, _) = crate::enrich::sentiment_batch(&review_rows)?;
+    let sentiment_b = crate::enrich::sentiment_batch(&review_rows)?;
     lap("sentiment");
     let sessions_b = crate::enrich::sessions_batch(&sess).await?;
     lap("sessions");

@@ -629,11 +629,8 @@ async fn customer_insights(
             let (avg_sentiment, aspect_scores) = crate::dims::aspect_facts(&s, id).await?;
             let influence_percentile = q(&s, &format!("SELECT influence_rank FROM customer_network WHERE customer_id = {id}")).await?
                 .first()
-                .and_then(|r| r["influence_rank"].as_f64())
-                .map(|r| {
-                    let n = s.sess.manifest.notes.get("network").and_then(|n| n["customers"].as_f64()).unwrap_or(r);
-                    ((1.0 - (r - 1.0) / n.max(1.0)) * 100.0).round() / 100.0
-                });
+                .and_then(|r| r["influence_rank"].as_i64())
+                .map(|r| (crate::dims::influence_percentile(&s, r) * 100.0).round() / 100.0);
             let f = c360_insights::Facts {
                 avg_sentiment,
                 aspect_scores,

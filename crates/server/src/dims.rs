@@ -274,6 +274,19 @@ pub async fn network(
     Ok(ok(v))
 }
 
+/// Share of the networked customers that influence rank `rank` out-ranks (1 for the top). The
+/// count is the refresh's network note, the same as `customer_network`'s rows.
+pub fn influence_percentile(s: &Snapshot, rank: i64) -> f64 {
+    let n = s
+        .sess
+        .manifest
+        .notes
+        .get("network")
+        .and_then(|n| n["customers"].as_f64())
+        .unwrap_or(rank as f64);
+    1.0 - (rank as f64 - 1.0) / n.max(1.0)
+}
+
 #[utoipa::path(get, path = "/api/v1/customers/{id}/network", params(("id" = i64, Path)), responses((status = 200, description = "The customer's influence rank, community, ties and the cascades they started")))]
 pub async fn customer_network(
     State(st): State<AppState>,
@@ -287,8 +300,7 @@ pub async fn customer_network(
             let s = st2.snapshot().await?;
             customer_row(&s, &p, id).await?;
             let me = q(&s, &format!("SELECT * FROM customer_network WHERE customer_id = {id}")).await?;
-            let total = s.sess.scalar_i64("SELECT COUNT(*) FROM customer_network").await.unwrap_or(0);
-            let percentile = me.first().and_then(|m| m["influence_rank"].as_i64()).map(|r| 1.0 - (r as f64 - 1.0) / total.max(1) as f64);
+            let percentile = me.first().and_then(|m| m["influence_rank"].as_i64()).map(|r| influence_percentile(&s, r));
             let cascades = q(&s, &format!("SELECT campaign, reached, depth, longest_path FROM network_cascades WHERE root_customer_id = {id} ORDER BY reached DESC LIMIT 20")).await?;
             Ok(json!({"customer_id": id, "network": me.first(), "influence_percentile": percentile, "cascades": cascades}))
         })
