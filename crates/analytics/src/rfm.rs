@@ -158,6 +158,18 @@ pub fn named_segment(r: u8, f: u8, m: u8) -> &'static str {
     }
 }
 
+/// The 8 RFM classes, most valuable first.
+pub const CLASSES: [&str; 8] = [
+    "重要价值客户",
+    "重要发展客户",
+    "重要保持客户",
+    "重要挽留客户",
+    "一般价值客户",
+    "一般发展客户",
+    "一般保持客户",
+    "一般挽留客户",
+];
+
 pub fn eight_class(rh: bool, fh: bool, mh: bool) -> &'static str {
     match (rh, fh, mh) {
         (true, true, true) => "重要价值客户",

@@ -687,6 +687,15 @@ pub async fn orders(
     ctx: &Ctx,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
+    let pos_coupon = if pos
+        .fetch_all("SELECT coupon_code FROM orders WHERE 1 = 0")
+        .await
+        .is_ok()
+    {
+        "coupon_code"
+    } else {
+        "NULL"
+    };
     let sources = [
         OrderSource {
             db: pos,
@@ -696,9 +705,12 @@ pub async fn orders(
             items: "order_items",
             cust_col: "member_id",
             cust_prefix: "M",
-            sql: "SELECT order_id, order_no, store_id, member_id, order_time, total_fen, discount_fen, pay_method, \
-                  'pos' AS channel, status, NULL AS coupon_code, updated_at FROM orders"
-                .into(),
+            // Coupons redeemed at the till (older POS versions have no such column).
+            sql: format!(
+                "SELECT order_id, order_no, store_id, member_id, order_time, total_fen, discount_fen, pay_method, \
+                  'pos' AS channel, status, {} AS coupon_code, updated_at FROM orders",
+                pos_coupon
+            ),
         },
         OrderSource {
             db: wx,
@@ -1413,7 +1425,101 @@ pub async fn reviews_and_shares(
     txn.upsert("customer_shares_raw", vec![b])?;
     txn.set_watermark("wx.wx_shares", max_id.to_string());
     let (tn, tl) = ties(wx, txn, q, pb).await?;
-    Ok((n + tn, loaded + tl))
+    let (sn, sl) = tickets(wx, txn, q, pb).await?;
+    Ok((n + tn + sn, loaded + tl + sl))
+}
+
+/// Customer-service tickets from the mini-program, with the cause an agent recorded when one
+/// was closed. Re-read from the ticket id watermark minus the still-open ones would be exact;
+/// tickets change status, so every run re-reads them by `updated_at` and upserts by key.
+/// Sources without the table are skipped.
+async fn tickets(wx: &Db, txn: &mut Txn, q: &mut Quarantine, pb: &ProgressBar) -> Result<(u64, u64)> {
+    const T: &str = "wx_service_tickets";
+    if wx
+        .fetch_all(&format!("SELECT ticket_id FROM {T} WHERE 1 = 0"))
+        .await
+        .is_err()
+    {
+        tracing::info!(table = T, "source has no such table; skipped");
+        return Ok((0, 0));
+    }
+    let wm_key = format!("wx.{T}");
+    let wm = watermark(txn, &wm_key);
+    let sql = format!(
+        "SELECT ticket_id, user_id, order_id, created_at, message, status, resolved_cause, updated_at \
+         FROM {T} WHERE updated_at >= {} ORDER BY ticket_id",
+        wx.backend.ph(1)
+    );
+    let (mut key, mut cust, mut ord, mut at, mut msg, mut status, mut cause, mut month) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        tsb(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut n, mut loaded) = (0u64, 0u64);
+    let mut max_wm = wm.clone();
+    stream_rows(wx, T, &sql, &wm, |r| {
+        n += 1;
+        pb.inc(1);
+        let Some(id) = get_i64(r, "ticket_id") else {
+            return;
+        };
+        if let Some(u) = get_text(r, "updated_at") {
+            if u > max_wm {
+                max_wm = u;
+            }
+        }
+        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
+        let Some(ck) = required(q, T, id, "user_id", user, "missing user") else {
+            return;
+        };
+        let time_v = get_text(r, "created_at").and_then(|t| parse_ts(&t).ok());
+        let Some(t) = required(q, T, id, "created_at", time_v, "missing or malformed") else {
+            return;
+        };
+        let st = get_text(r, "status").unwrap_or_default();
+        if st != "open" && st != "closed" {
+            q.add(T, id, "status", "not open or closed", Some(&st));
+            return;
+        }
+        let c = get_text(r, "resolved_cause").filter(|c| !c.is_empty());
+        if let Some(c) = &c {
+            if !c360_analytics::service::CAUSES.contains(&c.as_str()) {
+                q.add(T, id, "resolved_cause", "unknown cause", Some(c));
+                return;
+            }
+        }
+        key.append_value(format!("T:{id}"));
+        cust.append_value(ck);
+        ord.append_option(get_i64(r, "order_id").map(|o| format!("W:{o}")));
+        at.append_value(ts_micros(t));
+        msg.append_option(get_text(r, "message").map(|m| scrub_text(&m)));
+        status.append_value(st);
+        cause.append_option(c);
+        month.append_value(t.format("%Y-%m").to_string());
+        loaded += 1;
+    })
+    .await?;
+    let b = RecordBatch::try_new(
+        (tables::def("service_tickets_raw").unwrap().schema)(),
+        vec![
+            Arc::new(key.finish()),
+            Arc::new(cust.finish()),
+            Arc::new(ord.finish()),
+            Arc::new(at.finish()),
+            Arc::new(msg.finish()),
+            Arc::new(status.finish()),
+            Arc::new(cause.finish()),
+            Arc::new(month.finish()),
+        ],
+    )?;
+    txn.upsert("service_tickets_raw", vec![b])?;
+    txn.set_watermark(&wm_key, max_wm);
+    Ok((n, loaded))
 }
 
 /// Social ties from the mini-program: who joined whose group order (拼单) and who paid for a

@@ -2,7 +2,7 @@
 //! the `hotdog2030` warehouse, resolving one customer across both.
 //!
 //! Steps: 1 dimensions, 2 products, 3 POS members, 4 mini-program users, 5 identity resolution,
-//! 6 orders and items, 7 behaviour events, 8 reviews and shares, 9 data-quality report,
+//! 6 orders and items, 7 behaviour events, 8 reviews, shares, ties and service tickets, 9 data-quality report,
 //! 10 analytics refresh. Facts are extracted incrementally by watermark and merged by key, and
 //! steps 1–9 publish one atomic warehouse commit that carries the new watermarks, so a rerun
 //! loads nothing twice and a run killed midway loses nothing. Bad rows are quarantined with
@@ -12,12 +12,14 @@
 
 pub mod enrich;
 pub mod evaluate;
+pub mod evaluate_ab;
 pub mod evaluate_dims;
 mod extract;
 pub mod identity;
 pub mod profile;
 mod quality;
 pub mod refresh;
+pub mod service;
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -97,6 +97,7 @@ pub struct SimSummary {
     pub shares: u64,
     pub group_orders: u64,
     pub paid_by_friend: u64,
+    pub tickets: u64,
     pub future_orders: u64,
 }
 
@@ -155,6 +156,8 @@ struct Rows {
     shares: Vec<Vec<Value>>,
     groups: Vec<Vec<Value>>,
     paid_by: Vec<Vec<Value>>,
+    tickets: Vec<Vec<Value>>,
+    ticket_truth: Vec<Vec<Value>>,
     review_aspects: Vec<Vec<Value>>,
     persons: Vec<Vec<Value>>,
     ids: Vec<Vec<Value>>,
@@ -175,6 +178,7 @@ struct Ids {
     share: i64,
     group_row: i64,
     paid_row: i64,
+    ticket: i64,
 }
 
 fn next(c: &mut i64) -> i64 {
@@ -399,6 +403,7 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
                 0i64.into(),
                 "cash".into(),
                 "test".into(),
+                Value::NullS,
                 ts.clone().into(),
             ]);
             rows.items.push(vec![
@@ -476,6 +481,7 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
                 "discount_fen",
                 "pay_method",
                 "status",
+                "coupon_code",
                 "updated_at",
             ],
             &r.orders,
@@ -562,6 +568,21 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
         )
         .await?;
         wx.insert_rows(
+            "wx_service_tickets",
+            &[
+                "ticket_id",
+                "user_id",
+                "order_id",
+                "created_at",
+                "message",
+                "status",
+                "resolved_cause",
+                "updated_at",
+            ],
+            &r.tickets,
+        )
+        .await?;
+        wx.insert_rows(
             "wx_shares",
             &[
                 "share_id",
@@ -615,6 +636,9 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
                 &["review_id", "aspect", "polarity"],
                 &r.review_aspects,
             )
+            .await?;
+        truth
+            .insert_rows("service_truth", &["ticket_id", "cause"], &r.ticket_truth)
             .await?;
         truth
             .insert_rows(
@@ -920,6 +944,8 @@ fn gen_person(
     let sociability: f64 = Gamma::new(0.5, 2.0).unwrap().sample(&mut srng);
     let browse_rate: f64 = Gamma::new(1.5, 0.6).unwrap().sample(&mut srng);
     let p_continue: f64 = Beta::new(3.0, 2.0).unwrap().sample(&mut srng);
+    // Customer-service problems draw from a stream of their own too.
+    let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x1405_7B7E_F767_814F) ^ pid);
 
     // The purchase process: BG/NBD with day-level demand thinning. The first purchase is the
     // start of the relationship; after each *repeat* purchase the person may drop out.
@@ -1079,6 +1105,7 @@ fn gen_person(
             } else {
                 Value::NullS
             };
+            let delivery = rng.random_bool(0.3);
             let order_row = vec![
                 oid.into(),
                 order_no.into(),
@@ -1087,12 +1114,7 @@ fn gen_person(
                 ts.clone().into(),
                 (total - discount).into(),
                 discount.into(),
-                (if rng.random_bool(0.3) {
-                    "delivery"
-                } else {
-                    "pickup"
-                })
-                .into(),
+                (if delivery { "delivery" } else { "pickup" }).into(),
                 status.into(),
                 coupon,
                 upd.clone().into(),
@@ -1253,6 +1275,22 @@ fn gen_person(
                 ]);
                 sum.reviews += 1;
             }
+            // Sometimes the order goes wrong and the customer writes to customer service.
+            let n_items: i64 = basket.iter().map(|b| b.1).sum();
+            sum.tickets += service_ticket(
+                cfg,
+                &mut vrng,
+                rows,
+                ids,
+                uid,
+                oid,
+                when,
+                dp,
+                store,
+                delivery,
+                coupon_used,
+                n_items,
+            );
             // Shares: mostly to a friend in the circle, sometimes to anyone, sometimes to a
             // group chat (no recipient). The campaign is the month's share campaign.
             if srng.random_bool((0.04 * sociability).min(0.6)) {
@@ -1365,6 +1403,11 @@ fn gen_person(
                     [weighted(&mut rng, &[0.55, 0.35, 0.05, 0.05])])
                 .into(),
                 status.into(),
+                if coupon_used {
+                    Value::from(format!("CP{:04}", vrng.random_range(0..200)))
+                } else {
+                    Value::NullS
+                },
                 upd.clone().into(),
             ];
             if rng.random_bool(0.003 * dirt) {
@@ -1430,6 +1473,106 @@ fn gen_person(
             .push(vec!["wx".into(), u.into(), (pid as i64).into()]);
     }
     n_src
+}
+
+/// The problems a customer-service ticket can be about.
+pub const CAUSES: [&str; 4] = ["late_order", "wrong_item", "coupon_failure", "quality_complaint"];
+
+/// Whether this order goes wrong, and if so the ticket the customer writes. Each cause has its
+/// drivers: delivery at lunch or dinner from a slow store is late; big baskets get a wrong item;
+/// coupons fail; stores with poor taste or hygiene get quality complaints. Many messages are
+/// vague, so the order's context matters as much as the words. Tickets older than 120 days
+/// before the cut-off are closed with the cause an agent found (5% of them wrong).
+#[allow(clippy::too_many_arguments)]
+fn service_ticket(
+    cfg: &SimConfig,
+    vrng: &mut ChaCha8Rng,
+    rows: &mut Rows,
+    ids: &mut Ids,
+    uid: i64,
+    oid: i64,
+    when: NaiveDateTime,
+    dp: Daypart,
+    store: &Store,
+    delivery: bool,
+    coupon_used: bool,
+    n_items: i64,
+) -> u64 {
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let peak = matches!(dp, Daypart::Lunch | Daypart::Dinner);
+    let rates = [
+        if delivery {
+            0.06 * sig(-store.aspect_q[4]) * if peak { 1.6 } else { 0.6 }
+        } else {
+            0.002
+        },
+        0.003 * n_items as f64,
+        if coupon_used { 0.05 } else { 0.0 },
+        0.03 * sig(-(store.aspect_q[0] + store.aspect_q[5]) / 2.0),
+    ];
+    let total: f64 = rates.iter().sum();
+    if vrng.random::<f64>() >= total {
+        return 0;
+    }
+    let cause = weighted(vrng, &rates);
+    const SPECIFIC: [&[&str]; 4] = [
+        &["等了一个多小时还没到", "外卖太慢了", "超时送达", "骑手迟迟不来", "说好半小时，结果一小时"],
+        &["送错了", "少了一份", "我点的不是这个", "漏了饮料", "给错了口味"],
+        &["优惠券用不了", "券核销失败", "显示优惠券已失效", "领了券但结账没减", "优惠没生效"],
+        &["热狗是凉的", "面包发硬", "吃出头发", "味道不对", "肠没熟"],
+    ];
+    const GENERIC: &[&str] = &[
+        "订单有问题，请尽快处理",
+        "很不满意",
+        "你们怎么回事",
+        "麻烦联系我一下",
+        "体验很差",
+        "希望给个说法",
+    ];
+    let mut parts: Vec<&str> = Vec::new();
+    let u = vrng.random::<f64>();
+    if u < 0.45 {
+        parts.push(GENERIC[vrng.random_range(0..GENERIC.len())]);
+    } else {
+        let l = SPECIFIC[cause];
+        parts.push(l[vrng.random_range(0..l.len())]);
+        if u > 0.9 {
+            // A second complaint in passing, about something else.
+            let o = (cause + vrng.random_range(1..4)) % 4;
+            parts.push(SPECIFIC[o][vrng.random_range(0..SPECIFIC[o].len())]);
+        }
+        if vrng.random_bool(0.5) {
+            parts.push(GENERIC[vrng.random_range(0..GENERIC.len())]);
+        }
+    }
+    let created = when
+        + if cause == 0 {
+            Duration::minutes(vrng.random_range(50..150))
+        } else {
+            Duration::minutes(vrng.random_range(20..1440))
+        };
+    let closed = created.date() < cfg.cutoff - Duration::days(120);
+    let resolved = if !closed {
+        Value::NullS
+    } else if vrng.random_bool(0.05) {
+        Value::from(CAUSES[(cause + vrng.random_range(1..4)) % 4])
+    } else {
+        Value::from(CAUSES[cause])
+    };
+    let tid = next(&mut ids.ticket);
+    rows.tickets.push(vec![
+        tid.into(),
+        uid.into(),
+        oid.into(),
+        fmt_ts(created).into(),
+        parts.join("，").into(),
+        (if closed { "closed" } else { "open" }).into(),
+        resolved,
+        fmt_ts(created).into(),
+    ]);
+    rows.ticket_truth
+        .push(vec![tid.into(), CAUSES[cause].into()]);
+    1
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -9,10 +9,14 @@
 //! have: anonymous orders, refunds, test orders, duplicate syncs, placeholder and staff phones,
 //! typos, malformed timestamps and dangling references. Everything is seeded and deterministic.
 //!
+//! [`world::advance`] moves time on past the cut-off with campaigns in it, and records each
+//! campaign member's causal truth. Customer-service tickets carry a known cause.
+//!
 //! It is not the ETL: it knows nothing of the warehouse.
 
 pub mod catalog;
 mod gen;
 pub mod schema;
+pub mod world;
 
-pub use gen::{simulate, SimConfig, SimSummary, TruthParams};
+pub use gen::{simulate, SimConfig, SimError, SimSummary, TruthParams, CAUSES};

@@ -159,6 +159,19 @@ fn shares() -> SchemaRef {
         f("month", S, false),
     ]))
 }
+fn tickets() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("ticket_key", S, false),
+        f("customer_key", S, false),
+        f("order_key", S, true),
+        f("created_at", ts(), false),
+        f("message", S, true),
+        f("status", S, false),
+        // The cause an agent recorded when closing the ticket; NULL while open.
+        f("resolved_cause", S, true),
+        f("month", S, false),
+    ]))
+}
 fn ties() -> SchemaRef {
     Arc::new(Schema::new(vec![
         f("tie_key", S, false),
@@ -357,6 +370,13 @@ pub const TABLES: &[TableDef] = &[
         schema: ties,
     },
     TableDef {
+        name: "service_tickets_raw",
+        mode: Mode::Upsert,
+        key: "ticket_key",
+        partition: Some("month"),
+        schema: tickets,
+    },
+    TableDef {
         name: "review_sentiment",
         mode: Mode::Replace,
         key: "",
@@ -421,6 +441,12 @@ pub fn def(name: &str) -> Option<&'static TableDef> {
 /// Views resolving facts to the current customer id (identity can change; facts keep the source
 /// key), in the seed's names.
 pub const VIEWS: &[(&str, &str)] = &[
+    (
+        "service_tickets",
+        "SELECT t.ticket_key, k.customer_id, t.order_key, t.created_at, t.message, t.status, \
+         t.resolved_cause FROM service_tickets_raw t \
+         LEFT JOIN customer_keys k ON t.customer_key = k.source_key",
+    ),
     (
         "orders",
         "SELECT o.order_key AS order_id, o.source, o.source_order_id, o.order_no, o.store_id, \

@@ -1,6 +1,7 @@
 //! ETL integration tests: SQLite sources, real MariaDB and PostgreSQL sources, reruns,
 //! incremental loads, failures midway, quarantine and identity quality against ground truth.
 
+mod act;
 mod clv;
 mod dims;
 mod servers;

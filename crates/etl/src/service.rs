@@ -1,0 +1,243 @@
+//! Customer-service tickets as cases for [`c360_analytics::service`]: each ticket's message with
+//! the context the warehouse knows — the order (delivery, daypart, basket, coupon), the store's
+//! review sentiment on speed and on taste and hygiene, and the customer's earlier tickets — and
+//! the honest score of the diagnosis: trained on tickets agents closed, tested on the open ones
+//! against the simulator's true causes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use c360_analytics::service::{self, Case, ServiceModel, CAUSES, CONTEXT};
+use c360_db::{get_i64, get_text, Db};
+use c360_warehouse::{Session, Warehouse};
+use datafusion::arrow::array::{Array, Float64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::Serialize;
+
+use crate::enrich::{col_i64, col_str};
+use crate::Result;
+
+fn col_f64(b: &RecordBatch, i: usize) -> Result<Vec<f64>> {
+    let a = cast(b.column(i), &DataType::Float64)?;
+    let a = a.as_any().downcast_ref::<Float64Array>().unwrap();
+    Ok((0..a.len())
+        .map(|r| if a.is_null(r) { 0.0 } else { a.value(r) })
+        .collect())
+}
+
+/// One ticket with its context.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub ticket_key: String,
+    pub customer_id: Option<i64>,
+    pub order_key: Option<String>,
+    pub order_paid_fen: Option<i64>,
+    pub store_id: Option<i64>,
+    pub status: String,
+    pub resolved_cause: Option<usize>,
+    pub case: Case,
+}
+
+/// The SQL behind every ticket's context; `filter` narrows it (e.g. one ticket or customer).
+fn cases_sql(filter: &str) -> String {
+    format!(
+        "WITH st AS (SELECT store_id, \
+           AVG(CASE WHEN speed IS NULL THEN NULL WHEN speed < 0 THEN 1.0 ELSE 0.0 END) AS speed_neg, \
+           AVG(CASE WHEN taste IS NULL AND hygiene IS NULL THEN NULL \
+                    WHEN COALESCE(taste, 0) + COALESCE(hygiene, 0) < 0 THEN 1.0 ELSE 0.0 END) AS quality_neg \
+           FROM review_sentiment GROUP BY store_id), \
+         it AS (SELECT order_id, SUM(qty) AS items FROM order_items GROUP BY order_id), \
+         t AS (SELECT ticket_key, customer_id, order_key, created_at, message, status, resolved_cause, \
+           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY created_at, ticket_key) - 1 AS before \
+           FROM service_tickets) \
+         SELECT t.ticket_key, t.customer_id, t.order_key, t.message, t.status, t.resolved_cause, \
+           o.total_fen, o.store_id, \
+           CASE WHEN o.channel = 'delivery' THEN 1.0 ELSE 0.0 END, \
+           CASE WHEN o.daypart IN ('lunch', 'dinner') THEN 1.0 ELSE 0.0 END, \
+           CAST(COALESCE(it.items, 0) AS DOUBLE), \
+           CASE WHEN o.coupon_code IS NULL THEN 0.0 ELSE 1.0 END, \
+           COALESCE(st.speed_neg, 0.2), COALESCE(st.quality_neg, 0.2), CAST(t.before AS DOUBLE), \
+           CASE WHEN o.order_time IS NULL THEN 0.0 ELSE \
+             CAST(CAST(t.created_at AS BIGINT) - CAST(o.order_time AS BIGINT) AS DOUBLE) / 60000000.0 END \
+         FROM t LEFT JOIN orders o ON o.order_id = t.order_key \
+         LEFT JOIN it ON it.order_id = t.order_key \
+         LEFT JOIN st ON st.store_id = o.store_id \
+         WHERE 1 = 1 {filter} ORDER BY t.ticket_key"
+    )
+}
+
+/// Every ticket (or those `filter` keeps: a SQL condition on `t.` columns) with its context.
+pub async fn tickets(sess: &Session, filter: &str) -> Result<Vec<Ticket>> {
+    let mut out = Vec::new();
+    for b in sess.query(&cases_sql(filter)).await? {
+        let key = col_str(&b, 0)?;
+        let cust = col_i64(&b, 1)?;
+        let ord = col_str(&b, 2)?;
+        let msg = col_str(&b, 3)?;
+        let status = col_str(&b, 4)?;
+        let cause = col_str(&b, 5)?;
+        let paid = col_i64(&b, 6)?;
+        let store = col_i64(&b, 7)?;
+        let ctx: Vec<Vec<f64>> = (0..CONTEXT.len())
+            .map(|j| col_f64(&b, 8 + j))
+            .collect::<Result<_>>()?;
+        for r in 0..b.num_rows() {
+            out.push(Ticket {
+                ticket_key: key[r].clone().unwrap_or_default(),
+                customer_id: cust[r],
+                order_key: ord[r].clone(),
+                order_paid_fen: paid[r],
+                store_id: store[r],
+                status: status[r].clone().unwrap_or_default(),
+                resolved_cause: cause[r]
+                    .as_deref()
+                    .and_then(|c| CAUSES.iter().position(|x| *x == c)),
+                case: Case {
+                    message: msg[r].clone().unwrap_or_default(),
+                    context: std::array::from_fn(|j| ctx[j][r]),
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Trains the diagnosis model on every closed ticket.
+pub fn train(tickets: &[Ticket]) -> ServiceModel {
+    let (cases, labels): (Vec<Case>, Vec<usize>) = tickets
+        .iter()
+        .filter_map(|t| Some((t.case.clone(), t.resolved_cause?)))
+        .unzip();
+    ServiceModel::train(&cases, &labels, EPOCHS)
+}
+
+const EPOCHS: usize = 20;
+
+pub fn argmax(p: &[f64]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |x| x.0)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceEval {
+    pub closed_tickets: usize,
+    pub open_tickets: usize,
+    /// On open tickets against the true cause.
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// The same model without the context features (message only).
+    pub accuracy_text_only: f64,
+    /// Keyword rules on the message (falling back to the most common cause).
+    pub accuracy_keywords: f64,
+    /// Always the most common cause among closed tickets.
+    pub accuracy_majority: f64,
+    /// Messages that name no problem (no keyword matches): only the context can tell.
+    pub vague_tickets: usize,
+    pub accuracy_vague: f64,
+    pub accuracy_vague_majority: f64,
+    /// rows: truth, columns: predicted, in [`CAUSES`] order.
+    pub confusion: [[usize; 4]; 4],
+    /// How often agents' recorded causes disagree with the truth (label noise).
+    pub closed_label_noise: f64,
+}
+
+fn macro_f1(conf: &[[usize; 4]; 4]) -> f64 {
+    let mut f = 0.0;
+    for k in 0..4 {
+        let tp = conf[k][k] as f64;
+        let fp: f64 = (0..4).filter(|j| *j != k).map(|j| conf[j][k] as f64).sum();
+        let fnn: f64 = (0..4).filter(|j| *j != k).map(|j| conf[k][j] as f64).sum();
+        let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
+        let r = if tp + fnn > 0.0 { tp / (tp + fnn) } else { 0.0 };
+        f += if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+    }
+    f / 4.0
+}
+
+/// Trains on closed tickets and scores the open ones against `service_truth`.
+pub async fn evaluate_service(warehouse: &Path, truth_url: &str) -> Result<ServiceEval> {
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let all = tickets(&sess, "").await?;
+    let truth = Db::connect(truth_url).await?;
+    let mut cause_of: HashMap<String, usize> = HashMap::new();
+    for r in truth
+        .fetch_all("SELECT ticket_id, cause FROM service_truth")
+        .await?
+    {
+        if let (Some(id), Some(c)) = (get_i64(&r, "ticket_id"), get_text(&r, "cause")) {
+            if let Some(k) = CAUSES.iter().position(|x| *x == c) {
+                cause_of.insert(format!("T:{id}"), k);
+            }
+        }
+    }
+    truth.close().await;
+    let closed: Vec<&Ticket> = all.iter().filter(|t| t.resolved_cause.is_some()).collect();
+    let open: Vec<&Ticket> = all
+        .iter()
+        .filter(|t| t.resolved_cause.is_none() && cause_of.contains_key(&t.ticket_key))
+        .collect();
+    let model = train(&all);
+    let text_only = {
+        let (cases, labels): (Vec<Case>, Vec<usize>) = closed
+            .iter()
+            .map(|t| {
+                (
+                    Case {
+                        message: t.case.message.clone(),
+                        context: [0.0; CONTEXT.len()],
+                    },
+                    t.resolved_cause.unwrap_or(0),
+                )
+            })
+            .unzip();
+        ServiceModel::train(&cases, &labels, EPOCHS)
+    };
+    let majority = argmax(&model.class_counts.map(|c| c as f64));
+    let noise = closed
+        .iter()
+        .filter(|t| cause_of.get(&t.ticket_key).is_some_and(|c| Some(*c) != t.resolved_cause))
+        .count() as f64
+        / closed.len().max(1) as f64;
+    let mut conf = [[0usize; 4]; 4];
+    let (mut ok, mut ok_text, mut ok_kw, mut ok_maj) = (0, 0, 0, 0);
+    let (mut vague, mut ok_vague, mut ok_vague_maj) = (0, 0, 0);
+    for t in &open {
+        let want = cause_of[&t.ticket_key];
+        let got = argmax(&model.predict(&t.case));
+        conf[want][got] += 1;
+        ok += (got == want) as usize;
+        let bare = Case {
+            message: t.case.message.clone(),
+            context: [0.0; CONTEXT.len()],
+        };
+        ok_text += (argmax(&text_only.predict(&bare)) == want) as usize;
+        let kw = service::keyword_rule(&t.case.message);
+        ok_kw += (kw.unwrap_or(majority) == want) as usize;
+        if kw.is_none() {
+            vague += 1;
+            ok_vague += (got == want) as usize;
+            ok_vague_maj += (majority == want) as usize;
+        }
+        ok_maj += (majority == want) as usize;
+    }
+    let n = open.len().max(1) as f64;
+    Ok(ServiceEval {
+        closed_tickets: closed.len(),
+        open_tickets: open.len(),
+        accuracy: ok as f64 / n,
+        macro_f1: macro_f1(&conf),
+        accuracy_text_only: ok_text as f64 / n,
+        accuracy_keywords: ok_kw as f64 / n,
+        accuracy_majority: ok_maj as f64 / n,
+        vague_tickets: vague,
+        accuracy_vague: ok_vague as f64 / vague.max(1) as f64,
+        accuracy_vague_majority: ok_vague_maj as f64 / vague.max(1) as f64,
+        confusion: conf,
+        closed_label_noise: noise,
+    })
+}
