@@ -92,6 +92,59 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: ApikeyCmd,
     },
+    /// Campaigns from segments: suggest, create, launch, pause/resume/complete, results.
+    Campaign {
+        #[command(subcommand)]
+        cmd: crate::act::CampaignCmd,
+    },
+    /// Store-level and switchback experiments; validation of the A/B engine.
+    Experiment {
+        #[command(subcommand)]
+        cmd: crate::act::ExperimentCmd,
+    },
+    /// Smart customer service: score the ticket diagnosis against the simulator's truth.
+    Service {
+        #[command(subcommand)]
+        cmd: crate::act::ServiceCmd,
+    },
+    /// The audit trail, newest first.
+    Audit {
+        #[command(flatten)]
+        at: crate::act::Where,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only this action (e.g. campaign.launch).
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Simulator: let time pass after the cut-off — write the next days' orders into both
+    /// sources, with launched campaigns' effects (coupon redemptions at the POS and online), and
+    /// record each member's causal truth. Then run `c360 etl` to load them.
+    Advance(AdvanceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AdvanceArgs {
+    #[arg(long, env = "C360_POS", default_value = "data/cyrg2025.db")]
+    pub pos: String,
+    #[arg(long, env = "C360_WX", default_value = "data/cyrgweixin.db")]
+    pub wx: String,
+    #[arg(long, env = "C360_TRUTH", default_value = "data/truth.db")]
+    pub truth: String,
+    #[arg(long, env = "C360_SEED", default_value_t = 2030)]
+    pub seed: u64,
+    /// First day to write (default: the simulation's cut-off).
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    #[arg(long, default_value_t = 28)]
+    pub days: i64,
+    /// Launched campaigns whose members the simulated customers respond to.
+    #[arg(long, value_delimiter = ',')]
+    pub campaign: Vec<i64>,
+    #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+    pub warehouse: PathBuf,
+    #[arg(long, env = "C360_METASTORE")]
+    pub metastore: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -616,11 +669,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Serve(a) => serve(a).await?,
         Cmd::Apikey { cmd } => apikey(cmd).await?,
+        Cmd::Campaign { cmd } => crate::act::campaign_cmd(cmd).await?,
+        Cmd::Experiment { cmd } => crate::act::experiment_cmd(cmd).await?,
+        Cmd::Service { cmd } => crate::act::service_cmd(cmd).await?,
+        Cmd::Audit { at, limit, action } => crate::act::audit_cmd(at, limit, action).await?,
+        Cmd::Advance(a) => advance(a).await?,
     }
     Ok(())
 }
 
-fn metastore_url(warehouse: &std::path::Path, metastore: Option<String>) -> String {
+pub(crate) fn metastore_url(warehouse: &std::path::Path, metastore: Option<String>) -> String {
     metastore.unwrap_or_else(|| {
         EtlConfig {
             warehouse: warehouse.to_path_buf(),
@@ -652,6 +710,56 @@ async fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+async fn advance(a: AdvanceArgs) -> Result<()> {
+    let from = match a.from {
+        Some(d) => d,
+        None => {
+            let t = c360_db::Db::connect(&a.truth).await?;
+            let r = t
+                .fetch_all("SELECT value FROM params WHERE name = 'cutoff'")
+                .await?;
+            t.close().await;
+            let v = r
+                .first()
+                .and_then(|r| c360_db::get_text(r, "value"))
+                .context("the truth database has no cut-off; pass --from")?;
+            NaiveDate::parse_from_str(&v, "%Y-%m-%d")?
+        }
+    };
+    let meta = c360_db::Db::connect(&metastore_url(&a.warehouse, a.metastore.clone())).await?;
+    meta.exec_script(c360_server::campaign::DDL).await?;
+    let treatments = crate::act::treatments(&meta, &a.campaign).await?;
+    let cfg = c360_sim::world::WorldConfig {
+        pos_url: a.pos,
+        wx_url: a.wx,
+        truth_url: a.truth,
+        seed: a.seed,
+        from,
+        days: a.days,
+    };
+    let r = c360_sim::world::advance(&cfg, &treatments)
+        .await
+        .context("advancing the simulation")?;
+    for id in &a.campaign {
+        meta.exec(&format!(
+            "UPDATE campaign_members SET status = 'sent' WHERE campaign_id = {id} AND status = 'planned'"
+        ))
+        .await?;
+    }
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
+/// Records a CLI action in the audit trail (the CLI acts with the metastore's full rights).
+async fn cli_audit(db: &c360_db::Db, action: &str, target: &str, detail: serde_json::Value) -> Result<()> {
+    db.exec_script(c360_server::audit::DDL).await?;
+    let who = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    c360_server::audit::record(db, &who, "admin", action, target, "ok", &detail)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
 async fn apikey(cmd: ApikeyCmd) -> Result<()> {
     use c360_server::auth;
     let err = |e: c360_server::error::ApiError| anyhow::anyhow!("{e}");
@@ -669,6 +777,7 @@ async fn apikey(cmd: ApikeyCmd) -> Result<()> {
             let key = auth::create_key(&db, &name, r, &stores)
                 .await
                 .map_err(err)?;
+            cli_audit(&db, "apikey.create", &name, serde_json::json!({"role": role, "stores": stores})).await?;
             println!("{key}");
         }
         ApikeyCmd::List {
@@ -690,6 +799,7 @@ async fn apikey(cmd: ApikeyCmd) -> Result<()> {
         } => {
             let db = c360_db::Db::connect(&metastore_url(&warehouse, metastore)).await?;
             let n = auth::revoke_key(&db, &name).await.map_err(err)?;
+            cli_audit(&db, "apikey.revoke", &name, serde_json::json!({"revoked": n})).await?;
             println!("revoked {n} key(s) named {name}");
         }
     }

@@ -1,6 +1,7 @@
 //! The `c360` binary: parses flags, sets up logging, and hands over to a subcommand.
 //! All real work lives in the library crates.
 
+mod act;
 mod cmd;
 
 use clap::Parser;

@@ -61,10 +61,29 @@ CREATE TABLE IF NOT EXISTS insight_cache (cache_key VARCHAR(64) PRIMARY KEY, mod
         post_order,
         post_event,
         post_event_batch,
-        live
+        live,
+        crate::act::list_campaigns,
+        crate::act::suggestions,
+        crate::act::create_campaign,
+        crate::act::get_campaign,
+        crate::act::launch_campaign,
+        crate::act::campaign_status,
+        crate::act::campaign_results,
+        crate::act::campaign_members,
+        crate::act::get_settings,
+        crate::act::put_settings,
+        crate::act::list_experiments,
+        crate::act::create_experiment,
+        crate::act::experiment_results,
+        crate::act::diagnose,
+        crate::act::tickets,
+        crate::act::audit_trail
     ),
     components(schemas(
-        ErrorBody, Principal, Role, NewOrder, NewItem, NewEvent, EventBatch, Ingested
+        ErrorBody, Principal, Role, NewOrder, NewItem, NewEvent, EventBatch, Ingested,
+        crate::campaign::CampaignSpec, crate::campaign::Audience, crate::campaign::Offer,
+        crate::campaign::Variant, crate::experiments::ExperimentSpec, crate::act::StatusChange,
+        crate::act::Settings, crate::act::DiagnoseRequest
     ))
 )]
 pub struct ApiDoc;
@@ -110,6 +129,43 @@ pub fn router(_state: AppState) -> Router<AppState> {
             get(crate::dims::anonymous_recommendations),
         )
         .route("/api/v1/live", get(live))
+        .route(
+            "/api/v1/campaigns",
+            get(crate::act::list_campaigns).post(crate::act::create_campaign),
+        )
+        .route("/api/v1/campaigns/suggestions", get(crate::act::suggestions))
+        .route(
+            "/api/v1/campaigns/settings",
+            get(crate::act::get_settings).put(crate::act::put_settings),
+        )
+        .route("/api/v1/campaigns/{id}", get(crate::act::get_campaign))
+        .route(
+            "/api/v1/campaigns/{id}/launch",
+            post(crate::act::launch_campaign),
+        )
+        .route(
+            "/api/v1/campaigns/{id}/status",
+            post(crate::act::campaign_status),
+        )
+        .route(
+            "/api/v1/campaigns/{id}/results",
+            get(crate::act::campaign_results),
+        )
+        .route(
+            "/api/v1/campaigns/{id}/members",
+            get(crate::act::campaign_members),
+        )
+        .route(
+            "/api/v1/experiments",
+            get(crate::act::list_experiments).post(crate::act::create_experiment),
+        )
+        .route(
+            "/api/v1/experiments/{id}/results",
+            get(crate::act::experiment_results),
+        )
+        .route("/api/v1/service/diagnose", post(crate::act::diagnose))
+        .route("/api/v1/service/tickets", get(crate::act::tickets))
+        .route("/api/v1/audit", get(crate::act::audit_trail))
         .route("/ws", get(crate::hub::ws_handler))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/swagger-ui")
@@ -868,6 +924,18 @@ async fn post_order(
     State(st): State<AppState>,
     p: Principal,
     J(o): J<NewOrder>,
+) -> ApiResult<axum::response::Response> {
+    let target = format!("store:{}", o.store_id);
+    let r = post_order_inner(State(st.clone()), p.clone(), J(o))
+        .await
+        .map(IntoResponse::into_response);
+    crate::act::logged(&st, &p, "order.ingest", &target, json!({}), r).await
+}
+
+async fn post_order_inner(
+    State(st): State<AppState>,
+    p: Principal,
+    J(o): J<NewOrder>,
 ) -> ApiResult<impl IntoResponse> {
     p.require(&[Role::Admin, Role::StoreManager])?;
     if !p.may_see_store(Some(o.store_id)) {
@@ -1079,6 +1147,18 @@ async fn post_event(
     State(st): State<AppState>,
     p: Principal,
     J(e): J<NewEvent>,
+) -> ApiResult<axum::response::Response> {
+    let target = "event".to_string();
+    let r = post_event_inner(State(st.clone()), p.clone(), J(e))
+        .await
+        .map(IntoResponse::into_response);
+    crate::act::logged(&st, &p, "event.ingest", &target, json!({}), r).await
+}
+
+async fn post_event_inner(
+    State(st): State<AppState>,
+    p: Principal,
+    J(e): J<NewEvent>,
 ) -> ApiResult<impl IntoResponse> {
     p.require(&[Role::Admin])?;
     let t = validate_event(&e, "")?;
@@ -1103,6 +1183,18 @@ pub struct EventBatch {
 
 #[utoipa::path(post, path = "/api/v1/events/batch", request_body = EventBatch, responses((status = 200, description = "How many events were new and how many were resends; every event is stored before the answer"), (status = 400, body = ErrorBody)))]
 async fn post_event_batch(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<EventBatch>,
+) -> ApiResult<axum::response::Response> {
+    let target = format!("{} events", b.events.len());
+    let r = post_event_batch_inner(State(st.clone()), p.clone(), J(b))
+        .await
+        .map(IntoResponse::into_response);
+    crate::act::logged(&st, &p, "event.ingest_batch", &target, json!({}), r).await
+}
+
+async fn post_event_batch_inner(
     State(st): State<AppState>,
     p: Principal,
     J(b): J<EventBatch>,

@@ -5,12 +5,17 @@
 //! serves it on a listener the caller bound (tests bind port 0). This crate reads the warehouse
 //! and writes only the metastore (keys, the stream log, ingested orders and events); it never
 //! computes models — it loads the fitted ones the ETL's refresh stored, and re-scores a customer
-//! from them when an order arrives.
+//! from them when an order arrives. Campaigns, experiments and the audit trail (`campaign`,
+//! `experiments`, `audit`, routes in `act`) live in the metastore too.
 
+pub mod act;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod campaign;
 pub mod dims;
 pub mod error;
+pub mod experiments;
 pub mod hub;
 pub mod json;
 pub mod web;
@@ -59,6 +64,8 @@ pub struct Snapshot {
     pub products: std::collections::HashSet<i64>,
     /// The recommender, trained on first use.
     pub recs: tokio::sync::OnceCell<Arc<dims::RecModel>>,
+    /// The customer-service diagnosis model, trained on first use.
+    pub service: tokio::sync::OnceCell<Arc<c360_analytics::service::ServiceModel>>,
 }
 
 /// The per-customer views a profile page reads, computed once per snapshot and kept in memory
@@ -174,6 +181,9 @@ impl AppState {
     pub async fn open(cfg: ServeConfig) -> ApiResult<AppState> {
         let meta = Db::connect(&cfg.metastore).await?;
         meta.exec_script(api::DDL).await?;
+        meta.exec_script(campaign::DDL).await?;
+        meta.exec_script(experiments::DDL).await?;
+        meta.exec_script(audit::DDL).await?;
         let keys = auth::load_keys(&meta).await?;
         let hub = hub::Hub::open(meta.clone()).await?;
         let llm = match &cfg.llm {
@@ -293,6 +303,7 @@ impl AppState {
             stores,
             products,
             recs: tokio::sync::OnceCell::new(),
+            service: tokio::sync::OnceCell::new(),
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();

@@ -305,6 +305,29 @@ pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<Adva
     let mut iid = max(&pos, "SELECT MAX(item_id) AS m FROM order_items").await?;
     let mut woid = max(&wx, "SELECT MAX(order_id) AS m FROM wx_orders").await?;
     let mut wiid = max(&wx, "SELECT MAX(item_id) AS m FROM wx_order_items").await?;
+    // Rows are stamped when written: never before what the sources already hold (an earlier
+    // refund may carry a later stamp than these orders' times), so an incremental ETL sees them.
+    let stamp = |db: &Db, sql: &'static str| {
+        let db = db.clone();
+        async move {
+            Ok::<Option<NaiveDateTime>, SimError>(
+                db.fetch_all(sql)
+                    .await?
+                    .first()
+                    .and_then(|r| get_text(r, "m"))
+                    .and_then(|t| parse_ts(&t).ok()),
+            )
+        }
+    };
+    let floor = [
+        stamp(&pos, "SELECT MAX(updated_at) AS m FROM orders").await?,
+        stamp(&pos, "SELECT MAX(updated_at) AS m FROM order_items").await?,
+        stamp(&wx, "SELECT MAX(updated_at) AS m FROM wx_orders").await?,
+        stamp(&wx, "SELECT MAX(updated_at) AS m FROM wx_order_items").await?,
+    ]
+    .into_iter()
+    .flatten()
+    .max();
     let (mut po, mut pi, mut wo, mut wi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut brng =
         ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xA5A5_5A5A ^ cfg.from.num_days_from_ce() as u64);
@@ -326,7 +349,11 @@ pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<Adva
             list += MENU[k].3;
         }
         let ts = fmt_ts(o.at);
-        let upd = fmt_ts(o.at + Duration::seconds(30));
+        let written = o.at + Duration::seconds(30);
+        let upd = fmt_ts(match floor {
+            Some(f) if f >= written => f + Duration::seconds(1),
+            _ => written,
+        });
         let coupon: Value = o.coupon.as_ref().map(|c| c.0.clone()).into();
         let wx_user = wx_of.get(&o.person).copied();
         let member = member_of.get(&o.person).copied();

@@ -3,6 +3,7 @@
 //! loopback socket (live push, replay after a reconnect, store filtering, a new ETL snapshot),
 //! and the dashboard end to end in headless Chromium.
 
+mod act;
 mod e2e;
 mod llm;
 mod ws;

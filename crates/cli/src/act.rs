@@ -1,0 +1,299 @@
+//! Subcommands that act on profiles: campaigns, experiments (and the A/B engine's validation),
+//! smart customer service, the audit trail, and moving the simulated world on with campaigns in
+//! it. The CLI runs with the metastore's full rights (as an admin); what it changes is audited
+//! under the name given by `--actor` (default `cli:$USER`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use c360_db::Db;
+use c360_server::{audit, campaign, experiments};
+use clap::Subcommand;
+use serde_json::json;
+
+fn err(e: c360_server::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+fn actor(a: &Option<String>) -> String {
+    a.clone().unwrap_or_else(|| {
+        format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        )
+    })
+}
+
+async fn open(warehouse: &std::path::Path, metastore: Option<String>) -> Result<(c360_warehouse::Session, Db)> {
+    let sess = c360_etl::session(warehouse)
+        .await
+        .with_context(|| format!("opening the warehouse {}", warehouse.display()))?;
+    let meta = meta(warehouse, metastore).await?;
+    Ok((sess, meta))
+}
+
+async fn meta(warehouse: &std::path::Path, metastore: Option<String>) -> Result<Db> {
+    let meta = Db::connect(&crate::cmd::metastore_url(warehouse, metastore)).await?;
+    for ddl in [campaign::DDL, experiments::DDL, audit::DDL] {
+        meta.exec_script(ddl).await?;
+    }
+    Ok(meta)
+}
+
+fn pretty(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Where {
+    #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+    pub warehouse: PathBuf,
+    #[arg(long, env = "C360_METASTORE")]
+    pub metastore: Option<String>,
+    /// Name recorded in the audit trail.
+    #[arg(long, env = "C360_ACTOR")]
+    pub actor: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignCmd {
+    /// Campaign drafts from the RFM segments (JSON specs to edit and create).
+    Suggest {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Create a draft from a JSON spec file (see `suggest` for the shape).
+    Create {
+        spec: PathBuf,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Materialise the audience: arms, personal offers, coupon codes, send times.
+    Launch {
+        id: i64,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// pause, resume, complete or cancel.
+    Status {
+        id: i64,
+        action: String,
+        #[command(flatten)]
+        at: Where,
+    },
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Effect against the holdout, redemptions, guardrails, SRM, uplift.
+    Results {
+        id: i64,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// Set the global holdout percentage.
+    GlobalHoldout {
+        pct: f64,
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentCmd {
+    /// Validate the A/B engine on simulated experiments with a known effect (A/A and A/B runs
+    /// on the simulator's persons): false-positive rate and power of every analysis.
+    Validate {
+        #[arg(long, default_value = "data/truth.db")]
+        truth: String,
+        /// Experiments per scenario.
+        #[arg(long, default_value_t = 500)]
+        n: usize,
+        /// True relative effect in the A/B runs.
+        #[arg(long, default_value_t = 0.1)]
+        effect: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Also write one experiment's units and this engine's analysis of them here (for
+        /// bench/ab_check.py to recompute with scipy and statsmodels).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Create a store-level or switchback experiment from a JSON spec; prints its plan.
+    Create {
+        spec: PathBuf,
+        #[command(flatten)]
+        at: Where,
+    },
+    Results {
+        id: i64,
+        #[command(flatten)]
+        at: Where,
+    },
+    List {
+        #[command(flatten)]
+        at: Where,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceCmd {
+    /// Train on closed tickets, score the open ones against the simulator's true causes.
+    Evaluate {
+        #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
+        warehouse: PathBuf,
+        #[arg(long, default_value = "data/truth.db")]
+        truth: String,
+    },
+}
+
+pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
+    match cmd {
+        CampaignCmd::Suggest { at } => {
+            let (s, _) = open(&at.warehouse, at.metastore).await?;
+            pretty(&campaign::suggest(&s, None).await.map_err(err)?)
+        }
+        CampaignCmd::Create { spec, at } => {
+            let m = meta(&at.warehouse, at.metastore.clone()).await?;
+            let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
+            let sp: campaign::CampaignSpec =
+                serde_json::from_str(&text).with_context(|| format!("{}: not a campaign spec", spec.display()))?;
+            let who = actor(&at.actor);
+            let r = campaign::create(&m, &sp, &who).await;
+            let outcome = if r.is_ok() { "ok" } else { "rejected" };
+            audit::record(&m, &who, "admin", "campaign.create", &sp.name, outcome, &json!({"via": "cli"}))
+                .await
+                .map_err(err)?;
+            let id = r.map_err(err)?;
+            pretty(&json!({"campaign_id": id, "status": "draft"}))
+        }
+        CampaignCmd::Launch { id, at } => {
+            let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
+            let r = campaign::launch(&s, &m, id, None).await;
+            let who = actor(&at.actor);
+            audit::record(&m, &who, "admin", "campaign.launch", &format!("campaign:{id}"),
+                if r.is_ok() { "ok" } else { "rejected" }, &json!({"via": "cli"}))
+                .await
+                .map_err(err)?;
+            pretty(&r.map_err(err)?)
+        }
+        CampaignCmd::Status { id, action, at } => {
+            let m = meta(&at.warehouse, at.metastore.clone()).await?;
+            let r = campaign::transition(&m, id, &action).await;
+            let who = actor(&at.actor);
+            audit::record(&m, &who, "admin", &format!("campaign.{action}"), &format!("campaign:{id}"),
+                if r.is_ok() { "ok" } else { "rejected" }, &json!({"via": "cli"}))
+                .await
+                .map_err(err)?;
+            pretty(&json!({"campaign_id": id, "status": r.map_err(err)?}))
+        }
+        CampaignCmd::List { at } => {
+            let m = meta(&at.warehouse, at.metastore).await?;
+            for c in campaign::list(&m).await.map_err(err)? {
+                println!("{}\t{}\t{}\t{}\t{}", c.campaign_id, c.status, c.audience_size, c.spec.start, c.name);
+            }
+            Ok(())
+        }
+        CampaignCmd::Results { id, at } => {
+            let (s, m) = open(&at.warehouse, at.metastore).await?;
+            pretty(&campaign::evaluate(&s, &m, id, None).await.map_err(err)?)
+        }
+        CampaignCmd::GlobalHoldout { pct, at } => {
+            let m = meta(&at.warehouse, at.metastore.clone()).await?;
+            let r = campaign::set_global_holdout_pct(&m, pct).await;
+            audit::record(&m, &actor(&at.actor), "admin", "campaign.settings", "global_holdout_pct",
+                if r.is_ok() { "ok" } else { "rejected" }, &json!({"value": pct, "via": "cli"}))
+                .await
+                .map_err(err)?;
+            r.map_err(err)?;
+            println!("global holdout: {pct}%");
+            Ok(())
+        }
+    }
+}
+
+pub async fn experiment_cmd(cmd: ExperimentCmd) -> Result<()> {
+    match cmd {
+        ExperimentCmd::Validate { truth, n, effect, seed, export } => {
+            let pop = c360_etl::evaluate_ab::population(&truth).await?;
+            anyhow::ensure!(!pop.is_empty(), "{truth}: no persons alive at the cut-off");
+            if let Some(dir) = &export {
+                c360_etl::evaluate_ab::export_one(&pop, effect, seed, dir)
+                    .with_context(|| format!("writing {}", dir.display()))?;
+            }
+            let v = tokio::task::spawn_blocking(move || c360_etl::evaluate_ab::validate(&pop, n, effect, seed)).await?;
+            pretty(&v)
+        }
+        ExperimentCmd::Create { spec, at } => {
+            let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
+            let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
+            let sp: experiments::ExperimentSpec =
+                serde_json::from_str(&text).with_context(|| format!("{}: not an experiment spec", spec.display()))?;
+            let who = actor(&at.actor);
+            let r = experiments::create(&m, &sp, &who).await;
+            audit::record(&m, &who, "admin", "experiment.create", &sp.name,
+                if r.is_ok() { "ok" } else { "rejected" }, &json!({"via": "cli"}))
+                .await
+                .map_err(err)?;
+            let id = r.map_err(err)?;
+            pretty(&experiments::plan(&s, &m, id, None).await.map_err(err)?)
+        }
+        ExperimentCmd::Results { id, at } => {
+            let (s, m) = open(&at.warehouse, at.metastore).await?;
+            pretty(&experiments::results(&s, &m, id, None).await.map_err(err)?)
+        }
+        ExperimentCmd::List { at } => {
+            let m = meta(&at.warehouse, at.metastore).await?;
+            pretty(&experiments::list(&m).await.map_err(err)?)
+        }
+    }
+}
+
+pub async fn service_cmd(cmd: ServiceCmd) -> Result<()> {
+    match cmd {
+        ServiceCmd::Evaluate { warehouse, truth } => {
+            pretty(&c360_etl::service::evaluate_service(&warehouse, &truth).await?)
+        }
+    }
+}
+
+pub async fn audit_cmd(at: Where, limit: i64, action: Option<String>) -> Result<()> {
+    let m = meta(&at.warehouse, at.metastore).await?;
+    for e in audit::list(&m, limit, action.as_deref(), None).await.map_err(err)? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            e["seq"], e["at"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or(""),
+            e["role"].as_str().unwrap_or(""), e["action"].as_str().unwrap_or(""),
+            e["target"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// The treatments of launched campaigns, in the simulator's terms.
+pub async fn treatments(meta: &Db, ids: &[i64]) -> Result<Vec<c360_sim::world::Treatment>> {
+    let mut out = Vec::new();
+    for id in ids {
+        for (m, keys) in campaign::members_with_keys(meta, *id).await.map_err(err)? {
+            if m.arm == "global_holdout" {
+                continue;
+            }
+            out.push(c360_sim::world::Treatment {
+                campaign_id: *id,
+                source_keys: keys,
+                treated: m.arm != "holdout" && (m.status == "planned" || m.status == "sent"),
+                coupon_code: m.coupon_code.clone().unwrap_or_default(),
+                discount_fen: m.discount_fen.unwrap_or(0),
+                send_at: c360_model::parse_ts(&m.send_at)
+                    .with_context(|| format!("campaign {id}: send_at {:?}", m.send_at))?,
+                daypart: m
+                    .daypart
+                    .as_deref()
+                    .and_then(|d| c360_model::Daypart::ALL.into_iter().find(|x| x.code() == d)),
+                sku: m.sku.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
