@@ -13,6 +13,7 @@ import Customer360 from './pages/Customer360'
 import Distributions from './pages/Distributions'
 import Live from './pages/Live'
 import Dimensions from './pages/Dimensions'
+import Act from './pages/Act'
 
 type Route = { page: string; id?: number }
 
@@ -82,6 +83,7 @@ export default function App() {
     { key: 'customers', label: t.customers },
     { key: 'distributions', label: t.distributions },
     { key: 'dimensions', label: t.insightsTab },
+    { key: 'act', label: t.actTab },
     { key: 'live', label: t.live },
   ]
   const mobile = !screens.md
@@ -92,6 +94,7 @@ export default function App() {
   else if (route.page === 'customers') body = <Customers onOpen={(id) => go('customer', id)} />
   else if (route.page === 'distributions') body = <Distributions />
   else if (route.page === 'live') body = <Live />
+  else if (route.page === 'act') body = <Act role={me?.role} />
   else if (route.page === 'dimensions') body = <Dimensions onOpen={(id) => go('customer', id)} />
   else body = <Overview />
 

@@ -20,6 +20,15 @@ const zh = {
   ties: '关系', communities: '社群', seeds: '推广种子客户', influencers: '影响力排名', shares: '分享', reach: '触达', cascades: '分享传播链',
   campaign: '活动', depth: '层数', menu: '菜单', item: '商品', cart: '购物车', pay: '支付', reason: '理由', addToCart: '加购后推荐',
   buy_again: '常买', add_on: '搭配', similar_taste: '口味相近', popular: '门店热销', new_item: '新品', influence: '影响力',
+  actTab: '营销·实验·客服', campaigns: '营销活动', suggestions: '按分群推荐的活动', goal: '目标', offer: '优惠', favouriteItem: '最爱单品·常用时段',
+  createCampaign: '创建草稿', name: '名称', status: '状态', schedule: '时间', launch: '发布', pause: '暂停', resume: '恢复', results: '效果',
+  draft: '草稿', running: '进行中', paused: '已暂停', completed: '已完成', cancelled: '已取消', window: '评估窗口', complete: '已完整', inProgress: '进行中',
+  holdout: '对照组', globalHoldout: '全局对照', arm: '组', members: '人数', incrementalRevenue: '增量营收 [95%]', chanceToWin: '胜出概率',
+  retentionLift: '留存提升', redemptions: '核销', miniProgram: '小程序', discountCost: '优惠成本', guardrails: '护栏指标', uplift: '增益模型（Qini 曲线）',
+  model: '模型', random: '随机', experiments: '实验', design: '设计', effect: '效果（每店每天）', service: '客服', diagnose: '诊断',
+  ticketHint: '输入顾客留言，例如：外卖等了一个多小时还没到', cause: '问题', probabilities: '各问题概率', solution: '处理方案', compensation: '补偿',
+  escalate: '建议人工跟进', openTickets: '待处理工单', message: '留言', audit: '审计', time: '时间', actor: '操作人', action: '操作', target: '对象', outcome: '结果',
+  late_order: '送餐超时', wrong_item: '餐品错漏', coupon_failure: '优惠券失败', quality_complaint: '品质投诉',
 }
 const en: typeof zh = {
   title: 'c360 Customer 360', login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your admin issued (c360 apikey create)', logout: 'Log out',
@@ -39,6 +48,15 @@ const en: typeof zh = {
   ties: 'Ties', communities: 'Communities', seeds: 'Campaign seeds', influencers: 'Most influential', shares: 'Shares', reach: 'Reach', cascades: 'Share cascades',
   campaign: 'Campaign', depth: 'Depth', menu: 'Menu', item: 'Item', cart: 'Cart', pay: 'Pay', reason: 'Reason', addToCart: 'With the cart',
   buy_again: 'Buys often', add_on: 'Goes with', similar_taste: 'Similar taste', popular: 'Popular here', new_item: 'New', influence: 'Influence',
+  actTab: 'Campaigns · tests · service', campaigns: 'Campaigns', suggestions: 'Suggested from segments', goal: 'Goal', offer: 'Offer', favouriteItem: 'favourite item, usual daypart',
+  createCampaign: 'Create draft', name: 'Name', status: 'Status', schedule: 'Schedule', launch: 'Launch', pause: 'Pause', resume: 'Resume', results: 'Results',
+  draft: 'draft', running: 'running', paused: 'paused', completed: 'completed', cancelled: 'cancelled', window: 'Window', complete: 'complete', inProgress: 'in progress',
+  holdout: 'Holdout', globalHoldout: 'Global holdout', arm: 'Arm', members: 'Members', incrementalRevenue: 'Incremental revenue [95%]', chanceToWin: 'Chance to win',
+  retentionLift: 'Retention lift', redemptions: 'Redemptions', miniProgram: 'mini-program', discountCost: 'Discount cost', guardrails: 'Guardrails', uplift: 'Uplift model (Qini curve)',
+  model: 'Model', random: 'Random', experiments: 'Tests', design: 'Design', effect: 'Effect (per store-day)', service: 'Service', diagnose: 'Diagnose',
+  ticketHint: "The customer's message, e.g. 外卖等了一个多小时还没到", cause: 'Problem', probabilities: 'Probabilities', solution: 'Solution', compensation: 'Compensation',
+  escalate: 'escalate to a person', openTickets: 'Open tickets', message: 'Message', audit: 'Audit', time: 'Time', actor: 'Actor', action: 'Action', target: 'Target', outcome: 'Outcome',
+  late_order: 'Late order', wrong_item: 'Wrong item', coupon_failure: 'Coupon failure', quality_complaint: 'Quality complaint',
 }
 export const dict = { zh, en }
 export type T = typeof zh

@@ -169,7 +169,13 @@ pub fn bayes(c: Moments, t: Moments) -> Bayesian {
     let s = (c.var_mean() + t.var_mean()).sqrt();
     if s == 0.0 || !s.is_finite() {
         return Bayesian {
-            chance_to_win: if mu > 0.0 { 1.0 } else if mu < 0.0 { 0.0 } else { 0.5 },
+            chance_to_win: if mu > 0.0 {
+                1.0
+            } else if mu < 0.0 {
+                0.0
+            } else {
+                0.5
+            },
             expected_loss_treatment: (-mu).max(0.0),
             expected_loss_control: mu.max(0.0),
             cred_low: mu,
@@ -207,10 +213,7 @@ pub fn cuped(y: &[f64], x: &[f64]) -> (Vec<f64>, f64) {
     }
     let theta = if sxx > 0.0 { sxy / sxx } else { 0.0 };
     (
-        y.iter()
-            .zip(x)
-            .map(|(b, a)| b - theta * (a - mx))
-            .collect(),
+        y.iter().zip(x).map(|(b, a)| b - theta * (a - mx)).collect(),
         theta,
     )
 }
@@ -220,7 +223,7 @@ pub fn cuped(y: &[f64], x: &[f64]) -> (Vec<f64>, f64) {
 /// with variance `v`, returns the always-valid p-value at this look, min(1, 1/Λ). The running
 /// minimum over looks is still valid at any stopping time.
 pub fn msprt_p(diff: f64, v: f64, tau2: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let ln_lambda = 0.5 * (v / (v + tau2)).ln() + tau2 * diff * diff / (2.0 * v * (v + tau2));
@@ -229,7 +232,7 @@ pub fn msprt_p(diff: f64, v: f64, tau2: f64) -> f64 {
 
 /// Half-width of the always-valid (1 − α) confidence sequence matching [`msprt_p`].
 pub fn msprt_radius(v: f64, tau2: f64, alpha: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return f64::INFINITY;
     }
     ((v * (v + tau2) / tau2) * (2.0 * (1.0 / alpha).ln() + ((v + tau2) / v).ln())).sqrt()
@@ -347,7 +350,13 @@ pub enum GuardrailStatus {
 
 /// Checks a guardrail metric. `margin` is the largest acceptable relative harm (0.02 = 2%);
 /// `higher_is_better` says which way harm goes (false for complaints or refunds).
-pub fn guardrail(c: Moments, t: Moments, margin: f64, higher_is_better: bool, alpha: f64) -> GuardrailStatus {
+pub fn guardrail(
+    c: Moments,
+    t: Moments,
+    margin: f64,
+    higher_is_better: bool,
+    alpha: f64,
+) -> GuardrailStatus {
     let f = welch(c, t, alpha);
     let sign = if higher_is_better { 1.0 } else { -1.0 };
     // Harm in the metric's own units: positive = worse.
@@ -489,8 +498,12 @@ mod tests {
 
     #[test]
     fn assignment_is_stable_and_balanced() {
-        let a: Vec<usize> = (0..20_000).map(|i| assign("exp1", &i.to_string(), &[1.0, 1.0])).collect();
-        let b: Vec<usize> = (0..20_000).map(|i| assign("exp1", &i.to_string(), &[1.0, 1.0])).collect();
+        let a: Vec<usize> = (0..20_000)
+            .map(|i| assign("exp1", &i.to_string(), &[1.0, 1.0]))
+            .collect();
+        let b: Vec<usize> = (0..20_000)
+            .map(|i| assign("exp1", &i.to_string(), &[1.0, 1.0]))
+            .collect();
         assert_eq!(a, b);
         let ones = a.iter().filter(|x| **x == 1).count() as f64;
         assert!((ones / 20_000.0 - 0.5).abs() < 0.015, "{ones}");
@@ -518,8 +531,16 @@ mod tests {
 
     #[test]
     fn bayes_is_symmetric_and_loss_is_consistent() {
-        let c = Moments { n: 1000.0, mean: 10.0, var: 25.0 };
-        let t = Moments { n: 1000.0, mean: 10.5, var: 25.0 };
+        let c = Moments {
+            n: 1000.0,
+            mean: 10.0,
+            var: 25.0,
+        };
+        let t = Moments {
+            n: 1000.0,
+            mean: 10.5,
+            var: 25.0,
+        };
         let b = bayes(c, t);
         let r = bayes(t, c);
         assert!((b.chance_to_win + r.chance_to_win - 1.0).abs() < 1e-12);
@@ -531,7 +552,11 @@ mod tests {
     #[test]
     fn cuped_removes_the_covariate_and_keeps_the_mean() {
         let x: Vec<f64> = (0..1000).map(|i| (i % 37) as f64).collect();
-        let y: Vec<f64> = x.iter().enumerate().map(|(i, v)| 2.0 * v + (i % 5) as f64).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 2.0 * v + (i % 5) as f64)
+            .collect();
         let (adj, theta) = cuped(&y, &x);
         assert!((theta - 2.0).abs() < 0.01, "{theta}");
         let m = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -575,13 +600,27 @@ mod tests {
 
     #[test]
     fn guardrail_verdicts() {
-        let c = Moments { n: 20_000.0, mean: 0.05, var: 0.0475 };
+        let c = Moments {
+            n: 20_000.0,
+            mean: 0.05,
+            var: 0.0475,
+        };
         let same = guardrail(c, c, 0.1, false, 0.05);
         assert_eq!(same, GuardrailStatus::Ok);
-        let worse = Moments { mean: 0.07, var: 0.065, ..c };
-        assert_eq!(guardrail(c, worse, 0.1, false, 0.05), GuardrailStatus::Violated);
+        let worse = Moments {
+            mean: 0.07,
+            var: 0.065,
+            ..c
+        };
+        assert_eq!(
+            guardrail(c, worse, 0.1, false, 0.05),
+            GuardrailStatus::Violated
+        );
         let small = Moments { n: 50.0, ..c };
-        assert_eq!(guardrail(small, small, 0.1, false, 0.05), GuardrailStatus::Inconclusive);
+        assert_eq!(
+            guardrail(small, small, 0.1, false, 0.05),
+            GuardrailStatus::Inconclusive
+        );
     }
 
     #[test]

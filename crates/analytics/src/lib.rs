@@ -8,14 +8,14 @@
 
 pub mod behavior;
 pub mod churn;
-pub mod experiment;
 pub mod clv;
+pub mod experiment;
 pub mod graph;
 pub mod optim;
 pub mod recommend;
 pub mod rfm;
 pub mod segment;
-pub mod service;
 pub mod sentiment;
+pub mod service;
 pub mod special;
 pub mod uplift;

@@ -10,7 +10,12 @@
 use std::collections::HashMap;
 
 /// The causes, in the order of every probability vector here.
-pub const CAUSES: [&str; 4] = ["late_order", "wrong_item", "coupon_failure", "quality_complaint"];
+pub const CAUSES: [&str; 4] = [
+    "late_order",
+    "wrong_item",
+    "coupon_failure",
+    "quality_complaint",
+];
 
 /// Context features, in this order, in [`Case::context`].
 pub const CONTEXT: [&str; 8] = [
@@ -53,9 +58,11 @@ fn features(c: &Case, scale: &[(f64, f64); CONTEXT.len()]) -> Vec<(usize, f64)> 
         .collect();
     let mut f: HashMap<usize, f64> = HashMap::new();
     for (i, ch) in chars.iter().enumerate() {
-        *f.entry(fnv(&ch.to_string()) as usize % TEXT_DIM).or_default() += 0.5;
+        *f.entry(fnv(&ch.to_string()) as usize % TEXT_DIM)
+            .or_default() += 0.5;
         if let Some(n) = chars.get(i + 1) {
-            *f.entry(fnv(&format!("{ch}{n}")) as usize % TEXT_DIM).or_default() += 1.0;
+            *f.entry(fnv(&format!("{ch}{n}")) as usize % TEXT_DIM)
+                .or_default() += 1.0;
         }
     }
     let norm = f.values().map(|v| v * v).sum::<f64>().sqrt().max(1.0);
@@ -96,7 +103,11 @@ impl ServiceModel {
         let mut scale = [(0.0, 1.0); CONTEXT.len()];
         for (j, sc) in scale.iter_mut().enumerate() {
             let m = cases.iter().map(|c| c.context[j]).sum::<f64>() / n;
-            let v = cases.iter().map(|c| (c.context[j] - m).powi(2)).sum::<f64>() / n;
+            let v = cases
+                .iter()
+                .map(|c| (c.context[j] - m).powi(2))
+                .sum::<f64>()
+                / n;
             *sc = (m, v.sqrt().max(1e-6));
         }
         let dim = TEXT_DIM + CONTEXT.len() + 1;
@@ -141,12 +152,18 @@ impl ServiceModel {
         }
     }
 
+    /// The training mean of each context feature: what to assume for a feature that is unknown
+    /// (a message without an order), so it pushes no cause either way.
+    pub fn mean_context(&self) -> [f64; CONTEXT.len()] {
+        self.scale.map(|(m, _)| m)
+    }
+
     /// Probability of each cause.
     pub fn predict(&self, c: &Case) -> [f64; K] {
         let mut z = [0.0; K];
         for (j, v) in features(c, &self.scale) {
-            for k in 0..K {
-                z[k] += self.w[j][k] * v;
+            for (zk, wk) in z.iter_mut().zip(&self.w[j]) {
+                *zk += wk * v;
             }
         }
         softmax(z)
@@ -265,24 +282,77 @@ mod tests {
             ctx[0] = ((k == 0 && often) || (k != 0 && i % 10 == 9)) as u8 as f64;
             ctx[3] = ((k == 2 && often) || (k != 2 && i % 10 == 9)) as u8 as f64;
             // Half the messages say nothing specific: only the context tells.
-            let msg = if i % 8 < 4 { words[k].to_string() } else { "很不满意".to_string() };
-            cases.push(Case { message: msg, context: ctx });
+            let msg = if i % 8 < 4 {
+                words[k].to_string()
+            } else {
+                "很不满意".to_string()
+            };
+            cases.push(Case {
+                message: msg,
+                context: ctx,
+            });
             labels.push(k);
         }
         let m = ServiceModel::train(&cases, &labels, 5);
-        let p = m.predict(&Case { message: "优惠券用不了".into(), context: [0.0; 8] });
-        assert_eq!(p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0, 2);
+        let p = m.predict(&Case {
+            message: "优惠券用不了".into(),
+            context: [0.0; 8],
+        });
+        assert_eq!(
+            p.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0,
+            2
+        );
         let mut ctx = [0.0; 8];
         ctx[0] = 1.0;
-        let p = m.predict(&Case { message: "很不满意".into(), context: ctx });
-        assert_eq!(p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0, 0, "{p:?}");
-        assert_eq!(m.reasons(&Case { message: "很不满意".into(), context: ctx }, 0)[0].0, "delivery");
+        let p = m.predict(&Case {
+            message: "很不满意".into(),
+            context: ctx,
+        });
+        assert_eq!(
+            p.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0,
+            0,
+            "{p:?}"
+        );
+        assert_eq!(
+            m.reasons(
+                &Case {
+                    message: "很不满意".into(),
+                    context: ctx
+                },
+                0
+            )[0]
+            .0,
+            "delivery"
+        );
     }
 
     #[test]
     fn compensation_scales_with_worth_and_risk() {
-        let base = resolve(0, 0.9, Standing { order_paid_fen: Some(4000), ..Default::default() });
-        let vip = resolve(0, 0.9, Standing { order_paid_fen: Some(4000), high_value: true, churn_risk: 0.8 });
+        let base = resolve(
+            0,
+            0.9,
+            Standing {
+                order_paid_fen: Some(4000),
+                ..Default::default()
+            },
+        );
+        let vip = resolve(
+            0,
+            0.9,
+            Standing {
+                order_paid_fen: Some(4000),
+                high_value: true,
+                churn_risk: 0.8,
+            },
+        );
         assert_eq!(base.compensation_fen, 800);
         assert_eq!(vip.compensation_fen, 1500); // 800 × 1.95 = 1560, capped at 1500
         assert!(vip.escalate && !base.escalate);

@@ -51,6 +51,7 @@ impl Expander {
 }
 
 /// Ridge regression by the normal equations (Cholesky); the intercept is not penalised.
+#[allow(clippy::needless_range_loop)] // index loops read like the algebra
 pub fn ridge(x: &[Vec<f64>], y: &[f64], l2: f64) -> Vec<f64> {
     let k = x.first().map_or(0, Vec::len);
     let mut a = vec![vec![0.0; k]; k];
@@ -76,6 +77,7 @@ pub fn ridge(x: &[Vec<f64>], y: &[f64], l2: f64) -> Vec<f64> {
 }
 
 /// Solves A w = b for symmetric positive definite A (Cholesky).
+#[allow(clippy::needless_range_loop)]
 fn solve_spd(mut a: Vec<Vec<f64>>, b: Vec<f64>) -> Vec<f64> {
     let k = b.len();
     for j in 0..k {
@@ -202,7 +204,11 @@ pub fn qini(score: &[f64], treated: &[bool], y: &[f64], steps: usize) -> (Vec<Qi
         let rb = total * b.share;
         area += (b.share - a.share) * ((a.gain - ra) + (b.gain - rb)) / 2.0;
     }
-    let coef = if total.abs() > 0.0 { area / total.abs() } else { 0.0 };
+    let coef = if total.abs() > 0.0 {
+        area / total.abs()
+    } else {
+        0.0
+    };
     (pts, coef)
 }
 
@@ -228,12 +234,19 @@ mod tests {
         }
         let m = TLearner::fit(&x, &t, &y, 1.0);
         assert!(m.uplift(&[0.8, 0.0]) > 1.0, "{}", m.uplift(&[0.8, 0.0]));
-        assert!(m.uplift(&[-0.8, 0.0]).abs() < 0.5, "{}", m.uplift(&[-0.8, 0.0]));
+        assert!(
+            m.uplift(&[-0.8, 0.0]).abs() < 0.5,
+            "{}",
+            m.uplift(&[-0.8, 0.0])
+        );
         let s: Vec<f64> = x.iter().map(|r| m.uplift(r)).collect();
         let (_, q_model) = qini(&s, &t, &y, 20);
         let rnd: Vec<f64> = (0..x.len()).map(|i| ((i * 48_271) % 4001) as f64).collect();
         let (_, q_rand) = qini(&rnd, &t, &y, 20);
-        assert!(q_model > 0.2 && q_model > q_rand + 0.15, "{q_model} vs {q_rand}");
+        assert!(
+            q_model > 0.2 && q_model > q_rand + 0.15,
+            "{q_model} vs {q_rand}"
+        );
     }
 
     #[test]
@@ -241,6 +254,9 @@ mod tests {
         let x: Vec<Vec<f64>> = (0..100).map(|i| vec![1.0, i as f64]).collect();
         let y: Vec<f64> = (0..100).map(|i| 3.0 + 0.5 * i as f64).collect();
         let w = ridge(&x, &y, 0.0);
-        assert!((w[0] - 3.0).abs() < 1e-6 && (w[1] - 0.5).abs() < 1e-8, "{w:?}");
+        assert!(
+            (w[0] - 3.0).abs() < 1e-6 && (w[1] - 0.5).abs() < 1e-8,
+            "{w:?}"
+        );
     }
 }

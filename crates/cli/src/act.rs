@@ -24,7 +24,10 @@ fn actor(a: &Option<String>) -> String {
     })
 }
 
-async fn open(warehouse: &std::path::Path, metastore: Option<String>) -> Result<(c360_warehouse::Session, Db)> {
+async fn open(
+    warehouse: &std::path::Path,
+    metastore: Option<String>,
+) -> Result<(c360_warehouse::Session, Db)> {
     let sess = c360_etl::session(warehouse)
         .await
         .with_context(|| format!("opening the warehouse {}", warehouse.display()))?;
@@ -92,6 +95,14 @@ pub enum CampaignCmd {
         #[command(flatten)]
         at: Where,
     },
+    /// Members with arm, coupon code, personal offer and send time (tab-separated).
+    Members {
+        id: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        at: Where,
+    },
     /// Set the global holdout percentage.
     GlobalHoldout {
         pct: f64,
@@ -139,6 +150,18 @@ pub enum ExperimentCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ServiceCmd {
+    /// Diagnose one ticket (by key, e.g. T:12) or a message: likely cause, solution, compensation.
+    Diagnose {
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long)]
+        message: Option<String>,
+        /// The customer writing (for the compensation policy).
+        #[arg(long)]
+        customer: Option<i64>,
+        #[command(flatten)]
+        at: Where,
+    },
     /// Train on closed tickets, score the open ones against the simulator's true causes.
     Evaluate {
         #[arg(long, env = "C360_WAREHOUSE", default_value = "data/hotdog2030")]
@@ -156,15 +179,24 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
         }
         CampaignCmd::Create { spec, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;
-            let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
-            let sp: campaign::CampaignSpec =
-                serde_json::from_str(&text).with_context(|| format!("{}: not a campaign spec", spec.display()))?;
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("reading {}", spec.display()))?;
+            let sp: campaign::CampaignSpec = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a campaign spec", spec.display()))?;
             let who = actor(&at.actor);
             let r = campaign::create(&m, &sp, &who).await;
             let outcome = if r.is_ok() { "ok" } else { "rejected" };
-            audit::record(&m, &who, "admin", "campaign.create", &sp.name, outcome, &json!({"via": "cli"}))
-                .await
-                .map_err(err)?;
+            audit::record(
+                &m,
+                &who,
+                "admin",
+                "campaign.create",
+                &sp.name,
+                outcome,
+                &json!({"via": "cli"}),
+            )
+            .await
+            .map_err(err)?;
             let id = r.map_err(err)?;
             pretty(&json!({"campaign_id": id, "status": "draft"}))
         }
@@ -172,26 +204,43 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
             let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
             let r = campaign::launch(&s, &m, id, None).await;
             let who = actor(&at.actor);
-            audit::record(&m, &who, "admin", "campaign.launch", &format!("campaign:{id}"),
-                if r.is_ok() { "ok" } else { "rejected" }, &json!({"via": "cli"}))
-                .await
-                .map_err(err)?;
+            audit::record(
+                &m,
+                &who,
+                "admin",
+                "campaign.launch",
+                &format!("campaign:{id}"),
+                if r.is_ok() { "ok" } else { "rejected" },
+                &json!({"via": "cli"}),
+            )
+            .await
+            .map_err(err)?;
             pretty(&r.map_err(err)?)
         }
         CampaignCmd::Status { id, action, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;
             let r = campaign::transition(&m, id, &action).await;
             let who = actor(&at.actor);
-            audit::record(&m, &who, "admin", &format!("campaign.{action}"), &format!("campaign:{id}"),
-                if r.is_ok() { "ok" } else { "rejected" }, &json!({"via": "cli"}))
-                .await
-                .map_err(err)?;
+            audit::record(
+                &m,
+                &who,
+                "admin",
+                &format!("campaign.{action}"),
+                &format!("campaign:{id}"),
+                if r.is_ok() { "ok" } else { "rejected" },
+                &json!({"via": "cli"}),
+            )
+            .await
+            .map_err(err)?;
             pretty(&json!({"campaign_id": id, "status": r.map_err(err)?}))
         }
         CampaignCmd::List { at } => {
             let m = meta(&at.warehouse, at.metastore).await?;
             for c in campaign::list(&m).await.map_err(err)? {
-                println!("{}\t{}\t{}\t{}\t{}", c.campaign_id, c.status, c.audience_size, c.spec.start, c.name);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    c.campaign_id, c.status, c.audience_size, c.spec.start, c.name
+                );
             }
             Ok(())
         }
@@ -199,13 +248,42 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
             let (s, m) = open(&at.warehouse, at.metastore).await?;
             pretty(&campaign::evaluate(&s, &m, id, None).await.map_err(err)?)
         }
+        CampaignCmd::Members { id, limit, at } => {
+            let m = meta(&at.warehouse, at.metastore).await?;
+            println!("customer_id\tarm\tcoupon_code\tsku\tdaypart\tsend_at\tstatus");
+            for x in campaign::members(&m, id)
+                .await
+                .map_err(err)?
+                .iter()
+                .take(limit)
+            {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    x.customer_id,
+                    x.arm,
+                    x.coupon_code.as_deref().unwrap_or("-"),
+                    x.sku.as_deref().unwrap_or("-"),
+                    x.daypart.as_deref().unwrap_or("-"),
+                    x.send_at,
+                    x.status
+                );
+            }
+            Ok(())
+        }
         CampaignCmd::GlobalHoldout { pct, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;
             let r = campaign::set_global_holdout_pct(&m, pct).await;
-            audit::record(&m, &actor(&at.actor), "admin", "campaign.settings", "global_holdout_pct",
-                if r.is_ok() { "ok" } else { "rejected" }, &json!({"value": pct, "via": "cli"}))
-                .await
-                .map_err(err)?;
+            audit::record(
+                &m,
+                &actor(&at.actor),
+                "admin",
+                "campaign.settings",
+                "global_holdout_pct",
+                if r.is_ok() { "ok" } else { "rejected" },
+                &json!({"value": pct, "via": "cli"}),
+            )
+            .await
+            .map_err(err)?;
             r.map_err(err)?;
             println!("global holdout: {pct}%");
             Ok(())
@@ -215,27 +293,44 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
 
 pub async fn experiment_cmd(cmd: ExperimentCmd) -> Result<()> {
     match cmd {
-        ExperimentCmd::Validate { truth, n, effect, seed, export } => {
+        ExperimentCmd::Validate {
+            truth,
+            n,
+            effect,
+            seed,
+            export,
+        } => {
             let pop = c360_etl::evaluate_ab::population(&truth).await?;
             anyhow::ensure!(!pop.is_empty(), "{truth}: no persons alive at the cut-off");
             if let Some(dir) = &export {
                 c360_etl::evaluate_ab::export_one(&pop, effect, seed, dir)
                     .with_context(|| format!("writing {}", dir.display()))?;
             }
-            let v = tokio::task::spawn_blocking(move || c360_etl::evaluate_ab::validate(&pop, n, effect, seed)).await?;
+            let v = tokio::task::spawn_blocking(move || {
+                c360_etl::evaluate_ab::validate(&pop, n, effect, seed)
+            })
+            .await?;
             pretty(&v)
         }
         ExperimentCmd::Create { spec, at } => {
             let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
-            let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
-            let sp: experiments::ExperimentSpec =
-                serde_json::from_str(&text).with_context(|| format!("{}: not an experiment spec", spec.display()))?;
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("reading {}", spec.display()))?;
+            let sp: experiments::ExperimentSpec = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not an experiment spec", spec.display()))?;
             let who = actor(&at.actor);
             let r = experiments::create(&m, &sp, &who).await;
-            audit::record(&m, &who, "admin", "experiment.create", &sp.name,
-                if r.is_ok() { "ok" } else { "rejected" }, &json!({"via": "cli"}))
-                .await
-                .map_err(err)?;
+            audit::record(
+                &m,
+                &who,
+                "admin",
+                "experiment.create",
+                &sp.name,
+                if r.is_ok() { "ok" } else { "rejected" },
+                &json!({"via": "cli"}),
+            )
+            .await
+            .map_err(err)?;
             let id = r.map_err(err)?;
             pretty(&experiments::plan(&s, &m, id, None).await.map_err(err)?)
         }
@@ -252,6 +347,74 @@ pub async fn experiment_cmd(cmd: ExperimentCmd) -> Result<()> {
 
 pub async fn service_cmd(cmd: ServiceCmd) -> Result<()> {
     match cmd {
+        ServiceCmd::Diagnose {
+            ticket,
+            message,
+            customer,
+            at,
+        } => {
+            use c360_analytics::service::{keyword_rule, resolve, Case, Standing, CAUSES};
+            let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
+            let all = c360_etl::service::tickets(&s, "").await?;
+            let model = c360_etl::service::train(&all);
+            let (case, cust, paid, target) = match (&ticket, &message) {
+                (Some(k), _) => {
+                    let t = all
+                        .iter()
+                        .find(|t| &t.ticket_key == k)
+                        .with_context(|| format!("--ticket {k:?}: no such ticket"))?;
+                    (t.case.clone(), t.customer_id, t.order_paid_fen, k.clone())
+                }
+                (None, Some(msg)) => (
+                    Case {
+                        message: msg.clone(),
+                        context: model.mean_context(),
+                    },
+                    customer,
+                    None,
+                    customer.map_or("message".into(), |c| format!("customer:{c}")),
+                ),
+                _ => anyhow::bail!("give --ticket or --message"),
+            };
+            let mut standing = Standing {
+                order_paid_fen: paid,
+                ..Default::default()
+            };
+            if let Some(c) = cust {
+                let b = s
+                    .query(&format!(
+                        "SELECT rfm_class, p_churn_90d FROM v_customer_360 WHERE customer_id = {c}"
+                    ))
+                    .await?;
+                let rows = c360_server::json::rows(&b)?;
+                if let Some(r) = rows.first() {
+                    standing.high_value = r["rfm_class"]
+                        .as_str()
+                        .is_some_and(|x| x.starts_with("重要"));
+                    standing.churn_risk = r["p_churn_90d"].as_f64().unwrap_or(0.0);
+                }
+            }
+            let p = model.predict(&case);
+            let k = c360_etl::service::argmax(&p);
+            audit::record(
+                &m,
+                &actor(&at.actor),
+                "admin",
+                "service.diagnose",
+                &target,
+                "ok",
+                &json!({"via": "cli"}),
+            )
+            .await
+            .map_err(err)?;
+            pretty(&json!({
+                "predicted_cause": CAUSES[k],
+                "probabilities": CAUSES.iter().zip(p).map(|(c, x)| json!({"cause": c, "p": x})).collect::<Vec<_>>(),
+                "reasons": model.reasons(&case, k),
+                "keyword_rule": keyword_rule(&case.message).map(|i| CAUSES[i]),
+                "resolution": resolve(k, p[k], standing),
+            }))
+        }
         ServiceCmd::Evaluate { warehouse, truth } => {
             pretty(&c360_etl::service::evaluate_service(&warehouse, &truth).await?)
         }
@@ -260,12 +423,19 @@ pub async fn service_cmd(cmd: ServiceCmd) -> Result<()> {
 
 pub async fn audit_cmd(at: Where, limit: i64, action: Option<String>) -> Result<()> {
     let m = meta(&at.warehouse, at.metastore).await?;
-    for e in audit::list(&m, limit, action.as_deref(), None).await.map_err(err)? {
+    for e in audit::list(&m, limit, action.as_deref(), None)
+        .await
+        .map_err(err)?
+    {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            e["seq"], e["at"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or(""),
-            e["role"].as_str().unwrap_or(""), e["action"].as_str().unwrap_or(""),
-            e["target"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or("")
+            e["seq"],
+            e["at"].as_str().unwrap_or(""),
+            e["actor"].as_str().unwrap_or(""),
+            e["role"].as_str().unwrap_or(""),
+            e["action"].as_str().unwrap_or(""),
+            e["target"].as_str().unwrap_or(""),
+            e["outcome"].as_str().unwrap_or("")
         );
     }
     Ok(())

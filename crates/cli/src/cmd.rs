@@ -751,9 +751,17 @@ async fn advance(a: AdvanceArgs) -> Result<()> {
 }
 
 /// Records a CLI action in the audit trail (the CLI acts with the metastore's full rights).
-async fn cli_audit(db: &c360_db::Db, action: &str, target: &str, detail: serde_json::Value) -> Result<()> {
+async fn cli_audit(
+    db: &c360_db::Db,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
     db.exec_script(c360_server::audit::DDL).await?;
-    let who = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let who = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
     c360_server::audit::record(db, &who, "admin", action, target, "ok", &detail)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -777,7 +785,13 @@ async fn apikey(cmd: ApikeyCmd) -> Result<()> {
             let key = auth::create_key(&db, &name, r, &stores)
                 .await
                 .map_err(err)?;
-            cli_audit(&db, "apikey.create", &name, serde_json::json!({"role": role, "stores": stores})).await?;
+            cli_audit(
+                &db,
+                "apikey.create",
+                &name,
+                serde_json::json!({"role": role, "stores": stores}),
+            )
+            .await?;
             println!("{key}");
         }
         ApikeyCmd::List {
@@ -799,7 +813,13 @@ async fn apikey(cmd: ApikeyCmd) -> Result<()> {
         } => {
             let db = c360_db::Db::connect(&metastore_url(&warehouse, metastore)).await?;
             let n = auth::revoke_key(&db, &name).await.map_err(err)?;
-            cli_audit(&db, "apikey.revoke", &name, serde_json::json!({"revoked": n})).await?;
+            cli_audit(
+                &db,
+                "apikey.revoke",
+                &name,
+                serde_json::json!({"revoked": n}),
+            )
+            .await?;
             println!("revoked {n} key(s) named {name}");
         }
     }

@@ -9,9 +9,8 @@
 use std::collections::HashMap;
 
 use c360_analytics::experiment::{
-    assign, bayes, cluster_test, cuped, guardrail, holm, benjamini_hochberg, srm,
-    switchback_arm, switchback_test, welch, ClusterUnit, GuardrailStatus, Moments, Sequential,
-    SwitchbackCell,
+    assign, bayes, benjamini_hochberg, cluster_test, cuped, guardrail, holm, srm, switchback_arm,
+    switchback_test, welch, ClusterUnit, GuardrailStatus, Moments, Sequential, SwitchbackCell,
 };
 use c360_db::{get_f64, get_i64, Db};
 use rand::{Rng, SeedableRng};
@@ -162,7 +161,8 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
     for e in 0..n {
         for aa in [true, false] {
             let eff = if aa { 0.0 } else { effect };
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((e as u64) << 1 | aa as u64) * 0x9E37_79B9);
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed ^ ((((e as u64) << 1) | aa as u64) * 0x9E37_79B9));
             let salt = format!("exp-{seed}-{e}-{aa}");
             // Store shocks shared by everyone at a store over the post period (log-normal, σ 0.15:
             // a local event, a road closure, a new competitor).
@@ -189,7 +189,11 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
                     let m = if treated { 1.0 + eff } else { 1.0 };
                     *w = draw(&mut rng, u.lambda * m * sh, 7.0, u.spend);
                 }
-                cust.push(Outcome { treated, pre, weeks });
+                cust.push(Outcome {
+                    treated,
+                    pre,
+                    weeks,
+                });
                 // The same person in the store-randomised world.
                 let st = store_arm[&u.store];
                 let m = if st { 1.0 + eff } else { 1.0 };
@@ -210,7 +214,10 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
                 cust.iter().filter(|o| o.treated == t).map(f).collect()
             };
             let rev = |o: &Outcome| o.weeks.iter().map(|w| w.1).sum::<f64>();
-            let (c, t) = (Moments::of(&arm(false, &rev)), Moments::of(&arm(true, &rev)));
+            let (c, t) = (
+                Moments::of(&arm(false, &rev)),
+                Moments::of(&arm(true, &rev)),
+            );
             let f = welch(c, t, alpha);
             let y: Vec<f64> = cust.iter().map(rev).collect();
             let x: Vec<f64> = cust.iter().map(|o| o.pre).collect();
@@ -234,14 +241,20 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
             let mut peek = false;
             for k in 1..=4 {
                 let cum = |o: &Outcome| o.weeks[..k].iter().map(|w| w.1).sum::<f64>();
-                let (a, bb) = (Moments::of(&arm(false, &cum)), Moments::of(&arm(true, &cum)));
+                let (a, bb) = (
+                    Moments::of(&arm(false, &cum)),
+                    Moments::of(&arm(true, &cum)),
+                );
                 seq.look(a, bb);
                 peek |= welch(a, bb, alpha).p_value < alpha;
             }
             let tag = |s: &'static str, s2: &'static str| if aa { s } else { s2 };
             hit(tag("fpr_welch", "power_welch"), f.p_value < alpha);
             hit(tag("fpr_cuped", "power_cuped"), fc.p_value < alpha);
-            hit(tag("fpr_bayes", "power_bayes"), b.chance_to_win > 0.975 || b.chance_to_win < 0.025);
+            hit(
+                tag("fpr_bayes", "power_bayes"),
+                b.chance_to_win > 0.975 || b.chance_to_win < 0.025,
+            );
             hit(tag("fpr_seq", "power_seq"), seq.significant());
             if aa {
                 hit("fpr_peek", peek);
@@ -256,24 +269,34 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
                 ];
                 let ps: Vec<f64> = metrics
                     .iter()
-                    .map(|m| welch(Moments::of(&arm(false, *m)), Moments::of(&arm(true, *m)), alpha).p_value)
+                    .map(|m| {
+                        welch(
+                            Moments::of(&arm(false, *m)),
+                            Moments::of(&arm(true, *m)),
+                            alpha,
+                        )
+                        .p_value
+                    })
                     .collect();
                 hit("fwer_raw", ps.iter().any(|p| *p < alpha));
                 hit("fwer_holm", holm(&ps).iter().any(|p| *p < alpha));
-                hit("fwer_bh", benjamini_hochberg(&ps).iter().any(|p| *p < alpha));
+                hit(
+                    "fwer_bh",
+                    benjamini_hochberg(&ps).iter().any(|p| *p < alpha),
+                );
                 // SRM, clean and with a tracking bug.
                 let nt = cust.iter().filter(|o| o.treated).count() as u64;
                 let nc = cust.len() as u64 - nt;
                 hit("srm_clean", srm(&[nc, nt], &[1.0, 1.0]).mismatch);
-                let zero_t = cust
-                    .iter()
-                    .filter(|o| o.treated && rev(o) == 0.0)
-                    .count() as f64;
+                let zero_t = cust.iter().filter(|o| o.treated && rev(o) == 0.0).count() as f64;
                 let lost = (0.15 * zero_t).round() as u64;
                 hit("srm_bug", srm(&[nc, nt - lost], &[1.0, 1.0]).mismatch);
                 // Guardrail: orders per customer.
                 let ord = |o: &Outcome| o.weeks.iter().map(|w| w.0).sum::<f64>();
-                let (oc, ot) = (Moments::of(&arm(false, &ord)), Moments::of(&arm(true, &ord)));
+                let (oc, ot) = (
+                    Moments::of(&arm(false, &ord)),
+                    Moments::of(&arm(true, &ord)),
+                );
                 hit(
                     "guard_aa",
                     guardrail(oc, ot, 0.02, true, alpha) == GuardrailStatus::Violated,
@@ -286,14 +309,24 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
                     "guard_harm",
                     guardrail(oc, harmed, 0.02, true, alpha) == GuardrailStatus::Violated,
                 );
-                let naive = welch(Moments::of(&by_store_naive.0), Moments::of(&by_store_naive.1), alpha);
+                let naive = welch(
+                    Moments::of(&by_store_naive.0),
+                    Moments::of(&by_store_naive.1),
+                    alpha,
+                );
                 hit("store_naive", naive.p_value < alpha);
-                hit("store_cluster", cluster_test(&by_store, alpha).p_value < alpha);
+                hit(
+                    "store_cluster",
+                    cluster_test(&by_store, alpha).p_value < alpha,
+                );
             } else {
                 lift_sum += fc.diff / c.mean;
                 let truth = effect * c.mean;
                 hit("coverage", fc.ci_low <= truth && truth <= fc.ci_high);
-                hit("store_power", cluster_test(&by_store, alpha).p_value < alpha);
+                hit(
+                    "store_power",
+                    cluster_test(&by_store, alpha).p_value < alpha,
+                );
             }
             // Switchback: each store's days assigned by hash; daily revenue with store, day and
             // store-day noise.
@@ -356,7 +389,12 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
 
 /// One simulated A/B experiment's units (`treated,pre,post` in fen) and this engine's analysis of
 /// them, for checking against a reference implementation (scipy, statsmodels).
-pub fn export_one(pop: &[Unit], effect: f64, seed: u64, dir: &std::path::Path) -> std::io::Result<()> {
+pub fn export_one(
+    pop: &[Unit],
+    effect: f64,
+    seed: u64,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -376,7 +414,13 @@ pub fn export_one(pop: &[Unit], effect: f64, seed: u64, dir: &std::path::Path) -
     }
     w.flush()?;
     let pick = |v: &[f64], tr: bool| {
-        Moments::of(&v.iter().zip(&t).filter(|(_, a)| **a == tr).map(|(b, _)| *b).collect::<Vec<_>>())
+        Moments::of(
+            &v.iter()
+                .zip(&t)
+                .filter(|(_, a)| **a == tr)
+                .map(|(b, _)| *b)
+                .collect::<Vec<_>>(),
+        )
     };
     let (adj, theta) = cuped(&y, &x);
     let raw = welch(pick(&y, false), pick(&y, true), 0.05);

@@ -1433,7 +1433,12 @@ pub async fn reviews_and_shares(
 /// was closed. Re-read from the ticket id watermark minus the still-open ones would be exact;
 /// tickets change status, so every run re-reads them by `updated_at` and upserts by key.
 /// Sources without the table are skipped.
-async fn tickets(wx: &Db, txn: &mut Txn, q: &mut Quarantine, pb: &ProgressBar) -> Result<(u64, u64)> {
+async fn tickets(
+    wx: &Db,
+    txn: &mut Txn,
+    q: &mut Quarantine,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
     const T: &str = "wx_service_tickets";
     if wx
         .fetch_all(&format!("SELECT ticket_id FROM {T} WHERE 1 = 0"))

@@ -145,6 +145,7 @@ pub struct ServiceEval {
     pub closed_label_noise: f64,
 }
 
+#[allow(clippy::needless_range_loop)] // a confusion matrix reads best by index
 fn macro_f1(conf: &[[usize; 4]; 4]) -> f64 {
     let mut f = 0.0;
     for k in 0..4 {
@@ -153,7 +154,11 @@ fn macro_f1(conf: &[[usize; 4]; 4]) -> f64 {
         let fnn: f64 = (0..4).filter(|j| *j != k).map(|j| conf[k][j] as f64).sum();
         let p = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
         let r = if tp + fnn > 0.0 { tp / (tp + fnn) } else { 0.0 };
-        f += if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+        f += if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        };
     }
     f / 4.0
 }
@@ -200,7 +205,11 @@ pub async fn evaluate_service(warehouse: &Path, truth_url: &str) -> Result<Servi
     let majority = argmax(&model.class_counts.map(|c| c as f64));
     let noise = closed
         .iter()
-        .filter(|t| cause_of.get(&t.ticket_key).is_some_and(|c| Some(*c) != t.resolved_cause))
+        .filter(|t| {
+            cause_of
+                .get(&t.ticket_key)
+                .is_some_and(|c| Some(*c) != t.resolved_cause)
+        })
         .count() as f64
         / closed.len().max(1) as f64;
     let mut conf = [[0usize; 4]; 4];

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use c360_analytics::service::{self as svc, Case, ServiceModel, Standing, CAUSES, CONTEXT};
+use c360_analytics::service::{self as svc, Case, ServiceModel, Standing, CAUSES};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -43,7 +43,17 @@ pub(crate) async fn logged<T>(
     if let Err(e) = &r {
         d["error"] = json!(e.to_string());
     }
-    if let Err(e) = audit::record(&st.inner().meta, &p.name, p.role.as_str(), action, target, outcome, &d).await {
+    if let Err(e) = audit::record(
+        &st.inner().meta,
+        &p.name,
+        p.role.as_str(),
+        action,
+        target,
+        outcome,
+        &d,
+    )
+    .await
+    {
         tracing::warn!(error = %e, action, "writing the audit trail");
     }
     r
@@ -95,17 +105,38 @@ pub async fn create_campaign(
         campaign::create(&st.inner().meta, &spec, &p.name).await
     }
     .await;
-    let id = logged(&st, &p, "campaign.create", &spec.name, json!({"name": spec.name}), r).await?;
-    Ok((StatusCode::CREATED, Json(json!({"campaign_id": id, "status": "draft"}))))
+    let id = logged(
+        &st,
+        &p,
+        "campaign.create",
+        &spec.name,
+        json!({"name": spec.name}),
+        r,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"campaign_id": id, "status": "draft"})),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = i64, Path)), responses((status = 200, description = "One campaign"), (status = 404, body = crate::error::ErrorBody)))]
-pub async fn get_campaign(State(st): State<AppState>, _p: Principal, P(id): P<i64>) -> ApiResult<Json<Value>> {
-    Ok(Json(serde_json::to_value(campaign::get(&st.inner().meta, id).await?)?))
+pub async fn get_campaign(
+    State(st): State<AppState>,
+    _p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(serde_json::to_value(
+        campaign::get(&st.inner().meta, id).await?,
+    )?))
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
-pub async fn launch_campaign(State(st): State<AppState>, p: Principal, P(id): P<i64>) -> ApiResult<Json<Value>> {
+pub async fn launch_campaign(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
     let r = async {
         p.require(&writers())?;
         let c = campaign::get(&st.inner().meta, id).await?;
@@ -114,7 +145,15 @@ pub async fn launch_campaign(State(st): State<AppState>, p: Principal, P(id): P<
         campaign::launch(&s.sess, &st.inner().meta, id, p.store_scope()).await
     }
     .await;
-    let v = logged(&st, &p, "campaign.launch", &format!("campaign:{id}"), json!({}), r).await?;
+    let v = logged(
+        &st,
+        &p,
+        "campaign.launch",
+        &format!("campaign:{id}"),
+        json!({}),
+        r,
+    )
+    .await?;
     st.bump();
     Ok(Json(v))
 }
@@ -139,13 +178,25 @@ pub async fn campaign_status(
         campaign::transition(&st.inner().meta, id, &b.action).await
     }
     .await;
-    let to = logged(&st, &p, &format!("campaign.{}", b.action), &format!("campaign:{id}"), json!({}), r).await?;
+    let to = logged(
+        &st,
+        &p,
+        &format!("campaign.{}", b.action),
+        &format!("campaign:{id}"),
+        json!({}),
+        r,
+    )
+    .await?;
     st.bump();
     Ok(Json(json!({"campaign_id": id, "status": to})))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Per arm against the holdout: incremental revenue and retention (CUPED, Bayesian, always-valid), redemptions at the POS and in the mini-program, guardrails, SRM, Holm-adjusted p-values, uplift model")))]
-pub async fn campaign_results(State(st): State<AppState>, p: Principal, P(id): P<i64>) -> ApiResult<Json<Value>> {
+pub async fn campaign_results(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
     let s = st.snapshot().await?;
     let key = format!("campaign-results:{id}:{}", p.scope_key());
     let v = st
@@ -196,19 +247,33 @@ pub async fn get_settings(State(st): State<AppState>, _p: Principal) -> ApiResul
 }
 
 #[utoipa::path(put, path = "/api/v1/campaigns/settings", request_body = Settings, responses((status = 200, description = "Saved"), (status = 403, body = crate::error::ErrorBody)))]
-pub async fn put_settings(State(st): State<AppState>, p: Principal, J(b): J<Settings>) -> ApiResult<Json<Value>> {
+pub async fn put_settings(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<Settings>,
+) -> ApiResult<Json<Value>> {
     let r = async {
         p.require(&[Role::Admin])?;
         campaign::set_global_holdout_pct(&st.inner().meta, b.global_holdout_pct).await
     }
     .await;
-    logged(&st, &p, "campaign.settings", "global_holdout_pct", json!({"value": b.global_holdout_pct}), r).await?;
+    logged(
+        &st,
+        &p,
+        "campaign.settings",
+        "global_holdout_pct",
+        json!({"value": b.global_holdout_pct}),
+        r,
+    )
+    .await?;
     Ok(Json(json!({"global_holdout_pct": b.global_holdout_pct})))
 }
 
 #[utoipa::path(get, path = "/api/v1/experiments", responses((status = 200, description = "Store-level and switchback experiments")))]
 pub async fn list_experiments(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"experiments": experiments::list(&st.inner().meta).await?})))
+    Ok(Json(
+        json!({"experiments": experiments::list(&st.inner().meta).await?}),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/experiments", request_body = ExperimentSpec, responses((status = 201, description = "Created, with its plan: assignment and minimum detectable effect"), (status = 400, body = crate::error::ErrorBody)))]
@@ -231,14 +296,28 @@ pub async fn create_experiment(
         experiments::plan(&s.sess, &st.inner().meta, id, p.store_scope()).await
     }
     .await;
-    let v = logged(&st, &p, "experiment.create", &spec.name, json!({"design": spec.design}), r).await?;
+    let v = logged(
+        &st,
+        &p,
+        "experiment.create",
+        &spec.name,
+        json!({"design": spec.design}),
+        r,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
 #[utoipa::path(get, path = "/api/v1/experiments/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Effect per store-day with CI, p-value and chance to win")))]
-pub async fn experiment_results(State(st): State<AppState>, p: Principal, P(id): P<i64>) -> ApiResult<Json<Value>> {
+pub async fn experiment_results(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
     let s = st.snapshot().await?;
-    Ok(Json(experiments::results(&s.sess, &st.inner().meta, id, p.store_scope()).await?))
+    Ok(Json(
+        experiments::results(&s.sess, &st.inner().meta, id, p.store_scope()).await?,
+    ))
 }
 
 /// The diagnosis model of this snapshot, trained on first use from the closed tickets.
@@ -265,7 +344,11 @@ pub struct DiagnoseRequest {
     pub message: Option<String>,
 }
 
-async fn standing(st: &AppState, customer_id: Option<i64>, paid: Option<i64>) -> ApiResult<Standing> {
+async fn standing(
+    st: &AppState,
+    customer_id: Option<i64>,
+    paid: Option<i64>,
+) -> ApiResult<Standing> {
     let mut s = Standing {
         order_paid_fen: paid,
         ..Default::default()
@@ -273,7 +356,9 @@ async fn standing(st: &AppState, customer_id: Option<i64>, paid: Option<i64>) ->
     let Some(cid) = customer_id else { return Ok(s) };
     let snap = st.snapshot().await?;
     if let Some(r) = snap.rows_of("v_customer_360", cid)?.first() {
-        s.high_value = r["rfm_class"].as_str().is_some_and(|c| c.starts_with("重要"));
+        s.high_value = r["rfm_class"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("重要"));
         s.churn_risk = r["p_churn_90d"].as_f64().unwrap_or(0.0);
     }
     Ok(s)
@@ -314,9 +399,13 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
             .filter(|m| !m.trim().is_empty())
             .ok_or_else(|| ApiError::BadRequest("message: required without ticket_key".into()))?;
         if msg.chars().count() > 500 {
-            return Err(ApiError::BadRequest("message: longer than 500 characters".into()));
+            return Err(ApiError::BadRequest(
+                "message: longer than 500 characters".into(),
+            ));
         }
-        let mut ctx = [0.0; CONTEXT.len()];
+        // What is not known (no order named, the store's and customer's history) is assumed
+        // average, so it pushes no cause either way.
+        let mut ctx = model(st).await?.mean_context();
         let mut store = None;
         let mut paid = None;
         if let Some(o) = &b.order_id {
@@ -334,7 +423,9 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
                 .first()
                 .ok_or_else(|| ApiError::NotFound(format!("order_id: {o:?} does not exist")))?;
             if b.customer_id.is_some() && r["customer_id"].as_i64() != b.customer_id {
-                return Err(ApiError::BadRequest("order_id: not an order of this customer".into()));
+                return Err(ApiError::BadRequest(
+                    "order_id: not an order of this customer".into(),
+                ));
             }
             store = r["store_id"].as_i64();
             paid = r["total_fen"].as_i64();
@@ -345,12 +436,19 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
         }
         if let Some(cid) = b.customer_id {
             if !s.has_customer(cid) {
-                return Err(ApiError::NotFound(format!("customer_id: {cid} does not exist")));
+                return Err(ApiError::NotFound(format!(
+                    "customer_id: {cid} does not exist"
+                )));
             }
             if let Some(sc) = p.store_scope() {
-                let home = s.rows_of("v_customer_360", cid)?.first().and_then(|r| r["home_store_id"].as_i64());
+                let home = s
+                    .rows_of("v_customer_360", cid)?
+                    .first()
+                    .and_then(|r| r["home_store_id"].as_i64());
                 if !home.is_some_and(|h| sc.contains(&h)) {
-                    return Err(ApiError::Forbidden("customer_id: not a customer of your stores".into()));
+                    return Err(ApiError::Forbidden(
+                        "customer_id: not a customer of your stores".into(),
+                    ));
                 }
             }
         }
@@ -374,7 +472,9 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
     if b.ticket_key.is_some() {
         if let Some(sc) = p.store_scope() {
             if !t.store_id.is_some_and(|s| sc.contains(&s)) {
-                return Err(ApiError::Forbidden("ticket_key: not a ticket of your stores".into()));
+                return Err(ApiError::Forbidden(
+                    "ticket_key: not a ticket of your stores".into(),
+                ));
             }
         }
     }
@@ -406,18 +506,30 @@ pub struct TicketParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/service/tickets", params(TicketParams), responses((status = 200, description = "Tickets with the predicted cause and recommended resolution")))]
-pub async fn tickets(State(st): State<AppState>, p: Principal, Q(tp): Q<TicketParams>) -> ApiResult<Json<Value>> {
+pub async fn tickets(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(tp): Q<TicketParams>,
+) -> ApiResult<Json<Value>> {
     let s = st.snapshot().await?;
     let status = tp.status.unwrap_or_else(|| "open".into());
     if status != "open" && status != "closed" {
-        return Err(ApiError::BadRequest(format!("status: {status:?} is not open or closed")));
+        return Err(ApiError::BadRequest(format!(
+            "status: {status:?} is not open or closed"
+        )));
     }
-    let mut all = c360_etl::service::tickets(&s.sess, &format!(" AND t.status = '{status}'")).await?;
+    let mut all =
+        c360_etl::service::tickets(&s.sess, &format!(" AND t.status = '{status}'")).await?;
     if let Some(sc) = p.store_scope() {
         all.retain(|t| t.store_id.is_some_and(|x| sc.contains(&x)));
     }
     let total = all.len();
-    all.sort_by(|a, b| b.ticket_key.len().cmp(&a.ticket_key.len()).then(b.ticket_key.cmp(&a.ticket_key)));
+    all.sort_by(|a, b| {
+        b.ticket_key
+            .len()
+            .cmp(&a.ticket_key.len())
+            .then(b.ticket_key.cmp(&a.ticket_key))
+    });
     all.truncate(tp.limit.unwrap_or(50).min(500));
     let m = model(&st).await?;
     let mut out = Vec::new();
@@ -426,7 +538,11 @@ pub async fn tickets(State(st): State<AppState>, p: Principal, Q(tp): Q<TicketPa
         let pr = m.predict(&t.case);
         let k = c360_etl::service::argmax(&pr);
         counts[k] += 1;
-        let res = svc::resolve(k, pr[k], standing(&st, t.customer_id, t.order_paid_fen).await?);
+        let res = svc::resolve(
+            k,
+            pr[k],
+            standing(&st, t.customer_id, t.order_paid_fen).await?,
+        );
         out.push(json!({
             "ticket_key": t.ticket_key, "customer_id": t.customer_id, "order_id": t.order_key,
             "store_id": t.store_id, "message": t.case.message, "status": t.status,
@@ -450,10 +566,20 @@ pub struct AuditParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditParams), responses((status = 200, description = "Audit trail, newest first (admins only)"), (status = 403, body = crate::error::ErrorBody)))]
-pub async fn audit_trail(State(st): State<AppState>, p: Principal, Q(a): Q<AuditParams>) -> ApiResult<Json<Value>> {
+pub async fn audit_trail(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(a): Q<AuditParams>,
+) -> ApiResult<Json<Value>> {
     if let Err(e) = p.require(&[Role::Admin]) {
         return logged(&st, &p, "audit.read", "audit_log", json!({}), Err(e)).await;
     }
-    let v = audit::list(&st.inner().meta, a.limit.unwrap_or(100), a.action.as_deref(), a.actor.as_deref()).await?;
+    let v = audit::list(
+        &st.inner().meta,
+        a.limit.unwrap_or(100),
+        a.action.as_deref(),
+        a.actor.as_deref(),
+    )
+    .await?;
     Ok(Json(json!({"entries": v})))
 }

@@ -80,10 +80,22 @@ CREATE TABLE IF NOT EXISTS insight_cache (cache_key VARCHAR(64) PRIMARY KEY, mod
         crate::act::audit_trail
     ),
     components(schemas(
-        ErrorBody, Principal, Role, NewOrder, NewItem, NewEvent, EventBatch, Ingested,
-        crate::campaign::CampaignSpec, crate::campaign::Audience, crate::campaign::Offer,
-        crate::campaign::Variant, crate::experiments::ExperimentSpec, crate::act::StatusChange,
-        crate::act::Settings, crate::act::DiagnoseRequest
+        ErrorBody,
+        Principal,
+        Role,
+        NewOrder,
+        NewItem,
+        NewEvent,
+        EventBatch,
+        Ingested,
+        crate::campaign::CampaignSpec,
+        crate::campaign::Audience,
+        crate::campaign::Offer,
+        crate::campaign::Variant,
+        crate::experiments::ExperimentSpec,
+        crate::act::StatusChange,
+        crate::act::Settings,
+        crate::act::DiagnoseRequest
     ))
 )]
 pub struct ApiDoc;
@@ -133,7 +145,10 @@ pub fn router(_state: AppState) -> Router<AppState> {
             "/api/v1/campaigns",
             get(crate::act::list_campaigns).post(crate::act::create_campaign),
         )
-        .route("/api/v1/campaigns/suggestions", get(crate::act::suggestions))
+        .route(
+            "/api/v1/campaigns/suggestions",
+            get(crate::act::suggestions),
+        )
         .route(
             "/api/v1/campaigns/settings",
             get(crate::act::get_settings).put(crate::act::put_settings),

@@ -34,7 +34,9 @@ pub async fn record(
         let r = meta
             .insert_rows(
                 "audit_log",
-                &["seq", "at", "actor", "role", "action", "target", "outcome", "detail"],
+                &[
+                    "seq", "at", "actor", "role", "action", "target", "outcome", "detail",
+                ],
                 &[vec![
                     seq.into(),
                     chrono::Utc::now().to_rfc3339().into(),
@@ -56,7 +58,12 @@ pub async fn record(
 }
 
 /// The newest entries first, optionally of one action or actor.
-pub async fn list(meta: &Db, limit: i64, action: Option<&str>, actor: Option<&str>) -> ApiResult<Vec<Value>> {
+pub async fn list(
+    meta: &Db,
+    limit: i64,
+    action: Option<&str>,
+    actor: Option<&str>,
+) -> ApiResult<Vec<Value>> {
     let mut w = String::from("1 = 1");
     let esc = |s: &str| s.replace('\'', "''");
     if let Some(a) = action {

@@ -180,7 +180,9 @@ fn check_offer(path: &str, o: &Offer) -> ApiResult<()> {
 
 /// Menu skus look like two letters and two digits (HD01); the warehouse check happens at launch.
 fn looks_like_sku(sku: &str) -> bool {
-    sku.len() == 4 && sku.chars().take(2).all(|c| c.is_ascii_uppercase()) && sku.chars().skip(2).all(|c| c.is_ascii_digit())
+    sku.len() == 4
+        && sku.chars().take(2).all(|c| c.is_ascii_uppercase())
+        && sku.chars().skip(2).all(|c| c.is_ascii_digit())
 }
 
 impl CampaignSpec {
@@ -241,7 +243,9 @@ impl CampaignSpec {
         }
         for c in &self.audience.rfm_class {
             if !c360_analytics::rfm::CLASSES.contains(&c.as_str()) {
-                return Err(bad(format!("audience.rfm_class: {c:?} is not one of the 8 RFM classes")));
+                return Err(bad(format!(
+                    "audience.rfm_class: {c:?} is not one of the 8 RFM classes"
+                )));
             }
         }
         Ok((start, end))
@@ -284,7 +288,11 @@ fn sql_str(s: &str) -> String {
 
 /// The snapshot's "today": the day after the RFM as-of date.
 pub async fn today(sess: &Session) -> ApiResult<NaiveDate> {
-    let r = q(sess, "SELECT CAST(MAX(as_of) AS VARCHAR) AS d FROM customer_segmentation").await?;
+    let r = q(
+        sess,
+        "SELECT CAST(MAX(as_of) AS VARCHAR) AS d FROM customer_segmentation",
+    )
+    .await?;
     let d = r
         .first()
         .and_then(|v| v["d"].as_str())
@@ -318,14 +326,62 @@ pub async fn suggest(sess: &Session, stores: Option<&[i64]>) -> ApiResult<Vec<Va
         let aov = r["aov_fen"].as_f64().unwrap_or(2500.0);
         // What each class needs (the playbook of the 8 RFM classes).
         let (goal_zh, goal_en, kind, disc_share, days) = match class.as_str() {
-            "重要挽留客户" => ("挽回：用其最爱单品在常用时段召回", "Win back with their favourite item at their usual daypart", "favourite_item", 0.25, 14),
-            "重要保持客户" => ("唤醒：常用时段最爱单品券", "Re-engage with a favourite-item coupon at their usual time", "favourite_item", 0.2, 14),
-            "重要发展客户" => ("提频：第二单立减", "Raise frequency with an amount-off coupon", "favourite_item", 0.15, 21),
-            "重要价值客户" => ("维护：会员专享新品尝鲜", "Keep them close with a members' new-item tasting", "favourite_item", 0.1, 21),
-            "一般挽留客户" => ("低成本召回", "Low-cost win-back", "favourite_item", 0.15, 14),
-            "一般保持客户" => ("常用时段提醒", "Usual-daypart reminder", "favourite_item", 0.1, 14),
-            "一般发展客户" => ("培养习惯：最爱单品券", "Build the habit with a favourite-item coupon", "favourite_item", 0.15, 21),
-            _ => ("提升客单：加购小食", "Raise basket size with a snack add-on", "favourite_item", 0.1, 21),
+            "重要挽留客户" => (
+                "挽回：用其最爱单品在常用时段召回",
+                "Win back with their favourite item at their usual daypart",
+                "favourite_item",
+                0.25,
+                14,
+            ),
+            "重要保持客户" => (
+                "唤醒：常用时段最爱单品券",
+                "Re-engage with a favourite-item coupon at their usual time",
+                "favourite_item",
+                0.2,
+                14,
+            ),
+            "重要发展客户" => (
+                "提频：第二单立减",
+                "Raise frequency with an amount-off coupon",
+                "favourite_item",
+                0.15,
+                21,
+            ),
+            "重要价值客户" => (
+                "维护：会员专享新品尝鲜",
+                "Keep them close with a members' new-item tasting",
+                "favourite_item",
+                0.1,
+                21,
+            ),
+            "一般挽留客户" => (
+                "低成本召回",
+                "Low-cost win-back",
+                "favourite_item",
+                0.15,
+                14,
+            ),
+            "一般保持客户" => (
+                "常用时段提醒",
+                "Usual-daypart reminder",
+                "favourite_item",
+                0.1,
+                14,
+            ),
+            "一般发展客户" => (
+                "培养习惯：最爱单品券",
+                "Build the habit with a favourite-item coupon",
+                "favourite_item",
+                0.15,
+                21,
+            ),
+            _ => (
+                "提升客单：加购小食",
+                "Raise basket size with a snack add-on",
+                "favourite_item",
+                0.1,
+                21,
+            ),
         };
         let discount = ((aov * disc_share / 100.0).round() * 100.0).clamp(300.0, 2000.0) as i64;
         let spec = CampaignSpec {
@@ -380,7 +436,15 @@ pub async fn create(meta: &Db, spec: &CampaignSpec, by: &str) -> ApiResult<i64> 
         let r = meta
             .insert_rows(
                 "campaigns",
-                &["campaign_id", "name", "status", "spec", "created_by", "created_at", "audience_size"],
+                &[
+                    "campaign_id",
+                    "name",
+                    "status",
+                    "spec",
+                    "created_by",
+                    "created_at",
+                    "audience_size",
+                ],
                 &[vec![
                     id.into(),
                     spec.name.clone().into(),
@@ -396,7 +460,9 @@ pub async fn create(meta: &Db, spec: &CampaignSpec, by: &str) -> ApiResult<i64> 
             return Ok(id);
         }
     }
-    Err(ApiError::Internal("could not allocate a campaign id".into()))
+    Err(ApiError::Internal(
+        "could not allocate a campaign id".into(),
+    ))
 }
 
 /// A stored campaign.
@@ -458,11 +524,7 @@ pub async fn transition(meta: &Db, id: i64, action: &str) -> ApiResult<String> {
         ("paused", "resume") => "running",
         ("running" | "paused", "complete") => "completed",
         ("draft" | "running" | "paused", "cancel") => "cancelled",
-        (s, a) => {
-            return Err(bad(format!(
-                "action: cannot {a} a campaign that is {s}"
-            )))
-        }
+        (s, a) => return Err(bad(format!("action: cannot {a} a campaign that is {s}"))),
     };
     set_status(meta, id, to).await?;
     if to == "paused" || to == "cancelled" {
@@ -639,7 +701,9 @@ pub async fn launch(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -
     let mut out: Vec<Vec<V>> = Vec::new();
     let mut capped = 0i64;
     for r in &rows {
-        let Some(cid) = r["customer_id"].as_i64() else { continue };
+        let Some(cid) = r["customer_id"].as_i64() else {
+            continue;
+        };
         let (arm, offer) = if in_global_holdout(cid, gpct) {
             ("global_holdout".to_string(), None)
         } else {
@@ -665,7 +729,11 @@ pub async fn launch(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -
         // An hour before the daypart opens (so the message is read before the meal), moved
         // out of quiet hours, on the first day the frequency cap allows.
         let hour = dp.map_or(11, |d| d.hours().0.saturating_sub(1));
-        let mut status = if offer.is_some() { "planned" } else { "not_sent" };
+        let mut status = if offer.is_some() {
+            "planned"
+        } else {
+            "not_sent"
+        };
         let mut at = send_time(start, hour, spec.quiet_start, spec.quiet_end);
         if offer.is_some() {
             let mine = planned.entry(cid).or_default();
@@ -701,8 +769,10 @@ pub async fn launch(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -
             r["pre_fen"].as_i64().unwrap_or(0).into(),
         ]);
     }
-    meta.exec(&format!("DELETE FROM campaign_members WHERE campaign_id = {id}"))
-        .await?;
+    meta.exec(&format!(
+        "DELETE FROM campaign_members WHERE campaign_id = {id}"
+    ))
+    .await?;
     meta.insert_rows(
         "campaign_members",
         &[
@@ -727,7 +797,9 @@ pub async fn launch(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -
         out.len()
     ))
     .await?;
-    Ok(json!({"campaign_id": id, "audience": out.len(), "arms": counts, "capped": capped, "global_holdout_pct": gpct}))
+    Ok(
+        json!({"campaign_id": id, "audience": out.len(), "arms": counts, "capped": capped, "global_holdout_pct": gpct}),
+    )
 }
 
 /// One member as planned.
@@ -811,7 +883,12 @@ fn arm_json(name: &str, c: Moments, t: Moments, seq_tau: f64) -> Value {
 }
 
 /// Evaluates a campaign from the warehouse as it is now: per arm against the holdout.
-pub async fn evaluate(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> ApiResult<Value> {
+pub async fn evaluate(
+    sess: &Session,
+    meta: &Db,
+    id: i64,
+    scope: Option<&[i64]>,
+) -> ApiResult<Value> {
     let c = get(meta, id).await?;
     let (start, end) = c.spec.validate()?;
     let mut ms = members(meta, id).await?;
@@ -819,18 +896,23 @@ pub async fn evaluate(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>)
         ms.retain(|m| m.home_store_id.is_some_and(|s| sc.contains(&s)));
     }
     if ms.is_empty() {
-        return Ok(json!({"campaign": c, "members": 0, "note": "not launched or no members in scope"}));
+        return Ok(
+            json!({"campaign": c, "members": 0, "note": "not launched or no members in scope"}),
+        );
     }
     let stop = end + Duration::days(c.spec.attribution_days + 1);
-    let data_end = q(sess, "SELECT CAST(MAX(order_time) AS VARCHAR) AS t FROM orders").await?;
+    let data_end = q(
+        sess,
+        "SELECT CAST(MAX(order_time) AS VARCHAR) AS t FROM orders",
+    )
+    .await?;
     let data_end = data_end
         .first()
         .and_then(|r| r["t"].as_str())
         .and_then(|t| NaiveDate::parse_from_str(&t[..10.min(t.len())], "%Y-%m-%d").ok());
     let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
-    let window = format!(
-        "order_time >= '{start}T00:00:00+08:00' AND order_time < '{stop}T00:00:00+08:00'"
-    );
+    let window =
+        format!("order_time >= '{start}T00:00:00+08:00' AND order_time < '{stop}T00:00:00+08:00'");
     // Post-period outcomes per member, and every coupon redemption with its channel.
     let mut post: HashMap<i64, (f64, f64, f64, f64)> = HashMap::new(); // revenue, orders, refunds, discount
     for r in q(
@@ -928,13 +1010,23 @@ pub async fn evaluate(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>)
     let y: Vec<f64> = pool.iter().map(|m| outcome(m).0).collect();
     let x: Vec<f64> = pool.iter().map(|m| m.pre_spend_fen as f64).collect();
     let (adj, theta) = cuped(&y, &x);
-    let adj_of: HashMap<i64, f64> = pool.iter().zip(&adj).map(|(m, a)| (m.customer_id, *a)).collect();
-    let mom = |v: &[&Member], f: &dyn Fn(&Member) -> f64| Moments::of(&v.iter().map(|m| f(m)).collect::<Vec<_>>());
+    let adj_of: HashMap<i64, f64> = pool
+        .iter()
+        .zip(&adj)
+        .map(|(m, a)| (m.customer_id, *a))
+        .collect();
+    let mom = |v: &[&Member], f: &dyn Fn(&Member) -> f64| {
+        Moments::of(&v.iter().map(|m| f(m)).collect::<Vec<_>>())
+    };
     let rev = |m: &Member| outcome(m).0;
     let retained = |m: &Member| (outcome(m).1 > 0.0) as u8 as f64;
     let refund_rate = |m: &Member| {
         let o = outcome(m);
-        if o.1 + o.2 > 0.0 { o.2 / (o.1 + o.2) } else { 0.0 }
+        if o.1 + o.2 > 0.0 {
+            o.2 / (o.1 + o.2)
+        } else {
+            0.0
+        }
     };
     let cup = |m: &Member| adj_of.get(&m.customer_id).copied().unwrap_or(0.0);
     let hold_rev = mom(&holdout, &rev);
@@ -945,7 +1037,9 @@ pub async fn evaluate(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>)
         .iter()
         .map(|m| m.pre_spend_fen as f64 * window_days / PRE_DAYS as f64)
         .collect();
-    let tau = (0.5 * Moments::of(&pre_scaled).var.sqrt()).max(100.0).powi(2);
+    let tau = (0.5 * Moments::of(&pre_scaled).var.sqrt())
+        .max(100.0)
+        .powi(2);
     let mut results = Vec::new();
     let mut pvals = Vec::new();
     for a in &arms {
@@ -1026,7 +1120,10 @@ pub async fn evaluate(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>)
     for fold in 0..2 {
         let (tr, te): (Vec<usize>, Vec<usize>) =
             (0..rows.len()).partition(|i| rows[*i].0.customer_id.rem_euclid(2) as usize != fold);
-        let xs: Vec<Vec<f64>> = tr.iter().map(|i| feat[&rows[*i].0.customer_id].clone()).collect();
+        let xs: Vec<Vec<f64>> = tr
+            .iter()
+            .map(|i| feat[&rows[*i].0.customer_id].clone())
+            .collect();
         let ts: Vec<bool> = tr.iter().map(|i| rows[*i].1).collect();
         let ys: Vec<f64> = tr.iter().map(|i| rev(rows[*i].0)).collect();
         if ts.iter().filter(|t| **t).count() < 20 || ts.iter().filter(|t| !**t).count() < 20 {
@@ -1045,7 +1142,11 @@ pub async fn evaluate(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>)
         .iter()
         .min_by(|a, b| (a.share - 0.3).abs().total_cmp(&(b.share - 0.3).abs()))
         .map_or(0.0, |p| p.gain);
-    let mut top: Vec<(i64, f64)> = rows.iter().zip(&score).map(|(r, s)| (r.0.customer_id, *s)).collect();
+    let mut top: Vec<(i64, f64)> = rows
+        .iter()
+        .zip(&score)
+        .map(|(r, s)| (r.0.customer_id, *s))
+        .collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(json!({
         "campaign": c,
@@ -1091,7 +1192,10 @@ pub async fn uplift_scores(sess: &Session, meta: &Db, id: i64) -> ApiResult<Vec<
     )
     .await?
     {
-        rev.insert(r["customer_id"].as_i64().unwrap_or(0), r["rev"].as_f64().unwrap_or(0.0));
+        rev.insert(
+            r["customer_id"].as_i64().unwrap_or(0),
+            r["rev"].as_f64().unwrap_or(0.0),
+        );
     }
     let mut feat: Vec<(i64, Vec<f64>, bool)> = Vec::new();
     let arm_of: HashMap<i64, &str> = ms.iter().map(|m| (m.customer_id, m.arm.as_str())).collect();
@@ -1119,7 +1223,10 @@ pub async fn uplift_scores(sess: &Session, meta: &Db, id: i64) -> ApiResult<Vec<
     }
     let xs: Vec<Vec<f64>> = feat.iter().map(|f| f.1.clone()).collect();
     let ts: Vec<bool> = feat.iter().map(|f| f.2).collect();
-    let ys: Vec<f64> = feat.iter().map(|f| rev.get(&f.0).copied().unwrap_or(0.0)).collect();
+    let ys: Vec<f64> = feat
+        .iter()
+        .map(|f| rev.get(&f.0).copied().unwrap_or(0.0))
+        .collect();
     let m = TLearner::fit(&xs, &ts, &ys, 10.0);
     Ok(feat.iter().map(|f| (f.0, m.uplift(&f.1))).collect())
 }

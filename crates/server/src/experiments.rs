@@ -62,10 +62,16 @@ impl ExperimentSpec {
             return Err(bad("name: required"));
         }
         if self.design != "store" && self.design != "switchback" {
-            return Err(bad(format!("design: {:?} is not store or switchback", self.design)));
+            return Err(bad(format!(
+                "design: {:?} is not store or switchback",
+                self.design
+            )));
         }
         if self.metric != "revenue" && self.metric != "orders" {
-            return Err(bad(format!("metric: {:?} is not revenue or orders", self.metric)));
+            return Err(bad(format!(
+                "metric: {:?} is not revenue or orders",
+                self.metric
+            )));
         }
         if !(0.1..=0.9).contains(&self.treatment_share) {
             return Err(bad("treatment_share: must be within 0.1..=0.9"));
@@ -98,7 +104,14 @@ pub async fn create(meta: &Db, spec: &ExperimentSpec, by: &str) -> ApiResult<i64
         if meta
             .insert_rows(
                 "experiments",
-                &["experiment_id", "name", "design", "spec", "created_by", "created_at"],
+                &[
+                    "experiment_id",
+                    "name",
+                    "design",
+                    "spec",
+                    "created_by",
+                    "created_at",
+                ],
                 &[vec![
                     id.into(),
                     spec.name.clone().into(),
@@ -114,12 +127,16 @@ pub async fn create(meta: &Db, spec: &ExperimentSpec, by: &str) -> ApiResult<i64
             return Ok(id);
         }
     }
-    Err(ApiError::Internal("could not allocate an experiment id".into()))
+    Err(ApiError::Internal(
+        "could not allocate an experiment id".into(),
+    ))
 }
 
 pub async fn get(meta: &Db, id: i64) -> ApiResult<(ExperimentSpec, String)> {
     let r = meta
-        .fetch_all(&format!("SELECT spec, created_by FROM experiments WHERE experiment_id = {id}"))
+        .fetch_all(&format!(
+            "SELECT spec, created_by FROM experiments WHERE experiment_id = {id}"
+        ))
         .await?;
     let r = r
         .first()
@@ -155,7 +172,11 @@ async fn store_days(
     from: NaiveDate,
     to: NaiveDate,
 ) -> ApiResult<HashMap<(i64, i64), f64>> {
-    let m = if metric == "orders" { "COUNT(*)" } else { "SUM(total_fen)" };
+    let m = if metric == "orders" {
+        "COUNT(*)"
+    } else {
+        "SUM(total_fen)"
+    };
     let rows = q(
         sess,
         &format!(
@@ -167,7 +188,9 @@ async fn store_days(
         ),
     )
     .await?;
-    let base = from.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days();
+    let base = from
+        .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days();
     Ok(rows
         .iter()
         .filter_map(|r| {
@@ -179,7 +202,11 @@ async fn store_days(
         .collect())
 }
 
-async fn stores_of(sess: &Session, spec: &ExperimentSpec, scope: Option<&[i64]>) -> ApiResult<Vec<i64>> {
+async fn stores_of(
+    sess: &Session,
+    spec: &ExperimentSpec,
+    scope: Option<&[i64]>,
+) -> ApiResult<Vec<i64>> {
     let all: Vec<i64> = q(sess, "SELECT store_id FROM stores ORDER BY store_id")
         .await?
         .iter()
@@ -196,7 +223,9 @@ async fn stores_of(sess: &Session, spec: &ExperimentSpec, scope: Option<&[i64]>)
     if let Some(sc) = scope {
         if !spec.stores.is_empty() {
             if let Some(x) = s.iter().find(|x| !sc.contains(x)) {
-                return Err(ApiError::Forbidden(format!("stores: {x} is not one of your stores")));
+                return Err(ApiError::Forbidden(format!(
+                    "stores: {x} is not one of your stores"
+                )));
             }
         }
         s.retain(|x| sc.contains(x));
@@ -210,7 +239,11 @@ async fn stores_of(sess: &Session, spec: &ExperimentSpec, scope: Option<&[i64]>)
 fn arm_of(id: i64, spec: &ExperimentSpec, store: i64, day: i64) -> bool {
     let salt = format!("experiment:{id}");
     if spec.design == "store" {
-        assign(&salt, &format!("store:{store}"), &[1.0 - spec.treatment_share, spec.treatment_share]) == 1
+        assign(
+            &salt,
+            &format!("store:{store}"),
+            &[1.0 - spec.treatment_share, spec.treatment_share],
+        ) == 1
     } else {
         switchback_arm(&salt, store, day)
     }
@@ -222,11 +255,23 @@ pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> 
     let (start, end) = spec.validate()?;
     let stores = stores_of(sess, &spec, scope).await?;
     let days = (end - start).num_days() + 1;
-    let pre = store_days(sess, &spec.metric, &stores, start - Duration::days(days), start).await?;
+    let pre = store_days(
+        sess,
+        &spec.metric,
+        &stores,
+        start - Duration::days(days),
+        start,
+    )
+    .await?;
     // Per-store mean and the day-to-day residual spread.
     let mut per: HashMap<i64, Vec<f64>> = HashMap::new();
     for s in &stores {
-        per.insert(*s, (0..days).map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0)).collect());
+        per.insert(
+            *s,
+            (0..days)
+                .map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0))
+                .collect(),
+        );
     }
     let means: Vec<f64> = stores.iter().map(|s| Moments::of(&per[s]).mean).collect();
     let resid: Vec<f64> = stores
@@ -276,19 +321,44 @@ pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> 
 }
 
 /// Results from the warehouse's store-days in the test window.
-pub async fn results(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> ApiResult<Value> {
+pub async fn results(
+    sess: &Session,
+    meta: &Db,
+    id: i64,
+    scope: Option<&[i64]>,
+) -> ApiResult<Value> {
     let (spec, _) = get(meta, id).await?;
     let (start, end) = spec.validate()?;
     let stores = stores_of(sess, &spec, scope).await?;
     let days = (end - start).num_days() + 1;
     let post = store_days(sess, &spec.metric, &stores, start, end + Duration::days(1)).await?;
-    let pre = store_days(sess, &spec.metric, &stores, start - Duration::days(days), start).await?;
-    let observed_days = post.keys().map(|k| k.1).max().map_or(0, |d| d + 1).min(days);
+    let pre = store_days(
+        sess,
+        &spec.metric,
+        &stores,
+        start - Duration::days(days),
+        start,
+    )
+    .await?;
+    let observed_days = post
+        .keys()
+        .map(|k| k.1)
+        .max()
+        .map_or(0, |d| d + 1)
+        .min(days);
     let f = if spec.design == "store" {
         let mut units = Vec::new();
         let pre_mean: HashMap<i64, f64> = stores
             .iter()
-            .map(|s| (*s, (0..days).map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0)).sum::<f64>() / days as f64))
+            .map(|s| {
+                (
+                    *s,
+                    (0..days)
+                        .map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0))
+                        .sum::<f64>()
+                        / days as f64,
+                )
+            })
             .collect();
         for s in &stores {
             for d in 0..observed_days {

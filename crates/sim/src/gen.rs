@@ -1476,7 +1476,12 @@ fn gen_person(
 }
 
 /// The problems a customer-service ticket can be about.
-pub const CAUSES: [&str; 4] = ["late_order", "wrong_item", "coupon_failure", "quality_complaint"];
+pub const CAUSES: [&str; 4] = [
+    "late_order",
+    "wrong_item",
+    "coupon_failure",
+    "quality_complaint",
+];
 
 /// Whether this order goes wrong, and if so the ticket the customer writes. Each cause has its
 /// drivers: delivery at lunch or dinner from a slow store is late; big baskets get a wrong item;
@@ -1516,9 +1521,27 @@ fn service_ticket(
     }
     let cause = weighted(vrng, &rates);
     const SPECIFIC: [&[&str]; 4] = [
-        &["等了一个多小时还没到", "外卖太慢了", "超时送达", "骑手迟迟不来", "说好半小时，结果一小时"],
-        &["送错了", "少了一份", "我点的不是这个", "漏了饮料", "给错了口味"],
-        &["优惠券用不了", "券核销失败", "显示优惠券已失效", "领了券但结账没减", "优惠没生效"],
+        &[
+            "等了一个多小时还没到",
+            "外卖太慢了",
+            "超时送达",
+            "骑手迟迟不来",
+            "说好半小时，结果一小时",
+        ],
+        &[
+            "送错了",
+            "少了一份",
+            "我点的不是这个",
+            "漏了饮料",
+            "给错了口味",
+        ],
+        &[
+            "优惠券用不了",
+            "券核销失败",
+            "显示优惠券已失效",
+            "领了券但结账没减",
+            "优惠没生效",
+        ],
         &["热狗是凉的", "面包发硬", "吃出头发", "味道不对", "肠没熟"],
     ];
     const GENERIC: &[&str] = &[

@@ -84,7 +84,11 @@ fn response(p: &Person, at: NaiveDate) -> (f64, f64) {
         .map_or(365.0, |t| (at - t.date()).num_days() as f64);
     let freq = p.n_orders as f64;
     let persuade = 0.02 + 0.30 * sig((recency - 45.0) / 15.0) * (freq / 3.0).min(1.0);
-    let annoy = if recency < 21.0 && freq >= 6.0 { 0.15 } else { 0.01 };
+    let annoy = if recency < 21.0 && freq >= 6.0 {
+        0.15
+    } else {
+        0.01
+    };
     (persuade, annoy)
 }
 
@@ -98,7 +102,10 @@ struct Order {
 }
 
 /// Writes `days` days of orders from `from` into both sources, applying the treatments.
-pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<AdvanceReport, SimError> {
+pub async fn advance(
+    cfg: &WorldConfig,
+    treatments: &[Treatment],
+) -> Result<AdvanceReport, SimError> {
     let pos = Db::connect(&cfg.pos_url).await?;
     let wx = Db::connect(&cfg.wx_url).await?;
     let truth = Db::connect(&cfg.truth_url).await?;
@@ -211,22 +218,32 @@ pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<Adva
             - annoy * rate * remaining * p.mean_spend
             - (1.0 - persuade - annoy) * 0.5 * p_any * t.discount_fen as f64;
         let mut rng = ChaCha8Rng::seed_from_u64(
-            cfg.seed ^ (t.campaign_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (pid as u64) << 20,
+            cfg.seed
+                ^ (t.campaign_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (pid as u64) << 20,
         );
         let u: f64 = rng.random();
         let (mut realized, mut redeemed, mut is_extra, mut n_lost) = (0i64, 0i64, 0i64, 0i64);
         if t.treated {
             let mine = by_person.get(&pid).cloned().unwrap_or_default();
-            let after: Vec<usize> = mine.into_iter().filter(|i| orders[*i].at >= t.send_at).collect();
+            let after: Vec<usize> = mine
+                .into_iter()
+                .filter(|i| orders[*i].at >= t.send_at)
+                .collect();
             if u < persuade {
                 let gap = Exp::new(1.0 / 4.0).unwrap().sample(&mut rng);
                 let day = t.send_at + Duration::seconds((gap * 86400.0) as i64);
                 if day.date() < to {
                     let dp = t.daypart.or(p.fav_dp).unwrap_or(Daypart::Lunch);
                     let (h0, h1) = dp.hours();
-                    let at = day.date().and_hms_opt(rng.random_range(h0..=h1), rng.random_range(0..60), 0).unwrap();
+                    let at = day
+                        .date()
+                        .and_hms_opt(rng.random_range(h0..=h1), rng.random_range(0..60), 0)
+                        .unwrap();
                     let at = at.max(t.send_at);
-                    let paid = ((p.mean_spend * rng.random_range(0.7..1.3)) as i64 - t.discount_fen).max(100);
+                    let paid = ((p.mean_spend * rng.random_range(0.7..1.3)) as i64
+                        - t.discount_fen)
+                        .max(100);
                     extra.push(Order {
                         person: pid,
                         at,
@@ -332,7 +349,9 @@ pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<Adva
     let mut brng =
         ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xA5A5_5A5A ^ cfg.from.num_days_from_ce() as u64);
     for o in &all {
-        let Some(p) = persons.get(&o.person) else { continue };
+        let Some(p) = persons.get(&o.person) else {
+            continue;
+        };
         // The basket: the named item first, then the person's favourite and the menu, until the
         // list price covers what they pay; the gap is the member price or the coupon.
         let mut basket: Vec<usize> = Vec::new();
@@ -406,12 +425,28 @@ pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<Adva
             rep.pos_orders += 1;
         }
     }
-    const ITEM_COLS: &[&str] = &["item_id", "order_id", "product_id", "qty", "unit_price_fen", "updated_at"];
+    const ITEM_COLS: &[&str] = &[
+        "item_id",
+        "order_id",
+        "product_id",
+        "qty",
+        "unit_price_fen",
+        "updated_at",
+    ];
     pos.insert_rows(
         "orders",
         &[
-            "order_id", "order_no", "store_id", "member_id", "order_time", "total_fen", "discount_fen",
-            "pay_method", "status", "coupon_code", "updated_at",
+            "order_id",
+            "order_no",
+            "store_id",
+            "member_id",
+            "order_time",
+            "total_fen",
+            "discount_fen",
+            "pay_method",
+            "status",
+            "coupon_code",
+            "updated_at",
         ],
         &po,
     )
@@ -420,8 +455,17 @@ pub async fn advance(cfg: &WorldConfig, treatments: &[Treatment]) -> Result<Adva
     wx.insert_rows(
         "wx_orders",
         &[
-            "order_id", "order_no", "user_id", "store_id", "order_time", "total_fen", "discount_fen",
-            "channel", "status", "coupon_code", "updated_at",
+            "order_id",
+            "order_no",
+            "user_id",
+            "store_id",
+            "order_time",
+            "total_fen",
+            "discount_fen",
+            "channel",
+            "status",
+            "coupon_code",
+            "updated_at",
         ],
         &wo,
     )

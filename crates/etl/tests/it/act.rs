@@ -16,16 +16,29 @@ async fn ab_engine_and_service_diagnosis_against_truth() {
     let tickets = count(&wh, "SELECT COUNT(*) FROM service_tickets_raw").await;
     let truth = c360_db::Db::connect(&sim.truth_url).await.unwrap();
     let n_truth = c360_db::get_i64(
-        &truth.fetch_all("SELECT COUNT(*) AS n FROM service_truth").await.unwrap()[0],
+        &truth
+            .fetch_all("SELECT COUNT(*) AS n FROM service_truth")
+            .await
+            .unwrap()[0],
         "n",
     )
     .unwrap();
     truth.close().await;
     assert!(tickets > 500, "{tickets} tickets");
     // A ticket whose user was quarantined as dirty is not loaded; nearly all are.
-    assert!(tickets <= n_truth && tickets as f64 > 0.97 * n_truth as f64, "{tickets} of {n_truth}");
+    assert!(
+        tickets <= n_truth && tickets as f64 > 0.97 * n_truth as f64,
+        "{tickets} of {n_truth}"
+    );
     // Coupons redeemed at the POS are in the warehouse.
-    assert!(count(&wh, "SELECT COUNT(*) FROM orders WHERE source = 'pos' AND coupon_code IS NOT NULL").await > 100);
+    assert!(
+        count(
+            &wh,
+            "SELECT COUNT(*) FROM orders WHERE source = 'pos' AND coupon_code IS NOT NULL"
+        )
+        .await
+            > 100
+    );
 
     let s = c360_etl::service::evaluate_service(&wh, &sim.truth_url)
         .await
@@ -37,17 +50,23 @@ async fn ab_engine_and_service_diagnosis_against_truth() {
     // Beats the keyword rules a support team starts with; on messages that name no problem the
     // context (order, store, history) carries it; without context the model is worse.
     assert!(s.accuracy > s.accuracy_keywords + 0.02, "{s:?}");
-    assert!(s.vague_tickets > 50 && s.accuracy_vague > s.accuracy_vague_majority + 0.1, "{s:?}");
+    assert!(
+        s.vague_tickets > 50 && s.accuracy_vague > s.accuracy_vague_majority + 0.1,
+        "{s:?}"
+    );
     assert!(s.accuracy > s.accuracy_text_only + 0.05, "{s:?}");
     assert!(s.accuracy > s.accuracy_majority + 0.2, "{s:?}");
     assert!(s.macro_f1 > 0.6, "{s:?}");
 
     // The A/B engine on 150 A/A and 150 A/B experiments over the simulated persons.
-    let pop = c360_etl::evaluate_ab::population(&sim.truth_url).await.unwrap();
-    assert!(pop.len() > 3_000, "{}", pop.len());
-    let v = tokio::task::spawn_blocking(move || c360_etl::evaluate_ab::validate(&pop, 150, 0.15, 5))
+    let pop = c360_etl::evaluate_ab::population(&sim.truth_url)
         .await
         .unwrap();
+    assert!(pop.len() > 3_000, "{}", pop.len());
+    let v =
+        tokio::task::spawn_blocking(move || c360_etl::evaluate_ab::validate(&pop, 150, 0.15, 5))
+            .await
+            .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
     // False positives near the nominal 5% (150 runs: ± 1.8% standard error).
     for (name, r) in [
@@ -63,7 +82,10 @@ async fn ab_engine_and_service_diagnosis_against_truth() {
     // Peeking weekly with a fixed test inflates errors; the always-valid test does not.
     assert!(v.fpr_peeking.rate > v.fpr_sequential.rate, "{v:?}");
     // Analysing a store-randomised test per customer is wrong: stores share shocks.
-    assert!(v.store_fpr_customer_level.rate > 2.0 * v.store_fpr_cluster.rate.max(0.02), "{v:?}");
+    assert!(
+        v.store_fpr_customer_level.rate > 2.0 * v.store_fpr_cluster.rate.max(0.02),
+        "{v:?}"
+    );
     // CUPED removes variance and buys power; the sequential test pays some power for peeking.
     assert!(v.cuped_variance_reduction > 0.05, "{v:?}");
     assert!(v.power_cuped.rate >= v.power_welch.rate, "{v:?}");
@@ -75,8 +97,17 @@ async fn ab_engine_and_service_diagnosis_against_truth() {
     // Multiple metrics: uncorrected family-wise error grows, Holm holds it.
     assert!(v.fwer_holm.rate <= 0.10 && v.fwer_holm.rate <= v.fwer_uncorrected.rate);
     // SRM: quiet on clean splits, loud when 15% of the treated who bought nothing go missing.
-    assert!(v.srm_false_alarm.rate <= 0.02 && v.srm_detected.rate > 0.8, "{v:?}");
+    assert!(
+        v.srm_false_alarm.rate <= 0.02 && v.srm_detected.rate > 0.8,
+        "{v:?}"
+    );
     // Guardrail: rarely violated when nothing changes, caught when orders drop 8%.
-    assert!(v.guardrail_false_violation.rate <= 0.08 && v.guardrail_detected.rate > 0.5, "{v:?}");
-    assert!(v.switchback_power.rate > v.switchback_fpr.rate + 0.2, "{v:?}");
+    assert!(
+        v.guardrail_false_violation.rate <= 0.08 && v.guardrail_detected.rate > 0.5,
+        "{v:?}"
+    );
+    assert!(
+        v.switchback_power.rate > v.switchback_fpr.rate + 0.2,
+        "{v:?}"
+    );
 }

@@ -77,7 +77,14 @@ async fn campaigns_experiments_service_and_audit() {
     let (s, c) = call(&st, "POST", "/api/v1/campaigns", an, Some(spec.clone())).await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let id = c["campaign_id"].as_i64().unwrap();
-    let (s, l) = call(&st, "POST", &format!("/api/v1/campaigns/{id}/launch"), an, None).await;
+    let (s, l) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/campaigns/{id}/launch"),
+        an,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{l}");
     let audience = l["audience"].as_i64().unwrap();
     let class_size = count(
@@ -92,11 +99,25 @@ async fn campaigns_experiments_service_and_audit() {
     let global = arms["global_holdout"].as_i64().unwrap_or(0);
     assert_eq!(hold + treat + global, audience);
     assert!(global > 0 && (global as f64) < 0.1 * audience as f64, "{l}");
-    let (s, again) = call(&st, "POST", &format!("/api/v1/campaigns/{id}/launch"), an, None).await;
+    let (s, again) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/campaigns/{id}/launch"),
+        an,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{again}");
 
     // Members: personal offers, unique coupon codes, sends outside quiet hours.
-    let (_, mem) = call(&st, "GET", &format!("/api/v1/campaigns/{id}/members?limit=5000"), an, None).await;
+    let (_, mem) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/campaigns/{id}/members?limit=5000"),
+        an,
+        None,
+    )
+    .await;
     let ms = mem["members"].as_array().unwrap();
     assert_eq!(ms.len() as i64, audience);
     let mut codes = std::collections::HashSet::new();
@@ -117,7 +138,10 @@ async fn campaigns_experiments_service_and_audit() {
         assert_eq!(hour, want, "{x}");
     }
     for x in ms.iter().filter(|x| x["arm"] != "treatment") {
-        assert!(x["coupon_code"].is_null() && x["status"] == "not_sent", "{x}");
+        assert!(
+            x["coupon_code"].is_null() && x["status"] == "not_sent",
+            "{x}"
+        );
     }
     // A second campaign on the same people the same day: the cap (1 message in 7 days) defers it.
     let mut second = spec.clone();
@@ -125,7 +149,14 @@ async fn campaigns_experiments_service_and_audit() {
     second["end"] = spec["start"].clone();
     let (_, c2) = call(&st, "POST", "/api/v1/campaigns", an, Some(second)).await;
     let id2 = c2["campaign_id"].as_i64().unwrap();
-    let (s, l2) = call(&st, "POST", &format!("/api/v1/campaigns/{id2}/launch"), an, None).await;
+    let (s, l2) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/campaigns/{id2}/launch"),
+        an,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{l2}");
     let capped = l2["capped"].as_i64().unwrap();
     let mut both = 0;
@@ -134,21 +165,41 @@ async fn campaigns_experiments_service_and_audit() {
         .filter(|x| x["arm"] == "treatment")
         .map(|x| x["customer_id"].as_i64().unwrap())
         .collect();
-    let (_, mem2) = call(&st, "GET", &format!("/api/v1/campaigns/{id2}/members?limit=5000"), an, None).await;
+    let (_, mem2) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/campaigns/{id2}/members?limit=5000"),
+        an,
+        None,
+    )
+    .await;
     for x in mem2["members"].as_array().unwrap() {
-        if x["arm"] != "holdout" && x["arm"] != "global_holdout" && first_treated.contains(&x["customer_id"].as_i64().unwrap()) {
+        if x["arm"] != "holdout"
+            && x["arm"] != "global_holdout"
+            && first_treated.contains(&x["customer_id"].as_i64().unwrap())
+        {
             both += 1;
             assert_eq!(x["status"], "capped", "{x}");
         }
     }
     assert_eq!(capped, both);
-    let (s, _) = call(&st, "POST", &format!("/api/v1/campaigns/{id2}/status"), an, Some(json!({"action": "cancel"}))).await;
+    let (s, _) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/campaigns/{id2}/status"),
+        an,
+        Some(json!({"action": "cancel"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
 
     // Time passes: the simulated customers live through the campaign's window with it.
     let meta = c360_db::Db::connect(&f.etl.metastore()).await.unwrap();
     let mut tr = Vec::new();
-    for (mm, keys) in c360_server::campaign::members_with_keys(&meta, id).await.unwrap() {
+    for (mm, keys) in c360_server::campaign::members_with_keys(&meta, id)
+        .await
+        .unwrap()
+    {
         if mm.arm == "global_holdout" {
             continue;
         }
@@ -159,9 +210,10 @@ async fn campaigns_experiments_service_and_audit() {
             coupon_code: mm.coupon_code.clone().unwrap_or_default(),
             discount_fen: mm.discount_fen.unwrap_or(0),
             send_at: c360_model::parse_ts(&mm.send_at).unwrap(),
-            daypart: mm.daypart.as_deref().and_then(|d| {
-                c360_model::Daypart::ALL.into_iter().find(|x| x.code() == d)
-            }),
+            daypart: mm
+                .daypart
+                .as_deref()
+                .and_then(|d| c360_model::Daypart::ALL.into_iter().find(|x| x.code() == d)),
             sku: mm.sku.clone(),
         });
     }
@@ -176,11 +228,21 @@ async fn campaigns_experiments_service_and_audit() {
     };
     let rep = c360_sim::world::advance(&world, &tr).await.unwrap();
     eprintln!("{}", serde_json::to_string(&rep).unwrap());
-    assert!(rep.extra_orders > 10 && rep.coupon_on_natural > 0, "{rep:?}");
+    assert!(
+        rep.extra_orders > 10 && rep.coupon_on_natural > 0,
+        "{rep:?}"
+    );
     c360_etl::run(&f.etl).await.unwrap();
     assert!(st.reload().await.unwrap());
 
-    let (s, r) = call(&st, "GET", &format!("/api/v1/campaigns/{id}/results"), an, None).await;
+    let (s, r) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/campaigns/{id}/results"),
+        an,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     eprintln!("{}", serde_json::to_string_pretty(&r["arms"]).unwrap());
     assert_eq!(r["window"]["complete"], true, "{}", r["window"]);
@@ -205,7 +267,10 @@ async fn campaigns_experiments_service_and_audit() {
     let truth_ate = up / n_t as f64;
     let est = &arm["revenue_per_member_cuped"];
     let ci = est["ci"].as_array().unwrap();
-    eprintln!("truth ATE {truth_ate:.1} fen/member; estimate {} {ci:?}", est["diff"]);
+    eprintln!(
+        "truth ATE {truth_ate:.1} fen/member; estimate {} {ci:?}",
+        est["diff"]
+    );
     assert!(ci[0].as_f64().unwrap() <= truth_ate && truth_ate <= ci[1].as_f64().unwrap());
     // CUPED narrows the interval against the raw comparison.
     let raw = &arm["revenue_per_member"]["ci"];
@@ -214,24 +279,38 @@ async fn campaigns_experiments_service_and_audit() {
     assert!(arm["guardrails"]["refund_rate"].is_string());
 
     // Uplift: the model's scores rank the members by their true uplift.
-    let scores = c360_server::campaign::uplift_scores(&st.snapshot().await.unwrap().sess, &meta, id)
-        .await
-        .unwrap();
+    let scores =
+        c360_server::campaign::uplift_scores(&st.snapshot().await.unwrap().sess, &meta, id)
+            .await
+            .unwrap();
     let mut person_of: HashMap<String, i64> = HashMap::new();
-    for x in truth.fetch_all("SELECT system, source_id, person_id FROM ids").await.unwrap() {
+    for x in truth
+        .fetch_all("SELECT system, source_id, person_id FROM ids")
+        .await
+        .unwrap()
+    {
         let sys = c360_db::get_text(&x, "system").unwrap();
         person_of.insert(
-            format!("{}:{}", if sys == "member" { "M" } else { "U" }, c360_db::get_i64(&x, "source_id").unwrap()),
+            format!(
+                "{}:{}",
+                if sys == "member" { "M" } else { "U" },
+                c360_db::get_i64(&x, "source_id").unwrap()
+            ),
             c360_db::get_i64(&x, "person_id").unwrap(),
         );
     }
     let mut exp_up: HashMap<i64, f64> = HashMap::new();
     for x in truth
-        .fetch_all(&format!("SELECT person_id, expected_uplift_fen FROM campaign_truth WHERE campaign_id = {id}"))
+        .fetch_all(&format!(
+            "SELECT person_id, expected_uplift_fen FROM campaign_truth WHERE campaign_id = {id}"
+        ))
         .await
         .unwrap()
     {
-        exp_up.insert(c360_db::get_i64(&x, "person_id").unwrap(), c360_db::get_f64(&x, "expected_uplift_fen").unwrap());
+        exp_up.insert(
+            c360_db::get_i64(&x, "person_id").unwrap(),
+            c360_db::get_f64(&x, "expected_uplift_fen").unwrap(),
+        );
     }
     let keys: HashMap<i64, Vec<String>> = c360_server::campaign::members_with_keys(&meta, id)
         .await
@@ -249,14 +328,31 @@ async fn campaigns_experiments_service_and_audit() {
         }
     }
     let rho = spearman(&ps, &ts);
-    eprintln!("uplift: {} members scored, Spearman with the true expected uplift {rho:.3}; qini {}", ps.len(), r["uplift"]["qini_coefficient"]);
+    eprintln!(
+        "uplift: {} members scored, Spearman with the true expected uplift {rho:.3}; qini {}",
+        ps.len(),
+        r["uplift"]["qini_coefficient"]
+    );
     assert!(ps.len() as f64 > 0.9 * (hold + treat) as f64);
     assert!(rho > 0.1, "{rho}");
     truth.close().await;
 
     // Pause, resume, complete; nothing else.
-    for (act, want) in [("pause", StatusCode::OK), ("pause", StatusCode::BAD_REQUEST), ("resume", StatusCode::OK), ("complete", StatusCode::OK), ("resume", StatusCode::BAD_REQUEST)] {
-        let (s, v) = call(&st, "POST", &format!("/api/v1/campaigns/{id}/status"), an, Some(json!({"action": act}))).await;
+    for (act, want) in [
+        ("pause", StatusCode::OK),
+        ("pause", StatusCode::BAD_REQUEST),
+        ("resume", StatusCode::OK),
+        ("complete", StatusCode::OK),
+        ("resume", StatusCode::BAD_REQUEST),
+    ] {
+        let (s, v) = call(
+            &st,
+            "POST",
+            &format!("/api/v1/campaigns/{id}/status"),
+            an,
+            Some(json!({"action": act})),
+        )
+        .await;
         assert_eq!(s, want, "{act}: {v}");
     }
 
@@ -266,14 +362,33 @@ async fn campaigns_experiments_service_and_audit() {
     let (s, p) = call(&st, "POST", "/api/v1/experiments", an, Some(exp("store"))).await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     assert!(p["mde_rel"].as_f64().unwrap() > 0.0);
-    let treated = p["schedule"].as_array().unwrap().iter().filter(|x| x["treated"] == true).count();
+    let treated = p["schedule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["treated"] == true)
+        .count();
     assert!(treated > 10 && treated < 40, "{treated}");
     let eid = p["experiment_id"].as_i64().unwrap();
-    let (s, er) = call(&st, "GET", &format!("/api/v1/experiments/{eid}/results"), an, None).await;
+    let (s, er) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/experiments/{eid}/results"),
+        an,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{er}");
     assert_eq!(er["days_observed"], 21);
     assert!(er["result"]["p_value"].as_f64().unwrap() > 0.0);
-    let (s, p) = call(&st, "POST", "/api/v1/experiments", an, Some(exp("switchback"))).await;
+    let (s, p) = call(
+        &st,
+        "POST",
+        "/api/v1/experiments",
+        an,
+        Some(exp("switchback")),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     for x in p["schedule"].as_array().unwrap() {
         let on = x["treated_days"].as_array().unwrap().len();
@@ -288,13 +403,36 @@ async fn campaigns_experiments_service_and_audit() {
     let (s, tk) = call(&st, "GET", "/api/v1/service/tickets?limit=20", an, None).await;
     assert_eq!(s, StatusCode::OK, "{tk}");
     let first = &tk["tickets"][0];
-    assert!(first["predicted_cause"].is_string() && first["resolution"]["compensation_fen"].as_i64().unwrap() > 0, "{first}");
+    assert!(
+        first["predicted_cause"].is_string()
+            && first["resolution"]["compensation_fen"].as_i64().unwrap() > 0,
+        "{first}"
+    );
     let key = first["ticket_key"].as_str().unwrap();
-    let (s, d) = call(&st, "POST", "/api/v1/service/diagnose", an, Some(json!({"ticket_key": key}))).await;
+    let (s, d) = call(
+        &st,
+        "POST",
+        "/api/v1/service/diagnose",
+        an,
+        Some(json!({"ticket_key": key})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{d}");
-    let psum: f64 = d["probabilities"].as_array().unwrap().iter().map(|x| x["p"].as_f64().unwrap()).sum();
+    let psum: f64 = d["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["p"].as_f64().unwrap())
+        .sum();
     assert!((psum - 1.0).abs() < 1e-9);
-    let (s, d) = call(&st, "POST", "/api/v1/service/diagnose", an, Some(json!({"message": "优惠券用不了，结账没减"}))).await;
+    let (s, d) = call(
+        &st,
+        "POST",
+        "/api/v1/service/diagnose",
+        an,
+        Some(json!({"message": "优惠券用不了，结账没减"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{d}");
     assert_eq!(d["predicted_cause"], "coupon_failure", "{d}");
     let (s, e) = call(&st, "POST", "/api/v1/service/diagnose", an, Some(json!({}))).await;
@@ -304,8 +442,20 @@ async fn campaigns_experiments_service_and_audit() {
     for x in mt["tickets"].as_array().unwrap() {
         assert_eq!(x["store_id"], f.store, "{x}");
     }
-    let foreign = tk["tickets"].as_array().unwrap().iter().find(|x| x["store_id"] != f.store).unwrap();
-    let (s, _) = call(&st, "POST", "/api/v1/service/diagnose", m, Some(json!({"ticket_key": foreign["ticket_key"]}))).await;
+    let foreign = tk["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["store_id"] != f.store)
+        .unwrap();
+    let (s, _) = call(
+        &st,
+        "POST",
+        "/api/v1/service/diagnose",
+        m,
+        Some(json!({"ticket_key": foreign["ticket_key"]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // The audit trail: every write and every refusal; only admins read it.
@@ -315,7 +465,9 @@ async fn campaigns_experiments_service_and_audit() {
     assert_eq!(s, StatusCode::OK, "{au}");
     let entries = au["entries"].as_array().unwrap();
     let has = |action: &str, actor: &str, outcome: &str| {
-        entries.iter().any(|e| e["action"] == action && e["actor"] == actor && e["outcome"] == outcome)
+        entries
+            .iter()
+            .any(|e| e["action"] == action && e["actor"] == actor && e["outcome"] == outcome)
     };
     assert!(has("campaign.create", "analyst", "ok"));
     assert!(has("campaign.create", "analyst", "rejected"));
@@ -329,6 +481,9 @@ async fn campaigns_experiments_service_and_audit() {
     // Sequence numbers are dense and details carry no personal data.
     let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] == w[1] + 1), "{seqs:?}");
-    assert!(!au.to_string().contains("phone"), "personal data in the audit trail");
+    assert!(
+        !au.to_string().contains("phone"),
+        "personal data in the audit trail"
+    );
     meta.close().await;
 }
