@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 6 on one simulated chain (100k orders by default), end to end through the CLI:
 #   - a win-back campaign suggested from the 重要挽留客户 segment, created, launched; the simulated
-#     customers live 28 days with it (coupons redeemed at the POS and in the mini-program); the ETL
+#     customers live through its window with it (coupons redeemed at the POS and in the mini-program); the ETL
 #     loads them; the campaign's results are compared with the causal truth;
 #   - the A/B engine validated on 1000 A/A and 1000 A/B experiments (false positives, power), and
 #     one experiment recomputed with scipy and statsmodels;
@@ -32,10 +32,14 @@ s = next(x for x in json.load(open(f"{d}/suggest.json")) if x["rfm_class"] == "�
 spec = s["spec"]
 spec["holdout_pct"] = 30
 json.dump(spec, open(f"{d}/spec.json", "w"), ensure_ascii=False)
+# Live through the evaluation window (send days + attribution days), no further.
+from datetime import date
+days = (date.fromisoformat(spec["end"]) - date.fromisoformat(spec["start"])).days + 1 + spec["attribution_days"]
+open(f"{d}/days", "w").write(str(days))
 PY
 "$BIN" campaign create "$D/spec.json" "${W[@]}"
 "$BIN" campaign launch 1 "${W[@]}" | tee bench/results/act-launch.json
-"$BIN" --quiet advance "${S[@]}" --campaign 1 --days 28 "${W[@]}" | tee bench/results/act-advance.json
+"$BIN" --quiet advance "${S[@]}"  --campaign 1 --days "$(cat "$D/days")" "${W[@]}" | tee bench/results/act-advance.json
 "$BIN" --quiet etl --pos "$D/pos.db" --wx "$D/wx.db" "${W[@]}" >/dev/null
 "$BIN" campaign results 1 "${W[@]}" > bench/results/act-results.json
 "$PY" - "$D" <<'PY' | tee bench/results/act-campaign.txt
