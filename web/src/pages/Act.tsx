@@ -1,5 +1,5 @@
 import { useState } from 'react'
-import { Alert, App, Button, Card, Col, Descriptions, Input, Row, Space, Table, Tabs, Tag, Typography } from 'antd'
+import { Alert, App, Button, Card, Col, Descriptions, Form, Input, InputNumber, Modal, Row, Select, Space, Table, Tabs, Tag, Typography } from 'antd'
 import ReactECharts from 'echarts-for-react'
 import { api, Json, num, pct, yuan } from '../api'
 import { useT } from '../i18n'
@@ -76,12 +76,102 @@ function Results({ id }: { id: number }) {
   )
 }
 
+/// Edits a suggested spec before it is stored: name, channel, dates, holdout, coupon, cap, quiet
+/// hours, and an optional B arm with a different coupon.
+function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () => void; onSaved: () => void }) {
+  const { t } = useT()
+  const [form] = Form.useForm()
+  const [err, setErr] = useState<string | null>(null)
+  const save = async () => {
+    const v = await form.validateFields()
+    const offer = { ...spec.offer, discount_fen: Math.round(v.discount * 100) }
+    const body = {
+      ...spec,
+      name: v.name,
+      channel: v.channel,
+      start: v.start,
+      end: v.end,
+      holdout_pct: v.holdout_pct,
+      frequency_cap: v.frequency_cap,
+      quiet_start: v.quiet_start,
+      quiet_end: v.quiet_end,
+      offer,
+      variants: v.b_discount ? [{ name: 'A', weight: 1 }, { name: 'B', weight: 1, offer: { ...offer, discount_fen: Math.round(v.b_discount * 100) } }] : [],
+    }
+    try {
+      await api('/campaigns', { method: 'POST', body: JSON.stringify(body) })
+      onSaved()
+    } catch (e) {
+      setErr((e as Error).message)
+    }
+  }
+  return (
+    <Modal open title={t.createCampaign} onOk={save} onCancel={onClose} okButtonProps={{ 'data-testid': 'save-campaign' } as Json}>
+      {err && <Alert type="error" message={err} data-testid="campaign-error" style={{ marginBottom: 8 }} />}
+      <Form
+        form={form}
+        layout="vertical"
+        size="small"
+        initialValues={{
+          name: spec.name,
+          channel: spec.channel,
+          start: spec.start,
+          end: spec.end,
+          holdout_pct: spec.holdout_pct,
+          discount: spec.offer.discount_fen / 100,
+          frequency_cap: spec.frequency_cap,
+          quiet_start: spec.quiet_start,
+          quiet_end: spec.quiet_end,
+        }}
+      >
+        <Form.Item name="name" label={t.name} rules={[{ required: true }]}>
+          <Input data-testid="campaign-name" />
+        </Form.Item>
+        <Space wrap>
+          <Form.Item name="channel" label={t.channel}>
+            <Select style={{ width: 110 }} options={['wechat', 'sms', 'push'].map((c) => ({ value: c, label: c }))} />
+          </Form.Item>
+          <Form.Item name="start" label={t.start}>
+            <Input style={{ width: 120 }} />
+          </Form.Item>
+          <Form.Item name="end" label={t.end}>
+            <Input style={{ width: 120 }} />
+          </Form.Item>
+        </Space>
+        <Space wrap>
+          <Form.Item name="discount" label={`${t.offer} (¥)`}>
+            <InputNumber min={0} max={1000} />
+          </Form.Item>
+          <Form.Item name="b_discount" label={t.variantB}>
+            <InputNumber min={0} max={1000} data-testid="variant-b" />
+          </Form.Item>
+          <Form.Item name="holdout_pct" label={`${t.holdout} %`}>
+            <InputNumber min={0} max={50} data-testid="holdout-pct" />
+          </Form.Item>
+        </Space>
+        <Space wrap>
+          <Form.Item name="frequency_cap" label={t.frequencyCap}>
+            <InputNumber min={1} max={10} />
+          </Form.Item>
+          <Form.Item name="quiet_start" label={t.quietHours}>
+            <InputNumber min={0} max={23} />
+          </Form.Item>
+          <Form.Item name="quiet_end" label="→">
+            <InputNumber min={0} max={23} />
+          </Form.Item>
+        </Space>
+      </Form>
+    </Modal>
+  )
+}
+
 function Campaigns({ canWrite }: { canWrite: boolean }) {
   const { t, lang } = useT()
   const { message } = App.useApp()
   const list = useApi('/campaigns')
   const sugg = useApi('/campaigns/suggestions')
   const [open, setOpen] = useState<number | null>(null)
+  const [editing, setEditing] = useState<Json | null>(null)
   const act = async (path: string, body?: Json) => {
     try {
       await api(path, { method: 'POST', body: body ? JSON.stringify(body) : undefined })
@@ -113,7 +203,7 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
                 title: '',
                 render: (_: unknown, s: Json) =>
                   canWrite && (
-                    <Button size="small" data-testid="create-campaign" onClick={() => act('/campaigns', s.spec)}>
+                    <Button size="small" data-testid="create-campaign" onClick={() => setEditing(s.spec)}>
                       {t.createCampaign}
                     </Button>
                   ),
@@ -162,6 +252,16 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
           {open != null && <Results id={open} />}
         </Card>
       </Col>
+      {editing && (
+        <CampaignEditor
+          spec={editing}
+          onClose={() => setEditing(null)}
+          onSaved={() => {
+            setEditing(null)
+            list.reload()
+          }}
+        />
+      )}
     </Row>
   )
 }
@@ -229,13 +329,57 @@ function Service() {
   )
 }
 
-function Experiments() {
+function Experiments({ canWrite }: { canWrite: boolean }) {
   const { t } = useT()
   const list = useApi('/experiments')
   const [open, setOpen] = useState<number | null>(null)
+  const [plan, setPlan] = useState<Json | null>(null)
+  const [err, setErr] = useState<string | null>(null)
+  const [form] = Form.useForm()
   const res = useApi(open != null ? `/experiments/${open}/results` : null)
+  const create = async () => {
+    const v = await form.validateFields()
+    try {
+      setErr(null)
+      setPlan(await api('/experiments', { method: 'POST', body: JSON.stringify(v) }))
+      list.reload()
+    } catch (e) {
+      setErr((e as Error).message)
+    }
+  }
   return (
     <Card size="small" title={t.experiments}>
+      {canWrite && (
+        <Form form={form} layout="inline" size="small" initialValues={{ design: 'store', metric: 'revenue' }} style={{ marginBottom: 8, rowGap: 8 }}>
+          <Form.Item name="name" rules={[{ required: true }]}>
+            <Input placeholder={t.name} style={{ width: 140 }} data-testid="exp-name" />
+          </Form.Item>
+          <Form.Item name="hypothesis">
+            <Input placeholder={t.hypothesis} style={{ width: 160 }} />
+          </Form.Item>
+          <Form.Item name="design">
+            <Select style={{ width: 120 }} options={[{ value: 'store', label: t.storeDesign }, { value: 'switchback', label: t.switchback }]} />
+          </Form.Item>
+          <Form.Item name="start" rules={[{ required: true }]}>
+            <Input placeholder="YYYY-MM-DD" style={{ width: 110 }} data-testid="exp-start" />
+          </Form.Item>
+          <Form.Item name="end" rules={[{ required: true }]}>
+            <Input placeholder="YYYY-MM-DD" style={{ width: 110 }} data-testid="exp-end" />
+          </Form.Item>
+          <Button type="primary" onClick={create} data-testid="exp-create">
+            {t.plan}
+          </Button>
+        </Form>
+      )}
+      {err && <Alert type="error" message={err} />}
+      {plan && (
+        <Alert
+          type="info"
+          data-testid="exp-plan"
+          message={`#${plan.experiment_id}: ${plan.stores} ${t.store} × ${plan.days} d · MDE ${num(plan.mde_abs / 100, 0)} ¥/${t.storeDay} (${pct(plan.mde_rel)})`}
+          style={{ marginBottom: 8 }}
+        />
+      )}
       <Table
         size="small"
         rowKey="experiment_id"
@@ -290,7 +434,7 @@ export default function Act({ role }: { role?: string }) {
   const { t } = useT()
   const items = [
     { key: 'campaigns', label: t.campaigns, children: <Campaigns canWrite={!!role} /> },
-    { key: 'experiments', label: t.experiments, children: <Experiments /> },
+    { key: 'experiments', label: t.experiments, children: <Experiments canWrite={!!role} /> },
     { key: 'service', label: t.service, children: <Service /> },
   ]
   if (role === 'admin') items.push({ key: 'audit', label: t.audit, children: <Audit /> })
