@@ -911,96 +911,14 @@ pub async fn evaluate(
         .and_then(|r| r["t"].as_str())
         .and_then(|t| NaiveDate::parse_from_str(&t[..10.min(t.len())], "%Y-%m-%d").ok());
     let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
-    let window =
-        format!("order_time >= '{start}T00:00:00+08:00' AND order_time < '{stop}T00:00:00+08:00'");
-    // Post-period outcomes per member, and every coupon redemption with its channel.
-    let mut post: HashMap<i64, (f64, f64, f64, f64)> = HashMap::new(); // revenue, orders, refunds, discount
-    for r in q(
-        sess,
-        &format!(
-            "SELECT customer_id, SUM(CASE WHEN status = 'paid' THEN total_fen ELSE 0 END) AS rev, \
-             SUM(CASE WHEN status = 'paid' THEN 1 ELSE 0 END) AS n, \
-             SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS refunds, \
-             SUM(COALESCE(discount_fen, 0)) AS disc \
-             FROM orders WHERE {window} AND customer_id IN {} GROUP BY customer_id",
-            in_list(&ids)
-        ),
-    )
-    .await?
-    {
-        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        post.insert(
-            r["customer_id"].as_i64().unwrap_or(0),
-            (f("rev"), f("n"), f("refunds"), f("disc")),
-        );
-    }
-    let codes: HashMap<String, (i64, String)> = ms
-        .iter()
-        .filter_map(|m| Some((m.coupon_code.clone()?, (m.customer_id, m.arm.clone()))))
-        .collect();
-    let mut redemptions: HashMap<String, (i64, i64, i64, i64)> = HashMap::new(); // arm -> (n, revenue, pos, wx)
-    let mut redeemed_by: HashSet<i64> = HashSet::new();
-    let mut misattributed = 0i64;
-    let mut other_id = 0i64;
-    for r in q(
-        sess,
-        &format!(
-            "SELECT customer_id, coupon_code, source, total_fen FROM orders \
-             WHERE status = 'paid' AND coupon_code LIKE 'C{id}-%' AND {window}"
-        ),
-    )
-    .await?
-    {
-        let code = r["coupon_code"].as_str().unwrap_or_default();
-        let Some((cid, arm)) = codes.get(code) else {
-            misattributed += 1;
-            continue;
-        };
-        // The code says whose coupon it was. Redeemed at the till without showing the membership
-        // (no customer), or under another customer id (a second account the identity graph has
-        // not merged, or a shared code): the order moves into the member's outcome.
-        let paid = r["total_fen"].as_f64().unwrap_or(0.0);
-        let by = r["customer_id"].as_i64();
-        if by != Some(*cid) {
-            if let Some(other) = by {
-                other_id += 1;
-                if let Some(e) = post.get_mut(&other) {
-                    e.0 -= paid;
-                    e.1 -= 1.0;
-                }
-            }
-            let e = post.entry(*cid).or_default();
-            e.0 += paid;
-            e.1 += 1.0;
-        }
-        let e = redemptions.entry(arm.clone()).or_default();
-        e.0 += 1;
-        e.1 += r["total_fen"].as_i64().unwrap_or(0);
-        if r["source"].as_str() == Some("pos") {
-            e.2 += 1;
-        } else {
-            e.3 += 1;
-        }
-        redeemed_by.insert(*cid);
-    }
-    // Features for uplift: from the profile at launch.
-    let mut feat: HashMap<i64, Vec<f64>> = HashMap::new();
-    for r in q(
-        sess,
-        &format!(
-            "SELECT customer_id, recency_days, frequency, monetary_fen, COALESCE(p_churn_90d, 0.5) AS churn, \
-             COALESCE(clv_12m_fen, 0) AS clv FROM v_customer_360 WHERE customer_id IN {}",
-            in_list(&ids)
-        ),
-    )
-    .await?
-    {
-        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        feat.insert(
-            r["customer_id"].as_i64().unwrap_or(0),
-            vec![f("recency_days"), f("frequency"), f("monetary_fen"), f("churn"), f("clv")],
-        );
-    }
+    let Outcomes {
+        post,
+        redemptions,
+        redeemed_by,
+        misattributed,
+        other_id,
+    } = outcomes(sess, id, &ms, start, stop).await?;
+    let feat = uplift_features(sess, &ids).await?;
     let outcome = |m: &Member| post.get(&m.customer_id).copied().unwrap_or_default();
     let by_arm = |arm: &str| -> Vec<&Member> { ms.iter().filter(|m| m.arm == arm).collect() };
     let holdout = by_arm("holdout");
@@ -1173,6 +1091,131 @@ pub async fn evaluate(
 }
 
 /// Per-member uplift scores of a campaign's cross-fitted model (for scoring against a truth).
+/// What members did in the window: per member (revenue, orders, refunds, discount), with coupon
+/// orders moved to the member whose code they carry; and the redemptions per arm.
+struct Outcomes {
+    post: HashMap<i64, (f64, f64, f64, f64)>,
+    /// arm -> (redemptions, revenue, at the POS, in the mini-program)
+    redemptions: HashMap<String, (i64, i64, i64, i64)>,
+    redeemed_by: HashSet<i64>,
+    /// Codes of this campaign that match no member.
+    misattributed: i64,
+    /// Redeemed under another customer id than the member's.
+    other_id: i64,
+}
+
+async fn outcomes(
+    sess: &Session,
+    id: i64,
+    ms: &[Member],
+    start: NaiveDate,
+    stop: NaiveDate,
+) -> ApiResult<Outcomes> {
+    let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
+    let window =
+        format!("order_time >= '{start}T00:00:00+08:00' AND order_time < '{stop}T00:00:00+08:00'");
+    // Post-period outcomes per member, and every coupon redemption with its channel.
+    let mut post: HashMap<i64, (f64, f64, f64, f64)> = HashMap::new(); // revenue, orders, refunds, discount
+    for r in q(
+        sess,
+        &format!(
+            "SELECT customer_id, SUM(CASE WHEN status = 'paid' THEN total_fen ELSE 0 END) AS rev, \
+             SUM(CASE WHEN status = 'paid' THEN 1 ELSE 0 END) AS n, \
+             SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS refunds, \
+             SUM(COALESCE(discount_fen, 0)) AS disc \
+             FROM orders WHERE {window} AND customer_id IN {} GROUP BY customer_id",
+            in_list(&ids)
+        ),
+    )
+    .await?
+    {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        post.insert(
+            r["customer_id"].as_i64().unwrap_or(0),
+            (f("rev"), f("n"), f("refunds"), f("disc")),
+        );
+    }
+    let codes: HashMap<String, (i64, String)> = ms
+        .iter()
+        .filter_map(|m| Some((m.coupon_code.clone()?, (m.customer_id, m.arm.clone()))))
+        .collect();
+    let mut redemptions: HashMap<String, (i64, i64, i64, i64)> = HashMap::new(); // arm -> (n, revenue, pos, wx)
+    let mut redeemed_by: HashSet<i64> = HashSet::new();
+    let mut misattributed = 0i64;
+    let mut other_id = 0i64;
+    for r in q(
+        sess,
+        &format!(
+            "SELECT customer_id, coupon_code, source, total_fen FROM orders \
+             WHERE status = 'paid' AND coupon_code LIKE 'C{id}-%' AND {window}"
+        ),
+    )
+    .await?
+    {
+        let code = r["coupon_code"].as_str().unwrap_or_default();
+        let Some((cid, arm)) = codes.get(code) else {
+            misattributed += 1;
+            continue;
+        };
+        // The code says whose coupon it was. Redeemed at the till without showing the membership
+        // (no customer), or under another customer id (a second account the identity graph has
+        // not merged, or a shared code): the order moves into the member's outcome.
+        let paid = r["total_fen"].as_f64().unwrap_or(0.0);
+        let by = r["customer_id"].as_i64();
+        if by != Some(*cid) {
+            if let Some(other) = by {
+                other_id += 1;
+                if let Some(e) = post.get_mut(&other) {
+                    e.0 -= paid;
+                    e.1 -= 1.0;
+                }
+            }
+            let e = post.entry(*cid).or_default();
+            e.0 += paid;
+            e.1 += 1.0;
+        }
+        let e = redemptions.entry(arm.clone()).or_default();
+        e.0 += 1;
+        e.1 += r["total_fen"].as_i64().unwrap_or(0);
+        if r["source"].as_str() == Some("pos") {
+            e.2 += 1;
+        } else {
+            e.3 += 1;
+        }
+        redeemed_by.insert(*cid);
+    }
+    Ok(Outcomes {
+        post,
+        redemptions,
+        redeemed_by,
+        misattributed,
+        other_id,
+    })
+}
+
+/// The uplift model's features per customer, from their profile: recency, frequency, monetary,
+/// churn risk and CLV.
+async fn uplift_features(sess: &Session, ids: &[i64]) -> ApiResult<HashMap<i64, Vec<f64>>> {
+    let mut out = HashMap::new();
+    for r in q(
+        sess,
+        &format!(
+            "SELECT customer_id, recency_days, frequency, monetary_fen, COALESCE(p_churn_90d, 0.5) AS churn, \
+             COALESCE(clv_12m_fen, 0) AS clv FROM v_customer_360 WHERE customer_id IN {}",
+            in_list(ids)
+        ),
+    )
+    .await?
+    {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        out.insert(
+            r["customer_id"].as_i64().unwrap_or(0),
+            vec![f("recency_days"), f("frequency"), f("monetary_fen"), f("churn"), f("clv")],
+        );
+    }
+    Ok(out)
+}
+
 /// Re-fitted on all members (no cross-fitting): the model a next wave would target with.
 pub async fn uplift_scores(sess: &Session, meta: &Db, id: i64) -> ApiResult<Vec<(i64, f64)>> {
     let ms = members(meta, id).await?;
@@ -1180,47 +1223,18 @@ pub async fn uplift_scores(sess: &Session, meta: &Db, id: i64) -> ApiResult<Vec<
     let (start, end) = c.spec.validate()?;
     let stop = end + Duration::days(c.spec.attribution_days + 1);
     let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
-    let mut rev: HashMap<i64, f64> = HashMap::new();
-    for r in q(
-        sess,
-        &format!(
-            "SELECT customer_id, SUM(total_fen) AS rev FROM orders WHERE status = 'paid' \
-             AND order_time >= '{start}T00:00:00+08:00' AND order_time < '{stop}T00:00:00+08:00' \
-             AND customer_id IN {} GROUP BY customer_id",
-            in_list(&ids)
-        ),
-    )
-    .await?
-    {
-        rev.insert(
-            r["customer_id"].as_i64().unwrap_or(0),
-            r["rev"].as_f64().unwrap_or(0.0),
-        );
-    }
-    let mut feat: Vec<(i64, Vec<f64>, bool)> = Vec::new();
+    let post = outcomes(sess, id, &ms, start, stop).await?.post;
+    let rev: HashMap<i64, f64> = post.iter().map(|(k, v)| (*k, v.0)).collect();
     let arm_of: HashMap<i64, &str> = ms.iter().map(|m| (m.customer_id, m.arm.as_str())).collect();
-    for r in q(
-        sess,
-        &format!(
-            "SELECT customer_id, recency_days, frequency, monetary_fen, COALESCE(p_churn_90d, 0.5) AS churn, \
-             COALESCE(clv_12m_fen, 0) AS clv FROM v_customer_360 WHERE customer_id IN {} ORDER BY customer_id",
-            in_list(&ids)
-        ),
-    )
-    .await?
-    {
-        let cid = r["customer_id"].as_i64().unwrap_or(0);
-        let arm = arm_of.get(&cid).copied().unwrap_or("global_holdout");
-        if arm == "global_holdout" {
-            continue;
-        }
-        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        feat.push((
-            cid,
-            vec![f("recency_days"), f("frequency"), f("monetary_fen"), f("churn"), f("clv")],
-            arm != "holdout",
-        ));
-    }
+    let by_id = uplift_features(sess, &ids).await?;
+    let mut feat: Vec<(i64, Vec<f64>, bool)> = by_id
+        .into_iter()
+        .filter_map(|(cid, f)| {
+            let arm = arm_of.get(&cid).copied().unwrap_or("global_holdout");
+            (arm != "global_holdout").then(|| (cid, f, arm != "holdout"))
+        })
+        .collect();
+    feat.sort_by_key(|f| f.0);
     let xs: Vec<Vec<f64>> = feat.iter().map(|f| f.1.clone()).collect();
     let ts: Vec<bool> = feat.iter().map(|f| f.2).collect();
     let ys: Vec<f64> = feat

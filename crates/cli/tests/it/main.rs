@@ -184,7 +184,10 @@ fn campaigns_experiments_service_and_audit_from_the_cli() {
         .sum();
     assert!((psum - 1.0).abs() < 1e-9, "{dg}");
     assert_eq!(dg["keyword_rule"], "late_order", "{dg}");
-    assert!(dg["resolution"]["compensation_fen"].as_i64().unwrap() > 0, "{dg}");
+    assert!(
+        dg["resolution"]["compensation_fen"].as_i64().unwrap() > 0,
+        "{dg}"
+    );
     let audit = run_ok(p, &["audit", "--limit", "20"]);
     for a in [
         "campaign.create",
