@@ -30,7 +30,7 @@ const zh = {
   escalate: '建议人工跟进', openTickets: '待处理工单', message: '留言', audit: '审计', time: '时间', actor: '操作人', action: '操作', target: '对象', outcome: '结果',
   late_order: '送餐超时', wrong_item: '餐品错漏', coupon_failure: '优惠券失败', quality_complaint: '品质投诉',
   start: '开始', end: '结束', variantB: 'B 组优惠（¥，可选）', frequencyCap: '7 天内最多触达', quietHours: '免打扰', hypothesis: '假设',
-  storeDesign: '门店随机', switchback: '轮换', plan: '生成方案', storeDay: '店·天',
+  program: '全部活动 vs 全局对照', storeDesign: '门店随机', switchback: '轮换', plan: '生成方案', storeDay: '店·天',
 }
 const en: typeof zh = {
   title: 'c360 Customer 360', login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your admin issued (c360 apikey create)', logout: 'Log out',
@@ -60,7 +60,7 @@ const en: typeof zh = {
   escalate: 'escalate to a person', openTickets: 'Open tickets', message: 'Message', audit: 'Audit', time: 'Time', actor: 'Actor', action: 'Action', target: 'Target', outcome: 'Outcome',
   late_order: 'Late order', wrong_item: 'Wrong item', coupon_failure: 'Coupon failure', quality_complaint: 'Quality complaint',
   start: 'Start', end: 'End', variantB: 'B arm coupon (¥, optional)', frequencyCap: 'Max messages / 7 days', quietHours: 'Quiet hours', hypothesis: 'Hypothesis',
-  storeDesign: 'Stores', switchback: 'Switchback', plan: 'Plan', storeDay: 'store-day',
+  program: 'All campaigns vs global holdout', storeDesign: 'Stores', switchback: 'Switchback', plan: 'Plan', storeDay: 'store-day',
 }
 export const dict = { zh, en }
 export type T = typeof zh

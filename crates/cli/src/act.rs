@@ -103,6 +103,15 @@ pub enum CampaignCmd {
         #[command(flatten)]
         at: Where,
     },
+    /// All campaigns together against the global holdout over a period.
+    Program {
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        #[command(flatten)]
+        at: Where,
+    },
     /// Set the global holdout percentage.
     GlobalHoldout {
         pct: f64,
@@ -269,6 +278,14 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        CampaignCmd::Program { from, to, at } => {
+            let (s, m) = open(&at.warehouse, at.metastore).await?;
+            pretty(
+                &campaign::program_effect(&s, &m, from, to, None)
+                    .await
+                    .map_err(err)?,
+            )
         }
         CampaignCmd::GlobalHoldout { pct, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;

@@ -209,6 +209,36 @@ pub async fn campaign_results(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct ProgramParams {
+    /// First day (YYYY-MM-DD).
+    from: String,
+    /// Last day (YYYY-MM-DD), inclusive.
+    to: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/program", params(ProgramParams), responses((status = 200, description = "All campaigns together against the global holdout: revenue per customer, CUPED, incremental revenue"), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn program(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(pp): Q<ProgramParams>,
+) -> ApiResult<Json<Value>> {
+    let d = |f: &str, v: &str| {
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| ApiError::BadRequest(format!("{f}: {v:?} is not a YYYY-MM-DD date")))
+    };
+    let (from, to) = (d("from", &pp.from)?, d("to", &pp.to)?);
+    let s = st.snapshot().await?;
+    let key = format!("program:{from}:{to}:{}", p.scope_key());
+    let v = st
+        .cached(key, || async {
+            campaign::program_effect(&s.sess, &st.inner().meta, from, to, p.store_scope()).await
+        })
+        .await?;
+    Ok(crate::api::ok(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberParams {
     /// At most this many (default 100, up to 5000).
     limit: Option<usize>,

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS insight_cache (cache_key VARCHAR(64) PRIMARY KEY, mod
         live,
         crate::act::list_campaigns,
         crate::act::suggestions,
+        crate::act::program,
         crate::act::create_campaign,
         crate::act::get_campaign,
         crate::act::launch_campaign,
@@ -145,6 +146,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
             "/api/v1/campaigns",
             get(crate::act::list_campaigns).post(crate::act::create_campaign),
         )
+        .route("/api/v1/campaigns/program", get(crate::act::program))
         .route(
             "/api/v1/campaigns/suggestions",
             get(crate::act::suggestions),

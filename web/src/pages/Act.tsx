@@ -165,6 +165,26 @@ function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () =>
   )
 }
 
+/// All campaigns together against the global holdout, over the campaigns' dates.
+function Program({ campaigns }: { campaigns: Json[] }) {
+  const { t } = useT()
+  const live = campaigns.filter((c) => c.status !== 'draft' && c.status !== 'cancelled')
+  const from = live.map((c) => c.spec.start).sort()[0]
+  const to = live.map((c) => c.spec.end).sort().reverse()[0]
+  const p = useApi(from ? `/campaigns/program?from=${from}&to=${to}` : null)
+  if (!from || !p.data) return null
+  const d = p.data
+  const e = d.revenue_per_customer_cuped
+  return (
+    <Alert
+      type="info"
+      data-testid="program"
+      style={{ marginBottom: 8 }}
+      message={`${t.program} ${d.from} → ${d.to}: ${yuan(d.incremental_revenue_fen)} [${yuan(d.incremental_revenue_ci[0])}, ${yuan(d.incremental_revenue_ci[1])}] · ${t.chanceToWin} ${pct(e.chance_to_win)} · ${t.globalHoldout} ${num(d.global_holdout)} / ${num(d.customers)} · SRM p=${d.srm.p_value.toFixed(3)}`}
+    />
+  )
+}
+
 function Campaigns({ canWrite }: { canWrite: boolean }) {
   const { t, lang } = useT()
   const { message } = App.useApp()
@@ -214,6 +234,7 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
       </Col>
       <Col xs={24}>
         <Card size="small" title={t.campaigns}>
+          <Program campaigns={list.data?.campaigns ?? []} />
           <Table
             size="small"
             rowKey="campaign_id"

@@ -337,6 +337,31 @@ async fn campaigns_experiments_service_and_audit() {
     assert!(rho > 0.1, "{rho}");
     truth.close().await;
 
+    // The programme as a whole against the global holdout (5% of all customers, by hash).
+    let to = f.sim.cutoff + chrono::Duration::days(21);
+    let (s, pg) = call(
+        &st,
+        "GET",
+        &format!("/api/v1/campaigns/program?from={}&to={to}", f.sim.cutoff),
+        an,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{pg}");
+    let share = pg["global_holdout"].as_f64().unwrap() / pg["customers"].as_f64().unwrap();
+    assert!((0.03..0.07).contains(&share), "{pg}");
+    assert_eq!(pg["srm"]["mismatch"], false, "{pg}");
+    assert!(pg["customers_messaged"].as_i64().unwrap() >= treat, "{pg}");
+    let (s, _) = call(
+        &st,
+        "GET",
+        "/api/v1/campaigns/program?from=2025-10-01&to=soon",
+        an,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
     // Pause, resume, complete; nothing else.
     for (act, want) in [
         ("pause", StatusCode::OK),
