@@ -110,6 +110,7 @@ try {
   await page.getByTestId('show-results').first().click()
   await page.getByTestId('srm-tag').waitFor()
   await page.getByTestId('program').waitFor()
+  await page.getByTestId('variant-vs').getByText('B vs A').waitFor()
   await page.getByTestId('incremental').first().waitFor()
   const w3 = await page.evaluate(() => document.documentElement.scrollWidth)
   assert.ok(w3 <= 400, `campaigns page fits a phone (${w3}px)`)

@@ -1082,10 +1082,34 @@ pub async fn evaluate(
             },
         }));
     }
+    // The A/B question itself: every other arm against the first, on the CUPED revenue and on
+    // retention, in the same Holm family as the comparisons with the holdout.
+    let mut versus = Vec::new();
+    if let Some(first) = arms.first() {
+        let base = by_arm(first);
+        for a in arms.iter().skip(1) {
+            let t = by_arm(a);
+            let cu = welch(mom(&base, &cup), mom(&t, &cup), 0.05);
+            let rt = welch(mom(&base, &retained), mom(&t, &retained), 0.05);
+            pvals.push(cu.p_value);
+            pvals.push(rt.p_value);
+            versus.push(json!({
+                "arm": a,
+                "against": first,
+                "revenue_per_member_cuped": arm_json(a, mom(&base, &cup), mom(&t, &cup), tau),
+                "retention": arm_json(a, mom(&base, &retained), mom(&t, &retained), 0.01),
+            }));
+        }
+    }
     let adj_p = holm(&pvals);
     for (i, r) in results.iter_mut().enumerate() {
         r["holm_p_revenue"] = json!(adj_p[2 * i]);
         r["holm_p_retention"] = json!(adj_p[2 * i + 1]);
+    }
+    let off = 2 * results.len();
+    for (i, r) in versus.iter_mut().enumerate() {
+        r["holm_p_revenue"] = json!(adj_p[off + 2 * i]);
+        r["holm_p_retention"] = json!(adj_p[off + 2 * i + 1]);
     }
     // Planned split vs what happened (excluding the global holdout, assigned before).
     let treat_w: f64 = c.spec.arms().iter().map(|a| a.1).sum();
@@ -1155,6 +1179,7 @@ pub async fn evaluate(
         "holdout": holdout.len(),
         "global_holdout": gh.len(),
         "arms": results,
+        "variants": versus,
         "vs_global_holdout": global,
         "srm": s,
         "cuped_theta": theta,

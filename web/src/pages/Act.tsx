@@ -57,6 +57,14 @@ function Results({ id }: { id: number }) {
           },
         ]}
       />
+      {(d.variants ?? []).map((v: Json) => (
+        <Alert
+          key={v.arm}
+          type="info"
+          data-testid="variant-vs"
+          message={`${v.arm} vs ${v.against}: ${yuan(v.revenue_per_member_cuped.diff)} / ${t.members} [${yuan(v.revenue_per_member_cuped.ci[0])}, ${yuan(v.revenue_per_member_cuped.ci[1])}] · ${t.chanceToWin} ${pct(v.revenue_per_member_cuped.chance_to_win)} · p (Holm) ${v.holm_p_revenue.toFixed(3)}`}
+        />
+      ))}
       <Card size="small" title={`${t.uplift} · Qini ${d.uplift.qini_coefficient.toFixed(3)}`}>
         <ReactECharts
           style={{ height: 240 }}
