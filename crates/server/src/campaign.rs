@@ -532,6 +532,12 @@ pub async fn transition(meta: &Db, id: i64, action: &str) -> ApiResult<String> {
             "UPDATE campaign_members SET status = 'suppressed' WHERE campaign_id = {id} AND status = 'planned'"
         ))
         .await?;
+    } else if action == "resume" {
+        // Messages held by the pause go out again (a gateway skips send times already past).
+        meta.exec(&format!(
+            "UPDATE campaign_members SET status = 'planned' WHERE campaign_id = {id} AND status = 'suppressed'"
+        ))
+        .await?;
     }
     Ok(to.into())
 }

@@ -362,6 +362,45 @@ async fn campaigns_experiments_service_and_audit() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
+    // Pausing holds the unsent messages; resuming releases them.
+    let planned = |st: AppState| async move {
+        let (_, v) = call(
+            &st,
+            "GET",
+            &format!("/api/v1/campaigns/{id}/members?limit=5000"),
+            an,
+            None,
+        )
+        .await;
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["status"] == "planned")
+            .count()
+    };
+    let before = planned(st.clone()).await;
+    assert!(before > 0);
+    let (s, _) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/campaigns/{id}/status"),
+        an,
+        Some(json!({"action": "pause"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(planned(st.clone()).await, 0);
+    let (s, _) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/campaigns/{id}/status"),
+        an,
+        Some(json!({"action": "resume"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(planned(st.clone()).await, before);
     // Pause, resume, complete; nothing else.
     for (act, want) in [
         ("pause", StatusCode::OK),
