@@ -187,6 +187,14 @@ impl ServiceModel {
     }
 }
 
+/// Index of the largest probability (the predicted cause); 0 for an empty slice.
+pub fn argmax(p: &[f64]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |x| x.0)
+}
+
 /// The baseline a support team starts with: keyword rules on the message alone.
 pub fn keyword_rule(message: &str) -> Option<usize> {
     const KW: [&[&str]; K] = [
@@ -298,29 +306,14 @@ mod tests {
             message: "优惠券用不了".into(),
             context: [0.0; 8],
         });
-        assert_eq!(
-            p.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0,
-            2
-        );
+        assert_eq!(argmax(&p), 2);
         let mut ctx = [0.0; 8];
         ctx[0] = 1.0;
         let p = m.predict(&Case {
             message: "很不满意".into(),
             context: ctx,
         });
-        assert_eq!(
-            p.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0,
-            0,
-            "{p:?}"
-        );
+        assert_eq!(argmax(&p), 0, "{p:?}");
         assert_eq!(
             m.reasons(
                 &Case {

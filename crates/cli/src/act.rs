@@ -15,7 +15,7 @@ fn err(e: c360_server::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-fn actor(a: &Option<String>) -> String {
+pub(crate) fn actor(a: &Option<String>) -> String {
     a.clone().unwrap_or_else(|| {
         format!(
             "cli:{}",
@@ -41,6 +41,31 @@ async fn meta(warehouse: &std::path::Path, metastore: Option<String>) -> Result<
         meta.exec_script(ddl).await?;
     }
     Ok(meta)
+}
+
+/// Records a CLI action in the audit trail (the CLI acts with the metastore's full rights, as
+/// an admin), refused ones too, then hands back the action's result.
+pub(crate) async fn audited<T>(
+    m: &Db,
+    who: &str,
+    action: &str,
+    target: &str,
+    mut detail: serde_json::Value,
+    r: Result<T, c360_server::error::ApiError>,
+) -> Result<T> {
+    detail["via"] = json!("cli");
+    let outcome = if r.is_ok() { "ok" } else { "rejected" };
+    audit::record(m, who, "admin", action, target, outcome, &detail)
+        .await
+        .map_err(err)?;
+    r.map_err(err)
+}
+
+/// A JSON spec file (`what` names it in the error).
+fn read_spec<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not {what}", path.display()))
 }
 
 fn pretty(v: &impl serde::Serialize) -> Result<()> {
@@ -188,60 +213,25 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
         }
         CampaignCmd::Create { spec, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;
-            let text = std::fs::read_to_string(&spec)
-                .with_context(|| format!("reading {}", spec.display()))?;
-            let sp: campaign::CampaignSpec = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a campaign spec", spec.display()))?;
+            let sp: campaign::CampaignSpec = read_spec(&spec, "a campaign spec")?;
             let who = actor(&at.actor);
             let r = campaign::create(&m, &sp, &who).await;
-            let outcome = if r.is_ok() { "ok" } else { "rejected" };
-            audit::record(
-                &m,
-                &who,
-                "admin",
-                "campaign.create",
-                &sp.name,
-                outcome,
-                &json!({"via": "cli"}),
-            )
-            .await
-            .map_err(err)?;
-            let id = r.map_err(err)?;
+            let id = audited(&m, &who, "campaign.create", &sp.name, json!({}), r).await?;
             pretty(&json!({"campaign_id": id, "status": "draft"}))
         }
         CampaignCmd::Launch { id, at } => {
             let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
             let r = campaign::launch(&s, &m, id, None).await;
+            let target = format!("campaign:{id}");
             let who = actor(&at.actor);
-            audit::record(
-                &m,
-                &who,
-                "admin",
-                "campaign.launch",
-                &format!("campaign:{id}"),
-                if r.is_ok() { "ok" } else { "rejected" },
-                &json!({"via": "cli"}),
-            )
-            .await
-            .map_err(err)?;
-            pretty(&r.map_err(err)?)
+            pretty(&audited(&m, &who, "campaign.launch", &target, json!({}), r).await?)
         }
         CampaignCmd::Status { id, action, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;
             let r = campaign::transition(&m, id, &action).await;
-            let who = actor(&at.actor);
-            audit::record(
-                &m,
-                &who,
-                "admin",
-                &format!("campaign.{action}"),
-                &format!("campaign:{id}"),
-                if r.is_ok() { "ok" } else { "rejected" },
-                &json!({"via": "cli"}),
-            )
-            .await
-            .map_err(err)?;
-            pretty(&json!({"campaign_id": id, "status": r.map_err(err)?}))
+            let (what, target) = (format!("campaign.{action}"), format!("campaign:{id}"));
+            let to = audited(&m, &actor(&at.actor), &what, &target, json!({}), r).await?;
+            pretty(&json!({"campaign_id": id, "status": to}))
         }
         CampaignCmd::List { at } => {
             let m = meta(&at.warehouse, at.metastore).await?;
@@ -290,18 +280,17 @@ pub async fn campaign_cmd(cmd: CampaignCmd) -> Result<()> {
         CampaignCmd::GlobalHoldout { pct, at } => {
             let m = meta(&at.warehouse, at.metastore.clone()).await?;
             let r = campaign::set_global_holdout_pct(&m, pct).await;
-            audit::record(
+            let who = actor(&at.actor);
+            let detail = json!({"value": pct});
+            audited(
                 &m,
-                &actor(&at.actor),
-                "admin",
+                &who,
                 "campaign.settings",
                 "global_holdout_pct",
-                if r.is_ok() { "ok" } else { "rejected" },
-                &json!({"value": pct, "via": "cli"}),
+                detail,
+                r,
             )
-            .await
-            .map_err(err)?;
-            r.map_err(err)?;
+            .await?;
             println!("global holdout: {pct}%");
             Ok(())
         }
@@ -331,24 +320,10 @@ pub async fn experiment_cmd(cmd: ExperimentCmd) -> Result<()> {
         }
         ExperimentCmd::Create { spec, at } => {
             let (s, m) = open(&at.warehouse, at.metastore.clone()).await?;
-            let text = std::fs::read_to_string(&spec)
-                .with_context(|| format!("reading {}", spec.display()))?;
-            let sp: experiments::ExperimentSpec = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not an experiment spec", spec.display()))?;
+            let sp: experiments::ExperimentSpec = read_spec(&spec, "an experiment spec")?;
             let who = actor(&at.actor);
             let r = experiments::create(&m, &sp, &who).await;
-            audit::record(
-                &m,
-                &who,
-                "admin",
-                "experiment.create",
-                &sp.name,
-                if r.is_ok() { "ok" } else { "rejected" },
-                &json!({"via": "cli"}),
-            )
-            .await
-            .map_err(err)?;
-            let id = r.map_err(err)?;
+            let id = audited(&m, &who, "experiment.create", &sp.name, json!({}), r).await?;
             pretty(&experiments::plan(&s, &m, id, None).await.map_err(err)?)
         }
         ExperimentCmd::Results { id, at } => {
@@ -412,18 +387,9 @@ pub async fn service_cmd(cmd: ServiceCmd) -> Result<()> {
                 }
             }
             let p = model.predict(&case);
-            let k = c360_etl::service::argmax(&p);
-            audit::record(
-                &m,
-                &actor(&at.actor),
-                "admin",
-                "service.diagnose",
-                &target,
-                "ok",
-                &json!({"via": "cli"}),
-            )
-            .await
-            .map_err(err)?;
+            let k = c360_analytics::service::argmax(&p);
+            let who = actor(&at.actor);
+            audited(&m, &who, "service.diagnose", &target, json!({}), Ok(())).await?;
             pretty(&json!({
                 "predicted_cause": CAUSES[k],
                 "probabilities": CAUSES.iter().zip(p).map(|(c, x)| json!({"cause": c, "p": x})).collect::<Vec<_>>(),

@@ -750,7 +750,7 @@ async fn advance(a: AdvanceArgs) -> Result<()> {
     Ok(())
 }
 
-/// Records a CLI action in the audit trail (the CLI acts with the metastore's full rights).
+/// Records an API-key change in the audit trail.
 async fn cli_audit(
     db: &c360_db::Db,
     action: &str,
@@ -758,14 +758,8 @@ async fn cli_audit(
     detail: serde_json::Value,
 ) -> Result<()> {
     db.exec_script(c360_server::audit::DDL).await?;
-    let who = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
-    c360_server::audit::record(db, &who, "admin", action, target, "ok", &detail)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
+    let who = crate::act::actor(&None);
+    crate::act::audited(db, &who, action, target, detail, Ok(())).await
 }
 
 async fn apikey(cmd: ApikeyCmd) -> Result<()> {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use c360_analytics::{behavior, graph, sentiment};
 use c360_warehouse::arrow::array::{
-    Array, ArrayRef, Float64Builder, Int64Array, Int64Builder, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, Float64Array, Float64Builder, Int64Array, Int64Builder, StringArray,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::compute::cast;
 use c360_warehouse::arrow::datatypes::DataType;
@@ -25,6 +25,13 @@ use crate::Result;
 pub(crate) fn col_i64(b: &RecordBatch, i: usize) -> Result<Vec<Option<i64>>> {
     let a = cast(b.column(i), &DataType::Int64)?;
     let a = a.as_any().downcast_ref::<Int64Array>().unwrap();
+    Ok((0..a.len())
+        .map(|r| (!a.is_null(r)).then(|| a.value(r)))
+        .collect())
+}
+pub(crate) fn col_f64(b: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>> {
+    let a = cast(b.column(i), &DataType::Float64)?;
+    let a = a.as_any().downcast_ref::<Float64Array>().unwrap();
     Ok((0..a.len())
         .map(|r| (!a.is_null(r)).then(|| a.value(r)))
         .collect())

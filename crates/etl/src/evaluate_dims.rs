@@ -24,7 +24,8 @@ use crate::enrich::{self, col_i64, col_str};
 use crate::evaluate::clean_customers;
 use crate::Result;
 
-fn spearman(a: &[f64], b: &[f64]) -> f64 {
+/// Spearman rank correlation (ties share their average rank).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     use c360_analytics::churn::average_ranks;
     crate::evaluate::pearson(&average_ranks(a), &average_ranks(b))
 }

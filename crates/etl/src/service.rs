@@ -7,25 +7,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use c360_analytics::service::{self, Case, ServiceModel, CAUSES, CONTEXT};
+use c360_analytics::service::{self, argmax, Case, ServiceModel, CAUSES, CONTEXT};
 use c360_db::{get_i64, get_text, Db};
 use c360_warehouse::{Session, Warehouse};
-use datafusion::arrow::array::{Array, Float64Array};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::record_batch::RecordBatch;
 use serde::Serialize;
 
-use crate::enrich::{col_i64, col_str};
+use crate::enrich::{col_f64, col_i64, col_str};
 use crate::Result;
-
-fn col_f64(b: &RecordBatch, i: usize) -> Result<Vec<f64>> {
-    let a = cast(b.column(i), &DataType::Float64)?;
-    let a = a.as_any().downcast_ref::<Float64Array>().unwrap();
-    Ok((0..a.len())
-        .map(|r| if a.is_null(r) { 0.0 } else { a.value(r) })
-        .collect())
-}
 
 /// One ticket with its context.
 #[derive(Debug, Clone)]
@@ -80,7 +68,7 @@ pub async fn tickets(sess: &Session, filter: &str) -> Result<Vec<Ticket>> {
         let cause = col_str(&b, 5)?;
         let paid = col_i64(&b, 6)?;
         let store = col_i64(&b, 7)?;
-        let ctx: Vec<Vec<f64>> = (0..CONTEXT.len())
+        let ctx: Vec<Vec<Option<f64>>> = (0..CONTEXT.len())
             .map(|j| col_f64(&b, 8 + j))
             .collect::<Result<_>>()?;
         for r in 0..b.num_rows() {
@@ -96,7 +84,7 @@ pub async fn tickets(sess: &Session, filter: &str) -> Result<Vec<Ticket>> {
                     .and_then(|c| CAUSES.iter().position(|x| *x == c)),
                 case: Case {
                     message: msg[r].clone().unwrap_or_default(),
-                    context: std::array::from_fn(|j| ctx[j][r]),
+                    context: std::array::from_fn(|j| ctx[j][r].unwrap_or(0.0)),
                 },
             });
         }
@@ -114,13 +102,6 @@ pub fn train(tickets: &[Ticket]) -> ServiceModel {
 }
 
 const EPOCHS: usize = 20;
-
-pub fn argmax(p: &[f64]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |x| x.0)
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceEval {

@@ -17,11 +17,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::api::parse_day;
 use crate::audit;
 use crate::auth::{Principal, Role};
 use crate::campaign::{self, CampaignSpec};
 use crate::error::{ApiError, ApiResult, J, P, Q};
 use crate::experiments::{self, ExperimentSpec};
+use crate::json::lit;
 use crate::AppState;
 
 /// Logs the outcome of an action, then returns it (a refused or failed action is logged too).
@@ -222,11 +224,7 @@ pub async fn program(
     p: Principal,
     Q(pp): Q<ProgramParams>,
 ) -> ApiResult<Json<Value>> {
-    let d = |f: &str, v: &str| {
-        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .map_err(|_| ApiError::BadRequest(format!("{f}: {v:?} is not a YYYY-MM-DD date")))
-    };
-    let (from, to) = (d("from", &pp.from)?, d("to", &pp.to)?);
+    let (from, to) = (parse_day("from", &pp.from)?, parse_day("to", &pp.to)?);
     let s = st.snapshot().await?;
     let key = format!("program:{from}:{to}:{}", p.scope_key());
     let v = st
@@ -413,15 +411,21 @@ pub async fn diagnose(
 async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> ApiResult<Value> {
     p.require(&writers())?;
     let s = st.snapshot().await?;
-    let esc = |x: &str| x.replace('\'', "''");
-    let (ticket, case) = if let Some(k) = &b.ticket_key {
-        let t = c360_etl::service::tickets(&s.sess, &format!(" AND t.ticket_key = '{}'", esc(k)))
+    let m = model(st).await?;
+    let t = if let Some(k) = &b.ticket_key {
+        let t = c360_etl::service::tickets(&s.sess, &format!(" AND t.ticket_key = {}", lit(k)))
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| ApiError::NotFound(format!("ticket_key: {k:?} does not exist")))?;
-        let c = t.case.clone();
-        (Some(t), c)
+        if let Some(sc) = p.store_scope() {
+            if !t.store_id.is_some_and(|s| sc.contains(&s)) {
+                return Err(ApiError::Forbidden(
+                    "ticket_key: not a ticket of your stores".into(),
+                ));
+            }
+        }
+        t
     } else {
         let msg = b
             .message
@@ -435,17 +439,17 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
         }
         // What is not known (no order named, the store's and customer's history) is assumed
         // average, so it pushes no cause either way.
-        let mut ctx = model(st).await?.mean_context();
+        let mut ctx = m.mean_context();
         let mut store = None;
         let mut paid = None;
         if let Some(o) = &b.order_id {
-            let rows = crate::campaign::q(
+            let rows = crate::api::query(
                 &s.sess,
                 &format!(
                     "SELECT o.customer_id, o.store_id, o.total_fen, o.channel, o.daypart, o.coupon_code, \
                      (SELECT SUM(qty) FROM order_items i WHERE i.order_id = o.order_id) AS items \
-                     FROM orders o WHERE o.order_id = '{}'",
-                    esc(o)
+                     FROM orders o WHERE o.order_id = {}",
+                    lit(o)
                 ),
             )
             .await?;
@@ -482,7 +486,7 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
                 }
             }
         }
-        let t = c360_etl::service::Ticket {
+        c360_etl::service::Ticket {
             ticket_key: String::new(),
             customer_id: b.customer_id,
             order_key: b.order_id.clone(),
@@ -494,23 +498,11 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
                 message: msg,
                 context: ctx,
             },
-        };
-        let c = t.case.clone();
-        (Some(t), c)
-    };
-    let t = ticket.expect("set above");
-    if b.ticket_key.is_some() {
-        if let Some(sc) = p.store_scope() {
-            if !t.store_id.is_some_and(|s| sc.contains(&s)) {
-                return Err(ApiError::Forbidden(
-                    "ticket_key: not a ticket of your stores".into(),
-                ));
-            }
         }
-    }
-    let m = model(st).await?;
-    let probs = m.predict(&case);
-    let k = c360_etl::service::argmax(&probs);
+    };
+    let case = &t.case;
+    let probs = m.predict(case);
+    let k = c360_analytics::service::argmax(&probs);
     let standing = standing(st, t.customer_id, t.order_paid_fen).await?;
     let res = svc::resolve(k, probs[k], standing);
     Ok(json!({
@@ -520,7 +512,7 @@ async fn diagnose_inner(st: &AppState, p: &Principal, b: &DiagnoseRequest) -> Ap
         "status": t.status,
         "predicted_cause": CAUSES[k],
         "probabilities": CAUSES.iter().zip(probs).map(|(c, p)| json!({"cause": c, "p": p})).collect::<Vec<_>>(),
-        "reasons": m.reasons(&case, k).iter().map(|(n, w)| json!({"feature": n, "weight": w})).collect::<Vec<_>>(),
+        "reasons": m.reasons(case, k).iter().map(|(n, w)| json!({"feature": n, "weight": w})).collect::<Vec<_>>(),
         "keyword_rule": svc::keyword_rule(&case.message).map(|i| CAUSES[i]),
         "resolution": res,
         "model": {"trained_on_closed_tickets": m.trained_on},
@@ -566,7 +558,7 @@ pub async fn tickets(
     let mut counts = [0usize; 4];
     for t in &all {
         let pr = m.predict(&t.case);
-        let k = c360_etl::service::argmax(&pr);
+        let k = c360_analytics::service::argmax(&pr);
         counts[k] += 1;
         let res = svc::resolve(
             k,

@@ -191,12 +191,48 @@ pub fn router(_state: AppState) -> Router<AppState> {
 }
 
 pub(crate) async fn q(s: &Snapshot, sql: &str) -> ApiResult<Vec<Value>> {
-    let b = s
-        .sess
+    query(&s.sess, sql).await
+}
+
+/// Rows of `sql` on a warehouse session as JSON objects (the CLI has a session, no snapshot).
+pub(crate) async fn query(sess: &c360_warehouse::Session, sql: &str) -> ApiResult<Vec<Value>> {
+    let b = sess
         .query(sql)
         .await
         .map_err(|e| ApiError::Internal(format!("{e}: {sql}")))?;
     Ok(rows(&b)?)
+}
+
+/// A `YYYY-MM-DD` parameter; the error names the field.
+pub(crate) fn parse_day(field: &str, v: &str) -> ApiResult<NaiveDate> {
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map_err(|_| ApiError::BadRequest(format!("{field}: {v:?} is not a YYYY-MM-DD date")))
+}
+
+/// Inserts the row `row(id)` with `id` = MAX(`id_col`) + 1, retrying when another writer took
+/// that id first (ids stay dense across processes: the server and the CLI share the metastore).
+pub(crate) async fn insert_next_id(
+    meta: &c360_db::Db,
+    table: &str,
+    id_col: &str,
+    cols: &[&str],
+    row: impl Fn(i64) -> Vec<V>,
+) -> ApiResult<i64> {
+    let mut last = None;
+    for _ in 0..8 {
+        let id = meta
+            .fetch_all(&format!("SELECT MAX({id_col}) AS m FROM {table}"))
+            .await?
+            .first()
+            .and_then(|r| get_i64(r, "m"))
+            .unwrap_or(0)
+            + 1;
+        match meta.insert_rows(table, cols, &[row(id)]).await {
+            Ok(()) => return Ok(id),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("tried").into())
 }
 
 pub(crate) fn in_list(ids: &[i64]) -> String {
@@ -477,16 +513,12 @@ pub struct RangeParams {
 
 pub(crate) fn day_bounds(r: &RangeParams, col: &str) -> ApiResult<String> {
     let mut w = String::new();
-    let parse = |name: &str, v: &str| {
-        NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .map_err(|_| ApiError::BadRequest(format!("{name}: {v:?} is not a YYYY-MM-DD date")))
-    };
     if let Some(f) = &r.from {
-        let d = parse("from", f)?;
+        let d = parse_day("from", f)?;
         w += &format!(" AND {col} >= '{d}T00:00:00+08:00'");
     }
     if let Some(t) = &r.to {
-        let d = parse("to", t)? + chrono::Duration::days(1);
+        let d = parse_day("to", t)? + chrono::Duration::days(1);
         w += &format!(" AND {col} < '{d}T00:00:00+08:00'");
     }
     Ok(w)

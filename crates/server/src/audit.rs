@@ -7,6 +7,7 @@ use c360_db::{get_i64, get_text, Db, Value as V};
 use serde_json::{json, Value};
 
 use crate::error::ApiResult;
+use crate::json::lit;
 
 pub const DDL: &str = "
 CREATE TABLE IF NOT EXISTS audit_log (seq BIGINT PRIMARY KEY, at VARCHAR(40), actor VARCHAR(100), role VARCHAR(16), action VARCHAR(64), target VARCHAR(128), outcome VARCHAR(16), detail TEXT)
@@ -22,39 +23,29 @@ pub async fn record(
     outcome: &str,
     detail: &Value,
 ) -> ApiResult<i64> {
-    let mut last = None;
-    for _ in 0..8 {
-        let seq = meta
-            .fetch_all("SELECT MAX(seq) AS m FROM audit_log")
-            .await?
-            .first()
-            .and_then(|r| get_i64(r, "m"))
-            .unwrap_or(0)
-            + 1;
-        let r = meta
-            .insert_rows(
-                "audit_log",
-                &[
-                    "seq", "at", "actor", "role", "action", "target", "outcome", "detail",
-                ],
-                &[vec![
-                    seq.into(),
-                    chrono::Utc::now().to_rfc3339().into(),
-                    actor.into(),
-                    role.into(),
-                    action.into(),
-                    target.into(),
-                    outcome.into(),
-                    V::from(detail.to_string()),
-                ]],
-            )
-            .await;
-        match r {
-            Ok(()) => return Ok(seq),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.expect("tried").into())
+    let at = chrono::Utc::now().to_rfc3339();
+    let detail = detail.to_string();
+    crate::api::insert_next_id(
+        meta,
+        "audit_log",
+        "seq",
+        &[
+            "seq", "at", "actor", "role", "action", "target", "outcome", "detail",
+        ],
+        |seq| {
+            vec![
+                seq.into(),
+                at.clone().into(),
+                actor.into(),
+                role.into(),
+                action.into(),
+                target.into(),
+                outcome.into(),
+                V::from(detail.clone()),
+            ]
+        },
+    )
+    .await
 }
 
 /// The newest entries first, optionally of one action or actor.
@@ -65,12 +56,11 @@ pub async fn list(
     actor: Option<&str>,
 ) -> ApiResult<Vec<Value>> {
     let mut w = String::from("1 = 1");
-    let esc = |s: &str| s.replace('\'', "''");
     if let Some(a) = action {
-        w += &format!(" AND action = '{}'", esc(a));
+        w += &format!(" AND action = {}", lit(a));
     }
     if let Some(a) = actor {
-        w += &format!(" AND actor = '{}'", esc(a));
+        w += &format!(" AND actor = {}", lit(a));
     }
     let rows = meta
         .fetch_all(&format!(

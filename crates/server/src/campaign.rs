@@ -23,7 +23,9 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::api::{in_list, parse_day, query as q};
 use crate::error::{ApiError, ApiResult};
+use crate::json::lit;
 
 pub const DDL: &str = "
 CREATE TABLE IF NOT EXISTS campaigns (campaign_id BIGINT PRIMARY KEY, name VARCHAR(200), status VARCHAR(16), spec TEXT, created_by VARCHAR(64), created_at VARCHAR(40), launched_at VARCHAR(40), audience_size BIGINT);
@@ -136,11 +138,6 @@ fn default_holdout() -> f64 {
 
 const CHANNELS: [&str; 3] = ["wechat", "sms", "push"];
 const KINDS: [&str; 3] = ["favourite_item", "amount_off", "free_item"];
-
-fn parse_day(field: &str, v: &str) -> ApiResult<NaiveDate> {
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .map_err(|_| bad(format!("{field}: {v:?} is not a YYYY-MM-DD date")))
-}
 
 fn daypart_of(code: &str) -> Option<Daypart> {
     Daypart::ALL.into_iter().find(|d| d.code() == code)
@@ -268,22 +265,6 @@ impl CampaignSpec {
                 .collect()
         }
     }
-}
-
-pub(crate) async fn q(sess: &Session, sql: &str) -> ApiResult<Vec<Value>> {
-    let b = sess
-        .query(sql)
-        .await
-        .map_err(|e| ApiError::Internal(format!("{e}: {sql}")))?;
-    Ok(crate::json::rows(&b)?)
-}
-
-fn in_list(ids: &[i64]) -> String {
-    crate::api::in_list(ids)
-}
-
-fn sql_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The snapshot's "today": the day after the RFM as-of date.
@@ -421,48 +402,37 @@ pub async fn suggest(sess: &Session, stores: Option<&[i64]>) -> ApiResult<Vec<Va
     Ok(out)
 }
 
-async fn next_id(meta: &Db) -> ApiResult<i64> {
-    let r = meta
-        .fetch_all("SELECT MAX(campaign_id) AS m FROM campaigns")
-        .await?;
-    Ok(r.first().and_then(|r| get_i64(r, "m")).unwrap_or(0) + 1)
-}
-
 /// Stores a draft campaign; returns its id.
 pub async fn create(meta: &Db, spec: &CampaignSpec, by: &str) -> ApiResult<i64> {
     spec.validate()?;
-    for _ in 0..5 {
-        let id = next_id(meta).await?;
-        let r = meta
-            .insert_rows(
-                "campaigns",
-                &[
-                    "campaign_id",
-                    "name",
-                    "status",
-                    "spec",
-                    "created_by",
-                    "created_at",
-                    "audience_size",
-                ],
-                &[vec![
-                    id.into(),
-                    spec.name.clone().into(),
-                    "draft".into(),
-                    serde_json::to_string(spec)?.into(),
-                    by.into(),
-                    chrono::Utc::now().to_rfc3339().into(),
-                    0i64.into(),
-                ]],
-            )
-            .await;
-        if r.is_ok() {
-            return Ok(id);
-        }
-    }
-    Err(ApiError::Internal(
-        "could not allocate a campaign id".into(),
-    ))
+    let text = serde_json::to_string(spec)?;
+    let at = chrono::Utc::now().to_rfc3339();
+    crate::api::insert_next_id(
+        meta,
+        "campaigns",
+        "campaign_id",
+        &[
+            "campaign_id",
+            "name",
+            "status",
+            "spec",
+            "created_by",
+            "created_at",
+            "audience_size",
+        ],
+        |id| {
+            vec![
+                id.into(),
+                spec.name.clone().into(),
+                "draft".into(),
+                text.clone().into(),
+                by.into(),
+                at.clone().into(),
+                0i64.into(),
+            ]
+        },
+    )
+    .await
 }
 
 /// A stored campaign.
@@ -510,7 +480,7 @@ pub async fn list(meta: &Db) -> ApiResult<Vec<Campaign>> {
 async fn set_status(meta: &Db, id: i64, status: &str) -> ApiResult<()> {
     meta.exec(&format!(
         "UPDATE campaigns SET status = {} WHERE campaign_id = {id}",
-        sql_str(status)
+        lit(status)
     ))
     .await?;
     Ok(())
@@ -618,7 +588,7 @@ pub async fn launch(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -
     let list = |col: &str, v: &[String]| {
         format!(
             " AND {col} IN ({})",
-            v.iter().map(|s| sql_str(s)).collect::<Vec<_>>().join(", ")
+            v.iter().map(|s| lit(s)).collect::<Vec<_>>().join(", ")
         )
     };
     if !a.rfm_class.is_empty() {
@@ -799,7 +769,7 @@ pub async fn launch(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -
     .await?;
     meta.exec(&format!(
         "UPDATE campaigns SET status = 'running', launched_at = {}, audience_size = {} WHERE campaign_id = {id}",
-        sql_str(&chrono::Utc::now().to_rfc3339()),
+        lit(&chrono::Utc::now().to_rfc3339()),
         out.len()
     ))
     .await?;

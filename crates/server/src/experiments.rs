@@ -16,7 +16,7 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::campaign::q;
+use crate::api::{parse_day, query as q};
 use crate::error::{ApiError, ApiResult};
 
 pub const DDL: &str = "
@@ -76,11 +76,10 @@ impl ExperimentSpec {
         if !(0.1..=0.9).contains(&self.treatment_share) {
             return Err(bad("treatment_share: must be within 0.1..=0.9"));
         }
-        let d = |f: &str, v: &str| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| bad(format!("{f}: {v:?} is not a YYYY-MM-DD date")))
-        };
-        let (s, e) = (d("start", &self.start)?, d("end", &self.end)?);
+        let (s, e) = (
+            parse_day("start", &self.start)?,
+            parse_day("end", &self.end)?,
+        );
         if e < s || (e - s).num_days() > 120 {
             return Err(bad("end: must be after start, at most 120 days"));
         }
@@ -93,43 +92,32 @@ impl ExperimentSpec {
 
 pub async fn create(meta: &Db, spec: &ExperimentSpec, by: &str) -> ApiResult<i64> {
     spec.validate()?;
-    for _ in 0..5 {
-        let id = meta
-            .fetch_all("SELECT MAX(experiment_id) AS m FROM experiments")
-            .await?
-            .first()
-            .and_then(|r| get_i64(r, "m"))
-            .unwrap_or(0)
-            + 1;
-        if meta
-            .insert_rows(
-                "experiments",
-                &[
-                    "experiment_id",
-                    "name",
-                    "design",
-                    "spec",
-                    "created_by",
-                    "created_at",
-                ],
-                &[vec![
-                    id.into(),
-                    spec.name.clone().into(),
-                    spec.design.clone().into(),
-                    serde_json::to_string(spec)?.into(),
-                    by.into(),
-                    chrono::Utc::now().to_rfc3339().into(),
-                ]],
-            )
-            .await
-            .is_ok()
-        {
-            return Ok(id);
-        }
-    }
-    Err(ApiError::Internal(
-        "could not allocate an experiment id".into(),
-    ))
+    let text = serde_json::to_string(spec)?;
+    let at = chrono::Utc::now().to_rfc3339();
+    crate::api::insert_next_id(
+        meta,
+        "experiments",
+        "experiment_id",
+        &[
+            "experiment_id",
+            "name",
+            "design",
+            "spec",
+            "created_by",
+            "created_at",
+        ],
+        |id| {
+            vec![
+                id.into(),
+                spec.name.clone().into(),
+                spec.design.clone().into(),
+                text.clone().into(),
+                by.into(),
+                at.clone().into(),
+            ]
+        },
+    )
+    .await
 }
 
 pub async fn get(meta: &Db, id: i64) -> ApiResult<(ExperimentSpec, String)> {
@@ -249,8 +237,18 @@ fn arm_of(id: i64, spec: &ExperimentSpec, store: i64, day: i64) -> bool {
     }
 }
 
-/// The assignment and what the design can detect, from a pre-period as long as the test.
-pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> ApiResult<Value> {
+/// An experiment with its stores and each store's pre-period series (as many days as the test,
+/// right before it): what both the plan and the results start from.
+struct Setup {
+    spec: ExperimentSpec,
+    start: NaiveDate,
+    end: NaiveDate,
+    stores: Vec<i64>,
+    days: i64,
+    per: HashMap<i64, Vec<f64>>,
+}
+
+async fn setup(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> ApiResult<Setup> {
     let (spec, _) = get(meta, id).await?;
     let (start, end) = spec.validate()?;
     let stores = stores_of(sess, &spec, scope).await?;
@@ -263,16 +261,38 @@ pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> 
         start,
     )
     .await?;
+    let per = stores
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                (0..days)
+                    .map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(Setup {
+        spec,
+        start,
+        end,
+        stores,
+        days,
+        per,
+    })
+}
+
+/// The assignment and what the design can detect, from a pre-period as long as the test.
+pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> ApiResult<Value> {
+    let Setup {
+        spec,
+        start,
+        stores,
+        days,
+        per,
+        ..
+    } = setup(sess, meta, id, scope).await?;
     // Per-store mean and the day-to-day residual spread.
-    let mut per: HashMap<i64, Vec<f64>> = HashMap::new();
-    for s in &stores {
-        per.insert(
-            *s,
-            (0..days)
-                .map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0))
-                .collect(),
-        );
-    }
     let means: Vec<f64> = stores.iter().map(|s| Moments::of(&per[s]).mean).collect();
     let resid: Vec<f64> = stores
         .iter()
@@ -327,19 +347,15 @@ pub async fn results(
     id: i64,
     scope: Option<&[i64]>,
 ) -> ApiResult<Value> {
-    let (spec, _) = get(meta, id).await?;
-    let (start, end) = spec.validate()?;
-    let stores = stores_of(sess, &spec, scope).await?;
-    let days = (end - start).num_days() + 1;
-    let post = store_days(sess, &spec.metric, &stores, start, end + Duration::days(1)).await?;
-    let pre = store_days(
-        sess,
-        &spec.metric,
-        &stores,
-        start - Duration::days(days),
+    let Setup {
+        spec,
         start,
-    )
-    .await?;
+        end,
+        stores,
+        days,
+        per,
+    } = setup(sess, meta, id, scope).await?;
+    let post = store_days(sess, &spec.metric, &stores, start, end + Duration::days(1)).await?;
     let observed_days = post
         .keys()
         .map(|k| k.1)
@@ -348,25 +364,14 @@ pub async fn results(
         .min(days);
     let f = if spec.design == "store" {
         let mut units = Vec::new();
-        let pre_mean: HashMap<i64, f64> = stores
-            .iter()
-            .map(|s| {
-                (
-                    *s,
-                    (0..days)
-                        .map(|d| *pre.get(&(*s, d)).unwrap_or(&0.0))
-                        .sum::<f64>()
-                        / days as f64,
-                )
-            })
-            .collect();
         for s in &stores {
+            let pre_mean = Moments::of(&per[s]).mean;
             for d in 0..observed_days {
                 units.push(ClusterUnit {
                     cluster: *s,
                     treated: arm_of(id, &spec, *s, 0),
                     y: *post.get(&(*s, d)).unwrap_or(&0.0),
-                    x: pre_mean[s],
+                    x: pre_mean,
                 });
             }
         }

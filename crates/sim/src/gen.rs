@@ -439,12 +439,42 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
 }
 
 /// Columns of both systems' order item tables.
-const ITEM_COLS: &[&str] = &[
+pub(crate) const ITEM_COLS: &[&str] = &[
     "item_id",
     "order_id",
     "product_id",
     "qty",
     "unit_price_fen",
+    "updated_at",
+];
+
+/// Columns of the POS `orders` rows the simulator writes.
+pub(crate) const POS_ORDER_COLS: &[&str] = &[
+    "order_id",
+    "order_no",
+    "store_id",
+    "member_id",
+    "order_time",
+    "total_fen",
+    "discount_fen",
+    "pay_method",
+    "status",
+    "coupon_code",
+    "updated_at",
+];
+
+/// Columns of the mini-program `wx_orders` rows the simulator writes.
+pub(crate) const WX_ORDER_COLS: &[&str] = &[
+    "order_id",
+    "order_no",
+    "user_id",
+    "store_id",
+    "order_time",
+    "total_fen",
+    "discount_fen",
+    "channel",
+    "status",
+    "coupon_code",
     "updated_at",
 ];
 
@@ -469,24 +499,7 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
             &r.members,
         )
         .await?;
-        pos.insert_rows(
-            "orders",
-            &[
-                "order_id",
-                "order_no",
-                "store_id",
-                "member_id",
-                "order_time",
-                "total_fen",
-                "discount_fen",
-                "pay_method",
-                "status",
-                "coupon_code",
-                "updated_at",
-            ],
-            &r.orders,
-        )
-        .await?;
+        pos.insert_rows("orders", POS_ORDER_COLS, &r.orders).await?;
         pos.insert_rows("order_items", ITEM_COLS, &r.items).await
     };
     let b = async {
@@ -505,24 +518,8 @@ async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimErr
             &r.wx_users,
         )
         .await?;
-        wx.insert_rows(
-            "wx_orders",
-            &[
-                "order_id",
-                "order_no",
-                "user_id",
-                "store_id",
-                "order_time",
-                "total_fen",
-                "discount_fen",
-                "channel",
-                "status",
-                "coupon_code",
-                "updated_at",
-            ],
-            &r.wx_orders,
-        )
-        .await?;
+        wx.insert_rows("wx_orders", WX_ORDER_COLS, &r.wx_orders)
+            .await?;
         wx.insert_rows("wx_order_items", ITEM_COLS, &r.wx_items)
             .await?;
         wx.insert_rows(

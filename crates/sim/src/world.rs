@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 
 use crate::catalog::MENU;
-use crate::gen::SimError;
+use crate::gen::{SimError, ITEM_COLS, POS_ORDER_COLS, WX_ORDER_COLS};
 
 /// One campaign member as the campaign engine planned it.
 #[derive(Debug, Clone)]
@@ -99,6 +99,23 @@ struct Order {
     coupon: Option<(String, i64)>,
     wx: bool,
     sku: Option<String>,
+}
+
+/// The `m` column of the first row of `sql` (a `MAX(…) AS m`), as text.
+async fn max_of(db: &Db, sql: &str) -> Result<Option<String>, SimError> {
+    Ok(db
+        .fetch_all(sql)
+        .await?
+        .first()
+        .and_then(|r| get_text(r, "m")))
+}
+
+/// The largest id `sql` finds (0 for an empty table).
+async fn max_id(db: &Db, sql: &str) -> Result<i64, SimError> {
+    Ok(max_of(db, sql)
+        .await?
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0))
 }
 
 /// Writes `days` days of orders from `from` into both sources, applying the treatments.
@@ -306,44 +323,21 @@ pub async fn advance(
     all.sort_by_key(|o| (o.at, o.person));
 
     // Continue the sources' ids.
-    let max = |db: &Db, sql: &'static str| {
-        let db = db.clone();
-        async move {
-            Ok::<i64, SimError>(
-                db.fetch_all(sql)
-                    .await?
-                    .first()
-                    .and_then(|r| get_i64(r, "m"))
-                    .unwrap_or(0),
-            )
-        }
-    };
-    let mut oid = max(&pos, "SELECT MAX(order_id) AS m FROM orders").await?;
-    let mut iid = max(&pos, "SELECT MAX(item_id) AS m FROM order_items").await?;
-    let mut woid = max(&wx, "SELECT MAX(order_id) AS m FROM wx_orders").await?;
-    let mut wiid = max(&wx, "SELECT MAX(item_id) AS m FROM wx_order_items").await?;
+    let mut oid = max_id(&pos, "SELECT MAX(order_id) AS m FROM orders").await?;
+    let mut iid = max_id(&pos, "SELECT MAX(item_id) AS m FROM order_items").await?;
+    let mut woid = max_id(&wx, "SELECT MAX(order_id) AS m FROM wx_orders").await?;
+    let mut wiid = max_id(&wx, "SELECT MAX(item_id) AS m FROM wx_order_items").await?;
     // Rows are stamped when written: never before what the sources already hold (an earlier
     // refund may carry a later stamp than these orders' times), so an incremental ETL sees them.
-    let stamp = |db: &Db, sql: &'static str| {
-        let db = db.clone();
-        async move {
-            Ok::<Option<NaiveDateTime>, SimError>(
-                db.fetch_all(sql)
-                    .await?
-                    .first()
-                    .and_then(|r| get_text(r, "m"))
-                    .and_then(|t| parse_ts(&t).ok()),
-            )
-        }
-    };
     let floor = [
-        stamp(&pos, "SELECT MAX(updated_at) AS m FROM orders").await?,
-        stamp(&pos, "SELECT MAX(updated_at) AS m FROM order_items").await?,
-        stamp(&wx, "SELECT MAX(updated_at) AS m FROM wx_orders").await?,
-        stamp(&wx, "SELECT MAX(updated_at) AS m FROM wx_order_items").await?,
+        max_of(&pos, "SELECT MAX(updated_at) AS m FROM orders").await?,
+        max_of(&pos, "SELECT MAX(updated_at) AS m FROM order_items").await?,
+        max_of(&wx, "SELECT MAX(updated_at) AS m FROM wx_orders").await?,
+        max_of(&wx, "SELECT MAX(updated_at) AS m FROM wx_order_items").await?,
     ]
     .into_iter()
     .flatten()
+    .filter_map(|t| parse_ts(&t).ok())
     .max();
     let (mut po, mut pi, mut wo, mut wi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut brng =
@@ -425,51 +419,9 @@ pub async fn advance(
             rep.pos_orders += 1;
         }
     }
-    const ITEM_COLS: &[&str] = &[
-        "item_id",
-        "order_id",
-        "product_id",
-        "qty",
-        "unit_price_fen",
-        "updated_at",
-    ];
-    pos.insert_rows(
-        "orders",
-        &[
-            "order_id",
-            "order_no",
-            "store_id",
-            "member_id",
-            "order_time",
-            "total_fen",
-            "discount_fen",
-            "pay_method",
-            "status",
-            "coupon_code",
-            "updated_at",
-        ],
-        &po,
-    )
-    .await?;
+    pos.insert_rows("orders", POS_ORDER_COLS, &po).await?;
     pos.insert_rows("order_items", ITEM_COLS, &pi).await?;
-    wx.insert_rows(
-        "wx_orders",
-        &[
-            "order_id",
-            "order_no",
-            "user_id",
-            "store_id",
-            "order_time",
-            "total_fen",
-            "discount_fen",
-            "channel",
-            "status",
-            "coupon_code",
-            "updated_at",
-        ],
-        &wo,
-    )
-    .await?;
+    wx.insert_rows("wx_orders", WX_ORDER_COLS, &wo).await?;
     wx.insert_rows("wx_order_items", ITEM_COLS, &wi).await?;
     truth
         .insert_rows(

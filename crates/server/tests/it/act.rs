@@ -7,24 +7,6 @@ use std::collections::HashMap;
 
 use super::*;
 
-fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    let rank = |v: &[f64]| {
-        let mut ix: Vec<usize> = (0..v.len()).collect();
-        ix.sort_by(|x, y| v[*x].total_cmp(&v[*y]));
-        let mut r = vec![0.0; v.len()];
-        for (k, i) in ix.iter().enumerate() {
-            r[*i] = k as f64;
-        }
-        r
-    };
-    let (ra, rb) = (rank(a), rank(b));
-    let n = a.len() as f64;
-    let m = (n - 1.0) / 2.0;
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - m) * (y - m)).sum();
-    let var: f64 = ra.iter().map(|x| (x - m).powi(2)).sum();
-    cov / var
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaigns_experiments_service_and_audit() {
     let f = fixture(30_000, 71).await;
@@ -327,7 +309,7 @@ async fn campaigns_experiments_service_and_audit() {
             }
         }
     }
-    let rho = spearman(&ps, &ts);
+    let rho = c360_etl::evaluate_dims::spearman(&ps, &ts);
     eprintln!(
         "uplift: {} members scored, Spearman with the true expected uplift {rho:.3}; qini {}",
         ps.len(),
