@@ -125,9 +125,6 @@ pub fn lbfgs(f: &dyn Fn(&[f64]) -> f64, x0: &[f64], gtol: f64, max_iter: usize) 
     if !converged && it >= max_iter {
         converged = g.iter().all(|v| v.abs() < loose);
     }
-    if std::env::var_os("C360_DEBUG_OPT").is_some() {
-        eprintln!("lbfgs it={it} f={fx} x={x:?} g={g:?} converged={converged}");
-    }
     Minimum {
         x,
         f: fx,

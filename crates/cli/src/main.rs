@@ -1,13 +1,18 @@
-//! The `c360` binary: parses flags, sets up logging, and hands over to a subcommand.
-//! All real work lives in the library crates.
+//! The `c360` binary: reads the configuration (file, then flags and environment), sets up
+//! logging, and hands over to a subcommand. All real work lives in the library crates.
 
-mod act;
-mod cmd;
-
-use clap::Parser;
+mod commands;
+mod config;
 
 fn main() -> std::process::ExitCode {
-    let cli = cmd::Cli::parse();
+    let parsed = config::parse::<commands::Cli>(std::env::args_os().collect());
+    let (cli, matches, file, from_file) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if cli.verbose {
             "info,sqlx=warn"
@@ -19,11 +24,22 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
-    match rt.block_on(cmd::run(cli)) {
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let origin = commands::Origin {
+        matches,
+        file,
+        from_file,
+    };
+    match rt.block_on(commands::run(cli, origin)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

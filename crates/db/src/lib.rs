@@ -1,8 +1,10 @@
 //! Database access shared by the simulator, the ETL sources and the metastore: one sqlx `Any`
 //! code path for SQLite (default, embedded), MySQL/MariaDB and PostgreSQL, chosen by URL.
 //!
-//! It knows how to connect (creating the database or SQLite file if missing), how to write
-//! placeholders for each backend, and how to insert many rows per statement. It holds no schema.
+//! It knows how to connect (creating the database or SQLite file if missing), how to run a
+//! statement with bound values on any backend (callers write `?`; PostgreSQL gets `$n`), how to
+//! insert many rows per statement, transactions, and how to apply numbered migrations. It holds
+//! no schema: the metastore and the simulator bring their own.
 
 use std::str::FromStr;
 
@@ -11,13 +13,22 @@ use sqlx::{Any, AnyPool, Arguments, Executor};
 
 pub use sqlx;
 
+mod migrate;
+mod tx;
+
+pub use migrate::{migrate, schema_version, Migration, MigrationReport};
+pub use tx::Tx;
+
 /// A query from SQL this crate's callers assemble from their own fixed fragments; every value
 /// is bound, never spliced. (sqlx 0.9 asks for this assertion on non-literal SQL.)
 pub fn query(sql: impl Into<String>) -> sqlx::query::Query<'static, Any, AnyArguments> {
     sqlx::query(sqlx::AssertSqlSafe(sql.into()))
 }
 
-fn query_with(sql: String, args: AnyArguments) -> sqlx::query::Query<'static, Any, AnyArguments> {
+pub(crate) fn query_with(
+    sql: String,
+    args: AnyArguments,
+) -> sqlx::query::Query<'static, Any, AnyArguments> {
     sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
 }
 
@@ -25,6 +36,10 @@ fn query_with(sql: String, args: AnyArguments) -> sqlx::query::Query<'static, An
 pub enum DbError {
     #[error("unsupported database URL '{0}': use sqlite://path, mysql://… or postgres://…")]
     Url(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("schema migration: {0}")]
+    Migration(String),
     #[error("database error on {what}: {source}")]
     Sql {
         what: String,
@@ -62,6 +77,33 @@ impl Backend {
             _ => "?".to_string(),
         }
     }
+    /// Rewrites `?` placeholders (outside quoted literals) to this backend's form.
+    pub fn placeholders(self, sql: &str) -> String {
+        if self != Backend::Postgres {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let (mut n, mut quote) = (0, None::<char>);
+        for c in sql.chars() {
+            match (quote, c) {
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                (Some(q), _) if c == q => {
+                    quote = None;
+                    out.push(c);
+                }
+                (None, '?') => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+                _ => out.push(c),
+            }
+        }
+        out
+    }
     /// Column type for a 64-bit float.
     pub fn double(self) -> &'static str {
         "DOUBLE PRECISION"
@@ -93,7 +135,32 @@ pub struct Db {
     pub url: String,
 }
 
-fn sql_err(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
+/// The start of a statement, to name it in an error (never its values: they are bound).
+pub(crate) fn what_of(sql: &str) -> String {
+    sql.chars().take(120).collect()
+}
+
+/// Binds each value in order.
+pub(crate) fn bind_all(args: &[Value], sql: &str) -> Result<AnyArguments> {
+    let mut a = AnyArguments::default();
+    for v in args {
+        let r = match v {
+            Value::I(x) => a.add(*x),
+            Value::F(x) => a.add(*x),
+            Value::S(x) => a.add(x.clone()),
+            Value::NullI => a.add(Option::<i64>::None),
+            Value::NullS => a.add(Option::<String>::None),
+            Value::NullF => a.add(Option::<f64>::None),
+        };
+        r.map_err(|e| DbError::Sql {
+            what: format!("bind {}", what_of(sql)),
+            source: sqlx::Error::Encode(e),
+        })?;
+    }
+    Ok(a)
+}
+
+pub(crate) fn sql_err(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
     let what = what.into();
     move |source| DbError::Sql { what, source }
 }
@@ -182,6 +249,31 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(sql_err(sql.chars().take(120).collect::<String>()))
+    }
+
+    /// Runs one statement with `?` placeholders and bound values; returns the rows affected.
+    pub async fn execute(&self, sql: &str, args: &[Value]) -> Result<u64> {
+        let sql = self.backend.placeholders(sql);
+        let r = query_with(sql.clone(), bind_all(args, &sql)?)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err(what_of(&sql)))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Runs one query with `?` placeholders and bound values.
+    pub async fn fetch(&self, sql: &str, args: &[Value]) -> Result<Vec<sqlx::any::AnyRow>> {
+        let sql = self.backend.placeholders(sql);
+        query_with(sql.clone(), bind_all(args, &sql)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_err(what_of(&sql)))
+    }
+
+    /// Starts a transaction; dropped without [`Tx::commit`] it rolls back.
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = self.pool.begin().await.map_err(sql_err("begin"))?;
+        Ok(Tx::new(tx, self.backend))
     }
 
     pub async fn close(&self) {
@@ -287,6 +379,26 @@ impl From<Option<i64>> for Value {
 impl From<Option<String>> for Value {
     fn from(v: Option<String>) -> Self {
         v.map(Value::S).unwrap_or(Value::NullS)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::I(i64::from(v))
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::I(i64::from(v))
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::S(v.clone())
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        v.map(|s| Value::S(s.to_string())).unwrap_or(Value::NullS)
     }
 }
 impl From<Option<f64>> for Value {

@@ -10,39 +10,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use c360_analytics::{behavior, graph, sentiment};
+use c360_core::cols::{col_i64, col_str};
 use c360_warehouse::arrow::array::{
-    Array, ArrayRef, Float64Array, Float64Builder, Int64Array, Int64Builder, StringArray,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use c360_warehouse::arrow::compute::cast;
-use c360_warehouse::arrow::datatypes::DataType;
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Session};
 
 use crate::Result;
-
-/// Column `i` of a batch as optional i64 / f64 / String (casting as needed).
-pub(crate) fn col_i64(b: &RecordBatch, i: usize) -> Result<Vec<Option<i64>>> {
-    let a = cast(b.column(i), &DataType::Int64)?;
-    let a = a.as_any().downcast_ref::<Int64Array>().unwrap();
-    Ok((0..a.len())
-        .map(|r| (!a.is_null(r)).then(|| a.value(r)))
-        .collect())
-}
-pub(crate) fn col_f64(b: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>> {
-    let a = cast(b.column(i), &DataType::Float64)?;
-    let a = a.as_any().downcast_ref::<Float64Array>().unwrap();
-    Ok((0..a.len())
-        .map(|r| (!a.is_null(r)).then(|| a.value(r)))
-        .collect())
-}
-pub(crate) fn col_str(b: &RecordBatch, i: usize) -> Result<Vec<Option<String>>> {
-    let a = cast(b.column(i), &DataType::Utf8)?;
-    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
-    Ok((0..a.len())
-        .map(|r| (!a.is_null(r)).then(|| a.value(r).to_string()))
-        .collect())
-}
 
 fn tz_builder() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("+08:00")

@@ -6,18 +6,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use c360_db::{get_f64, get_i64, get_text, Db, Value};
+use c360_metastore::Metastore;
 use c360_model::{fmt_ts, holiday, mask_str, parse_date, parse_ts, ts_micros, Daypart, Fen, Phone};
 use c360_warehouse::arrow::array::{
     ArrayRef, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::record_batch::RecordBatch;
-use c360_warehouse::{tables, Metastore, Txn, Warehouse};
+use c360_warehouse::{tables, Txn, Warehouse};
 use chrono::{Datelike, NaiveDate};
 use futures::TryStreamExt;
 use indicatif::ProgressBar;
 
-use crate::{EtlConfig, EtlError, Result};
+use crate::{EtlError, Result};
 
 /// Facts carried between steps of one run.
 #[derive(Default)]
@@ -121,7 +122,8 @@ fn sqlx_err(table: &str) -> impl FnOnce(sqlx::Error) -> EtlError + '_ {
 }
 
 fn date32(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+    // Arrow's Date32 is days since the epoch; every date c360 handles is in 1900..2200.
+    c360_model::Day::of(d).0 as i32
 }
 
 fn tsb() -> TimestampMicrosecondBuilder {
@@ -415,7 +417,7 @@ pub const NODE_COLS: &[&str] = &[
 
 /// Step 3: POS members become identity nodes `M:<member_id>`.
 pub async fn pos_members(
-    cfg: &EtlConfig,
+    salt: &c360_model::Secret,
     pos: &Db,
     meta: &Metastore,
     txn: &mut Txn,
@@ -455,7 +457,7 @@ pub async fn pos_members(
                 (Value::NullS, Value::from(p.masked()))
             }
             Ok(p) => (
-                Value::from(p.hashed(cfg.salt.expose())),
+                Value::from(p.hashed(salt.expose())),
                 Value::from(p.masked()),
             ),
             Err(e) => {
@@ -502,7 +504,7 @@ pub async fn pos_members(
 
 /// Step 4: mini-program users become identity nodes `U:<user_id>`.
 pub async fn wx_users(
-    cfg: &EtlConfig,
+    salt: &c360_model::Secret,
     wx: &Db,
     meta: &Metastore,
     txn: &mut Txn,
@@ -555,7 +557,7 @@ pub async fn wx_users(
                     (Value::NullS, Value::from(p.masked()))
                 }
                 Ok(p) => (
-                    Value::from(p.hashed(cfg.salt.expose())),
+                    Value::from(p.hashed(salt.expose())),
                     Value::from(p.masked()),
                 ),
                 Err(e) => {
@@ -566,7 +568,7 @@ pub async fn wx_users(
         };
         let unionid = get_text(r, "unionid")
             .filter(|u| !u.trim().is_empty())
-            .map(|u| c360_model::hash_pii(cfg.salt.expose(), u.trim()));
+            .map(|u| c360_model::hash_pii(salt.expose(), u.trim()));
         let created = get_text(r, "created_at")
             .and_then(|t| parse_ts(&t).ok())
             .map(fmt_ts);

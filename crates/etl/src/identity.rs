@@ -17,14 +17,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use c360_db::{get_i64, get_text, Db, Value};
+use c360_metastore::{Counter, Metastore};
 use c360_model::parse_ts;
 use c360_warehouse::arrow::array::{
     ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::record_batch::RecordBatch;
-use c360_warehouse::{tables, Metastore, Txn};
+use c360_warehouse::{tables, Txn};
 use indicatif::ProgressBar;
-use serde::Serialize;
 
 use crate::extract::Ctx;
 use crate::{EtlConfig, Result};
@@ -244,13 +244,8 @@ pub async fn resolve(
     }
     // Journal and persist changes.
     let now = chrono::Utc::now().to_rfc3339();
-    let seq0 = meta
-        .db
-        .fetch_all("SELECT MAX(seq) AS m FROM identity_journal")
-        .await?
-        .first()
-        .and_then(|r| get_i64(r, "m"))
-        .unwrap_or(0);
+    // Journal sequence numbers are placeholders until the transaction below takes real ones.
+    let seq0 = 0;
     let mut journal: Vec<Vec<Value>> = Vec::new();
     let mut changed: Vec<Vec<Value>> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
@@ -276,12 +271,16 @@ pub async fn resolve(
     }
     // One transaction: a journal entry exists exactly when the assignment changed.
     let db = &meta.db;
-    let mut tx = db.pool.begin().await.map_err(|e| c360_db::DbError::Sql {
-        what: "begin".into(),
-        source: e,
-    })?;
+    let mut tx = db.begin().await?;
+    if !journal.is_empty() {
+        let first =
+            Metastore::take_ids(&mut tx, Counter::IdentityJournal, journal.len() as i64).await?;
+        for (i, j) in journal.iter_mut().enumerate() {
+            j[0] = (first + i as i64).into();
+        }
+    }
     db.write_rows_in(
-        &mut tx,
+        tx.sqlx(),
         "identity_nodes",
         &["source_key", "customer_id"],
         Some("source_key"),
@@ -289,7 +288,7 @@ pub async fn resolve(
     )
     .await?;
     db.write_rows_in(
-        &mut tx,
+        tx.sqlx(),
         "identity_journal",
         &[
             "seq",
@@ -305,10 +304,7 @@ pub async fn resolve(
         &journal,
     )
     .await?;
-    tx.commit().await.map_err(|e| c360_db::DbError::Sql {
-        what: "commit".into(),
-        source: e,
-    })?;
+    tx.commit().await?;
     let moved = journal
         .iter()
         .filter(|j| j[3] == Value::from("move"))
@@ -403,82 +399,9 @@ pub async fn resolve(
     Ok((nodes.len() as u64, comps.len() as u64))
 }
 
-/// Pairwise precision and recall of the resolved customers against the simulator's truth.
-#[derive(Debug, Clone, Serialize)]
-pub struct IdentityEval {
-    pub nodes: u64,
-    pub customers: u64,
-    pub true_persons: u64,
-    pub predicted_pairs: u64,
-    pub true_pairs: u64,
-    pub correct_pairs: u64,
-    pub precision: f64,
-    pub recall: f64,
-}
-
-pub async fn evaluate_identity(metastore_url: &str, truth_url: &str) -> Result<IdentityEval> {
-    let meta = Db::connect(metastore_url).await?;
-    let truth = Db::connect(truth_url).await?;
-    let pred: HashMap<String, i64> = meta
-        .fetch_all(
-            "SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL",
-        )
-        .await?
-        .iter()
-        .filter_map(|r| Some((get_text(r, "source_key")?, get_i64(r, "customer_id")?)))
-        .collect();
-    let truth_rows = truth
-        .fetch_all("SELECT system, source_id, person_id FROM ids")
-        .await?;
-    let mut person: HashMap<String, i64> = HashMap::new();
-    for r in &truth_rows {
-        let sys = get_text(r, "system").unwrap_or_default();
-        let id = get_i64(r, "source_id").unwrap_or_default();
-        let k = if sys == "member" {
-            format!("M:{id}")
-        } else {
-            format!("U:{id}")
-        };
-        person.insert(k, get_i64(r, "person_id").unwrap_or_default());
-    }
-    meta.close().await;
-    truth.close().await;
-    let c2 = |n: u64| n * n.saturating_sub(1) / 2;
-    let mut by_pred: HashMap<i64, u64> = HashMap::new();
-    let mut by_true: HashMap<i64, u64> = HashMap::new();
-    let mut by_both: HashMap<(i64, i64), u64> = HashMap::new();
-    for (k, c) in &pred {
-        let Some(p) = person.get(k) else { continue };
-        *by_pred.entry(*c).or_default() += 1;
-        *by_true.entry(*p).or_default() += 1;
-        *by_both.entry((*c, *p)).or_default() += 1;
-    }
-    let predicted_pairs: u64 = by_pred.values().map(|n| c2(*n)).sum();
-    let true_pairs: u64 = by_true.values().map(|n| c2(*n)).sum();
-    let correct_pairs: u64 = by_both.values().map(|n| c2(*n)).sum();
-    Ok(IdentityEval {
-        nodes: pred.len() as u64,
-        customers: by_pred.len() as u64,
-        true_persons: by_true.len() as u64,
-        predicted_pairs,
-        true_pairs,
-        correct_pairs,
-        precision: if predicted_pairs == 0 {
-            1.0
-        } else {
-            correct_pairs as f64 / predicted_pairs as f64
-        },
-        recall: if true_pairs == 0 {
-            1.0
-        } else {
-            correct_pairs as f64 / true_pairs as f64
-        },
-    })
-}
-
 /// Cuts a source id loose from its customer (takes effect at the next ETL run, journaled there).
 pub async fn unmerge(metastore_url: &str, source_key: &str, reason: &str) -> Result<()> {
-    let meta = Metastore::connect(metastore_url).await?;
+    let meta = Metastore::open(metastore_url).await?;
     meta.db
         .upsert_rows(
             "identity_blocks",
@@ -497,7 +420,7 @@ pub async fn unmerge(metastore_url: &str, source_key: &str, reason: &str) -> Res
 
 /// Lifts a manual block (the reverse of `unmerge`).
 pub async fn remerge(metastore_url: &str, source_key: &str) -> Result<()> {
-    let meta = Metastore::connect(metastore_url).await?;
+    let meta = Metastore::open(metastore_url).await?;
     let b = meta.db.backend;
     c360_db::query(format!(
         "DELETE FROM identity_blocks WHERE source_key = {}",

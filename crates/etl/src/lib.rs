@@ -8,33 +8,30 @@
 //! loads nothing twice and a run killed midway loses nothing. Bad rows are quarantined with
 //! table, row, field and reason — never dropped silently.
 //!
-//! It is not the analytics: step 10 only calls the refresh hook (RFM and tiers for now).
+//! It is not the analytics: step 10 writes what `c360-core` and `c360-analytics` compute, and
+//! nothing here scores itself against the simulator's truth (that is `c360-eval`).
 
 pub mod enrich;
-pub mod evaluate;
-pub mod evaluate_ab;
-pub mod evaluate_dims;
 mod extract;
 pub mod identity;
-pub mod profile;
 mod quality;
 pub mod refresh;
-pub mod service;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use c360_db::Db;
-use c360_warehouse::{Metastore, Session, Warehouse};
+use c360_metastore::Metastore;
+use c360_warehouse::{Session, Warehouse};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-
-pub use identity::{evaluate_identity, IdentityEval};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtlError {
     #[error(transparent)]
     Db(#[from] c360_db::DbError),
+    #[error(transparent)]
+    Core(#[from] c360_core::CoreError),
     #[error(transparent)]
     Warehouse(#[from] c360_warehouse::WhError),
     #[error("query failed: {0}")]
@@ -58,17 +55,19 @@ pub struct EtlConfig {
     pub warehouse: PathBuf,
     /// Defaults to a SQLite file inside the warehouse directory.
     pub metastore_url: Option<String>,
-    /// Salt for hashing personal identifiers.
-    pub salt: c360_model::Secret,
+    /// The secret personal identifiers are hashed with; `None` uses the one stored in the
+    /// metastore (generated there on the first run).
+    pub salt: Option<c360_model::Secret>,
     /// Largest number of members sharing one verified phone before the phone is treated as a
     /// shared (staff / family / placeholder) number and stops linking.
     pub max_ids_per_phone: usize,
     pub progress: bool,
-    /// Test hook: stop with an error right after this step (also `C360_FAIL_AT=<step>`, or
-    /// `C360_FAIL_AT=abort:<step>` to kill the process there).
+    /// Test hook: stop with an error right after this step (`<step>`), kill the process there
+    /// (`abort:<step>`), or between writing data files and the manifest (`commit`). The CLI
+    /// fills it from `C360_FAIL_AT`.
     pub fail_at: Option<String>,
     /// Whom each customer's RFM is compared with (dynamic cut points per city, store or none).
-    pub rfm_group: profile::RfmGroup,
+    pub rfm_group: c360_core::profile::RfmGroup,
 }
 
 impl Default for EtlConfig {
@@ -78,11 +77,11 @@ impl Default for EtlConfig {
             wx_url: "data/cyrgweixin.db".into(),
             warehouse: "data/hotdog2030".into(),
             metastore_url: None,
-            salt: c360_model::Secret::new("c360-default-salt"),
+            salt: None,
             max_ids_per_phone: 4,
             progress: true,
             fail_at: None,
-            rfm_group: profile::RfmGroup::City,
+            rfm_group: c360_core::profile::RfmGroup::City,
         }
     }
 }
@@ -132,18 +131,11 @@ pub const STEP_NAMES: [&str; 10] = [
 ];
 
 pub(crate) fn fail_point(cfg: &EtlConfig, step: &str) -> Result<()> {
-    if cfg.fail_at.as_deref() == Some(step) {
-        return Err(EtlError::FailPoint(step.into()));
+    match cfg.fail_at.as_deref() {
+        Some(at) if at == step => Err(EtlError::FailPoint(step.into())),
+        Some(at) if at.strip_prefix("abort:") == Some(step) => std::process::abort(),
+        _ => Ok(()),
     }
-    if let Ok(at) = std::env::var("C360_FAIL_AT") {
-        if at == step {
-            return Err(EtlError::FailPoint(step.into()));
-        }
-        if at == format!("abort:{step}") {
-            std::process::abort();
-        }
-    }
-    Ok(())
 }
 
 pub(crate) struct Ui {
@@ -173,15 +165,15 @@ impl Ui {
 /// Runs all ten steps once.
 pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     let wh = Warehouse::open(&cfg.warehouse)?;
-    let meta = Metastore::connect(&cfg.metastore()).await?;
+    let meta = Metastore::open(&cfg.metastore()).await?;
+    let salt = meta.hash_secret(cfg.salt.as_ref()).await?;
     let pos = Db::connect(&cfg.pos_url).await?;
     let wx = Db::connect(&cfg.wx_url).await?;
-    let run_id = meta.next_run_id().await?;
-    meta.start_run(run_id).await?;
+    let run_id = meta.start_run().await?;
     let ui = Ui { on: cfg.progress };
     tracing::info!(run_id, pos = %c360_db::redact(&pos.url), wx = %c360_db::redact(&wx.url), "etl start");
 
-    let result = run_steps(cfg, &wh, &meta, &pos, &wx, run_id, &ui).await;
+    let result = run_steps(cfg, &salt, &wh, &meta, &pos, &wx, run_id, &ui).await;
     match &result {
         Ok(r) => {
             let stats = serde_json::to_string(r).unwrap_or_default();
@@ -198,8 +190,10 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_steps(
     cfg: &EtlConfig,
+    salt: &c360_model::Secret,
     wh: &Warehouse,
     meta: &Metastore,
     pos: &Db,
@@ -208,6 +202,7 @@ async fn run_steps(
     ui: &Ui,
 ) -> Result<EtlReport> {
     let mut txn = wh.begin(run_id)?;
+    txn.abort_before_publish = cfg.fail_at.as_deref() == Some("commit");
     let mut report = EtlReport {
         run_id,
         ..Default::default()
@@ -257,12 +252,12 @@ async fn run_steps(
     step!(
         3,
         pb,
-        extract::pos_members(cfg, pos, meta, &mut txn, &mut q, run_id, &pb)
+        extract::pos_members(salt, pos, meta, &mut txn, &mut q, run_id, &pb)
     );
     step!(
         4,
         pb,
-        extract::wx_users(cfg, wx, meta, &mut txn, &mut q, run_id, &pb)
+        extract::wx_users(salt, wx, meta, &mut txn, &mut q, run_id, &pb)
     );
     step!(
         5,

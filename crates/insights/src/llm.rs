@@ -18,24 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Facts, Insight, Section};
 
-/// A secret that never prints.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use c360_model::Secret;
 
 #[derive(Debug, Clone)]
 pub struct LlmConfig {
@@ -48,33 +31,6 @@ pub struct LlmConfig {
     pub max_retries: u32,
     /// Ask for `response_format: {"type": "json_object"}` (some local servers reject it).
     pub json_mode: bool,
-}
-
-impl LlmConfig {
-    /// From `C360_LLM_BASE_URL`, `C360_LLM_MODEL`, `C360_LLM_API_KEY` (and optional
-    /// `C360_LLM_TIMEOUT_SECS`, `C360_LLM_RETRIES`, `C360_LLM_JSON_MODE=0`); `None` without a
-    /// base URL, so the rule-based writer is used.
-    pub fn from_env() -> Option<LlmConfig> {
-        let base_url = std::env::var("C360_LLM_BASE_URL")
-            .ok()
-            .filter(|s| !s.is_empty())?;
-        Some(LlmConfig {
-            base_url,
-            model: std::env::var("C360_LLM_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
-            api_key: Secret::new(std::env::var("C360_LLM_API_KEY").unwrap_or_default()),
-            timeout: Duration::from_secs(
-                std::env::var("C360_LLM_TIMEOUT_SECS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(30),
-            ),
-            max_retries: std::env::var("C360_LLM_RETRIES")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(2),
-            json_mode: std::env::var("C360_LLM_JSON_MODE").map_or(true, |v| v != "0"),
-        })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,9 @@
 //!
 //! This crate holds no I/O and no business logic beyond parsing and formatting.
 
+mod states;
+pub use states::{CampaignAction, CampaignStatus, Channel, MemberStatus, OfferKind};
+
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike, Weekday};
@@ -325,6 +328,53 @@ mod tests {
         // Beijing is UTC+8: midnight local is 16:00 UTC the day before.
         let m = parse_ts("2025-01-02 00:00:00").unwrap();
         assert_eq!(ts_micros(m), 1_735_747_200_000_000);
+    }
+}
+
+/// A calendar day, counted from 1970-01-01 (a local Asia/Shanghai date: every time in c360 is
+/// local). The day numbers the warehouse's SQL computes (`FLOOR((unixtime + 8 h) / 1 day)`) are
+/// the same numbers.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Day(pub i64);
+
+impl Day {
+    const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+        Some(d) => d,
+        None => panic!("1970-01-01 is a date"),
+    };
+    pub fn of(d: NaiveDate) -> Day {
+        Day((d - Self::EPOCH).num_days())
+    }
+    /// The day of a local (Asia/Shanghai) time.
+    pub fn of_time(t: NaiveDateTime) -> Day {
+        Self::of(t.date())
+    }
+    pub fn date(self) -> NaiveDate {
+        Self::EPOCH + chrono::Duration::days(self.0)
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.date())
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+
+    #[test]
+    fn day_numbers_round_trip_and_match_the_epoch() {
+        let d = NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
+        assert_eq!(Day::of(d).0, 20362);
+        assert_eq!(Day::of(d).date(), d);
+        assert_eq!(Day(0).date(), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        let t = parse_ts("2025-10-01 23:59:59").unwrap();
+        assert_eq!(Day::of_time(t), Day::of(d));
+        assert_eq!(Day::of(d).to_string(), "2025-10-01");
     }
 }
 

@@ -3,18 +3,16 @@
 //! admin sees everything (and manages keys); analyst reads every customer with masked personal
 //! data; store_manager reads only the customers and figures of their own stores and may post
 //! orders for them. A key is sent as `Authorization: Bearer KEY`, `X-API-Key: KEY`, or (for the
-//! WebSocket, where browsers cannot set headers) `?key=KEY`.
+//! WebSocket, where browsers cannot set headers) `?key=KEY`; the extractor that reads it is in
+//! `state` (it needs the server's key table).
 
 use std::collections::HashMap;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use c360_db::{get_i64, get_text, Db, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -86,8 +84,6 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-pub const DDL: &str = "CREATE TABLE IF NOT EXISTS api_keys (key_hash VARCHAR(64) PRIMARY KEY, name VARCHAR(100), role VARCHAR(16), stores TEXT, created_at VARCHAR(40), revoked BIGINT)";
-
 /// Creates a key and returns it; only its hash is stored, so this is the one time it is seen.
 pub async fn create_key(
     db: &Db,
@@ -95,7 +91,6 @@ pub async fn create_key(
     role: Role,
     stores: &[i64],
 ) -> Result<String, ApiError> {
-    db.exec_script(DDL).await?;
     if role == Role::StoreManager && stores.is_empty() {
         return Err(ApiError::BadRequest(
             "a store_manager key needs at least one store".into(),
@@ -133,7 +128,6 @@ pub async fn create_key(
 }
 
 pub async fn revoke_key(db: &Db, name: &str) -> Result<u64, ApiError> {
-    db.exec_script(DDL).await?;
     let b = db.backend;
     let n = c360_db::query(format!(
         "UPDATE api_keys SET revoked = 1 WHERE name = {}",
@@ -149,7 +143,6 @@ pub async fn revoke_key(db: &Db, name: &str) -> Result<u64, ApiError> {
 
 /// Every live key, by hash.
 pub async fn load_keys(db: &Db) -> Result<HashMap<String, Principal>, ApiError> {
-    db.exec_script(DDL).await?;
     let mut out = HashMap::new();
     for r in db
         .fetch_all("SELECT key_hash, name, role, stores FROM api_keys WHERE revoked = 0")
@@ -180,7 +173,6 @@ pub async fn load_keys(db: &Db) -> Result<HashMap<String, Principal>, ApiError> 
 
 /// The key names with their roles (never the keys).
 pub async fn list_keys(db: &Db) -> Result<Vec<(String, String, String, bool)>, ApiError> {
-    db.exec_script(DDL).await?;
     Ok(db
         .fetch_all("SELECT name, role, stores, revoked FROM api_keys ORDER BY created_at")
         .await?
@@ -194,29 +186,4 @@ pub async fn list_keys(db: &Db) -> Result<Vec<(String, String, String, bool)>, A
             )
         })
         .collect())
-}
-
-fn key_of(parts: &Parts) -> Option<String> {
-    let h = &parts.headers;
-    if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
-        if let Some(k) = v.strip_prefix("Bearer ") {
-            return Some(k.trim().to_string());
-        }
-    }
-    if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v.trim().to_string());
-    }
-    parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("key=").map(str::to_string))
-    })
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = key_of(parts).ok_or(ApiError::Unauthorized)?;
-        state.principal(&key).await.ok_or(ApiError::Unauthorized)
-    }
 }

@@ -77,12 +77,43 @@ macro_rules! internal_from {
 internal_from!(
     c360_warehouse::WhError,
     c360_db::DbError,
-    c360_etl::EtlError,
     serde_json::Error,
     datafusion::arrow::error::ArrowError
 );
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// The domain's errors, one to one: the request's fault keeps its message, an internal fault
+/// keeps its detail for the log only.
+impl From<c360_core::CoreError> for ApiError {
+    fn from(e: c360_core::CoreError) -> Self {
+        use c360_core::CoreError as C;
+        match e {
+            C::BadRequest(m) => ApiError::BadRequest(m),
+            C::Forbidden(m) => ApiError::Forbidden(m),
+            C::NotFound(m) => ApiError::NotFound(m),
+            C::NoData => ApiError::NoData,
+            C::Internal(d) => ApiError::Internal(d),
+        }
+    }
+}
+
+/// A body rejection as `field.path: reason` when serde names the field (so an unknown enum value
+/// reads `channel: unknown variant …`), else `body: reason`.
+fn body_error(text: &str) -> String {
+    const PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
+    match text.strip_prefix(PREFIX) {
+        Some(rest)
+            if rest
+                .split_once(": ")
+                .is_some_and(|(path, _)| !path.contains(' ')) =>
+        {
+            rest.to_string()
+        }
+        Some(rest) => format!("body: {rest}"),
+        None => format!("body: {text}"),
+    }
+}
 
 /// `Path` whose rejection is an API error naming the segment.
 pub struct P<T>(pub T);
@@ -135,6 +166,6 @@ where
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(v)| J(v))
-            .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
+            .map_err(|e| ApiError::BadRequest(body_error(&e.body_text())))
     }
 }

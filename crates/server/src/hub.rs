@@ -11,19 +11,14 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
-use c360_db::{get_i64, get_text, Db, Value as V};
+use axum::extract::ws::Message;
+use c360_db::{get_i64, get_text, Value as V};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::AppState;
-
-const DDL: &str = "CREATE TABLE IF NOT EXISTS stream_log (seq BIGINT PRIMARY KEY, topic VARCHAR(64), store_id BIGINT, payload TEXT, at VARCHAR(40))";
 
 /// One published change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,7 +32,7 @@ pub struct Event {
 }
 
 pub struct Hub {
-    db: Db,
+    db: c360_metastore::Metastore,
     tx: broadcast::Sender<Arc<Event>>,
     seq: AtomicI64,
     /// Serialises appends so sequence numbers reach the log in order.
@@ -45,8 +40,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub async fn open(db: Db) -> ApiResult<Hub> {
-        db.exec_script(DDL).await?;
+    pub async fn open(db: c360_metastore::Metastore) -> ApiResult<Hub> {
         let head = db
             .fetch_all("SELECT MAX(seq) AS m FROM stream_log")
             .await?
@@ -83,7 +77,15 @@ impl Hub {
         events: Vec<(String, Option<i64>, Value)>,
     ) -> ApiResult<Vec<i64>> {
         let _w = self.write.lock().await;
-        let first = self.seq.load(Ordering::SeqCst) + 1;
+        // Sequence numbers from the metastore, in the transaction that logs the events, so
+        // several servers on one metastore never hand out the same one.
+        let mut tx = self.db.begin().await?;
+        let first = c360_metastore::Metastore::take_ids(
+            &mut tx,
+            c360_metastore::Counter::StreamLog,
+            events.len() as i64,
+        )
+        .await?;
         let at = chrono::Utc::now().to_rfc3339();
         let rows: Vec<Vec<V>> = events
             .iter()
@@ -99,12 +101,15 @@ impl Hub {
             })
             .collect();
         self.db
-            .insert_rows(
+            .write_rows_in(
+                tx.sqlx(),
                 "stream_log",
                 &["seq", "topic", "store_id", "payload", "at"],
+                None,
                 &rows,
             )
             .await?;
+        tx.commit().await?;
         let mut seqs = Vec::with_capacity(events.len());
         for (i, (topic, store_id, data)) in events.into_iter().enumerate() {
             let seq = first + i as i64;
@@ -144,20 +149,7 @@ impl Hub {
     }
 }
 
-/// What a client asks for.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMsg {
-    Subscribe {
-        topics: Vec<String>,
-        /// The last sequence number the client saw; events after it are replayed.
-        #[serde(default)]
-        since: Option<i64>,
-    },
-    Ping,
-}
-
-fn matches(topics: &[String], topic: &str) -> bool {
+pub(crate) fn matches(topics: &[String], topic: &str) -> bool {
     topics
         .iter()
         .any(|t| t == topic || (t == "customer:*" && topic.starts_with("customer:")))
@@ -190,127 +182,10 @@ pub fn visible(p: &Principal, e: &Event) -> Option<Value> {
         .then(|| e.data.clone())
 }
 
-fn frame(e: &Event, data: Value) -> Message {
+pub(crate) fn frame(e: &Event, data: Value) -> Message {
     Message::Text(
         json!({"type": "event", "seq": e.seq, "topic": e.topic, "at": e.at, "data": data})
             .to_string()
             .into(),
     )
-}
-
-pub async fn ws_handler(
-    State(state): State<AppState>,
-    principal: Principal,
-    ws: WebSocketUpgrade,
-) -> Response {
-    ws.on_upgrade(move |socket| session(state, principal, socket))
-}
-
-async fn session(state: AppState, principal: Principal, mut socket: WebSocket) {
-    let hub = state.hub();
-    let mut rx = hub.subscribe();
-    let mut topics: Vec<String> = Vec::new();
-    let mut last_sent: i64 = i64::MAX;
-    let _ = socket
-        .send(Message::Text(
-            json!({"type": "hello", "role": principal.role, "head": hub.head()})
-                .to_string()
-                .into(),
-        ))
-        .await;
-    loop {
-        tokio::select! {
-            msg = socket.recv() => {
-                let Some(Ok(msg)) = msg else { break };
-                let text = match msg {
-                    Message::Text(t) => t.to_string(),
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                match serde_json::from_str::<ClientMsg>(&text) {
-                    Ok(ClientMsg::Subscribe { topics: t, since }) => {
-                        topics = t;
-                        let head = hub.head();
-                        last_sent = since.unwrap_or(head);
-                        // Acknowledge, replay from the log what they missed, then go on live.
-                        let ack = json!({"type": "subscribed", "topics": topics, "head": head});
-                        if socket.send(Message::Text(ack.to_string().into())).await.is_err() {
-                            break;
-                        }
-                        if let Some(since) = since {
-                            if !replay(&state, &principal, &topics, since, &mut last_sent, &mut socket).await {
-                                break;
-                            }
-                        }
-                    }
-                    Ok(ClientMsg::Ping) => {
-                        if socket.send(Message::Text(json!({"type": "pong", "head": hub.head()}).to_string().into())).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let err = json!({"type": "error", "code": "bad_request", "message": e.to_string()});
-                        if socket.send(Message::Text(err.to_string().into())).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            ev = rx.recv() => {
-                match ev {
-                    Ok(e) => {
-                        if topics.is_empty() || e.seq <= last_sent || !matches(&topics, &e.topic) {
-                            continue;
-                        }
-                        last_sent = e.seq;
-                        if let Some(d) = visible(&principal, &e) {
-                            if socket.send(frame(&e, d)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Too slow for the broadcast buffer: catch up from the durable log.
-                        let since = last_sent;
-                        if !replay(&state, &principal, &topics, since, &mut last_sent, &mut socket).await {
-                            break;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        }
-    }
-}
-
-async fn replay(
-    state: &AppState,
-    principal: &Principal,
-    topics: &[String],
-    since: i64,
-    last_sent: &mut i64,
-    socket: &mut WebSocket,
-) -> bool {
-    let mut from = since;
-    loop {
-        let Ok(batch) = state.hub().replay(from, 1000).await else {
-            return false;
-        };
-        let n = batch.len();
-        for e in batch {
-            from = e.seq;
-            *last_sent = e.seq;
-            if !matches(topics, &e.topic) {
-                continue;
-            }
-            if let Some(d) = visible(principal, &e) {
-                if socket.send(frame(&e, d)).await.is_err() {
-                    return false;
-                }
-            }
-        }
-        if n < 1000 {
-            return true;
-        }
-    }
 }

@@ -2,355 +2,30 @@
 //! the embedded web dashboard, over one warehouse snapshot plus the live changes since it.
 //!
 //! [`app`] builds the router from an [`AppState`], so tests drive it without a socket; [`run`]
-//! serves it on a listener the caller bound (tests bind port 0). This crate reads the warehouse
-//! and writes only the metastore (keys, the stream log, ingested orders and events); it never
-//! computes models — it loads the fitted ones the ETL's refresh stored, and re-scores a customer
-//! from them when an order arrives. Campaigns, experiments and the audit trail (`campaign`,
-//! `experiments`, `audit`, routes in `act`) live in the metastore too.
+//! serves it on a listener the caller bound (tests bind port 0). This crate is HTTP only: the
+//! domain (profiles, live re-score, campaigns, experiments, service, audit) is `c360-core`, and
+//! state lives in the metastore. Layers, each importing only those before it: `error`, `auth`,
+//! `hub` → `state` → `support` → `routes/*` → `openapi`, `routes` (the router) → this file.
 
-pub mod act;
-pub mod api;
-pub mod audit;
 pub mod auth;
-pub mod campaign;
-pub mod dims;
 pub mod error;
-pub mod experiments;
 pub mod hub;
-pub mod json;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub(crate) mod support;
 pub mod web;
 
+pub use c360_core::{audit, campaign, experiments, json};
 pub use c360_insights::llm::LlmConfig;
-
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+pub use state::{AppState, LiveStats, ServeConfig, Snapshot, PER_CUSTOMER_VIEWS};
 
 use axum::Router;
-use c360_db::Db;
-use c360_etl::profile::LiveProfile;
-use c360_warehouse::{Session, Warehouse};
-use serde_json::Value;
-use tokio::sync::RwLock;
-
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-
-/// How the server is set up (the CLI fills it from flags, `C360_*` env and defaults).
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub warehouse: PathBuf,
-    /// Metastore URL (SQLite file in the warehouse by default, or PostgreSQL).
-    pub metastore: String,
-    /// How often to look for a new warehouse snapshot (an ETL run elsewhere).
-    pub poll: Duration,
-    /// The LLM behind AI insights; `None` uses the offline rule-based writer.
-    pub llm: Option<c360_insights::llm::LlmConfig>,
-}
-
-/// One committed warehouse version, with the models its refresh stored.
-pub struct Snapshot {
-    pub sess: Session,
-    pub version: u64,
-    pub models: Option<c360_etl::profile::StoredModels>,
-    /// Day number after the last order in this snapshot (live orders are after it).
-    pub end_day: i64,
-    /// Per-customer views computed once for this snapshot, indexed by customer id.
-    per_customer: HashMap<&'static str, Materialized>,
-    /// Ids an ingested order may name.
-    pub stores: std::collections::HashSet<i64>,
-    pub products: std::collections::HashSet<i64>,
-    /// The recommender, trained on first use.
-    pub recs: tokio::sync::OnceCell<Arc<dims::RecModel>>,
-    /// The customer-service diagnosis model, trained on first use.
-    pub service: tokio::sync::OnceCell<Arc<c360_analytics::service::ServiceModel>>,
-}
-
-/// The per-customer views a profile page reads, computed once per snapshot and kept in memory
-/// (also registered in the session under the same names, so list queries scan memory too).
-pub const PER_CUSTOMER_VIEWS: [&str; 6] = [
-    "v_customer_360",
-    "v_customer_geo",
-    "v_customer_channel",
-    "v_customer_products",
-    "v_customer_time",
-    "v_customer_holiday",
-];
-
-struct Materialized {
-    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
-    /// customer id -> (batch, row) of each of their rows.
-    index: HashMap<i64, Vec<(usize, usize)>>,
-}
-
-impl Materialized {
-    fn new(batches: Vec<datafusion::arrow::record_batch::RecordBatch>) -> ApiResult<Materialized> {
-        use datafusion::arrow::array::{Array, Int64Array};
-        let mut index: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
-        for (bi, b) in batches.iter().enumerate() {
-            let col = b
-                .column_by_name("customer_id")
-                .ok_or_else(|| ApiError::Internal("view without customer_id".into()))?;
-            let col = datafusion::arrow::compute::cast(
-                col,
-                &datafusion::arrow::datatypes::DataType::Int64,
-            )?;
-            let ids = col.as_any().downcast_ref::<Int64Array>().expect("int64");
-            for r in 0..b.num_rows() {
-                if !ids.is_null(r) {
-                    index.entry(ids.value(r)).or_default().push((bi, r));
-                }
-            }
-        }
-        Ok(Materialized { batches, index })
-    }
-}
-
-impl Snapshot {
-    /// Whether the customer id exists in this snapshot (every customer has a 360 row).
-    pub fn has_customer(&self, id: i64) -> bool {
-        self.per_customer
-            .get("v_customer_360")
-            .is_some_and(|m| m.index.contains_key(&id))
-    }
-
-    /// A customer's rows of one of [`PER_CUSTOMER_VIEWS`], as JSON objects (O(1) lookup).
-    pub fn rows_of(&self, view: &str, customer_id: i64) -> ApiResult<Vec<Value>> {
-        let m = self
-            .per_customer
-            .get(view)
-            .ok_or_else(|| ApiError::Internal(format!("{view} is not materialized")))?;
-        let mut out = Vec::new();
-        for (b, r) in m.index.get(&customer_id).map(Vec::as_slice).unwrap_or(&[]) {
-            out.extend(json::rows(&[m.batches[*b].slice(*r, 1)])?);
-        }
-        Ok(out)
-    }
-}
-
-/// Live counters since the snapshot, per store.
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct LiveStats {
-    pub orders: i64,
-    pub revenue_fen: i64,
-    pub by_store: HashMap<i64, (i64, i64)>,
-}
-
-impl LiveStats {
-    /// (orders, revenue in fen) since the snapshot, cut down to the caller's stores.
-    pub fn seen_by(&self, p: &Principal) -> (i64, i64) {
-        match p.store_scope() {
-            None => (self.orders, self.revenue_fen),
-            Some(sc) => self
-                .by_store
-                .iter()
-                .filter(|(k, _)| sc.contains(k))
-                .fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1)),
-        }
-    }
-}
-
-pub struct Inner {
-    pub cfg: ServeConfig,
-    pub meta: Db,
-    snap: RwLock<Option<Arc<Snapshot>>>,
-    keys: RwLock<HashMap<String, Principal>>,
-    /// When the keys were last re-read for an unknown key (at most once a second, so a
-    /// stream of wrong keys cannot turn into a stream of metastore reads).
-    keys_read: StdMutex<std::time::Instant>,
-    hub: hub::Hub,
-    /// Bumped on every change; cached answers from an older generation are misses.
-    generation: AtomicU64,
-    cache: StdMutex<HashMap<String, (u64, Arc<Value>)>>,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    /// Customers re-scored since the snapshot.
-    live: tokio::sync::Mutex<HashMap<i64, LiveProfile>>,
-    stats: StdMutex<LiveStats>,
-    pub llm: Option<c360_insights::llm::LlmClient>,
-}
-
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-const CACHE_MAX: usize = 20_000;
-
-impl AppState {
-    pub async fn open(cfg: ServeConfig) -> ApiResult<AppState> {
-        let meta = Db::connect(&cfg.metastore).await?;
-        meta.exec_script(api::DDL).await?;
-        meta.exec_script(campaign::DDL).await?;
-        meta.exec_script(experiments::DDL).await?;
-        meta.exec_script(audit::DDL).await?;
-        let keys = auth::load_keys(&meta).await?;
-        let hub = hub::Hub::open(meta.clone()).await?;
-        let llm = match &cfg.llm {
-            Some(c) => Some(
-                c360_insights::llm::LlmClient::new(c.clone())
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let s = AppState(Arc::new(Inner {
-            cfg,
-            meta,
-            snap: RwLock::new(None),
-            keys: RwLock::new(keys),
-            keys_read: StdMutex::new(std::time::Instant::now()),
-            hub,
-            generation: AtomicU64::new(1),
-            cache: StdMutex::new(HashMap::new()),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
-            live: tokio::sync::Mutex::new(HashMap::new()),
-            stats: StdMutex::new(LiveStats::default()),
-            llm,
-        }));
-        s.reload().await?;
-        Ok(s)
-    }
-
-    pub fn inner(&self) -> &Inner {
-        &self.0
-    }
-    pub fn hub(&self) -> &hub::Hub {
-        &self.0.hub
-    }
-
-    pub async fn principal(&self, key: &str) -> Option<Principal> {
-        let h = auth::hash_key(key);
-        if let Some(p) = self.0.keys.read().await.get(&h) {
-            return Some(p.clone());
-        }
-        // A key created by the CLI since start-up.
-        {
-            let mut last = self.0.keys_read.lock().unwrap();
-            if last.elapsed() < Duration::from_secs(1) {
-                return None;
-            }
-            *last = std::time::Instant::now();
-        }
-        let fresh = auth::load_keys(&self.0.meta).await.ok()?;
-        let p = fresh.get(&h).cloned();
-        *self.0.keys.write().await = fresh;
-        p
-    }
-
-    /// The current snapshot, or `no_data` before the first ETL run.
-    pub async fn snapshot(&self) -> ApiResult<Arc<Snapshot>> {
-        self.0.snap.read().await.clone().ok_or(ApiError::NoData)
-    }
-
-    /// Opens the newest warehouse version if it differs from the loaded one. Returns whether
-    /// the snapshot changed. Live overlays before the new snapshot's end are dropped (the ETL
-    /// has loaded those orders from the sources).
-    pub async fn reload(&self) -> ApiResult<bool> {
-        let wh = match Warehouse::open(&self.0.cfg.warehouse) {
-            Ok(w) => w,
-            Err(_) => return Ok(false),
-        };
-        let Ok(m) = wh.current() else {
-            return Ok(false);
-        };
-        if m.tables.is_empty() {
-            return Ok(false);
-        }
-        let version = m.version;
-        if let Some(s) = self.0.snap.read().await.as_ref() {
-            if s.version == version {
-                return Ok(false);
-            }
-        }
-        let sess = Session::open(&wh).await?;
-        let models = c360_etl::profile::StoredModels::from_notes(&sess.manifest.notes);
-        let end_day = sess
-            .scalar_i64(
-                "SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) + 1 FROM fact_orders",
-            )
-            .await?;
-        let mut per_customer = HashMap::new();
-        for v in PER_CUSTOMER_VIEWS {
-            per_customer.insert(v, Materialized::new(sess.materialize(v).await?)?);
-        }
-        let ids = |sql: &'static str| {
-            let sess = &sess;
-            async move {
-                let mut out = std::collections::HashSet::new();
-                for b in sess.query(sql).await? {
-                    let c = datafusion::arrow::compute::cast(
-                        b.column(0),
-                        &datafusion::arrow::datatypes::DataType::Int64,
-                    )?;
-                    let c = c
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                        .expect("int64");
-                    out.extend(c.iter().flatten());
-                }
-                ApiResult::Ok(out)
-            }
-        };
-        let stores = ids("SELECT store_id FROM stores").await?;
-        let products = ids("SELECT product_id FROM products").await?;
-        let snap = Arc::new(Snapshot {
-            sess,
-            version,
-            models,
-            end_day,
-            per_customer,
-            stores,
-            products,
-            recs: tokio::sync::OnceCell::new(),
-            service: tokio::sync::OnceCell::new(),
-        });
-        *self.0.snap.write().await = Some(snap.clone());
-        self.0.live.lock().await.clear();
-        *self.0.stats.lock().unwrap() = LiveStats::default();
-        self.replay_live_orders().await?;
-        self.bump();
-        Ok(true)
-    }
-
-    /// Invalidates every cached answer.
-    pub fn bump(&self) {
-        self.0.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A cached JSON answer for `key` (which must include the caller's scope), computing it on a
-    /// miss. Any change since it was cached makes it a miss.
-    pub async fn cached<F, Fut>(&self, key: String, f: F) -> ApiResult<Arc<Value>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = ApiResult<Value>>,
-    {
-        let gen = self.0.generation.load(Ordering::SeqCst);
-        if let Some((g, v)) = self.0.cache.lock().unwrap().get(&key) {
-            if *g == gen {
-                self.0.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(v.clone());
-            }
-        }
-        self.0.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let v = Arc::new(f().await?);
-        let mut c = self.0.cache.lock().unwrap();
-        if c.len() >= CACHE_MAX {
-            c.clear();
-        }
-        c.insert(key, (gen, v.clone()));
-        Ok(v)
-    }
-
-    pub fn live_stats(&self) -> LiveStats {
-        self.0.stats.lock().unwrap().clone()
-    }
-}
 
 /// The whole HTTP surface: `/api/v1/...`, `/ws`, `/api-docs/openapi.json`, `/swagger-ui` and
 /// the dashboard at `/`.
 pub fn app(state: AppState) -> Router {
-    api::router(state.clone())
+    routes::router()
         .merge(web::router())
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state)
@@ -368,10 +43,10 @@ pub async fn run(
         let state = state.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(state.0.cfg.poll).await;
+                tokio::time::sleep(state.inner().cfg.poll).await;
                 match state.reload().await {
                     Ok(true) => {
-                        if let Err(e) = api::announce_snapshot(&state).await {
+                        if let Err(e) = state::announce_snapshot(&state).await {
                             tracing::warn!(error = %e, "announcing a new snapshot");
                         }
                     }

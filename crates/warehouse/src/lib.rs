@@ -1,6 +1,6 @@
 //! The `hotdog2030` analytics warehouse: Parquet tables under one directory, committed atomically
-//! through versioned manifests, queried with an embedded DataFusion session, plus the metastore
-//! (SQLite by default, PostgreSQL by URL) for mutable state such as ETL runs and identity.
+//! through versioned manifests, queried with an embedded DataFusion session. Mutable state (ETL
+//! runs, identity, keys, campaigns …) lives in the metastore crate, not here.
 //!
 //! A commit writes new Parquet files first and then publishes a new manifest with an atomic
 //! rename, so a crash at any point leaves the previous snapshot readable and the next run neither
@@ -10,12 +10,10 @@
 //! It is not the ETL: it does not know where rows come from.
 
 pub mod manifest;
-pub mod metastore;
 pub mod query;
 pub mod tables;
 
 pub use manifest::{FileEntry, Manifest, Txn, Warehouse};
-pub use metastore::Metastore;
 pub use query::{format_batches, Session};
 
 pub use datafusion;

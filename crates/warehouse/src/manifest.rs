@@ -129,6 +129,7 @@ impl Warehouse {
             _lock: lock,
             written: Vec::new(),
             seq: 0,
+            abort_before_publish: false,
         };
         txn.collect_garbage()?;
         Ok(txn)
@@ -191,6 +192,9 @@ pub struct Txn {
     _lock: File,
     written: Vec<PathBuf>,
     seq: u64,
+    /// Test hook: abort the process in [`Txn::commit`] after the data files, before the
+    /// manifest (what a kill at the worst moment leaves behind).
+    pub abort_before_publish: bool,
 }
 
 impl Txn {
@@ -340,11 +344,9 @@ impl Txn {
 
     /// Publishes the staged version atomically. Before this returns, nothing is visible.
     pub fn commit(mut self) -> Result<Manifest> {
-        if let Ok(at) = std::env::var("C360_FAIL_AT") {
-            if at == "commit" {
-                // Test hook: die like a killed process, after the data files, before the manifest.
-                std::process::abort();
-            }
+        if self.abort_before_publish {
+            // Test hook: die like a killed process, after the data files, before the manifest.
+            std::process::abort();
         }
         self.next.committed_at = chrono::Utc::now().to_rfc3339();
         let dir = manifest_dir(&self.root);

@@ -13,6 +13,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+pub use datafusion::scalar::ScalarValue;
 
 use crate::manifest::{Manifest, Warehouse};
 use crate::{tables, Result};
@@ -87,6 +88,17 @@ impl Session {
 
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
+    /// A query with `$1`, `$2` … placeholders and their values, bound by DataFusion (never
+    /// spliced into the text).
+    pub async fn query_with(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<Vec<RecordBatch>> {
+        let df = self.ctx.sql(sql).await?;
+        Ok(df.with_param_values(params)?.collect().await?)
     }
 
     /// First column of the first row as i64 (for counts); 0 when there is no row or it is NULL.

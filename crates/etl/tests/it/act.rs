@@ -40,7 +40,7 @@ async fn ab_engine_and_service_diagnosis_against_truth() {
             > 100
     );
 
-    let s = c360_etl::service::evaluate_service(&wh, &sim.truth_url)
+    let s = c360_eval::service::evaluate_service(&wh, &sim.truth_url)
         .await
         .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&s).unwrap());
@@ -59,14 +59,11 @@ async fn ab_engine_and_service_diagnosis_against_truth() {
     assert!(s.macro_f1 > 0.6, "{s:?}");
 
     // The A/B engine on 150 A/A and 150 A/B experiments over the simulated persons.
-    let pop = c360_etl::evaluate_ab::population(&sim.truth_url)
+    let pop = c360_eval::ab::population(&sim.truth_url).await.unwrap();
+    assert!(pop.len() > 3_000, "{}", pop.len());
+    let v = tokio::task::spawn_blocking(move || c360_eval::ab::validate(&pop, 150, 0.15, 5))
         .await
         .unwrap();
-    assert!(pop.len() > 3_000, "{}", pop.len());
-    let v =
-        tokio::task::spawn_blocking(move || c360_etl::evaluate_ab::validate(&pop, 150, 0.15, 5))
-            .await
-            .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
     // False positives near the nominal 5% (150 runs: ± 1.8% standard error).
     for (name, r) in [

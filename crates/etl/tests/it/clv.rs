@@ -11,7 +11,7 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
     c360_sim::simulate(&sim).await.unwrap();
     let wh = dir.path().join("wh");
     run(&etl_cfg(&sim, wh.clone())).await;
-    let e = c360_etl::evaluate::evaluate_clv(&wh, &sim.truth_url)
+    let e = c360_eval::clv::evaluate_clv(&wh, &sim.truth_url)
         .await
         .unwrap();
     let (t, f) = (&e.truth, &e.fit_on_persons);
@@ -37,7 +37,7 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
         e.gamma_gamma_customers
     );
     let mean = gg.p * gg.v / (gg.q - 1.0);
-    let want = c360_etl::evaluate::gamma_gamma_truth_mean(t);
+    let want = c360_eval::clv::gamma_gamma_truth_mean(t);
     assert!(
         rel(mean, want) < 0.05,
         "mean spend {mean} vs {want} ({gg:?})"
@@ -46,7 +46,7 @@ async fn clv_recovers_truth_and_predicts_the_holdout_year() {
     assert!(rel(gg.q, t.q) < 0.25, "GG q {gg:?} vs {t:?}");
     assert!(rel(gg.v, t.gamma) < 0.3, "GG gamma {gg:?} vs {t:?}");
     // Holidays: per customer, the shrunk lift ranks people by their true holiday appetite.
-    let h = c360_etl::evaluate::evaluate_holiday(&wh, &sim.truth_url, 10)
+    let h = c360_eval::clv::evaluate_holiday(&wh, &sim.truth_url, 10)
         .await
         .unwrap();
     assert!(h.customers > 400, "{h:?}");
@@ -91,7 +91,7 @@ async fn churn_model_beats_chance_is_calibrated_and_profiles_are_complete() {
     c360_sim::simulate(&sim).await.unwrap();
     let wh = dir.path().join("wh");
     run(&etl_cfg(&sim, wh.clone())).await;
-    let e = c360_etl::evaluate::evaluate_churn(&wh, &sim.truth_url)
+    let e = c360_eval::clv::evaluate_churn(&wh, &sim.truth_url)
         .await
         .unwrap();
     assert!(e.holdout_customers > 1000);
@@ -123,18 +123,18 @@ async fn churn_model_beats_chance_is_calibrated_and_profiles_are_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_order_rescores_a_customer_from_stored_models() {
-    use c360_etl::profile::{apply_order, live_profile, live_score};
+    use c360_core::profile::{apply_order, live_profile, live_score};
     let dir = tempfile::tempdir().unwrap();
     let sim = sim_cfg(dir.path(), 8_000, 33);
     c360_sim::simulate(&sim).await.unwrap();
     let wh = dir.path().join("wh");
     run(&etl_cfg(&sim, wh.clone())).await;
     let s = session(&wh).await;
-    let models: c360_etl::refresh::FittedModels =
+    let models: c360_core::clv::FittedModels =
         serde_json::from_value(s.manifest.notes["models"].clone()).unwrap();
     let rfm: c360_analytics::rfm::RfmModel =
         serde_json::from_value(s.manifest.notes["rfm"].clone()).unwrap();
-    let group: c360_etl::profile::RfmGroup =
+    let group: c360_core::profile::RfmGroup =
         serde_json::from_value(s.manifest.notes["rfm_group"].clone()).unwrap();
     // A repeat buyer who has not bought for a while.
     let id = count(&wh, "SELECT customer_id FROM customer_segmentation WHERE frequency >= 3 AND recency_days > 120 ORDER BY customer_id LIMIT 1").await;
@@ -162,6 +162,6 @@ async fn a_new_order_rescores_a_customer_from_stored_models() {
     assert!(p1.expected_purchases > p0.expected_purchases);
     assert!(p1.clv_fen > p0.clv_fen);
     // Exactly what a batch prediction on the new summary gives (same parameters, closed form).
-    let batch = c360_etl::refresh::predict(&models, &after.summary, after.mean_value_fen);
+    let batch = c360_core::clv::predict(&models, &after.summary, after.mean_value_fen);
     assert_eq!(batch.clv_fen, p1.clv_fen);
 }

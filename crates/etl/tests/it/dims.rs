@@ -50,7 +50,7 @@ async fn sentiment_network_behaviour_and_recommendations_against_truth() {
             == 0
     );
 
-    let s = c360_etl::evaluate_dims::evaluate_sentiment(&wh, &sim.truth_url)
+    let s = c360_eval::dims::evaluate_sentiment(&wh, &sim.truth_url)
         .await
         .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&s).unwrap());
@@ -83,7 +83,7 @@ async fn sentiment_network_behaviour_and_recommendations_against_truth() {
         s.drift_sign_accuracy
     );
 
-    let n = c360_etl::evaluate_dims::evaluate_network(&wh, &sim.truth_url)
+    let n = c360_eval::dims::evaluate_network(&wh, &sim.truth_url)
         .await
         .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&n).unwrap());
@@ -104,9 +104,7 @@ async fn sentiment_network_behaviour_and_recommendations_against_truth() {
         20
     );
 
-    let r = c360_etl::evaluate_dims::evaluate_recs(&wh, None)
-        .await
-        .unwrap();
+    let r = c360_eval::dims::evaluate_recs(&wh, None).await.unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert!(r.hybrid.all.customers > 500);
     assert!(r.hybrid.all.ndcg > r.popularity.all.ndcg * 1.1, "{r:?}");

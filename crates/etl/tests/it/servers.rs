@@ -33,7 +33,7 @@ async fn mariadb_and_postgres_sources_match_sqlite() {
     // Incremental on the servers too: a second run adds nothing.
     run(&cfg).await;
     assert_eq!(fingerprint(&wh_srv).await, fingerprint(&wh_lite).await);
-    let e = c360_etl::evaluate_identity(&meta, &srv.truth_url)
+    let e = c360_eval::evaluate_identity(&meta, &srv.truth_url)
         .await
         .unwrap();
     assert!(e.precision >= 0.99 && e.recall >= 0.5, "{e:?}");

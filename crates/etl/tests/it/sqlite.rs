@@ -104,7 +104,7 @@ async fn loads_everything_or_quarantines_it_and_resolves_identity() {
     assert_eq!(ri, 1000);
 
     // Identity against ground truth.
-    let e = c360_etl::evaluate_identity(&cfg.metastore(), &sim.truth_url)
+    let e = c360_eval::evaluate_identity(&cfg.metastore(), &sim.truth_url)
         .await
         .unwrap();
     assert!(e.precision >= 0.99, "precision {}", e.precision);

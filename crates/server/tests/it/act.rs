@@ -175,6 +175,45 @@ async fn campaigns_experiments_service_and_audit() {
     .await;
     assert_eq!(s, StatusCode::OK);
 
+    // Two launches of one draft at the same moment: exactly one wins, the members are written
+    // once; two concurrent moves out of one state likewise.
+    let mut race = spec.clone();
+    race["name"] = json!("race");
+    let (_, c3) = call(&st, "POST", "/api/v1/campaigns", an, Some(race)).await;
+    let id3 = c3["campaign_id"].as_i64().unwrap();
+    let launch3 = format!("/api/v1/campaigns/{id3}/launch");
+    let ((s1, l1), (s2, l2)) = tokio::join!(
+        call(&st, "POST", &launch3, an, None),
+        call(&st, "POST", &launch3, a, None)
+    );
+    let mut got = [s1, s2];
+    got.sort();
+    assert_eq!(got, [StatusCode::OK, StatusCode::BAD_REQUEST], "{l1} {l2}");
+    let won = if s1 == StatusCode::OK { &l1 } else { &l2 };
+    assert_eq!(
+        count_meta(
+            &f,
+            &format!("SELECT COUNT(*) AS n FROM campaign_members WHERE campaign_id = {id3}")
+        )
+        .await,
+        won["audience"].as_i64().unwrap()
+    );
+    let status3 = format!("/api/v1/campaigns/{id3}/status");
+    let ((s1, _), (s2, _)) = tokio::join!(
+        call(&st, "POST", &status3, an, Some(json!({"action": "pause"}))),
+        call(&st, "POST", &status3, a, Some(json!({"action": "pause"})))
+    );
+    let mut got = [s1, s2];
+    got.sort();
+    assert_eq!(got, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    let (s, _) = call(&st, "POST", &status3, an, Some(json!({"action": "cancel"}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        count_meta(&f, &format!("SELECT COUNT(*) AS n FROM campaign_members WHERE campaign_id = {id3} AND status = 'planned'")).await,
+        0,
+        "the cancelled race campaign holds its messages"
+    );
+
     // Time passes: the simulated customers live through the campaign's window with it.
     let meta = c360_db::Db::connect(&f.etl.metastore()).await.unwrap();
     let mut tr = Vec::new();
@@ -309,7 +348,7 @@ async fn campaigns_experiments_service_and_audit() {
             }
         }
     }
-    let rho = c360_etl::evaluate_dims::spearman(&ps, &ts);
+    let rho = c360_eval::dims::spearman(&ps, &ts);
     eprintln!(
         "uplift: {} members scored, Spearman with the true expected uplift {rho:.3}; qini {}",
         ps.len(),

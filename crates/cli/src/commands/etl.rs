@@ -1,0 +1,51 @@
+//! `c360 etl`: the ten-step ETL, incremental.
+
+use anyhow::{Context, Result};
+
+use crate::config::Settings;
+
+pub fn etl_config(s: &Settings) -> Result<c360_etl::EtlConfig> {
+    Ok(c360_etl::EtlConfig {
+        pos_url: s.pos.clone(),
+        wx_url: s.wx.clone(),
+        warehouse: s.warehouse.clone(),
+        metastore_url: s.metastore.clone(),
+        salt: s.salt(),
+        rfm_group: c360_core::profile::RfmGroup::parse(&s.rfm_group).with_context(|| {
+            format!(
+                "--rfm-group must be city, store or national, not '{}'",
+                s.rfm_group
+            )
+        })?,
+        progress: !s.quiet,
+        fail_at: std::env::var("C360_FAIL_AT").ok(),
+        ..Default::default()
+    })
+}
+
+pub async fn run(s: &Settings) -> Result<()> {
+    let r = c360_etl::run(&etl_config(s)?).await.context("etl failed")?;
+    print_report(&r);
+    Ok(())
+}
+
+pub fn print_report(r: &c360_etl::EtlReport) {
+    println!(
+        "ETL run {} -> warehouse version {}",
+        r.run_id, r.manifest_version
+    );
+    println!(
+        "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}",
+        "step", "name", "extracted", "loaded", "quarantined", "ms"
+    );
+    for s in &r.steps {
+        println!(
+            "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}",
+            s.step, s.name, s.extracted, s.loaded, s.quarantined, s.millis
+        );
+    }
+    println!(
+        "customers: {} (source ids merged away: {})",
+        r.customers, r.merged_keys
+    );
+}

@@ -1,0 +1,424 @@
+//! Honest scoring of the lifetime-value models against the simulator's ground truth:
+//! parameter recovery on the true persons' purchase histories, and a time-based holdout —
+//! predictions made at the cut-off against what each person really did in the next 365 days.
+
+use std::collections::HashMap;
+
+use c360_analytics::clv::{BgNbd, Summary};
+use c360_db::{get_f64, get_i64, get_text, Db};
+use c360_model::parse_ts;
+use c360_warehouse::{Session, Warehouse};
+use serde::Serialize;
+
+use crate::Result;
+use c360_core::clv::{customer_summaries, fit_models, predict, FittedModels};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TruthParams {
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+    pub p: f64,
+    pub q: f64,
+    pub gamma: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClvEval {
+    pub truth: TruthParams,
+    /// BG/NBD fitted on the true persons' complete pre-cut-off histories.
+    pub fit_on_persons: BgNbd,
+    /// The models fitted on every resolved customer, as the refresh does.
+    pub models_on_customers: FittedModels,
+    /// Gamma-Gamma (yuan) fitted on the repeat buyers among the clean customers (one person
+    /// each): the simulator's paid amounts are exactly Gamma(p, ν), so this recovers p, q, γ.
+    pub gamma_gamma_on_clean: c360_analytics::clv::GammaGamma,
+    pub gamma_gamma_customers: usize,
+    /// Customers whose ids all belong to one person that no other customer shares.
+    pub holdout_customers: usize,
+    pub predicted_purchases: f64,
+    pub actual_purchases: f64,
+    pub mae: f64,
+    pub pearson: f64,
+    /// AUC of P(alive) for "bought again in the next 365 days", on repeat buyers.
+    pub auc_alive: f64,
+    /// The 12-month spend forecast behind value growth (expected purchases × expected spend)
+    /// against what the holdout customers really spent in the 365 days after the cut-off.
+    pub predicted_spend_fen: f64,
+    pub actual_spend_fen: f64,
+    pub spend_pearson: f64,
+}
+
+pub use c360_analytics::churn::auc;
+
+pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    sab / (saa.sqrt() * sbb.sqrt())
+}
+
+pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Result<ClvEval> {
+    let truth = Db::connect(truth_url).await?;
+    let params: HashMap<String, String> = truth
+        .fetch_all("SELECT name, value FROM params")
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_text(r, "name")?, get_text(r, "value")?)))
+        .collect();
+    let num = |k: &str| {
+        params
+            .get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let tp = TruthParams {
+        r: num("r"),
+        alpha: num("alpha"),
+        a: num("a"),
+        b: num("b"),
+        p: num("p"),
+        q: num("q"),
+        gamma: num("gamma"),
+    };
+    let cutoff = c360_model::parse_date(params.get("cutoff").map(String::as_str).unwrap_or(""))
+        .map_err(|e| crate::EvalError::Source {
+            table: "truth.params".into(),
+            reason: e.to_string(),
+        })?;
+    let cutoff_t = cutoff.and_hms_opt(0, 0, 0).unwrap();
+
+    // Parameter recovery on complete, correctly identified histories.
+    let persons = truth
+        .fetch_all(
+            "SELECT person_id, first_order, last_order, n_orders FROM persons WHERE n_orders > 0",
+        )
+        .await?;
+    let days =
+        |a: chrono::NaiveDateTime, b: chrono::NaiveDateTime| (b - a).num_seconds() as f64 / 86400.0;
+    let ps: Vec<Summary> = persons
+        .iter()
+        .filter_map(|r| {
+            let f = parse_ts(&get_text(r, "first_order")?).ok()?;
+            let l = parse_ts(&get_text(r, "last_order")?).ok()?;
+            let n = get_i64(r, "n_orders")? as f64;
+            Some(Summary {
+                x: n - 1.0,
+                t_x: if n > 1.0 { days(f, l) } else { 0.0 },
+                t: days(f, cutoff_t),
+            })
+        })
+        .collect();
+    let fit_on_persons = BgNbd::fit(&ps).map_err(|e| crate::EvalError::Source {
+        table: "persons".into(),
+        reason: e.to_string(),
+    })?;
+
+    // Holdout on resolved customers.
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    let models = fit_models(&rows, end_day, false).map_err(|e| crate::EvalError::Source {
+        table: "customers".into(),
+        reason: e.to_string(),
+    })?;
+    let clean = clean_customers(&sess, &truth).await?;
+    let future: HashMap<i64, f64> = truth
+        .fetch_all(
+            "SELECT person_id, COUNT(DISTINCT substr(order_time, 1, 10)) AS n FROM future_orders \
+             WHERE order_time < '9999' GROUP BY person_id",
+        )
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "n")?)))
+        .collect();
+    let spend: HashMap<i64, f64> = truth
+        .fetch_all("SELECT person_id, future_spend_fen FROM persons")
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "future_spend_fen")?)))
+        .collect();
+    truth.close().await;
+    let clean_spend: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| clean.contains_key(&r.customer_id) && r.s.x > 0.0 && r.mean_value_fen > 0.0)
+        .map(|r| (r.s.x, r.mean_value_fen / 100.0))
+        .collect();
+    let gamma_gamma_on_clean = c360_analytics::clv::GammaGamma::fit(&clean_spend).map_err(|e| {
+        crate::EvalError::Source {
+            table: "customers".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    let (mut sp_pred, mut sp_act) = (Vec::new(), Vec::new());
+    let (mut pred, mut act, mut alive_s, mut alive_l) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let Some(person) = clean.get(&r.customer_id) else {
+            continue;
+        };
+        let p = predict(&models, &r.s, r.mean_value_fen);
+        let actual = future.get(person).copied().unwrap_or(0.0);
+        pred.push(p.expected_purchases);
+        act.push(actual);
+        sp_pred.push(p.expected_purchases * p.expected_spend_fen);
+        sp_act.push(spend.get(person).copied().unwrap_or(0.0));
+        if r.s.x > 0.0 {
+            alive_s.push(p.p_alive);
+            alive_l.push(actual > 0.0);
+        }
+    }
+    let n = pred.len();
+    let mae = pred
+        .iter()
+        .zip(&act)
+        .map(|(p, a)| (p - a).abs())
+        .sum::<f64>()
+        / n.max(1) as f64;
+    Ok(ClvEval {
+        truth: tp,
+        fit_on_persons,
+        models_on_customers: models,
+        gamma_gamma_on_clean,
+        gamma_gamma_customers: clean_spend.len(),
+        holdout_customers: n,
+        predicted_purchases: pred.iter().sum(),
+        actual_purchases: act.iter().sum(),
+        mae,
+        pearson: pearson(&pred, &act),
+        auc_alive: auc(&alive_s, &alive_l),
+        predicted_spend_fen: sp_pred.iter().sum(),
+        actual_spend_fen: sp_act.iter().sum(),
+        spend_pearson: pearson(&sp_pred, &sp_act),
+    })
+}
+
+/// The simulator's population mean spend per order in yuan, p·γ/(q−1): what Gamma-Gamma's
+/// p·v/(q−1) estimates.
+pub fn gamma_gamma_truth_mean(t: &TruthParams) -> f64 {
+    t.p * t.gamma / (t.q - 1.0)
+}
+
+/// Per-customer holiday effect (`v_customer_holiday`) against each person's true holiday
+/// multiplier in the simulator.
+#[derive(Debug, Clone, Serialize)]
+pub struct HolidayEval {
+    /// Clean customers with at least `min_orders` orders that were scored.
+    pub customers: usize,
+    pub min_orders: i64,
+    /// The chain-wide lift the shrinkage pulls toward, and the truth's mean holiday multiplier
+    /// over the mean non-holiday multiplier of the same customers.
+    pub pooled_lift: f64,
+    pub true_mean_lift: f64,
+    /// Spearman rank correlation of the shrunk lift with the true multiplier.
+    pub spearman: f64,
+    /// Mean true multiplier of the customers in the top and bottom quartiles of estimated lift.
+    pub true_mult_top_quartile: f64,
+    pub true_mult_bottom_quartile: f64,
+}
+
+pub async fn evaluate_holiday(
+    warehouse: &std::path::Path,
+    truth_url: &str,
+    min_orders: i64,
+) -> Result<HolidayEval> {
+    use c360_warehouse::arrow::array::{Float64Array, Int64Array};
+    use c360_warehouse::arrow::compute::cast;
+    use c360_warehouse::arrow::datatypes::DataType;
+    let truth = Db::connect(truth_url).await?;
+    let true_mult: HashMap<i64, f64> = truth
+        .fetch_all("SELECT person_id, holiday_mult FROM persons")
+        .await?
+        .iter()
+        .filter_map(|r| Some((get_i64(r, "person_id")?, get_f64(r, "holiday_mult")?)))
+        .collect();
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let clean = clean_customers(&sess, &truth).await?;
+    truth.close().await;
+    let (mut est, mut tru) = (Vec::new(), Vec::new());
+    let sql = format!(
+        "SELECT customer_id, holiday_lift FROM v_customer_holiday \
+         WHERE holiday_orders + other_orders >= {min_orders}"
+    );
+    for b in sess.query(&sql).await? {
+        let id = cast(b.column(0), &DataType::Int64)?;
+        let lift = cast(b.column(1), &DataType::Float64)?;
+        let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
+        let lift = lift.as_any().downcast_ref::<Float64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            let Some(p) = clean.get(&id.value(i)) else {
+                continue;
+            };
+            let Some(t) = true_mult.get(p) else { continue };
+            est.push(lift.value(i));
+            tru.push(*t);
+        }
+    }
+    let n = est.len();
+    let (re, rt) = (
+        c360_analytics::churn::average_ranks(&est),
+        c360_analytics::churn::average_ranks(&tru),
+    );
+    let mut by_est: Vec<usize> = (0..n).collect();
+    by_est.sort_by(|a, b| est[*a].total_cmp(&est[*b]));
+    let q = (n / 4).max(1);
+    let mean_of = |ix: &[usize]| ix.iter().map(|i| tru[*i]).sum::<f64>() / ix.len().max(1) as f64;
+    let pooled_lift = sess
+        .scalar_f64(
+            "SELECT (CAST(SUM(holiday_orders) AS DOUBLE) / SUM(holiday_days)) / \
+                    (CAST(SUM(other_orders) AS DOUBLE) / SUM(other_days)) FROM v_customer_holiday",
+        )
+        .await?;
+    // Non-holiday days mix weekends (1.1) and weekdays (0.9) about 2:5.
+    let other_mean = (2.0 * 1.1 + 5.0 * 0.9) / 7.0;
+    Ok(HolidayEval {
+        customers: n,
+        min_orders,
+        pooled_lift,
+        true_mean_lift: tru.iter().sum::<f64>() / n.max(1) as f64 / other_mean,
+        spearman: pearson(&re, &rt),
+        true_mult_top_quartile: mean_of(&by_est[n.saturating_sub(q)..]),
+        true_mult_bottom_quartile: mean_of(&by_est[..q.min(n)]),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnEval {
+    /// The churn model on every holdout customer (label: no purchase in the 90 days after the cut-off).
+    pub gbt: c360_analytics::churn::Scorecard,
+    /// Repeat buyers only: the GBT and the BTYD score 1 − P(alive) side by side.
+    pub gbt_auc_repeat: f64,
+    pub btyd_auc_repeat: f64,
+    /// One-time buyers, where BG/NBD's P(alive) is 1 by construction and is not used.
+    pub gbt_auc_one_time: f64,
+    pub holdout_customers: usize,
+}
+
+/// Maps each customer to its one true person when that is unambiguous (the customer's ids all
+/// belong to one person, and no other customer holds an id of that person).
+pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMap<i64, i64>> {
+    let mut key_person: HashMap<String, i64> = HashMap::new();
+    for r in truth
+        .fetch_all("SELECT system, source_id, person_id FROM ids")
+        .await?
+    {
+        let sys = get_text(&r, "system").unwrap_or_default();
+        let k = format!(
+            "{}:{}",
+            if sys == "member" { "M" } else { "U" },
+            get_i64(&r, "source_id").unwrap_or(0)
+        );
+        key_person.insert(k, get_i64(&r, "person_id").unwrap_or(0));
+    }
+    let mut cust_persons: HashMap<i64, Vec<i64>> = HashMap::new();
+    for b in sess
+        .query("SELECT source_key, customer_id FROM customer_keys")
+        .await?
+    {
+        let k = c360_warehouse::manifest::str_col(&b, "source_key");
+        let c = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            if let Some(p) = key_person.get(k.value(i)) {
+                cust_persons.entry(c.value(i)).or_default().push(*p);
+            }
+        }
+    }
+    let mut person_customers: HashMap<i64, usize> = HashMap::new();
+    for ps in cust_persons.values_mut() {
+        ps.sort();
+        ps.dedup();
+        for p in ps.iter() {
+            *person_customers.entry(*p).or_default() += 1;
+        }
+    }
+    Ok(cust_persons
+        .into_iter()
+        .filter(|(_, ps)| ps.len() == 1 && person_customers.get(&ps[0]) == Some(&1))
+        .map(|(c, ps)| (c, ps[0]))
+        .collect())
+}
+
+pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Result<ChurnEval> {
+    use c360_analytics::churn::scorecard;
+    use c360_core::profile;
+    let truth = Db::connect(truth_url).await?;
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    let clean = clean_customers(&sess, &truth).await?;
+    let cutoff = truth
+        .fetch_all("SELECT value FROM params WHERE name = 'cutoff'")
+        .await?;
+    let cutoff = cutoff
+        .first()
+        .and_then(|r| get_text(r, "value"))
+        .unwrap_or_default();
+    let cutoff_d = c360_model::parse_date(&cutoff).map_err(|e| crate::EvalError::Source {
+        table: "truth.params".into(),
+        reason: e.to_string(),
+    })?;
+    let until = (cutoff_d + chrono::Duration::days(90)).to_string();
+    let active: std::collections::HashSet<i64> = truth
+        .fetch_all(&format!(
+            "SELECT DISTINCT person_id FROM future_orders WHERE order_time < '{until}'"
+        ))
+        .await?
+        .iter()
+        .filter_map(|r| get_i64(r, "person_id"))
+        .collect();
+    truth.close().await;
+    let model =
+        profile::train_churn(&sess, end_day)
+            .await?
+            .ok_or_else(|| crate::EvalError::Source {
+                table: "fact_orders".into(),
+                reason: "too little history to train a churn model".into(),
+            })?;
+    let feats = profile::features(&sess, end_day).await?;
+    let scores = profile::churn_scores(&model, &feats);
+    let models = fit_models(&rows, end_day, false).map_err(|e| crate::EvalError::Source {
+        table: "customers".into(),
+        reason: e.to_string(),
+    })?;
+    let summary: HashMap<i64, Summary> = rows.iter().map(|r| (r.customer_id, r.s)).collect();
+    let (mut p, mut y) = (Vec::new(), Vec::new());
+    let (mut gr, mut br, mut yr, mut go, mut yo) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (f, s) in feats.iter().zip(&scores) {
+        let Some(person) = clean.get(&f.customer_id) else {
+            continue;
+        };
+        let churned = !active.contains(person);
+        p.push(*s);
+        y.push(churned);
+        match summary.get(&f.customer_id) {
+            Some(sm) if sm.x > 0.0 => {
+                gr.push(*s);
+                br.push(1.0 - models.bgnbd.p_alive(sm));
+                yr.push(churned);
+            }
+            _ => {
+                go.push(*s);
+                yo.push(churned);
+            }
+        }
+    }
+    Ok(ChurnEval {
+        holdout_customers: p.len(),
+        gbt: scorecard(&p, &y),
+        gbt_auc_repeat: auc(&gr, &yr),
+        btyd_auc_repeat: auc(&br, &yr),
+        gbt_auc_one_time: auc(&go, &yo),
+    })
+}

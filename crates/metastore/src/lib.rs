@@ -1,0 +1,245 @@
+//! The metastore: c360's mutable operational state, as opposed to the analytics data in the
+//! warehouse — ETL runs, the identity graph with its journal and blocks, API keys, the audit
+//! trail, campaigns and their members, experiments, live orders and events, the stream log, the
+//! insight cache and settings (the hashing secret among them).
+//!
+//! It owns the schema: numbered migrations in `migrations/` are applied at open, inside a
+//! transaction, and the version is recorded in `schema_migrations`, so a metastore written by an
+//! older release upgrades in place. SQLite (default, a file beside the warehouse) or PostgreSQL;
+//! MySQL/MariaDB is refused with a clear error (it has neither transactional DDL nor the
+//! `ON CONFLICT` the upserts use). Ids come from the database ([`Metastore::insert_with_id`]).
+//!
+//! It is not the warehouse and computes nothing; it holds no HTTP or domain rules.
+
+use c360_db::{Backend, Db, DbError, Migration, MigrationReport, Tx, Value};
+use c360_model::Secret;
+
+pub use c360_db::Result;
+
+/// The schema, oldest first. Append only: a released migration never changes.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "ids_and_settings",
+        sql: include_str!("../migrations/0002_ids_and_settings.sql"),
+    },
+];
+
+/// An id space whose next value the database hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    EtlRuns,
+    IdentityJournal,
+    StreamLog,
+    Campaigns,
+    Experiments,
+    AuditLog,
+}
+
+impl Counter {
+    fn name(self) -> &'static str {
+        match self {
+            Counter::EtlRuns => "etl_runs",
+            Counter::IdentityJournal => "identity_journal",
+            Counter::StreamLog => "stream_log",
+            Counter::Campaigns => "campaigns",
+            Counter::Experiments => "experiments",
+            Counter::AuditLog => "audit_log",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Metastore {
+    pub db: Db,
+    /// What opening it migrated.
+    pub migrations: MigrationReport,
+}
+
+impl Metastore {
+    /// Connects (creating the SQLite file or PostgreSQL database if missing) and brings the
+    /// schema up to date.
+    pub async fn open(url: &str) -> Result<Metastore> {
+        let backend = Backend::of(&c360_db::normalize_url(url))?;
+        if backend == Backend::MySql {
+            return Err(DbError::Unsupported(
+                "MySQL/MariaDB cannot hold the metastore: use SQLite (the default, a file in the warehouse directory) or postgres://… (--metastore / C360_METASTORE); MySQL stays supported as a source".into(),
+            ));
+        }
+        let db = Db::connect(url).await?;
+        let migrations = c360_db::migrate(&db, MIGRATIONS).await?;
+        if !migrations.applied.is_empty() {
+            tracing::info!(
+                from = migrations.from,
+                to = migrations.to,
+                "metastore schema migrated"
+            );
+        }
+        Ok(Metastore { db, migrations })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    /// The recorded schema version.
+    pub async fn schema_version(&self) -> Result<i64> {
+        c360_db::schema_version(&self.db).await
+    }
+
+    /// Takes `n` consecutive ids of `counter` inside `tx`; returns the first. The counter row is
+    /// written first, so concurrent takers serialise on it and never share an id; a rolled-back
+    /// transaction gives its ids back.
+    pub async fn take_ids(tx: &mut Tx, counter: Counter, n: i64) -> Result<i64> {
+        let changed = tx
+            .execute(
+                "UPDATE id_counters SET value = value + ? WHERE name = ?",
+                &[n.into(), counter.name().into()],
+            )
+            .await?;
+        if changed != 1 {
+            return Err(DbError::Migration(format!(
+                "id counter {} is missing",
+                counter.name()
+            )));
+        }
+        let rows = tx
+            .fetch(
+                "SELECT value FROM id_counters WHERE name = ?",
+                &[counter.name().into()],
+            )
+            .await?;
+        let last = rows
+            .first()
+            .and_then(|r| c360_db::get_i64(r, "value"))
+            .ok_or_else(|| {
+                DbError::Migration(format!("id counter {} unreadable", counter.name()))
+            })?;
+        Ok(last - n + 1)
+    }
+
+    /// Inserts `row(id)` into `table(cols)` with the next id of `counter`, in one transaction.
+    pub async fn insert_with_id(
+        &self,
+        counter: Counter,
+        table: &str,
+        cols: &[&str],
+        row: impl FnOnce(i64) -> Vec<Value>,
+    ) -> Result<i64> {
+        let mut tx = self.db.begin().await?;
+        let id = Self::take_ids(&mut tx, counter, 1).await?;
+        self.db
+            .write_rows_in(tx.sqlx(), table, cols, None, &[row(id)])
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A setting, if set.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let rows = self
+            .db
+            .fetch("SELECT value FROM settings WHERE name = ?", &[name.into()])
+            .await?;
+        Ok(rows.first().and_then(|r| c360_db::get_text(r, "value")))
+    }
+
+    /// Sets a setting (insert or replace).
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        self.db
+            .upsert_rows(
+                "settings",
+                &["name", "value"],
+                "name",
+                &[vec![name.into(), value.into()]],
+            )
+            .await
+    }
+
+    /// The secret personal identifiers are hashed with. Generated (32 random bytes) and stored
+    /// on first use; a `provided` one is stored if none is yet, and must equal the stored one
+    /// otherwise (hashes made with two secrets would never match, and the graph would split).
+    pub async fn hash_secret(&self, provided: Option<&Secret>) -> Result<Secret> {
+        let stored = self.setting("hash_secret").await?;
+        match (stored, provided) {
+            (Some(s), Some(p)) if s != p.expose() => Err(DbError::Unsupported(
+                "the hashing secret given (--salt / C360_SALT) differs from the one this metastore's identity graph was hashed with; leave it unset to use the stored one".into(),
+            )),
+            (Some(s), _) => {
+                if self.setting("hash_secret_legacy").await?.is_some() {
+                    tracing::warn!("this metastore's identity graph is hashed with the old public default secret (kept so the hashes still match); re-run the ETL into a fresh metastore to move to a generated one");
+                }
+                Ok(Secret::new(s))
+            }
+            (None, provided) => {
+                let s = match provided {
+                    Some(p) => p.expose().to_string(),
+                    None => {
+                        let mut raw = [0u8; 32];
+                        rand::Rng::fill(&mut rand::rng(), &mut raw[..]);
+                        hex::encode(raw)
+                    }
+                };
+                // Two first runs racing: the first insert wins and both read it back.
+                self.db
+                    .execute(
+                        "INSERT INTO settings (name, value) VALUES ('hash_secret', ?) ON CONFLICT (name) DO NOTHING",
+                        &[s.into()],
+                    )
+                    .await?;
+                let s = self.setting("hash_secret").await?.ok_or_else(|| {
+                    DbError::Migration("hash_secret was not stored".into())
+                })?;
+                Ok(Secret::new(s))
+            }
+        }
+    }
+
+    /// Starts an ETL run; returns its id.
+    pub async fn start_run(&self) -> Result<i64> {
+        let at = chrono::Utc::now().to_rfc3339();
+        self.insert_with_id(
+            Counter::EtlRuns,
+            "etl_runs",
+            &["run_id", "started_at", "status"],
+            |id| vec![id.into(), at.into(), "running".into()],
+        )
+        .await
+    }
+
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: &str,
+        version: u64,
+        stats: &str,
+    ) -> Result<()> {
+        self.db
+            .execute(
+                "UPDATE etl_runs SET finished_at = ?, status = ?, manifest_version = ?, stats = ? WHERE run_id = ?",
+                &[
+                    chrono::Utc::now().to_rfc3339().into(),
+                    status.into(),
+                    (version as i64).into(),
+                    stats.into(),
+                    run_id.into(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// A migrated metastore is used wherever a plain connection is: its tables' readers and writers
+/// take `&Db`.
+impl std::ops::Deref for Metastore {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}

@@ -1,0 +1,252 @@
+//! Campaigns: suggest, create, launch, pause/resume/complete/cancel, members, results, the
+//! programme effect and the global holdout. Store managers act on their own stores only; every
+//! write and refusal is audited.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult, J, P, Q};
+use crate::state::AppState;
+use crate::support::*;
+use c360_core::campaign::{self, CampaignSpec};
+
+/// A store manager may touch a campaign only if its audience is limited to their stores.
+pub(crate) fn may_touch(p: &Principal, spec: &CampaignSpec) -> ApiResult<()> {
+    if let Some(sc) = p.store_scope() {
+        if spec.audience.store_ids.is_empty() {
+            return Err(ApiError::Forbidden(
+                "audience.store_ids: a store manager's campaign must name their stores".into(),
+            ));
+        }
+        if let Some(x) = spec.audience.store_ids.iter().find(|s| !sc.contains(s)) {
+            return Err(ApiError::Forbidden(format!(
+                "audience.store_ids: {x} is not one of your stores"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns", responses((status = 200, description = "Campaigns, newest first")))]
+pub async fn list_campaigns(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
+    let c = campaign::list(&st.inner().meta).await?;
+    Ok(Json(json!({ "campaigns": c })))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/suggestions", responses((status = 200, description = "Campaign drafts from the RFM segments, with audience size, churn and CLV")))]
+pub async fn suggestions(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let s = st.snapshot().await?;
+    let v = campaign::suggest(&s.sess, p.store_scope()).await?;
+    Ok(Json(json!({ "suggestions": v })))
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns", request_body = CampaignSpec, responses((status = 201, description = "Draft created"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn create_campaign(
+    State(st): State<AppState>,
+    p: Principal,
+    J(spec): J<CampaignSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let r = async {
+        p.require(&writers())?;
+        may_touch(&p, &spec)?;
+        Ok(campaign::create(&st.inner().meta, &spec, &p.name).await?)
+    }
+    .await;
+    let id = logged(
+        &st,
+        &p,
+        "campaign.create",
+        &spec.name,
+        json!({"name": spec.name}),
+        r,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"campaign_id": id, "status": "draft"})),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = i64, Path)), responses((status = 200, description = "One campaign"), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get_campaign(
+    State(st): State<AppState>,
+    _p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(serde_json::to_value(
+        campaign::get(&st.inner().meta, id).await?,
+    )?))
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn launch_campaign(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
+    let r = async {
+        p.require(&writers())?;
+        let c = campaign::get(&st.inner().meta, id).await?;
+        may_touch(&p, &c.spec)?;
+        let s = st.snapshot().await?;
+        Ok(campaign::launch(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+    }
+    .await;
+    let v = logged(
+        &st,
+        &p,
+        "campaign.launch",
+        &format!("campaign:{id}"),
+        json!({}),
+        r,
+    )
+    .await?;
+    st.bump();
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StatusChange {
+    /// pause, resume, complete or cancel.
+    pub action: c360_model::CampaignAction,
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/status", params(("id" = i64, Path)), request_body = StatusChange, responses((status = 200, description = "New status"), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn campaign_status(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+    J(b): J<StatusChange>,
+) -> ApiResult<Json<Value>> {
+    let r = async {
+        p.require(&writers())?;
+        let c = campaign::get(&st.inner().meta, id).await?;
+        may_touch(&p, &c.spec)?;
+        Ok(campaign::transition(&st.inner().meta, id, b.action).await?)
+    }
+    .await;
+    let to = logged(
+        &st,
+        &p,
+        &format!("campaign.{}", b.action),
+        &format!("campaign:{id}"),
+        json!({}),
+        r,
+    )
+    .await?;
+    st.bump();
+    Ok(Json(json!({"campaign_id": id, "status": to})))
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Per arm against the holdout: incremental revenue and retention (CUPED, Bayesian, always-valid), redemptions at the POS and in the mini-program, guardrails, SRM, Holm-adjusted p-values, uplift model")))]
+pub async fn campaign_results(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
+    let s = st.snapshot().await?;
+    let key = format!("campaign-results:{id}:{}", p.scope_key());
+    let v = st
+        .cached(key, || async {
+            Ok(campaign::evaluate(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+        })
+        .await?;
+    Ok(ok(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProgramParams {
+    /// First day (YYYY-MM-DD).
+    from: String,
+    /// Last day (YYYY-MM-DD), inclusive.
+    to: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/program", params(ProgramParams), responses((status = 200, description = "All campaigns together against the global holdout: revenue per customer, CUPED, incremental revenue"), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn program(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(pp): Q<ProgramParams>,
+) -> ApiResult<Json<Value>> {
+    let (from, to) = (parse_day("from", &pp.from)?, parse_day("to", &pp.to)?);
+    let s = st.snapshot().await?;
+    let key = format!("program:{from}:{to}:{}", p.scope_key());
+    let v = st
+        .cached(key, || async {
+            Ok(
+                campaign::program_effect(&s.sess, &st.inner().meta, from, to, p.store_scope())
+                    .await?,
+            )
+        })
+        .await?;
+    Ok(ok(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberParams {
+    /// At most this many (default 100, up to 5000).
+    limit: Option<usize>,
+    /// Only this arm.
+    arm: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/members", params(("id" = i64, Path), MemberParams), responses((status = 200, description = "Members with arm, offer, coupon and send time")))]
+pub async fn campaign_members(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+    Q(mp): Q<MemberParams>,
+) -> ApiResult<Json<Value>> {
+    let mut ms = campaign::members(&st.inner().meta, id).await?;
+    if let Some(sc) = p.store_scope() {
+        ms.retain(|m| m.home_store_id.is_some_and(|s| sc.contains(&s)));
+    }
+    if let Some(a) = &mp.arm {
+        ms.retain(|m| &m.arm == a);
+    }
+    let total = ms.len();
+    ms.truncate(mp.limit.unwrap_or(100).min(5000));
+    Ok(Json(json!({"total": total, "members": ms})))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Settings {
+    pub global_holdout_pct: f64,
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/settings", responses((status = 200, description = "Global holdout percentage")))]
+pub async fn get_settings(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
+    let g = campaign::global_holdout_pct(&st.inner().meta).await?;
+    Ok(Json(json!({"global_holdout_pct": g})))
+}
+
+#[utoipa::path(put, path = "/api/v1/campaigns/settings", request_body = Settings, responses((status = 200, description = "Saved"), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn put_settings(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<Settings>,
+) -> ApiResult<Json<Value>> {
+    let r = async {
+        p.require(&[Role::Admin])?;
+        Ok(campaign::set_global_holdout_pct(&st.inner().meta, b.global_holdout_pct).await?)
+    }
+    .await;
+    logged(
+        &st,
+        &p,
+        "campaign.settings",
+        "global_holdout_pct",
+        json!({"value": b.global_holdout_pct}),
+        r,
+    )
+    .await?;
+    Ok(Json(json!({"global_holdout_pct": b.global_holdout_pct})))
+}

@@ -1,0 +1,65 @@
+//! Store-level and switchback experiments: create with a plan, list, results.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, J, P};
+use crate::state::AppState;
+use crate::support::*;
+use c360_core::experiments::{self, ExperimentSpec};
+
+#[utoipa::path(get, path = "/api/v1/experiments", responses((status = 200, description = "Store-level and switchback experiments")))]
+pub async fn list_experiments(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"experiments": experiments::list(&st.inner().meta).await?}),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/experiments", request_body = ExperimentSpec, responses((status = 201, description = "Created, with its plan: assignment and minimum detectable effect"), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn create_experiment(
+    State(st): State<AppState>,
+    p: Principal,
+    J(spec): J<ExperimentSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let r = async {
+        p.require(&writers())?;
+        if let Some(sc) = p.store_scope() {
+            if spec.stores.is_empty() || spec.stores.iter().any(|s| !sc.contains(s)) {
+                return Err(ApiError::Forbidden(
+                    "stores: a store manager's experiment must list only their stores".into(),
+                ));
+            }
+        }
+        let s = st.snapshot().await?;
+        let id = experiments::create(&st.inner().meta, &spec, &p.name).await?;
+        Ok(experiments::plan(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+    }
+    .await;
+    let v = logged(
+        &st,
+        &p,
+        "experiment.create",
+        &spec.name,
+        json!({"design": spec.design}),
+        r,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(get, path = "/api/v1/experiments/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Effect per store-day with CI, p-value and chance to win")))]
+pub async fn experiment_results(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+) -> ApiResult<Json<Value>> {
+    let s = st.snapshot().await?;
+    Ok(Json(
+        experiments::results(&s.sess, &st.inner().meta, id, p.store_scope()).await?,
+    ))
+}

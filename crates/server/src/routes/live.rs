@@ -1,0 +1,430 @@
+//! Real-time ingestion: orders and page events, durable in the metastore before the answer,
+//! idempotent by key, then re-scored and pushed; and the live feed since the snapshot.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use c360_db::{get_i64, Value as V};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult, ErrorBody, J};
+use crate::json::lit;
+use crate::state::{AppState, Snapshot};
+use crate::support::*;
+
+/// A paid order as the POS or mini-program reports it in real time.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct NewOrder {
+    /// The source order number; the same number twice is one order.
+    pub order_no: String,
+    /// The resolved customer (None: anonymous).
+    pub customer_id: Option<i64>,
+    pub store_id: i64,
+    /// Asia/Shanghai local time `YYYY-MM-DD HH:MM:SS`; default now.
+    pub order_time: Option<String>,
+    /// What was paid, in fen.
+    pub total_fen: i64,
+    #[serde(default)]
+    pub items: Vec<NewItem>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct NewItem {
+    pub product_id: i64,
+    pub qty: i64,
+    pub unit_price_fen: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ingested {
+    /// false when this order number (or event id) was already received: nothing was counted twice.
+    pub created: bool,
+    /// The stream sequence number of the change (None for a duplicate).
+    pub seq: Option<i64>,
+    /// The customer's re-scored profile, if any.
+    pub live: Option<Value>,
+}
+
+impl Ingested {
+    fn duplicate() -> Ingested {
+        Ingested {
+            created: false,
+            seq: None,
+            live: None,
+        }
+    }
+}
+
+/// Inserts one row keyed by its first column into a metastore table. Ok(false) when a row
+/// with that key is already there (a resend): nothing is written or counted twice.
+pub(crate) async fn insert_once(
+    st: &AppState,
+    table: &str,
+    cols: &[&str],
+    row: Vec<V>,
+) -> ApiResult<bool> {
+    let meta = &st.inner().meta;
+    let key = match &row[0] {
+        V::S(k) => k.clone(),
+        other => {
+            return Err(ApiError::Internal(format!(
+                "{table}: key {other:?} is not text"
+            )))
+        }
+    };
+    match meta.insert_rows(table, cols, &[row]).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let exists = meta
+                .fetch_all(&format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE {} = {}",
+                    cols[0],
+                    lit(&key)
+                ))
+                .await?
+                .first()
+                .and_then(|r| get_i64(r, "n"))
+                .unwrap_or(0)
+                > 0;
+            if exists {
+                Ok(false)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+pub(crate) fn day_of(t: chrono::NaiveDateTime) -> i64 {
+    c360_model::Day::of_time(t).0
+}
+
+pub(crate) fn now_shanghai() -> chrono::NaiveDateTime {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).naive_utc()
+}
+
+#[utoipa::path(post, path = "/api/v1/orders", request_body = NewOrder, responses((status = 201, body = Ingested), (status = 200, body = Ingested, description = "already received"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn post_order(
+    State(st): State<AppState>,
+    p: Principal,
+    J(o): J<NewOrder>,
+) -> ApiResult<axum::response::Response> {
+    let target = format!("store:{}", o.store_id);
+    let r = post_order_inner(State(st.clone()), p.clone(), J(o))
+        .await
+        .map(IntoResponse::into_response);
+    logged(&st, &p, "order.ingest", &target, json!({}), r).await
+}
+
+pub(crate) async fn post_order_inner(
+    State(st): State<AppState>,
+    p: Principal,
+    J(o): J<NewOrder>,
+) -> ApiResult<impl IntoResponse> {
+    p.require(&[Role::Admin, Role::StoreManager])?;
+    if !p.may_see_store(Some(o.store_id)) {
+        return Err(ApiError::Forbidden(format!(
+            "store_id: {} is not one of your stores",
+            o.store_id
+        )));
+    }
+    let s = st.snapshot().await?;
+    validate_order(&s, &o)?;
+    let t = match &o.order_time {
+        Some(ts) => c360_model::parse_ts(ts)
+            .map_err(|e| ApiError::BadRequest(format!("order_time: {ts:?}: {e}")))?,
+        None => now_shanghai(),
+    };
+    let items = serde_json::to_string(&o.items)?;
+    let row = vec![
+        o.order_no.clone().into(),
+        o.customer_id.map_or(V::NullI, V::I),
+        o.store_id.into(),
+        c360_model::fmt_ts(t).into(),
+        day_of(t).into(),
+        o.total_fen.into(),
+        items.into(),
+        chrono::Utc::now().to_rfc3339().into(),
+        p.name.clone().into(),
+    ];
+    // Durable before we answer; the primary key makes a resend a no-op.
+    let cols = [
+        "order_no",
+        "customer_id",
+        "store_id",
+        "order_time",
+        "day",
+        "total_fen",
+        "items",
+        "received_at",
+        "received_by",
+    ];
+    if !insert_once(&st, "live_orders", &cols, row).await? {
+        return Ok((StatusCode::OK, Json(Ingested::duplicate())));
+    }
+    let live = st
+        .apply_live_order(&s, o.customer_id, o.store_id, day_of(t), o.total_fen)
+        .await?;
+    let home = live
+        .as_ref()
+        .and_then(|l| l.get("home_store_id"))
+        .and_then(Value::as_i64)
+        .or(Some(o.store_id));
+    let mut events = vec![(
+        "orders".to_string(),
+        Some(o.store_id),
+        json!({
+            "order_no": o.order_no, "customer_id": o.customer_id, "store_id": o.store_id,
+            "order_time": c360_model::fmt_ts(t), "total_fen": o.total_fen, "items": o.items.len(),
+        }),
+    )];
+    if let (Some(c), Some(l)) = (o.customer_id, &live) {
+        events.push((format!("customer:{c}"), home, l.clone()));
+    }
+    let stats = st.live_stats();
+    let by_store: serde_json::Map<String, Value> = stats
+        .by_store
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!({"orders": v.0, "revenue_fen": v.1})))
+        .collect();
+    events.push((
+        "metrics".to_string(),
+        None,
+        json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
+    ));
+    let seq = st.hub().publish_all(events).await?[0];
+    st.bump();
+    Ok((
+        StatusCode::CREATED,
+        Json(Ingested {
+            created: true,
+            seq: Some(seq),
+            live,
+        }),
+    ))
+}
+
+pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
+    let bad = |f: &str, why: String| Err(ApiError::BadRequest(format!("{f}: {why}")));
+    if o.order_no.trim().is_empty() || o.order_no.len() > 64 {
+        return bad("order_no", "must be 1 to 64 characters".into());
+    }
+    if o.total_fen <= 0 {
+        return bad(
+            "total_fen",
+            format!("{} is not a positive amount in fen", o.total_fen),
+        );
+    }
+    if !s.stores.contains(&o.store_id) {
+        return bad("store_id", format!("store {} does not exist", o.store_id));
+    }
+    if let Some(c) = o.customer_id {
+        if !s.has_customer(c) {
+            return bad("customer_id", format!("customer {c} does not exist"));
+        }
+    }
+    let mut sum = 0i64;
+    for (i, it) in o.items.iter().enumerate() {
+        if it.qty <= 0 {
+            return bad(
+                &format!("items[{i}].qty"),
+                format!("{} is not a positive quantity", it.qty),
+            );
+        }
+        if it.unit_price_fen < 0 {
+            return bad(
+                &format!("items[{i}].unit_price_fen"),
+                "must not be negative".into(),
+            );
+        }
+        if !s.products.contains(&it.product_id) {
+            return bad(
+                &format!("items[{i}].product_id"),
+                format!("product {} does not exist", it.product_id),
+            );
+        }
+        sum += it.qty * it.unit_price_fen;
+    }
+    if !o.items.is_empty() && sum < o.total_fen {
+        return bad(
+            "total_fen",
+            format!("{} exceeds the items' list total {sum}", o.total_fen),
+        );
+    }
+    Ok(())
+}
+
+/// A page event from the mini-program.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct NewEvent {
+    /// Client-made unique id; the same id twice is one event.
+    pub event_id: String,
+    pub customer_id: Option<i64>,
+    pub session_id: String,
+    /// view, click, add_cart, pay …
+    pub action_type: String,
+    pub page: String,
+    pub event_time: Option<String>,
+    pub device: Option<String>,
+}
+
+/// Checks one event; errors name the field (prefixed by `at`, e.g. `events[3].`).
+pub(crate) fn validate_event(e: &NewEvent, at: &str) -> ApiResult<chrono::NaiveDateTime> {
+    let bad = |f: &str, why: &str| ApiError::BadRequest(format!("{at}{f}: {why}"));
+    if e.event_id.trim().is_empty() || e.event_id.len() > 64 {
+        return Err(bad("event_id", "must be 1 to 64 characters"));
+    }
+    if e.session_id.is_empty() || e.session_id.len() > 64 {
+        return Err(bad("session_id", "must be 1 to 64 characters"));
+    }
+    if !["view", "click", "add_cart", "pay", "share", "search"].contains(&e.action_type.as_str()) {
+        return Err(bad(
+            "action_type",
+            "must be one of view, click, add_cart, pay, share, search",
+        ));
+    }
+    if e.page.is_empty() || e.page.len() > 64 {
+        return Err(bad("page", "must be 1 to 64 characters"));
+    }
+    match &e.event_time {
+        Some(ts) => c360_model::parse_ts(ts)
+            .map_err(|x| ApiError::BadRequest(format!("{at}event_time: {ts:?}: {x}"))),
+        None => Ok(now_shanghai()),
+    }
+}
+
+/// Stores one validated event (durable before this returns); `None` for a resend.
+pub(crate) async fn store_event(
+    st: &AppState,
+    e: &NewEvent,
+    t: chrono::NaiveDateTime,
+) -> ApiResult<Option<i64>> {
+    let row = vec![
+        e.event_id.clone().into(),
+        e.customer_id.map_or(V::NullI, V::I),
+        e.session_id.clone().into(),
+        e.action_type.clone().into(),
+        e.page.clone().into(),
+        c360_model::fmt_ts(t).into(),
+        e.device.clone().map_or(V::NullS, V::S),
+        chrono::Utc::now().to_rfc3339().into(),
+    ];
+    let cols = [
+        "event_id",
+        "customer_id",
+        "session_id",
+        "action_type",
+        "page",
+        "event_time",
+        "device",
+        "received_at",
+    ];
+    if !insert_once(st, "live_events", &cols, row).await? {
+        return Ok(None);
+    }
+    let seq = st.hub().publish("events", None, json!({"customer_id": e.customer_id, "action_type": e.action_type, "page": e.page, "event_time": c360_model::fmt_ts(t)})).await?;
+    Ok(Some(seq))
+}
+
+#[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent, responses((status = 201, body = Ingested), (status = 200, body = Ingested), (status = 400, body = ErrorBody)))]
+pub(crate) async fn post_event(
+    State(st): State<AppState>,
+    p: Principal,
+    J(e): J<NewEvent>,
+) -> ApiResult<axum::response::Response> {
+    let target = "event".to_string();
+    let r = post_event_inner(State(st.clone()), p.clone(), J(e))
+        .await
+        .map(IntoResponse::into_response);
+    logged(&st, &p, "event.ingest", &target, json!({}), r).await
+}
+
+pub(crate) async fn post_event_inner(
+    State(st): State<AppState>,
+    p: Principal,
+    J(e): J<NewEvent>,
+) -> ApiResult<impl IntoResponse> {
+    p.require(&[Role::Admin])?;
+    let t = validate_event(&e, "")?;
+    match store_event(&st, &e, t).await? {
+        None => Ok((StatusCode::OK, Json(Ingested::duplicate()))),
+        Some(seq) => Ok((
+            StatusCode::CREATED,
+            Json(Ingested {
+                created: true,
+                seq: Some(seq),
+                live: None,
+            }),
+        )),
+    }
+}
+
+/// A batch of page events (the mini-program flushes its buffer).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<NewEvent>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/batch", request_body = EventBatch, responses((status = 200, description = "How many events were new and how many were resends; every event is stored before the answer"), (status = 400, body = ErrorBody)))]
+pub(crate) async fn post_event_batch(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<EventBatch>,
+) -> ApiResult<axum::response::Response> {
+    let target = format!("{} events", b.events.len());
+    let r = post_event_batch_inner(State(st.clone()), p.clone(), J(b))
+        .await
+        .map(IntoResponse::into_response);
+    logged(&st, &p, "event.ingest_batch", &target, json!({}), r).await
+}
+
+pub(crate) async fn post_event_batch_inner(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<EventBatch>,
+) -> ApiResult<Json<Value>> {
+    p.require(&[Role::Admin])?;
+    if b.events.is_empty() || b.events.len() > 1000 {
+        return Err(ApiError::BadRequest(
+            "events: must hold 1 to 1000 events".into(),
+        ));
+    }
+    // All or nothing on validation: a bad event rejects the batch before anything is stored.
+    let times: Vec<_> = b
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| validate_event(e, &format!("events[{i}].")))
+        .collect::<ApiResult<_>>()?;
+    let (mut created, mut duplicates) = (0u64, 0u64);
+    for (e, t) in b.events.iter().zip(times) {
+        match store_event(&st, e, t).await? {
+            Some(_) => created += 1,
+            None => duplicates += 1,
+        }
+    }
+    Ok(Json(json!({"created": created, "duplicates": duplicates})))
+}
+
+#[utoipa::path(get, path = "/api/v1/live", responses((status = 200, description = "Live counters since the snapshot and the latest orders")))]
+pub(crate) async fn live(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+    let head = st.hub().head();
+    let recent = st.hub().replay((head - 500).max(0), 500).await?;
+    let feed: Vec<Value> = recent
+        .iter()
+        .rev()
+        .filter(|e| e.topic == "orders")
+        .filter_map(|e| {
+            crate::hub::visible(&p, e).map(|d| json!({"seq": e.seq, "at": e.at, "data": d}))
+        })
+        .take(50)
+        .collect();
+    let (o, r) = st.live_stats().seen_by(&p);
+    Ok(Json(
+        json!({"head": head, "live_orders": o, "live_revenue_fen": r, "feed": feed}),
+    ))
+}

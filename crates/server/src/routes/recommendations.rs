@@ -1,0 +1,130 @@
+//! Recommendations for a known customer (with reasons) or an anonymous one.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, P, Q};
+use crate::state::AppState;
+use crate::support::*;
+use c360_analytics::recommend::Context;
+use c360_core::recs::RecModel;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecParams {
+    /// breakfast, lunch, afternoon, dinner or late_night (default: the customer's usual).
+    daypart: Option<String>,
+    /// Store where the recommendation is shown (default: the customer's usual).
+    store_id: Option<i64>,
+    /// Product ids already in the cart, comma-separated: add-ons rank first.
+    cart: Option<String>,
+    /// How many (default 10).
+    k: Option<usize>,
+}
+
+pub(crate) fn rec_context(
+    m: &RecModel,
+    customer: Option<i64>,
+    rp: &RecParams,
+) -> ApiResult<Context> {
+    let mut ctx = customer.map_or_else(Context::default, |c| m.rec.usual_context(c));
+    if let Some(d) = &rp.daypart {
+        let i = c360_model::Daypart::ALL
+            .iter()
+            .position(|x| x.code() == d)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "daypart: {d:?} is not one of breakfast, lunch, afternoon, dinner, late_night"
+                ))
+            })?;
+        ctx.daypart = Some(i);
+    }
+    if rp.store_id.is_some() {
+        ctx.store = rp.store_id;
+    }
+    if let Some(c) = &rp.cart {
+        for part in c.split(',').filter(|s| !s.trim().is_empty()) {
+            let pid: i64 = part
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("cart: {part:?} is not a product id")))?;
+            let ix = m
+                .product_ids
+                .iter()
+                .position(|x| *x == pid)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("cart: product {pid} does not exist"))
+                })?;
+            ctx.cart.push(ix);
+        }
+    }
+    Ok(ctx)
+}
+
+pub(crate) fn rec_json(m: &RecModel, customer: Option<i64>, ctx: &Context, k: usize) -> Value {
+    let recs = m.rec.recommend(customer, ctx, k);
+    json!({
+        "customer_id": customer,
+        "daypart": ctx.daypart.map(|d| c360_model::Daypart::ALL[d].code()),
+        "store_id": ctx.store,
+        "cart": ctx.cart.iter().map(|i| m.product_ids[*i]).collect::<Vec<_>>(),
+        "items": recs.iter().map(|r| json!({
+            "product_id": m.product_ids[r.item],
+            "name": m.names[r.item],
+            "category": m.categories[r.item],
+            "score": r.score,
+            "reason": r.reason,
+            "bought_before": r.bought_before,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn rec_model(st: &AppState) -> ApiResult<Arc<RecModel>> {
+    let s = st.snapshot().await?;
+    let m = s
+        .recs
+        .get_or_try_init(|| async { RecModel::build(&s.sess).await.map(Arc::new) })
+        .await?;
+    Ok(m.clone())
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/recommendations", params(("id" = i64, Path), RecParams), responses((status = 200, description = "Hybrid recommendations (buy-again by daypart and store, cart add-ons, similar-taste items, store-by-daypart popularity, new items) with reasons"), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn customer_recommendations(
+    State(st): State<AppState>,
+    p: Principal,
+    P(id): P<i64>,
+    Q(rp): Q<RecParams>,
+) -> ApiResult<Json<Value>> {
+    let s = st.snapshot().await?;
+    customer_row(&s, &p, id).await?;
+    let m = rec_model(&st).await?;
+    let ctx = rec_context(&m, Some(id), &rp)?;
+    Ok(Json(rec_json(
+        &m,
+        Some(id),
+        &ctx,
+        rp.k.unwrap_or(10).clamp(1, 50),
+    )))
+}
+
+#[utoipa::path(get, path = "/api/v1/recommendations", params(RecParams), responses((status = 200, description = "Recommendations for a customer not yet known (store-by-daypart popularity, new items, cart add-ons)")))]
+pub async fn anonymous_recommendations(
+    State(st): State<AppState>,
+    _p: Principal,
+    Q(rp): Q<RecParams>,
+) -> ApiResult<Json<Value>> {
+    let m = rec_model(&st).await?;
+    let ctx = rec_context(&m, None, &rp)?;
+    Ok(Json(rec_json(
+        &m,
+        None,
+        &ctx,
+        rp.k.unwrap_or(10).clamp(1, 50),
+    )))
+}

@@ -1,0 +1,253 @@
+//! Smart customer service: diagnose a ticket or message (cause, solution, compensation), list tickets.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, J, Q};
+use crate::json::lit;
+use crate::state::AppState;
+use crate::support::*;
+use c360_analytics::service::{self as svc, Case, ServiceModel, Standing, CAUSES};
+
+/// The diagnosis model of this snapshot, trained on first use from the closed tickets.
+pub(crate) async fn model(st: &AppState) -> ApiResult<Arc<ServiceModel>> {
+    let s = st.snapshot().await?;
+    let m = s
+        .service
+        .get_or_try_init(|| async {
+            let t =
+                c360_core::service::tickets(&s.sess, c360_core::service::TicketFilter::All).await?;
+            ApiResult::Ok(Arc::new(c360_core::service::train(&t)))
+        })
+        .await?;
+    Ok(m.clone())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnoseRequest {
+    /// An existing ticket (e.g. "T:12"); or describe a new one with the fields below.
+    pub ticket_key: Option<String>,
+    pub customer_id: Option<i64>,
+    /// The order the customer writes about (warehouse order id, e.g. "W:123").
+    pub order_id: Option<String>,
+    pub message: Option<String>,
+}
+
+pub(crate) async fn standing(
+    st: &AppState,
+    customer_id: Option<i64>,
+    paid: Option<i64>,
+) -> ApiResult<Standing> {
+    let mut s = Standing {
+        order_paid_fen: paid,
+        ..Default::default()
+    };
+    let Some(cid) = customer_id else { return Ok(s) };
+    let snap = st.snapshot().await?;
+    if let Some(r) = snap.rows_of("v_customer_360", cid)?.first() {
+        s.high_value = r["rfm_class"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("重要"));
+        s.churn_risk = r["p_churn_90d"].as_f64().unwrap_or(0.0);
+    }
+    Ok(s)
+}
+
+#[utoipa::path(post, path = "/api/v1/service/diagnose", request_body = DiagnoseRequest, responses((status = 200, description = "Likely cause with probabilities and reasons, the recommended solution and compensation"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn diagnose(
+    State(st): State<AppState>,
+    p: Principal,
+    J(b): J<DiagnoseRequest>,
+) -> ApiResult<Json<Value>> {
+    let target = b
+        .ticket_key
+        .clone()
+        .or(b.customer_id.map(|c| format!("customer:{c}")))
+        .unwrap_or_default();
+    let r = diagnose_inner(&st, &p, &b).await;
+    let v = logged(&st, &p, "service.diagnose", &target, json!({}), r).await?;
+    Ok(Json(v))
+}
+
+pub(crate) async fn diagnose_inner(
+    st: &AppState,
+    p: &Principal,
+    b: &DiagnoseRequest,
+) -> ApiResult<Value> {
+    p.require(&writers())?;
+    let s = st.snapshot().await?;
+    let m = model(st).await?;
+    let t = if let Some(k) = &b.ticket_key {
+        let t = c360_core::service::tickets(&s.sess, c360_core::service::TicketFilter::Key(k))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::NotFound(format!("ticket_key: {k:?} does not exist")))?;
+        if let Some(sc) = p.store_scope() {
+            if !t.store_id.is_some_and(|s| sc.contains(&s)) {
+                return Err(ApiError::Forbidden(
+                    "ticket_key: not a ticket of your stores".into(),
+                ));
+            }
+        }
+        t
+    } else {
+        let msg = b
+            .message
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .ok_or_else(|| ApiError::BadRequest("message: required without ticket_key".into()))?;
+        if msg.chars().count() > 500 {
+            return Err(ApiError::BadRequest(
+                "message: longer than 500 characters".into(),
+            ));
+        }
+        // What is not known (no order named, the store's and customer's history) is assumed
+        // average, so it pushes no cause either way.
+        let mut ctx = m.mean_context();
+        let mut store = None;
+        let mut paid = None;
+        if let Some(o) = &b.order_id {
+            let rows = query(
+                &s.sess,
+                &format!(
+                    "SELECT o.customer_id, o.store_id, o.total_fen, o.channel, o.daypart, o.coupon_code, \
+                     (SELECT SUM(qty) FROM order_items i WHERE i.order_id = o.order_id) AS items \
+                     FROM orders o WHERE o.order_id = {}",
+                    lit(o)
+                ),
+            )
+            .await?;
+            let r = rows
+                .first()
+                .ok_or_else(|| ApiError::NotFound(format!("order_id: {o:?} does not exist")))?;
+            if b.customer_id.is_some() && r["customer_id"].as_i64() != b.customer_id {
+                return Err(ApiError::BadRequest(
+                    "order_id: not an order of this customer".into(),
+                ));
+            }
+            store = r["store_id"].as_i64();
+            paid = r["total_fen"].as_i64();
+            ctx[0] = (r["channel"].as_str() == Some("delivery")) as u8 as f64;
+            ctx[1] = matches!(r["daypart"].as_str(), Some("lunch" | "dinner")) as u8 as f64;
+            ctx[2] = r["items"].as_f64().unwrap_or(1.0);
+            ctx[3] = (!r["coupon_code"].is_null()) as u8 as f64;
+        }
+        if let Some(cid) = b.customer_id {
+            if !s.has_customer(cid) {
+                return Err(ApiError::NotFound(format!(
+                    "customer_id: {cid} does not exist"
+                )));
+            }
+            if let Some(sc) = p.store_scope() {
+                let home = s
+                    .rows_of("v_customer_360", cid)?
+                    .first()
+                    .and_then(|r| r["home_store_id"].as_i64());
+                if !home.is_some_and(|h| sc.contains(&h)) {
+                    return Err(ApiError::Forbidden(
+                        "customer_id: not a customer of your stores".into(),
+                    ));
+                }
+            }
+        }
+        c360_core::service::Ticket {
+            ticket_key: String::new(),
+            customer_id: b.customer_id,
+            order_key: b.order_id.clone(),
+            order_paid_fen: paid,
+            store_id: store,
+            status: "new".into(),
+            resolved_cause: None,
+            case: Case {
+                message: msg,
+                context: ctx,
+            },
+        }
+    };
+    let case = &t.case;
+    let probs = m.predict(case);
+    let k = c360_analytics::service::argmax(&probs);
+    let standing = standing(st, t.customer_id, t.order_paid_fen).await?;
+    let res = svc::resolve(k, probs[k], standing);
+    Ok(json!({
+        "ticket_key": if t.ticket_key.is_empty() { Value::Null } else { Value::from(t.ticket_key.clone()) },
+        "customer_id": t.customer_id,
+        "order_id": t.order_key,
+        "status": t.status,
+        "predicted_cause": CAUSES[k],
+        "probabilities": CAUSES.iter().zip(probs).map(|(c, p)| json!({"cause": c, "p": p})).collect::<Vec<_>>(),
+        "reasons": m.reasons(case, k).iter().map(|(n, w)| json!({"feature": n, "weight": w})).collect::<Vec<_>>(),
+        "keyword_rule": svc::keyword_rule(&case.message).map(|i| CAUSES[i]),
+        "resolution": res,
+        "model": {"trained_on_closed_tickets": m.trained_on},
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TicketParams {
+    /// open (default) or closed.
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/service/tickets", params(TicketParams), responses((status = 200, description = "Tickets with the predicted cause and recommended resolution")))]
+pub async fn tickets(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(tp): Q<TicketParams>,
+) -> ApiResult<Json<Value>> {
+    let s = st.snapshot().await?;
+    let status = tp.status.unwrap_or_else(|| "open".into());
+    if status != "open" && status != "closed" {
+        return Err(ApiError::BadRequest(format!(
+            "status: {status:?} is not open or closed"
+        )));
+    }
+    let mut all =
+        c360_core::service::tickets(&s.sess, c360_core::service::TicketFilter::Status(&status))
+            .await?;
+    if let Some(sc) = p.store_scope() {
+        all.retain(|t| t.store_id.is_some_and(|x| sc.contains(&x)));
+    }
+    let total = all.len();
+    all.sort_by(|a, b| {
+        b.ticket_key
+            .len()
+            .cmp(&a.ticket_key.len())
+            .then(b.ticket_key.cmp(&a.ticket_key))
+    });
+    all.truncate(tp.limit.unwrap_or(50).min(500));
+    let m = model(&st).await?;
+    let mut out = Vec::new();
+    let mut counts = [0usize; 4];
+    for t in &all {
+        let pr = m.predict(&t.case);
+        let k = c360_analytics::service::argmax(&pr);
+        counts[k] += 1;
+        let res = svc::resolve(
+            k,
+            pr[k],
+            standing(&st, t.customer_id, t.order_paid_fen).await?,
+        );
+        out.push(json!({
+            "ticket_key": t.ticket_key, "customer_id": t.customer_id, "order_id": t.order_key,
+            "store_id": t.store_id, "message": t.case.message, "status": t.status,
+            "resolved_cause": t.resolved_cause.map(|c| CAUSES[c]),
+            "predicted_cause": CAUSES[k], "confidence": pr[k], "resolution": res,
+        }));
+    }
+    Ok(Json(json!({
+        "total": total,
+        "tickets": out,
+        "predicted_counts": CAUSES.iter().zip(counts).map(|(c, n)| json!({"cause": c, "count": n})).collect::<Vec<_>>(),
+    })))
+}
