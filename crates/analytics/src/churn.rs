@@ -83,7 +83,7 @@ fn cuts(x: &Matrix, bins: usize) -> Vec<Vec<f64>> {
         .into_par_iter()
         .map(|j| {
             let mut v: Vec<f64> = (0..x.rows).map(|i| x.row(i)[j]).collect();
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v.sort_by(|a, b| a.total_cmp(b));
             let mut c: Vec<f64> = (1..bins)
                 .map(|b| v[(b * v.len() / bins).min(v.len() - 1)])
                 .collect();
@@ -147,7 +147,7 @@ fn build(ctx: &Ctx, rows: &[usize], depth: usize, imp: &mut [f64]) -> Node {
             best
         })
         .flatten()
-        .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(b.1.cmp(&a.1)));
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
     let Some((gain, f, b)) = best.filter(|x| x.0 > 1e-9) else {
         return leaf;
     };
@@ -319,7 +319,7 @@ pub fn scorecard(p: &[f64], y: &[bool]) -> Scorecard {
         .sum::<f64>()
         / n.max(1) as f64;
     let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|a, b| p[*b].partial_cmp(&p[*a]).unwrap());
+    idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
     let top = (n / 10).max(1);
     let top_rate = idx[..top.min(n)].iter().filter(|i| y[**i]).count() as f64 / top as f64;
     let mut reliability = Vec::new();

@@ -105,9 +105,10 @@ fn compress(d: &[Summary]) -> Vec<(Summary, f64)> {
     }
     let mut v: Vec<_> = m.into_values().collect();
     v.sort_by(|a, b| {
-        (a.0.x, a.0.t_x, a.0.t)
-            .partial_cmp(&(b.0.x, b.0.t_x, b.0.t))
-            .unwrap()
+        a.0.x
+            .total_cmp(&b.0.x)
+            .then(a.0.t_x.total_cmp(&b.0.t_x))
+            .then(a.0.t.total_cmp(&b.0.t))
     });
     v
 }

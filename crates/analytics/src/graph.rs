@@ -417,7 +417,9 @@ pub fn influence_max(g: &Graph, k: usize, p: f64, samples: usize, seed: u64) -> 
         .collect();
     while picks.len() < k && !heap.is_empty() {
         heap.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
-        let (gain, u, round) = heap.pop().unwrap();
+        let Some((gain, u, round)) = heap.pop() else {
+            break;
+        };
         if round == picks.len() {
             spread += gain;
             picks.push((u, spread));

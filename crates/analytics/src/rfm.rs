@@ -65,7 +65,7 @@ pub struct RfmScore {
 }
 
 fn quintile_cuts(mut v: Vec<f64>) -> [f64; 4] {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| {
         if v.is_empty() {
             return 0.0;

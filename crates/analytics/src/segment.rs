@@ -120,7 +120,7 @@ pub fn kmeans(x: &Matrix, k: usize, n_init: usize, max_iter: usize, seed: u64) -
                     best = Some((pot, pick, nd));
                 }
             }
-            let (_, pick, nd) = best.unwrap();
+            let (_, pick, nd) = best.expect("k-means++ draws at least one candidate");
             c.push(x.row(pick).to_vec());
             dist = nd;
         }
@@ -149,8 +149,8 @@ pub fn kmeans(x: &Matrix, k: usize, n_init: usize, max_iter: usize, seed: u64) -
                 } else {
                     // An empty cluster takes the point farthest from its centre.
                     let far = (0..x.rows)
-                        .max_by(|a, b| assigned[*a].1.partial_cmp(&assigned[*b].1).unwrap())
-                        .unwrap();
+                        .max_by(|a, b| assigned[*a].1.total_cmp(&assigned[*b].1))
+                        .expect("k-means runs on at least one row");
                     c[j] = x.row(far).to_vec();
                 }
             }
@@ -171,7 +171,7 @@ pub fn kmeans(x: &Matrix, k: usize, n_init: usize, max_iter: usize, seed: u64) -
             best = Some(run);
         }
     }
-    best.unwrap()
+    best.expect("at least one k-means start")
 }
 
 /// Mean silhouette of a labelling, on at most `sample` rows (seeded).
@@ -223,7 +223,7 @@ pub fn choose_k(x: &Matrix, ks: &[usize], seed: u64) -> (KMeans, Vec<(usize, f64
             best = Some((m, s));
         }
     }
-    (best.unwrap().0, scores)
+    (best.expect("choose_k is given at least one k").0, scores)
 }
 
 /// DBSCAN labels: `Some(cluster)` or `None` for noise. Exact neighbourhoods (O(n²/threads)),
@@ -294,7 +294,7 @@ pub fn dbscan(
                     .iter()
                     .map(|&c| (c, d2(x.row(i), x.row(sample[c]))))
                     .filter(|(_, d)| *d <= e2)
-                    .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
                 (i, best.and_then(|(c, _)| lab[c]))
             })
             .collect();
@@ -322,7 +322,7 @@ pub fn explain(x: &Matrix, labels: &[Option<usize>], names: &[&str], k: usize) -
                     )
                 })
                 .collect();
-            z.sort_by(|a, b| b.0.abs().partial_cmp(&a.0.abs()).unwrap());
+            z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
             let words: Vec<String> = z
                 .iter()
                 .filter(|(v, _)| v.abs() >= 0.5)

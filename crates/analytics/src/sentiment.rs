@@ -195,7 +195,9 @@ pub fn clauses(text: &str) -> Vec<Vec<String>> {
             }
             // jieba keeps "不好吃", "没味道" as one word: split the negation off, unless the
             // word is itself a negation or a fixed expression ("不错" is praise).
-            let first = w.chars().next().unwrap();
+            let Some(first) = w.chars().next() else {
+                continue;
+            };
             if w.chars().count() > 1
                 && "不没无未别".contains(first)
                 && !NEGATIONS.contains(&w.as_str())
@@ -386,7 +388,7 @@ impl Sentiment {
                 .map(|a| (n[a] > 0).then(|| sum[a] / n[a] as f64))
                 .collect::<Vec<_>>()
                 .try_into()
-                .unwrap(),
+                .expect("six aspects"),
         }
     }
 }

@@ -6,7 +6,6 @@
 use c360_db::{get_i64, get_text, Db, Value as V};
 use serde_json::{json, Value};
 
-use crate::json::lit;
 use crate::CoreResult;
 
 /// Appends one entry. Sequence numbers are dense; two writers racing for one retry.
@@ -51,18 +50,18 @@ pub async fn list(
     action: Option<&str>,
     actor: Option<&str>,
 ) -> CoreResult<Vec<Value>> {
-    let mut w = String::from("1 = 1");
-    if let Some(a) = action {
-        w += &format!(" AND action = {}", lit(a));
-    }
-    if let Some(a) = actor {
-        w += &format!(" AND actor = {}", lit(a));
-    }
     let rows = meta
-        .fetch_all(&format!(
-            "SELECT * FROM audit_log WHERE {w} ORDER BY seq DESC LIMIT {}",
-            limit.clamp(1, 1000)
-        ))
+        .fetch(
+            "SELECT * FROM audit_log WHERE (? IS NULL OR action = ?) AND (? IS NULL OR actor = ?) \
+             ORDER BY seq DESC LIMIT ?",
+            &[
+                action.into(),
+                action.into(),
+                actor.into(),
+                actor.into(),
+                limit.clamp(1, 1000).into(),
+            ],
+        )
         .await?;
     Ok(rows
         .iter()

@@ -23,8 +23,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::json::lit;
-use crate::query::{in_list, parse_day, query as q};
+use crate::query::{in_list, parse_day, query as q, query_with, Filter};
 use crate::{bad, CoreError, CoreResult};
 
 /// Days of spend before a campaign's start kept per member as the CUPED covariate.
@@ -550,7 +549,7 @@ pub fn send_time(day: NaiveDate, hour: u32, quiet_start: u32, quiet_end: u32) ->
             h >= quiet_start && h < quiet_end
         }
     };
-    let mut t = day.and_time(NaiveTime::from_hms_opt(hour.min(23), 0, 0).unwrap());
+    let mut t = day.and_time(NaiveTime::from_hms_opt(hour.min(23), 0, 0).expect("hour below 24"));
     for _ in 0..24 {
         if !quiet(t.hour()) {
             break;
@@ -575,24 +574,18 @@ pub async fn launch(
     let spec = &c.spec;
     let (start, end) = spec.validate()?;
     let a = &spec.audience;
-    let mut w = String::from("rfm_class IS NOT NULL");
-    let list = |col: &str, v: &[String]| {
-        format!(
-            " AND {col} IN ({})",
-            v.iter().map(|s| lit(s)).collect::<Vec<_>>().join(", ")
-        )
-    };
+    let mut w = Filter::new("rfm_class IS NOT NULL");
     if !a.rfm_class.is_empty() {
-        w += &list("rfm_class", &a.rfm_class);
+        w.one_of("rfm_class", &a.rfm_class);
     }
     if !a.tier.is_empty() {
-        w += &list("tier", &a.tier);
+        w.one_of("tier", &a.tier);
     }
     if !a.lifecycle.is_empty() {
-        w += &list("lifecycle", &a.lifecycle);
+        w.one_of("lifecycle", &a.lifecycle);
     }
     if let Some(m) = a.min_churn {
-        w += &format!(" AND p_churn_90d >= {m}");
+        w.ge("p_churn_90d", m);
     }
     let mut stores: Vec<i64> = a.store_ids.clone();
     if let Some(sc) = scope {
@@ -605,13 +598,14 @@ pub async fn launch(
         }
     }
     if !stores.is_empty() {
-        w += &format!(" AND home_store_id IN {}", in_list(&stores));
+        w.one_of("home_store_id", &stores);
     }
+    let clause = w.sql();
     let limit = a.max_size.map_or(String::new(), |m| format!(" LIMIT {m}"));
     // Pre-period spend (the CUPED covariate) over the PRE_DAYS before the start: longer than the
     // window, because a win-back audience has by definition bought little just before it.
     let pre_from = start - Duration::days(PRE_DAYS);
-    let rows = q(
+    let rows = query_with(
         sess,
         &format!(
             "WITH pre AS (SELECT customer_id, SUM(total_fen) AS pre_fen FROM orders \
@@ -626,8 +620,9 @@ pub async fn launch(
              LEFT JOIN fav ON fav.customer_id = c.customer_id AND fav.rk = 1 \
              LEFT JOIN products p ON p.product_id = fav.product_id \
              LEFT JOIN dp ON dp.customer_id = c.customer_id AND dp.rk = 1 \
-             WHERE {w} ORDER BY COALESCE(c.clv_12m_fen, 0) DESC, c.customer_id{limit}"
+             WHERE {clause} ORDER BY COALESCE(c.clv_12m_fen, 0) DESC, c.customer_id{limit}"
         ),
+        w.params,
     )
     .await?;
     let skus: HashSet<String> = q(sess, "SELECT sku FROM products")
@@ -652,9 +647,10 @@ pub async fn launch(
     // Messages already planned for these customers by other campaigns (frequency cap).
     let mut planned: HashMap<i64, Vec<NaiveDateTime>> = HashMap::new();
     for r in meta
-        .fetch_all(&format!(
-            "SELECT customer_id, send_at FROM campaign_members WHERE campaign_id <> {id} AND status IN ('planned', 'sent')"
-        ))
+        .fetch(
+            "SELECT customer_id, send_at FROM campaign_members WHERE campaign_id <> ? AND status IN ('planned', 'sent')",
+            &[id.into()],
+        )
         .await?
     {
         if let (Some(cid), Some(t)) = (get_i64(&r, "customer_id"), get_text(&r, "send_at")) {

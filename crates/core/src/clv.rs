@@ -45,12 +45,22 @@ pub async fn customer_summaries(sess: &Session) -> Result<(Vec<CustomerSummary>,
         let t = col(3, &DataType::Float64)?;
         let mv = col(4, &DataType::Float64)?;
         let ed = col(5, &DataType::Int64)?;
-        let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
+        let id = id
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array");
         let f = |a: &std::sync::Arc<dyn c360_warehouse::arrow::array::Array>| {
-            a.as_any().downcast_ref::<Float64Array>().unwrap().clone()
+            a.as_any()
+                .downcast_ref::<Float64Array>()
+                .expect("a cast to Float64 gives a Float64Array")
+                .clone()
         };
         let (x, tx, t, mv) = (f(&x), f(&tx), f(&t), f(&mv));
-        end_day = ed.as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        end_day = ed
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array")
+            .value(0);
         for i in 0..b.num_rows() {
             out.push(CustomerSummary {
                 customer_id: id.value(i),

@@ -173,7 +173,7 @@ async fn store_days(
     )
     .await?;
     let base = from
-        .signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive())
         .num_days();
     Ok(rows
         .iter()

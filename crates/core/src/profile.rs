@@ -147,15 +147,24 @@ pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
             Ok(cast(b.column(i), &DataType::Float64)?
                 .as_any()
                 .downcast_ref::<Float64Array>()
-                .unwrap()
+                .expect("a cast to Float64 gives a Float64Array")
                 .clone())
         };
         let id = cast(b.column(0), &DataType::Int64)?;
-        let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
+        let id = id
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array");
         let city = cast(b.column(12), &DataType::Int64)?;
-        let city = city.as_any().downcast_ref::<Int64Array>().unwrap();
+        let city = city
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array");
         let store = cast(b.column(13), &DataType::Int64)?;
-        let store = store.as_any().downcast_ref::<Int64Array>().unwrap();
+        let store = store
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array");
         let cols: Vec<Float64Array> = (1..12).map(f).collect::<Result<_>>()?;
         for i in 0..b.num_rows() {
             let v = |c: usize| {
@@ -195,7 +204,10 @@ pub async fn buyers(sess: &Session, from: i64, to: i64) -> Result<HashSet<i64>> 
     let mut s = HashSet::new();
     for b in sess.query(&sql).await? {
         let c = cast(b.column(0), &DataType::Int64)?;
-        let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
+        let c = c
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array");
         s.extend((0..b.num_rows()).map(|i| c.value(i)));
     }
     Ok(s)

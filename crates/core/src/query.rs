@@ -32,3 +32,113 @@ pub fn in_list(ids: &[i64]) -> String {
         )
     }
 }
+
+/// Rows of `sql` with `$1`, `$2` … bound to `params` (DataFusion binds them; nothing is spliced).
+pub async fn query_with(
+    sess: &c360_warehouse::Session,
+    sql: &str,
+    params: Vec<ScalarValue>,
+) -> CoreResult<Vec<Value>> {
+    let b = sess
+        .query_with(sql, params)
+        .await
+        .map_err(|e| CoreError::Internal(format!("{e}: {sql}")))?;
+    Ok(rows(&b)?)
+}
+
+pub use c360_warehouse::query::ScalarValue;
+
+/// A `WHERE` clause built from fixed column names and bound values: every value becomes a
+/// `$n` placeholder with its [`ScalarValue`], so text from a request never reaches the SQL.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    conds: Vec<String>,
+    pub params: Vec<ScalarValue>,
+}
+
+impl Filter {
+    /// Starts with a fixed condition written by the caller (no values in it).
+    pub fn new(fixed: &'static str) -> Filter {
+        Filter {
+            conds: vec![fixed.to_string()],
+            params: vec![],
+        }
+    }
+    fn bind(&mut self, v: ScalarValue) -> String {
+        self.params.push(v);
+        format!("${}", self.params.len())
+    }
+    /// `col = value`.
+    pub fn eq(&mut self, col: &'static str, v: impl Into<ScalarValue>) -> &mut Self {
+        let p = self.bind(v.into());
+        self.conds.push(format!("{col} = {p}"));
+        self
+    }
+    /// `col >= value`.
+    pub fn ge(&mut self, col: &'static str, v: impl Into<ScalarValue>) -> &mut Self {
+        let p = self.bind(v.into());
+        self.conds.push(format!("{col} >= {p}"));
+        self
+    }
+    /// `col IN (values…)`; an empty list matches nothing.
+    pub fn one_of<V: Into<ScalarValue> + Clone>(
+        &mut self,
+        col: &'static str,
+        vs: &[V],
+    ) -> &mut Self {
+        if vs.is_empty() {
+            self.conds.push("FALSE".into());
+            return self;
+        }
+        let ps: Vec<String> = vs.iter().map(|v| self.bind(v.clone().into())).collect();
+        self.conds.push(format!("{col} IN ({})", ps.join(", ")));
+        self
+    }
+    /// A condition of the caller's own fixed text with `{}` standing for each bound value in
+    /// turn (e.g. `"(CAST(customer_id AS VARCHAR) = {} OR phone_masked LIKE {})"`).
+    pub fn cond(&mut self, template: &'static str, vs: Vec<ScalarValue>) -> &mut Self {
+        let mut out = String::new();
+        let mut parts = template.split("{}");
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        for (part, v) in parts.zip(vs) {
+            let p = self.bind(v);
+            out.push_str(&p);
+            out.push_str(part);
+        }
+        self.conds.push(out);
+        self
+    }
+    /// The clause (without `WHERE`).
+    pub fn sql(&self) -> String {
+        self.conds.join(" AND ")
+    }
+    /// A cache key for this filter: its text and its values.
+    pub fn key(&self) -> String {
+        format!("{}|{:?}", self.sql(), self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_placeholders_in_order() {
+        let mut f = Filter::new("order_count > 0");
+        f.eq("tier", "核心客户")
+            .one_of("rfm_class", &["a'b".to_string(), "c".to_string()])
+            .ge("total_spend_fen", 100i64)
+            .cond("(x = {} OR y LIKE {})", vec!["1".into(), "%1".into()]);
+        assert_eq!(
+            f.sql(),
+            "order_count > 0 AND tier = $1 AND rfm_class IN ($2, $3) AND total_spend_fen >= $4 AND (x = $5 OR y LIKE $6)"
+        );
+        assert_eq!(f.params.len(), 6);
+        assert_eq!(f.params[1], ScalarValue::from("a'b"));
+        let mut e = Filter::new("TRUE");
+        e.one_of::<i64>("store_id", &[]);
+        assert_eq!(e.sql(), "TRUE AND FALSE");
+    }
+}

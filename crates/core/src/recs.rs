@@ -23,7 +23,7 @@ pub async fn baskets(sess: &Session) -> Result<(Vec<Basket>, Vec<ItemInfo>, i64)
             let launched = l[r]
                 .as_deref()
                 .and_then(|d| c360_model::parse_date(d).ok())
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp())
+                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
                 .unwrap_or(0);
             pid_ix.insert(id[r].unwrap_or(0), items.len());
             items.push(ItemInfo {

@@ -120,7 +120,7 @@ pub fn sentiment_batch(rows: &[ReviewRow]) -> Result<RecordBatch> {
         asp.into_iter()
             .map(|mut b| Arc::new(b.finish()) as ArrayRef),
     );
-    let schema = (tables::def("review_sentiment").unwrap().schema)();
+    let schema = tables::schema("review_sentiment");
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
@@ -174,7 +174,7 @@ pub async fn sessions_batch(sess: &Session) -> Result<RecordBatch> {
         path.append_value(s.path.join(">"));
         dev.append_option(s.device.as_deref());
     }
-    let schema = (tables::def("customer_sessions").unwrap().schema)();
+    let schema = tables::schema("customer_sessions");
     Ok(RecordBatch::try_new(
         schema,
         vec![
@@ -385,7 +385,7 @@ pub fn network_batches(net: &Network) -> Result<(RecordBatch, RecordBatch, serde
         sp.append_option(seed_of.get(&u).map(|s| s.1));
     }
     let nb = RecordBatch::try_new(
-        (tables::def("customer_network").unwrap().schema)(),
+        tables::schema("customer_network"),
         vec![
             Arc::new(id.finish()),
             Arc::new(p.finish()),
@@ -416,7 +416,7 @@ pub fn network_batches(net: &Network) -> Result<(RecordBatch, RecordBatch, serde
         path.append_value(serde_json::to_string(&ids).unwrap_or_default());
     }
     let cb = RecordBatch::try_new(
-        (tables::def("network_cascades").unwrap().schema)(),
+        tables::schema("network_cascades"),
         vec![
             Arc::new(camp.finish()),
             Arc::new(root.finish()),

@@ -100,7 +100,7 @@ impl Quarantine {
             Arc::new(run.finish()),
             Arc::new(m.finish()),
         ];
-        let b = RecordBatch::try_new((tables::def("quarantine").unwrap().schema)(), cols)?;
+        let b = RecordBatch::try_new(tables::schema("quarantine"), cols)?;
         txn.upsert("quarantine", vec![b])?;
         tracing::info!(rows = n, "quarantine flushed");
         Ok(())
@@ -213,7 +213,7 @@ pub async fn dimensions(
         lon.append_option(get_f64(r, "lon"));
     }
     let b = RecordBatch::try_new(
-        (tables::def("cities").unwrap().schema)(),
+        tables::schema("cities"),
         vec![
             Arc::new(id.finish()),
             Arc::new(name.finish()),
@@ -291,7 +291,7 @@ pub async fn dimensions(
     }
     pb.set_position(loaded);
     let b = RecordBatch::try_new(
-        (tables::def("stores").unwrap().schema)(),
+        tables::schema("stores"),
         vec![
             Arc::new(sid.finish()),
             Arc::new(code.finish()),
@@ -377,7 +377,7 @@ pub async fn products(
     }
     pb.set_position(ctx.products.len() as u64);
     let b = RecordBatch::try_new(
-        (tables::def("products").unwrap().schema)(),
+        tables::schema("products"),
         vec![
             Arc::new(id.finish()),
             Arc::new(sku.finish()),
@@ -644,7 +644,7 @@ impl OrderCols {
     }
     fn finish(mut self) -> Result<RecordBatch> {
         Ok(RecordBatch::try_new(
-            (tables::def("fact_orders").unwrap().schema)(),
+            tables::schema("fact_orders"),
             vec![
                 Arc::new(self.key.finish()),
                 Arc::new(self.source.finish()),
@@ -972,7 +972,7 @@ async fn load_items(
                     .column(0)
                     .as_any()
                     .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
-                    .unwrap();
+                    .expect("source_order_id is Int64");
                 let mc = c360_warehouse::manifest::str_col(&b, "month");
                 for i in 0..b.num_rows() {
                     known.insert(idc.value(i), mc.value(i).to_string());
@@ -1014,7 +1014,7 @@ async fn load_items(
         n += 1;
     }
     let b = RecordBatch::try_new(
-        (tables::def("fact_order_items").unwrap().schema)(),
+        tables::schema("fact_order_items"),
         vec![
             Arc::new(key.finish()),
             Arc::new(okey.finish()),
@@ -1100,7 +1100,7 @@ impl Tracks {
 
     fn finish(mut self) -> Result<RecordBatch> {
         Ok(RecordBatch::try_new(
-            (tables::def("customer_behavior_tracks_raw").unwrap().schema)(),
+            tables::schema("customer_behavior_tracks_raw"),
             vec![
                 Arc::new(self.key.finish()),
                 Arc::new(self.cust.finish()),
@@ -1347,7 +1347,7 @@ pub async fn reviews_and_shares(
     })
     .await?;
     let b = RecordBatch::try_new(
-        (tables::def("customer_emotion_raw").unwrap().schema)(),
+        tables::schema("customer_emotion_raw"),
         vec![
             Arc::new(key.finish()),
             Arc::new(cust.finish()),
@@ -1413,7 +1413,7 @@ pub async fn reviews_and_shares(
     })
     .await?;
     let b = RecordBatch::try_new(
-        (tables::def("customer_shares_raw").unwrap().schema)(),
+        tables::schema("customer_shares_raw"),
         vec![
             Arc::new(key.finish()),
             Arc::new(from.finish()),
@@ -1512,7 +1512,7 @@ async fn tickets(
     })
     .await?;
     let b = RecordBatch::try_new(
-        (tables::def("service_tickets_raw").unwrap().schema)(),
+        tables::schema("service_tickets_raw"),
         vec![
             Arc::new(key.finish()),
             Arc::new(cust.finish()),
@@ -1622,7 +1622,7 @@ async fn ties(wx: &Db, txn: &mut Txn, q: &mut Quarantine, pb: &ProgressBar) -> R
         txn.set_watermark(&wm_key, max_id.to_string());
     }
     let b = RecordBatch::try_new(
-        (tables::def("customer_ties_raw").unwrap().schema)(),
+        tables::schema("customer_ties_raw"),
         vec![
             Arc::new(key.finish()),
             Arc::new(kind.finish()),

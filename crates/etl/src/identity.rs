@@ -330,7 +330,7 @@ pub async fn resolve(
         rl.append_value(rule[i]);
     }
     let kb = RecordBatch::try_new(
-        (tables::def("customer_keys").unwrap().schema)(),
+        tables::schema("customer_keys"),
         vec![
             Arc::new(sk.finish()),
             Arc::new(cid.finish()),
@@ -394,7 +394,7 @@ pub async fn resolve(
         Arc::new(b_fs.finish()),
         Arc::new(b_keys.finish()),
     ];
-    let cb = RecordBatch::try_new((tables::def("customers").unwrap().schema)(), cols)?;
+    let cb = RecordBatch::try_new(tables::schema("customers"), cols)?;
     txn.replace("customers", vec![cb])?;
     Ok((nodes.len() as u64, comps.len() as u64))
 }

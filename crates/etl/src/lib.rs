@@ -153,7 +153,7 @@ impl Ui {
             ProgressStyle::with_template(
                 "{spinner} step {prefix:>2}/10 {msg} {pos} rows {per_sec}",
             )
-            .unwrap(),
+            .expect("a fixed, valid template"),
         );
         pb.set_prefix(n.to_string());
         pb.set_message(STEP_NAMES[n - 1]);

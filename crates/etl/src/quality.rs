@@ -114,7 +114,11 @@ pub async fn report(
             .map(|b| cast(b.column(0), &DataType::Float64))
             .transpose()?
             .and_then(|a| {
-                let a = a.as_any().downcast_ref::<Float64Array>().unwrap().clone();
+                let a = a
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("a cast to Float64 gives a Float64Array")
+                    .clone();
                 (!a.is_null(0)).then(|| a.value(0))
             })
             .unwrap_or(0.0);
@@ -135,7 +139,7 @@ pub async fn report(
         ));
     }
     let b = RecordBatch::try_new(
-        (tables::def("dq_report").unwrap().schema)(),
+        tables::schema("dq_report"),
         vec![
             Arc::new(t.finish()),
             Arc::new(c.finish()),

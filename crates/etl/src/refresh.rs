@@ -167,7 +167,7 @@ fn segmentation_batch(
                 .map(|p| p.expected_purchases * p.expected_spend_fen / f.spend_365 - 1.0),
         );
     }
-    let schema = (tables::def("customer_segmentation").unwrap().schema)();
+    let schema = tables::schema("customer_segmentation");
     let cols: Vec<std::sync::Arc<dyn c360_warehouse::arrow::array::Array>> = vec![
         std::sync::Arc::new(b_id.finish()),
         std::sync::Arc::new(rec.finish()),
@@ -237,7 +237,7 @@ fn prediction_batch(
             push(f.customer_id, "churn_gbt", "p_churn_90d", Some(90), c[i]);
         }
     }
-    let schema = (tables::def("customer_predictions").unwrap().schema)();
+    let schema = tables::schema("customer_predictions");
     Ok(RecordBatch::try_new(
         schema,
         vec![

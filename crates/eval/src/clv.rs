@@ -92,7 +92,7 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
             table: "truth.params".into(),
             reason: e.to_string(),
         })?;
-    let cutoff_t = cutoff.and_hms_opt(0, 0, 0).unwrap();
+    let cutoff_t = cutoff.and_time(chrono::NaiveTime::MIN);
 
     // Parameter recovery on complete, correctly identified histories.
     let persons = truth
@@ -250,8 +250,14 @@ pub async fn evaluate_holiday(
     for b in sess.query(&sql).await? {
         let id = cast(b.column(0), &DataType::Int64)?;
         let lift = cast(b.column(1), &DataType::Float64)?;
-        let id = id.as_any().downcast_ref::<Int64Array>().unwrap();
-        let lift = lift.as_any().downcast_ref::<Float64Array>().unwrap();
+        let id = id
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("a cast to Int64 gives a Int64Array");
+        let lift = lift
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("a cast to Float64 gives a Float64Array");
         for i in 0..b.num_rows() {
             let Some(p) = clean.get(&id.value(i)) else {
                 continue;
@@ -327,7 +333,7 @@ pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMa
             .column(1)
             .as_any()
             .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
-            .unwrap();
+            .expect("source_order_id is Int64");
         for i in 0..b.num_rows() {
             if let Some(p) = key_person.get(k.value(i)) {
                 cust_persons.entry(c.value(i)).or_default().push(*p);

@@ -1,12 +1,11 @@
 //! The OpenAPI document: every operation of `routes`, its schemas and the bearer security scheme.
 
-use utoipa::ToSchema;
-
 use crate::error::ErrorBody;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&Security),
     info(
         title = "c360 API",
         description = "Customer profiles (客户画像) of the hot dog chain: profiles, segments, predictions, live ingestion. Send your key as `Authorization: Bearer KEY`."
@@ -74,3 +73,70 @@ use utoipa::OpenApi;
     ))
 )]
 pub struct ApiDoc;
+
+/// The bearer security scheme on every operation but the public health check, and the answers
+/// every operation can give: 401 (no or unknown key) where a key is needed, 500 (internal, no
+/// details).
+struct Security;
+
+/// Operations anyone may call without a key.
+const PUBLIC: [&str; 1] = ["/api/v1/health"];
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from `c360 apikey create`, sent as `Authorization: Bearer KEY`."))
+                    .build(),
+            ),
+        );
+        let err = |what: &str| -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let public = PUBLIC.contains(&path.as_str());
+            for op in [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let r = &mut op.responses.responses;
+                if public {
+                    op.security = Some(vec![SecurityRequirement::default()]);
+                } else {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "bearer",
+                        Vec::<String>::new(),
+                    )]);
+                    r.entry("401".into())
+                        .or_insert_with(|| err("Missing or unknown API key"));
+                }
+                r.entry("500".into())
+                    .or_insert_with(|| err("Internal error (no details; they are in the log)"));
+            }
+        }
+    }
+}

@@ -204,7 +204,11 @@ impl AppState {
         }
         // A key created by the CLI since start-up.
         {
-            let mut last = self.0.keys_read.lock().unwrap();
+            let mut last = self
+                .0
+                .keys_read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.elapsed() < Duration::from_secs(1) {
                 return None;
             }
@@ -285,7 +289,11 @@ impl AppState {
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();
-        *self.0.stats.lock().unwrap() = LiveStats::default();
+        *self
+            .0
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = LiveStats::default();
         self.replay_live_orders().await?;
         self.bump();
         Ok(true)
@@ -304,7 +312,13 @@ impl AppState {
         Fut: std::future::Future<Output = ApiResult<Value>>,
     {
         let gen = self.0.generation.load(Ordering::SeqCst);
-        if let Some((g, v)) = self.0.cache.lock().unwrap().get(&key) {
+        if let Some((g, v)) = self
+            .0
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
             if *g == gen {
                 self.0.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(v.clone());
@@ -312,7 +326,11 @@ impl AppState {
         }
         self.0.cache_misses.fetch_add(1, Ordering::Relaxed);
         let v = Arc::new(f().await?);
-        let mut c = self.0.cache.lock().unwrap();
+        let mut c = self
+            .0
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if c.len() >= CACHE_MAX {
             c.clear();
         }
@@ -321,7 +339,11 @@ impl AppState {
     }
 
     pub fn live_stats(&self) -> LiveStats {
-        self.0.stats.lock().unwrap().clone()
+        self.0
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -395,7 +417,11 @@ impl AppState {
         total_fen: i64,
     ) -> ApiResult<Option<Value>> {
         {
-            let mut st = self.inner().stats.lock().unwrap();
+            let mut st = self
+                .inner()
+                .stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             st.orders += 1;
             st.revenue_fen += total_fen;
             let e = st.by_store.entry(store).or_default();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
@@ -22,6 +22,15 @@ pub(crate) async fn q(s: &Snapshot, sql: &str) -> ApiResult<Vec<Value>> {
 /// Rows of `sql` on a warehouse session as JSON objects.
 pub(crate) async fn query(sess: &c360_warehouse::Session, sql: &str) -> ApiResult<Vec<Value>> {
     Ok(c360_core::query::query(sess, sql).await?)
+}
+
+/// Rows of `sql` with its `$n` placeholders bound to `params`.
+pub(crate) async fn query_with(
+    sess: &c360_warehouse::Session,
+    sql: &str,
+    params: Vec<c360_core::query::ScalarValue>,
+) -> ApiResult<Vec<Value>> {
+    Ok(c360_core::query::query_with(sess, sql, params).await?)
 }
 
 /// `AND <col> IN (...)` for a store manager, nothing for the others.

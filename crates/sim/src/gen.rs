@@ -70,8 +70,8 @@ impl Default for SimConfig {
             seed: 2030,
             orders: 100_000,
             stores: 120,
-            start: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
-            cutoff: NaiveDate::from_ymd_opt(2025, 10, 1).unwrap(),
+            start: NaiveDate::from_ymd_opt(2024, 1, 1).expect("a date"),
+            cutoff: NaiveDate::from_ymd_opt(2025, 10, 1).expect("a date"),
             horizon_days: 365,
             pos_url: "data/cyrg2025.db".into(),
             wx_url: "data/cyrgweixin.db".into(),
@@ -347,7 +347,7 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
         let b = ProgressBar::new(cfg.orders);
         b.set_style(
             ProgressStyle::with_template("sim    {bar:40} {pos}/{len} orders {per_sec} eta {eta}")
-                .unwrap(),
+                .expect("a fixed, valid template"),
         );
         b
     } else {
@@ -386,7 +386,7 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
         for k in 0..3 {
             let t = NaiveDateTime::new(
                 s.open.max(cfg.start) + Duration::days(k),
-                chrono::NaiveTime::from_hms_opt(9, 0, k as u32).unwrap(),
+                chrono::NaiveTime::from_hms_opt(9, 0, (k % 60) as u32).expect("seconds below 60"),
             );
             if t.date() >= cfg.cutoff {
                 continue;
@@ -865,12 +865,16 @@ fn gen_person(
     let dirt = cfg.dirt;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pid);
     let lambda = Gamma::new(tp.r, 1.0 / tp.alpha)
-        .unwrap()
+        .expect("positive distribution parameters")
         .sample(&mut rng)
         .min(1.5);
-    let p_drop = Beta::new(tp.a, tp.b).unwrap().sample(&mut rng);
-    let nu = Gamma::new(tp.q, 1.0 / tp.gamma).unwrap().sample(&mut rng);
-    let spend = Gamma::new(tp.p, 1.0 / nu).unwrap();
+    let p_drop = Beta::new(tp.a, tp.b)
+        .expect("positive distribution parameters")
+        .sample(&mut rng);
+    let nu = Gamma::new(tp.q, 1.0 / tp.gamma)
+        .expect("positive distribution parameters")
+        .sample(&mut rng);
+    let spend = Gamma::new(tp.p, 1.0 / nu).expect("positive distribution parameters");
     // Holiday sensitivity: some people treat themselves on holidays, some stay away.
     // Log-normal around 1.5 (σ = 0.45), kept within [0.4, 4].
     let z: f64 = rand_distr::StandardNormal.sample(&mut rng);
@@ -882,7 +886,12 @@ fn gen_person(
     let base_dp = [0.15, 0.35, 0.15, 0.25, 0.10];
     let dp_w: Vec<f64> = base_dp
         .iter()
-        .map(|b| Gamma::new(b * 4.0, 1.0).unwrap().sample(&mut rng) + 1e-6)
+        .map(|b| {
+            Gamma::new(b * 4.0, 1.0)
+                .expect("positive distribution parameters")
+                .sample(&mut rng)
+                + 1e-6
+        })
         .collect();
     let pop = |cat: &str| match cat {
         "热狗" => 1.0,
@@ -892,7 +901,13 @@ fn gen_person(
     };
     let prod_w: Vec<f64> = MENU
         .iter()
-        .map(|m| pop(m.2) * Gamma::new(0.6, 1.0).unwrap().sample(&mut rng) + 1e-4)
+        .map(|m| {
+            pop(m.2)
+                * Gamma::new(0.6, 1.0)
+                    .expect("positive distribution parameters")
+                    .sample(&mut rng)
+                + 1e-4
+        })
         .collect();
     // A taste type (from its own stream) makes some items go together — the structure
     // collaborative filtering can learn — and items sell by daypart (breakfast items in the
@@ -917,7 +932,7 @@ fn gen_person(
     let cs = &ctx.city_stores[city];
     let home = cs[rng.random_range(0..cs.len())];
     let span = (cfg.cutoff - cfg.start).num_days() as f64;
-    let start_dt = cfg.start.and_hms_opt(0, 0, 0).unwrap();
+    let start_dt = cfg.start.and_time(chrono::NaiveTime::MIN);
     let mut t0 = span * rng.random::<f64>().sqrt();
     let open_off = (ctx.stores[home].open - cfg.start).num_days() as f64;
     if t0 < open_off {
@@ -929,7 +944,9 @@ fn gen_person(
     let has_member = rng.random_bool(0.55);
     let has_wx = rng.random_bool(0.5);
     let p_wx = match (has_member, has_wx) {
-        (true, true) => Beta::new(2.0, 2.0).unwrap().sample(&mut rng),
+        (true, true) => Beta::new(2.0, 2.0)
+            .expect("positive distribution parameters")
+            .sample(&mut rng),
         (false, true) => 0.85,
         _ => 0.0,
     };
@@ -938,9 +955,15 @@ fn gen_person(
     // below draws exactly what it drew before these traits existed.
     let mut srng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x5851_F42D_4C95_7F2D) ^ pid);
     let circle = city as i64 * 10_000 + srng.random_range(0..ctx.circles_per_city[city]);
-    let sociability: f64 = Gamma::new(0.5, 2.0).unwrap().sample(&mut srng);
-    let browse_rate: f64 = Gamma::new(1.5, 0.6).unwrap().sample(&mut srng);
-    let p_continue: f64 = Beta::new(3.0, 2.0).unwrap().sample(&mut srng);
+    let sociability: f64 = Gamma::new(0.5, 2.0)
+        .expect("positive distribution parameters")
+        .sample(&mut srng);
+    let browse_rate: f64 = Gamma::new(1.5, 0.6)
+        .expect("positive distribution parameters")
+        .sample(&mut srng);
+    let p_continue: f64 = Beta::new(3.0, 2.0)
+        .expect("positive distribution parameters")
+        .sample(&mut srng);
     // Customer-service problems draw from a stream of their own too.
     let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x1405_7B7E_F767_814F) ^ pid);
 
@@ -948,7 +971,7 @@ fn gen_person(
     // start of the relationship; after each *repeat* purchase the person may drop out.
     let mut times: Vec<f64> = vec![t0];
     let mut dropout_at: Option<f64> = None;
-    let exp = Exp::new(lambda * max_mult).unwrap();
+    let exp = Exp::new(lambda * max_mult).expect("positive distribution parameters");
     let mut t = t0;
     loop {
         // Thinning: candidate arrivals at the max rate, kept with the day's multiplier.
@@ -1434,8 +1457,8 @@ fn gen_person(
         Some(d) => d >= cutoff_off,
         None => true,
     } && t0 < cutoff_off;
-    let fav_dp = Daypart::ALL[(0..5).max_by_key(|i| dp_count[*i]).unwrap()];
-    let fav_sku = MENU[(0..MENU.len()).max_by_key(|i| sku_count[*i]).unwrap()].0;
+    let fav_dp = Daypart::ALL[(0..5).max_by_key(|i| dp_count[*i]).unwrap_or(1)];
+    let fav_sku = MENU[(0..MENU.len()).max_by_key(|i| sku_count[*i]).unwrap_or(0)].0;
     let dt = |x: f64| fmt_ts(start_dt + Duration::seconds((x * 86400.0) as i64));
     rows.persons.push(vec![
         (pid as i64).into(),
@@ -1619,7 +1642,7 @@ fn push_member(
             let mut b = phone.as_bytes().to_vec();
             let i = rng.random_range(3..11);
             b[i] = b'0' + ((b[i] - b'0' + 1) % 10);
-            (String::from_utf8(b).unwrap(), 0)
+            (String::from_utf8(b).expect("ASCII digits stay ASCII"), 0)
         }
         _ => (
             fmt_phone(rng, phone),

@@ -248,7 +248,9 @@ pub async fn advance(
                 .filter(|i| orders[*i].at >= t.send_at)
                 .collect();
             if u < persuade {
-                let gap = Exp::new(1.0 / 4.0).unwrap().sample(&mut rng);
+                let gap = Exp::new(1.0 / 4.0)
+                    .expect("positive distribution parameters")
+                    .sample(&mut rng);
                 let day = t.send_at + Duration::seconds((gap * 86400.0) as i64);
                 if day.date() < to {
                     let dp = t.daypart.or(p.fav_dp).unwrap_or(Daypart::Lunch);
@@ -256,7 +258,7 @@ pub async fn advance(
                     let at = day
                         .date()
                         .and_hms_opt(rng.random_range(h0..=h1), rng.random_range(0..60), 0)
-                        .unwrap();
+                        .expect("daypart hours are 0..=23");
                     let at = at.max(t.send_at);
                     let paid = ((p.mean_spend * rng.random_range(0.7..1.3)) as i64
                         - t.discount_fen)

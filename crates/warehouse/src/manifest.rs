@@ -243,7 +243,7 @@ impl Txn {
         self.written.push(path.clone());
         let rel = path
             .strip_prefix(&self.root)
-            .unwrap()
+            .expect("data files are written under the warehouse root")
             .to_string_lossy()
             .replace('\\', "/");
         Ok(FileEntry { path: rel, rows })
@@ -409,7 +409,7 @@ fn remove_unlisted(
         } else if p.extension().is_some_and(|x| x == "parquet") {
             let rel = p
                 .strip_prefix(root)
-                .unwrap()
+                .expect("the walk starts at the warehouse root")
                 .to_string_lossy()
                 .replace('\\', "/");
             if !live.contains(&rel) && !written.contains(&p) {
@@ -485,7 +485,7 @@ mod tests {
                 .unwrap()
                 .as_any()
                 .downcast_ref::<Int64Array>()
-                .unwrap();
+                .expect("a cast to Int64 gives a Int64Array");
             for i in 0..b.num_rows() {
                 out.push((k.value(i).to_string(), p.value(i).to_string(), r.value(i)));
             }

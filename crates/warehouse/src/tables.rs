@@ -438,6 +438,11 @@ pub fn def(name: &str) -> Option<&'static TableDef> {
     TABLES.iter().find(|t| t.name == name)
 }
 
+/// The schema of one of [`TABLES`], by a name written in the code (a wrong name is a bug).
+pub fn schema(name: &'static str) -> datafusion::arrow::datatypes::SchemaRef {
+    (def(name).expect("a table c360 defines").schema)()
+}
+
 /// Views resolving facts to the current customer id (identity can change; facts keep the source
 /// key), in the seed's names.
 pub const VIEWS: &[(&str, &str)] = &[

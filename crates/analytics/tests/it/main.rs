@@ -2,6 +2,8 @@
 //! by Fader, Hardie & Lee, and those the Python `lifetimes` 0.11.3 library finds on the same
 //! file (recorded by `bench/lifetimes_ref.py tests/data/cdnow_summary.csv --pareto`).
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use c360_analytics::clv::{clv, BgNbd, GammaGamma, ParetoNbd, Summary};
 
 fn cdnow() -> (Vec<Summary>, Vec<f64>) {

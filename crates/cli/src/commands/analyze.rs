@@ -113,7 +113,7 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
             );
             println!("{}", format_batches(&sess.query(&sql).await?));
             if let Some(t) = &s.truth {
-                let e = c360_eval::clv::evaluate_holiday(&warehouse, &t, min_orders).await?;
+                let e = c360_eval::clv::evaluate_holiday(&warehouse, t, min_orders).await?;
                 println!("{}", serde_json::to_string_pretty(&e)?);
             }
         }

@@ -1,5 +1,7 @@
 //! The binary as a user runs it, including a process killed in the middle of a load.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::process::Command;
 
 fn c360() -> Command {

@@ -1,6 +1,8 @@
 //! ETL integration tests: SQLite sources, real MariaDB and PostgreSQL sources, reruns,
 //! incremental loads, failures midway, quarantine and identity quality against ground truth.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod act;
 mod clv;
 mod dims;

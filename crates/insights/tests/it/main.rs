@@ -2,6 +2,8 @@
 //! protocol (`POST /v1/chat/completions`, bearer auth, `chat.completion` objects, 429 with
 //! `retry-after`, 5xx), so the client's real HTTP, JSON, retry and timeout paths run.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! latest version, an old release's file upgrades in place, concurrent openers and id takers
 //! never collide, MySQL is refused, and the hashing secret is generated once and kept.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use c360_db::{get_i64, get_text, Db};
 use c360_metastore::{Counter, Metastore, MIGRATIONS};
 

@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody, P, Q};
-use crate::json::lit;
 use crate::state::AppState;
 use crate::support::*;
+use c360_core::query::Filter;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -68,24 +68,24 @@ pub(crate) async fn list_customers(
     if !(1..=200).contains(&size) {
         return Err(ApiError::BadRequest("page_size: must be 1..=200".into()));
     }
-    let mut w = String::from("order_count > 0");
+    let mut w = Filter::new("order_count > 0");
     if let Some(t) = &lp.tier {
-        w += &format!(" AND tier = {}", lit(t));
+        w.eq("tier", t.as_str());
     }
     if let Some(t) = &lp.rfm_class {
-        w += &format!(" AND rfm_class = {}", lit(t));
+        w.eq("rfm_class", t.as_str());
     }
     if let Some(t) = &lp.lifecycle {
-        w += &format!(" AND lifecycle = {}", lit(t));
+        w.eq("lifecycle", t.as_str());
     }
     if let Some(c) = lp.city_id {
-        w += &format!(" AND home_city_id = {c}");
+        w.eq("home_city_id", c);
     }
     if let Some(c) = lp.store_id {
-        w += &format!(" AND home_store_id = {c}");
+        w.eq("home_store_id", c);
     }
     if let Some(m) = lp.min_spend_fen {
-        w += &format!(" AND total_spend_fen >= {m}");
+        w.ge("total_spend_fen", m);
     }
     if let Some(text) = lp.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if !text.chars().all(|c| c.is_ascii_digit()) || text.len() > 11 {
@@ -93,24 +93,34 @@ pub(crate) async fn list_customers(
                 "q: digits only (a customer id or the last digits of a phone)".into(),
             ));
         }
-        w += &format!(
-            " AND (CAST(customer_id AS VARCHAR) = {t} OR phone_masked LIKE {l})",
-            t = lit(text),
-            l = lit(&format!("%{text}"))
+        w.cond(
+            "(CAST(customer_id AS VARCHAR) = {} OR phone_masked LIKE {})",
+            vec![text.into(), format!("%{text}").into()],
         );
     }
-    w += &store_filter(&p, "home_store_id");
-    let key = format!("list|{}|{w}|{sort}|{dir}|{page}|{size}", p.scope_key());
+    if let Some(sc) = p.store_scope() {
+        w.one_of("home_store_id", sc);
+    }
+    let key = format!(
+        "list|{}|{}|{sort}|{dir}|{page}|{size}",
+        p.scope_key(),
+        w.key()
+    );
     let st2 = st.clone();
     let v = st.cached(key, || async move {
         let s = st2.snapshot().await?;
-        let total = s.sess.scalar_i64(&format!("SELECT COUNT(*) FROM v_customer_360 WHERE {w}")).await?;
-        let items = q(&s, &format!(
+        let clause = w.sql();
+        let total = query_with(&s.sess, &format!("SELECT COUNT(*) AS n FROM v_customer_360 WHERE {clause}"), w.params.clone())
+            .await?
+            .first()
+            .and_then(|r| r["n"].as_i64())
+            .unwrap_or(0);
+        let items = query_with(&s.sess, &format!(
             "SELECT customer_id, phone_masked, name_masked, order_count, total_spend_fen, avg_order_fen, last_order_time, \
              tier, rfm_class, rfm_segment, lifecycle, \"cluster\", clv_12m_fen, p_churn_90d, home_store_id, home_city_id \
-             FROM v_customer_360 WHERE {w} ORDER BY {sort} {dir} NULLS LAST, customer_id LIMIT {size} OFFSET {}",
+             FROM v_customer_360 WHERE {clause} ORDER BY {sort} {dir} NULLS LAST, customer_id LIMIT {size} OFFSET {}",
             (page - 1) as u64 * size as u64
-        )).await?;
+        ), w.params).await?;
         Ok(json!({"total": total, "page": page, "page_size": size, "items": items}))
     }).await?;
     Ok(ok(v))
@@ -292,9 +302,10 @@ pub(crate) async fn customer_predictions(
     let v = st.cached(key, || async move {
         let s = st2.snapshot().await?;
         let row = customer_row(&s, &p, id).await?;
-        let list = metrics.iter().map(|m| lit(m)).collect::<Vec<_>>().join(",");
-        let preds = if list.is_empty() { vec![] } else {
-            q(&s, &format!("SELECT model, metric, horizon_days, value, as_of FROM customer_predictions WHERE customer_id = {id} AND metric IN ({list}) ORDER BY metric")).await?
+        let preds = if metrics.is_empty() { vec![] } else {
+            let mut f = Filter::new("TRUE");
+            f.eq("customer_id", id).one_of("metric", metrics);
+            query_with(&s.sess, &format!("SELECT model, metric, horizon_days, value, as_of FROM customer_predictions WHERE {} ORDER BY metric", f.sql()), f.params).await?
         };
         let mut out = json!({"customer_id": id, "type": kind, "predictions": preds});
         if kind == "growth" || kind == "all" {

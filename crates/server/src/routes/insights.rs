@@ -5,11 +5,10 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, P, Q};
-use crate::json::lit;
 use crate::state::AppState;
 use crate::support::*;
 
@@ -122,10 +121,10 @@ pub(crate) async fn cached_insight(
     let rows = st
         .inner()
         .meta
-        .fetch_all(&format!(
-            "SELECT insight FROM insight_cache WHERE cache_key = {}",
-            lit(key)
-        ))
+        .fetch(
+            "SELECT insight FROM insight_cache WHERE cache_key = ?",
+            &[key.into()],
+        )
         .await?;
     Ok(rows
         .first()

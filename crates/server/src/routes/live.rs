@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody, J};
-use crate::json::lit;
 use crate::state::{AppState, Snapshot};
 use crate::support::*;
 
@@ -80,11 +79,10 @@ pub(crate) async fn insert_once(
         Ok(()) => Ok(true),
         Err(e) => {
             let exists = meta
-                .fetch_all(&format!(
-                    "SELECT COUNT(*) AS n FROM {table} WHERE {} = {}",
-                    cols[0],
-                    lit(&key)
-                ))
+                .fetch(
+                    &format!("SELECT COUNT(*) AS n FROM {table} WHERE {} = ?", cols[0]),
+                    &[key.into()],
+                )
                 .await?
                 .first()
                 .and_then(|r| get_i64(r, "n"))

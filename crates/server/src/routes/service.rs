@@ -10,7 +10,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, J, Q};
-use crate::json::lit;
 use crate::state::AppState;
 use crate::support::*;
 use c360_analytics::service::{self as svc, Case, ServiceModel, Standing, CAUSES};
@@ -115,14 +114,12 @@ pub(crate) async fn diagnose_inner(
         let mut store = None;
         let mut paid = None;
         if let Some(o) = &b.order_id {
-            let rows = query(
+            let rows = query_with(
                 &s.sess,
-                &format!(
-                    "SELECT o.customer_id, o.store_id, o.total_fen, o.channel, o.daypart, o.coupon_code, \
-                     (SELECT SUM(qty) FROM order_items i WHERE i.order_id = o.order_id) AS items \
-                     FROM orders o WHERE o.order_id = {}",
-                    lit(o)
-                ),
+                "SELECT o.customer_id, o.store_id, o.total_fen, o.channel, o.daypart, o.coupon_code, \
+                 (SELECT SUM(qty) FROM order_items i WHERE i.order_id = o.order_id) AS items \
+                 FROM orders o WHERE o.order_id = $1",
+                vec![o.as_str().into()],
             )
             .await?;
             let r = rows

@@ -1,5 +1,7 @@
 //! Simulator tests: determinism, consistency with its own ground truth, and realism checks.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use c360_db::{get_f64, get_i64, Db};
 use c360_sim::{simulate, SimConfig};
 
