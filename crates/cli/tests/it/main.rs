@@ -204,3 +204,63 @@ fn campaigns_experiments_service_and_audit_from_the_cli() {
     }
     assert!(audit.contains("ops"), "{audit}");
 }
+
+/// One configuration: a flag beats the environment, the environment beats the file, the file
+/// beats the default; `config show` says which, and never prints a secret.
+#[test]
+fn configuration_precedence_and_show() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::write(
+        p.join("c360.toml"),
+        "warehouse = \"from-file/wh\"\naddr = \"127.0.0.1:9999\"\nsalt = \"pepper-in-file\"\n[llm]\nmodel = \"file-model\"\napi_key = \"sk-file-secret\"\n",
+    )
+    .unwrap();
+    let show = |envs: &[(&str, &str)], args: &[&str]| {
+        let mut c = c360();
+        c.current_dir(p)
+            .env_remove("C360_WAREHOUSE")
+            .env_remove("C360_ADDR")
+            .env_remove("C360_LLM_MODEL")
+            .env_remove("C360_CONFIG");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let out = c.args(args).args(["config", "show"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} missing:\n{text}"))
+            .to_string()
+    };
+    let t = show(&[], &[]);
+    assert!(line(&t, "warehouse").contains("\"from-file/wh\"  # file"), "{t}");
+    assert!(line(&t, "addr").contains("# file"), "{t}");
+    assert!(line(&t, "llm_model").contains("\"file-model\"  # file"), "{t}");
+    assert!(line(&t, "pos").contains("# default"), "{t}");
+    assert!(line(&t, "salt").contains("\"***\""), "{t}");
+    assert!(!t.contains("pepper-in-file") && !t.contains("sk-file-secret"), "{t}");
+    let t = show(&[("C360_WAREHOUSE", "from-env/wh")], &[]);
+    assert!(line(&t, "warehouse").contains("\"from-env/wh\"  # env"), "{t}");
+    let t = show(&[("C360_WAREHOUSE", "from-env/wh")], &["--warehouse", "from-flag/wh"]);
+    assert!(line(&t, "warehouse").contains("\"from-flag/wh\"  # flag"), "{t}");
+    // --config names another file; an unknown key there is an error naming it.
+    std::fs::write(p.join("other.toml"), "warehous = \"typo\"\n").unwrap();
+    let out = c360()
+        .current_dir(p)
+        .args(["--config", "other.toml", "config", "show"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown setting \"warehous\""), "{err}");
+    let out = c360()
+        .current_dir(p)
+        .args(["--config", "missing.toml", "config", "show"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
