@@ -969,31 +969,14 @@ fn gen_person(
 
     // The purchase process: BG/NBD with day-level demand thinning. The first purchase is the
     // start of the relationship; after each *repeat* purchase the person may drop out.
-    let mut times: Vec<f64> = vec![t0];
-    let mut dropout_at: Option<f64> = None;
-    let exp = Exp::new(lambda * max_mult).expect("positive distribution parameters");
-    let mut t = t0;
-    loop {
-        // Thinning: candidate arrivals at the max rate, kept with the day's multiplier.
-        loop {
-            t += exp.sample(&mut rng);
-            if t >= horizon {
-                break;
-            }
-            let d = cfg.start + Duration::days(t as i64);
-            if rng.random::<f64>() < day_mult(d, hol_mult) / mean_mult / max_mult {
-                break;
-            }
-        }
-        if t >= horizon {
-            break;
-        }
-        times.push(t);
-        if rng.random::<f64>() < p_drop {
-            dropout_at = Some(t);
-            break;
-        }
-    }
+    let demand = Demand {
+        lambda,
+        p_drop,
+        hol_mult,
+        mean_mult,
+        max_mult,
+    };
+    let (times, dropout_at) = purchase_times(&mut rng, &demand, t0, horizon, cfg);
 
     // Per-person id state.
     let mut member: Option<(i64, String)> = None; // (member_id, card_no)
@@ -1034,35 +1017,14 @@ fn gen_person(
         // Gamma(p, ν). An item far above what is left is put back (a person's taste decides
         // which items, not the amount).
         let paid = (spend.sample(&mut rng) * 100.0).round().max(100.0) as i64;
-        let mut basket: Vec<(usize, i64)> = Vec::new();
-        let mut total = 0i64;
-        let mut put_back = 0;
-        while total < paid {
-            let room = paid - total;
-            let mut k = weighted(&mut rng, &prod_w_dp[dp as usize]);
-            if !launched(MENU[k].0, when, cfg) {
-                continue;
-            }
-            if MENU[k].3 > room + 1000 {
-                put_back += 1;
-                if put_back < 8 {
-                    continue;
-                }
-                k = cheapest_item();
-            }
-            let qty = if room >= 2 * MENU[k].3 && rng.random_bool(0.15) {
-                2
-            } else {
-                1
-            };
-            total += MENU[k].3 * qty;
-            sku_count[k] += qty as u32;
-            if let Some(b) = basket.iter_mut().find(|b| b.0 == k) {
-                b.1 += qty;
-            } else {
-                basket.push((k, qty));
-            }
-        }
+        let (basket, total) = ring_up(
+            &mut rng,
+            paid,
+            &prod_w_dp[dp as usize],
+            when,
+            cfg,
+            &mut sku_count,
+        );
         let discount = total - paid;
         let via_wx = rng.random::<f64>() < p_wx;
         let channel = if via_wx { "wx" } else { "pos" };
@@ -1229,70 +1191,7 @@ fn gen_person(
                 }
             }
             if srng.random_bool(0.12) {
-                let rid = next(&mut ids.review);
-                let years = (when.date() - cfg.start).num_days() as f64 / 365.0;
-                let z: f64 = rand_distr::StandardNormal.sample(&mut srng);
-                let mood = 0.7 * z;
-                let k = [1, 2, 3][weighted(&mut srng, &[0.5, 0.35, 0.15])];
-                let mut picked: Vec<usize> = Vec::new();
-                while picked.len() < k {
-                    let a = weighted(&mut srng, &[0.35, 0.15, 0.15, 0.08, 0.17, 0.10]);
-                    if !picked.contains(&a) {
-                        picked.push(a);
-                    }
-                }
-                let mut parts: Vec<&str> = Vec::new();
-                let mut pos = 0;
-                for &a in &picked {
-                    let logit = store.aspect_q[a] + store.aspect_trend[a] * years + mood;
-                    let good = srng.random_bool(1.0 / (1.0 + (-logit).exp()));
-                    pos += good as usize;
-                    let (p, ng) = ASPECT_PHRASES[a];
-                    let list = if good { p } else { ng };
-                    parts.push(list[srng.random_range(0..list.len())]);
-                    rows.review_aspects.push(vec![
-                        rid.into(),
-                        ASPECTS[a].into(),
-                        (if good { 1i64 } else { -1 }).into(),
-                    ]);
-                }
-                let frac = pos as f64 / picked.len() as f64;
-                let rating: i64 = if frac == 1.0 {
-                    srng.random_range(4..=5)
-                } else if frac == 0.0 {
-                    srng.random_range(1..=2)
-                } else if frac >= 0.5 {
-                    srng.random_range(3..=4)
-                } else {
-                    srng.random_range(2..=3)
-                };
-                if srng.random_bool(0.4) {
-                    let close = if frac >= 0.5 {
-                        REVIEW_CLOSE_POS
-                    } else {
-                        REVIEW_CLOSE_NEG
-                    };
-                    parts.push(close[srng.random_range(0..close.len())]);
-                }
-                if srng.random_bool(0.003) {
-                    parts.push(REVIEW_INJECTIONS[srng.random_range(0..REVIEW_INJECTIONS.len())]);
-                }
-                let mut text = parts.join("，");
-                text.push(if rating >= 4 { '！' } else { '。' });
-                let content = if srng.random_bool(0.05 * dirt) {
-                    Value::NullS
-                } else {
-                    Value::from(text)
-                };
-                rows.reviews.push(vec![
-                    rid.into(),
-                    uid.into(),
-                    oid.into(),
-                    store.id.into(),
-                    rating.into(),
-                    content,
-                    fmt_ts(when + Duration::hours(2)).into(),
-                ]);
+                write_review(rows, ids, &mut srng, cfg, store, uid, oid, when);
                 sum.reviews += 1;
             }
             // Sometimes the order goes wrong and the customer writes to customer service.
@@ -1502,6 +1401,171 @@ pub const CAUSES: [&str; 4] = [
     "coupon_failure",
     "quality_complaint",
 ];
+
+/// What drives one person's purchases: BG/NBD's rate λ (per day) and dropout p, with their
+/// holiday multiplier normalised so λ stays the mean daily rate.
+struct Demand {
+    lambda: f64,
+    p_drop: f64,
+    hol_mult: f64,
+    mean_mult: f64,
+    max_mult: f64,
+}
+
+/// Purchase times (days since the start) from `t0` until `horizon` or dropout: candidate
+/// arrivals at the maximum rate, kept with the day's demand multiplier (thinning); after each
+/// repeat purchase the person drops out with probability p. Returns the times and the dropout.
+fn purchase_times(
+    rng: &mut ChaCha8Rng,
+    d: &Demand,
+    t0: f64,
+    horizon: f64,
+    cfg: &SimConfig,
+) -> (Vec<f64>, Option<f64>) {
+    let mut times: Vec<f64> = vec![t0];
+    let exp = Exp::new(d.lambda * d.max_mult).expect("positive distribution parameters");
+    let mut t = t0;
+    loop {
+        loop {
+            t += exp.sample(rng);
+            if t >= horizon {
+                return (times, None);
+            }
+            let day = cfg.start + Duration::days(t as i64);
+            if rng.random::<f64>() < day_mult(day, d.hol_mult) / d.mean_mult / d.max_mult {
+                break;
+            }
+        }
+        times.push(t);
+        if rng.random::<f64>() < d.p_drop {
+            return (times, Some(t));
+        }
+    }
+}
+
+/// Items from the person's tastes at this daypart, rung up until their list price covers what
+/// they pay (`paid` fen); an item far above what is left is put back. Returns the basket of
+/// (item, quantity) and its list total (≥ `paid`; the gap is the discount).
+fn ring_up(
+    rng: &mut ChaCha8Rng,
+    paid: i64,
+    weights: &[f64],
+    when: NaiveDateTime,
+    cfg: &SimConfig,
+    sku_count: &mut [u32],
+) -> (Vec<(usize, i64)>, i64) {
+    let mut basket: Vec<(usize, i64)> = Vec::new();
+    let mut total = 0i64;
+    let mut put_back = 0;
+    while total < paid {
+        let room = paid - total;
+        let mut k = weighted(rng, weights);
+        if !launched(MENU[k].0, when, cfg) {
+            continue;
+        }
+        if MENU[k].3 > room + 1000 {
+            put_back += 1;
+            if put_back < 8 {
+                continue;
+            }
+            k = cheapest_item();
+        }
+        let qty = if room >= 2 * MENU[k].3 && rng.random_bool(0.15) {
+            2
+        } else {
+            1
+        };
+        total += MENU[k].3 * qty;
+        sku_count[k] += qty as u32;
+        if let Some(b) = basket.iter_mut().find(|b| b.0 == k) {
+            b.1 += qty;
+        } else {
+            basket.push((k, qty));
+        }
+    }
+    (basket, total)
+}
+
+/// A review of one order: one to three aspects, each good or bad by the store's quality on it
+/// (drifting over the years) and the customer's mood, in phrases, with a rating that follows
+/// them; sometimes a closing remark, rarely an instruction aimed at an LLM, sometimes empty.
+#[allow(clippy::too_many_arguments)]
+fn write_review(
+    rows: &mut Rows,
+    ids: &mut Ids,
+    srng: &mut ChaCha8Rng,
+    cfg: &SimConfig,
+    store: &Store,
+    uid: i64,
+    oid: i64,
+    when: NaiveDateTime,
+) {
+    let dirt = cfg.dirt;
+    let rid = next(&mut ids.review);
+    let years = (when.date() - cfg.start).num_days() as f64 / 365.0;
+    let z: f64 = rand_distr::StandardNormal.sample(srng);
+    let mood = 0.7 * z;
+    let k = [1, 2, 3][weighted(srng, &[0.5, 0.35, 0.15])];
+    let mut picked: Vec<usize> = Vec::new();
+    while picked.len() < k {
+        let a = weighted(srng, &[0.35, 0.15, 0.15, 0.08, 0.17, 0.10]);
+        if !picked.contains(&a) {
+            picked.push(a);
+        }
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    let mut pos = 0;
+    for &a in &picked {
+        let logit = store.aspect_q[a] + store.aspect_trend[a] * years + mood;
+        let good = srng.random_bool(1.0 / (1.0 + (-logit).exp()));
+        pos += good as usize;
+        let (p, ng) = ASPECT_PHRASES[a];
+        let list = if good { p } else { ng };
+        parts.push(list[srng.random_range(0..list.len())]);
+        rows.review_aspects.push(vec![
+            rid.into(),
+            ASPECTS[a].into(),
+            (if good { 1i64 } else { -1 }).into(),
+        ]);
+    }
+    let frac = pos as f64 / picked.len() as f64;
+    let rating: i64 = if frac == 1.0 {
+        srng.random_range(4..=5)
+    } else if frac == 0.0 {
+        srng.random_range(1..=2)
+    } else if frac >= 0.5 {
+        srng.random_range(3..=4)
+    } else {
+        srng.random_range(2..=3)
+    };
+    if srng.random_bool(0.4) {
+        let close = if frac >= 0.5 {
+            REVIEW_CLOSE_POS
+        } else {
+            REVIEW_CLOSE_NEG
+        };
+        parts.push(close[srng.random_range(0..close.len())]);
+    }
+    if srng.random_bool(0.003) {
+        parts.push(REVIEW_INJECTIONS[srng.random_range(0..REVIEW_INJECTIONS.len())]);
+    }
+    let mut text = parts.join("，");
+    text.push(if rating >= 4 { '！' } else { '。' });
+    let content = if srng.random_bool(0.05 * dirt) {
+        Value::NullS
+    } else {
+        Value::from(text)
+    };
+    rows.reviews.push(vec![
+        rid.into(),
+        uid.into(),
+        oid.into(),
+        store.id.into(),
+        rating.into(),
+        content,
+        fmt_ts(when + Duration::hours(2)).into(),
+    ]);
+}
 
 /// Whether this order goes wrong, and if so the ticket the customer writes. Each cause has its
 /// drivers: delivery at lunch or dinner from a slow store is late; big baskets get a wrong item;

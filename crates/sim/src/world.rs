@@ -129,84 +129,9 @@ pub async fn advance(
     let to = cfg.from + Duration::days(cfg.days);
     let (from_s, to_s) = (format!("{} 00:00:00", cfg.from), format!("{to} 00:00:00"));
 
-    let mut person_of: HashMap<String, i64> = HashMap::new();
-    let mut member_of: HashMap<i64, i64> = HashMap::new();
-    let mut wx_of: HashMap<i64, i64> = HashMap::new();
-    for r in truth
-        .fetch_all("SELECT system, source_id, person_id FROM ids ORDER BY source_id")
-        .await?
-    {
-        let (Some(sys), Some(id), Some(p)) = (
-            get_text(&r, "system"),
-            get_i64(&r, "source_id"),
-            get_i64(&r, "person_id"),
-        ) else {
-            continue;
-        };
-        let key = if sys == "member" {
-            member_of.entry(p).or_insert(id);
-            format!("M:{id}")
-        } else {
-            wx_of.entry(p).or_insert(id);
-            format!("U:{id}")
-        };
-        person_of.insert(key, p);
-    }
-    let mut persons: HashMap<i64, Person> = HashMap::new();
-    for r in truth
-        .fetch_all(
-            "SELECT person_id, mean_spend_fen, last_order, n_orders, lambda, alive_at_cutoff, \
-             home_store_id, fav_daypart, fav_sku FROM persons",
-        )
-        .await?
-    {
-        let Some(id) = get_i64(&r, "person_id") else {
-            continue;
-        };
-        persons.insert(
-            id,
-            Person {
-                mean_spend: get_f64(&r, "mean_spend_fen").unwrap_or(2500.0),
-                last_order: get_text(&r, "last_order").and_then(|s| parse_ts(&s).ok()),
-                n_orders: get_i64(&r, "n_orders").unwrap_or(0),
-                lambda: get_f64(&r, "lambda").unwrap_or(0.0),
-                alive: get_i64(&r, "alive_at_cutoff").unwrap_or(0) == 1,
-                home: get_i64(&r, "home_store_id").unwrap_or(1),
-                fav_dp: get_text(&r, "fav_daypart")
-                    .and_then(|c| Daypart::ALL.into_iter().find(|d| d.code() == c)),
-                fav_sku: get_text(&r, "fav_sku").unwrap_or_else(|| "HD01".into()),
-            },
-        );
-    }
-    let ph = |n| truth.backend.ph(n);
-    let sql = format!(
-        "SELECT person_id, order_time, total_fen, channel FROM future_orders \
-         WHERE order_time >= {} AND order_time < {} ORDER BY person_id, order_time",
-        ph(1),
-        ph(2)
-    );
-    let rows = c360_db::query(sql.clone())
-        .bind(from_s.clone())
-        .bind(to_s.clone())
-        .fetch_all(&truth.pool)
-        .await
-        .map_err(|e| c360_db::DbError::Sql {
-            what: sql,
-            source: e,
-        })?;
-    let mut orders: Vec<Order> = rows
-        .iter()
-        .filter_map(|r| {
-            Some(Order {
-                person: get_i64(r, "person_id")?,
-                at: parse_ts(&get_text(r, "order_time")?).ok()?,
-                paid: get_i64(r, "total_fen")?,
-                coupon: None,
-                wx: get_text(r, "channel").as_deref() == Some("wx"),
-                sku: None,
-            })
-        })
-        .collect();
+    let (person_of, member_of, wx_of) = identity_map(&truth).await?;
+    let persons = persons(&truth).await?;
+    let mut orders = future_orders(&truth, &from_s, &to_s).await?;
 
     // Treatments, person by person.
     let mut rep = AdvanceReport::default();
@@ -453,4 +378,101 @@ pub async fn advance(
         db.close().await;
     }
     Ok(rep)
+}
+
+/// Which person each source id belongs to (`M:…`, `U:…`), and each person's first member and
+/// mini-program ids.
+#[allow(clippy::type_complexity)]
+async fn identity_map(
+    truth: &Db,
+) -> Result<(HashMap<String, i64>, HashMap<i64, i64>, HashMap<i64, i64>), SimError> {
+    let mut person_of: HashMap<String, i64> = HashMap::new();
+    let mut member_of: HashMap<i64, i64> = HashMap::new();
+    let mut wx_of: HashMap<i64, i64> = HashMap::new();
+    for r in truth
+        .fetch_all("SELECT system, source_id, person_id FROM ids ORDER BY source_id")
+        .await?
+    {
+        let (Some(sys), Some(id), Some(p)) = (
+            get_text(&r, "system"),
+            get_i64(&r, "source_id"),
+            get_i64(&r, "person_id"),
+        ) else {
+            continue;
+        };
+        let key = if sys == "member" {
+            member_of.entry(p).or_insert(id);
+            format!("M:{id}")
+        } else {
+            wx_of.entry(p).or_insert(id);
+            format!("U:{id}")
+        };
+        person_of.insert(key, p);
+    }
+    Ok((person_of, member_of, wx_of))
+}
+
+/// Every person's traits the world needs from the truth.
+async fn persons(truth: &Db) -> Result<HashMap<i64, Person>, SimError> {
+    let mut persons: HashMap<i64, Person> = HashMap::new();
+    for r in truth
+        .fetch_all(
+            "SELECT person_id, mean_spend_fen, last_order, n_orders, lambda, alive_at_cutoff, \
+             home_store_id, fav_daypart, fav_sku FROM persons",
+        )
+        .await?
+    {
+        let Some(id) = get_i64(&r, "person_id") else {
+            continue;
+        };
+        persons.insert(
+            id,
+            Person {
+                mean_spend: get_f64(&r, "mean_spend_fen").unwrap_or(2500.0),
+                last_order: get_text(&r, "last_order").and_then(|s| parse_ts(&s).ok()),
+                n_orders: get_i64(&r, "n_orders").unwrap_or(0),
+                lambda: get_f64(&r, "lambda").unwrap_or(0.0),
+                alive: get_i64(&r, "alive_at_cutoff").unwrap_or(0) == 1,
+                home: get_i64(&r, "home_store_id").unwrap_or(1),
+                fav_dp: get_text(&r, "fav_daypart")
+                    .and_then(|c| Daypart::ALL.into_iter().find(|d| d.code() == c)),
+                fav_sku: get_text(&r, "fav_sku").unwrap_or_else(|| "HD01".into()),
+            },
+        );
+    }
+    Ok(persons)
+}
+
+/// The orders people would place anyway in `[from, to)` (the truth's future), in order.
+async fn future_orders(truth: &Db, from_s: &str, to_s: &str) -> Result<Vec<Order>, SimError> {
+    let ph = |n| truth.backend.ph(n);
+    let sql = format!(
+        "SELECT person_id, order_time, total_fen, channel FROM future_orders \
+         WHERE order_time >= {} AND order_time < {} ORDER BY person_id, order_time",
+        ph(1),
+        ph(2)
+    );
+    let rows = c360_db::query(sql.clone())
+        .bind(from_s.to_string())
+        .bind(to_s.to_string())
+        .fetch_all(&truth.pool)
+        .await
+        .map_err(|e| c360_db::DbError::Sql {
+            what: sql,
+            source: e,
+        })?;
+    let orders: Vec<Order> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(Order {
+                person: get_i64(r, "person_id")?,
+                at: parse_ts(&get_text(r, "order_time")?).ok()?,
+                paid: get_i64(r, "total_fen")?,
+                coupon: None,
+                wx: get_text(r, "channel").as_deref() == Some("wx"),
+                sku: None,
+            })
+        })
+        .collect();
+    Ok(orders)
 }

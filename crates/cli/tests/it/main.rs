@@ -227,7 +227,11 @@ fn configuration_precedence_and_show() {
             c.env(k, v);
         }
         let out = c.args(args).args(["config", "show"]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let line = |text: &str, key: &str| {
@@ -237,16 +241,34 @@ fn configuration_precedence_and_show() {
             .to_string()
     };
     let t = show(&[], &[]);
-    assert!(line(&t, "warehouse").contains("\"from-file/wh\"  # file"), "{t}");
+    assert!(
+        line(&t, "warehouse").contains("\"from-file/wh\"  # file"),
+        "{t}"
+    );
     assert!(line(&t, "addr").contains("# file"), "{t}");
-    assert!(line(&t, "llm_model").contains("\"file-model\"  # file"), "{t}");
+    assert!(
+        line(&t, "llm_model").contains("\"file-model\"  # file"),
+        "{t}"
+    );
     assert!(line(&t, "pos").contains("# default"), "{t}");
     assert!(line(&t, "salt").contains("\"***\""), "{t}");
-    assert!(!t.contains("pepper-in-file") && !t.contains("sk-file-secret"), "{t}");
+    assert!(
+        !t.contains("pepper-in-file") && !t.contains("sk-file-secret"),
+        "{t}"
+    );
     let t = show(&[("C360_WAREHOUSE", "from-env/wh")], &[]);
-    assert!(line(&t, "warehouse").contains("\"from-env/wh\"  # env"), "{t}");
-    let t = show(&[("C360_WAREHOUSE", "from-env/wh")], &["--warehouse", "from-flag/wh"]);
-    assert!(line(&t, "warehouse").contains("\"from-flag/wh\"  # flag"), "{t}");
+    assert!(
+        line(&t, "warehouse").contains("\"from-env/wh\"  # env"),
+        "{t}"
+    );
+    let t = show(
+        &[("C360_WAREHOUSE", "from-env/wh")],
+        &["--warehouse", "from-flag/wh"],
+    );
+    assert!(
+        line(&t, "warehouse").contains("\"from-flag/wh\"  # flag"),
+        "{t}"
+    );
     // --config names another file; an unknown key there is an error naming it.
     std::fs::write(p.join("other.toml"), "warehous = \"typo\"\n").unwrap();
     let out = c360()
