@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react'
 import { Alert, App as AntApp, Button, ConfigProvider, Grid, Layout, Menu, Space, Tag, Typography } from 'antd'
 import zhCN from 'antd/locale/zh_CN'
 import enUS from 'antd/locale/en_US'
-import { api, getKey, liveSocket, setKey, Json } from './api'
+import { api, getKey, liveSocket, setKey, Principal } from './api'
 import { DataVersion } from './pages/useApi'
 import { dict, I18n, Lang } from './i18n'
 import Login from './pages/Login'
@@ -25,7 +25,7 @@ function parseHash(): Route {
 
 export default function App() {
   const [lang, setLangState] = useState<Lang>((localStorage.getItem('c360.lang') as Lang) || 'zh')
-  const [me, setMe] = useState<Json | null>(null)
+  const [me, setMe] = useState<Principal | null>(null)
   const [authed, setAuthed] = useState(!!getKey())
   const [route, setRoute] = useState<Route>(parseHash())
   const [online, setOnline] = useState(navigator.onLine)
@@ -52,7 +52,7 @@ export default function App() {
   }, [])
   useEffect(() => {
     if (!authed) return
-    api('/me')
+    api<Principal>('/me')
       .then((m) => {
         setMe(m)
         localStorage.setItem('c360.me', JSON.stringify(m))

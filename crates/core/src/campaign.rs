@@ -412,7 +412,7 @@ pub async fn create(
 }
 
 /// A stored campaign.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
     pub campaign_id: i64,
     pub name: String,

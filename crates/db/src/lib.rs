@@ -13,11 +13,8 @@ use sqlx::{Any, AnyPool, Arguments, Executor};
 
 pub use sqlx;
 
-mod migrate;
-mod tx;
-
-pub use migrate::{migrate, schema_version, Migration, MigrationReport};
-pub use tx::Tx;
+pub mod migrate;
+pub mod tx;
 
 /// A query from SQL this crate's callers assemble from their own fixed fragments; every value
 /// is bound, never spliced. (sqlx 0.9 asks for this assertion on non-literal SQL.)
@@ -268,12 +265,6 @@ impl Db {
             .fetch_all(&self.pool)
             .await
             .map_err(sql_err(what_of(&sql)))
-    }
-
-    /// Starts a transaction; dropped without [`Tx::commit`] it rolls back.
-    pub async fn begin(&self) -> Result<Tx> {
-        let tx = self.pool.begin().await.map_err(sql_err("begin"))?;
-        Ok(Tx::new(tx, self.backend))
     }
 
     pub async fn close(&self) {

@@ -11,11 +11,18 @@ pub struct Tx {
     backend: Backend,
 }
 
-impl Tx {
-    pub(crate) fn new(inner: sqlx::Transaction<'static, Any>, backend: Backend) -> Tx {
-        Tx { inner, backend }
+impl crate::Db {
+    /// Starts a transaction; dropped without [`Tx::commit`] it rolls back.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = self.pool.begin().await.map_err(sql_err("begin"))?;
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+        })
     }
+}
 
+impl Tx {
     pub fn backend(&self) -> Backend {
         self.backend
     }

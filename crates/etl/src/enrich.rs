@@ -17,7 +17,7 @@ use c360_warehouse::arrow::array::{
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Session};
 
-use crate::Result;
+use crate::error::Result;
 
 fn tz_builder() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("+08:00")

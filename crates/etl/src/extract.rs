@@ -18,7 +18,7 @@ use chrono::{Datelike, NaiveDate};
 use futures::TryStreamExt;
 use indicatif::ProgressBar;
 
-use crate::{EtlError, Result};
+use crate::error::{EtlError, Result};
 
 /// Facts carried between steps of one run.
 #[derive(Default)]

@@ -26,8 +26,9 @@ use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Txn};
 use indicatif::ProgressBar;
 
+use crate::config::EtlConfig;
+use crate::error::Result;
 use crate::extract::Ctx;
-use crate::{EtlConfig, Result};
 
 struct Node {
     key: String,

@@ -11,111 +11,25 @@
 //! It is not the analytics: step 10 writes what `c360-core` and `c360-analytics` compute, and
 //! nothing here scores itself against the simulator's truth (that is `c360-eval`).
 
+mod config;
 pub mod enrich;
+mod error;
 mod extract;
 pub mod identity;
 mod quality;
 pub mod refresh;
+mod report;
 
-use std::path::PathBuf;
+pub use config::EtlConfig;
+pub use error::{EtlError, Result};
+pub use report::{EtlReport, StepReport};
+
 use std::time::Instant;
 
 use c360_db::Db;
 use c360_metastore::Metastore;
 use c360_warehouse::{Session, Warehouse};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EtlError {
-    #[error(transparent)]
-    Db(#[from] c360_db::DbError),
-    #[error(transparent)]
-    Core(#[from] c360_core::CoreError),
-    #[error(transparent)]
-    Warehouse(#[from] c360_warehouse::WhError),
-    #[error("query failed: {0}")]
-    Query(#[from] datafusion::error::DataFusionError),
-    #[error(transparent)]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
-    #[error("source {table} is missing column or table: {reason}")]
-    Source { table: String, reason: String },
-    #[error("stopped at step '{0}' by C360_FAIL_AT (test hook)")]
-    FailPoint(String),
-    #[error("file: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-pub type Result<T> = std::result::Result<T, EtlError>;
-
-#[derive(Debug, Clone)]
-pub struct EtlConfig {
-    pub pos_url: String,
-    pub wx_url: String,
-    pub warehouse: PathBuf,
-    /// Defaults to a SQLite file inside the warehouse directory.
-    pub metastore_url: Option<String>,
-    /// The secret personal identifiers are hashed with; `None` uses the one stored in the
-    /// metastore (generated there on the first run).
-    pub salt: Option<c360_model::Secret>,
-    /// Largest number of members sharing one verified phone before the phone is treated as a
-    /// shared (staff / family / placeholder) number and stops linking.
-    pub max_ids_per_phone: usize,
-    pub progress: bool,
-    /// Test hook: stop with an error right after this step (`<step>`), kill the process there
-    /// (`abort:<step>`), or between writing data files and the manifest (`commit`). The CLI
-    /// fills it from `C360_FAIL_AT`.
-    pub fail_at: Option<String>,
-    /// Whom each customer's RFM is compared with (dynamic cut points per city, store or none).
-    pub rfm_group: c360_core::profile::RfmGroup,
-}
-
-impl Default for EtlConfig {
-    fn default() -> Self {
-        EtlConfig {
-            pos_url: "data/cyrg2025.db".into(),
-            wx_url: "data/cyrgweixin.db".into(),
-            warehouse: "data/hotdog2030".into(),
-            metastore_url: None,
-            salt: None,
-            max_ids_per_phone: 4,
-            progress: true,
-            fail_at: None,
-            rfm_group: c360_core::profile::RfmGroup::City,
-        }
-    }
-}
-
-impl EtlConfig {
-    pub fn metastore(&self) -> String {
-        self.metastore_url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}",
-                self.warehouse.join("_metastore.db").display()
-            )
-        })
-    }
-}
-
-/// What one step did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StepReport {
-    pub step: u8,
-    pub name: &'static str,
-    pub extracted: u64,
-    pub loaded: u64,
-    pub quarantined: u64,
-    pub millis: u128,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct EtlReport {
-    pub run_id: i64,
-    pub manifest_version: u64,
-    pub steps: Vec<StepReport>,
-    pub customers: u64,
-    pub merged_keys: u64,
-}
 
 pub const STEP_NAMES: [&str; 10] = [
     "dimensions",
@@ -129,14 +43,6 @@ pub const STEP_NAMES: [&str; 10] = [
     "quality",
     "refresh",
 ];
-
-pub(crate) fn fail_point(cfg: &EtlConfig, step: &str) -> Result<()> {
-    match cfg.fail_at.as_deref() {
-        Some(at) if at == step => Err(EtlError::FailPoint(step.into())),
-        Some(at) if at.strip_prefix("abort:") == Some(step) => std::process::abort(),
-        _ => Ok(()),
-    }
-}
 
 pub(crate) struct Ui {
     on: bool,
@@ -235,7 +141,7 @@ async fn run_steps(
                 "step done"
             );
             report.steps.push(r);
-            fail_point(cfg, STEP_NAMES[$n - 1])?;
+            config::fail_point(cfg, STEP_NAMES[$n - 1])?;
         }};
     }
 

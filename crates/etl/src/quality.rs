@@ -9,7 +9,8 @@ use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Session, Txn, Warehouse};
 use indicatif::ProgressBar;
 
-use crate::{EtlReport, Result};
+use crate::error::Result;
+use crate::report::EtlReport;
 
 /// (table, check, SQL giving one number, detail)
 const CHECKS: &[(&str, &str, &str, &str)] = &[

@@ -12,10 +12,10 @@ use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Session, Warehouse};
 use indicatif::ProgressBar;
 
-use crate::Result;
+use crate::error::Result;
 
 pub async fn refresh(
-    cfg: &crate::EtlConfig,
+    cfg: &crate::config::EtlConfig,
     wh: &Warehouse,
     run_id: i64,
     pb: &ProgressBar,
@@ -81,7 +81,7 @@ pub async fn refresh(
     let seg_batch = segmentation_batch(&feats, &rfm, cfg.rfm_group, seg.as_ref(), &preds, as_of)?;
     let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
     let n = feats.len() as u64;
-    crate::fail_point(cfg, "refresh_commit")?;
+    crate::config::fail_point(cfg, "refresh_commit")?;
     let mut txn = wh.begin(run_id)?;
     txn.replace("customer_segmentation", vec![seg_batch])?;
     txn.replace("customer_predictions", vec![pred_batch])?;

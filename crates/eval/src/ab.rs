@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma, Poisson};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::Result;
 
 /// One unit of the population: true daily purchase rate, mean spend (fen), home store.
 #[derive(Debug, Clone, Copy)]

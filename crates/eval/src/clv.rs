@@ -10,7 +10,7 @@ use c360_model::parse_ts;
 use c360_warehouse::{Session, Warehouse};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::Result;
 use c360_core::clv::{customer_summaries, fit_models, predict, FittedModels};
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,7 +88,7 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         gamma: num("gamma"),
     };
     let cutoff = c360_model::parse_date(params.get("cutoff").map(String::as_str).unwrap_or(""))
-        .map_err(|e| crate::EvalError::Source {
+        .map_err(|e| crate::error::EvalError::Source {
             table: "truth.params".into(),
             reason: e.to_string(),
         })?;
@@ -115,7 +115,7 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
             })
         })
         .collect();
-    let fit_on_persons = BgNbd::fit(&ps).map_err(|e| crate::EvalError::Source {
+    let fit_on_persons = BgNbd::fit(&ps).map_err(|e| crate::error::EvalError::Source {
         table: "persons".into(),
         reason: e.to_string(),
     })?;
@@ -124,10 +124,11 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
     let wh = Warehouse::open(warehouse)?;
     let sess = Session::open(&wh).await?;
     let (rows, end_day) = customer_summaries(&sess).await?;
-    let models = fit_models(&rows, end_day, false).map_err(|e| crate::EvalError::Source {
-        table: "customers".into(),
-        reason: e.to_string(),
-    })?;
+    let models =
+        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
+            table: "customers".into(),
+            reason: e.to_string(),
+        })?;
     let clean = clean_customers(&sess, &truth).await?;
     let future: HashMap<i64, f64> = truth
         .fetch_all(
@@ -151,7 +152,7 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
         .map(|r| (r.s.x, r.mean_value_fen / 100.0))
         .collect();
     let gamma_gamma_on_clean = c360_analytics::clv::GammaGamma::fit(&clean_spend).map_err(|e| {
-        crate::EvalError::Source {
+        crate::error::EvalError::Source {
             table: "customers".into(),
             reason: e.to_string(),
         }
@@ -370,10 +371,11 @@ pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Res
         .first()
         .and_then(|r| get_text(r, "value"))
         .unwrap_or_default();
-    let cutoff_d = c360_model::parse_date(&cutoff).map_err(|e| crate::EvalError::Source {
-        table: "truth.params".into(),
-        reason: e.to_string(),
-    })?;
+    let cutoff_d =
+        c360_model::parse_date(&cutoff).map_err(|e| crate::error::EvalError::Source {
+            table: "truth.params".into(),
+            reason: e.to_string(),
+        })?;
     let until = (cutoff_d + chrono::Duration::days(90)).to_string();
     let active: std::collections::HashSet<i64> = truth
         .fetch_all(&format!(
@@ -384,19 +386,19 @@ pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Res
         .filter_map(|r| get_i64(r, "person_id"))
         .collect();
     truth.close().await;
-    let model =
-        profile::train_churn(&sess, end_day)
-            .await?
-            .ok_or_else(|| crate::EvalError::Source {
-                table: "fact_orders".into(),
-                reason: "too little history to train a churn model".into(),
-            })?;
+    let model = profile::train_churn(&sess, end_day).await?.ok_or_else(|| {
+        crate::error::EvalError::Source {
+            table: "fact_orders".into(),
+            reason: "too little history to train a churn model".into(),
+        }
+    })?;
     let feats = profile::features(&sess, end_day).await?;
     let scores = profile::churn_scores(&model, &feats);
-    let models = fit_models(&rows, end_day, false).map_err(|e| crate::EvalError::Source {
-        table: "customers".into(),
-        reason: e.to_string(),
-    })?;
+    let models =
+        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
+            table: "customers".into(),
+            reason: e.to_string(),
+        })?;
     let summary: HashMap<i64, Summary> = rows.iter().map(|r| (r.customer_id, r.s)).collect();
     let (mut p, mut y) = (Vec::new(), Vec::new());
     let (mut gr, mut br, mut yr, mut go, mut yo) =

@@ -21,7 +21,7 @@ use c360_warehouse::{Session, Warehouse};
 use serde::Serialize;
 
 use crate::clv::clean_customers;
-use crate::Result;
+use crate::error::Result;
 use c360_core::cols::col_i64;
 use c360_core::recs::baskets;
 use c360_etl::enrich;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use c360_db::{get_i64, get_text, Db};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::Result;
 
 /// Pairwise precision and recall of the resolved customers against the simulator's truth.
 #[derive(Debug, Clone, Serialize)]

@@ -10,7 +10,7 @@ use c360_db::{get_i64, get_text, Db};
 use c360_warehouse::{Session, Warehouse};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceEval {

@@ -11,7 +11,9 @@
 //!
 //! It is not the warehouse and computes nothing; it holds no HTTP or domain rules.
 
-use c360_db::{Backend, Db, DbError, Migration, MigrationReport, Tx, Value};
+use c360_db::migrate::{Migration, MigrationReport};
+use c360_db::tx::Tx;
+use c360_db::{Backend, Db, DbError, Value};
 use c360_model::Secret;
 
 pub use c360_db::Result;
@@ -72,7 +74,7 @@ impl Metastore {
             ));
         }
         let db = Db::connect(url).await?;
-        let migrations = c360_db::migrate(&db, MIGRATIONS).await?;
+        let migrations = c360_db::migrate::migrate(&db, MIGRATIONS).await?;
         if !migrations.applied.is_empty() {
             tracing::info!(
                 from = migrations.from,
@@ -89,7 +91,7 @@ impl Metastore {
 
     /// The recorded schema version.
     pub async fn schema_version(&self) -> Result<i64> {
-        c360_db::schema_version(&self.db).await
+        c360_db::migrate::schema_version(&self.db).await
     }
 
     /// Takes `n` consecutive ids of `counter` inside `tx`; returns the first. The counter row is

@@ -68,11 +68,30 @@ use utoipa::OpenApi;
         c360_core::campaign::Variant,
         c360_core::experiments::ExperimentSpec,
         crate::routes::campaigns::StatusChange,
+        crate::routes::campaigns::CampaignList,
+        crate::routes::campaigns::CampaignState,
+        crate::routes::meta::Health,
+        c360_core::campaign::Campaign,
+        c360_model::CampaignStatus,
+        c360_model::CampaignAction,
+        c360_model::Channel,
+        c360_model::OfferKind,
         crate::routes::campaigns::Settings,
         crate::routes::service::DiagnoseRequest
     ))
 )]
 pub struct ApiDoc;
+
+/// The document as the server serves it at `/api-docs/openapi.json` (pretty JSON with a final
+/// newline): what `c360 openapi` prints, `web/openapi.json` holds and the dashboard's types
+/// are generated from.
+pub fn document() -> String {
+    let mut s = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
 
 /// The bearer security scheme on every operation but the public health check, and the answers
 /// every operation can give: 401 (no or unknown key) where a key is needed, 500 (internal, no

@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::{auth, hub, json};
+use crate::{auth, hub};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use c360_core::json;
 use c360_core::profile::LiveProfile;
 use c360_warehouse::{Session, Warehouse};
 use std::path::PathBuf;

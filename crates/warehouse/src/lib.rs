@@ -9,43 +9,14 @@
 //!
 //! It is not the ETL: it does not know where rows come from.
 
+pub mod error;
 pub mod manifest;
 pub mod query;
 pub mod tables;
 
+pub use error::{Result, WhError};
 pub use manifest::{FileEntry, Manifest, Txn, Warehouse};
 pub use query::{format_batches, Session};
 
 pub use datafusion;
 pub use datafusion::arrow;
-
-#[derive(Debug, thiserror::Error)]
-pub enum WhError {
-    #[error("warehouse I/O at {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("manifest {path} is unreadable: {reason}")]
-    Manifest { path: String, reason: String },
-    #[error("unknown table '{0}'")]
-    UnknownTable(String),
-    #[error(transparent)]
-    Arrow(#[from] datafusion::arrow::error::ArrowError),
-    #[error(transparent)]
-    Parquet(#[from] datafusion::parquet::errors::ParquetError),
-    #[error("query failed: {0}")]
-    Query(#[from] datafusion::error::DataFusionError),
-    #[error(transparent)]
-    Db(#[from] c360_db::DbError),
-    #[error("another writer holds the warehouse lock {0}")]
-    Locked(String),
-}
-
-pub type Result<T> = std::result::Result<T, WhError>;
-
-pub(crate) fn io(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> WhError {
-    let path = path.as_ref().display().to_string();
-    move |source| WhError::Io { path, source }
-}

@@ -26,7 +26,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::tables::{self, Mode};
-use crate::{io, Result, WhError};
+use crate::{error::io, error::Result, error::WhError};
 
 const KEEP_VERSIONS: usize = 5;
 

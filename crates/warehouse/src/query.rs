@@ -16,7 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 
 use crate::manifest::{Manifest, Warehouse};
-use crate::{tables, Result};
+use crate::{error::Result, tables};
 
 pub struct Session {
     pub ctx: SessionContext,

@@ -1,7 +1,7 @@
 import { useState } from 'react'
 import { Alert, App, Button, Card, Col, Descriptions, Form, Input, InputNumber, Modal, Row, Select, Space, Table, Tabs, Tag, Typography } from 'antd'
 import ReactECharts from 'echarts-for-react'
-import { api, Json, num, pct, yuan } from '../api'
+import { api, Json, num, pct, yuan, CampaignList } from '../api'
 import { useT } from '../i18n'
 import { useApi } from './useApi'
 
@@ -196,7 +196,7 @@ function Program({ campaigns }: { campaigns: Json[] }) {
 function Campaigns({ canWrite }: { canWrite: boolean }) {
   const { t, lang } = useT()
   const { message } = App.useApp()
-  const list = useApi('/campaigns')
+  const list = useApi<CampaignList>('/campaigns')
   const sugg = useApi('/campaigns/suggestions')
   const [open, setOpen] = useState<number | null>(null)
   const [editing, setEditing] = useState<Json | null>(null)

@@ -96,6 +96,9 @@ pub enum Cmd {
     /// sources, with launched campaigns' effects (coupon redemptions at the POS and online), and
     /// record each member's causal truth. Then run `c360 etl` to load them.
     Advance(advance::AdvanceArgs),
+    /// Print the OpenAPI document of the REST API (what `web/openapi.json` holds; the
+    /// dashboard's TypeScript types are generated from it).
+    Openapi,
     /// The configuration: `show` prints every setting's effective value and where it came from.
     Config {
         #[command(subcommand)]
@@ -128,6 +131,10 @@ pub async fn run(cli: Cli, origin: Origin) -> Result<()> {
         Cmd::Audit(a) => audit::run(s, a).await,
         Cmd::Advance(a) => advance::run(s, a).await,
         Cmd::Config { cmd } => config::run(s, cmd, &origin),
+        Cmd::Openapi => {
+            print!("{}", c360_server::openapi::document());
+            Ok(())
+        }
     }
 }
 

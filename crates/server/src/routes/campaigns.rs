@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,7 +14,8 @@ use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, J, P, Q};
 use crate::state::AppState;
 use crate::support::*;
-use c360_core::campaign::{self, CampaignSpec};
+use c360_core::campaign::{self, Campaign, CampaignSpec};
+use c360_model::CampaignStatus;
 
 /// A store manager may touch a campaign only if its audience is limited to their stores.
 pub(crate) fn may_touch(p: &Principal, spec: &CampaignSpec) -> ApiResult<()> {
@@ -33,10 +34,26 @@ pub(crate) fn may_touch(p: &Principal, spec: &CampaignSpec) -> ApiResult<()> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns", responses((status = 200, description = "Campaigns, newest first")))]
-pub async fn list_campaigns(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
-    let c = campaign::list(&st.inner().meta).await?;
-    Ok(Json(json!({ "campaigns": c })))
+/// Campaigns, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<Campaign>,
+}
+
+/// A campaign's id and the state it is now in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignState {
+    pub campaign_id: i64,
+    pub status: CampaignStatus,
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns", responses((status = 200, body = CampaignList)))]
+pub async fn list_campaigns(
+    State(st): State<AppState>,
+    _p: Principal,
+) -> ApiResult<Json<CampaignList>> {
+    let campaigns = campaign::list(&st.inner().meta).await?;
+    Ok(Json(CampaignList { campaigns }))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/suggestions", responses((status = 200, description = "Campaign drafts from the RFM segments, with audience size, churn and CLV")))]
@@ -46,7 +63,7 @@ pub async fn suggestions(State(st): State<AppState>, p: Principal) -> ApiResult<
     Ok(Json(json!({ "suggestions": v })))
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns", request_body = CampaignSpec, responses((status = 201, description = "Draft created"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/campaigns", request_body = CampaignSpec, responses((status = 201, body = CampaignState, description = "Draft created"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn create_campaign(
     State(st): State<AppState>,
     p: Principal,
@@ -69,19 +86,20 @@ pub async fn create_campaign(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"campaign_id": id, "status": "draft"})),
+        Json(CampaignState {
+            campaign_id: id,
+            status: CampaignStatus::Draft,
+        }),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = i64, Path)), responses((status = 200, description = "One campaign"), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = i64, Path)), responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_campaign(
     State(st): State<AppState>,
     _p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(serde_json::to_value(
-        campaign::get(&st.inner().meta, id).await?,
-    )?))
+) -> ApiResult<Json<Campaign>> {
+    Ok(Json(campaign::get(&st.inner().meta, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
@@ -117,13 +135,13 @@ pub struct StatusChange {
     pub action: c360_model::CampaignAction,
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/status", params(("id" = i64, Path)), request_body = StatusChange, responses((status = 200, description = "New status"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/status", params(("id" = i64, Path)), request_body = StatusChange, responses((status = 200, body = CampaignState, description = "New status"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn campaign_status(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     J(b): J<StatusChange>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CampaignState>> {
     let r = async {
         p.require(&writers())?;
         let c = campaign::get(&st.inner().meta, id).await?;
@@ -141,7 +159,10 @@ pub async fn campaign_status(
     )
     .await?;
     st.bump();
-    Ok(Json(json!({"campaign_id": id, "status": to})))
+    Ok(Json(CampaignState {
+        campaign_id: id,
+        status: to,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Per arm against the holdout: incremental revenue and retention (CUPED, Bayesian, always-valid), redemptions at the POS and in the mini-program, guardrails, SRM, Holm-adjusted p-values, uplift model")))]
@@ -217,23 +238,26 @@ pub async fn campaign_members(
     Ok(Json(json!({"total": total, "members": ms})))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Settings of the marketing programme.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Settings {
+    /// Share of all customers no campaign ever reaches (percent, 0..=20).
+    #[schema(minimum = 0, maximum = 20)]
     pub global_holdout_pct: f64,
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/settings", responses((status = 200, description = "Global holdout percentage")))]
-pub async fn get_settings(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
-    let g = campaign::global_holdout_pct(&st.inner().meta).await?;
-    Ok(Json(json!({"global_holdout_pct": g})))
+#[utoipa::path(get, path = "/api/v1/campaigns/settings", responses((status = 200, body = Settings)))]
+pub async fn get_settings(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Settings>> {
+    let global_holdout_pct = campaign::global_holdout_pct(&st.inner().meta).await?;
+    Ok(Json(Settings { global_holdout_pct }))
 }
 
-#[utoipa::path(put, path = "/api/v1/campaigns/settings", request_body = Settings, responses((status = 200, description = "Saved"), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/campaigns/settings", request_body = Settings, responses((status = 200, body = Settings, description = "Saved"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn put_settings(
     State(st): State<AppState>,
     p: Principal,
     J(b): J<Settings>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Settings>> {
     let r = async {
         p.require(&[Role::Admin])?;
         Ok(campaign::set_global_holdout_pct(&st.inner().meta, b.global_holdout_pct).await?)
@@ -248,5 +272,5 @@ pub async fn put_settings(
         r,
     )
     .await?;
-    Ok(Json(json!({"global_holdout_pct": b.global_holdout_pct})))
+    Ok(Json(b))
 }

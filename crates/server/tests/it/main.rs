@@ -872,3 +872,17 @@ async fn other_store(f: &Fixture) -> i64 {
     )
     .await
 }
+
+/// The committed `web/openapi.json` (the dashboard's TypeScript types are generated from it) is
+/// the document this server serves: change a route or a schema and this fails until
+/// `c360 openapi > web/openapi.json && npm --prefix web run gen:api` is run.
+#[test]
+fn committed_openapi_document_matches_the_server() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let now = c360_server::openapi::document();
+    assert!(
+        committed == now,
+        "web/openapi.json is out of date: run `cargo run -p c360-cli -- openapi > web/openapi.json && npm --prefix web run gen:api`"
+    );
+}

@@ -1,0 +1,64 @@
+//! How an ETL run is set up: the sources, the warehouse and metastore, the hashing secret, the
+//! identity and RFM rules, and the test hook that stops or kills a run at a chosen step.
+
+use std::path::PathBuf;
+
+use crate::error::{EtlError, Result};
+
+#[derive(Debug, Clone)]
+pub struct EtlConfig {
+    pub pos_url: String,
+    pub wx_url: String,
+    pub warehouse: PathBuf,
+    /// Defaults to a SQLite file inside the warehouse directory.
+    pub metastore_url: Option<String>,
+    /// The secret personal identifiers are hashed with; `None` uses the one stored in the
+    /// metastore (generated there on the first run).
+    pub salt: Option<c360_model::Secret>,
+    /// Largest number of members sharing one verified phone before the phone is treated as a
+    /// shared (staff / family / placeholder) number and stops linking.
+    pub max_ids_per_phone: usize,
+    pub progress: bool,
+    /// Test hook: stop with an error right after this step (`<step>`), kill the process there
+    /// (`abort:<step>`), or between writing data files and the manifest (`commit`). The CLI
+    /// fills it from `C360_FAIL_AT`.
+    pub fail_at: Option<String>,
+    /// Whom each customer's RFM is compared with (dynamic cut points per city, store or none).
+    pub rfm_group: c360_core::profile::RfmGroup,
+}
+
+impl Default for EtlConfig {
+    fn default() -> Self {
+        EtlConfig {
+            pos_url: "data/cyrg2025.db".into(),
+            wx_url: "data/cyrgweixin.db".into(),
+            warehouse: "data/hotdog2030".into(),
+            metastore_url: None,
+            salt: None,
+            max_ids_per_phone: 4,
+            progress: true,
+            fail_at: None,
+            rfm_group: c360_core::profile::RfmGroup::City,
+        }
+    }
+}
+
+impl EtlConfig {
+    pub fn metastore(&self) -> String {
+        self.metastore_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.warehouse.join("_metastore.db").display()
+            )
+        })
+    }
+}
+
+/// The test hook of [`EtlConfig::fail_at`]: an error or an abort right after `step`.
+pub(crate) fn fail_point(cfg: &EtlConfig, step: &str) -> Result<()> {
+    match cfg.fail_at.as_deref() {
+        Some(at) if at == step => Err(EtlError::FailPoint(step.into())),
+        Some(at) if at.strip_prefix("abort:") == Some(step) => std::process::abort(),
+        _ => Ok(()),
+    }
+}
