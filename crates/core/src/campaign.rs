@@ -425,8 +425,12 @@ pub struct Campaign {
 }
 
 pub async fn get(meta: &Db, id: i64) -> CoreResult<Campaign> {
-    let sql = format!("SELECT * FROM campaigns WHERE campaign_id = {id}");
-    let r = meta.fetch_all(&sql).await?;
+    let r = meta
+        .fetch(
+            "SELECT * FROM campaigns WHERE campaign_id = ?",
+            &[id.into()],
+        )
+        .await?;
     let r = r
         .first()
         .ok_or_else(|| CoreError::NotFound(format!("campaign {id} does not exist")))?;
@@ -836,10 +840,11 @@ pub async fn program_effect(
     };
     let n_h = held.iter().filter(|h| **h).count();
     let reached: i64 = meta
-        .fetch_all(&format!(
+        .fetch(
             "SELECT COUNT(DISTINCT customer_id) AS n FROM campaign_members WHERE status IN ('planned', 'sent') \
-             AND send_at >= '{from} 00:00:00' AND send_at < '{stop} 00:00:00'"
-        ))
+             AND send_at >= ? AND send_at < ?",
+            &[format!("{from} 00:00:00").into(), format!("{stop} 00:00:00").into()],
+        )
         .await?
         .first()
         .and_then(|r| get_i64(r, "n"))
@@ -878,9 +883,10 @@ pub struct Member {
 
 pub async fn members(meta: &Db, id: i64) -> CoreResult<Vec<Member>> {
     let r = meta
-        .fetch_all(&format!(
-            "SELECT * FROM campaign_members WHERE campaign_id = {id} ORDER BY customer_id"
-        ))
+        .fetch(
+            "SELECT * FROM campaign_members WHERE campaign_id = ? ORDER BY customer_id",
+            &[id.into()],
+        )
         .await?;
     r.iter()
         .map(|r| {
@@ -915,10 +921,11 @@ fn stored_state<T>(
 pub async fn members_with_keys(meta: &Db, id: i64) -> CoreResult<Vec<(Member, Vec<String>)>> {
     let mut keys: HashMap<i64, Vec<String>> = HashMap::new();
     for r in meta
-        .fetch_all(&format!(
+        .fetch(
             "SELECT n.source_key, n.customer_id FROM identity_nodes n JOIN campaign_members m \
-             ON m.customer_id = n.customer_id WHERE m.campaign_id = {id}"
-        ))
+             ON m.customer_id = n.customer_id WHERE m.campaign_id = ?",
+            &[id.into()],
+        )
         .await?
     {
         if let (Some(k), Some(c)) = (get_text(&r, "source_key"), get_i64(&r, "customer_id")) {

@@ -118,9 +118,10 @@ pub async fn create(
 
 pub async fn get(meta: &Db, id: i64) -> CoreResult<(ExperimentSpec, String)> {
     let r = meta
-        .fetch_all(&format!(
-            "SELECT spec, created_by FROM experiments WHERE experiment_id = {id}"
-        ))
+        .fetch(
+            "SELECT spec, created_by FROM experiments WHERE experiment_id = ?",
+            &[id.into()],
+        )
         .await?;
     let r = r
         .first()

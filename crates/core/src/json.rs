@@ -99,11 +99,6 @@ pub fn rows(batches: &[RecordBatch]) -> Result<Vec<Value>, datafusion::arrow::er
     Ok(out)
 }
 
-/// A SQL string literal (single quotes doubled).
-pub fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +125,5 @@ mod tests {
         let r = rows(&[b]).unwrap();
         assert_eq!(r[0], serde_json::json!({"id": 1, "x": 0.5, "t": "a'b"}));
         assert_eq!(r[1], serde_json::json!({"id": 2, "x": null, "t": null}));
-        assert_eq!(lit("a'b"), "'a''b'");
     }
 }

@@ -141,20 +141,25 @@ pub(crate) fn what_of(sql: &str) -> String {
 pub(crate) fn bind_all(args: &[Value], sql: &str) -> Result<AnyArguments> {
     let mut a = AnyArguments::default();
     for v in args {
-        let r = match v {
-            Value::I(x) => a.add(*x),
-            Value::F(x) => a.add(*x),
-            Value::S(x) => a.add(x.clone()),
-            Value::NullI => a.add(Option::<i64>::None),
-            Value::NullS => a.add(Option::<String>::None),
-            Value::NullF => a.add(Option::<f64>::None),
-        };
-        r.map_err(|e| DbError::Sql {
-            what: format!("bind {}", what_of(sql)),
-            source: sqlx::Error::Encode(e),
-        })?;
+        bind_one(&mut a, v, || what_of(sql))?;
     }
     Ok(a)
+}
+
+/// Binds one value; `what` names the statement in the error.
+fn bind_one(a: &mut AnyArguments, v: &Value, what: impl FnOnce() -> String) -> Result<()> {
+    let r = match v {
+        Value::I(x) => a.add(*x),
+        Value::F(x) => a.add(*x),
+        Value::S(x) => a.add(x.clone()),
+        Value::NullI => a.add(Option::<i64>::None),
+        Value::NullS => a.add(Option::<String>::None),
+        Value::NullF => a.add(Option::<f64>::None),
+    };
+    r.map_err(|e| DbError::Sql {
+        what: format!("bind {}", what()),
+        source: sqlx::Error::Encode(e),
+    })
 }
 
 pub(crate) fn sql_err(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
@@ -563,18 +568,7 @@ impl Db {
                 }
                 n += 1;
                 sql.push_str(&self.backend.ph(n));
-                let r = match v {
-                    Value::I(x) => args.add(*x),
-                    Value::F(x) => args.add(*x),
-                    Value::S(x) => args.add(x.clone()),
-                    Value::NullI => args.add(Option::<i64>::None),
-                    Value::NullS => args.add(Option::<String>::None),
-                    Value::NullF => args.add(Option::<f64>::None),
-                };
-                r.map_err(|e| DbError::Sql {
-                    what: format!("bind {table}"),
-                    source: sqlx::Error::Encode(e),
-                })?;
+                bind_one(&mut args, v, || table.to_string())?;
             }
             sql.push(')');
         }

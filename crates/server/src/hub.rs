@@ -130,9 +130,10 @@ impl Hub {
     pub async fn replay(&self, since: i64, limit: i64) -> ApiResult<Vec<Event>> {
         let rows = self
             .db
-            .fetch_all(&format!(
-                "SELECT seq, topic, store_id, payload, at FROM stream_log WHERE seq > {since} ORDER BY seq LIMIT {limit}"
-            ))
+            .fetch(
+                "SELECT seq, topic, store_id, payload, at FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                &[since.into(), limit.into()],
+            )
             .await?;
         Ok(rows
             .iter()

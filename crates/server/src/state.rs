@@ -383,8 +383,14 @@ impl AppState {
     /// without publishing them again.
     pub async fn replay_live_orders(&self) -> ApiResult<usize> {
         let s = self.snapshot().await?;
-        let rows = self.inner().meta.fetch_all(&format!(
-            "SELECT customer_id, store_id, day, total_fen FROM live_orders WHERE day >= {} ORDER BY order_time, order_no", s.end_day)).await?;
+        let rows = self
+            .inner()
+            .meta
+            .fetch(
+                "SELECT customer_id, store_id, day, total_fen FROM live_orders WHERE day >= ? ORDER BY order_time, order_no",
+                &[s.end_day.into()],
+            )
+            .await?;
         for r in &rows {
             self.apply_live_order(
                 &s,
@@ -448,8 +454,14 @@ impl AppState {
     /// Orders received live for one customer (newest first).
     pub async fn live_orders_of(&self, id: i64) -> ApiResult<Vec<Value>> {
         let s = self.snapshot().await?;
-        let rows = self.inner().meta.fetch_all(&format!(
-            "SELECT order_no, store_id, order_time, total_fen FROM live_orders WHERE customer_id = {id} AND day >= {} ORDER BY order_time DESC", s.end_day)).await?;
+        let rows = self
+            .inner()
+            .meta
+            .fetch(
+                "SELECT order_no, store_id, order_time, total_fen FROM live_orders WHERE customer_id = ? AND day >= ? ORDER BY order_time DESC",
+                &[id.into(), s.end_day.into()],
+            )
+            .await?;
         Ok(rows.iter().map(|r| json!({
             "order_no": c360_db::get_text(r, "order_no"), "store_id": get_i64(r, "store_id"),
             "order_time": c360_db::get_text(r, "order_time"), "total_fen": get_i64(r, "total_fen"),
