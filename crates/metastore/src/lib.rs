@@ -98,29 +98,18 @@ impl Metastore {
     /// written first, so concurrent takers serialise on it and never share an id; a rolled-back
     /// transaction gives its ids back.
     pub async fn take_ids(tx: &mut Tx, counter: Counter, n: i64) -> Result<i64> {
-        let changed = tx
-            .execute(
-                "UPDATE id_counters SET value = value + ? WHERE name = ?",
-                &[n.into(), counter.name().into()],
-            )
-            .await?;
-        if changed != 1 {
-            return Err(DbError::Migration(format!(
-                "id counter {} is missing",
-                counter.name()
-            )));
-        }
+        // One statement; the row lock the update takes is held to the end of `tx`.
         let rows = tx
             .fetch(
-                "SELECT value FROM id_counters WHERE name = ?",
-                &[counter.name().into()],
+                "UPDATE id_counters SET value = value + ? WHERE name = ? RETURNING value",
+                &[n.into(), counter.name().into()],
             )
             .await?;
         let last = rows
             .first()
             .and_then(|r| c360_db::get_i64(r, "value"))
             .ok_or_else(|| {
-                DbError::Migration(format!("id counter {} unreadable", counter.name()))
+                DbError::Migration(format!("id counter {} is missing", counter.name()))
             })?;
         Ok(last - n + 1)
     }
