@@ -616,6 +616,102 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description One arm's metric against its comparison group: Welch, Bayesian and always-valid. */
+        ArmEffect: {
+            /**
+             * Format: double
+             * @description mSPRT p-value, valid however often it is looked at.
+             */
+            always_valid_p?: number | null;
+            arm: string;
+            /** Format: double */
+            chance_to_win?: number | null;
+            /** @description 95% interval of `diff`. */
+            ci: (number | null)[];
+            /** Format: double */
+            control_mean?: number | null;
+            /**
+             * Format: double
+             * @description treatment − control.
+             */
+            diff?: number | null;
+            /** Format: double */
+            expected_loss?: number | null;
+            /**
+             * Format: double
+             * @description diff / control mean (none when the control mean is 0).
+             */
+            lift?: number | null;
+            lift_ci: (number | null)[];
+            /** Format: double */
+            p_value?: number | null;
+            /** Format: double */
+            treatment_mean?: number | null;
+        };
+        /** @description One treated arm against the campaign's holdout. */
+        ArmResult: {
+            arm: string;
+            /** Format: int64 */
+            attributed_revenue_fen: number;
+            /** @description Members the frequency cap held back. */
+            capped: number;
+            /** Format: int64 */
+            discount_cost_fen: number;
+            guardrails: components["schemas"]["Guardrails"];
+            /** Format: double */
+            holm_p_retention?: number | null;
+            /**
+             * Format: double
+             * @description Holm-adjusted over every comparison of the campaign.
+             */
+            holm_p_revenue?: number | null;
+            /** Format: double */
+            incremental_retained?: number | null;
+            incremental_revenue_ci: (number | null)[];
+            /** Format: double */
+            incremental_revenue_fen?: number | null;
+            members: number;
+            /** Format: double */
+            raw_revenue_diff?: number | null;
+            /** Format: int64 */
+            redeemed_at_pos: number;
+            /** Format: int64 */
+            redeemed_in_mini_program: number;
+            /** Format: double */
+            redemption_rate?: number | null;
+            /** Format: int64 */
+            redemptions: number;
+            retention: components["schemas"]["ArmEffect"];
+            revenue_per_member: components["schemas"]["ArmEffect"];
+            revenue_per_member_cuped: components["schemas"]["ArmEffect"];
+            /**
+             * Format: double
+             * @description Incremental revenue per fen of discount (none without discount cost).
+             */
+            roi?: number | null;
+            /** @description Members messaged (planned or sent). */
+            sent: number;
+        };
+        /** @description An aspect of a review and its column. */
+        Aspect: {
+            aspect: string;
+            column: string;
+        };
+        /** @description An aspect and its average score. */
+        AspectScore: {
+            aspect: string;
+            /** Format: double */
+            score: number;
+        };
+        /** @description Which stores (or store-days) are treated. */
+        Assignment: {
+            /** Format: int64 */
+            store_id: number;
+            /** @description A store-level design: whether the store is treated. */
+            treated?: boolean | null;
+            /** @description A switchback: the days the store is treated. */
+            treated_days?: string[] | null;
+        };
         Audience: {
             lifecycle?: string[];
             /** @description Cap on the audience (highest CLV first). */
@@ -631,6 +727,43 @@ export interface components {
             store_ids?: number[];
             /** @description Tiers: 核心客户, 活跃客户, 机会客户, 沉睡/新客户 (as the segmentation names them). */
             tier?: string[];
+        };
+        /**
+         * @description The newest entries first, optionally of one action or actor.
+         *     One entry of the audit trail.
+         */
+        AuditEntry: {
+            /** @description What was attempted (e.g. campaign.launch). */
+            action: string;
+            /** @description The key's name. */
+            actor: string;
+            /** @description When (RFC 3339, UTC). */
+            at: string;
+            /** @description The action's details (and the error, when it failed). */
+            detail?: unknown;
+            /** @description ok, denied, rejected or error. */
+            outcome: string;
+            role: string;
+            /** Format: int64 */
+            seq: number;
+            target: string;
+        };
+        /** @description The audit trail, newest first. */
+        AuditTrail: {
+            entries: components["schemas"]["AuditEntry"][];
+        };
+        /** @description How a batch went: every event is stored before the answer. */
+        BatchIngested: {
+            /**
+             * Format: int64
+             * @description Events stored now.
+             */
+            created: number;
+            /**
+             * Format: int64
+             * @description Events already received before (resends): nothing counted twice.
+             */
+            duplicates: number;
         };
         /** @description A stored campaign. */
         Campaign: {
@@ -654,6 +787,27 @@ export interface components {
         CampaignList: {
             campaigns: components["schemas"]["Campaign"][];
         };
+        /** @description A campaign's results: per arm against the holdout. */
+        CampaignResults: {
+            arms: components["schemas"]["ArmResult"][];
+            campaign: components["schemas"]["Campaign"];
+            /** Format: double */
+            cuped_theta?: number | null;
+            global_holdout: number;
+            holdout: number;
+            members: number;
+            /** @description Why there is nothing to evaluate (not launched, or no members in the caller's stores). */
+            note?: string | null;
+            /** Format: int64 */
+            redeemed_under_another_id: number;
+            srm?: null | components["schemas"]["Srm"];
+            /** Format: int64 */
+            unattributed_redemptions: number;
+            uplift?: null | components["schemas"]["Uplift"];
+            variants: components["schemas"]["Versus"][];
+            vs_global_holdout?: null | components["schemas"]["ArmEffect"];
+            window?: null | components["schemas"]["Window"];
+        };
         CampaignSpec: {
             /**
              * Format: int64
@@ -665,6 +819,7 @@ export interface components {
             cap_days?: number;
             /** @description wechat (subscription message), sms or push. */
             channel: components["schemas"]["Channel"];
+            /** Format: date */
             end: string;
             /**
              * Format: int32
@@ -685,7 +840,10 @@ export interface components {
              * @description No sends from this hour to `quiet_end` (local time).
              */
             quiet_start?: number;
-            /** @description First and last send day (YYYY-MM-DD). */
+            /**
+             * Format: date
+             * @description First and last send day (YYYY-MM-DD).
+             */
             start: string;
             /** @description A/B arms; none = one treatment arm. */
             variants?: components["schemas"]["Variant"][];
@@ -701,11 +859,108 @@ export interface components {
          * @enum {string}
          */
         CampaignStatus: "draft" | "running" | "paused" | "completed" | "cancelled";
+        /** @description A category's share of a customer's items. */
+        CategoryShare: {
+            category: string;
+            /** Format: int64 */
+            qty: number;
+            /** Format: double */
+            share: number;
+        };
+        /** @description A cause and how many of the listed tickets it is predicted for. */
+        CauseCount: {
+            cause: string;
+            count: number;
+        };
+        /** @description A cause and its probability. */
+        CauseProbability: {
+            cause: string;
+            /** Format: double */
+            p: number;
+        };
         /**
          * @description How a campaign reaches people.
          * @enum {string}
          */
         Channel: "wechat" | "sms" | "push";
+        /** @enum {string} */
+        CompareDim: "city" | "store" | "product" | "daypart";
+        /** @description One dimension compared. */
+        Comparison: {
+            dim: string;
+            /**
+             * @description Per value: id and/or name, orders (or qty), revenue_fen, buyers, avg_ticket_fen, and the
+             *     dimension's own columns (city_tier, lat, lon; city, store_type; category).
+             */
+            rows: components["schemas"]["Row"][];
+        };
+        /** @description A customer's behaviour in the range. */
+        CustomerBehavior: {
+            /** @description action_type, page, events. */
+            actions: components["schemas"]["Row"][];
+            /** Format: int64 */
+            customer_id: number;
+            /** @description daypart, orders, spend_fen. */
+            dayparts: components["schemas"]["Row"][];
+            /** @description device, events (and lat, lon for those who may see locations). */
+            devices: components["schemas"]["Row"][];
+            /** @description page, sessions. */
+            funnel: components["schemas"]["Row"][];
+            sessions?: null | components["schemas"]["Row"];
+            /** @description weekday (0 = Sunday), orders. */
+            weekdays: components["schemas"]["Row"][];
+        };
+        /** @description An insight, the facts it was written from, and how it was written. */
+        CustomerInsight: {
+            facts: components["schemas"]["Facts"];
+            generation: components["schemas"]["Generation"];
+            insight: components["schemas"]["Insight"];
+        };
+        /** @description One customer's place in the network. */
+        CustomerNetwork: {
+            /** @description campaign, reached, depth, longest_path of the cascades they started. */
+            cascades: components["schemas"]["Row"][];
+            /** Format: int64 */
+            customer_id: number;
+            /**
+             * Format: double
+             * @description Share of networked customers they out-rank.
+             */
+            influence_percentile?: number | null;
+            network?: null | components["schemas"]["Row"];
+        };
+        /** @description One page of customers. */
+        CustomerPage: {
+            /**
+             * @description customer_id, phone_masked, name_masked, order_count, total_spend_fen, avg_order_fen,
+             *     last_order_time, tier, rfm_class, rfm_segment, lifecycle, cluster, clv_12m_fen,
+             *     p_churn_90d, home_store_id, home_city_id.
+             */
+            items: components["schemas"]["Row"][];
+            /** Format: int32 */
+            page: number;
+            /** Format: int32 */
+            page_size: number;
+            /**
+             * Format: int64
+             * @description Customers matching the filters.
+             */
+            total: number;
+        };
+        /** @description A customer's profile. */
+        CustomerProfile: {
+            /** @description Orders and spend per channel, most used first. */
+            channels: components["schemas"]["Row"][];
+            geo?: null | components["schemas"]["Row"];
+            /** @description The live re-score when an order arrived since the snapshot (null otherwise). */
+            live: unknown;
+            /** @description Their `v_customer_360` row. */
+            profile: components["schemas"]["Row"];
+        };
+        /** @enum {string} */
+        CustomerSort: "total_spend_fen" | "order_count" | "last_order_time" | "clv_12m_fen" | "p_churn_90d" | "customer_id";
+        /** @enum {string} */
+        DaypartCode: "breakfast" | "lunch" | "afternoon" | "dinner" | "late_night";
         DiagnoseRequest: {
             /** Format: int64 */
             customer_id?: number | null;
@@ -715,28 +970,81 @@ export interface components {
             /** @description An existing ticket (e.g. "T:12"); or describe a new one with the fields below. */
             ticket_key?: string | null;
         };
+        /** @description A diagnosed ticket or message. */
+        Diagnosis: {
+            /** Format: int64 */
+            customer_id?: number | null;
+            /** @description The cause the keyword rule alone would give (a baseline). */
+            keyword_rule?: string | null;
+            model: components["schemas"]["ModelInfo"];
+            order_id?: string | null;
+            predicted_cause: string;
+            probabilities: components["schemas"]["CauseProbability"][];
+            reasons: components["schemas"]["Reason"][];
+            resolution: components["schemas"]["Resolution"];
+            status: string;
+            ticket_key?: string | null;
+        };
+        /** @description A customer's reviews. */
+        Emotion: {
+            aspects: components["schemas"]["AspectScore"][];
+            /** Format: int64 */
+            customer_id: number;
+            /** @description emotion_id, store_id, rating, content, created_at, sentiment and the six aspects. */
+            reviews: components["schemas"]["Row"][];
+            summary?: null | components["schemas"]["Row"];
+        };
         /** @description The JSON body of every error. */
         ErrorBody: {
             /**
-             * @description Stable machine-readable code: unauthorized, forbidden, not_found, bad_request,
-             *     method_not_allowed, no_data, internal.
+             * @description Stable machine-readable code: unauthorized, forbidden, not_found, bad_request (a
+             *     parameter or field does not parse or is out of its documented bounds), unprocessable
+             *     (well formed, but fields contradict each other or name what does not fit), conflict (not
+             *     in the current state), method_not_allowed, no_data, internal.
              */
             code: string;
             message: string;
         };
+        /**
+         * @description What the user did on the page.
+         * @enum {string}
+         */
+        EventAction: "view" | "click" | "add_cart" | "pay" | "share" | "search";
         /** @description A batch of page events (the mini-program flushes its buffer). */
         EventBatch: {
             events: components["schemas"]["NewEvent"][];
         };
+        /** @description A page path's sessions and conversion. */
+        ExitPage: {
+            page: string;
+            /** Format: int64 */
+            sessions: number;
+            /** Format: double */
+            share: number;
+        };
+        /** @description A stored experiment. */
+        Experiment: {
+            created_at: string;
+            created_by: string;
+            /** Format: int64 */
+            experiment_id: number;
+            spec?: null | components["schemas"]["ExperimentSpec"];
+        };
+        /** @description Experiments, newest first. */
+        ExperimentList: {
+            experiments: components["schemas"]["Experiment"][];
+        };
         ExperimentSpec: {
             /** @description "store" (stores randomised) or "switchback" (store × day randomised). */
             design: string;
+            /** Format: date */
             end: string;
             /** @description What changes in the treatment (e.g. "HD03 at 19.9 instead of 22"). */
             hypothesis?: string;
             /** @description revenue or orders, per store-day. */
             metric?: string;
             name: string;
+            /** Format: date */
             start: string;
             /** @description Stores taking part; empty = all (a store manager: all of theirs). */
             stores?: number[];
@@ -745,6 +1053,143 @@ export interface components {
              * @description Share of stores (or store-days) treated.
              */
             treatment_share?: number;
+        };
+        /** @description Everything a writer may say about one customer. Numbers only come from here. */
+        Facts: {
+            aspect_scores?: [
+                string,
+                number
+            ][];
+            /** Format: int64 */
+            avg_order_fen?: number | null;
+            /** Format: double */
+            avg_rating?: number | null;
+            /**
+             * Format: double
+             * @description Mean review sentiment in [-1, 1] and per-aspect scores (口味, 服务, …) of their reviews.
+             */
+            avg_sentiment?: number | null;
+            /** Format: double */
+            clv_12m_fen?: number | null;
+            /** Format: int64 */
+            customer_id: number;
+            /** Format: double */
+            expected_purchases_365d?: number | null;
+            favourite_daypart?: string | null;
+            /** Format: double */
+            holiday_lift?: number | null;
+            /**
+             * Format: double
+             * @description Share of networked customers this customer out-ranks in influence (PageRank), 0..1.
+             */
+            influence_percentile?: number | null;
+            lifecycle?: string | null;
+            /** Format: int64 */
+            order_count: number;
+            /** Format: double */
+            p_alive?: number | null;
+            /** Format: double */
+            p_churn_90d?: number | null;
+            /** Format: int64 */
+            recency_days?: number | null;
+            /** Format: int64 */
+            review_count: number;
+            rfm_class?: string | null;
+            tier?: string | null;
+            /** @description (product name, share of the items they bought), most bought first. */
+            top_products: [
+                string,
+                number
+            ][];
+            /** Format: int64 */
+            total_spend_fen: number;
+            /** Format: double */
+            value_growth?: number | null;
+            /** Format: double */
+            wx_share?: number | null;
+        };
+        /** @description One change of the live feed. */
+        FeedEntry: {
+            at: string;
+            /** @description The order as the stream carries it (masked for the caller). */
+            data: unknown;
+            /** Format: int64 */
+            seq: number;
+        };
+        /** @description Frequentist comparison of treatment against control (Welch). */
+        Frequentist: {
+            /** Format: double */
+            ci_high?: number | null;
+            /** Format: double */
+            ci_low?: number | null;
+            /** Format: double */
+            control_mean?: number | null;
+            /**
+             * Format: double
+             * @description treatment − control.
+             */
+            diff?: number | null;
+            /**
+             * Format: double
+             * @description diff / control mean, with a delta-method interval.
+             */
+            lift?: number | null;
+            /** Format: double */
+            lift_ci_high?: number | null;
+            /** Format: double */
+            lift_ci_low?: number | null;
+            /** Format: double */
+            p_value?: number | null;
+            /** Format: double */
+            se?: number | null;
+            /** Format: double */
+            treatment_mean?: number | null;
+        };
+        /** @enum {string} */
+        FunnelBy: "none" | "tier" | "rfm_class" | "lifecycle" | "cluster" | "device";
+        /** @description Sessions through menu → item → cart → pay. */
+        FunnelSteps: {
+            /** @description 1 − step_conversion. */
+            drop_off: number[];
+            /**
+             * Format: double
+             * @description pay / sessions.
+             */
+            overall_conversion: number;
+            /** @description Sessions that reached each step. */
+            reached: number[];
+            /** Format: int64 */
+            sessions: number;
+            /** @description reached[i] / reached[i-1] (the first: / sessions). */
+            step_conversion: number[];
+        };
+        /** @description The funnel per segment. */
+        Funnels: {
+            by: string;
+            segments: components["schemas"]["SegmentFunnel"][];
+            /** @description The step names, in order. */
+            steps: string[];
+        };
+        /** @description Who wrote an insight, and why. */
+        Generation: {
+            /** @description "hit" or "miss" of the metastore's insight cache. */
+            cache?: string | null;
+            /** @description Review excerpts left out of the prompt (personal data found in them). */
+            dropped_excerpts?: number | null;
+            /** @description Why the rule-based writer was used (no LLM configured, or the LLM's answer was rejected). */
+            reason?: string | null;
+            /** @description "rules", or the LLM's model name. */
+            writer: string;
+        };
+        /**
+         * @description A guardrail's verdict: the treatment must not make this metric worse by more than a margin.
+         * @enum {string}
+         */
+        GuardrailStatus: "ok" | "inconclusive" | "violated";
+        /** @description Guardrail verdicts of an arm. */
+        Guardrails: {
+            orders_per_member: components["schemas"]["GuardrailStatus"];
+            refund_rate: components["schemas"]["GuardrailStatus"];
         };
         /** @description The server's state at a glance (no key needed). */
         Health: {
@@ -781,15 +1226,115 @@ export interface components {
              */
             seq?: number | null;
         };
+        /** @description The four sections, in the seed's order. */
+        Insight: {
+            churn_risk: components["schemas"]["Section"];
+            /** Format: int64 */
+            customer_id: number;
+            marketing: components["schemas"]["Section"];
+            product_strategy: components["schemas"]["Section"];
+            value: components["schemas"]["Section"];
+            /** @description "rules" for the offline writer, else the model's name. */
+            writer: string;
+        };
+        /** @enum {string} */
+        Lang: "zh" | "en";
+        /** @description A launched campaign's audience. */
+        Launched: {
+            /** @description Members per arm. */
+            arms: {
+                [key: string]: number;
+            };
+            /** @description Members (every arm, holdouts included). */
+            audience: number;
+            /** Format: int64 */
+            campaign_id: number;
+            /** @description Treated members the frequency cap held back. */
+            capped: number;
+            /** Format: double */
+            global_holdout_pct: number;
+        };
+        /** @description Orders received live since the snapshot (for the caller's stores). */
+        LiveCounters: {
+            /** Format: int64 */
+            orders: number;
+            /** Format: int64 */
+            revenue_fen: number;
+        };
+        /** @description Live counters since the snapshot and the latest orders. */
+        LiveFeed: {
+            /** @description Up to 50 newest orders the caller may see, newest first. */
+            feed: components["schemas"]["FeedEntry"][];
+            /**
+             * Format: int64
+             * @description The stream's newest sequence number.
+             */
+            head: number;
+            /** Format: int64 */
+            live_orders: number;
+            /** Format: int64 */
+            live_revenue_fen: number;
+        };
+        /** @description One member as planned. */
+        Member: {
+            arm: string;
+            coupon_code?: string | null;
+            /** Format: int64 */
+            customer_id: number;
+            daypart?: string | null;
+            /** Format: int64 */
+            discount_fen?: number | null;
+            /** Format: int64 */
+            home_store_id?: number | null;
+            /** Format: int64 */
+            pre_spend_fen: number;
+            send_at: string;
+            sku?: string | null;
+            status: components["schemas"]["MemberStatus"];
+        };
+        /** @description A campaign's members (the first `limit` of them). */
+        MemberPage: {
+            members: components["schemas"]["Member"][];
+            /** @description Members (in the caller's stores, of the arm asked for). */
+            total: number;
+        };
+        /**
+         * @description One member's message: planned (will be sent), sent, suppressed (held by a pause or a
+         *     cancel), capped (the frequency cap left no day in the window), not_sent (holdouts).
+         * @enum {string}
+         */
+        MemberStatus: "planned" | "sent" | "suppressed" | "capped" | "not_sent";
+        /** @description The diagnosis model's provenance. */
+        ModelInfo: {
+            trained_on_closed_tickets: number;
+        };
+        /** @description The customer network. */
+        Network: {
+            /** @description campaign, cascades, reached, max_depth. */
+            campaigns: components["schemas"]["Row"][];
+            /** @description campaign, root_customer_id, reached, depth, longest_path. */
+            cascades: components["schemas"]["Row"][];
+            /** @description community, members, pagerank, shares, best_rank, stores. */
+            communities: components["schemas"]["Row"][];
+            /**
+             * @description customer_id, influence_rank, pagerank, community, community_size, ties_out, ties_in,
+             *     shares_sent, cascade_reach, tier, rfm_class.
+             */
+            influencers: components["schemas"]["Row"][];
+            /** @description customer_id, seed_rank, seed_spread, influence_rank, community. */
+            seeds: components["schemas"]["Row"][];
+            /** @description The refresh's network summary (admins and analysts only). */
+            summary?: unknown;
+        };
         /** @description A page event from the mini-program. */
         NewEvent: {
-            /** @description view, click, add_cart, pay … */
-            action_type: string;
+            action_type: components["schemas"]["EventAction"];
             /** Format: int64 */
             customer_id?: number | null;
             device?: string | null;
             /** @description Client-made unique id; the same id twice is one event. */
             event_id: string;
+            /** @description Asia/Shanghai local time `YYYY-MM-DD HH:MM:SS`; default now. */
             event_time?: string | null;
             page: string;
             session_id: string;
@@ -840,6 +1385,73 @@ export interface components {
          * @enum {string}
          */
         OfferKind: "favourite_item" | "amount_off" | "free_item";
+        /** @description The chain (or a store manager's stores) at a glance. */
+        Overview: {
+            clv?: null | components["schemas"]["Row"];
+            customers?: null | components["schemas"]["Row"];
+            kpi?: null | components["schemas"]["Row"];
+            /** @description Orders ingested live since the snapshot. */
+            live: components["schemas"]["LiveCounters"];
+            /** @description Per month: month, orders, revenue_fen, buyers. */
+            monthly: components["schemas"]["Row"][];
+            /** @description Per tier: tier, customers, spend_fen. */
+            tiers: components["schemas"]["Row"][];
+            /**
+             * Format: int64
+             * @description The warehouse snapshot these figures come from.
+             */
+            warehouse_version: number;
+        };
+        /** @description Common paths and where unpaid sessions left. */
+        Paths: {
+            exits: components["schemas"]["ExitPage"][];
+            /** @description path, sessions, conversion, avg_duration_s. */
+            paths: components["schemas"]["Row"][];
+        };
+        /** @description An experiment's plan: its assignment and the smallest effect it can detect. */
+        Plan: {
+            /** Format: double */
+            baseline_per_store_day?: number | null;
+            /** Format: int64 */
+            days: number;
+            /** Format: int64 */
+            experiment_id: number;
+            /**
+             * Format: double
+             * @description Minimum detectable effect (α 0.05, power 0.8), in the metric's units and relative.
+             */
+            mde_abs?: number | null;
+            /** Format: double */
+            mde_rel?: number | null;
+            schedule: components["schemas"]["Assignment"][];
+            spec: components["schemas"]["ExperimentSpec"];
+            stores: number;
+        };
+        /** @enum {string} */
+        PredictionKind: "clv" | "churn" | "growth" | "lifecycle" | "all";
+        /** @description Model outputs for a customer. */
+        Predictions: {
+            /** Format: int64 */
+            customer_id: number;
+            lifecycle?: unknown;
+            /** @description The live re-score (null when no order arrived since the snapshot). */
+            live: unknown;
+            /** @description model, metric, horizon_days, value, as_of. */
+            predictions: components["schemas"]["Row"][];
+            type: string;
+            value_growth?: unknown;
+        };
+        /** @description What a customer prefers. */
+        Preferences: {
+            categories: components["schemas"]["CategoryShare"][];
+            /** Format: int64 */
+            customer_id: number;
+            holiday?: null | components["schemas"]["Row"];
+            /** @description product_id, name, category, qty, share, most bought first. */
+            products: components["schemas"]["Row"][];
+            /** @description daypart × weekday × holiday with orders, most first. */
+            time: components["schemas"]["Row"][];
+        };
         /** @description The caller of a request, after their key was checked. */
         Principal: {
             name: string;
@@ -847,8 +1459,153 @@ export interface components {
             /** @description The stores a store manager may see; empty for the other roles (who see all). */
             stores: number[];
         };
+        /** @description Every campaign together against the global holdout. */
+        ProgramEffect: {
+            /** Format: double */
+            cuped_theta?: number | null;
+            /** @description Customers counted (in the caller's stores). */
+            customers: number;
+            /**
+             * Format: int64
+             * @description Of them, messaged by any campaign.
+             */
+            customers_messaged: number;
+            from: string;
+            /** @description Of them, in the global holdout. */
+            global_holdout: number;
+            /** Format: double */
+            global_holdout_pct?: number | null;
+            incremental_revenue_ci: (number | null)[];
+            /** Format: double */
+            incremental_revenue_fen?: number | null;
+            revenue_per_customer: components["schemas"]["ArmEffect"];
+            revenue_per_customer_cuped: components["schemas"]["ArmEffect"];
+            srm: components["schemas"]["Srm"];
+            to: string;
+        };
+        /**
+         * @description One point of a Qini curve: after targeting the top `share` of customers by score, the
+         *     incremental outcome gained (treated outcome − control outcome scaled to the treated count).
+         */
+        QiniPoint: {
+            /** Format: double */
+            gain?: number | null;
+            /** Format: double */
+            share?: number | null;
+        };
+        /** @description A feature of the case and how much it pushed the predicted cause. */
+        Reason: {
+            feature: string;
+            /** Format: double */
+            weight: number;
+        };
+        /** @description One recommended product. */
+        RecItem: {
+            bought_before: boolean;
+            category: string;
+            name: string;
+            /** Format: int64 */
+            product_id: number;
+            reason: components["schemas"]["RecReason"];
+            /** Format: double */
+            score: number;
+        };
+        /**
+         * @description Why an item is recommended.
+         * @enum {string}
+         */
+        RecReason: "buy_again" | "add_on" | "similar_taste" | "popular" | "new_item";
+        /** @description Recommendations and the context they were made for. */
+        Recommendations: {
+            /** @description Product ids in the cart. */
+            cart: number[];
+            /** Format: int64 */
+            customer_id?: number | null;
+            daypart?: string | null;
+            items: components["schemas"]["RecItem"][];
+            /** Format: int64 */
+            store_id?: number | null;
+        };
+        /** @description What to do about a ticket. */
+        Resolution: {
+            cause: string;
+            /**
+             * Format: int64
+             * @description Coupon or refund value, in fen.
+             */
+            compensation_fen: number;
+            /** @description coupon or refund. */
+            compensation_kind: string;
+            /** @description Escalate to a human (low confidence, or a high-value customer at risk). */
+            escalate: boolean;
+            solution_en: string;
+            solution_zh: string;
+        };
+        /** @description An experiment's results so far. */
+        Results: {
+            analysis: string;
+            /** Format: double */
+            chance_to_win?: number | null;
+            complete: boolean;
+            /** Format: int64 */
+            days_observed: number;
+            /** Format: int64 */
+            days_planned: number;
+            /** Format: int64 */
+            experiment_id: number;
+            result: components["schemas"]["Frequentist"];
+            spec: components["schemas"]["ExperimentSpec"];
+            srm?: null | components["schemas"]["Srm"];
+            stores: number;
+        };
         /** @enum {string} */
         Role: "admin" | "analyst" | "store_manager";
+        /** @description A warehouse row: column name to value (the operation's description names the columns). */
+        Row: {
+            [key: string]: unknown;
+        };
+        /** @description One insight section. */
+        Section: {
+            text: string;
+            title: string;
+        };
+        /** @description One segment's funnel and session shape. */
+        SegmentFunnel: {
+            /** Format: double */
+            avg_duration_s: number;
+            /** Format: double */
+            avg_events: number;
+            /** Format: double */
+            bounce_rate: number;
+            funnel: components["schemas"]["FunnelSteps"];
+            segment: string;
+        };
+        /**
+         * @description Customers grouped every way the profile groups them. Each group row: name, customers,
+         *     avg_spend_fen, avg_orders, avg_recency_days, spend_fen.
+         */
+        Segments: {
+            /** @description What sets each k-means cluster apart (from the refresh). */
+            cluster_explanations: unknown;
+            clusters: components["schemas"]["Row"][];
+            lifecycle: components["schemas"]["Row"][];
+            rfm_classes: components["schemas"]["Row"][];
+            /** @description r_score, f_score, customers, avg_spend_fen. */
+            rfm_grid: components["schemas"]["Row"][];
+            rfm_segments: components["schemas"]["Row"][];
+            tiers: components["schemas"]["Row"][];
+        };
+        /** @description Review sentiment across the chain or one store. */
+        Sentiment: {
+            aspects: components["schemas"]["Aspect"][];
+            /** @description How sentiment is scored. */
+            model: string;
+            /** @description Stores with at least 5 reviews, worst first: store_id, name, reviews, sentiment, aspects. */
+            stores: components["schemas"]["Row"][];
+            total?: null | components["schemas"]["Row"];
+            /** @description Per month: month, reviews, sentiment and the aspect averages. */
+            trend: components["schemas"]["Row"][];
+        };
         /** @description Settings of the marketing programme. */
         Settings: {
             /**
@@ -857,15 +1614,122 @@ export interface components {
              */
             global_holdout_pct: number;
         };
+        /** @enum {string} */
+        SortOrder: "asc" | "desc";
+        /** @description Sample ratio mismatch: Pearson χ² of observed counts against the planned weights. */
+        Srm: {
+            /** Format: double */
+            chi2?: number | null;
+            /**
+             * @description p < 0.001, the usual threshold (a mismatch this strong means the assignment or the
+             *     logging is broken and the results cannot be trusted).
+             */
+            mismatch: boolean;
+            /** Format: double */
+            p_value?: number | null;
+        };
         StatusChange: {
             /** @description pause, resume, complete or cancel. */
             action: components["schemas"]["CampaignAction"];
         };
+        /** @description A campaign idea for one RFM class, ready to create. */
+        Suggestion: {
+            /** Format: double */
+            avg_churn?: number | null;
+            /** Format: double */
+            clv_fen?: number | null;
+            /** Format: int64 */
+            customers: number;
+            goal_en: string;
+            goal_zh: string;
+            rfm_class: string;
+            spec: components["schemas"]["CampaignSpec"];
+        };
+        /** @description Campaign ideas from the segments as they are now. */
+        Suggestions: {
+            suggestions: components["schemas"]["Suggestion"][];
+        };
+        /** @enum {string} */
+        TicketStatus: "open" | "closed";
+        /** @description A ticket with its predicted cause. */
+        TicketView: {
+            /** Format: double */
+            confidence: number;
+            /** Format: int64 */
+            customer_id?: number | null;
+            message: string;
+            order_id?: string | null;
+            predicted_cause: string;
+            resolution: components["schemas"]["Resolution"];
+            resolved_cause?: string | null;
+            status: string;
+            /** Format: int64 */
+            store_id?: number | null;
+            ticket_key: string;
+        };
+        /** @description Tickets, newest first. */
+        Tickets: {
+            predicted_counts: components["schemas"]["CauseCount"][];
+            tickets: components["schemas"]["TicketView"][];
+            /** @description Tickets in this state (in the caller's stores). */
+            total: number;
+        };
+        /** @description A customer's orders. */
+        Timeline: {
+            /** Format: int64 */
+            customer_id: number;
+            /** @description Orders received live since the snapshot. */
+            live_orders: unknown[];
+            /**
+             * @description order_id, order_no, order_time, store_id, store_name, channel, status, total_fen,
+             *     discount_fen, daypart, holiday, items.
+             */
+            orders: components["schemas"]["Row"][];
+        };
+        /** @description The uplift model of a campaign. */
+        Uplift: {
+            curve: components["schemas"]["QiniPoint"][];
+            /** Format: double */
+            gain_top_30pct_share_of_total?: number | null;
+            model: string;
+            /** Format: double */
+            qini_coefficient?: number | null;
+            top_customers: components["schemas"]["UpliftScore"][];
+        };
+        /** @description A customer's predicted uplift. */
+        UpliftScore: {
+            /** Format: int64 */
+            customer_id: number;
+            /** Format: double */
+            uplift_fen?: number | null;
+        };
         Variant: {
+            /** @description The arm's name (not "holdout" or "global_holdout"). */
             name: string;
             offer?: null | components["schemas"]["Offer"];
             /** Format: double */
             weight: number;
+        };
+        /** @description A variant against the first arm (the A/B question). */
+        Versus: {
+            against: string;
+            arm: string;
+            /** Format: double */
+            holm_p_retention?: number | null;
+            /** Format: double */
+            holm_p_revenue?: number | null;
+            retention: components["schemas"]["ArmEffect"];
+            revenue_per_member_cuped: components["schemas"]["ArmEffect"];
+        };
+        /** @description The evaluation window. */
+        Window: {
+            /** @description Whether the data covers the whole window. */
+            complete: boolean;
+            /** @description The last day the warehouse has orders for. */
+            data_until?: string | null;
+            from: string;
+            /** @description The last day of the window (its end plus the attribution days). */
+            to: string;
         };
     };
     responses: never;
@@ -879,6 +1743,7 @@ export interface operations {
     audit_trail: {
         parameters: {
             query?: {
+                /** @description Entries, newest first (default 100). */
                 limit?: number;
                 action?: string;
                 actor?: string;
@@ -894,58 +1759,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
-            };
-            /** @description Missing or unknown API key */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["AuditTrail"];
                 };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Internal error (no details; they are in the log) */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    behavior_funnel: {
-        parameters: {
-            query?: {
-                /** @description Segment dimension: none (default), tier, rfm_class, lifecycle, cluster or device. */
-                by?: string;
-                /** @description First day (YYYY-MM-DD), inclusive. */
-                from?: string;
-                /** @description Last day (YYYY-MM-DD), inclusive. */
-                to?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Sessions reaching menu → item → cart → pay, step conversion and drop-off, per segment */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
             };
             400: {
                 headers: {
@@ -964,8 +1780,105 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    behavior_funnel: {
+        parameters: {
+            query?: {
+                /** @description Segment dimension: none (default), tier, rfm_class, lifecycle, cluster or device. */
+                by?: components["schemas"]["FunnelBy"];
+                /** @description First day (YYYY-MM-DD), inclusive. */
+                from?: string;
+                /** @description Last day (YYYY-MM-DD), inclusive. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sessions reaching menu → item → cart → pay, step conversion and drop-off, per segment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Funnels"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -982,6 +1895,7 @@ export interface operations {
                 from?: string;
                 /** @description Last day (YYYY-MM-DD), inclusive. */
                 to?: string;
+                /** @description Rows to return (default 50 for a timeline, 20 for paths). */
                 limit?: number;
             };
             header?: never;
@@ -995,7 +1909,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Paths"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1006,8 +1930,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1045,6 +1987,15 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1101,8 +2052,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1131,7 +2100,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ProgramEffect"];
+                };
             };
             400: {
                 headers: {
@@ -1150,8 +2121,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1189,6 +2178,15 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1245,8 +2243,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1270,7 +2286,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Suggestions"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1283,6 +2301,15 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1311,6 +2338,15 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"];
                 };
             };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Missing or unknown API key */
             401: {
                 headers: {
@@ -1328,8 +2364,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1355,7 +2409,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Launched"];
+                };
             };
             400: {
                 headers: {
@@ -1382,8 +2438,43 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a draft (launched already) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1414,7 +2505,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MemberPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1425,8 +2526,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1452,7 +2580,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CampaignResults"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1463,8 +2602,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1531,8 +2696,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The campaign's state does not allow the move */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1547,8 +2739,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description city, store, product or daypart */
-                dim: string;
+                dim: components["schemas"]["CompareDim"];
             };
             cookie?: never;
         };
@@ -1559,7 +2750,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Comparison"];
+                };
             };
             400: {
                 headers: {
@@ -1578,8 +2771,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1600,11 +2820,13 @@ export interface operations {
                 city_id?: number;
                 store_id?: number;
                 min_spend_fen?: number;
-                /** @description total_spend_fen (default), order_count, last_order_time, clv_12m_fen, p_churn_90d, customer_id */
-                sort?: string;
-                /** @description desc (default) or asc */
-                order?: string;
+                /** @description Default total_spend_fen. */
+                sort?: components["schemas"]["CustomerSort"];
+                /** @description Default desc. */
+                order?: components["schemas"]["SortOrder"];
+                /** @description Page number, from 1 (default 1). */
                 page?: number;
+                /** @description Customers per page (default 20). */
                 page_size?: number;
             };
             header?: never;
@@ -1613,12 +2835,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description {total, page, page_size, items} */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CustomerPage"];
+                };
             };
             400: {
                 headers: {
@@ -1637,8 +2860,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1664,7 +2905,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CustomerProfile"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1691,8 +2943,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1709,7 +2979,6 @@ export interface operations {
                 from?: string;
                 /** @description Last day (YYYY-MM-DD), inclusive. */
                 to?: string;
-                limit?: number;
             };
             header?: never;
             path: {
@@ -1724,7 +2993,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CustomerBehavior"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1735,8 +3014,44 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1762,10 +3077,48 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Emotion"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1782,13 +3135,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     customer_insights: {
         parameters: {
             query?: {
                 /** @description zh (default) or en */
-                lang?: string;
+                lang?: components["schemas"]["Lang"];
             };
             header?: never;
             path: {
@@ -1803,7 +3165,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CustomerInsight"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -1814,8 +3186,44 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1841,10 +3249,48 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["CustomerNetwork"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1861,13 +3307,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     customer_predictions: {
         parameters: {
             query?: {
                 /** @description clv (P(alive), expected purchases, spend, CLV), churn, growth, lifecycle, or all (default). */
-                type?: string;
+                type?: components["schemas"]["PredictionKind"];
             };
             header?: never;
             path: {
@@ -1882,7 +3337,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Predictions"];
+                };
             };
             400: {
                 headers: {
@@ -1901,8 +3358,44 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1928,10 +3421,48 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1948,13 +3479,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     customer_recommendations: {
         parameters: {
             query?: {
-                /** @description breakfast, lunch, afternoon, dinner or late_night (default: the customer's usual). */
-                daypart?: string;
+                /** @description Default: the customer's usual. */
+                daypart?: components["schemas"]["DaypartCode"];
                 /** @description Store where the recommendation is shown (default: the customer's usual). */
                 store_id?: number;
                 /** @description Product ids already in the cart, comma-separated: add-ons rank first. */
@@ -1975,7 +3515,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Recommendations"];
+                };
             };
             400: {
                 headers: {
@@ -1994,8 +3536,44 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2012,6 +3590,7 @@ export interface operations {
                 from?: string;
                 /** @description Last day (YYYY-MM-DD), inclusive. */
                 to?: string;
+                /** @description Rows to return (default 50 for a timeline, 20 for paths). */
                 limit?: number;
             };
             header?: never;
@@ -2027,7 +3606,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Timeline"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2038,8 +3627,44 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Not a customer of your stores */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2062,6 +3687,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description already received */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2095,8 +3721,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2124,7 +3776,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["BatchIngested"];
+                };
             };
             400: {
                 headers: {
@@ -2143,8 +3797,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2168,7 +3848,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ExperimentList"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2181,6 +3863,15 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2208,7 +3899,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Plan"];
+                };
             };
             400: {
                 headers: {
@@ -2227,8 +3920,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2254,7 +3973,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Results"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2265,8 +3995,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2318,7 +4074,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["LiveFeed"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2331,6 +4089,15 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2374,11 +4141,21 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     network: {
         parameters: {
             query?: {
+                /** @description Rows per list (default 20; at most 200). */
                 limit?: number;
             };
             header?: never;
@@ -2392,7 +4169,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Network"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2403,8 +4191,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2469,8 +4275,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2494,7 +4318,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2514,13 +4340,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     anonymous_recommendations: {
         parameters: {
             query?: {
-                /** @description breakfast, lunch, afternoon, dinner or late_night (default: the customer's usual). */
-                daypart?: string;
+                /** @description Default: the customer's usual. */
+                daypart?: components["schemas"]["DaypartCode"];
                 /** @description Store where the recommendation is shown (default: the customer's usual). */
                 store_id?: number;
                 /** @description Product ids already in the cart, comma-separated: add-ons rank first. */
@@ -2539,7 +4374,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Recommendations"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2550,8 +4395,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2575,7 +4438,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Segments"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2588,6 +4453,15 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2614,7 +4488,18 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Sentiment"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2625,8 +4510,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2654,7 +4565,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Diagnosis"];
+                };
             };
             400: {
                 headers: {
@@ -2681,8 +4594,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2696,7 +4635,8 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description open (default) or closed. */
-                status?: string;
+                status?: components["schemas"]["TicketStatus"];
+                /** @description Tickets to list (default 50). */
                 limit?: number;
             };
             header?: never;
@@ -2710,7 +4650,17 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Tickets"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Missing or unknown API key */
             401: {
@@ -2721,8 +4671,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

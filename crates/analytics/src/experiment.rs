@@ -87,19 +87,29 @@ pub fn phi_cdf(x: f64) -> f64 {
 }
 
 /// Frequentist comparison of treatment against control (Welch).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Frequentist {
+    #[schema(value_type = Option<f64>)]
     pub control_mean: f64,
+    #[schema(value_type = Option<f64>)]
     pub treatment_mean: f64,
     /// treatment − control.
+    #[schema(value_type = Option<f64>)]
     pub diff: f64,
+    #[schema(value_type = Option<f64>)]
     pub se: f64,
+    #[schema(value_type = Option<f64>)]
     pub ci_low: f64,
+    #[schema(value_type = Option<f64>)]
     pub ci_high: f64,
+    #[schema(value_type = Option<f64>)]
     pub p_value: f64,
     /// diff / control mean, with a delta-method interval.
+    #[schema(value_type = Option<f64>)]
     pub lift: f64,
+    #[schema(value_type = Option<f64>)]
     pub lift_ci_low: f64,
+    #[schema(value_type = Option<f64>)]
     pub lift_ci_high: f64,
 }
 
@@ -151,16 +161,21 @@ pub fn welch(c: Moments, t: Moments, alpha: f64) -> Frequentist {
 
 /// Bayesian comparison with flat priors and a normal likelihood for each arm's mean (the
 /// approach of GrowthBook's engine): the posterior of the difference is N(diff, se²).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Bayesian {
     /// P(treatment > control).
+    #[schema(value_type = Option<f64>)]
     pub chance_to_win: f64,
     /// E[max(0, control − treatment)]: what shipping treatment costs per unit if it is worse.
+    #[schema(value_type = Option<f64>)]
     pub expected_loss_treatment: f64,
     /// E[max(0, treatment − control)]: what keeping control costs per unit.
+    #[schema(value_type = Option<f64>)]
     pub expected_loss_control: f64,
     /// 95% credible interval of the difference.
+    #[schema(value_type = Option<f64>)]
     pub cred_low: f64,
+    #[schema(value_type = Option<f64>)]
     pub cred_high: f64,
 }
 
@@ -279,9 +294,11 @@ impl Sequential {
 }
 
 /// Sample ratio mismatch: Pearson χ² of observed counts against the planned weights.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Srm {
+    #[schema(value_type = Option<f64>)]
     pub chi2: f64,
+    #[schema(value_type = Option<f64>)]
     pub p_value: f64,
     /// p < 0.001, the usual threshold (a mismatch this strong means the assignment or the
     /// logging is broken and the results cannot be trusted).
@@ -337,7 +354,7 @@ pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
 }
 
 /// A guardrail's verdict: the treatment must not make this metric worse by more than a margin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GuardrailStatus {
     /// Non-inferiority shown: worse by less than the margin, with 1 − α confidence.

@@ -161,9 +161,11 @@ impl TLearner {
 
 /// One point of a Qini curve: after targeting the top `share` of customers by score, the
 /// incremental outcome gained (treated outcome − control outcome scaled to the treated count).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct QiniPoint {
+    #[schema(value_type = Option<f64>)]
     pub share: f64,
+    #[schema(value_type = Option<f64>)]
     pub gain: f64,
 }
 

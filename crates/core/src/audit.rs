@@ -4,7 +4,7 @@
 //! Details never hold personal data (customer ids at most, never phones or names).
 
 use c360_db::{get_i64, get_text, Db, Value as V};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::CoreResult;
 
@@ -20,6 +20,26 @@ pub async fn record(
 ) -> CoreResult<i64> {
     let at = chrono::Utc::now().to_rfc3339();
     let detail = detail.to_string();
+    // A refused request may carry a NUL (which PostgreSQL text cannot hold): the trail keeps it
+    // written out as `\u0000` rather than losing the entry.
+    // Each column keeps at most its width (PostgreSQL refuses longer text), cut on a character.
+    let esc = |s: &str, width: usize| -> String {
+        let s = s.replace('\0', "\\u0000");
+        if s.chars().count() <= width {
+            s
+        } else {
+            let mut t: String = s.chars().take(width - 1).collect();
+            t.push('…');
+            t
+        }
+    };
+    let (actor, role, action, target, outcome) = (
+        esc(actor, 100),
+        esc(role, 16),
+        esc(action, 64),
+        esc(target, 128),
+        esc(outcome, 16),
+    );
     Ok(meta
         .insert_with_id(
             c360_metastore::Counter::AuditLog,
@@ -31,11 +51,11 @@ pub async fn record(
                 vec![
                     seq.into(),
                     at.clone().into(),
-                    actor.into(),
-                    role.into(),
-                    action.into(),
-                    target.into(),
-                    outcome.into(),
+                    actor.as_str().into(),
+                    role.as_str().into(),
+                    action.as_str().into(),
+                    target.as_str().into(),
+                    outcome.as_str().into(),
                     V::from(detail.clone()),
                 ]
             },
@@ -44,12 +64,30 @@ pub async fn record(
 }
 
 /// The newest entries first, optionally of one action or actor.
+/// One entry of the audit trail.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The key's name.
+    pub actor: String,
+    pub role: String,
+    /// What was attempted (e.g. campaign.launch).
+    pub action: String,
+    pub target: String,
+    /// ok, denied, rejected or error.
+    pub outcome: String,
+    /// The action's details (and the error, when it failed).
+    pub detail: Option<Value>,
+}
+
 pub async fn list(
     meta: &Db,
     limit: i64,
     action: Option<&str>,
     actor: Option<&str>,
-) -> CoreResult<Vec<Value>> {
+) -> CoreResult<Vec<AuditEntry>> {
     let rows = meta
         .fetch(
             "SELECT * FROM audit_log WHERE (? IS NULL OR action = ?) AND (? IS NULL OR actor = ?) \
@@ -66,16 +104,17 @@ pub async fn list(
     Ok(rows
         .iter()
         .map(|r| {
-            json!({
-                "seq": get_i64(r, "seq"),
-                "at": get_text(r, "at"),
-                "actor": get_text(r, "actor"),
-                "role": get_text(r, "role"),
-                "action": get_text(r, "action"),
-                "target": get_text(r, "target"),
-                "outcome": get_text(r, "outcome"),
-                "detail": get_text(r, "detail").and_then(|d| serde_json::from_str::<Value>(&d).ok()),
-            })
+            let t = |k: &str| get_text(r, k).unwrap_or_default();
+            AuditEntry {
+                seq: get_i64(r, "seq").unwrap_or(0),
+                at: t("at"),
+                actor: t("actor"),
+                role: t("role"),
+                action: t("action"),
+                target: t("target"),
+                outcome: t("outcome"),
+                detail: get_text(r, "detail").and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+            }
         })
         .collect())
 }

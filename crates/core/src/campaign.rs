@@ -21,9 +21,8 @@ use c360_model::{CampaignAction, CampaignStatus, Channel, Daypart, MemberStatus,
 use c360_warehouse::Session;
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use crate::query::{in_list, parse_day, query as q, query_with, Filter};
+use crate::query::{local_midnight, parse_day, query as q, query_with, Filter};
 use crate::{bad, CoreError, CoreResult};
 
 /// Days of spend before a campaign's start kept per member as the CUPED covariate.
@@ -44,6 +43,7 @@ pub struct Audience {
     #[serde(default)]
     pub lifecycle: Vec<String>,
     /// Only customers whose 90-day churn probability is at least this.
+    #[schema(minimum = 0, maximum = 1)]
     pub min_churn: Option<f64>,
     /// Home stores; empty = all (a store manager's campaigns are always limited to theirs).
     #[serde(default)]
@@ -68,6 +68,8 @@ pub struct Offer {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
+    /// The arm's name (not "holdout" or "global_holdout").
+    #[schema(min_length = 1, max_length = 32)]
     pub name: String,
     pub weight: f64,
     /// This arm's offer (default: the campaign's).
@@ -77,29 +79,38 @@ pub struct Variant {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub audience: Audience,
     pub offer: Offer,
     /// wechat (subscription message), sms or push.
     pub channel: Channel,
     /// First and last send day (YYYY-MM-DD).
+    #[schema(format = Date)]
     pub start: String,
+    #[schema(format = Date)]
     pub end: String,
     /// Days after `end` during which redemptions and orders still count.
     #[serde(default = "default_attr")]
+    #[schema(minimum = 0, maximum = 60)]
     pub attribution_days: i64,
     /// At most this many messages to one customer (all campaigns) in `cap_days` days.
     #[serde(default = "default_cap")]
+    #[schema(minimum = 1)]
     pub frequency_cap: u32,
     #[serde(default = "default_cap_days")]
+    #[schema(minimum = 1)]
     pub cap_days: i64,
     /// No sends from this hour to `quiet_end` (local time).
     #[serde(default = "default_quiet_start")]
+    #[schema(maximum = 23)]
     pub quiet_start: u32,
     #[serde(default = "default_quiet_end")]
+    #[schema(maximum = 23)]
     pub quiet_end: u32,
     /// Share of the audience kept as this campaign's holdout (percent).
     #[serde(default = "default_holdout")]
+    #[schema(minimum = 1, maximum = 50)]
     pub holdout_pct: f64,
     /// A/B arms; none = one treatment arm.
     #[serde(default)]
@@ -167,6 +178,11 @@ impl CampaignSpec {
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
             return Err(bad("name: must be 1 to 100 characters"));
         }
+        // The name and the arms' names are columns of their own (NUL, which PostgreSQL text
+        // cannot hold, is refused on every backend alike).
+        if self.name.contains('\0') {
+            return Err(bad("name: must not contain NUL"));
+        }
         check_offer("offer", &self.offer)?;
         let start = parse_day("start", &self.start)?;
         let end = parse_day("end", &self.end)?;
@@ -194,6 +210,11 @@ impl CampaignSpec {
         for (i, v) in self.variants.iter().enumerate() {
             if v.name.is_empty() || v.name == "holdout" || v.name == "global_holdout" {
                 return Err(bad(format!("variants[{i}].name: empty or reserved")));
+            }
+            if v.name.contains('\0') || v.name.chars().count() > 32 {
+                return Err(bad(format!(
+                    "variants[{i}].name: at most 32 characters, no NUL"
+                )));
             }
             if !names.insert(&v.name) {
                 return Err(bad(format!("variants[{i}].name: {:?} twice", v.name)));
@@ -255,17 +276,18 @@ pub async fn today(sess: &Session) -> CoreResult<NaiveDate> {
 
 /// Campaign ideas from the segments as they are now: who, how many, what they are worth, and
 /// the offer that fits them.
-pub async fn suggest(sess: &Session, stores: Option<&[i64]>) -> CoreResult<Vec<Value>> {
-    let scope = stores.map_or(String::new(), |s| {
-        format!(" AND home_store_id IN {}", in_list(s))
-    });
-    let rows = q(
+pub async fn suggest(sess: &Session, stores: Option<&[i64]>) -> CoreResult<Vec<Suggestion>> {
+    let mut scope = Filter::new("rfm_class IS NOT NULL");
+    scope.scope("home_store_id", stores);
+    let rows = query_with(
         sess,
         &format!(
             "SELECT rfm_class, COUNT(*) AS customers, AVG(p_churn_90d) AS churn, \
              SUM(COALESCE(clv_12m_fen, 0)) AS clv_fen, AVG(avg_order_fen) AS aov_fen \
-             FROM v_customer_360 WHERE rfm_class IS NOT NULL{scope} GROUP BY rfm_class ORDER BY clv_fen DESC"
+             FROM v_customer_360 WHERE {} GROUP BY rfm_class ORDER BY clv_fen DESC",
+            scope.sql()
         ),
+        scope.params,
     )
     .await?;
     let start = today(sess).await?;
@@ -361,17 +383,29 @@ pub async fn suggest(sess: &Session, stores: Option<&[i64]>) -> CoreResult<Vec<V
             holdout_pct: 10.0,
             variants: vec![],
         };
-        out.push(json!({
-            "rfm_class": class,
-            "goal_zh": goal_zh,
-            "goal_en": goal_en,
-            "customers": n,
-            "avg_churn": r["churn"],
-            "clv_fen": r["clv_fen"],
-            "spec": spec,
-        }));
+        out.push(Suggestion {
+            rfm_class: class,
+            goal_zh,
+            goal_en,
+            customers: n,
+            avg_churn: r["churn"].as_f64(),
+            clv_fen: r["clv_fen"].as_f64(),
+            spec,
+        });
     }
     Ok(out)
+}
+
+/// A campaign idea for one RFM class, ready to create.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Suggestion {
+    pub rfm_class: String,
+    pub goal_zh: &'static str,
+    pub goal_en: &'static str,
+    pub customers: i64,
+    pub avg_churn: Option<f64>,
+    pub clv_fen: Option<f64>,
+    pub spec: CampaignSpec,
 }
 
 /// Stores a draft campaign; returns its id.
@@ -477,7 +511,7 @@ pub async fn transition(meta: &Db, id: i64, action: CampaignAction) -> CoreResul
     if moved == 0 {
         drop(tx);
         let c = get(meta, id).await?;
-        return Err(bad(format!(
+        return Err(CoreError::Conflict(format!(
             "action: cannot {action} a campaign that is {}",
             c.status
         )));
@@ -570,10 +604,13 @@ pub async fn launch(
     meta: &Db,
     id: i64,
     scope: Option<&[i64]>,
-) -> CoreResult<Value> {
+) -> CoreResult<Launched> {
     let c = get(meta, id).await?;
     if c.status != CampaignStatus::Draft {
-        return Err(bad(format!("campaign {id} is {}, not a draft", c.status)));
+        return Err(CoreError::Conflict(format!(
+            "campaign {id} is {}, not a draft",
+            c.status
+        )));
     }
     let spec = &c.spec;
     let (start, end) = spec.validate()?;
@@ -605,16 +642,19 @@ pub async fn launch(
         w.one_of("home_store_id", &stores);
     }
     let clause = w.sql();
-    let limit = a.max_size.map_or(String::new(), |m| format!(" LIMIT {m}"));
+    let limit = a
+        .max_size
+        .map_or(String::new(), |m| format!(" LIMIT {}", w.value(m as i64)));
     // Pre-period spend (the CUPED covariate) over the PRE_DAYS before the start: longer than the
     // window, because a win-back audience has by definition bought little just before it.
-    let pre_from = start - Duration::days(PRE_DAYS);
+    let pre_from = w.value(local_midnight(start - Duration::days(PRE_DAYS)));
+    let start_at = w.value(local_midnight(start));
     let rows = query_with(
         sess,
         &format!(
             "WITH pre AS (SELECT customer_id, SUM(total_fen) AS pre_fen FROM orders \
-               WHERE status = 'paid' AND order_time >= '{pre_from}T00:00:00+08:00' \
-               AND order_time < '{start}T00:00:00+08:00' GROUP BY customer_id), \
+               WHERE status = 'paid' AND order_time >= {pre_from} \
+               AND order_time < {start_at} GROUP BY customer_id), \
              fav AS (SELECT customer_id, product_id, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY qty DESC, product_id) AS rk \
                FROM v_customer_products), \
              dp AS (SELECT customer_id, daypart, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY SUM(orders) DESC, daypart) AS rk \
@@ -664,9 +704,9 @@ pub async fn launch(
         }
     }
     let salt = format!("campaign:{id}");
-    let mut counts: HashMap<String, i64> = HashMap::new();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     let mut out: Vec<Vec<V>> = Vec::new();
-    let mut capped = 0i64;
+    let mut capped = 0usize;
     for r in &rows {
         let Some(cid) = r["customer_id"].as_i64() else {
             continue;
@@ -750,7 +790,7 @@ pub async fn launch(
         )
         .await?;
     if claimed == 0 {
-        return Err(bad(format!(
+        return Err(CoreError::Conflict(format!(
             "campaign {id} is no longer a draft (launched meanwhile)"
         )));
     }
@@ -780,9 +820,26 @@ pub async fn launch(
     )
     .await?;
     tx.commit().await?;
-    Ok(
-        json!({"campaign_id": id, "audience": out.len(), "arms": counts, "capped": capped, "global_holdout_pct": gpct}),
-    )
+    Ok(Launched {
+        campaign_id: id,
+        audience: out.len(),
+        arms: counts,
+        capped,
+        global_holdout_pct: gpct,
+    })
+}
+
+/// A launched campaign's audience.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Launched {
+    pub campaign_id: i64,
+    /// Members (every arm, holdouts included).
+    pub audience: usize,
+    /// Members per arm.
+    pub arms: std::collections::BTreeMap<String, usize>,
+    /// Treated members the frequency cap held back.
+    pub capped: usize,
+    pub global_holdout_pct: f64,
 }
 
 /// The whole marketing programme's effect: every customer in the global holdout (never reached by
@@ -795,29 +852,31 @@ pub async fn program_effect(
     from: NaiveDate,
     to: NaiveDate,
     scope: Option<&[i64]>,
-) -> CoreResult<Value> {
+) -> CoreResult<ProgramEffect> {
     if to < from {
         return Err(bad("to: before from"));
     }
     let pct = global_holdout_pct(meta).await?;
     let days = (to - from).num_days() + 1;
-    let pre_from = from - Duration::days(days);
-    let stop = to + Duration::days(1);
-    let scope_sql = scope.map_or(String::new(), |s| {
-        format!(" AND c.home_store_id IN {}", in_list(s))
-    });
-    let rows = q(
+    let mut f = Filter::new("c.rfm_class IS NOT NULL");
+    f.scope("c.home_store_id", scope);
+    let scope_sql = f.sql();
+    let pre_at = f.value(local_midnight(from - Duration::days(days)));
+    let stop_at = f.value(local_midnight(to + Duration::days(1)));
+    let from_at = f.value(local_midnight(from));
+    let rows = query_with(
         sess,
         &format!(
             "WITH w AS (SELECT customer_id, \
-               SUM(CASE WHEN order_time >= '{from}T00:00:00+08:00' THEN total_fen ELSE 0 END) AS post, \
-               SUM(CASE WHEN order_time < '{from}T00:00:00+08:00' THEN total_fen ELSE 0 END) AS pre \
-               FROM orders WHERE status = 'paid' AND order_time >= '{pre_from}T00:00:00+08:00' \
-               AND order_time < '{stop}T00:00:00+08:00' GROUP BY customer_id) \
+               SUM(CASE WHEN order_time >= {from_at} THEN total_fen ELSE 0 END) AS post, \
+               SUM(CASE WHEN order_time < {from_at} THEN total_fen ELSE 0 END) AS pre \
+               FROM orders WHERE status = 'paid' AND order_time >= {pre_at} \
+               AND order_time < {stop_at} GROUP BY customer_id) \
              SELECT c.customer_id, COALESCE(w.post, 0) AS post, COALESCE(w.pre, 0) AS pre \
              FROM v_customer_360 c LEFT JOIN w ON w.customer_id = c.customer_id \
-             WHERE c.rfm_class IS NOT NULL{scope_sql}"
+             WHERE {scope_sql}"
         ),
+        f.params,
     )
     .await?;
     let mut held = Vec::new();
@@ -843,7 +902,10 @@ pub async fn program_effect(
         .fetch(
             "SELECT COUNT(DISTINCT customer_id) AS n FROM campaign_members WHERE status IN ('planned', 'sent') \
              AND send_at >= ? AND send_at < ?",
-            &[format!("{from} 00:00:00").into(), format!("{stop} 00:00:00").into()],
+            &[
+                format!("{from} 00:00:00").into(),
+                format!("{} 00:00:00", to + Duration::days(1)).into(),
+            ],
         )
         .await?
         .first()
@@ -852,22 +914,51 @@ pub async fn program_effect(
     let (c, t) = (pick(&adj, true), pick(&adj, false));
     let n = (held.len() - n_h) as f64;
     let f = welch(c, t, 0.05);
-    Ok(json!({
-        "from": from.to_string(), "to": to.to_string(),
-        "global_holdout_pct": pct,
-        "customers": held.len(), "global_holdout": n_h,
-        "customers_messaged": reached,
-        "srm": srm(&[n_h as u64, (held.len() - n_h) as u64], &[pct, 100.0 - pct]),
-        "revenue_per_customer": arm_json("programme", pick(&y, true), pick(&y, false), 1e4),
-        "revenue_per_customer_cuped": arm_json("programme", c, t, 1e4),
-        "incremental_revenue_fen": f.diff * n,
-        "incremental_revenue_ci": [f.ci_low * n, f.ci_high * n],
-        "cuped_theta": theta,
-    }))
+    Ok(ProgramEffect {
+        from: from.to_string(),
+        to: to.to_string(),
+        global_holdout_pct: pct,
+        customers: held.len(),
+        global_holdout: n_h,
+        customers_messaged: reached,
+        srm: srm(
+            &[n_h as u64, (held.len() - n_h) as u64],
+            &[pct, 100.0 - pct],
+        ),
+        revenue_per_customer: arm_json("programme", pick(&y, true), pick(&y, false), 1e4),
+        revenue_per_customer_cuped: arm_json("programme", c, t, 1e4),
+        incremental_revenue_fen: f.diff * n,
+        incremental_revenue_ci: vec![f.ci_low * n, f.ci_high * n],
+        cuped_theta: theta,
+    })
+}
+
+/// Every campaign together against the global holdout.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProgramEffect {
+    pub from: String,
+    pub to: String,
+    #[schema(value_type = Option<f64>)]
+    pub global_holdout_pct: f64,
+    /// Customers counted (in the caller's stores).
+    pub customers: usize,
+    /// Of them, in the global holdout.
+    pub global_holdout: usize,
+    /// Of them, messaged by any campaign.
+    pub customers_messaged: i64,
+    pub srm: ab::Srm,
+    pub revenue_per_customer: ArmEffect,
+    pub revenue_per_customer_cuped: ArmEffect,
+    #[schema(value_type = Option<f64>)]
+    pub incremental_revenue_fen: f64,
+    #[schema(value_type = Vec<Option<f64>>)]
+    pub incremental_revenue_ci: Vec<f64>,
+    #[schema(value_type = Option<f64>)]
+    pub cuped_theta: f64,
 }
 
 /// One member as planned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub customer_id: i64,
     pub arm: String,
@@ -942,22 +1033,167 @@ pub async fn members_with_keys(meta: &Db, id: i64) -> CoreResult<Vec<(Member, Ve
         .collect())
 }
 
-fn arm_json(name: &str, c: Moments, t: Moments, seq_tau: f64) -> Value {
+/// One arm's metric against its comparison group: Welch, Bayesian and always-valid.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ArmEffect {
+    pub arm: String,
+    #[schema(value_type = Option<f64>)]
+    pub control_mean: f64,
+    #[schema(value_type = Option<f64>)]
+    pub treatment_mean: f64,
+    /// treatment − control.
+    #[schema(value_type = Option<f64>)]
+    pub diff: f64,
+    /// 95% interval of `diff`.
+    #[schema(value_type = Vec<Option<f64>>)]
+    pub ci: Vec<f64>,
+    #[schema(value_type = Option<f64>)]
+    pub p_value: f64,
+    /// diff / control mean (none when the control mean is 0).
+    pub lift: Option<f64>,
+    pub lift_ci: Vec<Option<f64>>,
+    #[schema(value_type = Option<f64>)]
+    pub chance_to_win: f64,
+    #[schema(value_type = Option<f64>)]
+    pub expected_loss: f64,
+    /// mSPRT p-value, valid however often it is looked at.
+    #[schema(value_type = Option<f64>)]
+    pub always_valid_p: f64,
+}
+
+/// A number, or none when it is not finite (JSON has no NaN).
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn arm_json(name: &str, c: Moments, t: Moments, seq_tau: f64) -> ArmEffect {
     let f = welch(c, t, 0.05);
     let b = bayes(c, t);
-    json!({
-        "arm": name,
-        "control_mean": f.control_mean,
-        "treatment_mean": f.treatment_mean,
-        "diff": f.diff,
-        "ci": [f.ci_low, f.ci_high],
-        "p_value": f.p_value,
-        "lift": f.lift,
-        "lift_ci": [f.lift_ci_low, f.lift_ci_high],
-        "chance_to_win": b.chance_to_win,
-        "expected_loss": b.expected_loss_treatment,
-        "always_valid_p": ab::msprt_p(f.diff, f.se * f.se, seq_tau),
-    })
+    ArmEffect {
+        arm: name.to_string(),
+        control_mean: f.control_mean,
+        treatment_mean: f.treatment_mean,
+        diff: f.diff,
+        ci: vec![f.ci_low, f.ci_high],
+        p_value: f.p_value,
+        lift: finite(f.lift),
+        lift_ci: vec![finite(f.lift_ci_low), finite(f.lift_ci_high)],
+        chance_to_win: b.chance_to_win,
+        expected_loss: b.expected_loss_treatment,
+        always_valid_p: ab::msprt_p(f.diff, f.se * f.se, seq_tau),
+    }
+}
+
+/// Guardrail verdicts of an arm.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Guardrails {
+    pub refund_rate: ab::GuardrailStatus,
+    pub orders_per_member: ab::GuardrailStatus,
+}
+
+/// One treated arm against the campaign's holdout.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ArmResult {
+    pub arm: String,
+    pub members: usize,
+    /// Members messaged (planned or sent).
+    pub sent: usize,
+    /// Members the frequency cap held back.
+    pub capped: usize,
+    pub revenue_per_member: ArmEffect,
+    pub revenue_per_member_cuped: ArmEffect,
+    pub retention: ArmEffect,
+    #[schema(value_type = Option<f64>)]
+    pub incremental_revenue_fen: f64,
+    #[schema(value_type = Vec<Option<f64>>)]
+    pub incremental_revenue_ci: Vec<f64>,
+    #[schema(value_type = Option<f64>)]
+    pub incremental_retained: f64,
+    #[schema(value_type = Option<f64>)]
+    pub raw_revenue_diff: f64,
+    pub redemptions: i64,
+    #[schema(value_type = Option<f64>)]
+    pub redemption_rate: f64,
+    pub redeemed_at_pos: i64,
+    pub redeemed_in_mini_program: i64,
+    pub attributed_revenue_fen: i64,
+    pub discount_cost_fen: i64,
+    /// Incremental revenue per fen of discount (none without discount cost).
+    pub roi: Option<f64>,
+    pub guardrails: Guardrails,
+    /// Holm-adjusted over every comparison of the campaign.
+    #[schema(value_type = Option<f64>)]
+    pub holm_p_revenue: f64,
+    #[schema(value_type = Option<f64>)]
+    pub holm_p_retention: f64,
+}
+
+/// A variant against the first arm (the A/B question).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Versus {
+    pub arm: String,
+    pub against: String,
+    pub revenue_per_member_cuped: ArmEffect,
+    pub retention: ArmEffect,
+    #[schema(value_type = Option<f64>)]
+    pub holm_p_revenue: f64,
+    #[schema(value_type = Option<f64>)]
+    pub holm_p_retention: f64,
+}
+
+/// The evaluation window.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Window {
+    pub from: String,
+    /// The last day of the window (its end plus the attribution days).
+    pub to: String,
+    /// The last day the warehouse has orders for.
+    pub data_until: Option<String>,
+    /// Whether the data covers the whole window.
+    pub complete: bool,
+}
+
+/// A customer's predicted uplift.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UpliftScore {
+    pub customer_id: i64,
+    #[schema(value_type = Option<f64>)]
+    pub uplift_fen: f64,
+}
+
+/// The uplift model of a campaign.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Uplift {
+    pub model: &'static str,
+    #[schema(value_type = Option<f64>)]
+    pub qini_coefficient: f64,
+    pub curve: Vec<c360_analytics::uplift::QiniPoint>,
+    pub gain_top_30pct_share_of_total: Option<f64>,
+    pub top_customers: Vec<UpliftScore>,
+}
+
+/// A campaign's results: per arm against the holdout.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CampaignResults {
+    pub campaign: Campaign,
+    /// Why there is nothing to evaluate (not launched, or no members in the caller's stores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub members: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    pub holdout: usize,
+    pub global_holdout: usize,
+    pub arms: Vec<ArmResult>,
+    pub variants: Vec<Versus>,
+    /// Every treated member against the global holdout (none below 10 held out).
+    pub vs_global_holdout: Option<ArmEffect>,
+    pub srm: Option<ab::Srm>,
+    pub cuped_theta: Option<f64>,
+    pub unattributed_redemptions: i64,
+    pub redeemed_under_another_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplift: Option<Uplift>,
 }
 
 /// Evaluates a campaign from the warehouse as it is now: per arm against the holdout.
@@ -966,7 +1202,7 @@ pub async fn evaluate(
     meta: &Db,
     id: i64,
     scope: Option<&[i64]>,
-) -> CoreResult<Value> {
+) -> CoreResult<CampaignResults> {
     let c = get(meta, id).await?;
     let (start, end) = c.spec.validate()?;
     let mut ms = members(meta, id).await?;
@@ -974,9 +1210,22 @@ pub async fn evaluate(
         ms.retain(|m| m.home_store_id.is_some_and(|s| sc.contains(&s)));
     }
     if ms.is_empty() {
-        return Ok(
-            json!({"campaign": c, "members": 0, "note": "not launched or no members in scope"}),
-        );
+        return Ok(CampaignResults {
+            campaign: c,
+            note: Some("not launched or no members in scope".into()),
+            members: 0,
+            window: None,
+            holdout: 0,
+            global_holdout: 0,
+            arms: vec![],
+            variants: vec![],
+            vs_global_holdout: None,
+            srm: None,
+            cuped_theta: None,
+            unattributed_redemptions: 0,
+            redeemed_under_another_id: 0,
+            uplift: None,
+        });
     }
     let stop = end + Duration::days(c.spec.attribution_days + 1);
     let data_end = q(
@@ -1053,32 +1302,50 @@ pub async fn evaluate(
             .sum();
         let n_t = t.len() as f64;
         let inc = cu.diff * n_t;
-        results.push(json!({
-            "arm": a,
-            "members": t.len(),
-            "sent": t.iter().filter(|m| matches!(m.status, MemberStatus::Planned | MemberStatus::Sent)).count(),
-            "capped": t.iter().filter(|m| m.status == MemberStatus::Capped).count(),
-            "revenue_per_member": arm_json(a, hold_rev, mom(&t, &rev), tau),
-            "revenue_per_member_cuped": arm_json(a, mom(&holdout, &cup), mom(&t, &cup), tau),
-            "retention": arm_json(a, mom(&holdout, &retained), mom(&t, &retained), 0.01),
-            "incremental_revenue_fen": inc,
-            "incremental_revenue_ci": [cu.ci_low * n_t, cu.ci_high * n_t],
-            "incremental_retained": rt.diff * n_t,
-            "raw_revenue_diff": rv.diff,
-            "redemptions": red.0,
-            "redemption_rate": red.0 as f64 / n_t.max(1.0),
-            "redeemed_at_pos": red.2,
-            "redeemed_in_mini_program": red.3,
-            "attributed_revenue_fen": red.1,
-            "discount_cost_fen": discount_cost,
-            "roi": if discount_cost > 0 { Value::from(inc / discount_cost as f64) } else { Value::Null },
-            "guardrails": {
-                "refund_rate": guardrail(mom(&holdout, &refund_rate), mom(&t, &refund_rate), 0.1, false, 0.05),
-                "orders_per_member": guardrail(
+        results.push(ArmResult {
+            arm: a.clone(),
+            members: t.len(),
+            sent: t
+                .iter()
+                .filter(|m| matches!(m.status, MemberStatus::Planned | MemberStatus::Sent))
+                .count(),
+            capped: t
+                .iter()
+                .filter(|m| m.status == MemberStatus::Capped)
+                .count(),
+            revenue_per_member: arm_json(a, hold_rev, mom(&t, &rev), tau),
+            revenue_per_member_cuped: arm_json(a, mom(&holdout, &cup), mom(&t, &cup), tau),
+            retention: arm_json(a, mom(&holdout, &retained), mom(&t, &retained), 0.01),
+            incremental_revenue_fen: inc,
+            incremental_revenue_ci: vec![cu.ci_low * n_t, cu.ci_high * n_t],
+            incremental_retained: rt.diff * n_t,
+            raw_revenue_diff: rv.diff,
+            redemptions: red.0,
+            redemption_rate: red.0 as f64 / n_t.max(1.0),
+            redeemed_at_pos: red.2,
+            redeemed_in_mini_program: red.3,
+            attributed_revenue_fen: red.1,
+            discount_cost_fen: discount_cost,
+            roi: (discount_cost > 0).then(|| inc / discount_cost as f64),
+            guardrails: Guardrails {
+                refund_rate: guardrail(
+                    mom(&holdout, &refund_rate),
+                    mom(&t, &refund_rate),
+                    0.1,
+                    false,
+                    0.05,
+                ),
+                orders_per_member: guardrail(
                     mom(&holdout, &|m: &Member| outcome(m).1),
-                    mom(&t, &|m: &Member| outcome(m).1), 0.02, true, 0.05),
+                    mom(&t, &|m: &Member| outcome(m).1),
+                    0.02,
+                    true,
+                    0.05,
+                ),
             },
-        }));
+            holm_p_revenue: f64::NAN,
+            holm_p_retention: f64::NAN,
+        });
     }
     // The A/B question itself: every other arm against the first, on the CUPED revenue and on
     // retention, in the same Holm family as the comparisons with the holdout.
@@ -1091,23 +1358,27 @@ pub async fn evaluate(
             let rt = welch(mom(&base, &retained), mom(&t, &retained), 0.05);
             pvals.push(cu.p_value);
             pvals.push(rt.p_value);
-            versus.push(json!({
-                "arm": a,
-                "against": first,
-                "revenue_per_member_cuped": arm_json(a, mom(&base, &cup), mom(&t, &cup), tau),
-                "retention": arm_json(a, mom(&base, &retained), mom(&t, &retained), 0.01),
-            }));
+            versus.push(Versus {
+                arm: a.clone(),
+                against: first.clone(),
+                revenue_per_member_cuped: arm_json(a, mom(&base, &cup), mom(&t, &cup), tau),
+                retention: arm_json(a, mom(&base, &retained), mom(&t, &retained), 0.01),
+                holm_p_revenue: f64::NAN,
+                holm_p_retention: f64::NAN,
+            });
         }
     }
     let adj_p = holm(&pvals);
+    // Holm's adjustment keeps the p-values in the order they were pushed: two per arm, then
+    // two per variant.
     for (i, r) in results.iter_mut().enumerate() {
-        r["holm_p_revenue"] = json!(adj_p[2 * i]);
-        r["holm_p_retention"] = json!(adj_p[2 * i + 1]);
+        r.holm_p_revenue = adj_p[2 * i];
+        r.holm_p_retention = adj_p[2 * i + 1];
     }
     let off = 2 * results.len();
     for (i, r) in versus.iter_mut().enumerate() {
-        r["holm_p_revenue"] = json!(adj_p[off + 2 * i]);
-        r["holm_p_retention"] = json!(adj_p[off + 2 * i + 1]);
+        r.holm_p_revenue = adj_p[off + 2 * i];
+        r.holm_p_retention = adj_p[off + 2 * i + 1];
     }
     // Planned split vs what happened (excluding the global holdout, assigned before).
     let treat_w: f64 = c.spec.arms().iter().map(|a| a.1).sum();
@@ -1124,11 +1395,8 @@ pub async fn evaluate(
         .iter()
         .filter(|m| m.arm != "holdout" && m.arm != "global_holdout")
         .collect();
-    let global = if gh.len() >= 10 {
-        arm_json("all_treated", mom(&gh, &rev), mom(&treated_all, &rev), tau)
-    } else {
-        Value::Null
-    };
+    let global = (gh.len() >= 10)
+        .then(|| arm_json("all_treated", mom(&gh, &rev), mom(&treated_all, &rev), tau));
     // Uplift: a T-learner cross-fitted on two halves (by customer id parity), its Qini on the
     // half it did not see, and how much of the gain the top 30% by predicted uplift holds.
     let rows: Vec<(&Member, bool)> = pool
@@ -1168,29 +1436,37 @@ pub async fn evaluate(
         .map(|(r, s)| (r.0.customer_id, *s))
         .collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(json!({
-        "campaign": c,
-        "window": {"from": start.to_string(), "to": (stop - Duration::days(1)).to_string(),
-                   "data_until": data_end.map(|d| d.to_string()),
-                   "complete": data_end.is_some_and(|d| d >= stop - Duration::days(1))},
-        "members": ms.len(),
-        "holdout": holdout.len(),
-        "global_holdout": gh.len(),
-        "arms": results,
-        "variants": versus,
-        "vs_global_holdout": global,
-        "srm": s,
-        "cuped_theta": theta,
-        "unattributed_redemptions": misattributed,
-        "redeemed_under_another_id": other_id,
-        "uplift": {
-            "model": "T-learner (ridge on recency, frequency, monetary, churn, CLV with squares and interactions), 2-fold cross-fit",
-            "qini_coefficient": qini_coef,
-            "curve": curve,
-            "gain_top_30pct_share_of_total": if total_gain.abs() > 0.0 { Value::from(top30 / total_gain) } else { Value::Null },
-            "top_customers": top.iter().take(20).map(|(c, s)| json!({"customer_id": c, "uplift_fen": s})).collect::<Vec<_>>(),
-        },
-    }))
+    Ok(CampaignResults {
+        window: Some(Window {
+            from: start.to_string(),
+            to: (stop - Duration::days(1)).to_string(),
+            data_until: data_end.map(|d| d.to_string()),
+            complete: data_end.is_some_and(|d| d >= stop - Duration::days(1)),
+        }),
+        campaign: c,
+        note: None,
+        members: ms.len(),
+        holdout: holdout.len(),
+        global_holdout: gh.len(),
+        arms: results,
+        variants: versus,
+        vs_global_holdout: global,
+        srm: Some(s),
+        cuped_theta: Some(theta),
+        unattributed_redemptions: misattributed,
+        redeemed_under_another_id: other_id,
+        uplift: Some(Uplift {
+            model: "T-learner (ridge on recency, frequency, monetary, churn, CLV with squares and interactions), 2-fold cross-fit",
+            qini_coefficient: qini_coef,
+            curve,
+            gain_top_30pct_share_of_total: (total_gain.abs() > 0.0).then(|| top30 / total_gain),
+            top_customers: top
+                .iter()
+                .take(20)
+                .map(|(c, s)| UpliftScore { customer_id: *c, uplift_fen: *s })
+                .collect(),
+        }),
+    })
 }
 
 /// Per-member uplift scores of a campaign's cross-fitted model (for scoring against a truth).
@@ -1215,20 +1491,23 @@ async fn outcomes(
     stop: NaiveDate,
 ) -> CoreResult<Outcomes> {
     let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
-    let window =
-        format!("order_time >= '{start}T00:00:00+08:00' AND order_time < '{stop}T00:00:00+08:00'");
+    let mut window = Filter::new("TRUE");
+    window.days("order_time", Some(start), stop.pred_opt());
+    let mut members = window.clone();
+    members.one_of("customer_id", &ids);
     // Post-period outcomes per member, and every coupon redemption with its channel.
     let mut post: HashMap<i64, (f64, f64, f64, f64)> = HashMap::new(); // revenue, orders, refunds, discount
-    for r in q(
+    for r in query_with(
         sess,
         &format!(
             "SELECT customer_id, SUM(CASE WHEN status = 'paid' THEN total_fen ELSE 0 END) AS rev, \
              SUM(CASE WHEN status = 'paid' THEN 1 ELSE 0 END) AS n, \
              SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS refunds, \
              SUM(COALESCE(discount_fen, 0)) AS disc \
-             FROM orders WHERE {window} AND customer_id IN {} GROUP BY customer_id",
-            in_list(&ids)
+             FROM orders WHERE {} GROUP BY customer_id",
+            members.sql()
         ),
+        members.params,
     )
     .await?
     {
@@ -1246,12 +1525,15 @@ async fn outcomes(
     let mut redeemed_by: HashSet<i64> = HashSet::new();
     let mut misattributed = 0i64;
     let mut other_id = 0i64;
-    for r in q(
+    window.cond("coupon_code LIKE {}", vec![format!("C{id}-%").into()]);
+    for r in query_with(
         sess,
         &format!(
             "SELECT customer_id, coupon_code, source, total_fen FROM orders \
-             WHERE status = 'paid' AND coupon_code LIKE 'C{id}-%' AND {window}"
+             WHERE status = 'paid' AND {}",
+            window.sql()
         ),
+        window.params,
     )
     .await?
     {
@@ -1300,13 +1582,16 @@ async fn outcomes(
 /// churn risk and CLV.
 async fn uplift_features(sess: &Session, ids: &[i64]) -> CoreResult<HashMap<i64, Vec<f64>>> {
     let mut out = HashMap::new();
-    for r in q(
+    let mut f = Filter::new("TRUE");
+    f.one_of("customer_id", ids);
+    for r in query_with(
         sess,
         &format!(
             "SELECT customer_id, recency_days, frequency, monetary_fen, COALESCE(p_churn_90d, 0.5) AS churn, \
-             COALESCE(clv_12m_fen, 0) AS clv FROM v_customer_360 WHERE customer_id IN {}",
-            in_list(ids)
+             COALESCE(clv_12m_fen, 0) AS clv FROM v_customer_360 WHERE {}",
+            f.sql()
         ),
+        f.params,
     )
     .await?
     {

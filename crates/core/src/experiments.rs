@@ -14,7 +14,6 @@ use c360_db::{get_i64, get_text, Db};
 use c360_warehouse::Session;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::query::{parse_day, query as q};
 use crate::{bad, CoreError, CoreResult};
@@ -22,8 +21,10 @@ use crate::{bad, CoreError, CoreResult};
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// "store" (stores randomised) or "switchback" (store × day randomised).
+    #[schema(pattern = "^(store|switchback)$")]
     pub design: String,
     /// What changes in the treatment (e.g. "HD03 at 19.9 instead of 22").
     #[serde(default)]
@@ -31,13 +32,17 @@ pub struct ExperimentSpec {
     /// Stores taking part; empty = all (a store manager: all of theirs).
     #[serde(default)]
     pub stores: Vec<i64>,
+    #[schema(format = Date)]
     pub start: String,
+    #[schema(format = Date)]
     pub end: String,
     /// revenue or orders, per store-day.
     #[serde(default = "default_metric")]
+    #[schema(pattern = "^(revenue|orders)$")]
     pub metric: String,
     /// Share of stores (or store-days) treated.
     #[serde(default = "default_share")]
+    #[schema(minimum = 0.1, maximum = 0.9)]
     pub treatment_share: f64,
 }
 
@@ -52,6 +57,9 @@ impl ExperimentSpec {
     pub fn validate(&self) -> CoreResult<(NaiveDate, NaiveDate)> {
         if self.name.trim().is_empty() {
             return Err(bad("name: required"));
+        }
+        if self.name.chars().count() > 200 || self.name.contains('\0') {
+            return Err(bad("name: at most 200 characters, no NUL"));
         }
         if self.design != "store" && self.design != "switchback" {
             return Err(bad(format!(
@@ -132,21 +140,73 @@ pub async fn get(meta: &Db, id: i64) -> CoreResult<(ExperimentSpec, String)> {
     ))
 }
 
-pub async fn list(meta: &Db) -> CoreResult<Vec<Value>> {
+/// A stored experiment.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Experiment {
+    pub experiment_id: i64,
+    pub spec: Option<ExperimentSpec>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+pub async fn list(meta: &Db) -> CoreResult<Vec<Experiment>> {
     let rows = meta
         .fetch_all("SELECT experiment_id, spec, created_by, created_at FROM experiments ORDER BY experiment_id DESC")
         .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            json!({
-                "experiment_id": get_i64(r, "experiment_id"),
-                "spec": get_text(r, "spec").and_then(|s| serde_json::from_str::<Value>(&s).ok()),
-                "created_by": get_text(r, "created_by"),
-                "created_at": get_text(r, "created_at"),
-            })
+        .map(|r| Experiment {
+            experiment_id: get_i64(r, "experiment_id").unwrap_or(0),
+            spec: get_text(r, "spec").and_then(|s| serde_json::from_str(&s).ok()),
+            created_by: get_text(r, "created_by").unwrap_or_default(),
+            created_at: get_text(r, "created_at").unwrap_or_default(),
         })
         .collect())
+}
+
+/// Which stores (or store-days) are treated.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Assignment {
+    pub store_id: i64,
+    /// A store-level design: whether the store is treated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub treated: Option<bool>,
+    /// A switchback: the days the store is treated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub treated_days: Option<Vec<String>>,
+}
+
+/// An experiment's plan: its assignment and the smallest effect it can detect.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Plan {
+    pub experiment_id: i64,
+    pub spec: ExperimentSpec,
+    pub stores: usize,
+    pub days: i64,
+    #[schema(value_type = Option<f64>)]
+    pub baseline_per_store_day: f64,
+    /// Minimum detectable effect (α 0.05, power 0.8), in the metric's units and relative.
+    #[schema(value_type = Option<f64>)]
+    pub mde_abs: f64,
+    pub mde_rel: Option<f64>,
+    pub schedule: Vec<Assignment>,
+}
+
+/// An experiment's results so far.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Results {
+    pub experiment_id: i64,
+    pub spec: ExperimentSpec,
+    pub stores: usize,
+    pub days_observed: i64,
+    pub days_planned: i64,
+    pub complete: bool,
+    pub result: c360_analytics::experiment::Frequentist,
+    #[schema(value_type = Option<f64>)]
+    pub chance_to_win: f64,
+    /// Sample ratio check (store-level designs only).
+    pub srm: Option<c360_analytics::experiment::Srm>,
+    pub analysis: &'static str,
 }
 
 /// Store-day metric between two days (inclusive start, exclusive end).
@@ -162,15 +222,18 @@ async fn store_days(
     } else {
         "SUM(total_fen)"
     };
-    let rows = q(
+    let mut f = crate::query::Filter::new("status = 'paid'");
+    f.one_of("store_id", stores)
+        .days("order_time", Some(from), to.pred_opt());
+    let rows = crate::query::query_with(
         sess,
         &format!(
             "SELECT store_id, CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT) AS day, \
-             CAST({m} AS DOUBLE) AS y FROM orders WHERE status = 'paid' AND store_id IN {} \
-             AND order_time >= '{from}T00:00:00+08:00' AND order_time < '{to}T00:00:00+08:00' \
+             CAST({m} AS DOUBLE) AS y FROM orders WHERE {} \
              GROUP BY store_id, CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT)",
-            crate::query::in_list(stores)
+            f.sql()
         ),
+        f.params,
     )
     .await?;
     let base = from
@@ -280,7 +343,7 @@ async fn setup(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> Cor
 }
 
 /// The assignment and what the design can detect, from a pre-period as long as the test.
-pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> CoreResult<Value> {
+pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> CoreResult<Plan> {
     let Setup {
         spec,
         start,
@@ -311,30 +374,38 @@ pub async fn plan(sess: &Session, meta: &Db, id: i64, scope: Option<&[i64]>) -> 
         let sd = Moments::of(&resid).var.sqrt();
         z * sd * (4.0 / (stores.len() as f64 * days as f64)).sqrt()
     };
-    let schedule: Vec<Value> = stores
+    let schedule = stores
         .iter()
         .map(|s| {
             if spec.design == "store" {
-                json!({"store_id": s, "treated": arm_of(id, &spec, *s, 0)})
+                Assignment {
+                    store_id: *s,
+                    treated: Some(arm_of(id, &spec, *s, 0)),
+                    treated_days: None,
+                }
             } else {
                 let on: Vec<String> = (0..days)
                     .filter(|d| arm_of(id, &spec, *s, *d))
                     .map(|d| (start + Duration::days(d)).to_string())
                     .collect();
-                json!({"store_id": s, "treated_days": on})
+                Assignment {
+                    store_id: *s,
+                    treated: None,
+                    treated_days: Some(on),
+                }
             }
         })
         .collect();
-    Ok(json!({
-        "experiment_id": id,
-        "spec": spec,
-        "stores": stores.len(),
-        "days": days,
-        "baseline_per_store_day": level,
-        "mde_abs": mde,
-        "mde_rel": if level > 0.0 { Value::from(mde / level) } else { Value::Null },
-        "schedule": schedule,
-    }))
+    Ok(Plan {
+        experiment_id: id,
+        stores: stores.len(),
+        days,
+        baseline_per_store_day: level,
+        mde_abs: mde,
+        mde_rel: (level > 0.0).then(|| mde / level),
+        schedule,
+        spec,
+    })
 }
 
 /// Results from the warehouse's store-days in the test window.
@@ -343,7 +414,7 @@ pub async fn results(
     meta: &Db,
     id: i64,
     scope: Option<&[i64]>,
-) -> CoreResult<Value> {
+) -> CoreResult<Results> {
     let Setup {
         spec,
         start,
@@ -395,20 +466,20 @@ pub async fn results(
         )
     });
     let z = if f.se > 0.0 { f.diff / f.se } else { 0.0 };
-    Ok(json!({
-        "experiment_id": id,
-        "spec": spec,
-        "stores": stores.len(),
-        "days_observed": observed_days,
-        "days_planned": days,
-        "complete": observed_days >= days,
-        "result": f,
-        "chance_to_win": phi_cdf(z),
-        "srm": srm_check,
-        "analysis": if spec.design == "store" {
+    Ok(Results {
+        experiment_id: id,
+        stores: stores.len(),
+        days_observed: observed_days,
+        days_planned: days,
+        complete: observed_days >= days,
+        result: f,
+        chance_to_win: phi_cdf(z),
+        srm: srm_check,
+        analysis: if spec.design == "store" {
             "per-store means with CUPED on the pre-period, Welch across stores"
         } else {
             "within-store treated-day minus control-day means after day fixed effects, paired t across stores"
         },
-    }))
+        spec,
+    })
 }

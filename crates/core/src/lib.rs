@@ -22,9 +22,18 @@ pub mod service;
 /// What went wrong, in the domain's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    /// The request itself is wrong; the message names the field.
+    /// The request itself is malformed (a parameter that does not parse); the message names
+    /// the field.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is well formed but cannot be done: its fields contradict each other or name
+    /// something that does not fit (an end before the start, an unknown product); the message
+    /// names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing is not in a state that allows this (a campaign that is no longer a draft).
+    #[error("{0}")]
+    Conflict(String),
     /// The caller may not do this (a store manager outside their stores).
     #[error("{0}")]
     Forbidden(String),
@@ -59,5 +68,5 @@ internal_from!(
 
 /// A request error naming its field.
 pub(crate) fn bad(msg: impl Into<String>) -> CoreError {
-    CoreError::BadRequest(msg.into())
+    CoreError::Invalid(msg.into())
 }

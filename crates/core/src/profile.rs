@@ -16,15 +16,17 @@ use c360_warehouse::arrow::datatypes::DataType;
 use c360_warehouse::Session;
 use serde::Serialize;
 
+use crate::query::ScalarValue;
 use crate::CoreResult as Result;
 
 const DAY: &str = "CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT)";
 
-pub fn features_sql(asof: i64) -> String {
+/// The features query; its `$1` is the as-of day (days since 1970-01-01 in the chain's zone).
+fn features_sql() -> String {
     format!(
         "WITH o AS (SELECT k.customer_id, {DAY} AS day, o.total_fen, o.source, o.store_id, o.status
                    FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key),
-         p AS (SELECT * FROM o WHERE day < {asof}),
+         p AS (SELECT * FROM o WHERE day < $1),
          dd AS (SELECT customer_id, day, day - LAG(day) OVER (PARTITION BY customer_id ORDER BY day) AS gap,
                        ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day DESC) AS rn
                 FROM (SELECT DISTINCT customer_id, day FROM p WHERE status = 'paid') t),
@@ -32,13 +34,13 @@ pub fn features_sql(asof: i64) -> String {
          hs AS (SELECT customer_id, store_id, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY n DESC, store_id) AS rn
                 FROM (SELECT customer_id, store_id, COUNT(*) AS n FROM p GROUP BY customer_id, store_id) x),
          agg AS (SELECT customer_id,
-                  {asof} - MAX(CASE WHEN status = 'paid' THEN day END) AS recency,
-                  {asof} - MIN(day) AS tenure,
+                  $1 - MAX(CASE WHEN status = 'paid' THEN day END) AS recency,
+                  $1 - MIN(day) AS tenure,
                   SUM(CASE WHEN status = 'paid' THEN 1 ELSE 0 END) AS orders,
                   SUM(CASE WHEN status = 'paid' THEN total_fen ELSE 0 END) AS spend,
-                  SUM(CASE WHEN status = 'paid' AND day >= {asof} - 90 THEN 1 ELSE 0 END) AS orders_90,
-                  SUM(CASE WHEN status = 'paid' AND day >= {asof} - 180 AND day < {asof} - 90 THEN 1 ELSE 0 END) AS orders_prev_90,
-                  SUM(CASE WHEN status = 'paid' AND day >= {asof} - 365 THEN total_fen ELSE 0 END) AS spend_365,
+                  SUM(CASE WHEN status = 'paid' AND day >= $1 - 90 THEN 1 ELSE 0 END) AS orders_90,
+                  SUM(CASE WHEN status = 'paid' AND day >= $1 - 180 AND day < $1 - 90 THEN 1 ELSE 0 END) AS orders_prev_90,
+                  SUM(CASE WHEN status = 'paid' AND day >= $1 - 365 THEN total_fen ELSE 0 END) AS spend_365,
                   AVG(CASE WHEN source = 'wx' THEN 1.0 ELSE 0.0 END) AS wx_share,
                   COUNT(DISTINCT store_id) AS stores,
                   SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS refunds
@@ -142,7 +144,10 @@ impl Features {
 
 pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
     let mut out = Vec::new();
-    for b in sess.query(&features_sql(asof)).await? {
+    for b in sess
+        .query_with(&features_sql(), vec![ScalarValue::from(asof)])
+        .await?
+    {
         let f = |i: usize| -> Result<Float64Array> {
             Ok(cast(b.column(i), &DataType::Float64)?
                 .as_any()
@@ -199,10 +204,13 @@ pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
 pub async fn buyers(sess: &Session, from: i64, to: i64) -> Result<HashSet<i64>> {
     let sql = format!(
         "SELECT DISTINCT k.customer_id FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key \
-         WHERE o.status = 'paid' AND {DAY} >= {from} AND {DAY} < {to}"
+         WHERE o.status = 'paid' AND {DAY} >= $1 AND {DAY} < $2"
     );
     let mut s = HashSet::new();
-    for b in sess.query(&sql).await? {
+    for b in sess
+        .query_with(&sql, vec![ScalarValue::from(from), ScalarValue::from(to)])
+        .await?
+    {
         let c = cast(b.column(0), &DataType::Int64)?;
         let c = c
             .as_any()

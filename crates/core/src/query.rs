@@ -48,6 +48,15 @@ pub async fn query_with(
 
 pub use c360_warehouse::query::ScalarValue;
 
+/// The chain's time zone, the one every warehouse timestamp carries.
+pub const TZ: &str = "+08:00";
+
+/// Midnight of `d` in the chain's time zone as a warehouse timestamp value.
+pub fn local_midnight(d: NaiveDate) -> ScalarValue {
+    let utc = d.and_time(chrono::NaiveTime::MIN) - chrono::Duration::hours(8);
+    ScalarValue::TimestampMicrosecond(Some(utc.and_utc().timestamp_micros()), Some(TZ.into()))
+}
+
 /// A `WHERE` clause built from fixed column names and bound values: every value becomes a
 /// `$n` placeholder with its [`ScalarValue`], so text from a request never reaches the SQL.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +77,11 @@ impl Filter {
         self.params.push(v);
         format!("${}", self.params.len())
     }
+    /// Binds one more value (for a `LIMIT`, say) and returns its placeholder, to be written
+    /// after the clause.
+    pub fn value(&mut self, v: impl Into<ScalarValue>) -> String {
+        self.bind(v.into())
+    }
     /// `col = value`.
     pub fn eq(&mut self, col: &'static str, v: impl Into<ScalarValue>) -> &mut Self {
         let p = self.bind(v.into());
@@ -78,6 +92,35 @@ impl Filter {
     pub fn ge(&mut self, col: &'static str, v: impl Into<ScalarValue>) -> &mut Self {
         let p = self.bind(v.into());
         self.conds.push(format!("{col} >= {p}"));
+        self
+    }
+    /// `col < value`.
+    pub fn lt(&mut self, col: &'static str, v: impl Into<ScalarValue>) -> &mut Self {
+        let p = self.bind(v.into());
+        self.conds.push(format!("{col} < {p}"));
+        self
+    }
+    /// `col IN (scope…)` when there is a scope (a store manager's stores), nothing otherwise.
+    pub fn scope(&mut self, col: &'static str, scope: Option<&[i64]>) -> &mut Self {
+        match scope {
+            Some(s) => self.one_of(col, s),
+            None => self,
+        }
+    }
+    /// `col >= from 00:00 and col < (to + 1 day) 00:00`, both in the chain's time zone (+08:00),
+    /// each bound only when given.
+    pub fn days(
+        &mut self,
+        col: &'static str,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> &mut Self {
+        if let Some(f) = from {
+            self.ge(col, local_midnight(f));
+        }
+        if let Some(t) = to {
+            self.lt(col, local_midnight(t + chrono::Duration::days(1)));
+        }
         self
     }
     /// `col IN (values…)`; an empty list matches nothing.
@@ -137,6 +180,24 @@ mod tests {
         );
         assert_eq!(f.params.len(), 6);
         assert_eq!(f.params[1], ScalarValue::from("a'b"));
+        let mut d = Filter::new("TRUE");
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+        d.days("o.order_time", day("2025-03-01"), day("2025-03-31"))
+            .scope("store_id", Some(&[7, 9]))
+            .scope("city_id", None);
+        assert_eq!(
+            d.sql(),
+            "TRUE AND o.order_time >= $1 AND o.order_time < $2 AND store_id IN ($3, $4)"
+        );
+        // 2025-03-01 00:00 at +08:00 is 2025-02-28 16:00 UTC.
+        assert_eq!(
+            d.params[0],
+            ScalarValue::TimestampMicrosecond(Some(1_740_758_400_000_000), Some(TZ.into()))
+        );
+        assert_eq!(
+            d.params[1],
+            ScalarValue::TimestampMicrosecond(Some(1_743_436_800_000_000), Some(TZ.into()))
+        );
         let mut e = Filter::new("TRUE");
         e.one_of::<i64>("store_id", &[]);
         assert_eq!(e.sql(), "TRUE AND FALSE");

@@ -443,12 +443,11 @@ async fn ensure_server_database(url: &str, backend: Backend) -> Result<()> {
             .map_err(sql_err("create database"))?;
         }
         Backend::Postgres => {
-            let rows = query(format!(
-                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
-            ))
-            .fetch_all(&admin)
-            .await
-            .map_err(sql_err("pg_database"))?;
+            let rows = query("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(name.to_string())
+                .fetch_all(&admin)
+                .await
+                .map_err(sql_err("pg_database"))?;
             if rows.is_empty() {
                 // A concurrent creator may win the race; that is fine.
                 let _ = query(format!("CREATE DATABASE \"{name}\""))

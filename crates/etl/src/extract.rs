@@ -960,14 +960,19 @@ async fn load_items(
         let sess = c360_warehouse::Session::at(wh, txn.base().clone()).await?;
         let ids: Vec<String> = missing
             .iter()
-            .map(|i| format!("'{}:{i}'", s.prefix))
+            .map(|i| format!("{}:{i}", s.prefix))
             .collect();
         for chunk in ids.chunks(5000) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
             let sql = format!(
                 "SELECT source_order_id, month FROM fact_orders WHERE order_key IN ({})",
-                chunk.join(",")
+                marks.join(",")
             );
-            for b in sess.query(&sql).await? {
+            let params = chunk
+                .iter()
+                .map(|k| c360_warehouse::query::ScalarValue::Utf8(Some(k.clone())))
+                .collect();
+            for b in sess.query_with(&sql, params).await? {
                 let idc = b
                     .column(0)
                     .as_any()

@@ -244,11 +244,10 @@ pub async fn evaluate_holiday(
     let clean = clean_customers(&sess, &truth).await?;
     truth.close().await;
     let (mut est, mut tru) = (Vec::new(), Vec::new());
-    let sql = format!(
-        "SELECT customer_id, holiday_lift FROM v_customer_holiday \
-         WHERE holiday_orders + other_orders >= {min_orders}"
-    );
-    for b in sess.query(&sql).await? {
+    let sql = "SELECT customer_id, holiday_lift FROM v_customer_holiday \
+         WHERE holiday_orders + other_orders >= $1";
+    let min = c360_warehouse::query::ScalarValue::from(min_orders);
+    for b in sess.query_with(sql, vec![min]).await? {
         let id = cast(b.column(0), &DataType::Int64)?;
         let lift = cast(b.column(1), &DataType::Float64)?;
         let id = id
@@ -378,9 +377,10 @@ pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Res
         })?;
     let until = (cutoff_d + chrono::Duration::days(90)).to_string();
     let active: std::collections::HashSet<i64> = truth
-        .fetch_all(&format!(
-            "SELECT DISTINCT person_id FROM future_orders WHERE order_time < '{until}'"
-        ))
+        .fetch(
+            "SELECT DISTINCT person_id FROM future_orders WHERE order_time < ?",
+            &[until.into()],
+        )
         .await?
         .iter()
         .filter_map(|r| get_i64(r, "person_id"))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub mod llm;
 
 /// Everything a writer may say about one customer. Numbers only come from here.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Facts {
     pub customer_id: i64,
     pub tier: Option<String>,
@@ -45,14 +45,14 @@ pub struct Facts {
 }
 
 /// One insight section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Section {
     pub title: String,
     pub text: String,
 }
 
 /// The four sections, in the seed's order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Insight {
     pub customer_id: i64,
     pub value: Section,

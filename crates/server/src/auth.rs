@@ -96,6 +96,11 @@ pub async fn create_key(
             "a store_manager key needs at least one store".into(),
         ));
     }
+    if name.trim().is_empty() || name.contains('\0') || name.chars().count() > 64 {
+        return Err(ApiError::BadRequest(
+            "name: 1 to 64 characters, no NUL".into(),
+        ));
+    }
     let mut raw = [0u8; 24];
     rand::Rng::fill(&mut rand::rng(), &mut raw[..]);
     let key = format!("c360_{}", hex::encode(raw));

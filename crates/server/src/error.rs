@@ -16,6 +16,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Well formed, but the fields contradict each other or name what does not fit.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Not possible in the thing's current state.
+    #[error("{0}")]
+    Conflict(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("the warehouse has no data yet: run `c360 etl` first")]
@@ -27,8 +33,10 @@ pub enum ApiError {
 /// The JSON body of every error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request,
-    /// method_not_allowed, no_data, internal.
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request (a
+    /// parameter or field does not parse or is out of its documented bounds), unprocessable
+    /// (well formed, but fields contradict each other or name what does not fit), conflict (not
+    /// in the current state), method_not_allowed, no_data, internal.
     pub code: &'static str,
     pub message: String,
 }
@@ -41,6 +49,8 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
+            ApiError::Unprocessable(_) => ("unprocessable", StatusCode::UNPROCESSABLE_ENTITY),
+            ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::NoData => ("no_data", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
@@ -90,6 +100,8 @@ impl From<c360_core::CoreError> for ApiError {
         use c360_core::CoreError as C;
         match e {
             C::BadRequest(m) => ApiError::BadRequest(m),
+            C::Invalid(m) => ApiError::Unprocessable(m),
+            C::Conflict(m) => ApiError::Conflict(m),
             C::Forbidden(m) => ApiError::Forbidden(m),
             C::NotFound(m) => ApiError::NotFound(m),
             C::NoData => ApiError::NoData,
@@ -163,9 +175,40 @@ where
 {
     type Rejection = ApiError;
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        axum::Json::<T>::from_request(req, state)
+        let axum::Json(mut v) = axum::Json::<serde_json::Value>::from_request(req, state)
             .await
-            .map(|axum::Json(v)| J(v))
-            .map_err(|e| ApiError::BadRequest(body_error(&e.body_text())))
+            .map_err(|e| ApiError::BadRequest(body_error(&e.body_text())))?;
+        integral_floats(&mut v);
+        serde_path_to_error::deserialize(v).map(J).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ApiError::BadRequest(if path == "." {
+                format!("body: {inner}")
+            } else {
+                format!("{path}: {inner}")
+            })
+        })
+    }
+}
+
+/// JSON has one number type: `6353.0` is the integer 6353 to JSON Schema and to most clients.
+/// Such numbers become integers before the body meets the typed fields (a float field takes an
+/// integer as well).
+fn integral_floats(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64() {
+                // 2^63 is exact in f64; anything in [-2^63, 2^63) with no fraction fits an i64.
+                if f.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+                {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_floats),
+        Value::Object(o) => o.values_mut().for_each(integral_floats),
+        _ => {}
     }
 }

@@ -77,7 +77,15 @@ use utoipa::OpenApi;
         c360_model::Channel,
         c360_model::OfferKind,
         crate::routes::campaigns::Settings,
-        crate::routes::service::DiagnoseRequest
+        crate::routes::service::DiagnoseRequest,
+        crate::support::doc::DaypartCode,
+        crate::support::doc::CustomerSort,
+        crate::support::doc::SortOrder,
+        crate::support::doc::CompareDim,
+        crate::support::doc::PredictionKind,
+        crate::support::doc::Lang,
+        crate::support::doc::FunnelBy,
+        crate::support::doc::TicketStatus
     ))
 )]
 pub struct ApiDoc;
@@ -94,8 +102,10 @@ pub fn document() -> String {
 }
 
 /// The bearer security scheme on every operation but the public health check, and the answers
-/// every operation can give: 401 (no or unknown key) where a key is needed, 500 (internal, no
-/// details).
+/// operations give by their shape: 401 (no or unknown key) where a key is needed; 400 where
+/// there is a parameter or a body to reject; 404 where the path names something that may not
+/// exist; 403 where it names a customer outside a store manager's stores; 503 until the first
+/// ETL run has written a warehouse; 500 (internal, no details).
 struct Security;
 
 /// Operations anyone may call without a key.
@@ -132,6 +142,8 @@ impl utoipa::Modify for Security {
         };
         for (path, item) in doc.paths.paths.iter_mut() {
             let public = PUBLIC.contains(&path.as_str());
+            let names_one = path.contains('{');
+            let a_customer = path.starts_with("/api/v1/customers/{id}");
             for op in [
                 item.get.as_mut(),
                 item.put.as_mut(),
@@ -142,7 +154,29 @@ impl utoipa::Modify for Security {
             .into_iter()
             .flatten()
             {
+                let takes_input = op.request_body.is_some()
+                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
                 let r = &mut op.responses.responses;
+                if takes_input {
+                    r.entry("400".into()).or_insert_with(|| {
+                        err("A parameter or the body does not parse or breaks its documented bounds (the message names it)")
+                    });
+                    r.entry("422".into()).or_insert_with(|| {
+                        err("Well formed, but the fields contradict each other or name what does not fit (the message names the field)")
+                    });
+                }
+                if names_one {
+                    r.entry("404".into())
+                        .or_insert_with(|| err("No such resource"));
+                }
+                if a_customer {
+                    r.entry("403".into())
+                        .or_insert_with(|| err("Not a customer of your stores"));
+                }
+                if !public {
+                    r.entry("503".into())
+                        .or_insert_with(|| err("No warehouse yet (run the ETL first)"));
+                }
                 if public {
                     op.security = Some(vec![SecurityRequirement::default()]);
                 } else {

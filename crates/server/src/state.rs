@@ -305,6 +305,22 @@ impl AppState {
         self.0.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// A cached typed answer for `key` (which must include the caller's scope): `f` builds the
+    /// `T` on a miss, and it is kept serialised.
+    pub async fn answer<T, F, Fut>(&self, key: String, f: F) -> ApiResult<Answer<T>>
+    where
+        T: serde::Serialize,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ApiResult<T>>,
+    {
+        let v = self
+            .cached(key, || async move {
+                serde_json::to_value(f().await?).map_err(|e| ApiError::Internal(e.to_string()))
+            })
+            .await?;
+        Ok(Answer(v, std::marker::PhantomData))
+    }
+
     /// A cached JSON answer for `key` (which must include the caller's scope), computing it on a
     /// miss. Any change since it was cached makes it a miss.
     pub async fn cached<F, Fut>(&self, key: String, f: F) -> ApiResult<Arc<Value>>
@@ -500,5 +516,14 @@ impl FromRequestParts<AppState> for Principal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = key_of(parts).ok_or(ApiError::Unauthorized)?;
         state.principal(&key).await.ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// A handler's answer: a `T` serialised once, shared from the cache (its schema is `T`'s).
+pub struct Answer<T>(Arc<Value>, std::marker::PhantomData<T>);
+
+impl<T> axum::response::IntoResponse for Answer<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(&*self.0).into_response()
     }
 }

@@ -2,10 +2,7 @@
 //! customer's row checked against that scope, date ranges, and the audit of an action's outcome.
 //! Imported by the route modules; it imports none of them.
 
-use std::sync::Arc;
-
-use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
@@ -13,15 +10,12 @@ use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Snapshot};
 use c360_core::audit;
-pub(crate) use c360_core::query::{in_list, parse_day};
+pub(crate) use c360_core::query::{parse_day, Filter};
+use chrono::NaiveDate;
 
-pub(crate) async fn q(s: &Snapshot, sql: &str) -> ApiResult<Vec<Value>> {
-    query(&s.sess, sql).await
-}
-
-/// Rows of `sql` on a warehouse session as JSON objects.
-pub(crate) async fn query(sess: &c360_warehouse::Session, sql: &str) -> ApiResult<Vec<Value>> {
-    Ok(c360_core::query::query(sess, sql).await?)
+/// Rows of `sql` on the snapshot, its `$n` placeholders bound to the filter's values.
+pub(crate) async fn qf(s: &Snapshot, sql: &str, f: &Filter) -> ApiResult<Vec<Value>> {
+    query_with(&s.sess, sql, f.params.clone()).await
 }
 
 /// Rows of `sql` with its `$n` placeholders bound to `params`.
@@ -33,16 +27,31 @@ pub(crate) async fn query_with(
     Ok(c360_core::query::query_with(sess, sql, params).await?)
 }
 
-/// `AND <col> IN (...)` for a store manager, nothing for the others.
-pub(crate) fn store_filter(p: &Principal, col: &str) -> String {
-    match p.store_scope() {
-        None => String::new(),
-        Some(s) => format!(" AND {col} IN {}", in_list(s)),
-    }
+/// A filter starting with `fixed` and, for a store manager, `col IN (their stores)`.
+pub(crate) fn scoped(p: &Principal, fixed: &'static str, col: &'static str) -> Filter {
+    let mut f = Filter::new(fixed);
+    f.scope(col, p.store_scope());
+    f
 }
 
-pub(crate) fn ok(v: Arc<Value>) -> Json<Value> {
-    Json((*v).clone())
+/// A warehouse row: column name to value (the operation's description names the columns).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct Row(pub serde_json::Map<String, Value>);
+
+/// JSON rows (objects) as typed [`Row`]s; anything else is dropped.
+pub(crate) fn rows(v: Vec<Value>) -> Vec<Row> {
+    v.into_iter()
+        .filter_map(|r| match r {
+            Value::Object(m) => Some(Row(m)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first row, if any.
+pub(crate) fn first(v: Vec<Value>) -> Option<Row> {
+    rows(v).into_iter().next()
 }
 
 /// The daypart of most of a customer's paid orders (ties: the first name), from the in-memory
@@ -94,23 +103,68 @@ pub(crate) async fn customer_row(s: &Snapshot, p: &Principal, id: i64) -> ApiRes
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// First day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
     pub(crate) from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
     pub(crate) to: Option<String>,
+    /// Rows to return (default 50 for a timeline, 20 for paths).
+    #[param(minimum = 1, maximum = 500)]
     pub(crate) limit: Option<u32>,
 }
 
-pub(crate) fn day_bounds(r: &RangeParams, col: &str) -> ApiResult<String> {
-    let mut w = String::new();
-    if let Some(f) = &r.from {
-        let d = parse_day("from", f)?;
-        w += &format!(" AND {col} >= '{d}T00:00:00+08:00'");
+impl RangeParams {
+    /// The range's first and last day, each checked (the error names the parameter).
+    pub(crate) fn days(&self) -> ApiResult<(Option<NaiveDate>, Option<NaiveDate>)> {
+        days_of(self.from.as_deref(), self.to.as_deref())
     }
-    if let Some(t) = &r.to {
-        let d = parse_day("to", t)? + chrono::Duration::days(1);
-        w += &format!(" AND {col} < '{d}T00:00:00+08:00'");
+}
+
+/// A range of days.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DaysParams {
+    /// First day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
+    pub(crate) from: Option<String>,
+    /// Last day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
+    pub(crate) to: Option<String>,
+}
+
+impl DaysParams {
+    pub(crate) fn days(&self) -> ApiResult<(Option<NaiveDate>, Option<NaiveDate>)> {
+        days_of(self.from.as_deref(), self.to.as_deref())
     }
-    Ok(w)
+}
+
+/// Both ends of a range, each checked (the error names the parameter).
+pub(crate) fn days_of(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ApiResult<(Option<NaiveDate>, Option<NaiveDate>)> {
+    let from = from.map(|f| parse_day("from", f)).transpose()?;
+    let to = to.map(|t| parse_day("to", t)).transpose()?;
+    Ok((from, to))
+}
+
+/// A count parameter: `default` when absent, a 400 naming it when outside `lo..=hi` (the bounds
+/// the document declares).
+pub(crate) fn bounded(
+    field: &str,
+    v: Option<u32>,
+    default: u32,
+    lo: u32,
+    hi: u32,
+) -> ApiResult<u32> {
+    let v = v.unwrap_or(default);
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{field}: {v} is not in {lo}..={hi}"
+        )))
+    }
 }
 
 /// Rows sorted by a numeric field, largest first (stable).
@@ -122,14 +176,6 @@ pub(crate) fn sorted_desc(mut rows: Vec<Value>, field: &str) -> Vec<Value> {
             .total_cmp(&a[field].as_f64().unwrap_or(0.0))
     });
     rows
-}
-
-/// `AND s.home_store_id IN (...)` for a store manager (customers of their stores).
-pub(crate) fn customer_scope(p: &Principal, alias: &str) -> String {
-    match p.store_scope() {
-        None => String::new(),
-        Some(s) => format!(" AND {alias}.home_store_id IN {}", in_list(s)),
-    }
 }
 
 /// Logs the outcome of an action, then returns it (a refused or failed action is logged too).
@@ -144,7 +190,12 @@ pub(crate) async fn logged<T>(
     let outcome = match &r {
         Ok(_) => "ok",
         Err(ApiError::Forbidden(_)) => "denied",
-        Err(ApiError::BadRequest(_)) | Err(ApiError::NotFound(_)) => "rejected",
+        Err(
+            ApiError::BadRequest(_)
+            | ApiError::NotFound(_)
+            | ApiError::Unprocessable(_)
+            | ApiError::Conflict(_),
+        ) => "rejected",
         Err(_) => "error",
     };
     let mut d = detail;
@@ -169,4 +220,88 @@ pub(crate) async fn logged<T>(
 
 pub(crate) fn writers() -> [Role; 3] {
     [Role::Admin, Role::Analyst, Role::StoreManager]
+}
+
+/// The values of the text parameters that take one of a fixed set. They are parsed by hand (so
+/// the error names the parameter); these types only give the document their enums.
+#[allow(dead_code)] // the variants exist for the document only
+pub mod doc {
+    use utoipa::ToSchema;
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum DaypartCode {
+        Breakfast,
+        Lunch,
+        Afternoon,
+        Dinner,
+        LateNight,
+    }
+
+    #[derive(ToSchema)]
+    pub enum CustomerSort {
+        #[schema(rename = "total_spend_fen")]
+        TotalSpendFen,
+        #[schema(rename = "order_count")]
+        OrderCount,
+        #[schema(rename = "last_order_time")]
+        LastOrderTime,
+        #[schema(rename = "clv_12m_fen")]
+        Clv12mFen,
+        #[schema(rename = "p_churn_90d")]
+        PChurn90d,
+        #[schema(rename = "customer_id")]
+        CustomerId,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum SortOrder {
+        Asc,
+        Desc,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum CompareDim {
+        City,
+        Store,
+        Product,
+        Daypart,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum PredictionKind {
+        Clv,
+        Churn,
+        Growth,
+        Lifecycle,
+        All,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Lang {
+        Zh,
+        En,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum FunnelBy {
+        None,
+        Tier,
+        RfmClass,
+        Lifecycle,
+        Cluster,
+        Device,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum TicketStatus {
+        Open,
+        Closed,
+    }
 }

@@ -105,13 +105,16 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
         }
         AnalyzeCmd::Holiday { min_orders } => {
             let sess = Session::open(&Warehouse::open(&warehouse)?).await?;
-            let sql = format!(
+            let sql =
                 "SELECT customer_id, holiday_orders, holiday_days, other_orders, other_days, \
                      ROUND(holiday_lift_raw, 2) AS lift_raw, ROUND(holiday_lift, 2) AS lift \
-                     FROM v_customer_holiday WHERE holiday_orders + other_orders >= {min_orders} \
-                     ORDER BY holiday_lift DESC, customer_id LIMIT 10"
+                     FROM v_customer_holiday WHERE holiday_orders + other_orders >= $1 \
+                     ORDER BY holiday_lift DESC, customer_id LIMIT 10";
+            let min = c360_warehouse::query::ScalarValue::from(min_orders);
+            println!(
+                "{}",
+                format_batches(&sess.query_with(sql, vec![min]).await?)
             );
-            println!("{}", format_batches(&sess.query(&sql).await?));
             if let Some(t) = &s.truth {
                 let e = c360_eval::clv::evaluate_holiday(&warehouse, t, min_orders).await?;
                 println!("{}", serde_json::to_string_pretty(&e)?);

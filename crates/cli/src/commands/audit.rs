@@ -21,13 +21,7 @@ pub async fn run(s: &Settings, a: AuditArgs) -> Result<()> {
     {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            e["seq"],
-            e["at"].as_str().unwrap_or(""),
-            e["actor"].as_str().unwrap_or(""),
-            e["role"].as_str().unwrap_or(""),
-            e["action"].as_str().unwrap_or(""),
-            e["target"].as_str().unwrap_or(""),
-            e["outcome"].as_str().unwrap_or("")
+            e.seq, e.at, e.actor, e.role, e.action, e.target, e.outcome
         );
     }
     Ok(())

@@ -24,11 +24,12 @@ pub async fn run(s: &Settings, a: QualityArgs) -> Result<()> {
                 .await?
         )
     );
-    let q = format!(
-        "SELECT source_table, row_id, field, reason FROM quarantine ORDER BY run_id DESC, source_table, row_id LIMIT {}",
-        a.rows
+    let q = "SELECT source_table, row_id, field, reason FROM quarantine ORDER BY run_id DESC, source_table, row_id LIMIT $1";
+    let limit = c360_warehouse::query::ScalarValue::from(a.rows as i64);
+    println!(
+        "{}",
+        format_batches(&sess.query_with(q, vec![limit]).await?)
     );
-    println!("{}", format_batches(&sess.query(&q).await?));
     println!(
         "{}",
         format_batches(&sess.query("SELECT source_table, field, COUNT(*) AS rows FROM quarantine GROUP BY source_table, field ORDER BY rows DESC").await?)

@@ -60,9 +60,10 @@ pub async fn run(st: &Settings, cmd: ServiceCmd) -> Result<()> {
             };
             if let Some(c) = cust {
                 let b = s
-                    .query(&format!(
-                        "SELECT rfm_class, p_churn_90d FROM v_customer_360 WHERE customer_id = {c}"
-                    ))
+                    .query_with(
+                        "SELECT rfm_class, p_churn_90d FROM v_customer_360 WHERE customer_id = $1",
+                        vec![c360_warehouse::query::ScalarValue::from(c)],
+                    )
                     .await?;
                 let rows = c360_core::json::rows(&b)?;
                 if let Some(r) = rows.first() {

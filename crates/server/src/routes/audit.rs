@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiResult, Q};
@@ -15,26 +15,35 @@ use c360_core::audit;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    limit: Option<i64>,
+    /// Entries, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
     action: Option<String>,
     actor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", params(AuditParams), responses((status = 200, description = "Audit trail, newest first (admins only)"), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditParams), responses((status = 200, body = AuditTrail, description = "Audit trail, newest first (admins only)"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn audit_trail(
     State(st): State<AppState>,
     p: Principal,
     Q(a): Q<AuditParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditTrail>> {
     if let Err(e) = p.require(&[Role::Admin]) {
         return logged(&st, &p, "audit.read", "audit_log", json!({}), Err(e)).await;
     }
-    let v = audit::list(
+    let limit = bounded("limit", a.limit, 100, 1, 1000)?;
+    let entries = audit::list(
         &st.inner().meta,
-        a.limit.unwrap_or(100),
+        limit.into(),
         a.action.as_deref(),
         a.actor.as_deref(),
     )
     .await?;
-    Ok(Json(json!({"entries": v})))
+    Ok(Json(AuditTrail { entries }))
+}
+
+/// The audit trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditTrail {
+    pub entries: Vec<audit::AuditEntry>,
 }

@@ -1,14 +1,12 @@
 //! Behaviour across customers: the menu → item → cart → pay funnel per segment, and page paths.
 
 use axum::extract::State;
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Q};
-use crate::state::AppState;
+use crate::state::{Answer, AppState};
 use crate::support::*;
 use c360_analytics::behavior::{Funnel, STEPS};
 
@@ -16,19 +14,83 @@ use c360_analytics::behavior::{Funnel, STEPS};
 #[into_params(parameter_in = Query)]
 pub struct FunnelParams {
     /// Segment dimension: none (default), tier, rfm_class, lifecycle, cluster or device.
+    #[param(value_type = Option<doc::FunnelBy>)]
     by: Option<String>,
     /// First day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/behavior/funnel", params(FunnelParams), responses((status = 200, description = "Sessions reaching menu → item → cart → pay, step conversion and drop-off, per segment"), (status = 400, body = crate::error::ErrorBody)))]
+/// Sessions through menu → item → cart → pay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelSteps {
+    pub sessions: u64,
+    /// Sessions that reached each step.
+    pub reached: Vec<u64>,
+    /// reached[i] / reached[i-1] (the first: / sessions).
+    pub step_conversion: Vec<f64>,
+    /// 1 − step_conversion.
+    pub drop_off: Vec<f64>,
+    /// pay / sessions.
+    pub overall_conversion: f64,
+}
+
+impl From<Funnel> for FunnelSteps {
+    fn from(f: Funnel) -> Self {
+        FunnelSteps {
+            sessions: f.sessions,
+            reached: f.reached.to_vec(),
+            step_conversion: f.step_conversion.to_vec(),
+            drop_off: f.drop_off.to_vec(),
+            overall_conversion: f.overall_conversion,
+        }
+    }
+}
+
+/// One segment's funnel and session shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentFunnel {
+    pub segment: String,
+    pub funnel: FunnelSteps,
+    pub avg_duration_s: f64,
+    pub avg_events: f64,
+    pub bounce_rate: f64,
+}
+
+/// The funnel per segment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Funnels {
+    pub by: String,
+    /// The step names, in order.
+    pub steps: Vec<&'static str>,
+    pub segments: Vec<SegmentFunnel>,
+}
+
+/// A page path's sessions and conversion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExitPage {
+    pub page: String,
+    pub sessions: u64,
+    pub share: f64,
+}
+
+/// Common paths and where unpaid sessions left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paths {
+    /// path, sessions, conversion, avg_duration_s.
+    pub paths: Vec<Row>,
+    pub exits: Vec<ExitPage>,
+}
+
+#[utoipa::path(get, path = "/api/v1/behavior/funnel", params(FunnelParams), responses((status = 200, body = Funnels, description = "Sessions reaching menu → item → cart → pay, step conversion and drop-off, per segment"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn behavior_funnel(
     State(st): State<AppState>,
     p: Principal,
     Q(fp): Q<FunnelParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<Funnels>> {
     let by = fp.by.clone().unwrap_or_else(|| "none".into());
     let col = match by.as_str() {
         "none" => "'all'",
@@ -43,28 +105,23 @@ pub async fn behavior_funnel(
             )))
         }
     };
-    let w = day_bounds(
-        &RangeParams {
-            from: fp.from.clone(),
-            to: fp.to.clone(),
-            limit: None,
-        },
-        "x.started_at",
-    )?;
-    let key = format!("funnel|{}|{by}|{w}", p.scope_key());
+    let (from, to) = days_of(fp.from.as_deref(), fp.to.as_deref())?;
+    let mut w = scoped(&p, "TRUE", "s.home_store_id");
+    w.days("x.started_at", from, to);
+    let key = format!("funnel|{}|{by}|{}", p.scope_key(), w.key());
     let st2 = st.clone();
-    let v = st
-        .cached(key, || async move {
+    st.answer(key, || async move {
             let s = st2.snapshot().await?;
-            let rows = q(
+            let rows = qf(
                 &s,
                 &format!(
                     "SELECT COALESCE({col}, '(unknown)') AS segment, x.max_step, COUNT(*) AS n, \
                      SUM(x.duration_s) AS dur, SUM(x.events) AS ev, SUM(CASE WHEN x.events = 1 THEN 1 ELSE 0 END) AS bounces \
                      FROM customer_sessions x LEFT JOIN customer_segmentation s ON x.customer_id = s.customer_id \
-                     WHERE 1 = 1{w}{sc} GROUP BY 1, 2",
-                    sc = customer_scope(&p, "s")
+                     WHERE {} GROUP BY 1, 2",
+                    w.sql()
                 ),
+                &w,
             )
             .await?;
             let mut segs: std::collections::BTreeMap<String, ([u64; 5], f64, f64, f64)> =
@@ -78,58 +135,65 @@ pub async fn behavior_funnel(
                 e.2 += r["ev"].as_f64().unwrap_or(0.0);
                 e.3 += r["bounces"].as_f64().unwrap_or(0.0);
             }
-            let out: Vec<Value> = segs
+            let segments = segs
                 .into_iter()
-                .map(|(seg, (by_max, dur, ev, bounces))| {
+                .map(|(segment, (by_max, dur, ev, bounces))| {
                     let f = Funnel::from_max_steps(&by_max);
                     let n = f.sessions.max(1) as f64;
-                    json!({
-                        "segment": seg,
-                        "funnel": f,
-                        "avg_duration_s": dur / n,
-                        "avg_events": ev / n,
-                        "bounce_rate": bounces / n,
-                    })
+                    SegmentFunnel {
+                        segment,
+                        funnel: f.into(),
+                        avg_duration_s: dur / n,
+                        avg_events: ev / n,
+                        bounce_rate: bounces / n,
+                    }
                 })
                 .collect();
-            Ok(json!({"by": by, "steps": STEPS, "segments": out}))
+            Ok(Funnels { by, steps: STEPS.to_vec(), segments })
         })
-        .await?;
-    Ok(ok(v))
+        .await
 }
 
-#[utoipa::path(get, path = "/api/v1/behavior/paths", params(RangeParams), responses((status = 200, description = "Most common page paths with their conversion, and where sessions that did not pay left")))]
+#[utoipa::path(get, path = "/api/v1/behavior/paths", params(RangeParams), responses((status = 200, body = Paths, description = "Most common page paths with their conversion, and where sessions that did not pay left"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn behavior_paths(
     State(st): State<AppState>,
     p: Principal,
     Q(r): Q<RangeParams>,
-) -> ApiResult<Json<Value>> {
-    let w = day_bounds(&r, "x.started_at")?;
-    let limit = r.limit.unwrap_or(20).min(200);
-    let key = format!("paths|{}|{w}|{limit}", p.scope_key());
+) -> ApiResult<Answer<Paths>> {
+    let (from, to) = r.days()?;
+    let limit = bounded("limit", r.limit, 20, 1, 500)?;
+    let mut w = scoped(&p, "TRUE", "s.home_store_id");
+    w.days("x.started_at", from, to);
+    let mut x = scoped(&p, "x.max_step < 4", "s.home_store_id");
+    x.days("x.started_at", from, to);
+    let key = format!("paths|{}|{}|{limit}", p.scope_key(), w.key());
     let st2 = st.clone();
-    let v = st
-        .cached(key, || async move {
+    st.answer(key, || async move {
             let s = st2.snapshot().await?;
-            let sc = customer_scope(&p, "s");
-            let paths = q(
+            let mut wl = w.clone();
+            let lim = wl.value(limit as i64);
+            let paths = qf(
                 &s,
                 &format!(
                     "SELECT x.path, COUNT(*) AS sessions, AVG(CASE WHEN x.max_step = 4 THEN 1.0 ELSE 0.0 END) AS conversion, \
                      AVG(x.duration_s) AS avg_duration_s \
                      FROM customer_sessions x LEFT JOIN customer_segmentation s ON x.customer_id = s.customer_id \
-                     WHERE 1 = 1{w}{sc} GROUP BY x.path ORDER BY sessions DESC, x.path LIMIT {limit}"
+                     WHERE {} GROUP BY x.path ORDER BY sessions DESC, x.path LIMIT {lim}",
+                    w.sql()
                 ),
+                &wl,
             )
             .await?;
             // Exit page of the sessions that did not pay: the last page of their path.
-            let exits = q(
+            let exits = qf(
                 &s,
                 &format!(
                     "SELECT x.path, COUNT(*) AS sessions FROM customer_sessions x \
                      LEFT JOIN customer_segmentation s ON x.customer_id = s.customer_id \
-                     WHERE x.max_step < 4{w}{sc} GROUP BY x.path"
+                     WHERE {} GROUP BY x.path",
+                    x.sql()
                 ),
+                &x,
             )
             .await?;
             let mut by_exit: std::collections::BTreeMap<String, u64> = Default::default();
@@ -140,13 +204,12 @@ pub async fn behavior_paths(
                 *by_exit.entry(last).or_default() += n;
                 total += n;
             }
-            let mut exits: Vec<Value> = by_exit
+            let mut exits: Vec<ExitPage> = by_exit
                 .into_iter()
-                .map(|(page, n)| json!({"page": page, "sessions": n, "share": n as f64 / total.max(1) as f64}))
+                .map(|(page, n)| ExitPage { page, sessions: n, share: n as f64 / total.max(1) as f64 })
                 .collect();
-            exits.sort_by(|a, b| b["sessions"].as_u64().cmp(&a["sessions"].as_u64()));
-            Ok(json!({"paths": paths, "exits": exits}))
+            exits.sort_by_key(|e| std::cmp::Reverse(e.sessions));
+            Ok(Paths { paths: rows(paths), exits })
         })
-        .await?;
-    Ok(ok(v))
+        .await
 }

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, J, P, Q};
-use crate::state::AppState;
+use crate::state::{Answer, AppState};
 use crate::support::*;
 use c360_core::campaign::{self, Campaign, CampaignSpec};
 use c360_model::CampaignStatus;
@@ -56,11 +56,17 @@ pub async fn list_campaigns(
     Ok(Json(CampaignList { campaigns }))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/suggestions", responses((status = 200, description = "Campaign drafts from the RFM segments, with audience size, churn and CLV")))]
-pub async fn suggestions(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+/// Campaign ideas from the segments as they are now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Suggestions {
+    pub suggestions: Vec<campaign::Suggestion>,
+}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/suggestions", responses((status = 200, body = Suggestions, description = "Campaign drafts from the RFM segments, with audience size, churn and CLV")))]
+pub async fn suggestions(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Suggestions>> {
     let s = st.snapshot().await?;
-    let v = campaign::suggest(&s.sess, p.store_scope()).await?;
-    Ok(Json(json!({ "suggestions": v })))
+    let suggestions = campaign::suggest(&s.sess, p.store_scope()).await?;
+    Ok(Json(Suggestions { suggestions }))
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", request_body = CampaignSpec, responses((status = 201, body = CampaignState, description = "Draft created"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
@@ -102,12 +108,12 @@ pub async fn get_campaign(
     Ok(Json(campaign::get(&st.inner().meta, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, body = campaign::Launched, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "Not a draft (launched already)")))]
 pub async fn launch_campaign(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<campaign::Launched>> {
     let r = async {
         p.require(&writers())?;
         let c = campaign::get(&st.inner().meta, id).await?;
@@ -135,7 +141,7 @@ pub struct StatusChange {
     pub action: c360_model::CampaignAction,
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/status", params(("id" = i64, Path)), request_body = StatusChange, responses((status = 200, body = CampaignState, description = "New status"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/status", params(("id" = i64, Path)), request_body = StatusChange, responses((status = 200, body = CampaignState, description = "New status"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "The campaign's state does not allow the move")))]
 pub async fn campaign_status(
     State(st): State<AppState>,
     p: Principal,
@@ -165,67 +171,64 @@ pub async fn campaign_status(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Per arm against the holdout: incremental revenue and retention (CUPED, Bayesian, always-valid), redemptions at the POS and in the mini-program, guardrails, SRM, Holm-adjusted p-values, uplift model")))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/results", params(("id" = i64, Path)), responses((status = 200, body = campaign::CampaignResults, description = "Per arm against the holdout: incremental revenue and retention (CUPED, Bayesian, always-valid), redemptions at the POS and in the mini-program, guardrails, SRM, Holm-adjusted p-values, uplift model"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn campaign_results(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<campaign::CampaignResults>> {
     let s = st.snapshot().await?;
     let key = format!("campaign-results:{id}:{}", p.scope_key());
-    let v = st
-        .cached(key, || async {
-            Ok(campaign::evaluate(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
-        })
-        .await?;
-    Ok(ok(v))
+    st.answer(key, || async {
+        Ok(campaign::evaluate(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProgramParams {
     /// First day (YYYY-MM-DD).
+    #[param(format = Date)]
     from: String,
     /// Last day (YYYY-MM-DD), inclusive.
+    #[param(format = Date)]
     to: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/program", params(ProgramParams), responses((status = 200, description = "All campaigns together against the global holdout: revenue per customer, CUPED, incremental revenue"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/program", params(ProgramParams), responses((status = 200, body = campaign::ProgramEffect, description = "All campaigns together against the global holdout: revenue per customer, CUPED, incremental revenue"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn program(
     State(st): State<AppState>,
     p: Principal,
     Q(pp): Q<ProgramParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<campaign::ProgramEffect>> {
     let (from, to) = (parse_day("from", &pp.from)?, parse_day("to", &pp.to)?);
     let s = st.snapshot().await?;
     let key = format!("program:{from}:{to}:{}", p.scope_key());
-    let v = st
-        .cached(key, || async {
-            Ok(
-                campaign::program_effect(&s.sess, &st.inner().meta, from, to, p.store_scope())
-                    .await?,
-            )
-        })
-        .await?;
-    Ok(ok(v))
+    st.answer(key, || async {
+        Ok(campaign::program_effect(&s.sess, &st.inner().meta, from, to, p.store_scope()).await?)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberParams {
     /// At most this many (default 100, up to 5000).
-    limit: Option<usize>,
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<u32>,
     /// Only this arm.
     arm: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/members", params(("id" = i64, Path), MemberParams), responses((status = 200, description = "Members with arm, offer, coupon and send time")))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/members", params(("id" = i64, Path), MemberParams), responses((status = 200, body = MemberPage, description = "Members with arm, offer, coupon and send time"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn campaign_members(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     Q(mp): Q<MemberParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MemberPage>> {
+    let limit = bounded("limit", mp.limit, 100, 1, 5000)?;
     let mut ms = campaign::members(&st.inner().meta, id).await?;
     if let Some(sc) = p.store_scope() {
         ms.retain(|m| m.home_store_id.is_some_and(|s| sc.contains(&s)));
@@ -234,8 +237,16 @@ pub async fn campaign_members(
         ms.retain(|m| &m.arm == a);
     }
     let total = ms.len();
-    ms.truncate(mp.limit.unwrap_or(100).min(5000));
-    Ok(Json(json!({"total": total, "members": ms})))
+    ms.truncate(limit as usize);
+    Ok(Json(MemberPage { total, members: ms }))
+}
+
+/// A campaign's members (the first `limit` of them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberPage {
+    /// Members (in the caller's stores, of the arm asked for).
+    pub total: usize,
+    pub members: Vec<campaign::Member>,
 }
 
 /// Settings of the marketing programme.

@@ -3,14 +3,13 @@
 //! managers see only customers whose home store is theirs.
 
 use axum::extract::State;
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody, P, Q};
-use crate::state::AppState;
+use crate::state::{Answer, AppState};
 use crate::support::*;
 use c360_core::query::Filter;
 
@@ -18,6 +17,7 @@ use c360_core::query::Filter;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Customer id, or the last digits of the (masked) phone.
+    #[param(pattern = r"^\s*[0-9]{0,11}\s*$")]
     q: Option<String>,
     tier: Option<String>,
     rfm_class: Option<String>,
@@ -25,20 +25,136 @@ pub struct ListParams {
     city_id: Option<i64>,
     store_id: Option<i64>,
     min_spend_fen: Option<i64>,
-    /// total_spend_fen (default), order_count, last_order_time, clv_12m_fen, p_churn_90d, customer_id
+    /// Default total_spend_fen.
+    #[param(value_type = Option<doc::CustomerSort>)]
     sort: Option<String>,
-    /// desc (default) or asc
+    /// Default desc.
+    #[param(value_type = Option<doc::SortOrder>)]
     order: Option<String>,
+    /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
+    /// Customers per page (default 20).
+    #[param(minimum = 1, maximum = 200)]
     page_size: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers", params(ListParams), responses((status = 200, description = "{total, page, page_size, items}"), (status = 400, body = ErrorBody)))]
+/// One page of customers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerPage {
+    /// Customers matching the filters.
+    pub total: i64,
+    pub page: u32,
+    pub page_size: u32,
+    /// customer_id, phone_masked, name_masked, order_count, total_spend_fen, avg_order_fen,
+    /// last_order_time, tier, rfm_class, rfm_segment, lifecycle, cluster, clv_12m_fen,
+    /// p_churn_90d, home_store_id, home_city_id.
+    pub items: Vec<Row>,
+}
+
+/// A customer's profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerProfile {
+    /// Their `v_customer_360` row.
+    pub profile: Row,
+    /// Home city and store with their coordinates.
+    pub geo: Option<Row>,
+    /// Orders and spend per channel, most used first.
+    pub channels: Vec<Row>,
+    /// The live re-score when an order arrived since the snapshot (null otherwise).
+    pub live: Value,
+}
+
+/// A customer's orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub customer_id: i64,
+    /// order_id, order_no, order_time, store_id, store_name, channel, status, total_fen,
+    /// discount_fen, daypart, holiday, items.
+    pub orders: Vec<Row>,
+    /// Orders received live since the snapshot.
+    pub live_orders: Vec<Value>,
+}
+
+/// A customer's behaviour in the range.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerBehavior {
+    pub customer_id: i64,
+    /// daypart, orders, spend_fen.
+    pub dayparts: Vec<Row>,
+    /// weekday (0 = Sunday), orders.
+    pub weekdays: Vec<Row>,
+    /// action_type, page, events.
+    pub actions: Vec<Row>,
+    /// sessions, converted.
+    pub sessions: Option<Row>,
+    /// page, sessions.
+    pub funnel: Vec<Row>,
+    /// device, events (and lat, lon for those who may see locations).
+    pub devices: Vec<Row>,
+}
+
+/// An aspect and its average score.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AspectScore {
+    pub aspect: String,
+    pub score: f64,
+}
+
+/// A customer's reviews.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Emotion {
+    pub customer_id: i64,
+    /// reviews, avg_rating, avg_sentiment, negative.
+    pub summary: Option<Row>,
+    pub aspects: Vec<AspectScore>,
+    /// emotion_id, store_id, rating, content, created_at, sentiment and the six aspects.
+    pub reviews: Vec<Row>,
+}
+
+/// A category's share of a customer's items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryShare {
+    pub category: String,
+    pub qty: i64,
+    pub share: f64,
+}
+
+/// What a customer prefers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preferences {
+    pub customer_id: i64,
+    /// daypart × weekday × holiday with orders, most first.
+    pub time: Vec<Row>,
+    /// product_id, name, category, qty, share, most bought first.
+    pub products: Vec<Row>,
+    pub categories: Vec<CategoryShare>,
+    /// holiday_orders, holiday_days, other_orders, other_days, holiday_lift.
+    pub holiday: Option<Row>,
+}
+
+/// Model outputs for a customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Predictions {
+    pub customer_id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// model, metric, horizon_days, value, as_of.
+    pub predictions: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_growth: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Value>,
+    /// The live re-score (null when no order arrived since the snapshot).
+    pub live: Value,
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", params(ListParams), responses((status = 200, body = CustomerPage), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_customers(
     State(st): State<AppState>,
     p: Principal,
     Q(lp): Q<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<CustomerPage>> {
     let sort = lp.sort.as_deref().unwrap_or("total_spend_fen");
     if ![
         "total_spend_fen",
@@ -63,11 +179,8 @@ pub(crate) async fn list_customers(
             )))
         }
     };
-    let page = lp.page.unwrap_or(1).max(1);
-    let size = lp.page_size.unwrap_or(20);
-    if !(1..=200).contains(&size) {
-        return Err(ApiError::BadRequest("page_size: must be 1..=200".into()));
-    }
+    let page = bounded("page", lp.page, 1, 1, 1_000_000)?;
+    let size = bounded("page_size", lp.page_size, 20, 1, 200)?;
     let mut w = Filter::new("order_count > 0");
     if let Some(t) = &lp.tier {
         w.eq("tier", t.as_str());
@@ -107,137 +220,146 @@ pub(crate) async fn list_customers(
         w.key()
     );
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
+    st.answer(key, || async move {
         let s = st2.snapshot().await?;
         let clause = w.sql();
-        let total = query_with(&s.sess, &format!("SELECT COUNT(*) AS n FROM v_customer_360 WHERE {clause}"), w.params.clone())
+        let total = qf(&s, &format!("SELECT COUNT(*) AS n FROM v_customer_360 WHERE {clause}"), &w)
             .await?
             .first()
             .and_then(|r| r["n"].as_i64())
             .unwrap_or(0);
-        let items = query_with(&s.sess, &format!(
+        let mut w = w;
+        let (lim, off) = (w.value(size as i64), w.value((page as i64 - 1) * size as i64));
+        let items = qf(&s, &format!(
             "SELECT customer_id, phone_masked, name_masked, order_count, total_spend_fen, avg_order_fen, last_order_time, \
              tier, rfm_class, rfm_segment, lifecycle, \"cluster\", clv_12m_fen, p_churn_90d, home_store_id, home_city_id \
-             FROM v_customer_360 WHERE {clause} ORDER BY {sort} {dir} NULLS LAST, customer_id LIMIT {size} OFFSET {}",
-            (page - 1) as u64 * size as u64
-        ), w.params).await?;
-        Ok(json!({"total": total, "page": page, "page_size": size, "items": items}))
-    }).await?;
-    Ok(ok(v))
+             FROM v_customer_360 WHERE {clause} ORDER BY {sort} {dir} NULLS LAST, customer_id LIMIT {lim} OFFSET {off}"
+        ), &w).await?;
+        Ok(CustomerPage { total, page, page_size: size, items: rows(items) })
+    }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", params(("id" = i64, Path)), responses((status = 200, description = "The v_customer_360 row, geography, channels and any live re-score"), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}", params(("id" = i64, Path)), responses((status = 200, body = CustomerProfile, description = "The v_customer_360 row, geography, channels and any live re-score"), (status = 404, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn customer_profile(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<CustomerProfile>> {
     let key = format!("profile|{}|{id}", p.scope_key());
     let st2 = st.clone();
-    let v = st
-        .cached(key, || async move {
-            let s = st2.snapshot().await?;
-            let row = customer_row(&s, &p, id).await?;
-            let geo = s.rows_of("v_customer_geo", id)?;
-            let channel = sorted_desc(s.rows_of("v_customer_channel", id)?, "orders");
-            let live = st2.live_profile_json(id).await;
-            Ok(json!({"profile": row, "geo": geo.first(), "channels": channel, "live": live}))
+    st.answer(key, || async move {
+        let s = st2.snapshot().await?;
+        let row = customer_row(&s, &p, id).await?;
+        let geo = s.rows_of("v_customer_geo", id)?;
+        let channel = sorted_desc(s.rows_of("v_customer_channel", id)?, "orders");
+        let live = st2.live_profile_json(id).await;
+        Ok(CustomerProfile {
+            profile: first(vec![row]).unwrap_or_default(),
+            geo: first(geo),
+            channels: rows(channel),
+            live,
         })
-        .await?;
-    Ok(ok(v))
+    })
+    .await
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/timeline", params(("id" = i64, Path), RangeParams), responses((status = 200, description = "Orders, newest first, with their items")))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/timeline", params(("id" = i64, Path), RangeParams), responses((status = 200, body = Timeline, description = "Orders, newest first, with their items"), (status = 400, body = ErrorBody)))]
 pub(crate) async fn customer_timeline(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     Q(r): Q<RangeParams>,
-) -> ApiResult<Json<Value>> {
-    let w = day_bounds(&r, "o.order_time")?;
-    let limit = r.limit.unwrap_or(50).min(500);
-    let key = format!("timeline|{}|{id}|{w}|{limit}", p.scope_key());
+) -> ApiResult<Answer<Timeline>> {
+    let (from, to) = r.days()?;
+    let limit = bounded("limit", r.limit, 50, 1, 500)?;
+    let mut w = Filter::new("TRUE");
+    w.eq("o.customer_id", id).days("o.order_time", from, to);
+    let lim = w.value(limit as i64);
+    let key = format!("timeline|{}|{}", p.scope_key(), w.key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
+    st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
-        let orders = q(&s, &format!(
+        let orders = qf(&s, &format!(
             "SELECT o.order_id, o.order_no, o.order_time, o.store_id, st.name AS store_name, o.channel, o.status, \
              o.total_fen, o.discount_fen, o.daypart, o.holiday, \
              (SELECT string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') FROM order_items i JOIN products pr ON i.product_id = pr.product_id WHERE i.order_id = o.order_id) AS items \
-             FROM orders o LEFT JOIN stores st ON o.store_id = st.store_id WHERE o.customer_id = {id}{w} \
-             ORDER BY o.order_time DESC LIMIT {limit}"
-        )).await?;
+             FROM orders o LEFT JOIN stores st ON o.store_id = st.store_id WHERE {} \
+             ORDER BY o.order_time DESC LIMIT {lim}", w.sql()
+        ), &w).await?;
         let live: Vec<Value> = st2.live_orders_of(id).await?;
-        Ok(json!({"customer_id": id, "orders": orders, "live_orders": live}))
-    }).await?;
-    Ok(ok(v))
+        Ok(Timeline { customer_id: id, orders: rows(orders), live_orders: live })
+    }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/behavior", params(("id" = i64, Path), RangeParams), responses((status = 200, description = "Orders by daypart and weekday, page events by action, sessions and the funnel, within the range")))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/behavior", params(("id" = i64, Path), DaysParams), responses((status = 200, body = CustomerBehavior, description = "Orders by daypart and weekday, page events by action, sessions and the funnel, within the range"), (status = 400, body = ErrorBody)))]
 pub(crate) async fn customer_behavior(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-    Q(r): Q<RangeParams>,
-) -> ApiResult<Json<Value>> {
-    let wo = day_bounds(&r, "order_time")?;
-    let we = day_bounds(&r, "event_time")?;
-    let key = format!("behavior|{}|{id}|{wo}", p.scope_key());
+    Q(r): Q<DaysParams>,
+) -> ApiResult<Answer<CustomerBehavior>> {
+    let (from, to) = r.days()?;
+    let mut wo = Filter::new("status = 'paid'");
+    wo.eq("customer_id", id).days("order_time", from, to);
+    let mut we = Filter::new("TRUE");
+    we.eq("customer_id", id).days("event_time", from, to);
+    let key = format!("behavior|{}|{}", p.scope_key(), wo.key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
+    st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
-        let dayparts = q(&s, &format!("SELECT daypart, COUNT(*) AS orders, SUM(total_fen) AS spend_fen FROM orders WHERE customer_id = {id} AND status = 'paid'{wo} GROUP BY daypart ORDER BY orders DESC")).await?;
-        let weekdays = q(&s, &format!("SELECT CAST(date_part('dow', order_time) AS BIGINT) AS weekday, COUNT(*) AS orders FROM orders WHERE customer_id = {id} AND status = 'paid'{wo} GROUP BY 1 ORDER BY 1")).await?;
-        let actions = q(&s, &format!("SELECT action_type, page, COUNT(*) AS events FROM customer_behavior_tracks WHERE customer_id = {id}{we} GROUP BY action_type, page ORDER BY events DESC")).await?;
-        let sessions = q(&s, &format!(
+        let (o, e) = (wo.sql(), we.sql());
+        let dayparts = qf(&s, &format!("SELECT daypart, COUNT(*) AS orders, SUM(total_fen) AS spend_fen FROM orders WHERE {o} GROUP BY daypart ORDER BY orders DESC"), &wo).await?;
+        let weekdays = qf(&s, &format!("SELECT CAST(date_part('dow', order_time) AS BIGINT) AS weekday, COUNT(*) AS orders FROM orders WHERE {o} GROUP BY 1 ORDER BY 1"), &wo).await?;
+        let actions = qf(&s, &format!("SELECT action_type, page, COUNT(*) AS events FROM customer_behavior_tracks WHERE {e} GROUP BY action_type, page ORDER BY events DESC"), &we).await?;
+        let sessions = qf(&s, &format!(
             "SELECT COUNT(*) AS sessions, SUM(CASE WHEN paid THEN 1 ELSE 0 END) AS converted FROM \
              (SELECT session_id, MAX(CASE WHEN action_type = 'pay' THEN 1 ELSE 0 END) = 1 AS paid FROM customer_behavior_tracks \
-              WHERE customer_id = {id}{we} GROUP BY session_id) x")).await?;
-        let funnel = q(&s, &format!(
-            "SELECT page, COUNT(DISTINCT session_id) AS sessions FROM customer_behavior_tracks WHERE customer_id = {id}{we} \
-             AND page IN ('menu', 'item', 'cart', 'pay') GROUP BY page")).await?;
+              WHERE {e} GROUP BY session_id) x"), &we).await?;
+        let funnel = qf(&s, &format!(
+            "SELECT page, COUNT(DISTINCT session_id) AS sessions FROM customer_behavior_tracks WHERE {e} \
+             AND page IN ('menu', 'item', 'cart', 'pay') GROUP BY page"), &we).await?;
         let devices = if p.sees_location() {
-            q(&s, &format!("SELECT device, COUNT(*) AS events, ROUND(AVG(lat_coarse), 2) AS lat, ROUND(AVG(lon_coarse), 2) AS lon FROM customer_behavior_tracks WHERE customer_id = {id}{we} GROUP BY device")).await?
+            qf(&s, &format!("SELECT device, COUNT(*) AS events, ROUND(AVG(lat_coarse), 2) AS lat, ROUND(AVG(lon_coarse), 2) AS lon FROM customer_behavior_tracks WHERE {e} GROUP BY device"), &we).await?
         } else {
-            q(&s, &format!("SELECT device, COUNT(*) AS events FROM customer_behavior_tracks WHERE customer_id = {id}{we} GROUP BY device")).await?
+            qf(&s, &format!("SELECT device, COUNT(*) AS events FROM customer_behavior_tracks WHERE {e} GROUP BY device"), &we).await?
         };
-        Ok(json!({"customer_id": id, "dayparts": dayparts, "weekdays": weekdays, "actions": actions,
-                  "sessions": sessions.first(), "funnel": funnel, "devices": devices}))
-    }).await?;
-    Ok(ok(v))
+        Ok(CustomerBehavior { customer_id: id, dayparts: rows(dayparts), weekdays: rows(weekdays), actions: rows(actions),
+                  sessions: first(sessions), funnel: rows(funnel), devices: rows(devices) })
+    }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/emotion", params(("id" = i64, Path)), responses((status = 200, description = "Reviews with rating and sentiment, and their summary")))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/emotion", params(("id" = i64, Path)), responses((status = 200, body = Emotion, description = "Reviews with rating and sentiment, and their summary")))]
 pub(crate) async fn customer_emotion(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<Emotion>> {
     let key = format!("emotion|{}|{id}", p.scope_key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
+    st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
-        let reviews = q(&s, &format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment, taste, service, price, environment, speed, hygiene FROM customer_emotion WHERE customer_id = {id} ORDER BY created_at DESC LIMIT 100")).await?;
-        let summary = q(&s, &format!("SELECT COUNT(*) AS reviews, AVG(rating) AS avg_rating, AVG(sentiment) AS avg_sentiment, SUM(CASE WHEN rating <= 2 THEN 1 ELSE 0 END) AS negative FROM customer_emotion WHERE customer_id = {id}")).await?;
+        let mut f = Filter::new("TRUE");
+        f.eq("customer_id", id);
+        let reviews = qf(&s, &format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment, taste, service, price, environment, speed, hygiene FROM customer_emotion WHERE {} ORDER BY created_at DESC LIMIT 100", f.sql()), &f).await?;
+        let summary = qf(&s, &format!("SELECT COUNT(*) AS reviews, AVG(rating) AS avg_rating, AVG(sentiment) AS avg_sentiment, SUM(CASE WHEN rating <= 2 THEN 1 ELSE 0 END) AS negative FROM customer_emotion WHERE {}", f.sql()), &f).await?;
         let (_, aspects) = crate::routes::sentiment::aspect_facts(&s, id).await?;
-        let aspects: Vec<Value> = aspects.into_iter().map(|(a, v)| json!({"aspect": a, "score": v})).collect();
-        Ok(json!({"customer_id": id, "summary": summary.first(), "aspects": aspects, "reviews": reviews}))
-    }).await?;
-    Ok(ok(v))
+        let aspects = aspects.into_iter().map(|(aspect, score)| AspectScore { aspect, score }).collect();
+        Ok(Emotion { customer_id: id, summary: first(summary), aspects, reviews: rows(reviews) })
+    }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/preferences", params(("id" = i64, Path)), responses((status = 200, description = "Time (daypart × weekday × holiday), products, categories, holiday lift")))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/preferences", params(("id" = i64, Path)), responses((status = 200, body = Preferences, description = "Time (daypart × weekday × holiday), products, categories, holiday lift")))]
 pub(crate) async fn customer_preferences(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<Preferences>> {
     let key = format!("prefs|{}|{id}", p.scope_key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
+    st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
         let time = sorted_desc(s.rows_of("v_customer_time", id)?, "orders");
@@ -245,18 +367,37 @@ pub(crate) async fn customer_preferences(
         let mut by_cat: Vec<(String, i64, f64)> = Vec::new();
         for p in &products {
             let c = p["category"].as_str().unwrap_or("").to_string();
-            let (qty, share) = (p["qty"].as_i64().unwrap_or(0), p["share"].as_f64().unwrap_or(0.0));
+            let (qty, share) = (
+                p["qty"].as_i64().unwrap_or(0),
+                p["share"].as_f64().unwrap_or(0.0),
+            );
             match by_cat.iter_mut().find(|x| x.0 == c) {
-                Some(x) => { x.1 += qty; x.2 += share; }
+                Some(x) => {
+                    x.1 += qty;
+                    x.2 += share;
+                }
                 None => by_cat.push((c, qty, share)),
             }
         }
         by_cat.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let categories: Vec<Value> = by_cat.into_iter().map(|(c, q, sh)| json!({"category": c, "qty": q, "share": sh})).collect();
+        let categories = by_cat
+            .into_iter()
+            .map(|(category, qty, share)| CategoryShare {
+                category,
+                qty,
+                share,
+            })
+            .collect();
         let holiday = s.rows_of("v_customer_holiday", id)?;
-        Ok(json!({"customer_id": id, "time": time, "products": products, "categories": categories, "holiday": holiday.first()}))
-    }).await?;
-    Ok(ok(v))
+        Ok(Preferences {
+            customer_id: id,
+            time: rows(time),
+            products: rows(products),
+            categories,
+            holiday: first(holiday),
+        })
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -264,16 +405,17 @@ pub(crate) async fn customer_preferences(
 pub struct PredParams {
     /// clv (P(alive), expected purchases, spend, CLV), churn, growth, lifecycle, or all (default).
     #[serde(rename = "type")]
+    #[param(value_type = Option<doc::PredictionKind>)]
     kind: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/predictions", params(("id" = i64, Path), PredParams), responses((status = 200, description = "Model outputs of the given type, with the live re-score when an order arrived since the snapshot"), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/predictions", params(("id" = i64, Path), PredParams), responses((status = 200, body = Predictions, description = "Model outputs of the given type, with the live re-score when an order arrived since the snapshot"), (status = 400, body = ErrorBody)))]
 pub(crate) async fn customer_predictions(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     Q(pp): Q<PredParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<Predictions>> {
     let kind = pp.kind.unwrap_or_else(|| "all".into());
     let metrics: &[&str] = match kind.as_str() {
         "clv" => &[
@@ -299,23 +441,22 @@ pub(crate) async fn customer_predictions(
     };
     let key = format!("preds|{}|{id}|{kind}", p.scope_key());
     let st2 = st.clone();
-    let v = st.cached(key, || async move {
+    st.answer(key, || async move {
         let s = st2.snapshot().await?;
         let row = customer_row(&s, &p, id).await?;
         let preds = if metrics.is_empty() { vec![] } else {
             let mut f = Filter::new("TRUE");
             f.eq("customer_id", id).one_of("metric", metrics);
-            query_with(&s.sess, &format!("SELECT model, metric, horizon_days, value, as_of FROM customer_predictions WHERE {} ORDER BY metric", f.sql()), f.params).await?
+            qf(&s, &format!("SELECT model, metric, horizon_days, value, as_of FROM customer_predictions WHERE {} ORDER BY metric", f.sql()), &f).await?
         };
-        let mut out = json!({"customer_id": id, "type": kind, "predictions": preds});
-        if kind == "growth" || kind == "all" {
-            out["value_growth"] = row.get("value_growth").cloned().unwrap_or(Value::Null);
-        }
-        if kind == "lifecycle" || kind == "all" {
-            out["lifecycle"] = row.get("lifecycle").cloned().unwrap_or(Value::Null);
-        }
-        out["live"] = st2.live_profile_json(id).await;
-        Ok(out)
-    }).await?;
-    Ok(ok(v))
+        let field = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+        Ok(Predictions {
+            customer_id: id,
+            value_growth: (kind == "growth" || kind == "all").then(|| field("value_growth")),
+            lifecycle: (kind == "lifecycle" || kind == "all").then(|| field("lifecycle")),
+            kind,
+            predictions: rows(preds),
+            live: st2.live_profile_json(id).await,
+        })
+    }).await
 }

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, J, P};
@@ -12,14 +14,22 @@ use crate::state::AppState;
 use crate::support::*;
 use c360_core::experiments::{self, ExperimentSpec};
 
-#[utoipa::path(get, path = "/api/v1/experiments", responses((status = 200, description = "Store-level and switchback experiments")))]
-pub async fn list_experiments(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"experiments": experiments::list(&st.inner().meta).await?}),
-    ))
+/// Experiments, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentList {
+    pub experiments: Vec<experiments::Experiment>,
 }
 
-#[utoipa::path(post, path = "/api/v1/experiments", request_body = ExperimentSpec, responses((status = 201, description = "Created, with its plan: assignment and minimum detectable effect"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/experiments", responses((status = 200, body = ExperimentList, description = "Store-level and switchback experiments")))]
+pub async fn list_experiments(
+    State(st): State<AppState>,
+    _p: Principal,
+) -> ApiResult<Json<ExperimentList>> {
+    let experiments = experiments::list(&st.inner().meta).await?;
+    Ok(Json(ExperimentList { experiments }))
+}
+
+#[utoipa::path(post, path = "/api/v1/experiments", request_body = ExperimentSpec, responses((status = 201, body = experiments::Plan, description = "Created, with its plan: assignment and minimum detectable effect"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn create_experiment(
     State(st): State<AppState>,
     p: Principal,
@@ -51,12 +61,12 @@ pub async fn create_experiment(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-#[utoipa::path(get, path = "/api/v1/experiments/{id}/results", params(("id" = i64, Path)), responses((status = 200, description = "Effect per store-day with CI, p-value and chance to win")))]
+#[utoipa::path(get, path = "/api/v1/experiments/{id}/results", params(("id" = i64, Path)), responses((status = 200, body = experiments::Results, description = "Effect per store-day with CI, p-value and chance to win"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn experiment_results(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<experiments::Results>> {
     let s = st.snapshot().await?;
     Ok(Json(
         experiments::results(&s.sess, &st.inner().meta, id, p.store_scope()).await?,

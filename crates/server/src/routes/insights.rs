@@ -2,30 +2,54 @@
 //! answer checked and cached in the metastore.
 
 use axum::extract::State;
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, P, Q};
-use crate::state::AppState;
+use crate::state::{Answer, AppState};
 use crate::support::*;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LangParams {
     /// zh (default) or en
+    #[param(value_type = Option<doc::Lang>)]
     lang: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/insights", params(("id" = i64, Path), LangParams), responses((status = 200, description = "Four sections: value, churn risk, marketing suggestions, product strategy — from computed facts only")))]
+/// Who wrote an insight, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Generation {
+    /// "rules", or the LLM's model name.
+    pub writer: String,
+    /// Why the rule-based writer was used (no LLM configured, or the LLM's answer was rejected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// "hit" or "miss" of the metastore's insight cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+    /// Review excerpts left out of the prompt (personal data found in them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_excerpts: Option<usize>,
+}
+
+/// An insight, the facts it was written from, and how it was written.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerInsight {
+    pub insight: c360_insights::Insight,
+    pub facts: c360_insights::Facts,
+    pub generation: Generation,
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/insights", params(("id" = i64, Path), LangParams), responses((status = 200, body = CustomerInsight, description = "Four sections: value, churn risk, marketing suggestions, product strategy — from computed facts only"), (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn customer_insights(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     Q(lp): Q<LangParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<CustomerInsight>> {
     let lang = match lp.lang.as_deref().unwrap_or("zh") {
         l @ ("zh" | "en") => l.to_string(),
         l => {
@@ -36,8 +60,7 @@ pub(crate) async fn customer_insights(
     };
     let key = format!("insights|{}|{id}|{lang}", p.scope_key());
     let st2 = st.clone();
-    let v = st
-        .cached(key, || async move {
+    st.answer(key, || async move {
             let s = st2.snapshot().await?;
             let row = customer_row(&s, &p, id).await?;
             let products: Vec<Value> = products_of(&s, id)?.into_iter().take(3).collect();
@@ -48,7 +71,9 @@ pub(crate) async fn customer_insights(
                 .unwrap_or(f64::NAN);
             let g = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
             let (avg_sentiment, aspect_scores) = crate::routes::sentiment::aspect_facts(&s, id).await?;
-            let influence_percentile = q(&s, &format!("SELECT influence_rank FROM customer_network WHERE customer_id = {id}")).await?
+            let mut nf = Filter::new("TRUE");
+            nf.eq("customer_id", id);
+            let influence_percentile = qf(&s, &format!("SELECT influence_rank FROM customer_network WHERE {}", nf.sql()), &nf).await?
                 .first()
                 .and_then(|r| r["influence_rank"].as_i64())
                 .map(|r| (crate::routes::network::influence_percentile(&s, r) * 100.0).round() / 100.0);
@@ -88,30 +113,29 @@ pub(crate) async fn customer_insights(
                 holiday_lift: Some(hol).filter(|h| h.is_finite()),
             };
             let (insight, note) = match &st2.inner().llm {
-                None => (c360_insights::rule_based(&f, &lang), json!({"writer": "rules", "reason": "no LLM configured"})),
+                None => (c360_insights::rule_based(&f, &lang), Generation { writer: "rules".into(), reason: Some("no LLM configured".into()), cache: None, dropped_excerpts: None }),
                 Some(llm) => {
                     let excerpts = crate::routes::sentiment::review_excerpts(&s, id).await?;
                     let prompt = c360_insights::llm::Prompt::build(&f, &excerpts, &lang);
                     let ck = prompt.cache_key(llm.model());
                     match cached_insight(&st2, &ck).await? {
-                        Some(i) => (i, json!({"writer": llm.model(), "cache": "hit", "dropped_excerpts": prompt.dropped_excerpts})),
+                        Some(i) => (i, Generation { writer: llm.model().to_string(), reason: None, cache: Some("hit"), dropped_excerpts: Some(prompt.dropped_excerpts) }),
                         None => match llm.write(&prompt, &f).await {
                             Ok(i) => {
                                 store_insight(&st2, &ck, llm.model(), &i).await?;
-                                (i, json!({"writer": llm.model(), "cache": "miss", "dropped_excerpts": prompt.dropped_excerpts}))
+                                (i, Generation { writer: llm.model().to_string(), reason: None, cache: Some("miss"), dropped_excerpts: Some(prompt.dropped_excerpts) })
                             }
                             Err(e) => {
                                 tracing::warn!(customer_id = id, error = %e, "LLM insight rejected; rule-based writer used");
-                                (c360_insights::rule_based(&f, &lang), json!({"writer": "rules", "reason": e.to_string(), "dropped_excerpts": prompt.dropped_excerpts}))
+                                (c360_insights::rule_based(&f, &lang), Generation { writer: "rules".into(), reason: Some(e.to_string()), cache: None, dropped_excerpts: Some(prompt.dropped_excerpts) })
                             }
                         },
                     }
                 }
             };
-            Ok(json!({"insight": insight, "facts": f, "generation": note}))
+            Ok(CustomerInsight { insight, facts: f, generation: note })
         })
-        .await?;
-    Ok(ok(v))
+        .await
 }
 
 pub(crate) async fn cached_insight(

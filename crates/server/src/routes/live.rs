@@ -19,13 +19,20 @@ use crate::support::*;
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct NewOrder {
     /// The source order number; the same number twice is one order.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub order_no: String,
     /// The resolved customer (None: anonymous).
     pub customer_id: Option<i64>,
     pub store_id: i64,
     /// Asia/Shanghai local time `YYYY-MM-DD HH:MM:SS`; default now.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}$")]
     pub order_time: Option<String>,
     /// What was paid, in fen.
+    #[schema(minimum = 1)]
     pub total_fen: i64,
     #[serde(default)]
     pub items: Vec<NewItem>,
@@ -34,7 +41,9 @@ pub struct NewOrder {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct NewItem {
     pub product_id: i64,
+    #[schema(minimum = 1)]
     pub qty: i64,
+    #[schema(minimum = 0)]
     pub unit_price_fen: i64,
 }
 
@@ -134,7 +143,7 @@ pub(crate) async fn post_order_inner(
     validate_order(&s, &o)?;
     let t = match &o.order_time {
         Some(ts) => c360_model::parse_ts(ts)
-            .map_err(|e| ApiError::BadRequest(format!("order_time: {ts:?}: {e}")))?,
+            .map_err(|e| ApiError::Unprocessable(format!("order_time: {ts:?}: {e}")))?,
         None => now_shanghai(),
     };
     let items = serde_json::to_string(&o.items)?;
@@ -208,9 +217,8 @@ pub(crate) async fn post_order_inner(
 
 pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
     let bad = |f: &str, why: String| Err(ApiError::BadRequest(format!("{f}: {why}")));
-    if o.order_no.trim().is_empty() || o.order_no.len() > 64 {
-        return bad("order_no", "must be 1 to 64 characters".into());
-    }
+    let unfit = |f: &str, why: String| Err(ApiError::Unprocessable(format!("{f}: {why}")));
+    text_field("", "order_no", &o.order_no, 64)?;
     if o.total_fen <= 0 {
         return bad(
             "total_fen",
@@ -218,11 +226,11 @@ pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
         );
     }
     if !s.stores.contains(&o.store_id) {
-        return bad("store_id", format!("store {} does not exist", o.store_id));
+        return unfit("store_id", format!("store {} does not exist", o.store_id));
     }
     if let Some(c) = o.customer_id {
         if !s.has_customer(c) {
-            return bad("customer_id", format!("customer {c} does not exist"));
+            return unfit("customer_id", format!("customer {c} does not exist"));
         }
     }
     let mut sum = 0i64;
@@ -240,18 +248,34 @@ pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
             );
         }
         if !s.products.contains(&it.product_id) {
-            return bad(
+            return unfit(
                 &format!("items[{i}].product_id"),
                 format!("product {} does not exist", it.product_id),
             );
         }
-        sum += it.qty * it.unit_price_fen;
+        sum = sum.saturating_add(it.qty.saturating_mul(it.unit_price_fen));
     }
     if !o.items.is_empty() && sum < o.total_fen {
-        return bad(
+        return unfit(
             "total_fen",
             format!("{} exceeds the items' list total {sum}", o.total_fen),
         );
+    }
+    Ok(())
+}
+
+/// A text field stored in its own column: at least one non-blank character, at most `max`
+/// characters, and no NUL (which PostgreSQL text cannot hold; refused on every backend alike).
+pub(crate) fn text_field(at: &str, field: &str, v: &str, max: usize) -> ApiResult<()> {
+    let bad = |why: &str| Err(ApiError::BadRequest(format!("{at}{field}: {why}")));
+    if v.trim().is_empty() {
+        return bad("must not be blank");
+    }
+    if v.chars().count() > max {
+        return bad(&format!("longer than {max} characters"));
+    }
+    if v.contains('\0') {
+        return bad("must not contain NUL");
     }
     Ok(())
 }
@@ -260,37 +284,73 @@ pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct NewEvent {
     /// Client-made unique id; the same id twice is one event.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub event_id: String,
     pub customer_id: Option<i64>,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub session_id: String,
-    /// view, click, add_cart, pay …
-    pub action_type: String,
+    pub action_type: EventAction,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub page: String,
+    /// Asia/Shanghai local time `YYYY-MM-DD HH:MM:SS`; default now.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}$")]
     pub event_time: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub device: Option<String>,
+}
+
+/// What the user did on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventAction {
+    View,
+    Click,
+    AddCart,
+    Pay,
+    Share,
+    Search,
+}
+
+impl EventAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::View => "view",
+            EventAction::Click => "click",
+            EventAction::AddCart => "add_cart",
+            EventAction::Pay => "pay",
+            EventAction::Share => "share",
+            EventAction::Search => "search",
+        }
+    }
 }
 
 /// Checks one event; errors name the field (prefixed by `at`, e.g. `events[3].`).
 pub(crate) fn validate_event(e: &NewEvent, at: &str) -> ApiResult<chrono::NaiveDateTime> {
-    let bad = |f: &str, why: &str| ApiError::BadRequest(format!("{at}{f}: {why}"));
-    if e.event_id.trim().is_empty() || e.event_id.len() > 64 {
-        return Err(bad("event_id", "must be 1 to 64 characters"));
-    }
-    if e.session_id.is_empty() || e.session_id.len() > 64 {
-        return Err(bad("session_id", "must be 1 to 64 characters"));
-    }
-    if !["view", "click", "add_cart", "pay", "share", "search"].contains(&e.action_type.as_str()) {
-        return Err(bad(
-            "action_type",
-            "must be one of view, click, add_cart, pay, share, search",
-        ));
-    }
-    if e.page.is_empty() || e.page.len() > 64 {
-        return Err(bad("page", "must be 1 to 64 characters"));
+    text_field(at, "event_id", &e.event_id, 64)?;
+    text_field(at, "session_id", &e.session_id, 64)?;
+    text_field(at, "page", &e.page, 64)?;
+    if let Some(d) = &e.device {
+        text_field(at, "device", d, 32)?;
     }
     match &e.event_time {
         Some(ts) => c360_model::parse_ts(ts)
-            .map_err(|x| ApiError::BadRequest(format!("{at}event_time: {ts:?}: {x}"))),
+            .map_err(|x| ApiError::Unprocessable(format!("{at}event_time: {ts:?}: {x}"))),
         None => Ok(now_shanghai()),
     }
 }
@@ -305,7 +365,7 @@ pub(crate) async fn store_event(
         e.event_id.clone().into(),
         e.customer_id.map_or(V::NullI, V::I),
         e.session_id.clone().into(),
-        e.action_type.clone().into(),
+        e.action_type.as_str().into(),
         e.page.clone().into(),
         c360_model::fmt_ts(t).into(),
         e.device.clone().map_or(V::NullS, V::S),
@@ -328,7 +388,7 @@ pub(crate) async fn store_event(
     Ok(Some(seq))
 }
 
-#[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent, responses((status = 201, body = Ingested), (status = 200, body = Ingested), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent, responses((status = 201, body = Ingested), (status = 200, body = Ingested, description = "already received"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn post_event(
     State(st): State<AppState>,
     p: Principal,
@@ -364,10 +424,40 @@ pub(crate) async fn post_event_inner(
 /// A batch of page events (the mini-program flushes its buffer).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct EventBatch {
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<NewEvent>,
 }
 
-#[utoipa::path(post, path = "/api/v1/events/batch", request_body = EventBatch, responses((status = 200, description = "How many events were new and how many were resends; every event is stored before the answer"), (status = 400, body = ErrorBody)))]
+/// How a batch went: every event is stored before the answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchIngested {
+    /// Events stored now.
+    pub created: u64,
+    /// Events already received before (resends): nothing counted twice.
+    pub duplicates: u64,
+}
+
+/// One change of the live feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedEntry {
+    pub seq: i64,
+    pub at: String,
+    /// The order as the stream carries it (masked for the caller).
+    pub data: Value,
+}
+
+/// Live counters since the snapshot and the latest orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveFeed {
+    /// The stream's newest sequence number.
+    pub head: i64,
+    pub live_orders: i64,
+    pub live_revenue_fen: i64,
+    /// Up to 50 newest orders the caller may see, newest first.
+    pub feed: Vec<FeedEntry>,
+}
+
+#[utoipa::path(post, path = "/api/v1/events/batch", request_body = EventBatch, responses((status = 200, body = BatchIngested, description = "How many events were new and how many were resends; every event is stored before the answer"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn post_event_batch(
     State(st): State<AppState>,
     p: Principal,
@@ -384,7 +474,7 @@ pub(crate) async fn post_event_batch_inner(
     State(st): State<AppState>,
     p: Principal,
     J(b): J<EventBatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchIngested>> {
     p.require(&[Role::Admin])?;
     if b.events.is_empty() || b.events.len() > 1000 {
         return Err(ApiError::BadRequest(
@@ -405,24 +495,34 @@ pub(crate) async fn post_event_batch_inner(
             None => duplicates += 1,
         }
     }
-    Ok(Json(json!({"created": created, "duplicates": duplicates})))
+    Ok(Json(BatchIngested {
+        created,
+        duplicates,
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/live", responses((status = 200, description = "Live counters since the snapshot and the latest orders")))]
-pub(crate) async fn live(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/live", responses((status = 200, body = LiveFeed, description = "Live counters since the snapshot and the latest orders")))]
+pub(crate) async fn live(State(st): State<AppState>, p: Principal) -> ApiResult<Json<LiveFeed>> {
     let head = st.hub().head();
     let recent = st.hub().replay((head - 500).max(0), 500).await?;
-    let feed: Vec<Value> = recent
+    let feed = recent
         .iter()
         .rev()
         .filter(|e| e.topic == "orders")
         .filter_map(|e| {
-            crate::hub::visible(&p, e).map(|d| json!({"seq": e.seq, "at": e.at, "data": d}))
+            crate::hub::visible(&p, e).map(|data| FeedEntry {
+                seq: e.seq,
+                at: e.at.clone(),
+                data,
+            })
         })
         .take(50)
         .collect();
-    let (o, r) = st.live_stats().seen_by(&p);
-    Ok(Json(
-        json!({"head": head, "live_orders": o, "live_revenue_fen": r, "feed": feed}),
-    ))
+    let (live_orders, live_revenue_fen) = st.live_stats().seen_by(&p);
+    Ok(Json(LiveFeed {
+        head,
+        live_orders,
+        live_revenue_fen,
+        feed,
+    }))
 }

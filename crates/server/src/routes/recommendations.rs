@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, P, Q};
@@ -18,14 +17,63 @@ use c360_core::recs::RecModel;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecParams {
-    /// breakfast, lunch, afternoon, dinner or late_night (default: the customer's usual).
+    /// Default: the customer's usual.
+    #[param(value_type = Option<doc::DaypartCode>)]
     daypart: Option<String>,
     /// Store where the recommendation is shown (default: the customer's usual).
     store_id: Option<i64>,
     /// Product ids already in the cart, comma-separated: add-ons rank first.
+    #[param(pattern = r"^[0-9]{1,18}(,[0-9]{1,18})*$")]
     cart: Option<String>,
     /// How many (default 10).
-    k: Option<usize>,
+    #[param(minimum = 1, maximum = 50)]
+    k: Option<u32>,
+}
+
+/// Why an item is recommended.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecReason {
+    BuyAgain,
+    AddOn,
+    SimilarTaste,
+    Popular,
+    NewItem,
+}
+
+impl From<c360_analytics::recommend::Reason> for RecReason {
+    fn from(r: c360_analytics::recommend::Reason) -> Self {
+        use c360_analytics::recommend::Reason as R;
+        match r {
+            R::BuyAgain => RecReason::BuyAgain,
+            R::AddOn => RecReason::AddOn,
+            R::SimilarTaste => RecReason::SimilarTaste,
+            R::Popular => RecReason::Popular,
+            R::NewItem => RecReason::NewItem,
+        }
+    }
+}
+
+/// One recommended product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecItem {
+    pub product_id: i64,
+    pub name: String,
+    pub category: String,
+    pub score: f64,
+    pub reason: RecReason,
+    pub bought_before: bool,
+}
+
+/// Recommendations and the context they were made for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recommendations {
+    pub customer_id: Option<i64>,
+    pub daypart: Option<&'static str>,
+    pub store_id: Option<i64>,
+    /// Product ids in the cart.
+    pub cart: Vec<i64>,
+    pub items: Vec<RecItem>,
 }
 
 pub(crate) fn rec_context(
@@ -49,7 +97,12 @@ pub(crate) fn rec_context(
         ctx.store = rp.store_id;
     }
     if let Some(c) = &rp.cart {
-        for part in c.split(',').filter(|s| !s.trim().is_empty()) {
+        if c.trim().is_empty() {
+            return Err(ApiError::BadRequest(
+                "cart: empty (leave it out for an empty cart)".into(),
+            ));
+        }
+        for part in c.split(',') {
             let pid: i64 = part
                 .trim()
                 .parse()
@@ -59,7 +112,7 @@ pub(crate) fn rec_context(
                 .iter()
                 .position(|x| *x == pid)
                 .ok_or_else(|| {
-                    ApiError::BadRequest(format!("cart: product {pid} does not exist"))
+                    ApiError::Unprocessable(format!("cart: product {pid} does not exist"))
                 })?;
             ctx.cart.push(ix);
         }
@@ -67,22 +120,30 @@ pub(crate) fn rec_context(
     Ok(ctx)
 }
 
-pub(crate) fn rec_json(m: &RecModel, customer: Option<i64>, ctx: &Context, k: usize) -> Value {
+pub(crate) fn recommendations(
+    m: &RecModel,
+    customer: Option<i64>,
+    ctx: &Context,
+    k: usize,
+) -> Recommendations {
     let recs = m.rec.recommend(customer, ctx, k);
-    json!({
-        "customer_id": customer,
-        "daypart": ctx.daypart.map(|d| c360_model::Daypart::ALL[d].code()),
-        "store_id": ctx.store,
-        "cart": ctx.cart.iter().map(|i| m.product_ids[*i]).collect::<Vec<_>>(),
-        "items": recs.iter().map(|r| json!({
-            "product_id": m.product_ids[r.item],
-            "name": m.names[r.item],
-            "category": m.categories[r.item],
-            "score": r.score,
-            "reason": r.reason,
-            "bought_before": r.bought_before,
-        })).collect::<Vec<_>>(),
-    })
+    Recommendations {
+        customer_id: customer,
+        daypart: ctx.daypart.map(|d| c360_model::Daypart::ALL[d].code()),
+        store_id: ctx.store,
+        cart: ctx.cart.iter().map(|i| m.product_ids[*i]).collect(),
+        items: recs
+            .iter()
+            .map(|r| RecItem {
+                product_id: m.product_ids[r.item],
+                name: m.names[r.item].clone(),
+                category: m.categories[r.item].clone(),
+                score: r.score,
+                reason: r.reason.into(),
+                bought_before: r.bought_before,
+            })
+            .collect(),
+    }
 }
 
 pub async fn rec_model(st: &AppState) -> ApiResult<Arc<RecModel>> {
@@ -94,37 +155,29 @@ pub async fn rec_model(st: &AppState) -> ApiResult<Arc<RecModel>> {
     Ok(m.clone())
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/recommendations", params(("id" = i64, Path), RecParams), responses((status = 200, description = "Hybrid recommendations (buy-again by daypart and store, cart add-ons, similar-taste items, store-by-daypart popularity, new items) with reasons"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/recommendations", params(("id" = i64, Path), RecParams), responses((status = 200, body = Recommendations, description = "Hybrid recommendations (buy-again by daypart and store, cart add-ons, similar-taste items, store-by-daypart popularity, new items) with reasons"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn customer_recommendations(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     Q(rp): Q<RecParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Recommendations>> {
+    let k = bounded("k", rp.k, 10, 1, 50)?;
     let s = st.snapshot().await?;
     customer_row(&s, &p, id).await?;
     let m = rec_model(&st).await?;
     let ctx = rec_context(&m, Some(id), &rp)?;
-    Ok(Json(rec_json(
-        &m,
-        Some(id),
-        &ctx,
-        rp.k.unwrap_or(10).clamp(1, 50),
-    )))
+    Ok(Json(recommendations(&m, Some(id), &ctx, k as usize)))
 }
 
-#[utoipa::path(get, path = "/api/v1/recommendations", params(RecParams), responses((status = 200, description = "Recommendations for a customer not yet known (store-by-daypart popularity, new items, cart add-ons)")))]
+#[utoipa::path(get, path = "/api/v1/recommendations", params(RecParams), responses((status = 200, body = Recommendations, description = "Recommendations for a customer not yet known (store-by-daypart popularity, new items, cart add-ons)"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn anonymous_recommendations(
     State(st): State<AppState>,
     _p: Principal,
     Q(rp): Q<RecParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Recommendations>> {
+    let k = bounded("k", rp.k, 10, 1, 50)?;
     let m = rec_model(&st).await?;
     let ctx = rec_context(&m, None, &rp)?;
-    Ok(Json(rec_json(
-        &m,
-        None,
-        &ctx,
-        rp.k.unwrap_or(10).clamp(1, 50),
-    )))
+    Ok(Json(recommendations(&m, None, &ctx, k as usize)))
 }

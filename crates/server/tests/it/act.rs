@@ -32,16 +32,27 @@ async fn campaigns_experiments_service_and_audit() {
     // It starts on the snapshot's "today": the day after the last data.
     assert_eq!(spec["start"], json!(f.sim.cutoff.to_string()));
 
-    // Bad specs are refused with the field named; nothing is stored.
-    for (field, v, want) in [
-        ("channel", json!("fax"), "channel"),
-        ("holdout_pct", json!(0), "holdout_pct"),
-        ("end", json!("2020-01-01"), "end"),
+    // Bad specs are refused with the field named; nothing is stored. A body that does not parse
+    // is a 400; one the domain refuses (a value out of range, an end before the start) a 422.
+    for (field, v, want, status) in [
+        ("channel", json!("fax"), "channel", StatusCode::BAD_REQUEST),
+        (
+            "holdout_pct",
+            json!(0),
+            "holdout_pct",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "end",
+            json!("2020-01-01"),
+            "end",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let mut b = spec.clone();
         b[field] = v;
         let (s, e) = call(&st, "POST", "/api/v1/campaigns", an, Some(b)).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{field}: {e}");
+        assert_eq!(s, status, "{field}: {e}");
         assert!(e["message"].as_str().unwrap().starts_with(want), "{e}");
     }
     // A store manager's campaign must stay within their stores.
@@ -89,7 +100,7 @@ async fn campaigns_experiments_service_and_audit() {
         None,
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{again}");
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
 
     // Members: personal offers, unique coupon codes, sends outside quiet hours.
     let (_, mem) = call(
@@ -188,7 +199,7 @@ async fn campaigns_experiments_service_and_audit() {
     );
     let mut got = [s1, s2];
     got.sort();
-    assert_eq!(got, [StatusCode::OK, StatusCode::BAD_REQUEST], "{l1} {l2}");
+    assert_eq!(got, [StatusCode::OK, StatusCode::CONFLICT], "{l1} {l2}");
     let won = if s1 == StatusCode::OK { &l1 } else { &l2 };
     assert_eq!(
         count_meta(
@@ -205,7 +216,7 @@ async fn campaigns_experiments_service_and_audit() {
     );
     let mut got = [s1, s2];
     got.sort();
-    assert_eq!(got, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    assert_eq!(got, [StatusCode::OK, StatusCode::CONFLICT]);
     let (s, _) = call(&st, "POST", &status3, an, Some(json!({"action": "cancel"}))).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -425,10 +436,10 @@ async fn campaigns_experiments_service_and_audit() {
     // Pause, resume, complete; nothing else.
     for (act, want) in [
         ("pause", StatusCode::OK),
-        ("pause", StatusCode::BAD_REQUEST),
+        ("pause", StatusCode::CONFLICT),
         ("resume", StatusCode::OK),
         ("complete", StatusCode::OK),
-        ("resume", StatusCode::BAD_REQUEST),
+        ("resume", StatusCode::CONFLICT),
     ] {
         let (s, v) = call(
             &st,
@@ -521,7 +532,7 @@ async fn campaigns_experiments_service_and_audit() {
     assert_eq!(s, StatusCode::OK, "{d}");
     assert_eq!(d["predicted_cause"], "coupon_failure", "{d}");
     let (s, e) = call(&st, "POST", "/api/v1/service/diagnose", an, Some(json!({}))).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     // The manager sees only their stores' tickets.
     let (_, mt) = call(&st, "GET", "/api/v1/service/tickets?limit=500", m, None).await;
     for x in mt["tickets"].as_array().unwrap() {

@@ -8,6 +8,7 @@
 mod act;
 mod e2e;
 mod llm;
+mod text;
 mod ws;
 
 use std::path::{Path, PathBuf};
@@ -448,10 +449,10 @@ async fn api_answers_checks_roles_and_ingests_orders() {
         .unwrap()
         .iter()
         .all(|x| x["product_id"] != 1));
-    for (q, field) in [
-        ("daypart=brunch", "daypart"),
-        ("cart=999", "cart"),
-        ("cart=x", "cart"),
+    for (q, field, status) in [
+        ("daypart=brunch", "daypart", StatusCode::BAD_REQUEST),
+        ("cart=999", "cart", StatusCode::UNPROCESSABLE_ENTITY),
+        ("cart=x", "cart", StatusCode::BAD_REQUEST),
     ] {
         let (s, v) = call(
             &st,
@@ -461,7 +462,7 @@ async fn api_answers_checks_roles_and_ingests_orders() {
             None,
         )
         .await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(s, status, "{q}");
         assert!(v["message"].as_str().unwrap().starts_with(field), "{v}");
     }
     let (s, anon) = call(
@@ -719,7 +720,7 @@ async fn api_answers_checks_roles_and_ingests_orders() {
     let mut bad = order.clone();
     bad["store_id"] = json!(987654);
     let (s, v) = call(&st, "POST", "/api/v1/orders", a, Some(bad)).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         v["message"].as_str().unwrap().starts_with("store_id"),
         "{v}"
