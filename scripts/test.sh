@@ -4,7 +4,9 @@
 #     started if they are down (installed by apt if missing);
 #   - Debian's Chromium for the dashboard's browser test, and the web packages (npm ci);
 #   - mold and clang, the linker .cargo/config.toml asks for.
-# Then `cargo test --workspace` and one closing line that totals every test binary.
+# Then `cargo test --workspace`, the API fuzzed against its OpenAPI document by schemathesis
+# (scripts/fuzz-api.sh, which installs it from PyPI into a venv), and one closing line that totals
+# every test binary.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -- campaign` for a filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,5 +52,16 @@ status=${PIPESTATUS[0]}
 set -e
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
 rm -f "$log"
-echo "tests: ${passed} passed, ${failed} failed"
+fuzz=skipped
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  if scripts/fuzz-api.sh >"${TMPDIR:-/tmp}/c360-fuzz.log" 2>&1; then
+    fuzz=passed
+  else
+    fuzz=failed
+    status=1
+    tail -n 80 "${TMPDIR:-/tmp}/c360-fuzz.log"
+  fi
+  grep -E "generated|schemathesis: exit" "${TMPDIR:-/tmp}/c360-fuzz.log" || true
+fi
+echo "tests: ${passed} passed, ${failed} failed; API fuzz (schemathesis, every check): ${fuzz}"
 exit "$status"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The API against its own OpenAPI document: schemathesis (PyPI) generates requests from
+# /api-docs/openapi.json, sends them with an admin key and runs every check on the answers
+# (status codes and schemas as documented, valid requests accepted, invalid ones rejected,
+# no server errors). Exits non-zero on any failure.
+#
+# Usage: scripts/fuzz-api.sh [path/to/c360]   (default: the debug binary cargo test built)
+# Env:   FUZZ_EXAMPLES (per operation, default 50), FUZZ_PORT (default 18360)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/c360-target}"
+bin="${1:-$CARGO_TARGET_DIR/debug/c360}"
+if [ ! -x "$bin" ]; then
+  cargo build --workspace --bins
+fi
+venv="${C360_FUZZ_VENV:-$HOME/.cache/c360-schemathesis}"
+if [ ! -x "$venv/bin/st" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+fi
+port="${FUZZ_PORT:-18360}"
+work=$(mktemp -d)
+server=
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+export C360_QUIET=true
+"$bin" demo --orders 4000 --no-serve >demo.log 2>&1 || { cat demo.log; exit 1; }
+key=$("$bin" apikey create --name fuzz --role admin | tail -n1)
+"$bin" serve --addr "127.0.0.1:$port" >serve.log 2>&1 &
+server=$!
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null
+# Something to list: a draft campaign and an experiment (the stateful phase follows the ids).
+api() { curl -fsS -H "Authorization: Bearer $key" -H 'Content-Type: application/json' "$@"; }
+base="http://127.0.0.1:$port/api/v1"
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+export FUZZ_CUSTOMER=$(api "$base/customers?page_size=1" | json 'd["items"][0]["customer_id"]')
+spec=$(api "$base/campaigns/suggestions" | json 'json.dumps(d["suggestions"][0]["spec"])')
+export FUZZ_CAMPAIGN=$(api -X POST -d "$spec" "$base/campaigns" | json 'd["campaign_id"]')
+start=$(echo "$spec" | json 'd["start"]')
+end=$(python3 -c "import datetime; print(datetime.date.fromisoformat('$start') + datetime.timedelta(days=20))")
+export FUZZ_EXPERIMENT=$(api -X POST -d "{\"name\": \"fuzz\", \"design\": \"store\", \"start\": \"$start\", \"end\": \"$end\", \"hypothesis\": \"none\"}" "$base/experiments" | json 'd["experiment_id"]')
+echo "customer $FUZZ_CUSTOMER, campaign $FUZZ_CAMPAIGN, experiment $FUZZ_EXPERIMENT"
+set +e
+"$venv/bin/st" --config-file "$root/scripts/schemathesis.toml" run "http://127.0.0.1:$port/api-docs/openapi.json" \
+  --header "Authorization: Bearer $key" \
+  --checks all \
+  --max-examples "${FUZZ_EXAMPLES:-50}" \
+  --workers 1 \
+  --seed 2030 \
+  --no-color \
+  2>&1 | tee "$work/st.log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "--- server log (last 40 lines)"
+  tail -n 40 serve.log
+fi
+cd "$root"
+echo "schemathesis: exit $status"
+exit "$status"
