@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use c360_analytics::experiment::{
     assign, bayes, benjamini_hochberg, cluster_test, cuped, guardrail, holm, srm, switchback_arm,
-    switchback_test, welch, ClusterUnit, GuardrailStatus, Moments, Sequential, SwitchbackCell,
+    switchback_test, welch, ClusterUnit, Frequentist, GuardrailStatus, Moments, Sequential,
+    SwitchbackCell,
 };
 use c360_db::{get_f64, get_i64, Db};
 use rand::{Rng, SeedableRng};
@@ -138,6 +139,255 @@ struct Outcome {
     weeks: [(f64, f64); 4],
 }
 
+/// How often each check fired, by name.
+#[derive(Default)]
+struct Hits(HashMap<&'static str, usize>);
+
+impl Hits {
+    fn hit(&mut self, k: &'static str, b: bool) {
+        *self.0.entry(k).or_default() += b as usize;
+    }
+    fn rate(&self, k: &str, n: usize) -> Rate {
+        Rate::of(*self.0.get(k).unwrap_or(&0), n)
+    }
+}
+
+/// One experiment's simulated world: every customer's outcome under customer randomisation, and
+/// the same people under store randomisation (per customer, and as cluster units).
+struct World {
+    cust: Vec<Outcome>,
+    by_store: Vec<ClusterUnit>,
+    /// Store-randomised outcomes per customer: (control, treated).
+    by_store_naive: (Vec<f64>, Vec<f64>),
+}
+
+impl World {
+    /// Values of `f` for the customers of one arm (customer randomisation).
+    fn arm(&self, treated: bool, f: &dyn Fn(&Outcome) -> f64) -> Vec<f64> {
+        self.cust
+            .iter()
+            .filter(|o| o.treated == treated)
+            .map(f)
+            .collect()
+    }
+}
+
+fn revenue(o: &Outcome) -> f64 {
+    o.weeks.iter().map(|w| w.1).sum::<f64>()
+}
+
+fn orders(o: &Outcome) -> f64 {
+    o.weeks.iter().map(|w| w.0).sum::<f64>()
+}
+
+/// Draws one experiment's world. Store shocks are shared by everyone at a store over the post
+/// period (log-normal, σ 0.15: a local event, a road closure, a new competitor).
+fn simulate(pop: &[Unit], stores: &[i64], rng: &mut ChaCha8Rng, salt: &str, eff: f64) -> World {
+    let shock: HashMap<i64, f64> = stores
+        .iter()
+        .map(|s| {
+            let z: f64 = rand_distr::StandardNormal.sample(rng);
+            (*s, (0.15 * z).exp())
+        })
+        .collect();
+    let store_arm: HashMap<i64, bool> = stores
+        .iter()
+        .map(|s| (*s, assign(salt, &format!("store:{s}"), &[1.0, 1.0]) == 1))
+        .collect();
+    let mut w = World {
+        cust: Vec::with_capacity(pop.len()),
+        by_store: Vec::with_capacity(pop.len()),
+        by_store_naive: (Vec::new(), Vec::new()),
+    };
+    for u in pop {
+        let treated = assign(salt, &u.id.to_string(), &[1.0, 1.0]) == 1;
+        let (_, pre) = draw(rng, u.lambda, 56.0, u.spend);
+        let sh = shock[&u.store];
+        let mut weeks = [(0.0, 0.0); 4];
+        for wk in weeks.iter_mut() {
+            let m = if treated { 1.0 + eff } else { 1.0 };
+            *wk = draw(rng, u.lambda * m * sh, 7.0, u.spend);
+        }
+        w.cust.push(Outcome {
+            treated,
+            pre,
+            weeks,
+        });
+        // The same person in the store-randomised world.
+        let st = store_arm[&u.store];
+        let m = if st { 1.0 + eff } else { 1.0 };
+        let (_, y) = draw(rng, u.lambda * m * sh, 28.0, u.spend);
+        w.by_store.push(ClusterUnit {
+            cluster: u.store,
+            treated: st,
+            y,
+            x: pre,
+        });
+        if st {
+            w.by_store_naive.1.push(y);
+        } else {
+            w.by_store_naive.0.push(y);
+        }
+    }
+    w
+}
+
+/// The customer-level revenue tests of one run (Welch, CUPED, Bayes, weekly peeking against the
+/// mSPRT), counted as false positives in an A/A run and as power in an A/B run. Returns the raw
+/// and CUPED-adjusted control moments and the CUPED test.
+fn customer_tests(
+    w: &World,
+    aa: bool,
+    alpha: f64,
+    hits: &mut Hits,
+) -> (Moments, Moments, Frequentist) {
+    let (c, t) = (
+        Moments::of(&w.arm(false, &revenue)),
+        Moments::of(&w.arm(true, &revenue)),
+    );
+    let f = welch(c, t, alpha);
+    let y: Vec<f64> = w.cust.iter().map(revenue).collect();
+    let x: Vec<f64> = w.cust.iter().map(|o| o.pre).collect();
+    let (adj, _) = cuped(&y, &x);
+    let pick = |tr: bool| {
+        let v: Vec<f64> = adj
+            .iter()
+            .zip(&w.cust)
+            .filter(|(_, o)| o.treated == tr)
+            .map(|(a, _)| *a)
+            .collect();
+        Moments::of(&v)
+    };
+    let (cc, ct) = (pick(false), pick(true));
+    let fc = welch(cc, ct, alpha);
+    let b = bayes(cc, ct);
+    // Weekly looks. Mixing variance: a 10% effect on the pre-period's 4-week revenue (known
+    // before launch).
+    let pre4 = x.iter().sum::<f64>() / x.len().max(1) as f64 / 2.0;
+    let mut seq = Sequential::new((0.1 * pre4).powi(2), alpha);
+    let mut peek = false;
+    for k in 1..=4 {
+        let cum = |o: &Outcome| o.weeks[..k].iter().map(|w| w.1).sum::<f64>();
+        let (a, bb) = (
+            Moments::of(&w.arm(false, &cum)),
+            Moments::of(&w.arm(true, &cum)),
+        );
+        seq.look(a, bb);
+        peek |= welch(a, bb, alpha).p_value < alpha;
+    }
+    let tag = |s: &'static str, s2: &'static str| if aa { s } else { s2 };
+    hits.hit(tag("fpr_welch", "power_welch"), f.p_value < alpha);
+    hits.hit(tag("fpr_cuped", "power_cuped"), fc.p_value < alpha);
+    hits.hit(
+        tag("fpr_bayes", "power_bayes"),
+        b.chance_to_win > 0.975 || b.chance_to_win < 0.025,
+    );
+    hits.hit(tag("fpr_seq", "power_seq"), seq.significant());
+    if aa {
+        hits.hit("fpr_peek", peek);
+    }
+    (c, cc, fc)
+}
+
+/// What only an A/A run can tell: five metrics at once (uncorrected, Holm, BH), SRM clean and
+/// with a tracking bug, the orders guardrail without and with harm, and the store-randomised
+/// design analysed per customer (wrong) and per store.
+fn aa_checks(w: &World, alpha: f64, hits: &mut Hits) {
+    let metrics: [&dyn Fn(&Outcome) -> f64; 5] = [
+        &revenue,
+        &orders,
+        &|o: &Outcome| (orders(o) > 0.0) as u8 as f64,
+        &|o: &Outcome| o.weeks[0].1,
+        &|o: &Outcome| o.weeks[3].1,
+    ];
+    let ps: Vec<f64> = metrics
+        .iter()
+        .map(|m| {
+            welch(
+                Moments::of(&w.arm(false, *m)),
+                Moments::of(&w.arm(true, *m)),
+                alpha,
+            )
+            .p_value
+        })
+        .collect();
+    hits.hit("fwer_raw", ps.iter().any(|p| *p < alpha));
+    hits.hit("fwer_holm", holm(&ps).iter().any(|p| *p < alpha));
+    hits.hit(
+        "fwer_bh",
+        benjamini_hochberg(&ps).iter().any(|p| *p < alpha),
+    );
+    // SRM, clean and with a tracking bug that loses 15% of the treated who bought nothing.
+    let nt = w.cust.iter().filter(|o| o.treated).count() as u64;
+    let nc = w.cust.len() as u64 - nt;
+    hits.hit("srm_clean", srm(&[nc, nt], &[1.0, 1.0]).mismatch);
+    let zero_t = w
+        .cust
+        .iter()
+        .filter(|o| o.treated && revenue(o) == 0.0)
+        .count() as f64;
+    let lost = (0.15 * zero_t).round() as u64;
+    hits.hit("srm_bug", srm(&[nc, nt - lost], &[1.0, 1.0]).mismatch);
+    // Guardrail: orders per customer.
+    let (oc, ot) = (
+        Moments::of(&w.arm(false, &orders)),
+        Moments::of(&w.arm(true, &orders)),
+    );
+    hits.hit(
+        "guard_aa",
+        guardrail(oc, ot, 0.02, true, alpha) == GuardrailStatus::Violated,
+    );
+    let harmed = Moments {
+        mean: ot.mean * 0.92,
+        ..ot
+    };
+    hits.hit(
+        "guard_harm",
+        guardrail(oc, harmed, 0.02, true, alpha) == GuardrailStatus::Violated,
+    );
+    let naive = welch(
+        Moments::of(&w.by_store_naive.0),
+        Moments::of(&w.by_store_naive.1),
+        alpha,
+    );
+    hits.hit("store_naive", naive.p_value < alpha);
+    hits.hit(
+        "store_cluster",
+        cluster_test(&w.by_store, alpha).p_value < alpha,
+    );
+}
+
+/// A switchback run: each store's days assigned by hash; daily revenue with store, day and
+/// store-day noise. Whether the test rejects.
+fn switchback(pop: &[Unit], rng: &mut ChaCha8Rng, salt: &str, eff: f64, alpha: f64) -> bool {
+    let mut cells = Vec::new();
+    let day_fx: Vec<f64> = (0..28)
+        .map(|d| if d % 7 >= 5 { 1.2 } else { 1.0 } * (0.1 * rng.random::<f64>() - 0.05).exp())
+        .collect();
+    // In store order: a hash map's order differs between processes, and the draws below follow
+    // it, so a seeded validation would not repeat.
+    let mut rate_of: std::collections::BTreeMap<i64, (f64, f64)> = Default::default();
+    for u in pop {
+        let r = rate_of.entry(u.store).or_default();
+        r.0 += u.lambda;
+        r.1 += u.lambda * u.spend;
+    }
+    for (s, (lam, ls)) in &rate_of {
+        for (d, fx) in day_fx.iter().enumerate() {
+            let tr = switchback_arm(salt, *s, d as i64);
+            let m = if tr { 1.0 + eff } else { 1.0 };
+            let (_, yv) = draw(rng, lam * fx * m, 1.0, ls / lam.max(1e-12));
+            cells.push(SwitchbackCell {
+                store: *s,
+                period: d as i64,
+                treated: tr,
+                y: yv,
+            });
+        }
+    }
+    switchback_test(&cells, alpha).p_value < alpha
+}
+
 /// Runs `n` A/A and `n` A/B experiments of each design on the population.
 pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation {
     let alpha = 0.05;
@@ -147,16 +397,7 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
         s.dedup();
         s
     };
-    let mut v = AbValidation {
-        units: pop.len(),
-        stores: stores.len(),
-        experiments: n,
-        alpha,
-        effect,
-        ..Default::default()
-    };
-    let mut hits: HashMap<&'static str, usize> = HashMap::new();
-    let mut hit = |k: &'static str, b: bool| *hits.entry(k).or_default() += b as usize;
+    let mut hits = Hits::default();
     let (mut vr_sum, mut lift_sum) = (0.0, 0.0);
     for e in 0..n {
         for aa in [true, false] {
@@ -164,227 +405,56 @@ pub fn validate(pop: &[Unit], n: usize, effect: f64, seed: u64) -> AbValidation 
             let mut rng =
                 ChaCha8Rng::seed_from_u64(seed ^ ((((e as u64) << 1) | aa as u64) * 0x9E37_79B9));
             let salt = format!("exp-{seed}-{e}-{aa}");
-            // Store shocks shared by everyone at a store over the post period (log-normal, σ 0.15:
-            // a local event, a road closure, a new competitor).
-            let shock: HashMap<i64, f64> = stores
-                .iter()
-                .map(|s| {
-                    let z: f64 = rand_distr::StandardNormal.sample(&mut rng);
-                    (*s, (0.15 * z).exp())
-                })
-                .collect();
-            let store_arm: HashMap<i64, bool> = stores
-                .iter()
-                .map(|s| (*s, assign(&salt, &format!("store:{s}"), &[1.0, 1.0]) == 1))
-                .collect();
-            let mut cust: Vec<Outcome> = Vec::with_capacity(pop.len());
-            let mut by_store: Vec<ClusterUnit> = Vec::with_capacity(pop.len());
-            let mut by_store_naive: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-            for u in pop {
-                let treated = assign(&salt, &u.id.to_string(), &[1.0, 1.0]) == 1;
-                let (_, pre) = draw(&mut rng, u.lambda, 56.0, u.spend);
-                let sh = shock[&u.store];
-                let mut weeks = [(0.0, 0.0); 4];
-                for w in weeks.iter_mut() {
-                    let m = if treated { 1.0 + eff } else { 1.0 };
-                    *w = draw(&mut rng, u.lambda * m * sh, 7.0, u.spend);
-                }
-                cust.push(Outcome {
-                    treated,
-                    pre,
-                    weeks,
-                });
-                // The same person in the store-randomised world.
-                let st = store_arm[&u.store];
-                let m = if st { 1.0 + eff } else { 1.0 };
-                let (_, y) = draw(&mut rng, u.lambda * m * sh, 28.0, u.spend);
-                by_store.push(ClusterUnit {
-                    cluster: u.store,
-                    treated: st,
-                    y,
-                    x: pre,
-                });
-                if st {
-                    by_store_naive.1.push(y);
-                } else {
-                    by_store_naive.0.push(y);
-                }
-            }
-            let arm = |t: bool, f: &dyn Fn(&Outcome) -> f64| -> Vec<f64> {
-                cust.iter().filter(|o| o.treated == t).map(f).collect()
-            };
-            let rev = |o: &Outcome| o.weeks.iter().map(|w| w.1).sum::<f64>();
-            let (c, t) = (
-                Moments::of(&arm(false, &rev)),
-                Moments::of(&arm(true, &rev)),
-            );
-            let f = welch(c, t, alpha);
-            let y: Vec<f64> = cust.iter().map(rev).collect();
-            let x: Vec<f64> = cust.iter().map(|o| o.pre).collect();
-            let (adj, _) = cuped(&y, &x);
-            let pick = |tr: bool| {
-                let v: Vec<f64> = adj
-                    .iter()
-                    .zip(&cust)
-                    .filter(|(_, o)| o.treated == tr)
-                    .map(|(a, _)| *a)
-                    .collect();
-                Moments::of(&v)
-            };
-            let (cc, ct) = (pick(false), pick(true));
-            let fc = welch(cc, ct, alpha);
-            let b = bayes(cc, ct);
-            // Weekly looks.
-            // Mixing variance: a 10% effect on the pre-period's 4-week revenue (known before launch).
-            let pre4 = x.iter().sum::<f64>() / x.len().max(1) as f64 / 2.0;
-            let mut seq = Sequential::new((0.1 * pre4).powi(2), alpha);
-            let mut peek = false;
-            for k in 1..=4 {
-                let cum = |o: &Outcome| o.weeks[..k].iter().map(|w| w.1).sum::<f64>();
-                let (a, bb) = (
-                    Moments::of(&arm(false, &cum)),
-                    Moments::of(&arm(true, &cum)),
-                );
-                seq.look(a, bb);
-                peek |= welch(a, bb, alpha).p_value < alpha;
-            }
-            let tag = |s: &'static str, s2: &'static str| if aa { s } else { s2 };
-            hit(tag("fpr_welch", "power_welch"), f.p_value < alpha);
-            hit(tag("fpr_cuped", "power_cuped"), fc.p_value < alpha);
-            hit(
-                tag("fpr_bayes", "power_bayes"),
-                b.chance_to_win > 0.975 || b.chance_to_win < 0.025,
-            );
-            hit(tag("fpr_seq", "power_seq"), seq.significant());
+            let w = simulate(pop, &stores, &mut rng, &salt, eff);
+            let (c, cc, fc) = customer_tests(&w, aa, alpha, &mut hits);
             if aa {
-                hit("fpr_peek", peek);
                 vr_sum += 1.0 - cc.var / c.var.max(1e-12);
-                // Five metrics.
-                let metrics: [&dyn Fn(&Outcome) -> f64; 5] = [
-                    &rev,
-                    &|o: &Outcome| o.weeks.iter().map(|w| w.0).sum::<f64>(),
-                    &|o: &Outcome| (o.weeks.iter().map(|w| w.0).sum::<f64>() > 0.0) as u8 as f64,
-                    &|o: &Outcome| o.weeks[0].1,
-                    &|o: &Outcome| o.weeks[3].1,
-                ];
-                let ps: Vec<f64> = metrics
-                    .iter()
-                    .map(|m| {
-                        welch(
-                            Moments::of(&arm(false, *m)),
-                            Moments::of(&arm(true, *m)),
-                            alpha,
-                        )
-                        .p_value
-                    })
-                    .collect();
-                hit("fwer_raw", ps.iter().any(|p| *p < alpha));
-                hit("fwer_holm", holm(&ps).iter().any(|p| *p < alpha));
-                hit(
-                    "fwer_bh",
-                    benjamini_hochberg(&ps).iter().any(|p| *p < alpha),
-                );
-                // SRM, clean and with a tracking bug.
-                let nt = cust.iter().filter(|o| o.treated).count() as u64;
-                let nc = cust.len() as u64 - nt;
-                hit("srm_clean", srm(&[nc, nt], &[1.0, 1.0]).mismatch);
-                let zero_t = cust.iter().filter(|o| o.treated && rev(o) == 0.0).count() as f64;
-                let lost = (0.15 * zero_t).round() as u64;
-                hit("srm_bug", srm(&[nc, nt - lost], &[1.0, 1.0]).mismatch);
-                // Guardrail: orders per customer.
-                let ord = |o: &Outcome| o.weeks.iter().map(|w| w.0).sum::<f64>();
-                let (oc, ot) = (
-                    Moments::of(&arm(false, &ord)),
-                    Moments::of(&arm(true, &ord)),
-                );
-                hit(
-                    "guard_aa",
-                    guardrail(oc, ot, 0.02, true, alpha) == GuardrailStatus::Violated,
-                );
-                let harmed = Moments {
-                    mean: ot.mean * 0.92,
-                    ..ot
-                };
-                hit(
-                    "guard_harm",
-                    guardrail(oc, harmed, 0.02, true, alpha) == GuardrailStatus::Violated,
-                );
-                let naive = welch(
-                    Moments::of(&by_store_naive.0),
-                    Moments::of(&by_store_naive.1),
-                    alpha,
-                );
-                hit("store_naive", naive.p_value < alpha);
-                hit(
-                    "store_cluster",
-                    cluster_test(&by_store, alpha).p_value < alpha,
-                );
+                aa_checks(&w, alpha, &mut hits);
             } else {
                 lift_sum += fc.diff / c.mean;
                 let truth = effect * c.mean;
-                hit("coverage", fc.ci_low <= truth && truth <= fc.ci_high);
-                hit(
+                hits.hit("coverage", fc.ci_low <= truth && truth <= fc.ci_high);
+                hits.hit(
                     "store_power",
-                    cluster_test(&by_store, alpha).p_value < alpha,
+                    cluster_test(&w.by_store, alpha).p_value < alpha,
                 );
             }
-            // Switchback: each store's days assigned by hash; daily revenue with store, day and
-            // store-day noise.
-            let mut cells = Vec::new();
-            let day_fx: Vec<f64> = (0..28)
-                .map(|d| if d % 7 >= 5 { 1.2 } else { 1.0 } * (0.1 * rng.random::<f64>() - 0.05).exp())
-                .collect();
-            let mut rate_of: HashMap<i64, (f64, f64)> = HashMap::new();
-            for u in pop {
-                let r = rate_of.entry(u.store).or_default();
-                r.0 += u.lambda;
-                r.1 += u.lambda * u.spend;
-            }
-            for (s, (lam, ls)) in &rate_of {
-                for (d, fx) in day_fx.iter().enumerate() {
-                    let tr = switchback_arm(&salt, *s, d as i64);
-                    let m = if tr { 1.0 + eff } else { 1.0 };
-                    let (_, yv) = draw(&mut rng, lam * fx * m, 1.0, ls / lam.max(1e-12));
-                    cells.push(SwitchbackCell {
-                        store: *s,
-                        period: d as i64,
-                        treated: tr,
-                        y: yv,
-                    });
-                }
-            }
-            hit(
-                tag("sb_fpr", "sb_power"),
-                switchback_test(&cells, alpha).p_value < alpha,
-            );
+            let sb = switchback(pop, &mut rng, &salt, eff, alpha);
+            hits.hit(if aa { "sb_fpr" } else { "sb_power" }, sb);
         }
     }
-    let r = |k: &str| Rate::of(*hits.get(k).unwrap_or(&0), n);
-    v.fpr_welch = r("fpr_welch");
-    v.fpr_cuped = r("fpr_cuped");
-    v.fpr_bayes = r("fpr_bayes");
-    v.fpr_peeking = r("fpr_peek");
-    v.fpr_sequential = r("fpr_seq");
-    v.power_welch = r("power_welch");
-    v.power_cuped = r("power_cuped");
-    v.power_bayes = r("power_bayes");
-    v.power_sequential = r("power_seq");
-    v.cuped_variance_reduction = vr_sum / n.max(1) as f64;
-    v.mean_estimated_lift = lift_sum / n.max(1) as f64;
-    v.ci_coverage = r("coverage");
-    v.fwer_uncorrected = r("fwer_raw");
-    v.fwer_holm = r("fwer_holm");
-    v.fwer_bh = r("fwer_bh");
-    v.srm_false_alarm = r("srm_clean");
-    v.srm_detected = r("srm_bug");
-    v.guardrail_false_violation = r("guard_aa");
-    v.guardrail_detected = r("guard_harm");
-    v.store_fpr_customer_level = r("store_naive");
-    v.store_fpr_cluster = r("store_cluster");
-    v.store_power_cluster = r("store_power");
-    v.switchback_fpr = r("sb_fpr");
-    v.switchback_power = r("sb_power");
-    v
+    let r = |k: &str| hits.rate(k, n);
+    AbValidation {
+        units: pop.len(),
+        stores: stores.len(),
+        experiments: n,
+        alpha,
+        effect,
+        fpr_welch: r("fpr_welch"),
+        fpr_cuped: r("fpr_cuped"),
+        fpr_bayes: r("fpr_bayes"),
+        fpr_peeking: r("fpr_peek"),
+        fpr_sequential: r("fpr_seq"),
+        power_welch: r("power_welch"),
+        power_cuped: r("power_cuped"),
+        power_bayes: r("power_bayes"),
+        power_sequential: r("power_seq"),
+        cuped_variance_reduction: vr_sum / n.max(1) as f64,
+        mean_estimated_lift: lift_sum / n.max(1) as f64,
+        ci_coverage: r("coverage"),
+        fwer_uncorrected: r("fwer_raw"),
+        fwer_holm: r("fwer_holm"),
+        fwer_bh: r("fwer_bh"),
+        srm_false_alarm: r("srm_clean"),
+        srm_detected: r("srm_bug"),
+        guardrail_false_violation: r("guard_aa"),
+        guardrail_detected: r("guard_harm"),
+        store_fpr_customer_level: r("store_naive"),
+        store_fpr_cluster: r("store_cluster"),
+        store_power_cluster: r("store_power"),
+        switchback_fpr: r("sb_fpr"),
+        switchback_power: r("sb_power"),
+    }
 }
 
 /// One simulated A/B experiment's units (`treated,pre,post` in fen) and this engine's analysis of
