@@ -728,10 +728,7 @@ export interface components {
             /** @description Tiers: 核心客户, 活跃客户, 机会客户, 沉睡/新客户 (as the segmentation names them). */
             tier?: string[];
         };
-        /**
-         * @description The newest entries first, optionally of one action or actor.
-         *     One entry of the audit trail.
-         */
+        /** @description One entry of the audit trail. */
         AuditEntry: {
             /** @description What was attempted (e.g. campaign.launch). */
             action: string;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::CoreResult;
 
-/// Appends one entry. Sequence numbers are dense; two writers racing for one retry.
+/// Appends one entry in its own transaction. Sequence numbers come from the metastore's counter.
 pub async fn record(
     meta: &c360_metastore::Metastore,
     actor: &str,
@@ -18,11 +18,28 @@ pub async fn record(
     outcome: &str,
     detail: &Value,
 ) -> CoreResult<i64> {
+    let mut tx = meta.begin().await?;
+    let seq = record_in(&mut tx, actor, role, action, target, outcome, detail).await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// Appends one entry inside the caller's transaction (so an action and its entry commit
+/// together).
+pub async fn record_in(
+    tx: &mut c360_db::tx::Tx,
+    actor: &str,
+    role: &str,
+    action: &str,
+    target: &str,
+    outcome: &str,
+    detail: &Value,
+) -> CoreResult<i64> {
+    let seq = c360_metastore::Metastore::take_ids(tx, c360_metastore::Counter::AuditLog, 1).await?;
     let at = chrono::Utc::now().to_rfc3339();
-    let detail = detail.to_string();
     // A refused request may carry a NUL (which PostgreSQL text cannot hold): the trail keeps it
-    // written out as `\u0000` rather than losing the entry.
-    // Each column keeps at most its width (PostgreSQL refuses longer text), cut on a character.
+    // written out as `\u0000` rather than losing the entry. Each column keeps at most its width
+    // (PostgreSQL refuses longer text), cut on a character.
     let esc = |s: &str, width: usize| -> String {
         let s = s.replace('\0', "\\u0000");
         if s.chars().count() <= width {
@@ -33,37 +50,24 @@ pub async fn record(
             t
         }
     };
-    let (actor, role, action, target, outcome) = (
-        esc(actor, 100),
-        esc(role, 16),
-        esc(action, 64),
-        esc(target, 128),
-        esc(outcome, 16),
-    );
-    Ok(meta
-        .insert_with_id(
-            c360_metastore::Counter::AuditLog,
-            "audit_log",
-            &[
-                "seq", "at", "actor", "role", "action", "target", "outcome", "detail",
-            ],
-            |seq| {
-                vec![
-                    seq.into(),
-                    at.clone().into(),
-                    actor.as_str().into(),
-                    role.as_str().into(),
-                    action.as_str().into(),
-                    target.as_str().into(),
-                    outcome.as_str().into(),
-                    V::from(detail.clone()),
-                ]
-            },
-        )
-        .await?)
+    tx.execute(
+        "INSERT INTO audit_log (seq, at, actor, role, action, target, outcome, detail) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            seq.into(),
+            at.into(),
+            esc(actor, 100).into(),
+            esc(role, 16).into(),
+            esc(action, 64).into(),
+            esc(target, 128).into(),
+            esc(outcome, 16).into(),
+            V::from(detail.to_string()),
+        ],
+    )
+    .await?;
+    Ok(seq)
 }
 
-/// The newest entries first, optionally of one action or actor.
 /// One entry of the audit trail.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
@@ -82,6 +86,7 @@ pub struct AuditEntry {
     pub detail: Option<Value>,
 }
 
+/// The newest entries first, optionally of one action or actor.
 pub async fn list(
     meta: &Db,
     limit: i64,

@@ -76,12 +76,30 @@ impl Hub {
         &self,
         events: Vec<(String, Option<i64>, Value)>,
     ) -> ApiResult<Vec<i64>> {
-        let _w = self.write.lock().await;
+        let _w = self.write_lock().await;
+        let mut tx = self.db.begin().await?;
+        let logged = self.log_in(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(self.announce(logged, events))
+    }
+
+    /// Holds the log's order: appends (and whatever commits with them) happen one at a time.
+    pub async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write.lock().await
+    }
+
+    /// Appends events to the log inside the caller's transaction (the caller holds
+    /// [`Hub::write_lock`] until it has committed and called [`Hub::announce`]). Returns the
+    /// first sequence number and the time stamp.
+    pub async fn log_in(
+        &self,
+        tx: &mut c360_db::tx::Tx,
+        events: &[(String, Option<i64>, Value)],
+    ) -> ApiResult<(i64, String)> {
         // Sequence numbers from the metastore, in the transaction that logs the events, so
         // several servers on one metastore never hand out the same one.
-        let mut tx = self.db.begin().await?;
         let first = c360_metastore::Metastore::take_ids(
-            &mut tx,
+            tx,
             c360_metastore::Counter::StreamLog,
             events.len() as i64,
         )
@@ -109,7 +127,15 @@ impl Hub {
                 &rows,
             )
             .await?;
-        tx.commit().await?;
+        Ok((first, at))
+    }
+
+    /// Broadcasts events the log holds now (after the commit); returns their sequence numbers.
+    pub fn announce(
+        &self,
+        (first, at): (i64, String),
+        events: Vec<(String, Option<i64>, Value)>,
+    ) -> Vec<i64> {
         let mut seqs = Vec::with_capacity(events.len());
         for (i, (topic, store_id, data)) in events.into_iter().enumerate() {
             let seq = first + i as i64;
@@ -123,7 +149,7 @@ impl Hub {
             }));
             seqs.push(seq);
         }
-        Ok(seqs)
+        seqs
     }
 
     /// Logged events after `since`, oldest first (at most `limit`).

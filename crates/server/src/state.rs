@@ -439,6 +439,45 @@ impl AppState {
         day: i64,
         total_fen: i64,
     ) -> ApiResult<Option<Value>> {
+        let rescored = self.rescore(s, customer, day, total_fen).await?;
+        let v = rescored.as_ref().map(|r| r.2.clone());
+        self.count_live_order(store, total_fen, rescored).await;
+        Ok(v)
+    }
+
+    /// The customer's profile with one more order, without keeping it: (customer, profile, its
+    /// JSON). None for an anonymous order or a customer with no paid order in the snapshot.
+    pub async fn rescore(
+        &self,
+        s: &Snapshot,
+        customer: Option<i64>,
+        day: i64,
+        total_fen: i64,
+    ) -> ApiResult<Option<(i64, LiveProfile, Value)>> {
+        let Some(c) = customer else { return Ok(None) };
+        let known = self.inner_live().lock().await.get(&c).cloned();
+        let before = match known {
+            Some(p) => Some(p),
+            None => c360_core::profile::live_profile(&s.sess, c).await?,
+        };
+        let Some(before) = before else {
+            // A customer with no paid order in the snapshot: nothing to re-score from yet.
+            return Ok(None);
+        };
+        let after = c360_core::profile::apply_order(&before, day, total_fen as f64);
+        let v = profile_json(s, &after);
+        Ok(Some((c, after, v)))
+    }
+
+    /// Counts a stored order in the live counters and keeps its re-score (once it is durable).
+    /// Orders are counted one at a time under the hub's write lock, so a re-score is never
+    /// computed from a profile another order is about to replace.
+    pub async fn count_live_order(
+        &self,
+        store: i64,
+        total_fen: i64,
+        rescored: Option<(i64, LiveProfile, Value)>,
+    ) {
         {
             let mut st = self
                 .inner()
@@ -451,20 +490,9 @@ impl AppState {
             e.0 += 1;
             e.1 += total_fen;
         }
-        let Some(c) = customer else { return Ok(None) };
-        let mut live = self.inner_live().lock().await;
-        let before = match live.get(&c) {
-            Some(p) => Some(p.clone()),
-            None => c360_core::profile::live_profile(&s.sess, c).await?,
-        };
-        let Some(before) = before else {
-            // A customer with no paid order in the snapshot: nothing to re-score from yet.
-            return Ok(None);
-        };
-        let after = c360_core::profile::apply_order(&before, day, total_fen as f64);
-        let v = profile_json(s, &after);
-        live.insert(c, after);
-        Ok(Some(v))
+        if let Some((c, after, _)) = rescored {
+            self.inner_live().lock().await.insert(c, after);
+        }
     }
 
     /// Orders received live for one customer (newest first).

@@ -121,16 +121,21 @@ pub(crate) async fn post_order(
     J(o): J<NewOrder>,
 ) -> ApiResult<axum::response::Response> {
     let target = format!("store:{}", o.store_id);
-    let r = post_order_inner(State(st.clone()), p.clone(), J(o))
-        .await
-        .map(IntoResponse::into_response);
-    logged(&st, &p, "order.ingest", &target, json!({}), r).await
+    match post_order_inner(&st, &p, &target, o).await {
+        // Stored, logged, audited in one transaction.
+        Ok(r) => Ok(r.into_response()),
+        Err(e) => logged(&st, &p, "order.ingest", &target, json!({}), Err(e)).await,
+    }
 }
 
+/// One order, one metastore transaction: the order (a resend inserts nothing), its stream
+/// events and its audit entry commit together, then the live counters and the re-score are
+/// kept and the events broadcast. Orders go one at a time under the hub's write lock.
 pub(crate) async fn post_order_inner(
-    State(st): State<AppState>,
-    p: Principal,
-    J(o): J<NewOrder>,
+    st: &AppState,
+    p: &Principal,
+    target: &str,
+    o: NewOrder,
 ) -> ApiResult<impl IntoResponse> {
     p.require(&[Role::Admin, Role::StoreManager])?;
     if !p.may_see_store(Some(o.store_id)) {
@@ -158,24 +163,27 @@ pub(crate) async fn post_order_inner(
         chrono::Utc::now().to_rfc3339().into(),
         p.name.clone().into(),
     ];
-    // Durable before we answer; the primary key makes a resend a no-op.
-    let cols = [
-        "order_no",
-        "customer_id",
-        "store_id",
-        "order_time",
-        "day",
-        "total_fen",
-        "items",
-        "received_at",
-        "received_by",
-    ];
-    if !insert_once(&st, "live_orders", &cols, row).await? {
+    let hub = st.hub();
+    let _order = hub.write_lock().await;
+    let meta = &st.inner().meta;
+    let mut tx = meta.begin().await?;
+    // Durable before we answer; the primary key makes a resend insert nothing.
+    let stored = tx
+        .execute(
+            "INSERT INTO live_orders (order_no, customer_id, store_id, order_time, day, total_fen, items, \
+             received_at, received_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_no) DO NOTHING",
+            &row,
+        )
+        .await?;
+    if stored == 0 {
+        audited_in(&mut tx, p, target).await?;
+        tx.commit().await?;
         return Ok((StatusCode::OK, Json(Ingested::duplicate())));
     }
-    let live = st
-        .apply_live_order(&s, o.customer_id, o.store_id, day_of(t), o.total_fen)
+    let rescored = st
+        .rescore(&s, o.customer_id, day_of(t), o.total_fen)
         .await?;
+    let live = rescored.as_ref().map(|r| r.2.clone());
     let home = live
         .as_ref()
         .and_then(|l| l.get("home_store_id"))
@@ -192,7 +200,13 @@ pub(crate) async fn post_order_inner(
     if let (Some(c), Some(l)) = (o.customer_id, &live) {
         events.push((format!("customer:{c}"), home, l.clone()));
     }
-    let stats = st.live_stats();
+    // The counters as they are with this order.
+    let mut stats = st.live_stats();
+    stats.orders += 1;
+    stats.revenue_fen += o.total_fen;
+    let e = stats.by_store.entry(o.store_id).or_default();
+    e.0 += 1;
+    e.1 += o.total_fen;
     let by_store: serde_json::Map<String, Value> = stats
         .by_store
         .iter()
@@ -203,7 +217,12 @@ pub(crate) async fn post_order_inner(
         None,
         json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
     ));
-    let seq = st.hub().publish_all(events).await?[0];
+    let logged_at = hub.log_in(&mut tx, &events).await?;
+    audited_in(&mut tx, p, target).await?;
+    tx.commit().await?;
+    st.count_live_order(o.store_id, o.total_fen, rescored).await;
+    let seq = hub.announce(logged_at, events)[0];
+    drop(_order);
     st.bump();
     Ok((
         StatusCode::CREATED,
@@ -213,6 +232,13 @@ pub(crate) async fn post_order_inner(
             live,
         }),
     ))
+}
+
+/// The order's audit entry, in its transaction.
+async fn audited_in(tx: &mut c360_db::tx::Tx, p: &Principal, target: &str) -> ApiResult<()> {
+    let r = p.role.as_str();
+    c360_core::audit::record_in(tx, &p.name, r, "order.ingest", target, "ok", &json!({})).await?;
+    Ok(())
 }
 
 pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
