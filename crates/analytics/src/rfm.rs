@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 
+use c360_model::{RfmClass, Tier};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,8 +61,8 @@ pub struct RfmScore {
     pub f: u8,
     pub m: u8,
     pub segment: &'static str,
-    pub class: &'static str,
-    pub tier: &'static str,
+    pub class: RfmClass,
+    pub tier: Tier,
 }
 
 fn quintile_cuts(mut v: Vec<f64>) -> [f64; 4] {
@@ -158,41 +159,16 @@ pub fn named_segment(r: u8, f: u8, m: u8) -> &'static str {
     }
 }
 
-/// The 8 RFM classes, most valuable first.
-pub const CLASSES: [&str; 8] = [
-    "重要价值客户",
-    "重要发展客户",
-    "重要保持客户",
-    "重要挽留客户",
-    "一般价值客户",
-    "一般发展客户",
-    "一般保持客户",
-    "一般挽留客户",
-];
-
-pub fn eight_class(rh: bool, fh: bool, mh: bool) -> &'static str {
-    match (rh, fh, mh) {
-        (true, true, true) => "重要价值客户",
-        (true, false, true) => "重要发展客户",
-        (false, true, true) => "重要保持客户",
-        (false, false, true) => "重要挽留客户",
-        (true, true, false) => "一般价值客户",
-        (true, false, false) => "一般发展客户",
-        (false, true, false) => "一般保持客户",
-        (false, false, false) => "一般挽留客户",
-    }
-}
-
 /// The chain's four tiers.
-pub fn tier(r: u8, f: u8, m: u8) -> &'static str {
+pub fn tier(r: u8, f: u8, m: u8) -> Tier {
     if r >= 4 && f >= 4 && m >= 4 {
-        "核心客户"
+        Tier::Core
     } else if r >= 3 && f >= 3 {
-        "活跃客户"
+        Tier::Active
     } else if r >= 3 || m >= 4 {
-        "机会客户"
+        Tier::Opportunity
     } else {
-        "沉睡/新客户"
+        Tier::DormantOrNew
     }
 }
 
@@ -253,7 +229,7 @@ impl RfmModel {
             f,
             m,
             segment: named_segment(r, f, m),
-            class: eight_class(rh, fh, mh),
+            class: RfmClass::of(rh, fh, mh),
             tier: tier(r, f, m),
         }
     }
@@ -294,9 +270,10 @@ mod tests {
         );
         assert_eq!((best.r, best.f, best.m), (5, 5, 5));
         assert_eq!((worst.r, worst.f, worst.m), (1, 1, 1));
-        assert_eq!(best.class, "重要价值客户");
-        assert_eq!(worst.class, "一般挽留客户");
-        assert_eq!(best.tier, "核心客户");
+        assert_eq!(best.class, RfmClass::ImportantValue);
+        assert_eq!(best.class.as_str(), "重要价值客户");
+        assert_eq!(worst.class, RfmClass::GeneralRetain);
+        assert_eq!(best.tier, Tier::Core);
         assert_eq!(best.segment, "Champions");
         // Equal values, equal scores.
         let a = m.score(

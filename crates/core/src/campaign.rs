@@ -232,7 +232,7 @@ impl CampaignSpec {
             }
         }
         for c in &self.audience.rfm_class {
-            if !c360_analytics::rfm::CLASSES.contains(&c.as_str()) {
+            if c360_model::RfmClass::parse(c).is_none() {
                 return Err(bad(format!(
                     "audience.rfm_class: {c:?} is not one of the 8 RFM classes"
                 )));
@@ -300,50 +300,52 @@ pub async fn suggest(sess: &Session, stores: Option<&[i64]>) -> CoreResult<Vec<S
         }
         let aov = r["aov_fen"].as_f64().unwrap_or(2500.0);
         // What each class needs (the playbook of the 8 RFM classes).
-        let (goal_zh, goal_en, kind, disc_share, days) = match class.as_str() {
-            "重要挽留客户" => (
+        use c360_model::RfmClass as C;
+        // 一般价值客户 and any class this playbook does not know: raise the basket.
+        let (goal_zh, goal_en, kind, disc_share, days) = match C::parse(&class) {
+            Some(C::ImportantRetain) => (
                 "挽回：用其最爱单品在常用时段召回",
                 "Win back with their favourite item at their usual daypart",
                 OfferKind::FavouriteItem,
                 0.25,
                 14,
             ),
-            "重要保持客户" => (
+            Some(C::ImportantKeep) => (
                 "唤醒：常用时段最爱单品券",
                 "Re-engage with a favourite-item coupon at their usual time",
                 OfferKind::FavouriteItem,
                 0.2,
                 14,
             ),
-            "重要发展客户" => (
+            Some(C::ImportantDevelop) => (
                 "提频：第二单立减",
                 "Raise frequency with an amount-off coupon",
                 OfferKind::FavouriteItem,
                 0.15,
                 21,
             ),
-            "重要价值客户" => (
+            Some(C::ImportantValue) => (
                 "维护：会员专享新品尝鲜",
                 "Keep them close with a members' new-item tasting",
                 OfferKind::FavouriteItem,
                 0.1,
                 21,
             ),
-            "一般挽留客户" => (
+            Some(C::GeneralRetain) => (
                 "低成本召回",
                 "Low-cost win-back",
                 OfferKind::FavouriteItem,
                 0.15,
                 14,
             ),
-            "一般保持客户" => (
+            Some(C::GeneralKeep) => (
                 "常用时段提醒",
                 "Usual-daypart reminder",
                 OfferKind::FavouriteItem,
                 0.1,
                 14,
             ),
-            "一般发展客户" => (
+            Some(C::GeneralDevelop) => (
                 "培养习惯：最爱单品券",
                 "Build the habit with a favourite-item coupon",
                 OfferKind::FavouriteItem,

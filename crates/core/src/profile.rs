@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::query::ScalarValue;
 use crate::CoreResult as Result;
+use c360_model::Lifecycle;
 
 const DAY: &str = "CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT)";
 
@@ -227,19 +228,19 @@ pub async fn buyers(sess: &Session, from: i64, to: i64) -> Result<HashSet<i64>> 
 /// days and is within 60 days · dormant: no purchase for 180 days, or P(alive) < 0.3 ·
 /// growing: more purchases in the last 90 days than the 90 before · declining: fewer ·
 /// mature: otherwise.
-pub fn lifecycle(f: &Features, p_alive: Option<f64>) -> &'static str {
+pub fn lifecycle(f: &Features, p_alive: Option<f64>) -> Lifecycle {
     if f.tenure <= 30.0 {
-        "new"
+        Lifecycle::New
     } else if f.last_gap.is_some_and(|g| g > 120.0) && f.recency <= 60.0 {
-        "won_back"
+        Lifecycle::WonBack
     } else if f.recency > 180.0 || p_alive.is_some_and(|p| p < 0.3) {
-        "dormant"
+        Lifecycle::Dormant
     } else if f.orders_90 > f.orders_prev_90 {
-        "growing"
+        Lifecycle::Growing
     } else if f.orders_90 < f.orders_prev_90 {
-        "declining"
+        Lifecycle::Declining
     } else {
-        "mature"
+        Lifecycle::Mature
     }
 }
 
@@ -404,7 +405,7 @@ impl StoredModels {
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveScore {
     pub rfm: c360_analytics::rfm::RfmScore,
-    pub lifecycle: &'static str,
+    pub lifecycle: Lifecycle,
     pub prediction: Option<crate::clv::Prediction>,
 }
 

@@ -153,13 +153,13 @@ fn segmentation_batch(
         rs.append_value(sc.r as i64);
         fs.append_value(sc.f as i64);
         ms.append_value(sc.m as i64);
-        class.append_value(sc.class);
-        tier.append_value(sc.tier);
+        class.append_value(sc.class.as_str());
+        tier.append_value(sc.tier.as_str());
         asof.append_value(as_of);
         segn.append_value(sc.segment);
         city.append_option(f.city_id);
         home.append_option(f.home_store_id);
-        life.append_value(c360_core::profile::lifecycle(f, p.map(|p| p.p_alive)));
+        life.append_value(c360_core::profile::lifecycle(f, p.map(|p| p.p_alive)).as_str());
         cl.append_option(seg.map(|s| s.labels[i] as i64));
         // 12-month value growth: forecast spend next year against spend in the last year.
         growth.append_option(

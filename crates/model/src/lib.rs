@@ -5,7 +5,9 @@
 //! This crate holds no I/O and no business logic beyond parsing and formatting.
 
 mod states;
-pub use states::{CampaignAction, CampaignStatus, Channel, MemberStatus, OfferKind};
+pub use states::{
+    CampaignAction, CampaignStatus, Channel, Lifecycle, MemberStatus, OfferKind, RfmClass, Tier,
+};
 
 use std::fmt;
 

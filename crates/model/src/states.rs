@@ -1,15 +1,14 @@
-//! Every domain state as an enum: what a campaign, its members, its channel and offer can be.
-//! Each serialises as its snake_case name (the text stored in the metastore and sent over the
-//! API), and `parse` reads that text back.
+//! Every domain state as an enum: what a campaign, its members, its channel and offer can be, and
+//! a customer's tier, RFM class and lifecycle stage. Each serialises as its name (the text stored
+//! in the metastore and the warehouse and sent over the API), and `parse` reads that text back.
 
 use serde::{Deserialize, Serialize};
 
 macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:tt),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $v),+ }
+        pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $v),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$v),+];
@@ -97,6 +96,68 @@ named_enum!(
     }
 );
 
+named_enum!(
+    /// The chain's four tiers, from the R, F and M scores.
+    Tier {
+        /// R, F and M all 4 or 5.
+        Core = "核心客户",
+        /// R and F at least 3.
+        Active = "活跃客户",
+        /// R at least 3, or M at least 4.
+        Opportunity = "机会客户",
+        /// Everyone else.
+        DormantOrNew = "沉睡/新客户",
+    }
+);
+
+named_enum!(
+    /// The 8 RFM classes (high or low R, F and M against the group's means), most valuable first.
+    RfmClass {
+        ImportantValue = "重要价值客户",
+        ImportantDevelop = "重要发展客户",
+        ImportantKeep = "重要保持客户",
+        ImportantRetain = "重要挽留客户",
+        GeneralValue = "一般价值客户",
+        GeneralDevelop = "一般发展客户",
+        GeneralKeep = "一般保持客户",
+        GeneralRetain = "一般挽留客户",
+    }
+);
+
+impl RfmClass {
+    /// The class of high (true) or low recency, frequency and monetary value.
+    pub fn of(r_high: bool, f_high: bool, m_high: bool) -> RfmClass {
+        use RfmClass as C;
+        match (r_high, f_high, m_high) {
+            (true, true, true) => C::ImportantValue,
+            (true, false, true) => C::ImportantDevelop,
+            (false, true, true) => C::ImportantKeep,
+            (false, false, true) => C::ImportantRetain,
+            (true, true, false) => C::GeneralValue,
+            (true, false, false) => C::GeneralDevelop,
+            (false, true, false) => C::GeneralKeep,
+            (false, false, false) => C::GeneralRetain,
+        }
+    }
+}
+
+named_enum!(
+    /// Where a customer is in their life with the chain.
+    Lifecycle {
+        /// First purchase within 30 days.
+        New = "new",
+        /// The last purchase ended a gap of over 120 days and is within 60 days.
+        WonBack = "won_back",
+        /// No purchase for 180 days, or P(alive) below 0.3.
+        Dormant = "dormant",
+        /// More purchases in the last 90 days than in the 90 before.
+        Growing = "growing",
+        /// Fewer.
+        Declining = "declining",
+        Mature = "mature",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +169,20 @@ mod tests {
             assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{s}\""));
         }
         assert_eq!(MemberStatus::NotSent.as_str(), "not_sent");
+        // The stored names are the serde names, Chinese ones included.
+        for t in Tier::ALL {
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                serde_json::json!(t.as_str())
+            );
+            assert_eq!(Tier::parse(t.as_str()), Some(*t));
+        }
+        assert_eq!(
+            serde_json::from_value::<RfmClass>(serde_json::json!("重要挽留客户")).unwrap(),
+            RfmClass::ImportantRetain
+        );
+        assert_eq!(RfmClass::of(false, false, true), RfmClass::ImportantRetain);
+        assert_eq!(Lifecycle::parse("won_back"), Some(Lifecycle::WonBack));
         assert_eq!(
             serde_json::from_str::<OfferKind>("\"favourite_item\"").unwrap(),
             OfferKind::FavouriteItem

@@ -149,7 +149,7 @@ async fn a_new_order_rescores_a_customer_from_stored_models() {
         .unwrap();
     assert_eq!(
         c360_warehouse::manifest::str_col(&tier[0], "tier").value(0),
-        old.rfm.tier
+        old.rfm.tier.as_str()
     );
     let after = apply_order(&before, before.as_of, 3_000.0);
     let new = live_score(&after, Some(&models), &rfm, group);
