@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the server on loopback: profile lookups and order ingestion under wrk,
 # beside a Redis GET of a value of the same size on the same machine, in the same run.
-#   bench/serve_load.sh [orders=50000] [seconds=20] [connections=32]
+#   [BIN=path/to/c360] bench/serve_load.sh [orders=50000] [seconds=20] [connections=32]
 # Prints a markdown table (throughput, p50, p99) for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,11 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 command -v redis-benchmark >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-tools >/dev/null; }
 redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
-if [ "$PROFILE" = release ]; then cargo build --release -p c360-cli; else cargo build -p c360-cli; fi
-BIN="$CARGO_TARGET_DIR/$PROFILE/c360"
+# BIN=path/to/c360 measures that binary (an older commit, side by side) instead of building this one.
+if [ -z "${BIN:-}" ]; then
+  if [ "$PROFILE" = release ]; then cargo build --release -p c360-cli; else cargo build -p c360-cli; fi
+  BIN="$CARGO_TARGET_DIR/$PROFILE/c360"
+fi
 D=bench/data/serve-$ORDERS
 if [ ! -f "$D/.done" ]; then
   rm -rf "$D"
