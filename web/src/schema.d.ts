@@ -977,7 +977,7 @@ export interface components {
             order_id?: string | null;
             predicted_cause: string;
             probabilities: components["schemas"]["CauseProbability"][];
-            reasons: components["schemas"]["Reason"][];
+            reasons: components["schemas"]["FeatureWeight"][];
             resolution: components["schemas"]["Resolution"];
             status: string;
             ticket_key?: string | null;
@@ -1104,6 +1104,12 @@ export interface components {
             value_growth?: number | null;
             /** Format: double */
             wx_share?: number | null;
+        };
+        /** @description A feature of the case and how much it pushed the predicted cause. */
+        FeatureWeight: {
+            feature: string;
+            /** Format: double */
+            weight: number;
         };
         /** @description One change of the live feed. */
         FeedEntry: {
@@ -1489,12 +1495,6 @@ export interface components {
             gain?: number | null;
             /** Format: double */
             share?: number | null;
-        };
-        /** @description A feature of the case and how much it pushed the predicted cause. */
-        Reason: {
-            feature: string;
-            /** Format: double */
-            weight: number;
         };
         /** @description One recommended product. */
         RecItem: {

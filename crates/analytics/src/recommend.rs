@@ -47,8 +47,9 @@ struct Hist {
 }
 
 /// Why an item is recommended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RecReason)]
 pub enum Reason {
     BuyAgain,
     AddOn,

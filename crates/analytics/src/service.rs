@@ -208,13 +208,14 @@ pub fn keyword_rule(message: &str) -> Option<usize> {
 }
 
 /// What to do about a ticket.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Resolution {
     pub cause: &'static str,
     pub solution_zh: String,
     pub solution_en: String,
     /// Coupon or refund value, in fen.
     pub compensation_fen: i64,
+    /// coupon or refund.
     pub compensation_kind: &'static str,
     /// Escalate to a human (low confidence, or a high-value customer at risk).
     pub escalate: bool,

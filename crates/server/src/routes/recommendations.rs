@@ -30,30 +30,6 @@ pub struct RecParams {
     k: Option<u32>,
 }
 
-/// Why an item is recommended.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RecReason {
-    BuyAgain,
-    AddOn,
-    SimilarTaste,
-    Popular,
-    NewItem,
-}
-
-impl From<c360_analytics::recommend::Reason> for RecReason {
-    fn from(r: c360_analytics::recommend::Reason) -> Self {
-        use c360_analytics::recommend::Reason as R;
-        match r {
-            R::BuyAgain => RecReason::BuyAgain,
-            R::AddOn => RecReason::AddOn,
-            R::SimilarTaste => RecReason::SimilarTaste,
-            R::Popular => RecReason::Popular,
-            R::NewItem => RecReason::NewItem,
-        }
-    }
-}
-
 /// One recommended product.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecItem {
@@ -61,7 +37,7 @@ pub struct RecItem {
     pub name: String,
     pub category: String,
     pub score: f64,
-    pub reason: RecReason,
+    pub reason: c360_analytics::recommend::Reason,
     pub bought_before: bool,
 }
 
@@ -139,7 +115,7 @@ pub(crate) fn recommendations(
                 name: m.names[r.item].clone(),
                 category: m.categories[r.item].clone(),
                 score: r.score,
-                reason: r.reason.into(),
+                reason: r.reason,
                 bought_before: r.bought_before,
             })
             .collect(),

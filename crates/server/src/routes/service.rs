@@ -39,33 +39,6 @@ pub struct DiagnoseRequest {
     pub message: Option<String>,
 }
 
-/// What to do about a ticket.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Resolution {
-    pub cause: &'static str,
-    pub solution_zh: String,
-    pub solution_en: String,
-    /// Coupon or refund value, in fen.
-    pub compensation_fen: i64,
-    /// coupon or refund.
-    pub compensation_kind: &'static str,
-    /// Escalate to a human (low confidence, or a high-value customer at risk).
-    pub escalate: bool,
-}
-
-impl From<svc::Resolution> for Resolution {
-    fn from(r: svc::Resolution) -> Self {
-        Resolution {
-            cause: r.cause,
-            solution_zh: r.solution_zh,
-            solution_en: r.solution_en,
-            compensation_fen: r.compensation_fen,
-            compensation_kind: r.compensation_kind,
-            escalate: r.escalate,
-        }
-    }
-}
-
 /// A cause and its probability.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CauseProbability {
@@ -75,7 +48,7 @@ pub struct CauseProbability {
 
 /// A feature of the case and how much it pushed the predicted cause.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Reason {
+pub struct FeatureWeight {
     pub feature: &'static str,
     pub weight: f64,
 }
@@ -95,10 +68,10 @@ pub struct Diagnosis {
     pub status: String,
     pub predicted_cause: &'static str,
     pub probabilities: Vec<CauseProbability>,
-    pub reasons: Vec<Reason>,
+    pub reasons: Vec<FeatureWeight>,
     /// The cause the keyword rule alone would give (a baseline).
     pub keyword_rule: Option<&'static str>,
-    pub resolution: Resolution,
+    pub resolution: svc::Resolution,
     pub model: ModelInfo,
 }
 
@@ -114,7 +87,7 @@ pub struct TicketView {
     pub resolved_cause: Option<&'static str>,
     pub predicted_cause: &'static str,
     pub confidence: f64,
-    pub resolution: Resolution,
+    pub resolution: svc::Resolution,
 }
 
 /// A cause and how many of the listed tickets it is predicted for.
@@ -284,10 +257,10 @@ pub(crate) async fn diagnose_inner(
         reasons: m
             .reasons(case, k)
             .into_iter()
-            .map(|(feature, weight)| Reason { feature, weight })
+            .map(|(feature, weight)| FeatureWeight { feature, weight })
             .collect(),
         keyword_rule: svc::keyword_rule(&case.message).map(|i| CAUSES[i]),
-        resolution: res.into(),
+        resolution: res,
         model: ModelInfo {
             trained_on_closed_tickets: m.trained_on,
         },
@@ -355,7 +328,7 @@ pub async fn tickets(
             resolved_cause: t.resolved_cause.map(|c| CAUSES[c]),
             predicted_cause: CAUSES[k],
             confidence: pr[k],
-            resolution: res.into(),
+            resolution: res,
         });
     }
     Ok(Json(Tickets {
