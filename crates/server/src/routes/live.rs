@@ -165,6 +165,11 @@ pub(crate) async fn post_order_inner(
     ];
     let hub = st.hub();
     let _order = hub.write_lock().await;
+    // The re-score reads the warehouse: done before the write transaction opens, so the
+    // metastore is held only for the writes (under the lock, so no other order moves the profile).
+    let rescored = st
+        .rescore(&s, o.customer_id, day_of(t), o.total_fen)
+        .await?;
     let meta = &st.inner().meta;
     let mut tx = meta.begin().await?;
     // Durable before we answer; the primary key makes a resend insert nothing.
@@ -180,9 +185,6 @@ pub(crate) async fn post_order_inner(
         tx.commit().await?;
         return Ok((StatusCode::OK, Json(Ingested::duplicate())));
     }
-    let rescored = st
-        .rescore(&s, o.customer_id, day_of(t), o.total_fen)
-        .await?;
     let live = rescored.as_ref().map(|r| r.2.clone());
     let home = live
         .as_ref()
