@@ -852,6 +852,83 @@ fn launched(sku: &str, t: NaiveDateTime, cfg: &SimConfig) -> bool {
 }
 
 /// Generates one person and all their source rows; returns how many source orders they placed.
+/// One person's latent traits, drawn from their own seeded streams: the buying process (`rng`),
+/// tastes (a stream used up while drawing), social and browsing habits (`srng`) and
+/// customer-service problems (`vrng`). Each stream is drawn in the same order as it always was,
+/// so a seed keeps giving the same world.
+struct Person<'c> {
+    pid: u64,
+    rng: ChaCha8Rng,
+    srng: ChaCha8Rng,
+    vrng: ChaCha8Rng,
+    lambda: f64,
+    p_drop: f64,
+    nu: f64,
+    /// Gamma-Gamma spend per order (yuan).
+    spend: Gamma<f64>,
+    hol_mult: f64,
+    mean_mult: f64,
+    max_mult: f64,
+    /// Weight of each daypart, and of each menu item per daypart.
+    dp_w: Vec<f64>,
+    prod_w_dp: Vec<Vec<f64>>,
+    /// The stores of their city (indices into the chain's), and their home store.
+    city_stores: &'c [usize],
+    home: usize,
+    /// First purchase, in days since the start.
+    t0: f64,
+    has_member: bool,
+    /// Chance an order goes through the mini-program.
+    p_wx: f64,
+    phone: String,
+    circle: i64,
+    sociability: f64,
+    browse_rate: f64,
+    p_continue: f64,
+}
+
+/// What a person has become in the two systems so far, and what they bought.
+struct Ledger {
+    /// (member_id, card_no)
+    member: Option<(i64, String)>,
+    dup_member: Option<i64>,
+    wx_user: Option<i64>,
+    wx_user2: Option<i64>,
+    /// Orders written to the sources.
+    n_src: u64,
+    /// Orders after the cut-off (kept as truth) and their spend.
+    n_future: i64,
+    future_spend: i64,
+    dp_count: [u32; 5],
+    sku_count: Vec<u32>,
+}
+
+/// Where a person's rows, ids and counts go.
+struct Out<'o> {
+    ids: &'o mut Ids,
+    rows: &'o mut Rows,
+    sum: &'o mut SimSummary,
+    social: &'o mut Social,
+}
+
+/// One purchase as it happened, before it is written to either system.
+struct Sale<'s> {
+    when: NaiveDateTime,
+    dp: Daypart,
+    store: &'s Store,
+    basket: Vec<(usize, i64)>,
+    /// List total and the discount (member price / coupon); paid = total - discount.
+    total: i64,
+    discount: i64,
+    ts: String,
+    upd: String,
+    status: &'static str,
+    coupon_used: bool,
+}
+
+/// One person: their traits, their purchases (each written to the POS or the mini-program, or
+/// kept as ground-truth future past the cut-off), then their truth row and ids. Returns the
+/// orders written to the sources.
 fn gen_person(
     ctx: &Ctx,
     pid: u64,
@@ -861,8 +938,49 @@ fn gen_person(
     social: &mut Social,
 ) -> u64 {
     let cfg = ctx.cfg;
+    let mut p = draw_person(ctx, pid);
+    let span = (cfg.cutoff - cfg.start).num_days() as f64;
+    let horizon = span + cfg.horizon_days as f64;
+    // The purchase process: BG/NBD with day-level demand thinning. The first purchase is the
+    // start of the relationship; after each *repeat* purchase the person may drop out.
+    let demand = Demand {
+        lambda: p.lambda,
+        p_drop: p.p_drop,
+        hol_mult: p.hol_mult,
+        mean_mult: p.mean_mult,
+        max_mult: p.max_mult,
+    };
+    let (times, dropout_at) = purchase_times(&mut p.rng, &demand, p.t0, horizon, cfg);
+    let mut led = Ledger {
+        member: None,
+        dup_member: None,
+        wx_user: None,
+        wx_user2: None,
+        n_src: 0,
+        n_future: 0,
+        future_spend: 0,
+        dp_count: [0; 5],
+        sku_count: vec![0; MENU.len()],
+    };
+    let device = DEVICES[p.rng.random_range(0..DEVICES.len())];
+    let mut out = Out {
+        ids,
+        rows,
+        sum,
+        social,
+    };
+    for &tt in &times {
+        purchase(ctx, &mut p, &mut led, &mut out, device, tt);
+    }
+    out.sum.future_orders += led.n_future as u64;
+    record_truth(ctx, &p, &led, out.rows, &times, dropout_at);
+    led.n_src
+}
+
+/// Draws a person's traits (see [`Person`]).
+fn draw_person<'c>(ctx: &Ctx<'c>, pid: u64) -> Person<'c> {
+    let cfg = ctx.cfg;
     let tp = cfg.params;
-    let dirt = cfg.dirt;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pid);
     let lambda = Gamma::new(tp.r, 1.0 / tp.alpha)
         .expect("positive distribution parameters")
@@ -882,63 +1000,18 @@ fn gen_person(
     let mean_mult = ctx.days.mean(hol_mult);
     let max_mult = hol_mult.max(1.1) / mean_mult;
 
-    // Tastes.
-    let base_dp = [0.15, 0.35, 0.15, 0.25, 0.10];
-    let dp_w: Vec<f64> = base_dp
-        .iter()
-        .map(|b| {
-            Gamma::new(b * 4.0, 1.0)
-                .expect("positive distribution parameters")
-                .sample(&mut rng)
-                + 1e-6
-        })
-        .collect();
-    let pop = |cat: &str| match cat {
-        "热狗" => 1.0,
-        "小食" => 0.6,
-        "饮品" => 0.8,
-        _ => 0.5,
-    };
-    let prod_w: Vec<f64> = MENU
-        .iter()
-        .map(|m| {
-            pop(m.2)
-                * Gamma::new(0.6, 1.0)
-                    .expect("positive distribution parameters")
-                    .sample(&mut rng)
-                + 1e-4
-        })
-        .collect();
-    // A taste type (from its own stream) makes some items go together — the structure
-    // collaborative filtering can learn — and items sell by daypart (breakfast items in the
-    // morning, sharing meals at dinner).
-    let mut trng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ pid);
-    let taste = TASTES[trng.random_range(0..TASTES.len())];
-    let prod_w_dp: Vec<Vec<f64>> = Daypart::ALL
-        .iter()
-        .map(|dp| {
-            MENU.iter()
-                .zip(&prod_w)
-                .map(|(m, w)| {
-                    let t = if taste.contains(&m.0) { 5.0 } else { 1.0 };
-                    w * t * daypart_affinity(m.0, m.2, *dp)
-                })
-                .collect()
-        })
-        .collect();
+    let (dp_w, prod_w_dp) = draw_tastes(cfg, pid, &mut rng);
 
     // Where and when they start.
     let city = weighted(&mut rng, ctx.city_w);
     let cs = &ctx.city_stores[city];
     let home = cs[rng.random_range(0..cs.len())];
     let span = (cfg.cutoff - cfg.start).num_days() as f64;
-    let start_dt = cfg.start.and_time(chrono::NaiveTime::MIN);
     let mut t0 = span * rng.random::<f64>().sqrt();
     let open_off = (ctx.stores[home].open - cfg.start).num_days() as f64;
     if t0 < open_off {
         t0 = open_off + rng.random::<f64>() * (span - open_off).max(1.0) * 0.5;
     }
-    let horizon = span + cfg.horizon_days as f64;
 
     // Channels.
     let has_member = rng.random_bool(0.55);
@@ -965,433 +1038,572 @@ fn gen_person(
         .expect("positive distribution parameters")
         .sample(&mut srng);
     // Customer-service problems draw from a stream of their own too.
-    let mut vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x1405_7B7E_F767_814F) ^ pid);
-
-    // The purchase process: BG/NBD with day-level demand thinning. The first purchase is the
-    // start of the relationship; after each *repeat* purchase the person may drop out.
-    let demand = Demand {
+    let vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x1405_7B7E_F767_814F) ^ pid);
+    Person {
+        pid,
+        rng,
+        srng,
+        vrng,
         lambda,
         p_drop,
+        nu,
+        spend,
         hol_mult,
         mean_mult,
         max_mult,
+        dp_w,
+        prod_w_dp,
+        city_stores: cs,
+        home,
+        t0,
+        has_member,
+        p_wx,
+        phone,
+        circle,
+        sociability,
+        browse_rate,
+        p_continue,
+    }
+}
+
+/// A person's daypart weights and, per daypart, their weight on each menu item.
+fn draw_tastes(cfg: &SimConfig, pid: u64, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let base_dp = [0.15, 0.35, 0.15, 0.25, 0.10];
+    let dp_w: Vec<f64> = base_dp
+        .iter()
+        .map(|b| {
+            Gamma::new(b * 4.0, 1.0)
+                .expect("positive distribution parameters")
+                .sample(rng)
+                + 1e-6
+        })
+        .collect();
+    let pop = |cat: &str| match cat {
+        "热狗" => 1.0,
+        "小食" => 0.6,
+        "饮品" => 0.8,
+        _ => 0.5,
     };
-    let (times, dropout_at) = purchase_times(&mut rng, &demand, t0, horizon, cfg);
-
-    // Per-person id state.
-    let mut member: Option<(i64, String)> = None; // (member_id, card_no)
-    let mut dup_member: Option<i64> = None;
-    let mut wx_user: Option<i64> = None;
-    let mut wx_user2: Option<i64> = None;
-    let mut n_src = 0u64;
-    let mut n_future = 0i64;
-    let mut future_spend = 0i64;
-    let mut dp_count = [0u32; 5];
-    let mut sku_count = vec![0u32; MENU.len()];
-    let device = DEVICES[rng.random_range(0..DEVICES.len())];
-    let cutoff_off = span;
-
-    for &tt in &times {
-        let dp = Daypart::ALL[weighted(&mut rng, &dp_w)];
-        let (h0, h1) = dp.hours();
-        let day = start_dt + Duration::days(tt as i64);
-        let when = day
-            + Duration::hours(rng.random_range(h0..=h1) as i64)
-            + Duration::minutes(rng.random_range(0..60))
-            + Duration::seconds(rng.random_range(0..60));
-        // Store: mostly home, sometimes another store in town, rarely travelling.
-        let store_ix = match rng.random_range(0..100) {
-            0..=84 => home,
-            85..=94 => cs[rng.random_range(0..cs.len())],
-            _ => rng.random_range(0..ctx.stores.len()),
-        };
-        let store_ix = if ctx.stores[store_ix].open > when.date() {
-            home
-        } else {
-            store_ix
-        };
-        let store = &ctx.stores[store_ix];
-        // What the customer pays is the Gamma-Gamma draw (the spend truth, in fen). Items are
-        // rung up until their list price covers it; the gap is the member price / coupon
-        // discount, so total + discount = Σ items holds and the paid values are exactly
-        // Gamma(p, ν). An item far above what is left is put back (a person's taste decides
-        // which items, not the amount).
-        let paid = (spend.sample(&mut rng) * 100.0).round().max(100.0) as i64;
-        let (basket, total) = ring_up(
-            &mut rng,
-            paid,
-            &prod_w_dp[dp as usize],
-            when,
-            cfg,
-            &mut sku_count,
-        );
-        let discount = total - paid;
-        let via_wx = rng.random::<f64>() < p_wx;
-        let channel = if via_wx { "wx" } else { "pos" };
-        if tt >= cutoff_off {
-            n_future += 1;
-            future_spend += paid;
-            rows.future.push(vec![
-                (pid as i64).into(),
-                fmt_ts(when).into(),
-                paid.into(),
-                channel.into(),
-            ]);
-            continue;
-        }
-        dp_count[dp as usize] += 1;
-        n_src += 1;
-        let ts = fmt_ts(when);
-        let upd = fmt_ts(when + Duration::seconds(rng.random_range(1..120)));
-        let refunded = rng.random_bool(0.02);
-        let (status, upd) = if refunded {
-            (
-                "refunded",
-                fmt_ts(when + Duration::hours(rng.random_range(1..48))),
-            )
-        } else {
-            ("paid", upd)
-        };
-        let coupon_used = discount > 0 && rng.random_bool(0.3);
-        if via_wx {
-            // Mini-program account, created on the first online order.
-            let uid = *wx_user.get_or_insert_with(|| {
-                let uid = next(&mut ids.wx_user);
-                let card = member
-                    .as_ref()
-                    .filter(|_| rng.random_bool(0.3))
-                    .map(|m| m.1.clone());
-                push_wx_user(&mut rng, rows, uid, pid, Some(&phone), card, when);
-                sum.wx_users += 1;
-                uid
-            });
-            if wx_user2.is_none() && rng.random_bool(0.004 * dirt) {
-                let u2 = next(&mut ids.wx_user);
-                let ph = if rng.random_bool(0.8) {
-                    Some(phone.as_str())
-                } else {
-                    None
-                };
-                push_wx_user(&mut rng, rows, u2, pid, ph, None, when);
-                sum.wx_users += 1;
-                wx_user2 = Some(u2);
-            }
-            let uid = match wx_user2 {
-                Some(u2) if rng.random_bool(0.5) => u2,
-                _ => uid,
-            };
-            let oid = next(&mut ids.wx_order);
-            let order_no = format!("WX{}{:08}", when.format("%Y%m%d"), oid);
-            let coupon = if coupon_used {
-                Value::from(format!("CP{:04}", rng.random_range(0..200)))
-            } else {
-                Value::NullS
-            };
-            let delivery = rng.random_bool(0.3);
-            let order_row = vec![
-                oid.into(),
-                order_no.into(),
-                uid.into(),
-                store.id.into(),
-                ts.clone().into(),
-                (total - discount).into(),
-                discount.into(),
-                (if delivery { "delivery" } else { "pickup" }).into(),
-                status.into(),
-                coupon,
-                upd.clone().into(),
-            ];
-            if rng.random_bool(0.002 * dirt) {
-                // The mini-program's sync retried: the same order twice under a new id.
-                let mut dup = order_row.clone();
-                dup[0] = next(&mut ids.wx_order).into();
-                rows.wx_orders.push(dup);
-            }
-            rows.wx_orders.push(order_row);
-            sum.wx_orders += 1;
-            for (k, q) in &basket {
-                rows.wx_items.push(vec![
-                    next(&mut ids.wx_item).into(),
-                    oid.into(),
-                    (*k as i64 + 1).into(),
-                    (*q).into(),
-                    MENU[*k].3.into(),
-                    upd.clone().into(),
-                ]);
-                sum.items += 1;
-            }
-            if !social
-                .circles
-                .get(&circle)
-                .is_some_and(|c| c.contains(&uid))
-            {
-                social.circles.entry(circle).or_default().push(uid);
-            }
-            // The session that led to the order, then sometimes a review and a share.
-            let sid = format!("S{uid}-{oid}");
-            let steps: &[(&str, &str)] = &[
-                ("view", "home"),
-                ("view", "menu"),
-                ("click", "item"),
-                ("add_cart", "cart"),
-                ("pay", "pay"),
-            ];
-            let n = steps.len() as i64;
-            let ev_row = |rows: &mut Rows,
-                          ids: &mut Ids,
-                          srng: &mut ChaCha8Rng,
-                          s: &str,
-                          ev: &str,
-                          page: &str,
-                          et: NaiveDateTime| {
-                rows.events.push(vec![
-                    next(&mut ids.event).into(),
-                    uid.into(),
-                    s.into(),
-                    ev.into(),
-                    page.into(),
-                    fmt_ts(et).into(),
-                    device.into(),
-                    (store.lat + srng.random_range(-0.01..0.01)).into(),
-                    (store.lon + srng.random_range(-0.01..0.01)).into(),
-                ]);
-            };
-            // Steps in order, 5 to 40 seconds apart, the payment just before the order time.
-            let gaps: Vec<i64> = (0..n).map(|_| srng.random_range(5..40)).collect();
-            for (i, (ev, page)) in steps.iter().enumerate() {
-                let et = when - Duration::seconds(gaps[i..].iter().sum::<i64>());
-                ev_row(rows, ids, &mut srng, &sid, ev, page, et);
-                sum.events += 1;
-            }
-            // Browses that stopped short of paying: how many and how deep is the person's habit.
-            let browses = rand_distr::Poisson::new(browse_rate.max(1e-6))
-                .map(|p| p.sample(&mut srng) as u32)
-                .unwrap_or(0)
-                .min(6);
-            for b in 0..browses {
-                let mut depth = 1;
-                while depth < 4 && srng.random_bool(p_continue) {
-                    depth += 1;
-                }
-                let bt = when
-                    - Duration::days(srng.random_range(1..5))
-                    - Duration::minutes(b as i64 * 7);
-                let bs = format!("B{uid}-{oid}-{b}");
-                for (i, (ev, page)) in steps.iter().take(depth).enumerate() {
-                    ev_row(
-                        rows,
-                        ids,
-                        &mut srng,
-                        &bs,
-                        ev,
-                        page,
-                        bt + Duration::seconds(i as i64 * 20),
-                    );
-                    sum.events += 1;
-                }
-            }
-            if srng.random_bool(0.12) {
-                write_review(rows, ids, &mut srng, cfg, store, uid, oid, when);
-                sum.reviews += 1;
-            }
-            // Sometimes the order goes wrong and the customer writes to customer service.
-            let n_items: i64 = basket.iter().map(|b| b.1).sum();
-            sum.tickets += service_ticket(
-                cfg,
-                &mut vrng,
-                rows,
-                ids,
-                uid,
-                oid,
-                when,
-                dp,
-                store,
-                delivery,
-                coupon_used,
-                n_items,
-            );
-            // Shares: mostly to a friend in the circle, sometimes to anyone, sometimes to a
-            // group chat (no recipient). The campaign is the month's share campaign.
-            if srng.random_bool((0.04 * sociability).min(0.6)) {
-                let to = match social.friend(&mut srng, circle, uid) {
-                    Some(f) if srng.random_bool(0.85) => Value::I(f),
-                    _ if ids.wx_user > 1 && srng.random_bool(0.4) => {
-                        Value::I(srng.random_range(1..ids.wx_user))
-                    }
-                    _ => Value::NullI,
-                };
-                rows.shares.push(vec![
-                    next(&mut ids.share).into(),
-                    uid.into(),
-                    to,
-                    (if srng.random_bool(0.5) {
-                        "item"
-                    } else {
-                        "coupon"
-                    })
-                    .into(),
-                    format!("CMP{}", when.format("%Y%m")).into(),
-                    fmt_ts(when + Duration::minutes(10)).into(),
-                ]);
-                sum.shares += 1;
-            }
-            // A group order (拼单) with friends, or a friend paying for the order (代付).
-            if srng.random_bool((0.03 * sociability).min(0.3)) {
-                let gid = format!("G{oid}");
-                let mut members = vec![uid];
-                for _ in 0..srng.random_range(1..=3) {
-                    if let Some(f) = social.friend(&mut srng, circle, uid) {
-                        if !members.contains(&f) {
-                            members.push(f);
-                        }
-                    }
-                }
-                if members.len() > 1 {
-                    for m in members {
-                        rows.groups.push(vec![
-                            next(&mut ids.group_row).into(),
-                            gid.clone().into(),
-                            oid.into(),
-                            m.into(),
-                            ts.clone().into(),
-                        ]);
-                    }
-                    sum.group_orders += 1;
-                }
-            }
-            if srng.random_bool(0.02) {
-                if let Some(f) = social.friend(&mut srng, circle, uid) {
-                    rows.paid_by.push(vec![
-                        next(&mut ids.paid_row).into(),
-                        oid.into(),
-                        uid.into(),
-                        f.into(),
-                        ts.clone().into(),
-                    ]);
-                    sum.paid_by_friend += 1;
-                }
-            }
-        } else {
-            // At the till: a member if they have one (and remembered it), else anonymous.
-            let member_id = if has_member && rng.random_bool(0.9) {
-                let (mid, _) = member.get_or_insert_with(|| {
-                    let mid = next(&mut ids.member);
-                    let card = format!("C{:010}", mid * 7 + 1_000_000_000);
-                    push_member(&mut rng, rows, mid, pid, &card, &phone, store, when, dirt);
-                    sum.members += 1;
-                    (mid, card)
-                });
-                let mid = *mid;
-                if dup_member.is_none() && rng.random_bool(0.01 * dirt) {
-                    // Registered again at another till with the same phone.
-                    let d = next(&mut ids.member);
-                    let card = format!("C{:010}", d * 7 + 1_000_000_000);
-                    push_member(&mut rng, rows, d, pid, &card, &phone, store, when, 0.0);
-                    sum.members += 1;
-                    dup_member = Some(d);
-                }
-                Some(match dup_member {
-                    Some(d) if rng.random_bool(0.5) => d,
-                    _ => mid,
+    let prod_w: Vec<f64> = MENU
+        .iter()
+        .map(|m| {
+            pop(m.2)
+                * Gamma::new(0.6, 1.0)
+                    .expect("positive distribution parameters")
+                    .sample(rng)
+                + 1e-4
+        })
+        .collect();
+    // A taste type (from its own stream) makes some items go together — the structure
+    // collaborative filtering can learn — and items sell by daypart (breakfast items in the
+    // morning, sharing meals at dinner).
+    let mut trng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ pid);
+    let taste = TASTES[trng.random_range(0..TASTES.len())];
+    let prod_w_dp: Vec<Vec<f64>> = Daypart::ALL
+        .iter()
+        .map(|dp| {
+            MENU.iter()
+                .zip(&prod_w)
+                .map(|(m, w)| {
+                    let t = if taste.contains(&m.0) { 5.0 } else { 1.0 };
+                    w * t * daypart_affinity(m.0, m.2, *dp)
                 })
-            } else {
-                None
-            };
-            let oid = next(&mut ids.order);
-            let mut store_id = store.id;
-            let mut ots = ts.clone();
-            if rng.random_bool(0.001 * dirt) {
-                ots = if rng.random_bool(0.5) {
-                    String::new()
-                } else {
-                    format!("{}-02-30 25:61:00", when.format("%Y"))
-                };
+                .collect()
+        })
+        .collect();
+    (dp_w, prod_w_dp)
+}
+
+/// One purchase `tt` days after the start: when, where and what, then written to the
+/// mini-program or the till, or kept as ground-truth future when it falls after the cut-off.
+fn purchase(ctx: &Ctx, p: &mut Person, led: &mut Ledger, out: &mut Out, device: &str, tt: f64) {
+    let cfg = ctx.cfg;
+    let start_dt = cfg.start.and_time(chrono::NaiveTime::MIN);
+    let cutoff_off = (cfg.cutoff - cfg.start).num_days() as f64;
+    let rng = &mut p.rng;
+    let dp = Daypart::ALL[weighted(rng, &p.dp_w)];
+    let (h0, h1) = dp.hours();
+    let day = start_dt + Duration::days(tt as i64);
+    let when = day
+        + Duration::hours(rng.random_range(h0..=h1) as i64)
+        + Duration::minutes(rng.random_range(0..60))
+        + Duration::seconds(rng.random_range(0..60));
+    // Store: mostly home, sometimes another store in town, rarely travelling.
+    let cs = p.city_stores;
+    let store_ix = match rng.random_range(0..100) {
+        0..=84 => p.home,
+        85..=94 => cs[rng.random_range(0..cs.len())],
+        _ => rng.random_range(0..ctx.stores.len()),
+    };
+    let store_ix = if ctx.stores[store_ix].open > when.date() {
+        p.home
+    } else {
+        store_ix
+    };
+    let store = &ctx.stores[store_ix];
+    // What the customer pays is the Gamma-Gamma draw (the spend truth, in fen). Items are
+    // rung up until their list price covers it; the gap is the member price / coupon
+    // discount, so total + discount = Σ items holds and the paid values are exactly
+    // Gamma(p, ν). An item far above what is left is put back (a person's taste decides
+    // which items, not the amount).
+    let paid = (p.spend.sample(rng) * 100.0).round().max(100.0) as i64;
+    let (basket, total) = ring_up(
+        rng,
+        paid,
+        &p.prod_w_dp[dp as usize],
+        when,
+        cfg,
+        &mut led.sku_count,
+    );
+    let discount = total - paid;
+    let via_wx = rng.random::<f64>() < p.p_wx;
+    let channel = if via_wx { "wx" } else { "pos" };
+    if tt >= cutoff_off {
+        led.n_future += 1;
+        led.future_spend += paid;
+        out.rows.future.push(vec![
+            (p.pid as i64).into(),
+            fmt_ts(when).into(),
+            paid.into(),
+            channel.into(),
+        ]);
+        return;
+    }
+    led.dp_count[dp as usize] += 1;
+    led.n_src += 1;
+    let ts = fmt_ts(when);
+    let upd = fmt_ts(when + Duration::seconds(rng.random_range(1..120)));
+    let refunded = rng.random_bool(0.02);
+    let (status, upd) = if refunded {
+        (
+            "refunded",
+            fmt_ts(when + Duration::hours(rng.random_range(1..48))),
+        )
+    } else {
+        ("paid", upd)
+    };
+    let coupon_used = discount > 0 && rng.random_bool(0.3);
+    let sale = Sale {
+        when,
+        dp,
+        store,
+        basket,
+        total,
+        discount,
+        ts,
+        upd,
+        status,
+        coupon_used,
+    };
+    if via_wx {
+        online_order(cfg, p, led, out, device, &sale);
+    } else {
+        till_order(cfg, p, led, out, &sale);
+    }
+}
+
+/// An order through the mini-program: the account (created on the first online order), the
+/// order and its items, then the session that led to it, sometimes a review, a service ticket,
+/// a share, a group order or a friend paying.
+fn online_order(
+    cfg: &SimConfig,
+    p: &mut Person,
+    led: &mut Ledger,
+    out: &mut Out,
+    device: &str,
+    s: &Sale,
+) {
+    let dirt = cfg.dirt;
+    let (pid, when) = (p.pid, s.when);
+    let rng = &mut p.rng;
+    let uid = *led.wx_user.get_or_insert_with(|| {
+        let uid = next(&mut out.ids.wx_user);
+        let card = led
+            .member
+            .as_ref()
+            .filter(|_| rng.random_bool(0.3))
+            .map(|m| m.1.clone());
+        push_wx_user(rng, out.rows, uid, pid, Some(&p.phone), card, when);
+        out.sum.wx_users += 1;
+        uid
+    });
+    if led.wx_user2.is_none() && rng.random_bool(0.004 * dirt) {
+        let u2 = next(&mut out.ids.wx_user);
+        let ph = if rng.random_bool(0.8) {
+            Some(p.phone.as_str())
+        } else {
+            None
+        };
+        push_wx_user(rng, out.rows, u2, pid, ph, None, when);
+        out.sum.wx_users += 1;
+        led.wx_user2 = Some(u2);
+    }
+    let uid = match led.wx_user2 {
+        Some(u2) if rng.random_bool(0.5) => u2,
+        _ => uid,
+    };
+    let oid = next(&mut out.ids.wx_order);
+    let order_no = format!("WX{}{:08}", when.format("%Y%m%d"), oid);
+    let coupon = if s.coupon_used {
+        Value::from(format!("CP{:04}", rng.random_range(0..200)))
+    } else {
+        Value::NullS
+    };
+    let delivery = rng.random_bool(0.3);
+    let order_row = vec![
+        oid.into(),
+        order_no.into(),
+        uid.into(),
+        s.store.id.into(),
+        s.ts.clone().into(),
+        (s.total - s.discount).into(),
+        s.discount.into(),
+        (if delivery { "delivery" } else { "pickup" }).into(),
+        s.status.into(),
+        coupon,
+        s.upd.clone().into(),
+    ];
+    if rng.random_bool(0.002 * dirt) {
+        // The mini-program's sync retried: the same order twice under a new id.
+        let mut dup = order_row.clone();
+        dup[0] = next(&mut out.ids.wx_order).into();
+        out.rows.wx_orders.push(dup);
+    }
+    out.rows.wx_orders.push(order_row);
+    out.sum.wx_orders += 1;
+    for (k, q) in &s.basket {
+        out.rows.wx_items.push(vec![
+            next(&mut out.ids.wx_item).into(),
+            oid.into(),
+            (*k as i64 + 1).into(),
+            (*q).into(),
+            MENU[*k].3.into(),
+            s.upd.clone().into(),
+        ]);
+        out.sum.items += 1;
+    }
+    if !out
+        .social
+        .circles
+        .get(&p.circle)
+        .is_some_and(|c| c.contains(&uid))
+    {
+        out.social.circles.entry(p.circle).or_default().push(uid);
+    }
+    let visitor = Visitor {
+        uid,
+        device,
+        store: s.store,
+    };
+    visitor.sessions(p, out, oid, when);
+    if p.srng.random_bool(0.12) {
+        write_review(out.rows, out.ids, &mut p.srng, cfg, s.store, uid, oid, when);
+        out.sum.reviews += 1;
+    }
+    // Sometimes the order goes wrong and the customer writes to customer service.
+    let n_items: i64 = s.basket.iter().map(|b| b.1).sum();
+    out.sum.tickets += service_ticket(
+        cfg,
+        &mut p.vrng,
+        out.rows,
+        out.ids,
+        uid,
+        oid,
+        when,
+        s.dp,
+        s.store,
+        delivery,
+        s.coupon_used,
+        n_items,
+    );
+    social_acts(p, out, uid, oid, s);
+}
+
+/// A mini-program user browsing near a store.
+struct Visitor<'v> {
+    uid: i64,
+    device: &'v str,
+    store: &'v Store,
+}
+
+/// The funnel a session walks through; a paying session reaches the end.
+const FUNNEL: [(&str, &str); 5] = [
+    ("view", "home"),
+    ("view", "menu"),
+    ("click", "item"),
+    ("add_cart", "cart"),
+    ("pay", "pay"),
+];
+
+impl Visitor<'_> {
+    /// One page event, located near the store.
+    fn event(
+        &self,
+        out: &mut Out,
+        srng: &mut ChaCha8Rng,
+        session: &str,
+        ev: &str,
+        page: &str,
+        at: NaiveDateTime,
+    ) {
+        out.rows.events.push(vec![
+            next(&mut out.ids.event).into(),
+            self.uid.into(),
+            session.into(),
+            ev.into(),
+            page.into(),
+            fmt_ts(at).into(),
+            self.device.into(),
+            (self.store.lat + srng.random_range(-0.01..0.01)).into(),
+            (self.store.lon + srng.random_range(-0.01..0.01)).into(),
+        ]);
+        out.sum.events += 1;
+    }
+
+    /// The session that led to order `oid` at `when`, then the person's browses that stopped
+    /// short of paying in the days before.
+    fn sessions(&self, p: &mut Person, out: &mut Out, oid: i64, when: NaiveDateTime) {
+        let uid = self.uid;
+        let srng = &mut p.srng;
+        let sid = format!("S{uid}-{oid}");
+        let n = FUNNEL.len() as i64;
+        // Steps in order, 5 to 40 seconds apart, the payment just before the order time.
+        let gaps: Vec<i64> = (0..n).map(|_| srng.random_range(5..40)).collect();
+        for (i, (ev, page)) in FUNNEL.iter().enumerate() {
+            let et = when - Duration::seconds(gaps[i..].iter().sum::<i64>());
+            self.event(out, srng, &sid, ev, page, et);
+        }
+        // Browses that stopped short of paying: how many and how deep is the person's habit.
+        let browses = rand_distr::Poisson::new(p.browse_rate.max(1e-6))
+            .map(|d| d.sample(srng) as u32)
+            .unwrap_or(0)
+            .min(6);
+        for b in 0..browses {
+            let mut depth = 1;
+            while depth < 4 && srng.random_bool(p.p_continue) {
+                depth += 1;
             }
-            if rng.random_bool(0.0005 * dirt) {
-                store_id = 9999;
-            }
-            let order_row = vec![
-                oid.into(),
-                format!("P{}{:08}", store.id, oid).into(),
-                store_id.into(),
-                member_id.into(),
-                ots.into(),
-                (total - discount).into(),
-                discount.into(),
-                (["wechat_pay", "alipay", "cash", "card"]
-                    [weighted(&mut rng, &[0.55, 0.35, 0.05, 0.05])])
-                .into(),
-                status.into(),
-                if coupon_used {
-                    Value::from(format!("CP{:04}", vrng.random_range(0..200)))
-                } else {
-                    Value::NullS
-                },
-                upd.clone().into(),
-            ];
-            if rng.random_bool(0.003 * dirt) {
-                let mut dup = order_row.clone();
-                dup[0] = next(&mut ids.order).into();
-                rows.orders.push(dup);
-            }
-            rows.orders.push(order_row);
-            sum.pos_orders += 1;
-            for (k, q) in &basket {
-                let bad = rng.random_bool(0.001 * dirt);
-                let pid_v: i64 = if bad { 999 } else { *k as i64 + 1 };
-                rows.items.push(vec![
-                    next(&mut ids.item).into(),
-                    oid.into(),
-                    pid_v.into(),
-                    (*q).into(),
-                    MENU[*k].3.into(),
-                    upd.clone().into(),
-                ]);
-                sum.items += 1;
+            let bt =
+                when - Duration::days(srng.random_range(1..5)) - Duration::minutes(b as i64 * 7);
+            let bs = format!("B{uid}-{oid}-{b}");
+            for (i, (ev, page)) in FUNNEL.iter().take(depth).enumerate() {
+                self.event(
+                    out,
+                    srng,
+                    &bs,
+                    ev,
+                    page,
+                    bt + Duration::seconds(i as i64 * 20),
+                );
             }
         }
     }
-    sum.future_orders += n_future as u64;
+}
+
+/// Shares (mostly to a friend in the circle, sometimes to anyone, sometimes to a group chat with
+/// no recipient; the campaign is the month's share campaign), a group order (拼单) with friends,
+/// or a friend paying for the order (代付).
+fn social_acts(p: &mut Person, out: &mut Out, uid: i64, oid: i64, s: &Sale) {
+    let (srng, circle, when) = (&mut p.srng, p.circle, s.when);
+    if srng.random_bool((0.04 * p.sociability).min(0.6)) {
+        let to = match out.social.friend(srng, circle, uid) {
+            Some(f) if srng.random_bool(0.85) => Value::I(f),
+            _ if out.ids.wx_user > 1 && srng.random_bool(0.4) => {
+                Value::I(srng.random_range(1..out.ids.wx_user))
+            }
+            _ => Value::NullI,
+        };
+        out.rows.shares.push(vec![
+            next(&mut out.ids.share).into(),
+            uid.into(),
+            to,
+            (if srng.random_bool(0.5) {
+                "item"
+            } else {
+                "coupon"
+            })
+            .into(),
+            format!("CMP{}", when.format("%Y%m")).into(),
+            fmt_ts(when + Duration::minutes(10)).into(),
+        ]);
+        out.sum.shares += 1;
+    }
+    if srng.random_bool((0.03 * p.sociability).min(0.3)) {
+        let gid = format!("G{oid}");
+        let mut members = vec![uid];
+        for _ in 0..srng.random_range(1..=3) {
+            if let Some(f) = out.social.friend(srng, circle, uid) {
+                if !members.contains(&f) {
+                    members.push(f);
+                }
+            }
+        }
+        if members.len() > 1 {
+            for m in members {
+                out.rows.groups.push(vec![
+                    next(&mut out.ids.group_row).into(),
+                    gid.clone().into(),
+                    oid.into(),
+                    m.into(),
+                    s.ts.clone().into(),
+                ]);
+            }
+            out.sum.group_orders += 1;
+        }
+    }
+    if srng.random_bool(0.02) {
+        if let Some(f) = out.social.friend(srng, circle, uid) {
+            out.rows.paid_by.push(vec![
+                next(&mut out.ids.paid_row).into(),
+                oid.into(),
+                uid.into(),
+                f.into(),
+                s.ts.clone().into(),
+            ]);
+            out.sum.paid_by_friend += 1;
+        }
+    }
+}
+
+/// An order at the till: a member if they have one (and remembered it), else anonymous; with
+/// the POS's dirt (malformed times, unknown stores, duplicate syncs, unknown items).
+fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, s: &Sale) {
+    let dirt = cfg.dirt;
+    let (pid, store, when) = (p.pid, s.store, s.when);
+    let rng = &mut p.rng;
+    let member_id = if p.has_member && rng.random_bool(0.9) {
+        let (mid, _) = led.member.get_or_insert_with(|| {
+            let mid = next(&mut out.ids.member);
+            let card = format!("C{:010}", mid * 7 + 1_000_000_000);
+            push_member(rng, out.rows, mid, pid, &card, &p.phone, store, when, dirt);
+            out.sum.members += 1;
+            (mid, card)
+        });
+        let mid = *mid;
+        if led.dup_member.is_none() && rng.random_bool(0.01 * dirt) {
+            // Registered again at another till with the same phone.
+            let d = next(&mut out.ids.member);
+            let card = format!("C{:010}", d * 7 + 1_000_000_000);
+            push_member(rng, out.rows, d, pid, &card, &p.phone, store, when, 0.0);
+            out.sum.members += 1;
+            led.dup_member = Some(d);
+        }
+        Some(match led.dup_member {
+            Some(d) if rng.random_bool(0.5) => d,
+            _ => mid,
+        })
+    } else {
+        None
+    };
+    let oid = next(&mut out.ids.order);
+    let mut store_id = store.id;
+    let mut ots = s.ts.clone();
+    if rng.random_bool(0.001 * dirt) {
+        ots = if rng.random_bool(0.5) {
+            String::new()
+        } else {
+            format!("{}-02-30 25:61:00", when.format("%Y"))
+        };
+    }
+    if rng.random_bool(0.0005 * dirt) {
+        store_id = 9999;
+    }
+    let order_row = vec![
+        oid.into(),
+        format!("P{}{:08}", store.id, oid).into(),
+        store_id.into(),
+        member_id.into(),
+        ots.into(),
+        (s.total - s.discount).into(),
+        s.discount.into(),
+        (["wechat_pay", "alipay", "cash", "card"][weighted(rng, &[0.55, 0.35, 0.05, 0.05])]).into(),
+        s.status.into(),
+        if s.coupon_used {
+            Value::from(format!("CP{:04}", p.vrng.random_range(0..200)))
+        } else {
+            Value::NullS
+        },
+        s.upd.clone().into(),
+    ];
+    if rng.random_bool(0.003 * dirt) {
+        let mut dup = order_row.clone();
+        dup[0] = next(&mut out.ids.order).into();
+        out.rows.orders.push(dup);
+    }
+    out.rows.orders.push(order_row);
+    out.sum.pos_orders += 1;
+    for (k, q) in &s.basket {
+        let bad = rng.random_bool(0.001 * dirt);
+        let pid_v: i64 = if bad { 999 } else { *k as i64 + 1 };
+        out.rows.items.push(vec![
+            next(&mut out.ids.item).into(),
+            oid.into(),
+            pid_v.into(),
+            (*q).into(),
+            MENU[*k].3.into(),
+            s.upd.clone().into(),
+        ]);
+        out.sum.items += 1;
+    }
+}
+
+/// The person's truth row (their latent parameters, what they did, alive at the cut-off) and
+/// which source ids are theirs.
+fn record_truth(
+    ctx: &Ctx,
+    p: &Person,
+    led: &Ledger,
+    rows: &mut Rows,
+    times: &[f64],
+    dropout_at: Option<f64>,
+) {
+    let cfg = ctx.cfg;
+    let tp = cfg.params;
+    let pid = p.pid;
+    let start_dt = cfg.start.and_time(chrono::NaiveTime::MIN);
+    let cutoff_off = (cfg.cutoff - cfg.start).num_days() as f64;
     let alive_at_cutoff = match dropout_at {
         Some(d) => d >= cutoff_off,
         None => true,
-    } && t0 < cutoff_off;
-    let fav_dp = Daypart::ALL[(0..5).max_by_key(|i| dp_count[*i]).unwrap_or(1)];
-    let fav_sku = MENU[(0..MENU.len()).max_by_key(|i| sku_count[*i]).unwrap_or(0)].0;
+    } && p.t0 < cutoff_off;
+    let fav_dp = Daypart::ALL[(0..5).max_by_key(|i| led.dp_count[*i]).unwrap_or(1)];
+    let fav_sku = MENU[(0..MENU.len())
+        .max_by_key(|i| led.sku_count[*i])
+        .unwrap_or(0)]
+    .0;
     let dt = |x: f64| fmt_ts(start_dt + Duration::seconds((x * 86400.0) as i64));
     rows.persons.push(vec![
         (pid as i64).into(),
-        lambda.into(),
-        p_drop.into(),
-        nu.into(),
-        (tp.p / nu * 100.0).into(),
-        hol_mult.into(),
-        dt(t0).into(),
-        dt(*times.iter().rfind(|t| **t < cutoff_off).unwrap_or(&t0)).into(),
+        p.lambda.into(),
+        p.p_drop.into(),
+        p.nu.into(),
+        (tp.p / p.nu * 100.0).into(),
+        p.hol_mult.into(),
+        dt(p.t0).into(),
+        dt(*times.iter().rfind(|t| **t < cutoff_off).unwrap_or(&p.t0)).into(),
         dropout_at.map(dt).into(),
         (alive_at_cutoff as i64).into(),
-        (n_src as i64).into(),
-        n_future.into(),
-        future_spend.into(),
-        ctx.stores[home].id.into(),
-        (member.is_some() as i64).into(),
-        (wx_user.is_some() as i64).into(),
+        (led.n_src as i64).into(),
+        led.n_future.into(),
+        led.future_spend.into(),
+        ctx.stores[p.home].id.into(),
+        (led.member.is_some() as i64).into(),
+        (led.wx_user.is_some() as i64).into(),
         fav_dp.code().into(),
         fav_sku.into(),
-        circle.into(),
-        sociability.into(),
-        browse_rate.into(),
-        p_continue.into(),
+        p.circle.into(),
+        p.sociability.into(),
+        p.browse_rate.into(),
+        p.p_continue.into(),
     ]);
-    for m in member.iter().map(|m| m.0).chain(dup_member) {
+    for m in led.member.iter().map(|m| m.0).chain(led.dup_member) {
         rows.ids
             .push(vec!["member".into(), m.into(), (pid as i64).into()]);
     }
-    for u in wx_user.iter().copied().chain(wx_user2) {
+    for u in led.wx_user.iter().copied().chain(led.wx_user2) {
         rows.ids
             .push(vec!["wx".into(), u.into(), (pid as i64).into()]);
     }
-    n_src
 }
 
 /// The problems a customer-service ticket can be about.

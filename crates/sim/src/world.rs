@@ -118,6 +118,37 @@ async fn max_id(db: &Db, sql: &str) -> Result<i64, SimError> {
         .unwrap_or(0))
 }
 
+/// Which person each source id belongs to, and each person's first member and mini-program ids.
+struct Identity {
+    /// `M:{member_id}` / `U:{wx user_id}` → person.
+    person_of: HashMap<String, i64>,
+    member_of: HashMap<i64, i64>,
+    wx_of: HashMap<i64, i64>,
+}
+
+/// What one treatment did to its member, for the truth table and the campaign's totals.
+struct Effect {
+    persuade: f64,
+    annoy: f64,
+    expected: f64,
+    realized: i64,
+    redeemed: i64,
+    is_extra: i64,
+    n_lost: i64,
+}
+
+/// The natural orders of the window and what the campaigns change in them.
+struct World<'w> {
+    persons: &'w HashMap<i64, Person>,
+    ids: &'w Identity,
+    /// The orders people would place anyway, and each person's (indices into them).
+    orders: Vec<Order>,
+    by_person: HashMap<i64, Vec<usize>>,
+    /// Natural orders that no longer happen (person, index), and orders only a campaign caused.
+    lost: std::collections::HashSet<(i64, usize)>,
+    extra: Vec<Order>,
+}
+
 /// Writes `days` days of orders from `from` into both sources, applying the treatments.
 pub async fn advance(
     cfg: &WorldConfig,
@@ -129,29 +160,121 @@ pub async fn advance(
     let to = cfg.from + Duration::days(cfg.days);
     let (from_s, to_s) = (format!("{} 00:00:00", cfg.from), format!("{to} 00:00:00"));
 
-    let (person_of, member_of, wx_of) = identity_map(&truth).await?;
+    let ids = identity_map(&truth).await?;
     let persons = persons(&truth).await?;
-    let mut orders = future_orders(&truth, &from_s, &to_s).await?;
-
-    // Treatments, person by person.
-    let mut rep = AdvanceReport::default();
-    let mut truth_rows: Vec<Vec<Value>> = Vec::new();
-    let mut lost: std::collections::HashSet<(i64, usize)> = Default::default();
-    let mut per_campaign: HashMap<i64, (u64, f64, u64)> = HashMap::new();
+    let orders = future_orders(&truth, &from_s, &to_s).await?;
     let mut by_person: HashMap<i64, Vec<usize>> = HashMap::new();
     for (i, o) in orders.iter().enumerate() {
         by_person.entry(o.person).or_default().push(i);
     }
-    let mut extra: Vec<Order> = Vec::new();
+    let mut world = World {
+        persons: &persons,
+        ids: &ids,
+        orders,
+        by_person,
+        lost: Default::default(),
+        extra: Vec::new(),
+    };
+
+    // Treatments, person by person.
+    let mut rep = AdvanceReport::default();
+    let mut truth_rows: Vec<Vec<Value>> = Vec::new();
+    let mut per_campaign: HashMap<i64, (u64, f64, u64)> = HashMap::new();
     let mut seen: std::collections::HashSet<(i64, i64)> = Default::default();
     for t in treatments {
-        let Some(pid) = t.source_keys.iter().find_map(|k| person_of.get(k)).copied() else {
+        let Some(pid) = t
+            .source_keys
+            .iter()
+            .find_map(|k| ids.person_of.get(k))
+            .copied()
+        else {
             continue;
         };
         if !seen.insert((t.campaign_id, pid)) {
             continue;
         }
-        let Some(p) = persons.get(&pid) else { continue };
+        let Some(e) = world.treat(cfg, to, t, pid, &mut rep) else {
+            continue;
+        };
+        let c = per_campaign.entry(t.campaign_id).or_default();
+        if t.treated {
+            c.0 += 1;
+            c.1 += e.realized as f64;
+        } else {
+            c.2 += 1;
+        }
+        truth_rows.push(vec![
+            t.campaign_id.into(),
+            pid.into(),
+            (t.treated as i64).into(),
+            e.persuade.into(),
+            e.annoy.into(),
+            e.expected.into(),
+            e.realized.into(),
+            e.redeemed.into(),
+            e.is_extra.into(),
+            e.n_lost.into(),
+        ]);
+    }
+    let World {
+        orders,
+        lost,
+        extra,
+        ..
+    } = world;
+    let mut all: Vec<Order> = orders
+        .into_iter()
+        .enumerate()
+        .filter(|(i, o)| !lost.contains(&(o.person, *i)))
+        .map(|(_, o)| o)
+        .chain(extra)
+        .collect();
+    all.sort_by_key(|o| (o.at, o.person));
+
+    write_orders(cfg, &pos, &wx, &persons, &ids, &all, &mut rep).await?;
+    truth
+        .insert_rows(
+            "campaign_truth",
+            &[
+                "campaign_id",
+                "person_id",
+                "treated",
+                "p_persuade",
+                "p_annoy",
+                "expected_uplift_fen",
+                "realized_uplift_fen",
+                "redeemed",
+                "extra_order",
+                "lost_orders",
+            ],
+            &truth_rows,
+        )
+        .await?;
+    let mut camps: Vec<(i64, u64, f64, u64)> = per_campaign
+        .into_iter()
+        .map(|(c, (n, s, h))| (c, n, if n > 0 { s / n as f64 } else { 0.0 }, h))
+        .collect();
+    camps.sort_by_key(|c| c.0);
+    rep.campaigns = camps;
+    for db in [&pos, &wx, &truth] {
+        db.close().await;
+    }
+    Ok(rep)
+}
+
+impl World<'_> {
+    /// One campaign member: whether the message persuades them (an extra order with the
+    /// coupon), annoys them (their natural orders after it are lost) or neither (a natural
+    /// order may still carry the coupon). None for a person the truth does not know.
+    fn treat(
+        &mut self,
+        cfg: &WorldConfig,
+        to: NaiveDate,
+        t: &Treatment,
+        pid: i64,
+        rep: &mut AdvanceReport,
+    ) -> Option<Effect> {
+        let p = self.persons.get(&pid)?;
         let (persuade, annoy) = response(p, t.send_at.date());
         let remaining = (to - t.send_at.date()).num_days().max(0) as f64;
         let rate = if p.alive { p.lambda } else { 0.0 };
@@ -165,102 +288,95 @@ pub async fn advance(
                 ^ (pid as u64) << 20,
         );
         let u: f64 = rng.random();
-        let (mut realized, mut redeemed, mut is_extra, mut n_lost) = (0i64, 0i64, 0i64, 0i64);
-        if t.treated {
-            let mine = by_person.get(&pid).cloned().unwrap_or_default();
-            let after: Vec<usize> = mine
-                .into_iter()
-                .filter(|i| orders[*i].at >= t.send_at)
-                .collect();
-            if u < persuade {
-                let gap = Exp::new(1.0 / 4.0)
-                    .expect("positive distribution parameters")
-                    .sample(&mut rng);
-                let day = t.send_at + Duration::seconds((gap * 86400.0) as i64);
-                if day.date() < to {
-                    let dp = t.daypart.or(p.fav_dp).unwrap_or(Daypart::Lunch);
-                    let (h0, h1) = dp.hours();
-                    let at = day
-                        .date()
-                        .and_hms_opt(rng.random_range(h0..=h1), rng.random_range(0..60), 0)
-                        .expect("daypart hours are 0..=23");
-                    let at = at.max(t.send_at);
-                    let paid = ((p.mean_spend * rng.random_range(0.7..1.3)) as i64
-                        - t.discount_fen)
-                        .max(100);
-                    extra.push(Order {
-                        person: pid,
-                        at,
-                        paid,
-                        coupon: Some((t.coupon_code.clone(), t.discount_fen)),
-                        wx: !member_of.contains_key(&pid) && wx_of.contains_key(&pid),
-                        sku: Some(t.sku.clone().unwrap_or_else(|| p.fav_sku.clone())),
-                    });
-                    realized += paid;
-                    redeemed = 1;
-                    is_extra = 1;
-                    rep.extra_orders += 1;
-                }
-            } else if u < persuade + annoy {
-                for i in &after {
-                    lost.insert((pid, *i));
-                    realized -= orders[*i].paid;
-                    n_lost += 1;
-                }
-                rep.lost_orders += n_lost as u64;
-            } else if let Some(&i) = after.first() {
-                if rng.random_bool(0.5) {
-                    let o = &mut orders[i];
-                    let d = t.discount_fen.min(o.paid - 100).max(0);
-                    o.paid -= d;
-                    o.coupon = Some((t.coupon_code.clone(), d));
-                    realized -= d;
-                    redeemed = 1;
-                    rep.coupon_on_natural += 1;
-                }
+        let mut e = Effect {
+            persuade,
+            annoy,
+            expected,
+            realized: 0,
+            redeemed: 0,
+            is_extra: 0,
+            n_lost: 0,
+        };
+        if !t.treated {
+            return Some(e);
+        }
+        let mine = self.by_person.get(&pid).cloned().unwrap_or_default();
+        let after: Vec<usize> = mine
+            .into_iter()
+            .filter(|i| self.orders[*i].at >= t.send_at)
+            .collect();
+        if u < persuade {
+            let gap = Exp::new(1.0 / 4.0)
+                .expect("positive distribution parameters")
+                .sample(&mut rng);
+            let day = t.send_at + Duration::seconds((gap * 86400.0) as i64);
+            if day.date() < to {
+                let dp = t.daypart.or(p.fav_dp).unwrap_or(Daypart::Lunch);
+                let (h0, h1) = dp.hours();
+                let at = day
+                    .date()
+                    .and_hms_opt(rng.random_range(h0..=h1), rng.random_range(0..60), 0)
+                    .expect("daypart hours are 0..=23");
+                let at = at.max(t.send_at);
+                let paid =
+                    ((p.mean_spend * rng.random_range(0.7..1.3)) as i64 - t.discount_fen).max(100);
+                self.extra.push(Order {
+                    person: pid,
+                    at,
+                    paid,
+                    coupon: Some((t.coupon_code.clone(), t.discount_fen)),
+                    wx: !self.ids.member_of.contains_key(&pid) && self.ids.wx_of.contains_key(&pid),
+                    sku: Some(t.sku.clone().unwrap_or_else(|| p.fav_sku.clone())),
+                });
+                e.realized += paid;
+                e.redeemed = 1;
+                e.is_extra = 1;
+                rep.extra_orders += 1;
+            }
+        } else if u < persuade + annoy {
+            for i in &after {
+                self.lost.insert((pid, *i));
+                e.realized -= self.orders[*i].paid;
+                e.n_lost += 1;
+            }
+            rep.lost_orders += e.n_lost as u64;
+        } else if let Some(&i) = after.first() {
+            if rng.random_bool(0.5) {
+                let o = &mut self.orders[i];
+                let d = t.discount_fen.min(o.paid - 100).max(0);
+                o.paid -= d;
+                o.coupon = Some((t.coupon_code.clone(), d));
+                e.realized -= d;
+                e.redeemed = 1;
+                rep.coupon_on_natural += 1;
             }
         }
-        let e = per_campaign.entry(t.campaign_id).or_default();
-        if t.treated {
-            e.0 += 1;
-            e.1 += realized as f64;
-        } else {
-            e.2 += 1;
-        }
-        truth_rows.push(vec![
-            t.campaign_id.into(),
-            pid.into(),
-            (t.treated as i64).into(),
-            persuade.into(),
-            annoy.into(),
-            expected.into(),
-            realized.into(),
-            redeemed.into(),
-            is_extra.into(),
-            n_lost.into(),
-        ]);
+        Some(e)
     }
-    let mut all: Vec<Order> = orders
-        .into_iter()
-        .enumerate()
-        .filter(|(i, o)| !lost.contains(&(o.person, *i)))
-        .map(|(_, o)| o)
-        .chain(extra)
-        .collect();
-    all.sort_by_key(|o| (o.at, o.person));
+}
 
-    // Continue the sources' ids.
-    let mut oid = max_id(&pos, "SELECT MAX(order_id) AS m FROM orders").await?;
-    let mut iid = max_id(&pos, "SELECT MAX(item_id) AS m FROM order_items").await?;
-    let mut woid = max_id(&wx, "SELECT MAX(order_id) AS m FROM wx_orders").await?;
-    let mut wiid = max_id(&wx, "SELECT MAX(item_id) AS m FROM wx_order_items").await?;
+/// Writes the window's orders (in time order) to the POS or the mini-program, continuing the
+/// sources' ids, each with a basket whose list price covers what was paid.
+async fn write_orders(
+    cfg: &WorldConfig,
+    pos: &Db,
+    wx: &Db,
+    persons: &HashMap<i64, Person>,
+    ids: &Identity,
+    all: &[Order],
+    rep: &mut AdvanceReport,
+) -> Result<(), SimError> {
+    let mut oid = max_id(pos, "SELECT MAX(order_id) AS m FROM orders").await?;
+    let mut iid = max_id(pos, "SELECT MAX(item_id) AS m FROM order_items").await?;
+    let mut woid = max_id(wx, "SELECT MAX(order_id) AS m FROM wx_orders").await?;
+    let mut wiid = max_id(wx, "SELECT MAX(item_id) AS m FROM wx_order_items").await?;
     // Rows are stamped when written: never before what the sources already hold (an earlier
     // refund may carry a later stamp than these orders' times), so an incremental ETL sees them.
     let floor = [
-        max_of(&pos, "SELECT MAX(updated_at) AS m FROM orders").await?,
-        max_of(&pos, "SELECT MAX(updated_at) AS m FROM order_items").await?,
-        max_of(&wx, "SELECT MAX(updated_at) AS m FROM wx_orders").await?,
-        max_of(&wx, "SELECT MAX(updated_at) AS m FROM wx_order_items").await?,
+        max_of(pos, "SELECT MAX(updated_at) AS m FROM orders").await?,
+        max_of(pos, "SELECT MAX(updated_at) AS m FROM order_items").await?,
+        max_of(wx, "SELECT MAX(updated_at) AS m FROM wx_orders").await?,
+        max_of(wx, "SELECT MAX(updated_at) AS m FROM wx_order_items").await?,
     ]
     .into_iter()
     .flatten()
@@ -269,25 +385,11 @@ pub async fn advance(
     let (mut po, mut pi, mut wo, mut wi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut brng =
         ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xA5A5_5A5A ^ cfg.from.num_days_from_ce() as u64);
-    for o in &all {
+    for o in all {
         let Some(p) = persons.get(&o.person) else {
             continue;
         };
-        // The basket: the named item first, then the person's favourite and the menu, until the
-        // list price covers what they pay; the gap is the member price or the coupon.
-        let mut basket: Vec<usize> = Vec::new();
-        let mut list = 0i64;
-        let first = o.sku.as_deref().unwrap_or(&p.fav_sku);
-        if let Some(k) = MENU.iter().position(|m| m.0 == first) {
-            basket.push(k);
-            list += MENU[k].3;
-        }
-        let goal = o.paid + o.coupon.as_ref().map_or(0, |c| c.1);
-        while list < goal {
-            let k = brng.random_range(0..MENU.len());
-            basket.push(k);
-            list += MENU[k].3;
-        }
+        let (basket, list) = basket_for(&mut brng, o, p);
         let ts = fmt_ts(o.at);
         let written = o.at + Duration::seconds(30);
         let upd = fmt_ts(match floor {
@@ -295,8 +397,8 @@ pub async fn advance(
             _ => written,
         });
         let coupon: Value = o.coupon.as_ref().map(|c| c.0.clone()).into();
-        let wx_user = wx_of.get(&o.person).copied();
-        let member = member_of.get(&o.person).copied();
+        let wx_user = ids.wx_of.get(&o.person).copied();
+        let member = ids.member_of.get(&o.person).copied();
         let items = |oid: i64, next_id: &mut i64, out: &mut Vec<Vec<Value>>| {
             for k in &basket {
                 *next_id += 1;
@@ -350,42 +452,31 @@ pub async fn advance(
     pos.insert_rows("order_items", ITEM_COLS, &pi).await?;
     wx.insert_rows("wx_orders", WX_ORDER_COLS, &wo).await?;
     wx.insert_rows("wx_order_items", ITEM_COLS, &wi).await?;
-    truth
-        .insert_rows(
-            "campaign_truth",
-            &[
-                "campaign_id",
-                "person_id",
-                "treated",
-                "p_persuade",
-                "p_annoy",
-                "expected_uplift_fen",
-                "realized_uplift_fen",
-                "redeemed",
-                "extra_order",
-                "lost_orders",
-            ],
-            &truth_rows,
-        )
-        .await?;
-    let mut camps: Vec<(i64, u64, f64, u64)> = per_campaign
-        .into_iter()
-        .map(|(c, (n, s, h))| (c, n, if n > 0 { s / n as f64 } else { 0.0 }, h))
-        .collect();
-    camps.sort_by_key(|c| c.0);
-    rep.campaigns = camps;
-    for db in [&pos, &wx, &truth] {
-        db.close().await;
-    }
-    Ok(rep)
+    Ok(())
 }
 
-/// Which person each source id belongs to (`M:…`, `U:…`), and each person's first member and
-/// mini-program ids.
-#[allow(clippy::type_complexity)]
-async fn identity_map(
-    truth: &Db,
-) -> Result<(HashMap<String, i64>, HashMap<i64, i64>, HashMap<i64, i64>), SimError> {
+/// The basket of an order: the named item first, then the person's favourite and the menu,
+/// until the list price covers what they pay; the gap is the member price or the coupon.
+/// Returns the items and their list total.
+fn basket_for(brng: &mut ChaCha8Rng, o: &Order, p: &Person) -> (Vec<usize>, i64) {
+    let mut basket: Vec<usize> = Vec::new();
+    let mut list = 0i64;
+    let first = o.sku.as_deref().unwrap_or(&p.fav_sku);
+    if let Some(k) = MENU.iter().position(|m| m.0 == first) {
+        basket.push(k);
+        list += MENU[k].3;
+    }
+    let goal = o.paid + o.coupon.as_ref().map_or(0, |c| c.1);
+    while list < goal {
+        let k = brng.random_range(0..MENU.len());
+        basket.push(k);
+        list += MENU[k].3;
+    }
+    (basket, list)
+}
+
+/// Reads who is who from the truth's `ids` table (see [`Identity`]).
+async fn identity_map(truth: &Db) -> Result<Identity, SimError> {
     let mut person_of: HashMap<String, i64> = HashMap::new();
     let mut member_of: HashMap<i64, i64> = HashMap::new();
     let mut wx_of: HashMap<i64, i64> = HashMap::new();
@@ -409,7 +500,11 @@ async fn identity_map(
         };
         person_of.insert(key, p);
     }
-    Ok((person_of, member_of, wx_of))
+    Ok(Identity {
+        person_of,
+        member_of,
+        wx_of,
+    })
 }
 
 /// Every person's traits the world needs from the truth.
