@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react'
 import { Alert, App as AntApp, Button, ConfigProvider, Grid, Layout, Menu, Space, Tag, Typography } from 'antd'
 import zhCN from 'antd/locale/zh_CN'
 import enUS from 'antd/locale/en_US'
-import { api, getKey, liveSocket, setKey, Principal } from './api'
+import { get, getKey, liveSocket, Principal, setKey, url } from './api'
 import { DataVersion } from './pages/useApi'
 import { dict, I18n, Lang } from './i18n'
 import Login from './pages/Login'
@@ -52,7 +52,7 @@ export default function App() {
   }, [])
   useEffect(() => {
     if (!authed) return
-    api<Principal>('/me')
+    get(url('/me'))
       .then((m) => {
         setMe(m)
         localStorage.setItem('c360.me', JSON.stringify(m))

@@ -880,6 +880,20 @@ export interface components {
          * @enum {string}
          */
         Channel: "wechat" | "sms" | "push";
+        /** @description The k-means run the refresh kept (note `segments`). */
+        ClusterNote: {
+            /** @description What sets each cluster apart, by cluster number. */
+            descriptions: string[];
+            /** @description The features it clustered on. */
+            features: string[];
+            /** @description How many clusters. */
+            k: number;
+            /** @description (k, silhouette) for each k tried. */
+            silhouette_by_k: [
+                number,
+                number
+            ][];
+        };
         /** @enum {string} */
         CompareDim: "city" | "store" | "product" | "daypart";
         /** @description One dimension compared. */
@@ -949,8 +963,7 @@ export interface components {
             /** @description Orders and spend per channel, most used first. */
             channels: components["schemas"]["Row"][];
             geo?: null | components["schemas"]["Row"];
-            /** @description The live re-score when an order arrived since the snapshot (null otherwise). */
-            live: unknown;
+            live?: null | components["schemas"]["LiveView"];
             /** @description Their `v_customer_360` row. */
             profile: components["schemas"]["Row"];
         };
@@ -1114,8 +1127,8 @@ export interface components {
         /** @description One change of the live feed. */
         FeedEntry: {
             at: string;
-            /** @description The order as the stream carries it (masked for the caller). */
-            data: unknown;
+            /** @description The order as the stream carries it. */
+            data: components["schemas"]["OrderEvent"];
             /** Format: int64 */
             seq: number;
         };
@@ -1221,8 +1234,7 @@ export interface components {
         Ingested: {
             /** @description false when this order number (or event id) was already received: nothing was counted twice. */
             created: boolean;
-            /** @description The customer's re-scored profile, if any. */
-            live?: unknown;
+            live?: null | components["schemas"]["LiveView"];
             /**
              * Format: int64
              * @description The stream sequence number of the change (None for a duplicate).
@@ -1257,6 +1269,11 @@ export interface components {
             /** Format: double */
             global_holdout_pct: number;
         };
+        /**
+         * @description Where a customer is in their life with the chain.
+         * @enum {string}
+         */
+        Lifecycle: "new" | "won_back" | "dormant" | "growing" | "declining" | "mature";
         /** @description Orders received live since the snapshot (for the caller's stores). */
         LiveCounters: {
             /** Format: int64 */
@@ -1277,6 +1294,42 @@ export interface components {
             live_orders: number;
             /** Format: int64 */
             live_revenue_fen: number;
+        };
+        /** @description An order received live (since the snapshot), as a customer's timeline lists it. */
+        LiveOrderRow: {
+            order_no: string;
+            /** @description Local time, `YYYY-MM-DD HH:MM:SS`. */
+            order_time: string;
+            /** Format: int64 */
+            store_id: number;
+            /** Format: int64 */
+            total_fen: number;
+        };
+        /** @description What the dashboards show for a customer, recomputed without refitting anything. */
+        LiveScore: {
+            lifecycle: components["schemas"]["Lifecycle"];
+            prediction?: null | components["schemas"]["Prediction"];
+            rfm: components["schemas"]["RfmScore"];
+        };
+        /**
+         * @description A customer's live re-score: their figures with the orders received since the snapshot, and
+         *     the scores the stored models give them (no refit).
+         */
+        LiveView: {
+            /**
+             * Format: int64
+             * @description The day number (days since 1970-01-01) the figures are as of.
+             */
+            as_of_day: number;
+            /** Format: int64 */
+            home_store_id?: number | null;
+            /** Format: double */
+            orders: number;
+            /** Format: double */
+            recency_days: number;
+            score?: null | components["schemas"]["LiveScore"];
+            /** Format: double */
+            spend_fen: number;
         };
         /** @description One member as planned. */
         Member: {
@@ -1326,8 +1379,27 @@ export interface components {
             influencers: components["schemas"]["Row"][];
             /** @description customer_id, seed_rank, seed_spread, influence_rank, community. */
             seeds: components["schemas"]["Row"][];
-            /** @description The refresh's network summary (admins and analysts only). */
-            summary?: unknown;
+            summary?: null | components["schemas"]["NetworkNote"];
+        };
+        /** @description The customer network as the refresh measured it (note `network`). */
+        NetworkNote: {
+            /** @description Share cascades traced. */
+            cascades: number;
+            communities: number;
+            /** @description Customers in the network. */
+            customers: number;
+            /** @description Directed share edges (who influenced whom). */
+            influence_edges: number;
+            /**
+             * Format: double
+             * @description Modularity of the community split.
+             */
+            modularity: number;
+            /** Format: double */
+            pagerank_alpha: number;
+            seeds: components["schemas"]["SeedNote"];
+            /** @description Undirected ties (shares and group orders). */
+            ties: number;
         };
         /** @description A page event from the mini-program. */
         NewEvent: {
@@ -1388,6 +1460,20 @@ export interface components {
          * @enum {string}
          */
         OfferKind: "favourite_item" | "amount_off" | "free_item";
+        /** @description An order as the `orders` topic announces it (the feed and the WebSocket carry this). */
+        OrderEvent: {
+            /** Format: int64 */
+            customer_id?: number | null;
+            /** @description Its number of item lines. */
+            items: number;
+            order_no: string;
+            /** @description Local time, `YYYY-MM-DD HH:MM:SS`. */
+            order_time: string;
+            /** Format: int64 */
+            store_id: number;
+            /** Format: int64 */
+            total_fen: number;
+        };
         /** @description The chain (or a store manager's stores) at a glance. */
         Overview: {
             clv?: null | components["schemas"]["Row"];
@@ -1430,19 +1516,35 @@ export interface components {
             spec: components["schemas"]["ExperimentSpec"];
             stores: number;
         };
+        /** @description Per-customer predictions from fitted parameters (closed form; microseconds per customer). */
+        Prediction: {
+            /** Format: double */
+            clv_fen: number;
+            /** Format: double */
+            expected_purchases: number;
+            /** Format: double */
+            expected_purchases_pareto?: number | null;
+            /** Format: double */
+            expected_spend_fen: number;
+            /** Format: double */
+            p_alive: number;
+        };
         /** @enum {string} */
         PredictionKind: "clv" | "churn" | "growth" | "lifecycle" | "all";
         /** @description Model outputs for a customer. */
         Predictions: {
             /** Format: int64 */
             customer_id: number;
-            lifecycle?: unknown;
-            /** @description The live re-score (null when no order arrived since the snapshot). */
-            live: unknown;
+            lifecycle?: null | components["schemas"]["Lifecycle"];
+            live?: null | components["schemas"]["LiveView"];
             /** @description model, metric, horizon_days, value, as_of. */
             predictions: components["schemas"]["Row"][];
             type: string;
-            value_growth?: unknown;
+            /**
+             * Format: double
+             * @description Spend growth, last 90 days against the 90 before (type growth or all).
+             */
+            value_growth?: number | null;
         };
         /** @description What a customer prefers. */
         Preferences: {
@@ -1555,6 +1657,23 @@ export interface components {
             srm?: null | components["schemas"]["Srm"];
             stores: number;
         };
+        /**
+         * @description The 8 RFM classes (high or low R, F and M against the group's means), most valuable first.
+         * @enum {string}
+         */
+        RfmClass: "重要价值客户" | "重要发展客户" | "重要保持客户" | "重要挽留客户" | "一般价值客户" | "一般发展客户" | "一般保持客户" | "一般挽留客户";
+        /** @description A customer's R, F and M quintiles (1–5), their named segment, class and tier. */
+        RfmScore: {
+            class: components["schemas"]["RfmClass"];
+            /** Format: int32 */
+            f: number;
+            /** Format: int32 */
+            m: number;
+            /** Format: int32 */
+            r: number;
+            segment: string;
+            tier: components["schemas"]["Tier"];
+        };
         /** @enum {string} */
         Role: "admin" | "analyst" | "store_manager";
         /** @description A warehouse row: column name to value (the operation's description names the columns). */
@@ -1565,6 +1684,22 @@ export interface components {
         Section: {
             text: string;
             title: string;
+        };
+        /** @description The seeds chosen for influence maximisation, and how far they reach against PageRank's top. */
+        SeedNote: {
+            /**
+             * Format: double
+             * @description Expected customers reached from the greedy seeds (None when there are none).
+             */
+            expected_spread_greedy?: number | null;
+            /**
+             * Format: double
+             * @description Expected customers reached from the same number of top-PageRank customers.
+             */
+            expected_spread_top_pagerank: number;
+            k: number;
+            /** @description The diffusion model the spreads are simulated under. */
+            model: string;
         };
         /** @description One segment's funnel and session shape. */
         SegmentFunnel: {
@@ -1582,8 +1717,7 @@ export interface components {
          *     avg_spend_fen, avg_orders, avg_recency_days, spend_fen.
          */
         Segments: {
-            /** @description What sets each k-means cluster apart (from the refresh). */
-            cluster_explanations: unknown;
+            cluster_explanations?: null | components["schemas"]["ClusterNote"];
             clusters: components["schemas"]["Row"][];
             lifecycle: components["schemas"]["Row"][];
             rfm_classes: components["schemas"]["Row"][];
@@ -1671,12 +1805,17 @@ export interface components {
             /** @description Tickets in this state (in the caller's stores). */
             total: number;
         };
+        /**
+         * @description The chain's four tiers, from the R, F and M scores.
+         * @enum {string}
+         */
+        Tier: "核心客户" | "活跃客户" | "机会客户" | "沉睡/新客户";
         /** @description A customer's orders. */
         Timeline: {
             /** Format: int64 */
             customer_id: number;
             /** @description Orders received live since the snapshot. */
-            live_orders: unknown[];
+            live_orders: components["schemas"]["LiveOrderRow"][];
             /**
              * @description order_id, order_no, order_time, store_id, store_name, channel, status, total_fen,
              *     discount_fen, daypart, holiday, items.

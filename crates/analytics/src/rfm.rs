@@ -55,7 +55,8 @@ pub struct RfmModel {
     pub rule: HighRule,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A customer's R, F and M quintiles (1–5), their named segment, class and tier.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RfmScore {
     pub r: u8,
     pub f: u8,

@@ -123,7 +123,7 @@ pub fn fit_models(
 }
 
 /// Per-customer predictions from fitted parameters (closed form; microseconds per customer).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Prediction {
     pub p_alive: f64,
     pub expected_purchases: f64,

@@ -14,6 +14,7 @@ pub mod clv;
 pub mod cols;
 pub mod experiments;
 pub mod json;
+pub mod notes;
 pub mod profile;
 pub mod query;
 pub mod recs;

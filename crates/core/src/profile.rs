@@ -402,7 +402,7 @@ impl StoredModels {
 }
 
 /// What the dashboards show for a customer, recomputed without refitting anything.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveScore {
     pub rfm: c360_analytics::rfm::RfmScore,
     pub lifecycle: Lifecycle,

@@ -321,7 +321,9 @@ pub const IC_PROBABILITY: f64 = 0.1;
 pub const IC_SAMPLES: usize = 200;
 
 /// Influence, communities, cascades and seeds of the network, as tables and a summary note.
-pub fn network_batches(net: &Network) -> Result<(RecordBatch, RecordBatch, serde_json::Value)> {
+pub fn network_batches(
+    net: &Network,
+) -> Result<(RecordBatch, RecordBatch, c360_core::notes::NetworkNote)> {
     let g = &net.graph;
     let n = g.n;
     // Rank flows from the influenced to their influencer.
@@ -426,20 +428,26 @@ pub fn network_batches(net: &Network) -> Result<(RecordBatch, RecordBatch, serde
         ],
     )?;
     let top_pr: Vec<usize> = order.iter().take(SEEDS.min(n)).copied().collect();
-    let note = serde_json::json!({
-        "customers": n,
-        "influence_edges": g.edge_count(),
-        "ties": net.ties.edge_count(),
-        "communities": csize.len(),
-        "modularity": q,
-        "pagerank_alpha": PAGERANK_ALPHA,
-        "cascades": cascades.len(),
-        "seeds": {
-            "k": seeds.len(),
-            "model": format!("independent cascade, p = 1 - (1 - {IC_PROBABILITY})^weight"),
-            "expected_spread_greedy": seeds.last().map(|s| s.1),
-            "expected_spread_top_pagerank": graph::spread_of(g, &top_pr, IC_PROBABILITY, IC_SAMPLES, 99),
+    let note = c360_core::notes::NetworkNote {
+        customers: n,
+        influence_edges: g.edge_count(),
+        ties: net.ties.edge_count(),
+        communities: csize.len(),
+        modularity: q,
+        pagerank_alpha: PAGERANK_ALPHA,
+        cascades: cascades.len(),
+        seeds: c360_core::notes::SeedNote {
+            k: seeds.len(),
+            model: format!("independent cascade, p = 1 - (1 - {IC_PROBABILITY})^weight"),
+            expected_spread_greedy: seeds.last().map(|s| s.1),
+            expected_spread_top_pagerank: graph::spread_of(
+                g,
+                &top_pr,
+                IC_PROBABILITY,
+                IC_SAMPLES,
+                99,
+            ),
         },
-    });
+    };
     Ok((nb, cb, note))
 }

@@ -89,7 +89,10 @@ pub async fn refresh(
     txn.replace("customer_sessions", vec![sessions_b])?;
     txn.replace("customer_network", vec![network_b])?;
     txn.replace("network_cascades", vec![cascades_b])?;
-    txn.note("network", network_note);
+    txn.note(
+        "network",
+        serde_json::to_value(&network_note).unwrap_or_default(),
+    );
     txn.note("segmentation_run", serde_json::json!(run_id));
     txn.note("models", serde_json::to_value(&models).unwrap_or_default());
     txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());
@@ -97,7 +100,19 @@ pub async fn refresh(
         "rfm_group",
         serde_json::to_value(cfg.rfm_group).unwrap_or_default(),
     );
-    txn.note("segments", serde_json::json!(seg.as_ref().map(|s| serde_json::json!({"k": s.k, "silhouette_by_k": s.silhouette_by_k, "descriptions": s.descriptions, "features": profile::SEGMENT_FEATURES}))));
+    let clusters = seg.as_ref().map(|s| c360_core::notes::ClusterNote {
+        k: s.k,
+        silhouette_by_k: s.silhouette_by_k.clone(),
+        descriptions: s.descriptions.clone(),
+        features: profile::SEGMENT_FEATURES
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
+    });
+    txn.note(
+        "segments",
+        serde_json::to_value(&clusters).unwrap_or_default(),
+    );
     txn.note(
         "churn",
         serde_json::json!(churn.as_ref().map(|m| serde_json::json!({

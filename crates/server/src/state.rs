@@ -390,9 +390,11 @@ impl AppState {
         &self.inner().live
     }
 
-    /// The live re-score of a customer (Null unless an order arrived since the snapshot).
-    pub async fn live_profile_json(&self, id: i64) -> Value {
-        self.score_json(id).await.unwrap_or(Value::Null)
+    /// The live re-score of a customer (None unless an order arrived since the snapshot).
+    pub async fn live_view(&self, id: i64) -> Option<LiveView> {
+        let s = self.snapshot().await.ok()?;
+        let live = self.inner_live().lock().await;
+        live.get(&id).map(|lp| LiveView::of(&s, lp))
     }
 
     /// Re-applies the orders received since the snapshot (after a restart or a new snapshot),
@@ -420,15 +422,6 @@ impl AppState {
         Ok(rows.len())
     }
 
-    async fn score_json(&self, id: i64) -> ApiResult<Value> {
-        let s = self.snapshot().await?;
-        let live = self.inner_live().lock().await;
-        let Some(lp) = live.get(&id) else {
-            return Ok(Value::Null);
-        };
-        Ok(profile_json(&s, lp))
-    }
-
     /// Counts the order in the live stats and, for a known customer, re-scores them from the
     /// stored models (no refit). Returns the new live profile.
     pub async fn apply_live_order(
@@ -438,22 +431,22 @@ impl AppState {
         store: i64,
         day: i64,
         total_fen: i64,
-    ) -> ApiResult<Option<Value>> {
+    ) -> ApiResult<Option<LiveView>> {
         let rescored = self.rescore(s, customer, day, total_fen).await?;
         let v = rescored.as_ref().map(|r| r.2.clone());
         self.count_live_order(store, total_fen, rescored).await;
         Ok(v)
     }
 
-    /// The customer's profile with one more order, without keeping it: (customer, profile, its
-    /// JSON). None for an anonymous order or a customer with no paid order in the snapshot.
+    /// The customer's profile with one more order, without keeping it: (customer, profile, what
+    /// the API shows of it). None for an anonymous order or a customer with no paid order in the snapshot.
     pub async fn rescore(
         &self,
         s: &Snapshot,
         customer: Option<i64>,
         day: i64,
         total_fen: i64,
-    ) -> ApiResult<Option<(i64, LiveProfile, Value)>> {
+    ) -> ApiResult<Option<(i64, LiveProfile, LiveView)>> {
         let Some(c) = customer else { return Ok(None) };
         let known = self.inner_live().lock().await.get(&c).cloned();
         let before = match known {
@@ -465,7 +458,7 @@ impl AppState {
             return Ok(None);
         };
         let after = c360_core::profile::apply_order(&before, day, total_fen as f64);
-        let v = profile_json(s, &after);
+        let v = LiveView::of(s, &after);
         Ok(Some((c, after, v)))
     }
 
@@ -476,7 +469,7 @@ impl AppState {
         &self,
         store: i64,
         total_fen: i64,
-        rescored: Option<(i64, LiveProfile, Value)>,
+        rescored: Option<(i64, LiveProfile, LiveView)>,
     ) {
         {
             let mut st = self
@@ -496,7 +489,7 @@ impl AppState {
     }
 
     /// Orders received live for one customer (newest first).
-    pub async fn live_orders_of(&self, id: i64) -> ApiResult<Vec<Value>> {
+    pub async fn live_orders_of(&self, id: i64) -> ApiResult<Vec<LiveOrderRow>> {
         let s = self.snapshot().await?;
         let rows = self
             .inner()
@@ -506,20 +499,53 @@ impl AppState {
                 &[id.into(), s.end_day.into()],
             )
             .await?;
-        Ok(rows.iter().map(|r| json!({
-            "order_no": c360_db::get_text(r, "order_no"), "store_id": get_i64(r, "store_id"),
-            "order_time": c360_db::get_text(r, "order_time"), "total_fen": get_i64(r, "total_fen"),
-        })).collect())
+        Ok(rows
+            .iter()
+            .map(|r| LiveOrderRow {
+                order_no: c360_db::get_text(r, "order_no").unwrap_or_default(),
+                store_id: get_i64(r, "store_id").unwrap_or_default(),
+                order_time: c360_db::get_text(r, "order_time").unwrap_or_default(),
+                total_fen: get_i64(r, "total_fen").unwrap_or_default(),
+            })
+            .collect())
     }
 }
 
-fn profile_json(s: &Snapshot, p: &c360_core::profile::LiveProfile) -> Value {
-    let score = s.models.as_ref().map(|m| m.score(p));
-    json!({
-        "home_store_id": p.features.home_store_id,
-        "orders": p.features.orders, "spend_fen": p.features.spend, "recency_days": p.features.recency,
-        "as_of_day": p.as_of, "score": score,
-    })
+/// An order received live (since the snapshot), as a customer's timeline lists it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveOrderRow {
+    pub order_no: String,
+    pub store_id: i64,
+    /// Local time, `YYYY-MM-DD HH:MM:SS`.
+    pub order_time: String,
+    pub total_fen: i64,
+}
+
+/// A customer's live re-score: their figures with the orders received since the snapshot, and
+/// the scores the stored models give them (no refit).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveView {
+    pub home_store_id: Option<i64>,
+    pub orders: f64,
+    pub spend_fen: f64,
+    pub recency_days: f64,
+    /// The day number (days since 1970-01-01) the figures are as of.
+    pub as_of_day: i64,
+    /// None when the snapshot has no fitted models.
+    pub score: Option<c360_core::profile::LiveScore>,
+}
+
+impl LiveView {
+    fn of(s: &Snapshot, p: &LiveProfile) -> LiveView {
+        LiveView {
+            home_store_id: p.features.home_store_id,
+            orders: p.features.orders,
+            spend_fen: p.features.spend,
+            recency_days: p.features.recency,
+            as_of_day: p.as_of,
+            score: s.models.as_ref().map(|m| m.score(p)),
+        }
+    }
 }
 
 fn key_of(parts: &Parts) -> Option<String> {

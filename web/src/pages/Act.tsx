@@ -1,26 +1,26 @@
 import { useState } from 'react'
 import { Alert, App, Button, Card, Col, Descriptions, Form, Input, InputNumber, Modal, Row, Select, Space, Table, Tabs, Tag, Typography } from 'antd'
 import ReactECharts from 'echarts-for-react'
-import { api, Json, num, pct, yuan, CampaignList } from '../api'
+import { fixed, num, pct, post, PostBody, Schemas, url, yuan } from '../api'
 import { useT } from '../i18n'
 import { useApi } from './useApi'
 
-const STATUS_COLOR: Record<string, string> = { draft: 'default', running: 'green', paused: 'orange', completed: 'blue', cancelled: 'red' }
+const STATUS_COLOR: Record<Schemas['CampaignStatus'], string> = { draft: 'default', running: 'green', paused: 'orange', completed: 'blue', cancelled: 'red' }
 
 function Results({ id }: { id: number }) {
   const { t } = useT()
-  const r = useApi(`/campaigns/${id}/results`)
+  const r = useApi(url('/campaigns/{id}/results', { id }))
   if (r.error) return <Alert type="error" message={r.error} />
   if (!r.data) return null
   const d = r.data
-  if (!d.arms) return <Alert type="info" message={d.note ?? t.noData} />
-  const curve: Json[] = d.uplift?.curve ?? []
+  if (!d.arms.length || !d.window || !d.srm || !d.uplift) return <Alert type="info" message={d.note ?? t.noData} />
+  const curve = d.uplift.curve
   return (
     <Space direction="vertical" style={{ width: '100%' }} data-testid="campaign-results">
       <Space wrap>
         <Tag>{t.window}: {d.window.from} → {d.window.to}</Tag>
         <Tag color={d.window.complete ? 'green' : 'orange'}>{d.window.complete ? t.complete : t.inProgress}</Tag>
-        <Tag color={d.srm.mismatch ? 'red' : 'green'} data-testid="srm-tag">SRM p={d.srm.p_value.toFixed(3)}</Tag>
+        <Tag color={d.srm.mismatch ? 'red' : 'green'} data-testid="srm-tag">SRM p={fixed(d.srm.p_value, 3)}</Tag>
         <Tag>{t.holdout}: {num(d.holdout)} · {t.globalHoldout}: {num(d.global_holdout)}</Tag>
       </Space>
       <Table
@@ -34,21 +34,21 @@ function Results({ id }: { id: number }) {
           { title: t.members, dataIndex: 'members', render: (v: number) => num(v) },
           {
             title: t.incrementalRevenue,
-            render: (_: unknown, a: Json) => (
+            render: (_: unknown, a: Schemas['ArmResult']) => (
               <span data-testid="incremental">
                 {yuan(a.incremental_revenue_fen)} <Typography.Text type="secondary">[{yuan(a.incremental_revenue_ci[0])}, {yuan(a.incremental_revenue_ci[1])}]</Typography.Text>
               </span>
             ),
           },
-          { title: t.chanceToWin, render: (_: unknown, a: Json) => pct(a.revenue_per_member_cuped.chance_to_win) },
-          { title: 'p (Holm)', render: (_: unknown, a: Json) => a.holm_p_revenue.toFixed(3) },
-          { title: t.retentionLift, render: (_: unknown, a: Json) => `${(a.retention.diff * 100).toFixed(1)} pt` },
-          { title: t.redemptions, render: (_: unknown, a: Json) => `${num(a.redemptions)} (POS ${num(a.redeemed_at_pos)} / ${t.miniProgram} ${num(a.redeemed_in_mini_program)})` },
-          { title: t.discountCost, render: (_: unknown, a: Json) => yuan(a.discount_cost_fen) },
-          { title: 'ROI', render: (_: unknown, a: Json) => (a.roi == null ? '-' : a.roi.toFixed(2)) },
+          { title: t.chanceToWin, render: (_: unknown, a: Schemas['ArmResult']) => pct(a.revenue_per_member_cuped.chance_to_win) },
+          { title: 'p (Holm)', render: (_: unknown, a: Schemas['ArmResult']) => fixed(a.holm_p_revenue, 3) },
+          { title: t.retentionLift, render: (_: unknown, a: Schemas['ArmResult']) => (a.retention.diff == null ? '-' : `${(a.retention.diff * 100).toFixed(1)} pt`) },
+          { title: t.redemptions, render: (_: unknown, a: Schemas['ArmResult']) => `${num(a.redemptions)} (POS ${num(a.redeemed_at_pos)} / ${t.miniProgram} ${num(a.redeemed_in_mini_program)})` },
+          { title: t.discountCost, render: (_: unknown, a: Schemas['ArmResult']) => yuan(a.discount_cost_fen) },
+          { title: 'ROI', render: (_: unknown, a: Schemas['ArmResult']) => fixed(a.roi, 2) },
           {
             title: t.guardrails,
-            render: (_: unknown, a: Json) =>
+            render: (_: unknown, a: Schemas['ArmResult']) =>
               Object.entries(a.guardrails).map(([k, v]) => (
                 <Tag key={k} color={v === 'violated' ? 'red' : v === 'ok' ? 'green' : 'default'}>
                   {k}: {String(v)}
@@ -57,15 +57,15 @@ function Results({ id }: { id: number }) {
           },
         ]}
       />
-      {(d.variants ?? []).map((v: Json) => (
+      {d.variants.map((v) => (
         <Alert
           key={v.arm}
           type="info"
           data-testid="variant-vs"
-          message={`${v.arm} vs ${v.against}: ${yuan(v.revenue_per_member_cuped.diff)} / ${t.members} [${yuan(v.revenue_per_member_cuped.ci[0])}, ${yuan(v.revenue_per_member_cuped.ci[1])}] · ${t.chanceToWin} ${pct(v.revenue_per_member_cuped.chance_to_win)} · p (Holm) ${v.holm_p_revenue.toFixed(3)}`}
+          message={`${v.arm} vs ${v.against}: ${yuan(v.revenue_per_member_cuped.diff)} / ${t.members} [${yuan(v.revenue_per_member_cuped.ci[0])}, ${yuan(v.revenue_per_member_cuped.ci[1])}] · ${t.chanceToWin} ${pct(v.revenue_per_member_cuped.chance_to_win)} · p (Holm) ${fixed(v.holm_p_revenue, 3)}`}
         />
       ))}
-      <Card size="small" title={`${t.uplift} · Qini ${d.uplift.qini_coefficient.toFixed(3)}`}>
+      <Card size="small" title={`${t.uplift} · Qini ${fixed(d.uplift.qini_coefficient, 3)}`}>
         <ReactECharts
           style={{ height: 240 }}
           option={{
@@ -75,7 +75,7 @@ function Results({ id }: { id: number }) {
             yAxis: { type: 'value', axisLabel: { formatter: (v: number) => yuan(v) } },
             series: [
               { name: t.model, type: 'line', showSymbol: false, data: curve.map((p) => [p.share, p.gain]) },
-              { name: t.random, type: 'line', showSymbol: false, lineStyle: { type: 'dashed' }, data: [[0, 0], [1, curve.length ? curve[curve.length - 1].gain : 0]] },
+              { name: t.random, type: 'line', showSymbol: false, lineStyle: { type: 'dashed' }, data: [[0, 0], [1, curve.length ? (curve[curve.length - 1].gain ?? 0) : 0]] },
             ],
           }}
         />
@@ -86,14 +86,28 @@ function Results({ id }: { id: number }) {
 
 /// Edits a suggested spec before it is stored: name, channel, dates, holdout, coupon, cap, quiet
 /// hours, and an optional B arm with a different coupon.
-function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () => void; onSaved: () => void }) {
+/** The editor's fields (money in yuan; the spec keeps fen). */
+type EditorFields = {
+  name: string
+  channel: Schemas['Channel']
+  start: string
+  end: string
+  holdout_pct: number
+  discount: number
+  b_discount?: number | null
+  frequency_cap: number
+  quiet_start: number
+  quiet_end: number
+}
+
+function CampaignEditor({ spec, onClose, onSaved }: { spec: Schemas['CampaignSpec']; onClose: () => void; onSaved: () => void }) {
   const { t } = useT()
   const [form] = Form.useForm()
   const [err, setErr] = useState<string | null>(null)
   const save = async () => {
-    const v = await form.validateFields()
+    const v: EditorFields = await form.validateFields()
     const offer = { ...spec.offer, discount_fen: Math.round(v.discount * 100) }
-    const body = {
+    const body: PostBody<'/campaigns'> = {
       ...spec,
       name: v.name,
       channel: v.channel,
@@ -107,14 +121,14 @@ function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () =>
       variants: v.b_discount ? [{ name: 'A', weight: 1 }, { name: 'B', weight: 1, offer: { ...offer, discount_fen: Math.round(v.b_discount * 100) } }] : [],
     }
     try {
-      await api('/campaigns', { method: 'POST', body: JSON.stringify(body) })
+      await post('/campaigns', body)
       onSaved()
     } catch (e) {
       setErr((e as Error).message)
     }
   }
   return (
-    <Modal open title={t.createCampaign} onOk={save} onCancel={onClose} okButtonProps={{ 'data-testid': 'save-campaign' } as Json}>
+    <Modal open title={t.createCampaign} onOk={save} onCancel={onClose} okButtonProps={{ 'data-testid': 'save-campaign' } as React.ComponentProps<typeof Button>}>
       {err && <Alert type="error" message={err} data-testid="campaign-error" style={{ marginBottom: 8 }} />}
       <Form
         form={form}
@@ -126,7 +140,7 @@ function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () =>
           start: spec.start,
           end: spec.end,
           holdout_pct: spec.holdout_pct,
-          discount: spec.offer.discount_fen / 100,
+          discount: (spec.offer.discount_fen ?? 0) / 100,
           frequency_cap: spec.frequency_cap,
           quiet_start: spec.quiet_start,
           quiet_end: spec.quiet_end,
@@ -137,7 +151,7 @@ function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () =>
         </Form.Item>
         <Space wrap>
           <Form.Item name="channel" label={t.channel}>
-            <Select style={{ width: 110 }} options={['wechat', 'sms', 'push'].map((c) => ({ value: c, label: c }))} />
+            <Select style={{ width: 110 }} options={(['wechat', 'sms', 'push'] satisfies Schemas['Channel'][]).map((c) => ({ value: c, label: c }))} />
           </Form.Item>
           <Form.Item name="start" label={t.start}>
             <Input style={{ width: 120 }} />
@@ -174,12 +188,12 @@ function CampaignEditor({ spec, onClose, onSaved }: { spec: Json; onClose: () =>
 }
 
 /// All campaigns together against the global holdout, over the campaigns' dates.
-function Program({ campaigns }: { campaigns: Json[] }) {
+function Program({ campaigns }: { campaigns: Schemas['Campaign'][] }) {
   const { t } = useT()
   const live = campaigns.filter((c) => c.status !== 'draft' && c.status !== 'cancelled')
   const from = live.map((c) => c.spec.start).sort()[0]
   const to = live.map((c) => c.spec.end).sort().reverse()[0]
-  const p = useApi(from ? `/campaigns/program?from=${from}&to=${to}` : null)
+  const p = useApi(from ? url('/campaigns/program', null, { from, to }) : null)
   if (!from || !p.data) return null
   const d = p.data
   const e = d.revenue_per_customer_cuped
@@ -188,7 +202,7 @@ function Program({ campaigns }: { campaigns: Json[] }) {
       type="info"
       data-testid="program"
       style={{ marginBottom: 8 }}
-      message={`${t.program} ${d.from} → ${d.to}: ${yuan(d.incremental_revenue_fen)} [${yuan(d.incremental_revenue_ci[0])}, ${yuan(d.incremental_revenue_ci[1])}] · ${t.chanceToWin} ${pct(e.chance_to_win)} · ${t.globalHoldout} ${num(d.global_holdout)} / ${num(d.customers)} · SRM p=${d.srm.p_value.toFixed(3)}`}
+      message={`${t.program} ${d.from} → ${d.to}: ${yuan(d.incremental_revenue_fen)} [${yuan(d.incremental_revenue_ci[0])}, ${yuan(d.incremental_revenue_ci[1])}] · ${t.chanceToWin} ${pct(e.chance_to_win)} · ${t.globalHoldout} ${num(d.global_holdout)} / ${num(d.customers)} · SRM p=${fixed(d.srm.p_value, 3)}`}
     />
   )
 }
@@ -196,13 +210,13 @@ function Program({ campaigns }: { campaigns: Json[] }) {
 function Campaigns({ canWrite }: { canWrite: boolean }) {
   const { t, lang } = useT()
   const { message } = App.useApp()
-  const list = useApi<CampaignList>('/campaigns')
-  const sugg = useApi('/campaigns/suggestions')
+  const list = useApi(url('/campaigns'))
+  const sugg = useApi(url('/campaigns/suggestions'))
   const [open, setOpen] = useState<number | null>(null)
-  const [editing, setEditing] = useState<Json | null>(null)
-  const act = async (path: string, body?: Json) => {
+  const [editing, setEditing] = useState<Schemas['CampaignSpec'] | null>(null)
+  const act = async (change: () => Promise<unknown>) => {
     try {
-      await api(path, { method: 'POST', body: body ? JSON.stringify(body) : undefined })
+      await change()
       list.reload()
     } catch (e) {
       message.error((e as Error).message)
@@ -222,14 +236,14 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
             dataSource={sugg.data?.suggestions ?? []}
             columns={[
               { title: t.rfmClass, dataIndex: 'rfm_class' },
-              { title: t.goal, render: (_: unknown, s: Json) => (lang === 'zh' ? s.goal_zh : s.goal_en) },
+              { title: t.goal, render: (_: unknown, s: Schemas['Suggestion']) => (lang === 'zh' ? s.goal_zh : s.goal_en) },
               { title: t.count, dataIndex: 'customers', render: (v: number) => num(v) },
               { title: t.churn, dataIndex: 'avg_churn', render: (v: number) => pct(v) },
               { title: t.clv, dataIndex: 'clv_fen', render: (v: number) => yuan(v) },
-              { title: t.offer, render: (_: unknown, s: Json) => `${yuan(s.spec.offer.discount_fen)} · ${t.favouriteItem}` },
+              { title: t.offer, render: (_: unknown, s: Schemas['Suggestion']) => `${yuan(s.spec.offer.discount_fen)} · ${t.favouriteItem}` },
               {
                 title: '',
-                render: (_: unknown, s: Json) =>
+                render: (_: unknown, s: Schemas['Suggestion']) =>
                   canWrite && (
                     <Button size="small" data-testid="create-campaign" onClick={() => setEditing(s.spec)}>
                       {t.createCampaign}
@@ -253,21 +267,21 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
             columns={[
               { title: '#', dataIndex: 'campaign_id' },
               { title: t.name, dataIndex: 'name' },
-              { title: t.status, dataIndex: 'status', render: (v: string) => <Tag color={STATUS_COLOR[v]}>{t[v as keyof typeof t] ?? v}</Tag> },
+              { title: t.status, dataIndex: 'status', render: (v: Schemas['CampaignStatus']) => <Tag color={STATUS_COLOR[v]}>{t[v]}</Tag> },
               { title: t.count, dataIndex: 'audience_size', render: (v: number) => num(v) },
-              { title: t.schedule, render: (_: unknown, c: Json) => `${c.spec.start} → ${c.spec.end}` },
-              { title: t.channel, render: (_: unknown, c: Json) => c.spec.channel },
+              { title: t.schedule, render: (_: unknown, c: Schemas['Campaign']) => `${c.spec.start} → ${c.spec.end}` },
+              { title: t.channel, render: (_: unknown, c: Schemas['Campaign']) => c.spec.channel },
               {
                 title: '',
-                render: (_: unknown, c: Json) => (
+                render: (_: unknown, c: Schemas['Campaign']) => (
                   <Space size={4} wrap>
                     {canWrite && c.status === 'draft' && (
-                      <Button size="small" type="primary" data-testid="launch" onClick={() => act(`/campaigns/${c.campaign_id}/launch`)}>
+                      <Button size="small" type="primary" data-testid="launch" onClick={() => act(() => post('/campaigns/{id}/launch', null, { id: c.campaign_id }))}>
                         {t.launch}
                       </Button>
                     )}
-                    {canWrite && c.status === 'running' && <Button size="small" onClick={() => act(`/campaigns/${c.campaign_id}/status`, { action: 'pause' })}>{t.pause}</Button>}
-                    {canWrite && c.status === 'paused' && <Button size="small" onClick={() => act(`/campaigns/${c.campaign_id}/status`, { action: 'resume' })}>{t.resume}</Button>}
+                    {canWrite && c.status === 'running' && <Button size="small" onClick={() => act(() => post('/campaigns/{id}/status', { action: 'pause' }, { id: c.campaign_id }))}>{t.pause}</Button>}
+                    {canWrite && c.status === 'paused' && <Button size="small" onClick={() => act(() => post('/campaigns/{id}/status', { action: 'resume' }, { id: c.campaign_id }))}>{t.resume}</Button>}
                     {c.status !== 'draft' && (
                       <Button size="small" data-testid="show-results" onClick={() => setOpen(open === c.campaign_id ? null : c.campaign_id)}>
                         {t.results}
@@ -297,19 +311,19 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
 
 function Service() {
   const { t, lang } = useT()
-  const tickets = useApi('/service/tickets?limit=30')
+  const tickets = useApi(url('/service/tickets', null, { limit: 30 }))
   const [msg, setMsg] = useState('')
-  const [diag, setDiag] = useState<Json | null>(null)
+  const [diag, setDiag] = useState<Schemas['Diagnosis'] | null>(null)
   const [err, setErr] = useState<string | null>(null)
   const run = async () => {
     try {
       setErr(null)
-      setDiag(await api('/service/diagnose', { method: 'POST', body: JSON.stringify({ message: msg }) }))
+      setDiag(await post('/service/diagnose', { message: msg }))
     } catch (e) {
       setErr((e as Error).message)
     }
   }
-  const sol = (r: Json) => (lang === 'zh' ? r.solution_zh : r.solution_en)
+  const sol = (r: Schemas['Resolution']) => (lang === 'zh' ? r.solution_zh : r.solution_en)
   return (
     <Row gutter={[12, 12]}>
       <Col xs={24} lg={10}>
@@ -325,7 +339,7 @@ function Service() {
                 <Tag color="red">{t[diag.predicted_cause as keyof typeof t] ?? diag.predicted_cause}</Tag>
               </Descriptions.Item>
               <Descriptions.Item label={t.probabilities}>
-                {diag.probabilities.map((p: Json) => `${t[p.cause as keyof typeof t] ?? p.cause} ${pct(p.p)}`).join(' · ')}
+                {diag.probabilities.map((p) => `${t[p.cause as keyof typeof t] ?? p.cause} ${pct(p.p)}`).join(' · ')}
               </Descriptions.Item>
               <Descriptions.Item label={t.solution}>{sol(diag.resolution)}</Descriptions.Item>
               <Descriptions.Item label={t.compensation}>
@@ -347,9 +361,9 @@ function Service() {
             dataSource={tickets.data?.tickets ?? []}
             columns={[
               { title: t.message, dataIndex: 'message', width: 140, ellipsis: true },
-              { title: t.cause, render: (_: unknown, r: Json) => <Tag>{t[r.predicted_cause as keyof typeof t] ?? r.predicted_cause} {pct(r.confidence)}</Tag> },
-              { title: t.compensation, render: (_: unknown, r: Json) => yuan(r.resolution.compensation_fen) },
-              { title: t.solution, width: 220, ellipsis: true, render: (_: unknown, r: Json) => sol(r.resolution) },
+              { title: t.cause, render: (_: unknown, r: Schemas['TicketView']) => <Tag>{t[r.predicted_cause as keyof typeof t] ?? r.predicted_cause} {pct(r.confidence)}</Tag> },
+              { title: t.compensation, render: (_: unknown, r: Schemas['TicketView']) => yuan(r.resolution.compensation_fen) },
+              { title: t.solution, width: 220, ellipsis: true, render: (_: unknown, r: Schemas['TicketView']) => sol(r.resolution) },
             ]}
           />
         </Card>
@@ -360,17 +374,17 @@ function Service() {
 
 function Experiments({ canWrite }: { canWrite: boolean }) {
   const { t } = useT()
-  const list = useApi('/experiments')
+  const list = useApi(url('/experiments'))
   const [open, setOpen] = useState<number | null>(null)
-  const [plan, setPlan] = useState<Json | null>(null)
+  const [plan, setPlan] = useState<Schemas['Plan'] | null>(null)
   const [err, setErr] = useState<string | null>(null)
   const [form] = Form.useForm()
-  const res = useApi(open != null ? `/experiments/${open}/results` : null)
+  const res = useApi(open != null ? url('/experiments/{id}/results', { id: open }) : null)
   const create = async () => {
-    const v = await form.validateFields()
+    const v: PostBody<'/experiments'> = await form.validateFields()
     try {
       setErr(null)
-      setPlan(await api('/experiments', { method: 'POST', body: JSON.stringify(v) }))
+      setPlan(await post('/experiments', v))
       list.reload()
     } catch (e) {
       setErr((e as Error).message)
@@ -405,7 +419,7 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
         <Alert
           type="info"
           data-testid="exp-plan"
-          message={`#${plan.experiment_id}: ${plan.stores} ${t.store} × ${plan.days} d · MDE ${num(plan.mde_abs / 100, 0)} ¥/${t.storeDay} (${pct(plan.mde_rel)})`}
+          message={`#${plan.experiment_id}: ${plan.stores} ${t.store} × ${plan.days} d · MDE ${num(plan.mde_abs == null ? null : plan.mde_abs / 100, 0)} ¥/${t.storeDay} (${pct(plan.mde_rel)})`}
           style={{ marginBottom: 8 }}
         />
       )}
@@ -417,16 +431,16 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
         dataSource={list.data?.experiments ?? []}
         columns={[
           { title: '#', dataIndex: 'experiment_id' },
-          { title: t.name, render: (_: unknown, e: Json) => e.spec?.name },
-          { title: t.design, render: (_: unknown, e: Json) => e.spec?.design },
-          { title: t.schedule, render: (_: unknown, e: Json) => `${e.spec?.start} → ${e.spec?.end}` },
-          { title: '', render: (_: unknown, e: Json) => <Button size="small" onClick={() => setOpen(e.experiment_id)}>{t.results}</Button> },
+          { title: t.name, render: (_: unknown, e: Schemas['Experiment']) => e.spec?.name },
+          { title: t.design, render: (_: unknown, e: Schemas['Experiment']) => e.spec?.design },
+          { title: t.schedule, render: (_: unknown, e: Schemas['Experiment']) => `${e.spec?.start} → ${e.spec?.end}` },
+          { title: '', render: (_: unknown, e: Schemas['Experiment']) => <Button size="small" onClick={() => setOpen(e.experiment_id)}>{t.results}</Button> },
         ]}
       />
       {res.data && (
         <Descriptions size="small" column={1} style={{ marginTop: 8 }}>
           <Descriptions.Item label={t.effect}>
-            {num(res.data.result.diff, 1)} [{num(res.data.result.ci_low, 1)}, {num(res.data.result.ci_high, 1)}] · p={res.data.result.p_value.toFixed(3)}
+            {num(res.data.result.diff, 1)} [{num(res.data.result.ci_low, 1)}, {num(res.data.result.ci_high, 1)}] · p={fixed(res.data.result.p_value, 3)}
           </Descriptions.Item>
           <Descriptions.Item label={t.chanceToWin}>{pct(res.data.chance_to_win)}</Descriptions.Item>
           <Descriptions.Item label={t.design}>{res.data.analysis}</Descriptions.Item>
@@ -438,7 +452,7 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
 
 function Audit() {
   const { t } = useT()
-  const a = useApi('/audit?limit=200')
+  const a = useApi(url('/audit', null, { limit: 200 }))
   if (a.error) return <Alert type="error" message={a.error} />
   return (
     <Table

@@ -1,25 +1,21 @@
 import { useState } from 'react'
 import { Alert, Card, Input, Select, Space, Table, Tag } from 'antd'
-import { Json, num, pct, yuan } from '../api'
+import { num, numOf, pct, Row, Schemas, url, yuan } from '../api'
 import { useT } from '../i18n'
 import { useApi } from './useApi'
 
-const TIERS = ['核心客户', '活跃客户', '机会客户', '沉睡/新客户']
-const CLASSES = ['重要价值客户', '重要发展客户', '重要保持客户', '重要挽留客户', '一般价值客户', '一般发展客户', '一般保持客户', '一般挽留客户']
+const TIERS: Schemas['Tier'][] = ['核心客户', '活跃客户', '机会客户', '沉睡/新客户']
+const CLASSES: Schemas['RfmClass'][] = ['重要价值客户', '重要发展客户', '重要保持客户', '重要挽留客户', '一般价值客户', '一般发展客户', '一般保持客户', '一般挽留客户']
 
 export default function Customers({ onOpen }: { onOpen: (id: number) => void }) {
   const { t } = useT()
   const [q, setQ] = useState('')
-  const [tier, setTier] = useState<string | undefined>()
-  const [cls, setCls] = useState<string | undefined>()
+  const [tier, setTier] = useState<Schemas['Tier'] | undefined>()
+  const [cls, setCls] = useState<Schemas['RfmClass'] | undefined>()
   const [page, setPage] = useState(1)
   const [size, setSize] = useState(20)
-  const [sort, setSort] = useState('total_spend_fen')
-  const params = new URLSearchParams({ page: String(page), page_size: String(size), sort })
-  if (q) params.set('q', q)
-  if (tier) params.set('tier', tier)
-  if (cls) params.set('rfm_class', cls)
-  const { data, error, loading } = useApi(`/customers?${params}`)
+  const [sort, setSort] = useState<Schemas['CustomerSort']>('total_spend_fen')
+  const { data, error, loading } = useApi(url('/customers', null, { page, page_size: size, sort, q, tier, rfm_class: cls }))
   return (
     <Card size="small">
       <Space wrap style={{ marginBottom: 12 }}>
@@ -40,13 +36,13 @@ export default function Customers({ onOpen }: { onOpen: (id: number) => void }) 
         />
       </Space>
       {error && <Alert type="error" message={error} />}
-      <Table<Json>
+      <Table<Row>
         size="small"
         rowKey="customer_id"
         loading={loading}
         dataSource={data?.items ?? []}
         scroll={{ x: true }}
-        onRow={(r) => ({ onClick: () => onOpen(r.customer_id), style: { cursor: 'pointer' } })}
+        onRow={(r) => ({ onClick: () => onOpen(numOf(r, 'customer_id') ?? 0), style: { cursor: 'pointer' } })}
         pagination={{ current: page, pageSize: size, total: data?.total ?? 0, showSizeChanger: true, onChange: (p, s) => (setPage(p), setSize(s)) }}
         columns={[
           { title: t.customer, dataIndex: 'customer_id', render: (v: number) => <a data-testid={`customer-${v}`}>{v}</a> },

@@ -1,7 +1,7 @@
 import { useState } from 'react'
 import { Alert, Card, Col, Row, Segmented, Skeleton, Table, Tabs, Tag } from 'antd'
 import ReactECharts from 'echarts-for-react'
-import { Json, num, pct } from '../api'
+import { num, numOf, pct, Row as Cells, Schemas, strOf, url } from '../api'
 import { useT } from '../i18n'
 import { useApi } from './useApi'
 
@@ -9,17 +9,17 @@ const ASPECTS = ['taste', 'service', 'price', 'environment', 'speed', 'hygiene']
 
 function Behaviour() {
   const { t } = useT()
-  const [by, setBy] = useState('tier')
-  const funnel = useApi(`/behavior/funnel?by=${by}`)
-  const paths = useApi('/behavior/paths?limit=10')
+  const [by, setBy] = useState<Schemas['FunnelBy']>('tier')
+  const funnel = useApi(url('/behavior/funnel', null, { by }))
+  const paths = useApi(url('/behavior/paths', null, { limit: 10 }))
   if (funnel.error || paths.error) return <Alert type="error" message={funnel.error || paths.error} />
-  const segs: Json[] = funnel.data?.segments ?? []
-  const steps: string[] = funnel.data?.steps ?? []
+  const segs = funnel.data?.segments ?? []
+  const steps = funnel.data?.steps ?? []
   return (
     <Row gutter={[12, 12]}>
       <Col xs={24}>
         <Card title={t.funnel} size="small">
-          <Segmented size="small" value={by} onChange={(v) => setBy(v as string)} options={['none', 'tier', 'lifecycle', 'device']} />
+          <Segmented size="small" value={by} onChange={(v) => setBy(v as Schemas['FunnelBy'])} options={['none', 'tier', 'lifecycle', 'device'] satisfies Schemas['FunnelBy'][]} />
           {!funnel.data ? (
             <Skeleton active />
           ) : (
@@ -36,7 +36,7 @@ function Behaviour() {
                   series: segs.map((s) => ({
                     name: s.segment,
                     type: 'line',
-                    data: s.funnel.reached.map((r: number) => r / Math.max(1, s.funnel.sessions)),
+                    data: s.funnel.reached.map((r) => r / Math.max(1, s.funnel.sessions)),
                   })),
                 }}
               />
@@ -49,13 +49,13 @@ function Behaviour() {
                 dataSource={segs}
                 columns={[
                   { title: t.segmentName, dataIndex: 'segment' },
-                  { title: t.sessions, render: (_: unknown, r: Json) => num(r.funnel.sessions) },
+                  { title: t.sessions, render: (_: unknown, r: Schemas['SegmentFunnel']) => num(r.funnel.sessions) },
                   ...steps.map((s, i) => ({
                     title: `${t[s as keyof typeof t] ?? s} ↓`,
-                    render: (_: unknown, r: Json) => pct(r.funnel.drop_off[i]),
+                    render: (_: unknown, r: Schemas['SegmentFunnel']) => pct(r.funnel.drop_off[i]),
                   })),
-                  { title: t.conversion, render: (_: unknown, r: Json) => pct(r.funnel.overall_conversion) },
-                  { title: t.bounce, render: (_: unknown, r: Json) => pct(r.bounce_rate) },
+                  { title: t.conversion, render: (_: unknown, r: Schemas['SegmentFunnel']) => pct(r.funnel.overall_conversion) },
+                  { title: t.bounce, render: (_: unknown, r: Schemas['SegmentFunnel']) => pct(r.bounce_rate) },
                 ]}
               />
             </>
@@ -84,7 +84,7 @@ function Behaviour() {
             style={{ height: 260 }}
             option={{
               tooltip: {},
-              series: [{ type: 'pie', radius: ['35%', '65%'], data: (paths.data?.exits ?? []).map((e: Json) => ({ name: e.page, value: e.sessions })) }],
+              series: [{ type: 'pie', radius: ['35%', '65%'], data: (paths.data?.exits ?? []).map((e) => ({ name: e.page, value: e.sessions })) }],
             }}
           />
         </Card>
@@ -95,12 +95,13 @@ function Behaviour() {
 
 function Sentiment() {
   const { t } = useT()
-  const s = useApi('/sentiment')
+  const s = useApi(url('/sentiment'))
   if (s.error) return <Alert type="error" message={s.error} />
   if (!s.data) return <Skeleton active />
-  const names: Json[] = s.data.aspects
-  const total = s.data.total ?? {}
-  const trend: Json[] = s.data.trend ?? []
+  const names = s.data.aspects
+  const total = s.data.total
+  const trend = s.data.trend
+  const fixed = (v: number | null) => (v == null ? null : Number(v.toFixed(2)))
   return (
     <Row gutter={[12, 12]}>
       <Col xs={24} lg={10}>
@@ -116,14 +117,14 @@ function Sentiment() {
                 {
                   type: 'bar',
                   data: names.map((a) => ({
-                    value: total[a.column] == null ? null : Number(total[a.column].toFixed(2)),
-                    itemStyle: { color: (total[a.column] ?? 0) >= 0 ? '#52c41a' : '#f5222d' },
+                    value: fixed(numOf(total, a.column)),
+                    itemStyle: { color: (numOf(total, a.column) ?? 0) >= 0 ? '#52c41a' : '#f5222d' },
                   })),
                 },
               ],
             }}
           />
-          {num(total.reviews)} {t.reviews} · {t.sentiment} {num(total.sentiment, 2)}
+          {num(numOf(total, 'reviews'))} {t.reviews} · {t.sentiment} {num(numOf(total, 'sentiment'), 2)}
         </Card>
       </Col>
       <Col xs={24} lg={14}>
@@ -134,9 +135,9 @@ function Sentiment() {
               tooltip: { trigger: 'axis' },
               legend: { type: 'scroll' },
               grid: { left: 40, right: 10, top: 40, bottom: 30 },
-              xAxis: { type: 'category', data: trend.map((r) => r.month) },
+              xAxis: { type: 'category', data: trend.map((r) => strOf(r, 'month')) },
               yAxis: { type: 'value', min: -1, max: 1 },
-              series: names.map((a) => ({ name: a.aspect, type: 'line', smooth: true, connectNulls: true, data: trend.map((r) => (r[a.column] == null ? null : Number(r[a.column].toFixed(2)))) })),
+              series: names.map((a) => ({ name: a.aspect, type: 'line', smooth: true, connectNulls: true, data: trend.map((r) => fixed(numOf(r, a.column))) })),
             }}
           />
         </Card>
@@ -148,12 +149,12 @@ function Sentiment() {
             rowKey="store_id"
             scroll={{ x: true }}
             pagination={{ pageSize: 10 }}
-            dataSource={s.data.stores ?? []}
+            dataSource={s.data.stores}
             columns={[
-              { title: t.store, dataIndex: 'name', render: (v: string, r: Json) => v ?? r.store_id },
+              { title: t.store, dataIndex: 'name', render: (v: string | null, r: Cells) => v ?? numOf(r, 'store_id') },
               { title: t.reviews, dataIndex: 'reviews' },
               { title: t.sentiment, dataIndex: 'sentiment', render: (v: number) => num(v, 2) },
-              ...ASPECTS.map((c, i) => ({ title: names[i]?.aspect ?? c, dataIndex: c, render: (v: number) => (v == null ? '-' : <Tag color={v >= 0 ? 'green' : 'red'}>{v.toFixed(2)}</Tag>) })),
+              ...ASPECTS.map((c, i) => ({ title: names[i]?.aspect ?? c, dataIndex: c, render: (v: number | null) => (v == null ? '-' : <Tag color={v >= 0 ? 'green' : 'red'}>{v.toFixed(2)}</Tag>) })),
             ]}
           />
         </Card>
@@ -164,11 +165,11 @@ function Sentiment() {
 
 function Network({ onOpen }: { onOpen: (id: number) => void }) {
   const { t } = useT()
-  const n = useApi('/network?limit=15')
+  const n = useApi(url('/network', null, { limit: 15 }))
   if (n.error) return <Alert type="error" message={n.error} />
   if (!n.data) return <Skeleton active />
   const sm = n.data.summary
-  const open = (r: Json) => ({ onClick: () => onOpen(r.customer_id ?? r.root_customer_id), style: { cursor: 'pointer' } })
+  const open = (r: Cells) => ({ onClick: () => onOpen(numOf(r, 'customer_id') ?? numOf(r, 'root_customer_id') ?? 0), style: { cursor: 'pointer' } })
   return (
     <Row gutter={[12, 12]}>
       {sm && (
@@ -227,9 +228,9 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
             style={{ height: 260 }}
             option={{
               tooltip: {},
-              xAxis: { type: 'category', data: n.data.communities.map((c: Json) => `#${c.community}`) },
+              xAxis: { type: 'category', data: n.data.communities.map((c) => `#${numOf(c, 'community')}`) },
               yAxis: { type: 'value' },
-              series: [{ type: 'bar', name: t.count, data: n.data.communities.map((c: Json) => c.members) }],
+              series: [{ type: 'bar', name: t.count, data: n.data.communities.map((c) => numOf(c, 'members')) }],
             }}
           />
         </Card>
@@ -238,7 +239,7 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
         <Card title={t.cascades} size="small">
           <Table
             size="small"
-            rowKey={(r: Json) => `${r.campaign}-${r.root_customer_id}`}
+            rowKey={(r: Cells) => `${strOf(r, 'campaign')}-${numOf(r, 'root_customer_id')}`}
             scroll={{ x: true }}
             pagination={false}
             onRow={open}

@@ -1,17 +1,17 @@
 import { useEffect, useState } from 'react'
 import { Badge, Card, Col, List, Row, Statistic } from 'antd'
-import { api, Json, liveSocket, num, yuan } from '../api'
+import { get, liveSocket, num, Schemas, url, yuan } from '../api'
 import { useT } from '../i18n'
 
 export default function Live() {
   const { t } = useT()
-  const [feed, setFeed] = useState<Json[]>([])
+  const [feed, setFeed] = useState<Schemas['OrderEvent'][]>([])
   const [stats, setStats] = useState<{ orders: number; revenue: number }>({ orders: 0, revenue: 0 })
   const [state, setState] = useState('closed')
   useEffect(() => {
-    api('/live')
+    get(url('/live'))
       .then((l) => {
-        setFeed(l.feed.map((f: Json) => f.data))
+        setFeed(l.feed.map((f) => f.data))
         setStats({ orders: l.live_orders, revenue: l.live_revenue_fen })
       })
       .catch(() => {})
@@ -42,7 +42,7 @@ export default function Live() {
             size="small"
             data-testid="live-feed"
             dataSource={feed}
-            renderItem={(o: Json) => (
+            renderItem={(o) => (
               <List.Item>
                 {o.order_time} · {t.store} {o.store_id} · {o.customer_id ? `${t.customer} #${o.customer_id}` : '—'} · {yuan(o.total_fen, 1)}
               </List.Item>

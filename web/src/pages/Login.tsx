@@ -1,6 +1,6 @@
 import { useState } from 'react'
 import { Alert, Button, Card, Input, Space, Typography } from 'antd'
-import { api, setKey } from '../api'
+import { get, setKey, url } from '../api'
 import { useT } from '../i18n'
 
 export default function Login({ onDone }: { onDone: () => void }) {
@@ -10,7 +10,7 @@ export default function Login({ onDone }: { onDone: () => void }) {
   const submit = async () => {
     setKey(key.trim())
     try {
-      await api('/me')
+      await get(url('/me'))
       setErr(null)
       onDone()
     } catch (e) {

@@ -1,18 +1,16 @@
 import { Alert, Card, Col, Row, Skeleton, Table } from 'antd'
 import ReactECharts from 'echarts-for-react'
-import { num, yuan } from '../api'
+import { num, numOf, Row as Cells, strOf, url, yuan } from '../api'
 import { useT } from '../i18n'
 import { useApi } from './useApi'
 
-type Seg = { name: string; customers: number; avg_spend_fen: number; avg_orders: number; avg_recency_days: number }
-
 export default function Segments() {
   const { t } = useT()
-  const { data, error } = useApi('/segments')
+  const { data, error } = useApi(url('/segments'))
   if (error) return <Alert type="error" message={error} />
   if (!data) return <Skeleton active />
-  const grid = data.rfm_grid as { r_score: number; f_score: number; customers: number }[]
-  const max = Math.max(1, ...grid.map((g) => g.customers))
+  const grid = data.rfm_grid
+  const max = Math.max(1, ...grid.map((g) => numOf(g, 'customers') ?? 0))
   const cols = [
     { title: t.segmentName, dataIndex: 'name', key: 'name' },
     { title: t.count, dataIndex: 'customers', key: 'c', render: (v: number) => num(v) },
@@ -20,13 +18,13 @@ export default function Segments() {
     { title: t.orders, dataIndex: 'avg_orders', key: 'o', render: (v: number) => num(v, 1) },
   ]
   const explain: Record<string, string> = {}
-  ;(data.cluster_explanations?.descriptions ?? []).forEach((d: string, i: number) => (explain[String(i)] = d))
-  const bar = (rows: Seg[]) => ({
+  ;(data.cluster_explanations?.descriptions ?? []).forEach((d, i) => (explain[String(i)] = d))
+  const bar = (rows: Cells[]) => ({
     tooltip: {},
     grid: { left: 110 },
     xAxis: { type: 'value' },
-    yAxis: { type: 'category', data: rows.map((r) => r.name), inverse: true },
-    series: [{ type: 'bar', data: rows.map((r) => r.customers) }],
+    yAxis: { type: 'category', data: rows.map((r) => strOf(r, 'name')), inverse: true },
+    series: [{ type: 'bar', data: rows.map((r) => numOf(r, 'customers')) }],
   })
   return (
     <Row gutter={[12, 12]}>
@@ -39,7 +37,7 @@ export default function Segments() {
               xAxis: { type: 'category', name: 'R', data: [1, 2, 3, 4, 5] },
               yAxis: { type: 'category', name: 'F', data: [1, 2, 3, 4, 5] },
               visualMap: { min: 0, max, calculable: true, orient: 'horizontal', left: 'center', bottom: 0 },
-              series: [{ type: 'heatmap', label: { show: true }, data: grid.map((g) => [g.r_score - 1, g.f_score - 1, g.customers]) }],
+              series: [{ type: 'heatmap', label: { show: true }, data: grid.map((g) => [(numOf(g, 'r_score') ?? 0) - 1, (numOf(g, 'f_score') ?? 0) - 1, numOf(g, 'customers')]) }],
               grid: { bottom: 70 },
             }}
           />
@@ -67,7 +65,7 @@ export default function Segments() {
             rowKey="name"
             pagination={false}
             scroll={{ x: true }}
-            columns={[...cols, { title: '', key: 'x', render: (_: unknown, r: Seg) => explain[r.name] ?? '' }]}
+            columns={[...cols, { title: '', key: 'x', render: (_: unknown, r: Cells) => explain[strOf(r, 'name') ?? ''] ?? '' }]}
             dataSource={data.clusters}
           />
         </Card>

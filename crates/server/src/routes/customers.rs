@@ -9,9 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody, P, Q};
-use crate::state::{Answer, AppState};
+use crate::state::{Answer, AppState, LiveOrderRow, LiveView};
 use crate::support::*;
 use c360_core::query::Filter;
+use c360_model::Lifecycle;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -62,7 +63,7 @@ pub struct CustomerProfile {
     /// Orders and spend per channel, most used first.
     pub channels: Vec<Row>,
     /// The live re-score when an order arrived since the snapshot (null otherwise).
-    pub live: Value,
+    pub live: Option<LiveView>,
 }
 
 /// A customer's orders.
@@ -73,7 +74,7 @@ pub struct Timeline {
     /// discount_fen, daypart, holiday, items.
     pub orders: Vec<Row>,
     /// Orders received live since the snapshot.
-    pub live_orders: Vec<Value>,
+    pub live_orders: Vec<LiveOrderRow>,
 }
 
 /// A customer's behaviour in the range.
@@ -141,12 +142,14 @@ pub struct Predictions {
     pub kind: String,
     /// model, metric, horizon_days, value, as_of.
     pub predictions: Vec<Row>,
+    /// Spend growth, last 90 days against the 90 before (type growth or all).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value_growth: Option<Value>,
+    pub value_growth: Option<Option<f64>>,
+    /// The lifecycle stage (type lifecycle or all).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<Value>,
+    pub lifecycle: Option<Option<Lifecycle>>,
     /// The live re-score (null when no order arrived since the snapshot).
-    pub live: Value,
+    pub live: Option<LiveView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/customers", params(ListParams), responses((status = 200, body = CustomerPage), (status = 400, body = ErrorBody)))]
@@ -252,7 +255,7 @@ pub(crate) async fn customer_profile(
         let row = customer_row(&s, &p, id).await?;
         let geo = s.rows_of("v_customer_geo", id)?;
         let channel = sorted_desc(s.rows_of("v_customer_channel", id)?, "orders");
-        let live = st2.live_profile_json(id).await;
+        let live = st2.live_view(id).await;
         Ok(CustomerProfile {
             profile: first(vec![row]).unwrap_or_default(),
             geo: first(geo),
@@ -287,7 +290,7 @@ pub(crate) async fn customer_timeline(
              FROM orders o LEFT JOIN stores st ON o.store_id = st.store_id WHERE {} \
              ORDER BY o.order_time DESC LIMIT {lim}", w.sql()
         ), &w).await?;
-        let live: Vec<Value> = st2.live_orders_of(id).await?;
+        let live = st2.live_orders_of(id).await?;
         Ok(Timeline { customer_id: id, orders: rows(orders), live_orders: live })
     }).await
 }
@@ -449,14 +452,17 @@ pub(crate) async fn customer_predictions(
             f.eq("customer_id", id).one_of("metric", metrics);
             qf(&s, &format!("SELECT model, metric, horizon_days, value, as_of FROM customer_predictions WHERE {} ORDER BY metric", f.sql()), &f).await?
         };
-        let field = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
+        let growth = row.get("value_growth").and_then(Value::as_f64);
+        let stage = row
+            .get("lifecycle")
+            .and_then(|v| serde_json::from_value::<Lifecycle>(v.clone()).ok());
         Ok(Predictions {
             customer_id: id,
-            value_growth: (kind == "growth" || kind == "all").then(|| field("value_growth")),
-            lifecycle: (kind == "lifecycle" || kind == "all").then(|| field("lifecycle")),
+            value_growth: (kind == "growth" || kind == "all").then_some(growth),
+            lifecycle: (kind == "lifecycle" || kind == "all").then_some(stage),
             kind,
             predictions: rows(preds),
-            live: st2.live_profile_json(id).await,
+            live: st2.live_view(id).await,
         })
     }).await
 }

@@ -54,7 +54,7 @@ pub struct Ingested {
     /// The stream sequence number of the change (None for a duplicate).
     pub seq: Option<i64>,
     /// The customer's re-scored profile, if any.
-    pub live: Option<Value>,
+    pub live: Option<crate::state::LiveView>,
 }
 
 impl Ingested {
@@ -188,19 +188,19 @@ pub(crate) async fn post_order_inner(
     let live = rescored.as_ref().map(|r| r.2.clone());
     let home = live
         .as_ref()
-        .and_then(|l| l.get("home_store_id"))
-        .and_then(Value::as_i64)
+        .and_then(|l| l.home_store_id)
         .or(Some(o.store_id));
-    let mut events = vec![(
-        "orders".to_string(),
-        Some(o.store_id),
-        json!({
-            "order_no": o.order_no, "customer_id": o.customer_id, "store_id": o.store_id,
-            "order_time": c360_model::fmt_ts(t), "total_fen": o.total_fen, "items": o.items.len(),
-        }),
-    )];
+    let announced = OrderEvent {
+        order_no: o.order_no.clone(),
+        customer_id: o.customer_id,
+        store_id: o.store_id,
+        order_time: c360_model::fmt_ts(t),
+        total_fen: o.total_fen,
+        items: o.items.len(),
+    };
+    let mut events = vec![("orders".to_string(), Some(o.store_id), json!(announced))];
     if let (Some(c), Some(l)) = (o.customer_id, &live) {
-        events.push((format!("customer:{c}"), home, l.clone()));
+        events.push((format!("customer:{c}"), home, json!(l)));
     }
     // The counters as they are with this order.
     let mut stats = st.live_stats();
@@ -470,8 +470,22 @@ pub struct BatchIngested {
 pub struct FeedEntry {
     pub seq: i64,
     pub at: String,
-    /// The order as the stream carries it (masked for the caller).
+    /// The order as the stream carries it.
+    #[schema(value_type = OrderEvent)]
     pub data: Value,
+}
+
+/// An order as the `orders` topic announces it (the feed and the WebSocket carry this).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderEvent {
+    pub order_no: String,
+    pub customer_id: Option<i64>,
+    pub store_id: i64,
+    /// Local time, `YYYY-MM-DD HH:MM:SS`.
+    pub order_time: String,
+    pub total_fen: i64,
+    /// Its number of item lines.
+    pub items: usize,
 }
 
 /// Live counters since the snapshot and the latest orders.

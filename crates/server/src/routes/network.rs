@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
@@ -22,7 +21,7 @@ pub struct TopParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Network {
     /// The refresh's network summary (admins and analysts only).
-    pub summary: Option<Value>,
+    pub summary: Option<c360_core::notes::NetworkNote>,
     /// customer_id, influence_rank, pagerank, community, community_size, ties_out, ties_in,
     /// shares_sent, cascade_reach, tier, rfm_class.
     pub influencers: Vec<Row>,
@@ -84,7 +83,12 @@ pub async fn network(
                 "SELECT c.campaign, COUNT(*) AS cascades, SUM(c.reached) AS reached, MAX(c.depth) AS max_depth FROM network_cascades c \
                  LEFT JOIN customer_segmentation s ON c.root_customer_id = s.customer_id WHERE {w} \
                  GROUP BY c.campaign ORDER BY c.campaign"), sc.params.clone()).await?;
-            let summary = s.sess.manifest.notes.get("network").cloned();
+            let summary = s
+                .sess
+                .manifest
+                .notes
+                .get("network")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
             Ok(Network {
                 summary: if p.store_scope().is_none() { summary } else { None },
                 influencers: rows(influencers),

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
@@ -19,8 +18,8 @@ pub struct Segments {
     pub rfm_segments: Vec<Row>,
     pub lifecycle: Vec<Row>,
     pub clusters: Vec<Row>,
-    /// What sets each k-means cluster apart (from the refresh).
-    pub cluster_explanations: Value,
+    /// What sets each k-means cluster apart (from the refresh; null before one).
+    pub cluster_explanations: Option<c360_core::notes::ClusterNote>,
     /// r_score, f_score, customers, avg_spend_fen.
     pub rfm_grid: Vec<Row>,
 }
@@ -54,7 +53,12 @@ pub(crate) async fn segments(
         let named = qf(&s, &by("rfm_segment"), &cf).await?;
         let clusters = qf(&s, &by("CAST(\"cluster\" AS VARCHAR)"), &cf).await?;
         let grid = qf(&s, &format!("SELECT r_score, f_score, COUNT(*) AS customers, AVG(monetary_fen) AS avg_spend_fen FROM customer_segmentation WHERE {} GROUP BY r_score, f_score ORDER BY r_score, f_score", cf.sql()), &cf).await?;
-        let explain = s.sess.manifest.notes.get("segments").cloned().unwrap_or(Value::Null);
+        let explain = s
+            .sess
+            .manifest
+            .notes
+            .get("segments")
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
         Ok(Segments {
             tiers: rows(tiers),
             rfm_classes: rows(classes),

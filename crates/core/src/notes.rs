@@ -1,0 +1,47 @@
+//! What the refresh writes into the warehouse manifest's notes beside the tables, and the server
+//! reads back: one type for both sides, so the writer and the reader cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+/// The k-means run the refresh kept (note `segments`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterNote {
+    /// How many clusters.
+    pub k: usize,
+    /// (k, silhouette) for each k tried.
+    pub silhouette_by_k: Vec<(usize, f64)>,
+    /// What sets each cluster apart, by cluster number.
+    pub descriptions: Vec<String>,
+    /// The features it clustered on.
+    pub features: Vec<String>,
+}
+
+/// The customer network as the refresh measured it (note `network`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NetworkNote {
+    /// Customers in the network.
+    pub customers: usize,
+    /// Directed share edges (who influenced whom).
+    pub influence_edges: usize,
+    /// Undirected ties (shares and group orders).
+    pub ties: usize,
+    pub communities: usize,
+    /// Modularity of the community split.
+    pub modularity: f64,
+    pub pagerank_alpha: f64,
+    /// Share cascades traced.
+    pub cascades: usize,
+    pub seeds: SeedNote,
+}
+
+/// The seeds chosen for influence maximisation, and how far they reach against PageRank's top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SeedNote {
+    pub k: usize,
+    /// The diffusion model the spreads are simulated under.
+    pub model: String,
+    /// Expected customers reached from the greedy seeds (None when there are none).
+    pub expected_spread_greedy: Option<f64>,
+    /// Expected customers reached from the same number of top-PageRank customers.
+    pub expected_spread_top_pagerank: f64,
+}
