@@ -11,6 +11,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin. */
         get: operations["audit_trail"];
         put?: never;
         post?: never;
@@ -27,6 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["behavior_funnel"];
         put?: never;
         post?: never;
@@ -43,6 +45,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["behavior_paths"];
         put?: never;
         post?: never;
@@ -59,8 +62,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["list_campaigns"];
         put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
         post: operations["create_campaign"];
         delete?: never;
         options?: never;
@@ -75,6 +80,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["program"];
         put?: never;
         post?: never;
@@ -91,7 +97,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["get_settings"];
+        /** @description Roles: admin. */
         put: operations["put_settings"];
         post?: never;
         delete?: never;
@@ -107,6 +115,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["suggestions"];
         put?: never;
         post?: never;
@@ -123,6 +132,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["get_campaign"];
         put?: never;
         post?: never;
@@ -141,6 +151,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
         post: operations["launch_campaign"];
         delete?: never;
         options?: never;
@@ -155,6 +166,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["campaign_members"];
         put?: never;
         post?: never;
@@ -171,6 +183,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["campaign_results"];
         put?: never;
         post?: never;
@@ -189,6 +202,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
         post: operations["campaign_status"];
         delete?: never;
         options?: never;
@@ -203,6 +217,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["compare"];
         put?: never;
         post?: never;
@@ -219,6 +234,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["list_customers"];
         put?: never;
         post?: never;
@@ -235,6 +251,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_profile"];
         put?: never;
         post?: never;
@@ -251,6 +268,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_behavior"];
         put?: never;
         post?: never;
@@ -267,6 +285,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_emotion"];
         put?: never;
         post?: never;
@@ -283,6 +302,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_insights"];
         put?: never;
         post?: never;
@@ -299,6 +319,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_network"];
         put?: never;
         post?: never;
@@ -315,6 +336,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_predictions"];
         put?: never;
         post?: never;
@@ -331,6 +353,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_preferences"];
         put?: never;
         post?: never;
@@ -347,6 +370,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_recommendations"];
         put?: never;
         post?: never;
@@ -363,6 +387,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["customer_timeline"];
         put?: never;
         post?: never;
@@ -381,6 +406,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Roles: admin. */
         post: operations["post_event"];
         delete?: never;
         options?: never;
@@ -397,6 +423,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Roles: admin. */
         post: operations["post_event_batch"];
         delete?: never;
         options?: never;
@@ -411,8 +438,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["list_experiments"];
         put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
         post: operations["create_experiment"];
         delete?: never;
         options?: never;
@@ -427,6 +456,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["experiment_results"];
         put?: never;
         post?: never;
@@ -459,6 +489,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["live"];
         put?: never;
         post?: never;
@@ -475,6 +506,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["me"];
         put?: never;
         post?: never;
@@ -491,6 +523,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["network"];
         put?: never;
         post?: never;
@@ -509,6 +542,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Roles: admin, store_manager. */
         post: operations["post_order"];
         delete?: never;
         options?: never;
@@ -523,6 +557,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["overview"];
         put?: never;
         post?: never;
@@ -539,6 +574,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["anonymous_recommendations"];
         put?: never;
         post?: never;
@@ -555,6 +591,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["segments"];
         put?: never;
         post?: never;
@@ -571,6 +608,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["sentiment"];
         put?: never;
         post?: never;
@@ -589,6 +627,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
         post: operations["diagnose"];
         delete?: never;
         options?: never;
@@ -603,6 +642,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Roles: admin, analyst, store_manager. */
         get: operations["tickets"];
         put?: never;
         post?: never;
@@ -1995,6 +2035,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
             422: {
                 headers: {
@@ -2059,6 +2108,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2250,6 +2308,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2492,6 +2559,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2662,6 +2738,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such resource */
             404: {
                 headers: {
@@ -2731,6 +2816,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2907,6 +3001,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description No such resource */
             404: {
                 headers: {
@@ -2989,6 +3092,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3150,7 +3262,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3235,7 +3347,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3322,7 +3434,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3407,7 +3519,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3494,7 +3606,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3579,7 +3691,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3672,7 +3784,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3763,7 +3875,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Not a customer of your stores */
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4131,6 +4243,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4320,6 +4441,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4524,6 +4654,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4800,6 +4939,15 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, Mutex};
 
-use crate::auth::Principal;
 use crate::error::ApiResult;
 
 /// One published change.
@@ -180,33 +179,6 @@ pub(crate) fn matches(topics: &[String], topic: &str) -> bool {
     topics
         .iter()
         .any(|t| t == topic || (t == "customer:*" && topic.starts_with("customer:")))
-}
-
-/// The event as this caller may see it, or None if it is not theirs to see.
-pub fn visible(p: &Principal, e: &Event) -> Option<Value> {
-    let Some(scope) = p.store_scope() else {
-        return Some(e.data.clone());
-    };
-    if e.topic == "metrics" {
-        // Cut the chain's figures down to the caller's stores.
-        let by_store = e.data.get("by_store")?.as_object()?;
-        let (mut orders, mut revenue) = (0i64, 0i64);
-        let mut mine = serde_json::Map::new();
-        for (k, v) in by_store {
-            if scope.iter().any(|s| s.to_string() == *k) {
-                orders += v.get("orders").and_then(Value::as_i64).unwrap_or(0);
-                revenue += v.get("revenue_fen").and_then(Value::as_i64).unwrap_or(0);
-                mine.insert(k.clone(), v.clone());
-            }
-        }
-        return Some(json!({"live_orders": orders, "live_revenue_fen": revenue, "by_store": mine}));
-    }
-    if e.topic == "etl" {
-        return Some(json!({"version": e.data.get("version")}));
-    }
-    e.store_id
-        .is_some_and(|s| scope.contains(&s))
-        .then(|| e.data.clone())
 }
 
 pub(crate) fn frame(e: &Event, data: Value) -> Message {

@@ -5,9 +5,11 @@
 //! serves it on a listener the caller bound (tests bind port 0). This crate is HTTP only: the
 //! domain (profiles, live re-score, campaigns, experiments, service, audit) is `c360-core`, and
 //! state lives in the metastore. Layers, each importing only those before it: `error`, `auth`,
-//! `hub` → `state` → `support` → `routes/*` → `openapi`, `routes` (the router) → this file.
+//! `hub` → `state` → `authz` (the one authorization layer) → `support` → `routes/*` → `openapi`,
+//! `routes` (the router) → this file.
 
 pub mod auth;
+pub mod authz;
 pub mod error;
 pub mod hub;
 pub mod openapi;
@@ -26,6 +28,10 @@ use axum::Router;
 /// the dashboard at `/`.
 pub fn app(state: AppState) -> Router {
     routes::router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authz::gate,
+        ))
         .merge(web::router())
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state)

@@ -104,12 +104,10 @@ pub fn document() -> String {
 /// The bearer security scheme on every operation but the public health check, and the answers
 /// operations give by their shape: 401 (no or unknown key) where a key is needed; 400 where
 /// there is a parameter or a body to reject; 404 where the path names something that may not
-/// exist; 403 where it names a customer outside a store manager's stores; 503 until the first
-/// ETL run has written a warehouse; 500 (internal, no details).
+/// exist; 403 where the caller's role (from `authz::RULES`, named in the description) or stores
+/// may not allow it; 503 until the first ETL run has written a warehouse; 500 (internal, no
+/// details).
 struct Security;
-
-/// Operations anyone may call without a key.
-const PUBLIC: [&str; 1] = ["/api/v1/health"];
 
 impl utoipa::Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
@@ -141,19 +139,23 @@ impl utoipa::Modify for Security {
             )
         };
         for (path, item) in doc.paths.paths.iter_mut() {
-            let public = PUBLIC.contains(&path.as_str());
             let names_one = path.contains('{');
-            let a_customer = path.starts_with("/api/v1/customers/{id}");
-            for op in [
-                item.get.as_mut(),
-                item.put.as_mut(),
-                item.post.as_mut(),
-                item.delete.as_mut(),
-                item.patch.as_mut(),
+            for (method, op) in [
+                ("GET", item.get.as_mut()),
+                ("PUT", item.put.as_mut()),
+                ("POST", item.post.as_mut()),
+                ("DELETE", item.delete.as_mut()),
+                ("PATCH", item.patch.as_mut()),
             ]
             .into_iter()
-            .flatten()
+            .filter_map(|(m, op)| op.map(|op| (m, op)))
             {
+                let rule = crate::authz::rule_of(method, path);
+                let roles = match rule.map(|r| r.callers) {
+                    Some(crate::authz::Callers::Roles(roles)) => Some(roles),
+                    _ => None,
+                };
+                let public = roles.is_none();
                 let takes_input = op.request_body.is_some()
                     || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
                 let r = &mut op.responses.responses;
@@ -169,9 +171,19 @@ impl utoipa::Modify for Security {
                     r.entry("404".into())
                         .or_insert_with(|| err("No such resource"));
                 }
-                if a_customer {
-                    r.entry("403".into())
-                        .or_insert_with(|| err("Not a customer of your stores"));
+                if let Some(roles) = roles {
+                    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                    let all = roles.len() == 3;
+                    if !all || names_one || takes_input {
+                        r.entry("403".into()).or_insert_with(|| {
+                            err("Your role, or the stores your key covers, do not allow this (the message says which)")
+                        });
+                    }
+                    let line = format!("Roles: {}.", names.join(", "));
+                    op.description = Some(match op.description.take() {
+                        Some(d) if !d.is_empty() => format!("{d}\n\n{line}"),
+                        _ => line,
+                    });
                 }
                 if !public {
                     r.entry("503".into())

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Snapshot};
 use c360_core::audit;
@@ -27,11 +27,10 @@ pub(crate) async fn query_with(
     Ok(c360_core::query::query_with(sess, sql, params).await?)
 }
 
-/// A filter starting with `fixed` and, for a store manager, `col IN (their stores)`.
+/// A filter starting with `fixed` and, for a store manager, `col IN (their stores)` (the
+/// decision is `authz::filter`'s).
 pub(crate) fn scoped(p: &Principal, fixed: &'static str, col: &'static str) -> Filter {
-    let mut f = Filter::new(fixed);
-    f.scope(col, p.store_scope());
-    f
+    crate::authz::filter(p, fixed, col)
 }
 
 /// A warehouse row: column name to value (the operation's description names the columns).
@@ -91,11 +90,7 @@ pub(crate) async fn customer_row(s: &Snapshot, p: &Principal, id: i64) -> ApiRes
         .next()
         .ok_or_else(|| ApiError::NotFound(format!("customer {id} not found")))?;
     let home = row.get("home_store_id").and_then(Value::as_i64);
-    if !p.may_see_store(home) {
-        return Err(ApiError::Forbidden(format!(
-            "customer {id} is not a customer of your stores"
-        )));
-    }
+    crate::authz::customer(p, "id", id, home)?;
     Ok(row)
 }
 
@@ -216,10 +211,6 @@ pub(crate) async fn logged<T>(
         tracing::warn!(error = %e, action, "writing the audit trail");
     }
     r
-}
-
-pub(crate) fn writers() -> [Role; 3] {
-    [Role::Admin, Role::Analyst, Role::StoreManager]
 }
 
 /// The values of the text parameters that take one of a fixed set. They are parsed by hand (so

@@ -249,7 +249,7 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
               { title: t.customer, dataIndex: 'root_customer_id' },
               { title: t.reach, dataIndex: 'reached' },
               { title: t.depth, dataIndex: 'depth' },
-              { title: t.paths, dataIndex: 'longest_path', render: (v: string) => JSON.parse(v).join(' → ') },
+              { title: t.paths, dataIndex: 'longest_path', render: (v: string | null) => (v ? (JSON.parse(v) as number[]).join(' → ') : '—') },
             ]}
           />
         </Card>

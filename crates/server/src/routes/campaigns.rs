@@ -10,29 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Principal, Role};
-use crate::error::{ApiError, ApiResult, J, P, Q};
+use crate::auth::Principal;
+use crate::authz;
+use crate::error::{ApiResult, J, P, Q};
 use crate::state::{Answer, AppState};
 use crate::support::*;
 use c360_core::campaign::{self, Campaign, CampaignSpec};
 use c360_model::CampaignStatus;
-
-/// A store manager may touch a campaign only if its audience is limited to their stores.
-pub(crate) fn may_touch(p: &Principal, spec: &CampaignSpec) -> ApiResult<()> {
-    if let Some(sc) = p.store_scope() {
-        if spec.audience.store_ids.is_empty() {
-            return Err(ApiError::Forbidden(
-                "audience.store_ids: a store manager's campaign must name their stores".into(),
-            ));
-        }
-        if let Some(x) = spec.audience.store_ids.iter().find(|s| !sc.contains(s)) {
-            return Err(ApiError::Forbidden(format!(
-                "audience.store_ids: {x} is not one of your stores"
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// Campaigns, newest first.
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,9 +34,10 @@ pub struct CampaignState {
 #[utoipa::path(get, path = "/api/v1/campaigns", responses((status = 200, body = CampaignList)))]
 pub async fn list_campaigns(
     State(st): State<AppState>,
-    _p: Principal,
+    p: Principal,
 ) -> ApiResult<Json<CampaignList>> {
-    let campaigns = campaign::list(&st.inner().meta).await?;
+    let mut campaigns = campaign::list(&st.inner().meta).await?;
+    campaigns.retain(|c| authz::sees_campaign(&p, &c.spec));
     Ok(Json(CampaignList { campaigns }))
 }
 
@@ -65,7 +50,7 @@ pub struct Suggestions {
 #[utoipa::path(get, path = "/api/v1/campaigns/suggestions", responses((status = 200, body = Suggestions, description = "Campaign drafts from the RFM segments, with audience size, churn and CLV")))]
 pub async fn suggestions(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Suggestions>> {
     let s = st.snapshot().await?;
-    let suggestions = campaign::suggest(&s.sess, p.store_scope()).await?;
+    let suggestions = campaign::suggest(&s.sess, authz::stores(&p)).await?;
     Ok(Json(Suggestions { suggestions }))
 }
 
@@ -76,8 +61,7 @@ pub async fn create_campaign(
     J(spec): J<CampaignSpec>,
 ) -> ApiResult<impl IntoResponse> {
     let r = async {
-        p.require(&writers())?;
-        may_touch(&p, &spec)?;
+        authz::campaign(&p, &spec)?;
         Ok(campaign::create(&st.inner().meta, &spec, &p.name).await?)
     }
     .await;
@@ -102,10 +86,12 @@ pub async fn create_campaign(
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = i64, Path)), responses((status = 200, body = Campaign), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_campaign(
     State(st): State<AppState>,
-    _p: Principal,
+    p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Json<Campaign>> {
-    Ok(Json(campaign::get(&st.inner().meta, id).await?))
+    let c = campaign::get(&st.inner().meta, id).await?;
+    authz::campaign(&p, &c.spec)?;
+    Ok(Json(c))
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, body = campaign::Launched, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "Not a draft (launched already)")))]
@@ -115,11 +101,10 @@ pub async fn launch_campaign(
     P(id): P<i64>,
 ) -> ApiResult<Json<campaign::Launched>> {
     let r = async {
-        p.require(&writers())?;
         let c = campaign::get(&st.inner().meta, id).await?;
-        may_touch(&p, &c.spec)?;
+        authz::campaign(&p, &c.spec)?;
         let s = st.snapshot().await?;
-        Ok(campaign::launch(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+        Ok(campaign::launch(&s.sess, &st.inner().meta, id, authz::stores(&p)).await?)
     }
     .await;
     let v = logged(
@@ -149,9 +134,8 @@ pub async fn campaign_status(
     J(b): J<StatusChange>,
 ) -> ApiResult<Json<CampaignState>> {
     let r = async {
-        p.require(&writers())?;
         let c = campaign::get(&st.inner().meta, id).await?;
-        may_touch(&p, &c.spec)?;
+        authz::campaign(&p, &c.spec)?;
         Ok(campaign::transition(&st.inner().meta, id, b.action).await?)
     }
     .await;
@@ -177,10 +161,12 @@ pub async fn campaign_results(
     p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Answer<campaign::CampaignResults>> {
+    let c = campaign::get(&st.inner().meta, id).await?;
+    authz::campaign(&p, &c.spec)?;
     let s = st.snapshot().await?;
     let key = format!("campaign-results:{id}:{}", p.scope_key());
     st.answer(key, || async {
-        Ok(campaign::evaluate(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+        Ok(campaign::evaluate(&s.sess, &st.inner().meta, id, authz::stores(&p)).await?)
     })
     .await
 }
@@ -206,7 +192,10 @@ pub async fn program(
     let s = st.snapshot().await?;
     let key = format!("program:{from}:{to}:{}", p.scope_key());
     st.answer(key, || async {
-        Ok(campaign::program_effect(&s.sess, &st.inner().meta, from, to, p.store_scope()).await?)
+        Ok(
+            campaign::program_effect(&s.sess, &st.inner().meta, from, to, authz::stores(&p))
+                .await?,
+        )
     })
     .await
 }
@@ -229,10 +218,10 @@ pub async fn campaign_members(
     Q(mp): Q<MemberParams>,
 ) -> ApiResult<Json<MemberPage>> {
     let limit = bounded("limit", mp.limit, 100, 1, 5000)?;
+    let c = campaign::get(&st.inner().meta, id).await?;
+    authz::campaign(&p, &c.spec)?;
     let mut ms = campaign::members(&st.inner().meta, id).await?;
-    if let Some(sc) = p.store_scope() {
-        ms.retain(|m| m.home_store_id.is_some_and(|s| sc.contains(&s)));
-    }
+    ms.retain(|m| authz::sees_store(&p, m.home_store_id));
     if let Some(a) = &mp.arm {
         ms.retain(|m| &m.arm == a);
     }
@@ -270,7 +259,7 @@ pub async fn put_settings(
     J(b): J<Settings>,
 ) -> ApiResult<Json<Settings>> {
     let r = async {
-        p.require(&[Role::Admin])?;
+        // Admins only: authz::RULES.
         Ok(campaign::set_global_holdout_pct(&st.inner().meta, b.global_holdout_pct).await?)
     }
     .await;

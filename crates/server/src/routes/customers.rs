@@ -214,7 +214,10 @@ pub(crate) async fn list_customers(
             vec![text.into(), format!("%{text}").into()],
         );
     }
-    if let Some(sc) = p.store_scope() {
+    if let Some(sid) = lp.store_id {
+        crate::authz::store(&p, "store_id", sid)?;
+    }
+    if let Some(sc) = crate::authz::stores(&p) {
         w.one_of("home_store_id", sc);
     }
     let key = format!(

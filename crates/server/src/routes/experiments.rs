@@ -9,7 +9,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, J, P};
+use crate::authz;
+use crate::error::{ApiResult, J, P};
 use crate::state::AppState;
 use crate::support::*;
 use c360_core::experiments::{self, ExperimentSpec};
@@ -23,9 +24,10 @@ pub struct ExperimentList {
 #[utoipa::path(get, path = "/api/v1/experiments", responses((status = 200, body = ExperimentList, description = "Store-level and switchback experiments")))]
 pub async fn list_experiments(
     State(st): State<AppState>,
-    _p: Principal,
+    p: Principal,
 ) -> ApiResult<Json<ExperimentList>> {
-    let experiments = experiments::list(&st.inner().meta).await?;
+    let mut experiments = experiments::list(&st.inner().meta).await?;
+    experiments.retain(|e| authz::sees_experiment(&p, e.spec.as_ref()));
     Ok(Json(ExperimentList { experiments }))
 }
 
@@ -36,17 +38,10 @@ pub async fn create_experiment(
     J(spec): J<ExperimentSpec>,
 ) -> ApiResult<impl IntoResponse> {
     let r = async {
-        p.require(&writers())?;
-        if let Some(sc) = p.store_scope() {
-            if spec.stores.is_empty() || spec.stores.iter().any(|s| !sc.contains(s)) {
-                return Err(ApiError::Forbidden(
-                    "stores: a store manager's experiment must list only their stores".into(),
-                ));
-            }
-        }
+        authz::experiment(&p, Some(&spec))?;
         let s = st.snapshot().await?;
         let id = experiments::create(&st.inner().meta, &spec, &p.name).await?;
-        Ok(experiments::plan(&s.sess, &st.inner().meta, id, p.store_scope()).await?)
+        Ok(experiments::plan(&s.sess, &st.inner().meta, id, authz::stores(&p)).await?)
     }
     .await;
     let v = logged(
@@ -67,8 +62,10 @@ pub async fn experiment_results(
     p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Json<experiments::Results>> {
+    let (spec, _) = experiments::get(&st.inner().meta, id).await?;
+    authz::experiment(&p, Some(&spec))?;
     let s = st.snapshot().await?;
     Ok(Json(
-        experiments::results(&s.sess, &st.inner().meta, id, p.store_scope()).await?,
+        experiments::results(&s.sess, &st.inner().meta, id, authz::stores(&p)).await?,
     ))
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
+use crate::authz;
 use crate::error::{ApiResult, P, Q};
 use crate::state::{Answer, AppState, Snapshot};
 use crate::support::*;
@@ -90,15 +91,28 @@ pub async fn network(
                 .get("network")
                 .and_then(|v| serde_json::from_value(v.clone()).ok());
             Ok(Network {
-                summary: if p.store_scope().is_none() { summary } else { None },
+                summary: if authz::stores(&p).is_none() { summary } else { None },
                 influencers: rows(influencers),
                 communities: rows(communities),
                 seeds: rows(seeds),
-                cascades: rows(cascades),
+                cascades: paths_for(&p, rows(cascades)),
                 campaigns: rows(campaigns),
             })
         })
         .await
+}
+
+/// A cascade's path names the customers it reached, of any store: a store manager gets the
+/// cascade without it.
+fn paths_for(p: &Principal, mut cascades: Vec<Row>) -> Vec<Row> {
+    if authz::stores(p).is_some() {
+        for c in &mut cascades {
+            if let Some(v) = c.0.get_mut("longest_path") {
+                *v = serde_json::Value::Null;
+            }
+        }
+    }
+    cascades
 }
 
 /// Share of the networked customers that influence rank `rank` out-ranks (1 for the top). The
@@ -136,7 +150,7 @@ pub async fn customer_network(
                 customer_id: id,
                 network: first(me),
                 influence_percentile: percentile,
-                cascades: rows(cascades),
+                cascades: paths_for(&p, rows(cascades)),
             })
         })
         .await

@@ -70,7 +70,7 @@ pub(crate) async fn overview(
                 "SELECT SUM(p.value) AS clv_12m_fen, AVG(p.value) AS avg_clv_fen FROM customer_predictions p \
                  JOIN customer_segmentation c ON p.customer_id = c.customer_id WHERE {}", pf.sql()
             ), &pf).await?;
-            let (orders, revenue_fen) = st2.live_stats().seen_by(&p);
+            let (orders, revenue_fen) = st2.live_stats().in_stores(crate::authz::stores(&p));
             Ok(Overview {
                 warehouse_version: s.version,
                 kpi: first(kpi),

@@ -149,10 +149,13 @@ pub async fn customer_recommendations(
 #[utoipa::path(get, path = "/api/v1/recommendations", params(RecParams), responses((status = 200, body = Recommendations, description = "Recommendations for a customer not yet known (store-by-daypart popularity, new items, cart add-ons)"), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn anonymous_recommendations(
     State(st): State<AppState>,
-    _p: Principal,
+    p: Principal,
     Q(rp): Q<RecParams>,
 ) -> ApiResult<Json<Recommendations>> {
     let k = bounded("k", rp.k, 10, 1, 50)?;
+    if let Some(sid) = rp.store_id {
+        crate::authz::store(&p, "store_id", sid)?;
+    }
     let m = rec_model(&st).await?;
     let ctx = rec_context(&m, None, &rp)?;
     Ok(Json(recommendations(&m, None, &ctx, k as usize)))

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Q};
+use crate::error::{ApiResult, Q};
 use crate::state::{Answer, AppState, Snapshot};
 use crate::support::*;
 
@@ -53,9 +53,7 @@ pub async fn sentiment(
     Q(sp): Q<SentimentParams>,
 ) -> ApiResult<Answer<Sentiment>> {
     if let Some(sid) = sp.store_id {
-        if !p.may_see_store(Some(sid)) {
-            return Err(ApiError::Forbidden(format!("store {sid} is not yours")));
-        }
+        crate::authz::store(&p, "store_id", sid)?;
     }
     let key = format!("sentiment|{}|{:?}", p.scope_key(), sp.store_id);
     let st2 = st.clone();

@@ -147,7 +147,6 @@ pub(crate) async fn diagnose_inner(
     p: &Principal,
     b: &DiagnoseRequest,
 ) -> ApiResult<Diagnosis> {
-    p.require(&writers())?;
     let s = st.snapshot().await?;
     let m = model(st).await?;
     let t = if let Some(k) = &b.ticket_key {
@@ -156,12 +155,10 @@ pub(crate) async fn diagnose_inner(
             .into_iter()
             .next()
             .ok_or_else(|| ApiError::NotFound(format!("ticket_key: {k:?} does not exist")))?;
-        if let Some(sc) = p.store_scope() {
-            if !t.store_id.is_some_and(|s| sc.contains(&s)) {
-                return Err(ApiError::Forbidden(
-                    "ticket_key: not a ticket of your stores".into(),
-                ));
-            }
+        if !crate::authz::sees_store(p, t.store_id) {
+            return Err(ApiError::Forbidden(
+                "ticket_key: not a ticket of your stores".into(),
+            ));
         }
         t
     } else {
@@ -200,6 +197,7 @@ pub(crate) async fn diagnose_inner(
                 ));
             }
             store = r["store_id"].as_i64();
+            crate::authz::order(p, "order_id", store)?;
             paid = r["total_fen"].as_i64();
             ctx[0] = (r["channel"].as_str() == Some("delivery")) as u8 as f64;
             ctx[1] = matches!(r["daypart"].as_str(), Some("lunch" | "dinner")) as u8 as f64;
@@ -212,17 +210,11 @@ pub(crate) async fn diagnose_inner(
                     "customer_id: {cid} does not exist"
                 )));
             }
-            if let Some(sc) = p.store_scope() {
-                let home = s
-                    .rows_of("v_customer_360", cid)?
-                    .first()
-                    .and_then(|r| r["home_store_id"].as_i64());
-                if !home.is_some_and(|h| sc.contains(&h)) {
-                    return Err(ApiError::Forbidden(
-                        "customer_id: not a customer of your stores".into(),
-                    ));
-                }
-            }
+            let home = s
+                .rows_of("v_customer_360", cid)?
+                .first()
+                .and_then(|r| r["home_store_id"].as_i64());
+            crate::authz::customer(p, "customer_id", cid, home)?;
         }
         c360_core::service::Ticket {
             ticket_key: String::new(),
@@ -295,9 +287,7 @@ pub async fn tickets(
     let mut all =
         c360_core::service::tickets(&s.sess, c360_core::service::TicketFilter::Status(&status))
             .await?;
-    if let Some(sc) = p.store_scope() {
-        all.retain(|t| t.store_id.is_some_and(|x| sc.contains(&x)));
-    }
+    all.retain(|t| crate::authz::sees_store(&p, t.store_id));
     let total = all.len();
     all.sort_by(|a, b| {
         b.ticket_key

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod act;
+mod authz;
 mod e2e;
 mod llm;
 mod text;
