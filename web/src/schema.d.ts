@@ -1459,7 +1459,10 @@ export interface components {
             product_id: number;
             /** Format: int64 */
             qty: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description List price in fen (at most ¥1,000).
+             */
             unit_price_fen: number;
         };
         /** @description A paid order as the POS or mini-program reports it in real time. */
@@ -1469,6 +1472,7 @@ export interface components {
              * @description The resolved customer (None: anonymous).
              */
             customer_id?: number | null;
+            /** @description At most 200 lines. */
             items?: components["schemas"]["NewItem"][];
             /** @description The source order number; the same number twice is one order. */
             order_no: string;
@@ -1478,7 +1482,7 @@ export interface components {
             store_id: number;
             /**
              * Format: int64
-             * @description What was paid, in fen.
+             * @description What was paid, in fen (at most ¥10,000).
              */
             total_fen: number;
         };

@@ -17,9 +17,26 @@ pub async fn query(sess: &c360_warehouse::Session, sql: &str) -> CoreResult<Vec<
 
 /// A `YYYY-MM-DD` parameter; the error names the field.
 pub fn parse_day(field: &str, v: &str) -> CoreResult<NaiveDate> {
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .map_err(|_| CoreError::BadRequest(format!("{field}: {v:?} is not a YYYY-MM-DD date")))
+    let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .map_err(|_| CoreError::BadRequest(format!("{field}: {v:?} is not a YYYY-MM-DD date")))?;
+    if !(FIRST_DAY..=LAST_DAY).contains(&d) {
+        return Err(CoreError::BadRequest(format!(
+            "{field}: {d} is outside {FIRST_DAY}..={LAST_DAY}"
+        )));
+    }
+    Ok(d)
 }
+
+/// The days a date parameter may name: anything outside is a typo, and far outside it would
+/// overflow date arithmetic.
+pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+pub const LAST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2099, 12, 31) {
+    Some(d) => d,
+    None => NaiveDate::MAX,
+};
 
 /// `(1,2,3)` for an SQL `IN`, `(NULL)` when empty (matches nothing). Integers only.
 pub fn in_list(ids: &[i64]) -> String {

@@ -480,11 +480,11 @@ impl AppState {
                 .stats
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.orders += 1;
-            st.revenue_fen += total_fen;
+            st.orders = st.orders.saturating_add(1);
+            st.revenue_fen = st.revenue_fen.saturating_add(total_fen);
             let e = st.by_store.entry(store).or_default();
-            e.0 += 1;
-            e.1 += total_fen;
+            e.0 = e.0.saturating_add(1);
+            e.1 = e.1.saturating_add(total_fen);
         }
         if let Some((c, after, _)) = rescored {
             self.inner_live().lock().await.insert(c, after);

@@ -31,19 +31,22 @@ pub struct NewOrder {
     /// Asia/Shanghai local time `YYYY-MM-DD HH:MM:SS`; default now.
     #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}$")]
     pub order_time: Option<String>,
-    /// What was paid, in fen.
-    #[schema(minimum = 1)]
+    /// What was paid, in fen (at most ¥10,000).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub total_fen: i64,
+    /// At most 200 lines.
     #[serde(default)]
+    #[schema(max_items = 200)]
     pub items: Vec<NewItem>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct NewItem {
     pub product_id: i64,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub qty: i64,
-    #[schema(minimum = 0)]
+    /// List price in fen (at most ¥1,000).
+    #[schema(minimum = 0, maximum = 100_000)]
     pub unit_price_fen: i64,
 }
 
@@ -141,8 +144,11 @@ pub(crate) async fn post_order_inner(
     let s = st.snapshot().await?;
     validate_order(&s, &o)?;
     let t = match &o.order_time {
-        Some(ts) => c360_model::parse_ts(ts)
-            .map_err(|e| ApiError::Unprocessable(format!("order_time: {ts:?}: {e}")))?,
+        Some(ts) => in_window(
+            "order_time",
+            c360_model::parse_ts(ts)
+                .map_err(|e| ApiError::Unprocessable(format!("order_time: {ts:?}: {e}")))?,
+        )?,
         None => now_shanghai(),
     };
     let items = serde_json::to_string(&o.items)?;
@@ -198,11 +204,11 @@ pub(crate) async fn post_order_inner(
     }
     // The counters as they are with this order.
     let mut stats = st.live_stats();
-    stats.orders += 1;
-    stats.revenue_fen += o.total_fen;
+    stats.orders = stats.orders.saturating_add(1);
+    stats.revenue_fen = stats.revenue_fen.saturating_add(o.total_fen);
     let e = stats.by_store.entry(o.store_id).or_default();
-    e.0 += 1;
-    e.1 += o.total_fen;
+    e.0 = e.0.saturating_add(1);
+    e.1 = e.1.saturating_add(o.total_fen);
     let by_store: serde_json::Map<String, Value> = stats
         .by_store
         .iter()
@@ -238,15 +244,24 @@ async fn audited_in(tx: &mut c360_db::tx::Tx, p: &Principal, target: &str) -> Ap
     Ok(())
 }
 
+/// An order's bounds: what a hot dog chain's till can ring up.
+pub const MAX_ORDER_FEN: i64 = 1_000_000;
+pub const MAX_ITEM_FEN: i64 = 100_000;
+pub const MAX_QTY: i64 = 1000;
+pub const MAX_LINES: usize = 200;
+
 pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
     let bad = |f: &str, why: String| Err(ApiError::BadRequest(format!("{f}: {why}")));
     let unfit = |f: &str, why: String| Err(ApiError::Unprocessable(format!("{f}: {why}")));
     text_field("", "order_no", &o.order_no, 64)?;
-    if o.total_fen <= 0 {
+    if !(1..=MAX_ORDER_FEN).contains(&o.total_fen) {
         return bad(
             "total_fen",
-            format!("{} is not a positive amount in fen", o.total_fen),
+            format!("{} is not in 1..={MAX_ORDER_FEN} fen", o.total_fen),
         );
+    }
+    if o.items.len() > MAX_LINES {
+        return bad("items", format!("more than {MAX_LINES} lines"));
     }
     if !s.stores.contains(&o.store_id) {
         return unfit("store_id", format!("store {} does not exist", o.store_id));
@@ -258,16 +273,16 @@ pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
     }
     let mut sum = 0i64;
     for (i, it) in o.items.iter().enumerate() {
-        if it.qty <= 0 {
+        if !(1..=MAX_QTY).contains(&it.qty) {
             return bad(
                 &format!("items[{i}].qty"),
-                format!("{} is not a positive quantity", it.qty),
+                format!("{} is not in 1..={MAX_QTY}", it.qty),
             );
         }
-        if it.unit_price_fen < 0 {
+        if !(0..=MAX_ITEM_FEN).contains(&it.unit_price_fen) {
             return bad(
                 &format!("items[{i}].unit_price_fen"),
-                "must not be negative".into(),
+                format!("{} is not in 0..={MAX_ITEM_FEN} fen", it.unit_price_fen),
             );
         }
         if !s.products.contains(&it.product_id) {
@@ -372,10 +387,32 @@ pub(crate) fn validate_event(e: &NewEvent, at: &str) -> ApiResult<chrono::NaiveD
         text_field(at, "device", d, 32)?;
     }
     match &e.event_time {
-        Some(ts) => c360_model::parse_ts(ts)
-            .map_err(|x| ApiError::Unprocessable(format!("{at}event_time: {ts:?}: {x}"))),
+        Some(ts) => in_window(
+            &format!("{at}event_time"),
+            c360_model::parse_ts(ts)
+                .map_err(|x| ApiError::Unprocessable(format!("{at}event_time: {ts:?}: {x}")))?,
+        ),
         None => Ok(now_shanghai()),
     }
+}
+
+/// A time a till or the mini-program reports: from 2000 on, and not more than five minutes
+/// ahead of this server's clock (Asia/Shanghai).
+fn in_window(field: &str, t: chrono::NaiveDateTime) -> ApiResult<chrono::NaiveDateTime> {
+    let latest = now_shanghai() + chrono::Duration::minutes(5);
+    let earliest = c360_core::query::FIRST_DAY.and_time(chrono::NaiveTime::MIN);
+    if t > latest {
+        return Err(ApiError::Unprocessable(format!(
+            "{field}: {t} is in the future (more than 5 minutes ahead of {})",
+            now_shanghai().format("%Y-%m-%d %H:%M:%S")
+        )));
+    }
+    if t < earliest {
+        return Err(ApiError::Unprocessable(format!(
+            "{field}: {t} is before {earliest}"
+        )));
+    }
+    Ok(t)
 }
 
 /// Stores one validated event (durable before this returns); `None` for a resend.

@@ -7,6 +7,7 @@
 
 mod act;
 mod authz;
+mod bounds;
 mod e2e;
 mod llm;
 mod text;

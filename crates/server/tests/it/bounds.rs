@@ -1,0 +1,117 @@
+//! Numbers and times out of their domain are refused with the field named, and nothing out of
+//! range reaches an aggregate: an order total beyond a till's, a quantity beyond a counter's,
+//! an i64 near its maximum, a time in the future or before 2000, a date parameter far off.
+
+use axum::http::StatusCode;
+use c360_server::AppState;
+use serde_json::json;
+
+use super::{call, fixture, serve_cfg};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_domain_numbers_and_times_are_refused() {
+    let f = fixture(3_000, 47).await;
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let a = Some(f.admin.as_str());
+    let order = |no: &str, total: i64, qty: i64, price: i64, time: Option<&str>| {
+        let mut o = json!({"order_no": no, "store_id": f.store, "total_fen": total,
+                           "items": [{"product_id": 1, "qty": qty, "unit_price_fen": price}]});
+        if let Some(t) = time {
+            o["order_time"] = json!(t);
+        }
+        o
+    };
+    for (body, status, field) in [
+        (
+            order("B1", 1_000_001, 1, 100_000, None),
+            StatusCode::BAD_REQUEST,
+            "total_fen",
+        ),
+        (
+            order("B2", i64::MAX, 1, 100_000, None),
+            StatusCode::BAD_REQUEST,
+            "total_fen",
+        ),
+        (
+            order("B3", 500, 1001, 100, None),
+            StatusCode::BAD_REQUEST,
+            "items[0].qty",
+        ),
+        (
+            order("B4", 500, 1, 100_001, None),
+            StatusCode::BAD_REQUEST,
+            "items[0].unit_price_fen",
+        ),
+        (
+            order("B5", 500, 1, 500, Some("2099-01-01 12:00:00")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "order_time",
+        ),
+        (
+            order("B6", 500, 1, 500, Some("1999-12-31 12:00:00")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "order_time",
+        ),
+    ] {
+        let (s, v) = call(&st, "POST", "/api/v1/orders", a, Some(body.clone())).await;
+        assert_eq!(s, status, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().starts_with(field), "{v}");
+    }
+    let lines: Vec<_> = (0..201)
+        .map(|_| json!({"product_id": 1, "qty": 1, "unit_price_fen": 10}))
+        .collect();
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/api/v1/orders",
+        a,
+        Some(json!({"order_no": "B7", "store_id": f.store, "total_fen": 10, "items": lines})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // The largest order a till may ring up, twice: the counters add up and nothing overflows.
+    for no in ["MAX-1", "MAX-2"] {
+        let (s, v) = call(
+            &st,
+            "POST",
+            "/api/v1/orders",
+            a,
+            Some(order(no, 1_000_000, 10, 100_000, None)),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, o) = call(&st, "GET", "/api/v1/overview", a, None).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    assert_eq!(o["live"]["revenue_fen"], 2_000_000);
+    // Date parameters out of range are a 400, not a panic.
+    for q in [
+        "from=2024-01-01&to=%2B262142-12-31",
+        "from=2024-01-01&to=2150-01-01",
+        "from=1970-01-01&to=2024-01-01",
+    ] {
+        let (s, v) = call(
+            &st,
+            "GET",
+            &format!("/api/v1/campaigns/program?{q}"),
+            a,
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+    }
+    let (s, v) = call(
+        &st,
+        "GET",
+        "/api/v1/customers/1/timeline?from=0001-01-01",
+        a,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // The server restarts on what it acknowledged.
+    drop(st);
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let (_, o) = call(&st, "GET", "/api/v1/overview", a, None).await;
+    assert_eq!(o["live"]["orders"], 2);
+}
