@@ -1,7 +1,10 @@
 //! What the refresh writes into the warehouse manifest's notes beside the tables, and the server
 //! reads back: one type for both sides, so the writer and the reader cannot drift apart.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The k-means run the refresh kept (note `segments`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -14,6 +17,14 @@ pub struct ClusterNote {
     pub descriptions: Vec<String>,
     /// The features it clustered on.
     pub features: Vec<String>,
+}
+
+impl ClusterNote {
+    pub const KEY: &'static str = "segments";
+    /// The note in a manifest's notes (None before a refresh wrote one).
+    pub fn from_notes(notes: &BTreeMap<String, Value>) -> Option<Self> {
+        serde_json::from_value(notes.get(Self::KEY)?.clone()).ok()
+    }
 }
 
 /// The customer network as the refresh measured it (note `network`).
@@ -32,6 +43,14 @@ pub struct NetworkNote {
     /// Share cascades traced.
     pub cascades: usize,
     pub seeds: SeedNote,
+}
+
+impl NetworkNote {
+    pub const KEY: &'static str = "network";
+    /// The note in a manifest's notes (None before a refresh wrote one).
+    pub fn from_notes(notes: &BTreeMap<String, Value>) -> Option<Self> {
+        serde_json::from_value(notes.get(Self::KEY)?.clone()).ok()
+    }
 }
 
 /// The seeds chosen for influence maximisation, and how far they reach against PageRank's top.

@@ -90,7 +90,7 @@ pub async fn refresh(
     txn.replace("customer_network", vec![network_b])?;
     txn.replace("network_cascades", vec![cascades_b])?;
     txn.note(
-        "network",
+        c360_core::notes::NetworkNote::KEY,
         serde_json::to_value(&network_note).unwrap_or_default(),
     );
     txn.note("segmentation_run", serde_json::json!(run_id));
@@ -110,7 +110,7 @@ pub async fn refresh(
             .collect(),
     });
     txn.note(
-        "segments",
+        c360_core::notes::ClusterNote::KEY,
         serde_json::to_value(&clusters).unwrap_or_default(),
     );
     txn.note(

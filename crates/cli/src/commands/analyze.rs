@@ -288,7 +288,9 @@ async fn analyze_segments(warehouse: PathBuf, eps: Option<f64>, min_pts: usize) 
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    notes.get("segments").unwrap_or(&serde_json::Value::Null)
+                    notes
+                        .get(c360_core::notes::ClusterNote::KEY)
+                        .unwrap_or(&serde_json::Value::Null)
                 )?
             );
             println!(

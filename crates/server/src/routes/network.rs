@@ -9,6 +9,7 @@ use crate::authz;
 use crate::error::{ApiResult, P, Q};
 use crate::state::{Answer, AppState, Snapshot};
 use crate::support::*;
+use c360_core::notes::NetworkNote;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -22,7 +23,7 @@ pub struct TopParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Network {
     /// The refresh's network summary (admins and analysts only).
-    pub summary: Option<c360_core::notes::NetworkNote>,
+    pub summary: Option<NetworkNote>,
     /// customer_id, influence_rank, pagerank, community, community_size, ties_out, ties_in,
     /// shares_sent, cascade_reach, tier, rfm_class.
     pub influencers: Vec<Row>,
@@ -84,14 +85,13 @@ pub async fn network(
                 "SELECT c.campaign, COUNT(*) AS cascades, SUM(c.reached) AS reached, MAX(c.depth) AS max_depth FROM network_cascades c \
                  LEFT JOIN customer_segmentation s ON c.root_customer_id = s.customer_id WHERE {w} \
                  GROUP BY c.campaign ORDER BY c.campaign"), sc.params.clone()).await?;
-            let summary = s
-                .sess
-                .manifest
-                .notes
-                .get("network")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            // The chain's figures: admins and analysts only.
+            let summary = authz::stores(&p)
+                .is_none()
+                .then(|| NetworkNote::from_notes(&s.sess.manifest.notes))
+                .flatten();
             Ok(Network {
-                summary: if authz::stores(&p).is_none() { summary } else { None },
+                summary,
                 influencers: rows(influencers),
                 communities: rows(communities),
                 seeds: rows(seeds),
@@ -118,13 +118,8 @@ fn paths_for(p: &Principal, mut cascades: Vec<Row>) -> Vec<Row> {
 /// Share of the networked customers that influence rank `rank` out-ranks (1 for the top). The
 /// count is the refresh's network note, the same as `customer_network`'s rows.
 pub fn influence_percentile(s: &Snapshot, rank: i64) -> f64 {
-    let n = s
-        .sess
-        .manifest
-        .notes
-        .get("network")
-        .and_then(|n| n["customers"].as_f64())
-        .unwrap_or(rank as f64);
+    let n =
+        NetworkNote::from_notes(&s.sess.manifest.notes).map_or(rank as f64, |n| n.customers as f64);
     1.0 - (rank as f64 - 1.0) / n.max(1.0)
 }
 

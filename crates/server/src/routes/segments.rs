@@ -53,12 +53,7 @@ pub(crate) async fn segments(
         let named = qf(&s, &by("rfm_segment"), &cf).await?;
         let clusters = qf(&s, &by("CAST(\"cluster\" AS VARCHAR)"), &cf).await?;
         let grid = qf(&s, &format!("SELECT r_score, f_score, COUNT(*) AS customers, AVG(monetary_fen) AS avg_spend_fen FROM customer_segmentation WHERE {} GROUP BY r_score, f_score ORDER BY r_score, f_score", cf.sql()), &cf).await?;
-        let explain = s
-            .sess
-            .manifest
-            .notes
-            .get("segments")
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let explain = c360_core::notes::ClusterNote::from_notes(&s.sess.manifest.notes);
         Ok(Segments {
             tiers: rows(tiers),
             rfm_classes: rows(classes),
