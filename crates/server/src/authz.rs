@@ -66,61 +66,22 @@ const fn rule(
     }
 }
 
-/// Every operation of the API and the WebSocket.
+/// Every operation of the API and the WebSocket, one line each.
+#[rustfmt::skip]
 pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/health", Callers::Anyone, "health.read"),
     rule("GET", "/api/v1/me", ALL, "me.read"),
     rule("GET", "/api/v1/overview", ALL, "overview.read"),
     rule("GET", "/api/v1/customers", ALL, "customers.list"),
     rule("GET", "/api/v1/customers/{id}", ALL, "customer.read"),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/timeline",
-        ALL,
-        "customer.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/behavior",
-        ALL,
-        "customer.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/emotion",
-        ALL,
-        "customer.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/preferences",
-        ALL,
-        "customer.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/recommendations",
-        ALL,
-        "customer.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/predictions",
-        ALL,
-        "customer.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/insights",
-        ALL,
-        "customer.insights",
-    ),
-    rule(
-        "GET",
-        "/api/v1/customers/{id}/network",
-        ALL,
-        "customer.read",
-    ),
+    rule("GET", "/api/v1/customers/{id}/timeline", ALL, "customer.read"),
+    rule("GET", "/api/v1/customers/{id}/behavior", ALL, "customer.read"),
+    rule("GET", "/api/v1/customers/{id}/emotion", ALL, "customer.read"),
+    rule("GET", "/api/v1/customers/{id}/preferences", ALL, "customer.read"),
+    rule("GET", "/api/v1/customers/{id}/recommendations", ALL, "customer.read"),
+    rule("GET", "/api/v1/customers/{id}/predictions", ALL, "customer.read"),
+    rule("GET", "/api/v1/customers/{id}/insights", ALL, "customer.insights"),
+    rule("GET", "/api/v1/customers/{id}/network", ALL, "customer.read"),
     rule("GET", "/api/v1/segments", ALL, "segments.read"),
     rule("GET", "/api/v1/compare/{dim}", ALL, "compare.read"),
     rule("POST", "/api/v1/orders", TILLS, "order.ingest"),
@@ -130,67 +91,22 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/behavior/paths", ALL, "behavior.read"),
     rule("GET", "/api/v1/sentiment", ALL, "sentiment.read"),
     rule("GET", "/api/v1/network", ALL, "network.read"),
-    rule(
-        "GET",
-        "/api/v1/recommendations",
-        ALL,
-        "recommendations.read",
-    ),
+    rule("GET", "/api/v1/recommendations", ALL, "recommendations.read"),
     rule("GET", "/api/v1/live", ALL, "live.read"),
     rule("GET", "/api/v1/campaigns", ALL, "campaigns.list"),
     rule("POST", "/api/v1/campaigns", ALL, "campaign.create"),
     rule("GET", "/api/v1/campaigns/program", ALL, "campaigns.program"),
-    rule(
-        "GET",
-        "/api/v1/campaigns/suggestions",
-        ALL,
-        "campaigns.suggest",
-    ),
-    rule(
-        "GET",
-        "/api/v1/campaigns/settings",
-        ALL,
-        "campaign.settings.read",
-    ),
-    rule(
-        "PUT",
-        "/api/v1/campaigns/settings",
-        ADMIN,
-        "campaign.settings",
-    ),
+    rule("GET", "/api/v1/campaigns/suggestions", ALL, "campaigns.suggest"),
+    rule("GET", "/api/v1/campaigns/settings", ALL, "campaign.settings.read"),
+    rule("PUT", "/api/v1/campaigns/settings", ADMIN, "campaign.settings"),
     rule("GET", "/api/v1/campaigns/{id}", ALL, "campaign.read"),
-    rule(
-        "POST",
-        "/api/v1/campaigns/{id}/launch",
-        ALL,
-        "campaign.launch",
-    ),
-    rule(
-        "POST",
-        "/api/v1/campaigns/{id}/status",
-        ALL,
-        "campaign.status",
-    ),
-    rule(
-        "GET",
-        "/api/v1/campaigns/{id}/results",
-        ALL,
-        "campaign.read",
-    ),
-    rule(
-        "GET",
-        "/api/v1/campaigns/{id}/members",
-        ALL,
-        "campaign.read",
-    ),
+    rule("POST", "/api/v1/campaigns/{id}/launch", ALL, "campaign.launch"),
+    rule("POST", "/api/v1/campaigns/{id}/status", ALL, "campaign.status"),
+    rule("GET", "/api/v1/campaigns/{id}/results", ALL, "campaign.read"),
+    rule("GET", "/api/v1/campaigns/{id}/members", ALL, "campaign.read"),
     rule("GET", "/api/v1/experiments", ALL, "experiments.list"),
     rule("POST", "/api/v1/experiments", ALL, "experiment.create"),
-    rule(
-        "GET",
-        "/api/v1/experiments/{id}/results",
-        ALL,
-        "experiment.read",
-    ),
+    rule("GET", "/api/v1/experiments/{id}/results", ALL, "experiment.read"),
     rule("POST", "/api/v1/service/diagnose", ALL, "service.diagnose"),
     rule("GET", "/api/v1/service/tickets", ALL, "service.tickets"),
     rule("GET", "/api/v1/audit", ADMIN, "audit.read"),
@@ -298,19 +214,13 @@ pub fn order(p: &Principal, field: &str, store: Option<i64>) -> ApiResult<()> {
     }
 }
 
-/// Whether the caller sees a campaign: a store manager only one whose audience is limited to
-/// their stores.
+/// Whether the caller sees a campaign (see [`campaign`]).
 pub fn sees_campaign(p: &Principal, spec: &CampaignSpec) -> bool {
-    match stores(p) {
-        None => true,
-        Some(sc) => {
-            !spec.audience.store_ids.is_empty()
-                && spec.audience.store_ids.iter().all(|s| sc.contains(s))
-        }
-    }
+    campaign(p, spec).is_ok()
 }
 
-/// A campaign the request reads or changes (see [`sees_campaign`]).
+/// A campaign the request reads or changes: a store manager only one whose audience is limited
+/// to their stores.
 pub fn campaign(p: &Principal, spec: &CampaignSpec) -> ApiResult<()> {
     let Some(sc) = stores(p) else {
         return Ok(());
@@ -381,7 +291,5 @@ pub fn event(p: &Principal, e: &Event) -> Option<Value> {
     if e.topic == "etl" {
         return Some(json!({"version": e.data.get("version")}));
     }
-    e.store_id
-        .is_some_and(|s| scope.contains(&s))
-        .then(|| e.data.clone())
+    sees_store(p, e.store_id).then(|| e.data.clone())
 }

@@ -18,6 +18,13 @@ use crate::support::*;
 use c360_core::campaign::{self, Campaign, CampaignSpec};
 use c360_model::CampaignStatus;
 
+/// Campaign `id`, if the caller may see it (`authz::campaign`).
+async fn campaign_of(st: &AppState, p: &Principal, id: i64) -> ApiResult<Campaign> {
+    let c = campaign::get(&st.inner().meta, id).await?;
+    authz::campaign(p, &c.spec)?;
+    Ok(c)
+}
+
 /// Campaigns, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignList {
@@ -89,9 +96,7 @@ pub async fn get_campaign(
     p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Json<Campaign>> {
-    let c = campaign::get(&st.inner().meta, id).await?;
-    authz::campaign(&p, &c.spec)?;
-    Ok(Json(c))
+    Ok(Json(campaign_of(&st, &p, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/launch", params(("id" = i64, Path)), responses((status = 200, body = campaign::Launched, description = "Audience materialised: arms, offers, coupons, send times"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "Not a draft (launched already)")))]
@@ -101,8 +106,7 @@ pub async fn launch_campaign(
     P(id): P<i64>,
 ) -> ApiResult<Json<campaign::Launched>> {
     let r = async {
-        let c = campaign::get(&st.inner().meta, id).await?;
-        authz::campaign(&p, &c.spec)?;
+        campaign_of(&st, &p, id).await?;
         let s = st.snapshot().await?;
         Ok(campaign::launch(&s.sess, &st.inner().meta, id, authz::stores(&p)).await?)
     }
@@ -134,8 +138,7 @@ pub async fn campaign_status(
     J(b): J<StatusChange>,
 ) -> ApiResult<Json<CampaignState>> {
     let r = async {
-        let c = campaign::get(&st.inner().meta, id).await?;
-        authz::campaign(&p, &c.spec)?;
+        campaign_of(&st, &p, id).await?;
         Ok(campaign::transition(&st.inner().meta, id, b.action).await?)
     }
     .await;
@@ -161,8 +164,7 @@ pub async fn campaign_results(
     p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Answer<campaign::CampaignResults>> {
-    let c = campaign::get(&st.inner().meta, id).await?;
-    authz::campaign(&p, &c.spec)?;
+    campaign_of(&st, &p, id).await?;
     let s = st.snapshot().await?;
     let key = format!("campaign-results:{id}:{}", p.scope_key());
     st.answer(key, || async {
@@ -218,8 +220,7 @@ pub async fn campaign_members(
     Q(mp): Q<MemberParams>,
 ) -> ApiResult<Json<MemberPage>> {
     let limit = bounded("limit", mp.limit, 100, 1, 5000)?;
-    let c = campaign::get(&st.inner().meta, id).await?;
-    authz::campaign(&p, &c.spec)?;
+    campaign_of(&st, &p, id).await?;
     let mut ms = campaign::members(&st.inner().meta, id).await?;
     ms.retain(|m| authz::sees_store(&p, m.home_store_id));
     if let Some(a) = &mp.arm {
