@@ -27,6 +27,10 @@ pub fn parse_day(field: &str, v: &str) -> CoreResult<NaiveDate> {
     Ok(d)
 }
 
+/// The pattern the API document gives every date (YYYY-MM-DD within FIRST_DAY..=LAST_DAY);
+/// the attributes that declare a date spell it out, and a test checks they all agree.
+pub const DAY_PATTERN: &str = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$";
+
 /// The days a date parameter may name: anything outside is a typo, and far outside it would
 /// overflow date arithmetic.
 pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {

@@ -17,10 +17,10 @@ pub struct FunnelParams {
     #[param(value_type = Option<doc::FunnelBy>)]
     by: Option<String>,
     /// First day (YYYY-MM-DD), inclusive.
-    #[param(format = Date)]
+    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
     from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
-    #[param(format = Date)]
+    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
     to: Option<String>,
 }
 

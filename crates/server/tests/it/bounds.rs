@@ -84,6 +84,20 @@ async fn out_of_domain_numbers_and_times_are_refused() {
     let (s, o) = call(&st, "GET", "/api/v1/overview", a, None).await;
     assert_eq!(s, StatusCode::OK, "{o}");
     assert_eq!(o["live"]["revenue_fen"], 2_000_000);
+    // The document states the same range for every date it declares.
+    let (_, doc) = call(&st, "GET", "/api-docs/openapi.json", None, None).await;
+    let mut dates = 0;
+    check_dates(&doc, &mut dates);
+    assert!(dates >= 12, "{dates} dates in the document");
+    use chrono::Datelike;
+    assert_eq!(
+        (
+            c360_core::query::FIRST_DAY.year(),
+            c360_core::query::LAST_DAY.year()
+        ),
+        (2000, 2099),
+        "DAY_PATTERN spells 20xx"
+    );
     // Date parameters out of range are a 400, not a panic.
     for q in [
         "from=2024-01-01&to=%2B262142-12-31",
@@ -114,4 +128,23 @@ async fn out_of_domain_numbers_and_times_are_refused() {
     let st = AppState::open(serve_cfg(&f)).await.unwrap();
     let (_, o) = call(&st, "GET", "/api/v1/overview", a, None).await;
     assert_eq!(o["live"]["orders"], 2);
+}
+
+/// Every `format: date` schema in the document carries `DAY_PATTERN`.
+fn check_dates(v: &serde_json::Value, n: &mut usize) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("format").and_then(|f| f.as_str()) == Some("date") {
+                assert_eq!(
+                    m.get("pattern").and_then(|p| p.as_str()),
+                    Some(c360_core::query::DAY_PATTERN),
+                    "{v}"
+                );
+                *n += 1;
+            }
+            m.values().for_each(|x| check_dates(x, n));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| check_dates(x, n)),
+        _ => {}
+    }
 }
