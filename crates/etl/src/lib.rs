@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use c360_db::Db;
 use c360_metastore::Metastore;
-use c360_warehouse::{Session, Warehouse};
+use c360_warehouse::{Session, Warehouse, WriterLock};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub const STEP_NAMES: [&str; 10] = [
@@ -71,15 +71,17 @@ impl Ui {
 /// Runs all ten steps once.
 pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     let wh = Warehouse::open(&cfg.warehouse)?;
+    // One writer for the whole run, load and refresh: no other run commits in between.
+    let lock = wh.lock()?;
     let meta = Metastore::open(&cfg.metastore()).await?;
-    let salt = meta.hash_secret(cfg.salt.as_ref()).await?;
+    let salt = meta.pii_key(cfg.salt.as_ref()).await?;
     let pos = Db::connect(&cfg.pos_url).await?;
     let wx = Db::connect(&cfg.wx_url).await?;
     let run_id = meta.start_run().await?;
     let ui = Ui { on: cfg.progress };
     tracing::info!(run_id, pos = %c360_db::redact(&pos.url), wx = %c360_db::redact(&wx.url), "etl start");
 
-    let result = run_steps(cfg, &salt, &wh, &meta, &pos, &wx, run_id, &ui).await;
+    let result = run_steps(cfg, &salt, &wh, &lock, &meta, &pos, &wx, run_id, &ui).await;
     match &result {
         Ok(r) => {
             let stats = serde_json::to_string(r).unwrap_or_default();
@@ -99,15 +101,16 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
 #[allow(clippy::too_many_arguments)]
 async fn run_steps(
     cfg: &EtlConfig,
-    salt: &c360_model::Secret,
+    salt: &c360_model::pii::PiiKey,
     wh: &Warehouse,
+    lock: &WriterLock,
     meta: &Metastore,
     pos: &Db,
     wx: &Db,
     run_id: i64,
     ui: &Ui,
 ) -> Result<EtlReport> {
-    let mut txn = wh.begin(run_id)?;
+    let mut txn = wh.begin_locked(lock, run_id)?;
     txn.abort_before_publish = cfg.fail_at.as_deref() == Some("commit");
     let mut report = EtlReport {
         run_id,
@@ -191,7 +194,7 @@ async fn run_steps(
     report.manifest_version = m.version;
     report.customers = ctx.customers;
     report.merged_keys = ctx.merged_keys;
-    step!(10, pb, refresh::refresh(cfg, wh, run_id, &pb));
+    step!(10, pb, refresh::refresh(cfg, wh, lock, run_id, &pb));
     report.manifest_version = wh.current()?.version;
     Ok(report)
 }
@@ -205,7 +208,8 @@ pub async fn session(warehouse: &std::path::Path) -> Result<Session> {
 /// Re-runs only step 10 (the analytics refresh) on the current snapshot.
 pub async fn refresh_only(cfg: &EtlConfig, run_id: i64) -> Result<()> {
     let wh = Warehouse::open(&cfg.warehouse)?;
+    let lock = wh.lock()?;
     let pb = ProgressBar::hidden();
-    refresh::refresh(cfg, &wh, run_id, &pb).await?;
+    refresh::refresh(cfg, &wh, &lock, run_id, &pb).await?;
     Ok(())
 }

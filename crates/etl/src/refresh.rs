@@ -9,7 +9,7 @@
 
 use c360_core::clv::{customer_summaries, fit_models, predict, Prediction, HORIZON_DAYS};
 use c360_warehouse::arrow::record_batch::RecordBatch;
-use c360_warehouse::{tables, Session, Warehouse};
+use c360_warehouse::{tables, Session, Warehouse, WriterLock};
 use indicatif::ProgressBar;
 
 use crate::error::Result;
@@ -17,6 +17,7 @@ use crate::error::Result;
 pub async fn refresh(
     cfg: &crate::config::EtlConfig,
     wh: &Warehouse,
+    lock: &WriterLock,
     run_id: i64,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
@@ -82,7 +83,7 @@ pub async fn refresh(
     let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
     let n = feats.len() as u64;
     crate::config::fail_point(cfg, "refresh_commit")?;
-    let mut txn = wh.begin(run_id)?;
+    let mut txn = wh.begin_locked(lock, run_id)?;
     txn.replace("customer_segmentation", vec![seg_batch])?;
     txn.replace("customer_predictions", vec![pred_batch])?;
     txn.replace("review_sentiment", vec![sentiment_b])?;

@@ -20,6 +20,10 @@ pub enum WhError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Db(#[from] c360_db::DbError),
+    /// A statement that would change something (DDL, DML, COPY, SET, external tables) sent
+    /// through a query path, which is read-only.
+    #[error("read-only: only queries (SELECT, WITH, VALUES, EXPLAIN) may run here; {0}")]
+    ReadOnly(String),
     #[error("another writer holds the warehouse lock {0}")]
     Locked(String),
 }

@@ -6,14 +6,25 @@
 //! _lock                        held (flock) by the single writer
 //! <table>/<partition>/v7-0.parquet
 //! ```
-//! A commit writes and fsyncs its Parquet files, then writes the next manifest to a temporary
-//! name, fsyncs it and renames it into place. Readers only ever see whole versions. Files that
-//! no kept manifest names (left by a crashed writer) are deleted by the next writer.
+//! A commit writes and fsyncs its Parquet files and every directory on their way to the root
+//! (a new `month=` directory is only durable once its parent is synced), then writes the next
+//! manifest to a temporary name, fsyncs it, renames it into place and fsyncs `_manifests`.
+//! Readers only ever see whole versions, and open the newest manifest whose files all exist:
+//! a damaged newest version (unreadable, or naming a missing file) is skipped with a warning,
+//! and the next writer moves it aside (`NNNNNNNN.json.broken`). Files that no kept manifest
+//! names (left by a crashed writer) and stray `.tmp` manifests are deleted by the next writer;
+//! a superseded version is kept for [`Warehouse::retain_superseded`] after it was superseded
+//! (besides the newest [`KEEP_VERSIONS`]), so a reader still on it keeps its files.
+//!
+//! One writer at a time: [`Warehouse::lock`] takes the `_lock` flock and a run holds it across
+//! all its transactions (the ETL across load and refresh).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
@@ -28,7 +39,10 @@ use serde::{Deserialize, Serialize};
 use crate::tables::{self, Mode};
 use crate::{error::io, error::Result, error::WhError};
 
-const KEEP_VERSIONS: usize = 5;
+/// The newest versions always kept.
+pub const KEEP_VERSIONS: usize = 5;
+/// How long a superseded version's files stay for readers still on it.
+pub const RETAIN_SUPERSEDED: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -65,8 +79,19 @@ pub struct Manifest {
 }
 
 /// A warehouse directory.
+#[derive(Clone)]
 pub struct Warehouse {
     pub root: PathBuf,
+    /// How long a superseded version stays readable (default [`RETAIN_SUPERSEDED`]).
+    pub retain_superseded: Duration,
+}
+
+/// The single writer's lock (an exclusive flock on `_lock`), held while any clone of it lives.
+#[derive(Clone)]
+pub struct WriterLock {
+    /// Held, never read: the flock lives as long as the open file.
+    _file: Arc<File>,
+    root: PathBuf,
 }
 
 fn manifest_dir(root: &Path) -> PathBuf {
@@ -77,7 +102,10 @@ impl Warehouse {
     pub fn open(root: impl Into<PathBuf>) -> Result<Warehouse> {
         let root = root.into();
         fs::create_dir_all(manifest_dir(&root)).map_err(io(&root))?;
-        Ok(Warehouse { root })
+        Ok(Warehouse {
+            root,
+            retain_superseded: RETAIN_SUPERSEDED,
+        })
     }
 
     fn versions(&self) -> Result<Vec<u64>> {
@@ -94,12 +122,64 @@ impl Warehouse {
         Ok(v)
     }
 
-    /// The current snapshot (an empty manifest before the first commit).
+    /// The highest version number on disk, damaged (set-aside) versions included.
+    fn highest_version_ever(&self) -> Result<u64> {
+        let dir = manifest_dir(&self.root);
+        Ok(fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                let n = n.strip_suffix(".broken").unwrap_or(&n).to_string();
+                n.strip_suffix(".json").and_then(|s| s.parse().ok())
+            })
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// The current snapshot: the newest version that reads and whose files all exist (an
+    /// empty manifest before the first commit). A newer damaged version is skipped with a
+    /// warning; when no version is whole, the newest one's error is returned.
     pub fn current(&self) -> Result<Manifest> {
-        match self.versions()?.last() {
-            None => Ok(Manifest::default()),
-            Some(v) => self.read_version(*v),
+        let mut newest_err = None;
+        for v in self.versions()?.into_iter().rev() {
+            match self.whole_version(v) {
+                Ok(m) => {
+                    if newest_err.is_some() {
+                        tracing::warn!(version = v, "opened an older warehouse version");
+                    }
+                    return Ok(m);
+                }
+                Err(e) => {
+                    tracing::warn!(version = v, error = %e, "skipping a damaged warehouse version");
+                    newest_err.get_or_insert(e);
+                }
+            }
         }
+        match newest_err {
+            None => Ok(Manifest::default()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Version `v` if it reads and every file it names exists.
+    fn whole_version(&self, v: u64) -> Result<Manifest> {
+        let m = self.read_version(v)?;
+        for t in m.tables.values() {
+            for f in t.files() {
+                let p = self.root.join(&f.path);
+                if !p.is_file() {
+                    return Err(WhError::Manifest {
+                        path: manifest_dir(&self.root)
+                            .join(format!("{v:08}.json"))
+                            .display()
+                            .to_string(),
+                        reason: format!("names {}, which is missing", f.path),
+                    });
+                }
+            }
+        }
+        Ok(m)
     }
 
     fn read_version(&self, v: u64) -> Result<Manifest> {
@@ -111,28 +191,63 @@ impl Warehouse {
         })
     }
 
-    /// Starts a write transaction on top of the current snapshot, holding the writer lock.
-    pub fn begin(&self, run_id: i64) -> Result<Txn> {
+    /// Takes the writer lock, or answers [`WhError::Locked`] when another writer holds it.
+    pub fn lock(&self) -> Result<WriterLock> {
         let lock_path = self.root.join("_lock");
-        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-        lock.try_lock()
+        let file = File::create(&lock_path).map_err(io(&lock_path))?;
+        file.try_lock()
             .map_err(|_| WhError::Locked(lock_path.display().to_string()))?;
-        let base = self.current()?;
-        let txn = Txn {
+        Ok(WriterLock {
+            _file: Arc::new(file),
             root: self.root.clone(),
+        })
+    }
+
+    /// Starts a write transaction on top of the current snapshot, taking the writer lock for
+    /// as long as the transaction lives.
+    pub fn begin(&self, run_id: i64) -> Result<Txn> {
+        let lock = self.lock()?;
+        self.begin_locked(&lock, run_id)
+    }
+
+    /// Starts a write transaction under a lock the caller already holds (and keeps holding
+    /// after the commit, so no other writer comes between two transactions of one run).
+    pub fn begin_locked(&self, lock: &WriterLock, run_id: i64) -> Result<Txn> {
+        assert_eq!(lock.root, self.root, "the lock is this warehouse's");
+        self.set_aside_damaged()?;
+        let base = self.current()?;
+        // Past every version on disk, set-aside ones included: a number a reader may have
+        // seen is never reused for other contents.
+        let version = self.highest_version_ever()?.max(base.version) + 1;
+        let txn = Txn {
+            wh: self.clone(),
             next: Manifest {
-                version: base.version + 1,
+                version,
                 run_id,
                 ..base.clone()
             },
             base,
-            _lock: lock,
+            _lock: lock.clone(),
             written: Vec::new(),
             seq: 0,
             abort_before_publish: false,
         };
         txn.collect_garbage()?;
         Ok(txn)
+    }
+
+    /// Renames versions newer than the current one that cannot be opened to
+    /// `NNNNNNNN.json.broken` (the writer holds the lock): readers stop warning about them, and
+    /// they stay for whoever investigates.
+    fn set_aside_damaged(&self) -> Result<()> {
+        let current = self.current().map(|m| m.version).unwrap_or(0);
+        for v in self.versions()?.into_iter().filter(|v| *v > current) {
+            let p = manifest_dir(&self.root).join(format!("{v:08}.json"));
+            let to = p.with_extension("json.broken");
+            tracing::warn!(version = v, to = %to.display(), "setting aside a damaged warehouse version");
+            fs::rename(&p, &to).map_err(io(&p))?;
+        }
+        Ok(())
     }
 
     pub fn read_table(&self, m: &Manifest, table: &str) -> Result<Vec<RecordBatch>> {
@@ -186,10 +301,10 @@ pub fn read_string_column(path: &Path, col: &str) -> Result<StringArray> {
 
 /// One load: stage table changes, then `commit` publishes them all at once.
 pub struct Txn {
-    root: PathBuf,
+    wh: Warehouse,
     base: Manifest,
     next: Manifest,
-    _lock: File,
+    _lock: WriterLock,
     written: Vec<PathBuf>,
     seq: u64,
     /// Test hook: abort the process in [`Txn::commit`] after the data files, before the
@@ -219,9 +334,9 @@ impl Txn {
         schema: &SchemaRef,
     ) -> Result<FileEntry> {
         let dir = if partition.is_empty() {
-            self.root.join(table)
+            self.wh.root.join(table)
         } else {
-            self.root.join(table).join(format!("month={partition}"))
+            self.wh.root.join(table).join(format!("month={partition}"))
         };
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         self.seq += 1;
@@ -242,7 +357,7 @@ impl Txn {
         file.sync_all().map_err(io(&path))?;
         self.written.push(path.clone());
         let rel = path
-            .strip_prefix(&self.root)
+            .strip_prefix(&self.wh.root)
             .expect("data files are written under the warehouse root")
             .to_string_lossy()
             .replace('\\', "/");
@@ -294,7 +409,7 @@ impl Txn {
                 // checking reads just the key column.
                 let mut holds = false;
                 for f in files {
-                    let kc = read_string_column(&self.root.join(&f.path), def.key)?;
+                    let kc = read_string_column(&self.wh.root.join(&f.path), def.key)?;
                     if kc.iter().any(|k| k.is_some_and(|k| new_keys.contains(k))) {
                         holds = true;
                         break;
@@ -307,7 +422,7 @@ impl Txn {
             }
             let mut bs = Vec::new();
             for f in files {
-                bs.extend(read_parquet(&self.root.join(&f.path))?);
+                bs.extend(read_parquet(&self.wh.root.join(&f.path))?);
             }
             existing.insert(p.clone(), bs);
         }
@@ -348,8 +463,23 @@ impl Txn {
             // Test hook: die like a killed process, after the data files, before the manifest.
             std::process::abort();
         }
+        // The new files' directory entries: every directory from each file up to the root.
+        let mut dirs = BTreeSet::new();
+        for f in &self.written {
+            let mut d = f.parent();
+            while let Some(x) = d {
+                dirs.insert(x.to_path_buf());
+                if x == self.wh.root {
+                    break;
+                }
+                d = x.parent();
+            }
+        }
+        for d in &dirs {
+            sync_dir(d)?;
+        }
         self.next.committed_at = chrono::Utc::now().to_rfc3339();
-        let dir = manifest_dir(&self.root);
+        let dir = manifest_dir(&self.wh.root);
         let fin = dir.join(format!("{:08}.json", self.next.version));
         let tmp = dir.join(format!(".{:08}.json.tmp", self.next.version));
         {
@@ -359,39 +489,68 @@ impl Txn {
             f.sync_all().map_err(io(&tmp))?;
         }
         fs::rename(&tmp, &fin).map_err(io(&fin))?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        sync_dir(&dir)?;
         self.written.clear();
         let m = self.next.clone();
         self.collect_garbage()?;
         Ok(m)
     }
 
-    /// Removes old manifests beyond the kept few and every Parquet file none of them names.
+    /// Removes the manifests no reader needs (older than the newest [`KEEP_VERSIONS`] and
+    /// superseded longer than `retain_superseded` ago), every Parquet file no kept manifest
+    /// names, and stray temporary manifests of crashed commits.
     fn collect_garbage(&self) -> Result<()> {
-        let wh = Warehouse {
-            root: self.root.clone(),
-        };
-        let versions = wh.versions()?;
-        let keep: Vec<u64> = versions.iter().rev().take(KEEP_VERSIONS).copied().collect();
-        let mut live: HashSet<String> = HashSet::new();
-        for v in &keep {
-            for t in wh.read_version(*v)?.tables.values() {
-                live.extend(t.files().map(|f| f.path.clone()));
+        let wh = &self.wh;
+        let mdir = manifest_dir(&wh.root);
+        for e in fs::read_dir(&mdir).map_err(io(&mdir))? {
+            let p = e.map_err(io(&mdir))?.path();
+            if p.extension().is_some_and(|x| x == "tmp") {
+                fs::remove_file(&p).map_err(io(&p))?;
             }
         }
-        for v in versions.iter().filter(|v| !keep.contains(v)) {
-            let _ = fs::remove_file(manifest_dir(&self.root).join(format!("{v:08}.json")));
+        let versions: Vec<(u64, Option<Manifest>)> = wh
+            .versions()?
+            .into_iter()
+            .map(|v| (v, wh.read_version(v).ok()))
+            .collect();
+        let now = chrono::Utc::now();
+        let mut live: HashSet<String> = HashSet::new();
+        for (i, (v, m)) in versions.iter().enumerate() {
+            let newest = i + KEEP_VERSIONS >= versions.len();
+            let superseded_at = versions
+                .get(i + 1)
+                .and_then(|(_, m)| m.as_ref())
+                .and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.committed_at).ok());
+            // A successor stamped in the future (clock skew) counts as recent.
+            let recent = superseded_at.is_some_and(|t| {
+                (now - t.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .map_or(true, |age| age < wh.retain_superseded)
+            });
+            if newest || recent {
+                if let Some(m) = m {
+                    for t in m.tables.values() {
+                        live.extend(t.files().map(|f| f.path.clone()));
+                    }
+                }
+            } else {
+                let p = mdir.join(format!("{v:08}.json"));
+                fs::remove_file(&p).map_err(io(&p))?;
+            }
         }
         for t in tables::TABLES {
-            let dir = self.root.join(t.name);
+            let dir = self.wh.root.join(t.name);
             if dir.exists() {
-                remove_unlisted(&self.root, &dir, &live, &self.written)?;
+                remove_unlisted(&self.wh.root, &dir, &live, &self.written)?;
             }
         }
         Ok(())
     }
+}
+
+/// Makes a directory's entries durable (a new file or rename in it survives power loss).
+fn sync_dir(d: &Path) -> Result<()> {
+    File::open(d).and_then(|f| f.sync_all()).map_err(io(d))
 }
 
 fn remove_unlisted(
@@ -545,7 +704,8 @@ mod tests {
     #[test]
     fn abandoned_files_are_collected_and_old_versions_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let wh = Warehouse::open(dir.path()).unwrap();
+        let mut wh = Warehouse::open(dir.path()).unwrap();
+        wh.retain_superseded = Duration::ZERO;
         for run in 1..=7 {
             let mut t = wh.begin(run).unwrap();
             t.upsert(
@@ -590,7 +750,94 @@ mod tests {
     fn one_writer_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
-        let _t = wh.begin(1).unwrap();
+        let t = wh.begin(1).unwrap();
         assert!(matches!(wh.begin(2), Err(WhError::Locked(_))));
+        assert!(matches!(wh.lock(), Err(WhError::Locked(_))));
+        drop(t);
+        // A run holds the lock across its transactions: nobody comes in between.
+        let lock = wh.lock().unwrap();
+        wh.begin_locked(&lock, 3).unwrap().commit().unwrap();
+        assert!(matches!(wh.begin(4), Err(WhError::Locked(_))));
+        wh.begin_locked(&lock, 3).unwrap().commit().unwrap();
+        drop(lock);
+        wh.begin(5).unwrap().commit().unwrap();
+    }
+
+    fn commit_run(wh: &Warehouse, run: i64) -> Manifest {
+        let mut t = wh.begin(run).unwrap();
+        t.upsert(
+            "quarantine",
+            vec![quarantine_batch(&[(&format!("k{run}"), "2025-01")], run)],
+        )
+        .unwrap();
+        t.commit().unwrap()
+    }
+
+    #[test]
+    fn superseded_versions_stay_while_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let first = commit_run(&wh, 1);
+        for run in 2..=8 {
+            commit_run(&wh, run);
+        }
+        // Every version was superseded moments ago: all are kept, and a reader that opened
+        // the first one still finds its files.
+        assert_eq!(wh.versions().unwrap().len(), 8);
+        for f in first.tables["quarantine"].files() {
+            assert!(dir.path().join(&f.path).is_file(), "{} removed", f.path);
+        }
+    }
+
+    #[test]
+    fn a_damaged_newest_version_falls_back_and_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        commit_run(&wh, 1);
+        let second = commit_run(&wh, 2);
+        // The newest version names a file that is gone (a disk that lost it).
+        let f = second.tables["quarantine"]
+            .files()
+            .next()
+            .unwrap()
+            .path
+            .clone();
+        fs::remove_file(dir.path().join(&f)).unwrap();
+        let m = wh.current().unwrap();
+        assert_eq!(m.version, 1, "the newest whole version is opened");
+        assert_eq!(rows(&wh), vec![("k1".into(), "2025-01".into(), 1)]);
+        // A manifest that does not parse is skipped the same way.
+        let mdir = dir.path().join("_manifests");
+        fs::write(mdir.join("00000003.json"), b"{ torn").unwrap();
+        assert_eq!(wh.current().unwrap().version, 1);
+        // A crashed commit's temporary manifest.
+        fs::write(mdir.join(".00000004.json.tmp"), b"{").unwrap();
+        // The next writer sets both damaged versions aside, removes the stray temp file and
+        // commits past every version number on disk.
+        let next = commit_run(&wh, 4);
+        assert_eq!(next.version, 4);
+        assert_eq!(wh.current().unwrap().version, 4);
+        let mut names: Vec<String> = fs::read_dir(&mdir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "00000001.json",
+                "00000002.json.broken",
+                "00000003.json.broken",
+                "00000004.json"
+            ]
+        );
+        // Nothing is whole: the newest error names the missing file.
+        let empty = tempfile::tempdir().unwrap();
+        let w2 = Warehouse::open(empty.path()).unwrap();
+        let m = commit_run(&w2, 1);
+        let f = m.tables["quarantine"].files().next().unwrap().path.clone();
+        fs::remove_file(empty.path().join(&f)).unwrap();
+        let err = w2.current().unwrap_err().to_string();
+        assert!(err.contains("missing") && err.contains(&f), "{err}");
     }
 }

@@ -12,11 +12,26 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 pub use datafusion::scalar::ScalarValue;
 
 use crate::manifest::{Manifest, Warehouse};
-use crate::{error::Result, tables};
+use crate::{
+    error::{Result, WhError},
+    tables,
+};
+
+/// What a query path may run: plans that only read. DDL (`CREATE [EXTERNAL] TABLE`, `CREATE
+/// VIEW`, `DROP`), DML (`INSERT`, `UPDATE`, `DELETE`, `COPY … TO`) and statements (`SET`,
+/// transactions, `PREPARE`) are refused before anything executes. The one place that creates
+/// views is [`Session::at`], which uses the context directly.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
 
 pub struct Session {
     pub ctx: SessionContext,
@@ -86,18 +101,41 @@ impl Session {
         Ok(batches)
     }
 
-    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        Ok(self.ctx.sql(sql).await?.collect().await?)
+    /// Plans `sql` under [`read_only`]: a statement that would write answers
+    /// [`WhError::ReadOnly`] naming what it is.
+    async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        match self.ctx.sql_with_options(sql, read_only()).await {
+            Ok(df) => Ok(df),
+            Err(e) => {
+                let msg = e.strip_backtrace();
+                if ["DDL", "DML", "Statement"]
+                    .iter()
+                    .any(|k| msg.contains(&format!("{k} not supported: ")))
+                {
+                    Err(WhError::ReadOnly(
+                        msg.trim_start_matches("Error during planning: ")
+                            .to_string(),
+                    ))
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
     }
 
-    /// A query with `$1`, `$2` … placeholders and their values, bound by DataFusion (never
+    /// A read-only query (see [`read_only`]).
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.plan(sql).await?.collect().await?)
+    }
+
+    /// A read-only query with `$1`, `$2` … placeholders and their values, bound by DataFusion (never
     /// spliced into the text).
     pub async fn query_with(
         &self,
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<Vec<RecordBatch>> {
-        let df = self.ctx.sql(sql).await?;
+        let df = self.plan(sql).await?;
         Ok(df.with_param_values(params)?.collect().await?)
     }
 

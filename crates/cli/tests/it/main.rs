@@ -93,6 +93,47 @@ fn killed_etl_resumes_without_loss_or_doubles() {
 }
 
 #[test]
+fn sql_refuses_every_statement_that_writes() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    run_ok(p, &["sim", "--orders", "1500", "--stores", "50"]);
+    run_ok(p, &["etl", "--warehouse", "data/wh"]);
+    let count = "SELECT COUNT(*) AS n FROM fact_orders";
+    let before = sql(p, "data/wh", count);
+    let out_file = p.join("leak.csv");
+    let writes = [
+        format!("COPY (SELECT * FROM customers) TO '{}'", out_file.display()),
+        format!(
+            "CREATE EXTERNAL TABLE pw (line VARCHAR) STORED AS CSV LOCATION '{}'",
+            p.join("c360.toml").display()
+        ),
+        "CREATE EXTERNAL TABLE etc (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'".into(),
+        "CREATE TABLE t AS SELECT 1 AS x".into(),
+        "CREATE VIEW v AS SELECT 1 AS x".into(),
+        "DROP VIEW v_customer_360".into(),
+        "DROP TABLE fact_orders".into(),
+        "INSERT INTO fact_orders SELECT * FROM fact_orders".into(),
+        "DELETE FROM fact_orders".into(),
+        "SET datafusion.execution.batch_size = 1".into(),
+    ];
+    for q in &writes {
+        let out = c360()
+            .current_dir(p)
+            .args(["sql", "--warehouse", "data/wh", q])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{q} ran");
+        assert!(err.contains("read-only"), "{q}: {err}");
+    }
+    assert!(!out_file.exists(), "COPY wrote a file");
+    assert_eq!(sql(p, "data/wh", count), before);
+    // Reading still works, EXPLAIN included.
+    let plan = sql(p, "data/wh", &format!("EXPLAIN {count}"));
+    assert!(plan.contains("plan"), "{plan}");
+}
+
+#[test]
 fn bad_database_url_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     let out = c360()
