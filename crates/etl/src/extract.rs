@@ -417,7 +417,7 @@ pub const NODE_COLS: &[&str] = &[
 
 /// Step 3: POS members become identity nodes `M:<member_id>`.
 pub async fn pos_members(
-    salt: &c360_model::Secret,
+    salt: &c360_model::pii::PiiKey,
     pos: &Db,
     meta: &Metastore,
     txn: &mut Txn,
@@ -456,10 +456,7 @@ pub async fn pos_members(
                 );
                 (Value::NullS, Value::from(p.masked()))
             }
-            Ok(p) => (
-                Value::from(p.hashed(salt.expose())),
-                Value::from(p.masked()),
-            ),
+            Ok(p) => (Value::from(p.hashed(salt)), Value::from(p.masked())),
             Err(e) => {
                 q.add("members", mid, "phone", e, Some(&raw));
                 (Value::NullS, Value::NullS)
@@ -504,7 +501,7 @@ pub async fn pos_members(
 
 /// Step 4: mini-program users become identity nodes `U:<user_id>`.
 pub async fn wx_users(
-    salt: &c360_model::Secret,
+    salt: &c360_model::pii::PiiKey,
     wx: &Db,
     meta: &Metastore,
     txn: &mut Txn,
@@ -556,10 +553,7 @@ pub async fn wx_users(
                     );
                     (Value::NullS, Value::from(p.masked()))
                 }
-                Ok(p) => (
-                    Value::from(p.hashed(salt.expose())),
-                    Value::from(p.masked()),
-                ),
+                Ok(p) => (Value::from(p.hashed(salt)), Value::from(p.masked())),
                 Err(e) => {
                     q.add("wx_users", uid, "phone", e, Some(&raw));
                     (Value::NullS, Value::NullS)
@@ -568,7 +562,7 @@ pub async fn wx_users(
         };
         let unionid = get_text(r, "unionid")
             .filter(|u| !u.trim().is_empty())
-            .map(|u| c360_model::hash_pii(salt.expose(), u.trim()));
+            .map(|u| salt.hash(u.trim()));
         let created = get_text(r, "created_at")
             .and_then(|t| parse_ts(&t).ok())
             .map(fmt_ts);
@@ -1240,25 +1234,10 @@ pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result
     Ok((rows.len() as u64, loaded))
 }
 
-/// Masks anything in free text that looks like a mobile number.
+/// Masks phone numbers (however typed), e-mail addresses, WeChat ids and openid-like tokens in
+/// free text (see `c360_model::pii::scrub`).
 pub fn scrub_text(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if run >= 7 {
-            out.push_str("[号码已隐藏]");
-            i += run;
-        } else if run > 0 {
-            out.extend(&chars[i..i + run]);
-            i += run;
-        } else {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    out
+    c360_model::pii::scrub(s)
 }
 
 /// Step 8: reviews (raw text kept as untrusted input, numbers scrubbed) and shares.

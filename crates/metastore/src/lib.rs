@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ids_and_settings",
         sql: include_str!("../migrations/0002_ids_and_settings.sql"),
     },
+    Migration {
+        version: 3,
+        name: "retention_and_quarantine",
+        sql: include_str!("../migrations/0003_retention_and_quarantine.sql"),
+    },
 ];
 
 /// An id space whose next value the database hands out.
@@ -189,6 +194,46 @@ impl Metastore {
                 Ok(Secret::new(s))
             }
         }
+    }
+
+    /// The key personal identifiers are hashed with: [`Metastore::hash_secret`] and the scheme
+    /// this metastore's identity graph uses (HMAC-SHA256, or salted SHA-256 for a graph hashed
+    /// before migration 3).
+    pub async fn pii_key(&self, provided: Option<&Secret>) -> Result<c360_model::pii::PiiKey> {
+        use c360_model::pii::{HashScheme, PiiKey};
+        let secret = self.hash_secret(provided).await?;
+        let scheme = match self.setting("hash_scheme").await? {
+            None => HashScheme::HmacSha256,
+            Some(s) => HashScheme::parse(&s).ok_or_else(|| {
+                DbError::Migration(format!("hash_scheme {s:?} is not one c360 knows"))
+            })?,
+        };
+        if scheme == HashScheme::SaltedSha256 {
+            tracing::warn!("this metastore's identity graph is hashed with salted SHA-256 (kept so the hashes still match); a fresh metastore uses HMAC-SHA256");
+        }
+        Ok(PiiKey::new(secret, scheme))
+    }
+
+    /// A secret of this metastore by name (32 random bytes, hex), generated and stored on first
+    /// use; every process sharing the metastore reads the same one. Never logged.
+    pub async fn generated_secret(&self, name: &str) -> Result<Secret> {
+        if let Some(s) = self.setting(name).await? {
+            return Ok(Secret::new(s));
+        }
+        let mut raw = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut raw[..]);
+        // Two first uses racing: the first insert wins and both read it back.
+        self.db
+            .execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                &[name.into(), hex::encode(raw).into()],
+            )
+            .await?;
+        let s = self
+            .setting(name)
+            .await?
+            .ok_or_else(|| DbError::Migration(format!("{name} was not stored")))?;
+        Ok(Secret::new(s))
     }
 
     /// Starts an ETL run; returns its id.

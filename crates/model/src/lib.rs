@@ -4,6 +4,7 @@
 //!
 //! This crate holds no I/O and no business logic beyond parsing and formatting.
 
+pub mod pii;
 mod states;
 pub use states::{
     CampaignAction, CampaignStatus, Channel, Lifecycle, MemberStatus, OfferKind, RfmClass, Tier,
@@ -116,9 +117,10 @@ impl Phone {
     pub fn masked(&self) -> String {
         format!("{}****{}", &self.0[..3], &self.0[7..])
     }
-    /// Salted SHA-256, hex: the only form of a phone kept outside the identity table.
-    pub fn hashed(&self, salt: &str) -> String {
-        hash_pii(salt, &self.0)
+    /// The keyed hash (see [`pii::PiiKey`]): the only form of a phone kept outside the identity
+    /// table.
+    pub fn hashed(&self, key: &pii::PiiKey) -> String {
+        key.hash(&self.0)
     }
     /// The raw number: only for the identity table and the source simulator.
     pub fn expose(&self) -> &str {
@@ -137,7 +139,8 @@ impl fmt::Display for Phone {
     }
 }
 
-/// Salted SHA-256 of a personal identifier (phone, openid, unionid), hex encoded, 32 chars.
+/// Salted SHA-256 of a personal identifier, hex encoded, 32 chars: the scheme of metastores
+/// hashed before HMAC ([`pii::HashScheme::SaltedSha256`]).
 pub fn hash_pii(salt: &str, value: &str) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
@@ -330,6 +333,59 @@ mod tests {
         // Beijing is UTC+8: midnight local is 16:00 UTC the day before.
         let m = parse_ts("2025-01-02 00:00:00").unwrap();
         assert_eq!(ts_micros(m), 1_735_747_200_000_000);
+    }
+}
+
+#[cfg(test)]
+mod parser_properties {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Any text: the parsers answer Ok or Err, never panic, and an error shows no more than
+        /// a masked or clipped form of the input.
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,40}") {
+            let _ = Phone::parse(&s);
+            let _ = parse_ts(&s);
+            let _ = parse_date(&s);
+            let _ = Fen::parse(&s);
+            if let Err(e) = Phone::parse(&s) {
+                let shown = e.to_string();
+                if s.trim().chars().count() > 5 {
+                    prop_assert!(!shown.contains(s.trim()), "{shown}");
+                }
+            }
+        }
+
+        /// A mobile number however it is written in a source (spaces, dashes, brackets, +86,
+        /// 0086) parses to its 11 digits.
+        #[test]
+        fn phones_parse_to_their_digits(
+            second in 3u8..=9,
+            rest in proptest::collection::vec(0u8..=9, 9),
+            sep in proptest::sample::select(vec!["", " ", "-", " - "]),
+            prefix in proptest::sample::select(vec!["", "+86", "+86 ", "0086", "(+86) "]),
+        ) {
+            let mut d = vec![1, second];
+            d.extend(rest);
+            let plain: String = d.iter().map(|x| char::from(b'0' + x)).collect();
+            let typed = format!("{prefix}{}{sep}{}{sep}{}", &plain[..3], &plain[3..7], &plain[7..]);
+            let parsed = Phone::parse(&typed).unwrap();
+            prop_assert_eq!(parsed.expose(), plain.as_str());
+        }
+
+        /// Every time stamp formats and parses back to itself (both accepted forms).
+        #[test]
+        fn timestamps_round_trip(secs in 946_684_800i64..4_102_444_799) {
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
+            prop_assert_eq!(parse_ts(&fmt_ts(t)).unwrap(), t);
+            let iso = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            prop_assert_eq!(parse_ts(&iso).unwrap(), t);
+            prop_assert_eq!(Day::of_time(t).date(), t.date());
+        }
     }
 }
 

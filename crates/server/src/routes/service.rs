@@ -224,8 +224,10 @@ pub(crate) async fn diagnose_inner(
             store_id: store,
             status: "new".into(),
             resolved_cause: None,
+            // A typed message may carry a phone or an e-mail: it is scrubbed before it is
+            // classified, answered or audited.
             case: Case {
-                message: msg,
+                message: c360_model::pii::scrub(&msg),
                 context: ctx,
             },
         }
