@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The API against its own OpenAPI document: schemathesis (PyPI) generates requests from
-# /api-docs/openapi.json, sends them with an admin key and runs every check on the answers
-# (status codes and schemas as documented, valid requests accepted, invalid ones rejected,
-# no server errors). Exits non-zero on any failure.
+# /api-docs/openapi.json, sends them as each role (admin, analyst, a store manager) and runs
+# every check on the answers (status codes and schemas as documented, valid requests accepted,
+# invalid ones rejected, no server errors). Exits non-zero on any failure.
 #
 # Usage: scripts/fuzz-api.sh [path/to/c360]   (default: the debug binary cargo test built)
-# Env:   FUZZ_EXAMPLES (per operation, default 50), FUZZ_PORT (default 18360)
+# Env:   FUZZ_EXAMPLES (per operation, default 50), FUZZ_PORT (default 18360),
+#        FUZZ_ROLES (default "admin analyst store_manager")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,7 +32,8 @@ cd "$work"
 export C360_QUIET=true
 "$bin" demo --orders 4000 --no-serve >demo.log 2>&1 || { cat demo.log; exit 1; }
 key=$("$bin" apikey create --name fuzz --role admin | tail -n1)
-"$bin" serve --addr "127.0.0.1:$port" >serve.log 2>&1 &
+# Per-key rate limits off: one key drives every example (429 and Retry-After have their own test).
+C360_RATE_LIMIT=0 "$bin" serve --addr "127.0.0.1:$port" >serve.log 2>&1 &
 server=$!
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1; then break; fi
@@ -49,17 +51,29 @@ start=$(echo "$spec" | json 'd["start"]')
 end=$(python3 -c "import datetime; print(datetime.date.fromisoformat('$start') + datetime.timedelta(days=20))")
 export FUZZ_EXPERIMENT=$(api -X POST -d "{\"name\": \"fuzz\", \"design\": \"store\", \"start\": \"$start\", \"end\": \"$end\", \"hypothesis\": \"none\"}" "$base/experiments" | json 'd["experiment_id"]')
 echo "customer $FUZZ_CUSTOMER, campaign $FUZZ_CAMPAIGN, experiment $FUZZ_EXPERIMENT"
-set +e
-"$venv/bin/st" --config-file "$root/scripts/schemathesis.toml" run "http://127.0.0.1:$port/api-docs/openapi.json" \
-  --header "Authorization: Bearer $key" \
-  --checks all \
-  --max-examples "${FUZZ_EXAMPLES:-50}" \
-  --workers 1 \
-  --seed 2030 \
-  --no-color \
-  2>&1 | tee "$work/st.log"
-status=${PIPESTATUS[0]}
-set -e
+store=$(api "$base/customers/$FUZZ_CUSTOMER" | json 'd["profile"]["home_store_id"]')
+status=0
+for role in ${FUZZ_ROLES:-admin analyst store_manager}; do
+  case "$role" in
+    admin) k=$key ;;
+    store_manager) k=$("$bin" apikey create --name "fuzz-$role" --role store_manager --stores "$store" | tail -n1) ;;
+    *) k=$("$bin" apikey create --name "fuzz-$role" --role "$role" | tail -n1) ;;
+  esac
+  echo "=== schemathesis as $role"
+  set +e
+  "$venv/bin/st" --config-file "$root/scripts/schemathesis.toml" run "http://127.0.0.1:$port/api-docs/openapi.json" \
+    --header "Authorization: Bearer $k" \
+    --checks all \
+    --max-examples "${FUZZ_EXAMPLES:-50}" \
+    --workers 1 \
+    --seed 2030 \
+    --no-color \
+    2>&1 | tee -a "$work/st.log"
+  s=${PIPESTATUS[0]}
+  set -e
+  echo "schemathesis as $role: exit $s"
+  if [ "$s" -ne 0 ]; then status=$s; fi
+done
 if [ "$status" -ne 0 ]; then
   echo "--- server log (last 40 lines)"
   tail -n 40 serve.log

@@ -4,8 +4,9 @@
 #     started if they are down (installed by apt if missing);
 #   - Debian's Chromium for the dashboard's browser test, and the web packages (npm ci);
 #   - mold and clang, the linker .cargo/config.toml asks for.
-# Then `cargo test --workspace`, the API fuzzed against its OpenAPI document by schemathesis
-# (scripts/fuzz-api.sh, which installs it from PyPI into a venv), and one closing line that totals
+# Then `cargo test --workspace`, the API fuzzed against its OpenAPI document by schemathesis as
+# each role (scripts/fuzz-api.sh, which installs it from PyPI into a venv), the kill -9 crash
+# harness on the ETL and the server (scripts/crash-harness.sh), and one closing line that totals
 # every test binary.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -- campaign` for a filter).
 set -euo pipefail
@@ -26,6 +27,7 @@ need_pkg clang clang
 need_pkg pg_ctlcluster postgresql
 need_pkg mariadbd mariadb-server
 need_pkg npm npm
+need_pkg sqlite3 sqlite3
 if [ ! -x /usr/bin/chromium ]; then need_pkg chromium chromium; fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
@@ -53,6 +55,7 @@ set -e
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
 rm -f "$log"
 fuzz=skipped
+crash=skipped
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
   if scripts/fuzz-api.sh >"${TMPDIR:-/tmp}/c360-fuzz.log" 2>&1; then
     fuzz=passed
@@ -61,7 +64,14 @@ if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
     status=1
     tail -n 80 "${TMPDIR:-/tmp}/c360-fuzz.log"
   fi
-  grep -E "generated|schemathesis: exit" "${TMPDIR:-/tmp}/c360-fuzz.log" || true
+  grep -E "generated|schemathesis( as [a-z_]+)?: exit" "${TMPDIR:-/tmp}/c360-fuzz.log" || true
+  if scripts/crash-harness.sh >"${TMPDIR:-/tmp}/c360-crash.log" 2>&1; then
+    crash=passed
+  else
+    crash=failed
+    status=1
+  fi
+  tail -n 30 "${TMPDIR:-/tmp}/c360-crash.log" | grep -E "crash harness" || tail -n 30 "${TMPDIR:-/tmp}/c360-crash.log"
 fi
-echo "tests: ${passed} passed, ${failed} failed; API fuzz (schemathesis, every check): ${fuzz}"
+echo "tests: ${passed} passed, ${failed} failed; API fuzz (schemathesis, every check, as each role): ${fuzz}; crash harness (kill -9): ${crash}"
 exit "$status"

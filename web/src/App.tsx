@@ -2,7 +2,7 @@ import { useEffect, useState } from 'react'
 import { Alert, App as AntApp, Button, ConfigProvider, Grid, Layout, Menu, Space, Tag, Typography } from 'antd'
 import zhCN from 'antd/locale/zh_CN'
 import enUS from 'antd/locale/en_US'
-import { get, getKey, liveSocket, Principal, setKey, url } from './api'
+import { forgetSession, get, getKey, liveSocket, Principal, url } from './api'
 import { DataVersion } from './pages/useApi'
 import { dict, I18n, Lang } from './i18n'
 import Login from './pages/Login'
@@ -59,7 +59,7 @@ export default function App() {
       })
       .catch((e) => {
         if (e.status === 401) {
-          setKey(null)
+          forgetSession()
           setAuthed(false)
         } else {
           const cached = localStorage.getItem('c360.me')
@@ -125,8 +125,9 @@ export default function App() {
                 {authed && (
                   <Button
                     size="small"
+                    data-testid="logout"
                     onClick={() => {
-                      setKey(null)
+                      forgetSession()
                       setAuthed(false)
                       setMe(null)
                     }}

@@ -68,6 +68,17 @@ export function setKey(k: string | null) {
   else localStorage.removeItem(KEY)
 }
 
+/** Logs out on this device: the key, the cached identity and every cached API answer go (the
+ *  service worker keeps answers per key; this deletes them all, from the page and the worker). */
+export function forgetSession() {
+  setKey(null)
+  localStorage.removeItem('c360.me')
+  navigator.serviceWorker?.controller?.postMessage({ type: 'logout' })
+  if (typeof caches !== 'undefined') {
+    void caches.keys().then((names) => Promise.all(names.filter((n) => n.startsWith('c360-data-')).map((n) => caches.delete(n))))
+  }
+}
+
 export class ApiError extends Error {
   code: string
   status: number
@@ -124,9 +135,20 @@ export function liveSocket(topics: string[], onEvent: (e: StreamEvent) => void, 
   let ws: WebSocket | null = null
   let closed = false
   let retry = 500
-  const open = () => {
+  const open = async () => {
+    if (closed) return
     const proto = location.protocol === 'https:' ? 'wss' : 'ws'
-    ws = new WebSocket(`${proto}://${location.host}/ws?key=${encodeURIComponent(getKey() ?? '')}`)
+    // The key stays in the Authorization header: the socket opens with a single-use ticket.
+    let ticket: string
+    try {
+      ticket = (await post('/ws/ticket', null)).ticket
+    } catch {
+      onState?.('closed')
+      setTimeout(open, (retry = Math.min(retry * 2, 10000)))
+      return
+    }
+    if (closed) return
+    ws = new WebSocket(`${proto}://${location.host}/ws?ticket=${encodeURIComponent(ticket)}`)
     ws.onopen = () => {
       retry = 500
       onState?.('open')
@@ -135,6 +157,11 @@ export function liveSocket(topics: string[], onEvent: (e: StreamEvent) => void, 
     ws.onmessage = (m) => {
       const e = JSON.parse(m.data)
       if (e.type === 'subscribed' && since == null) since = e.head
+      // The server no longer holds everything since our last event: go on from its head.
+      if (e.type === 'too_old') {
+        since = e.head
+        onState?.('stale')
+      }
       if (e.type === 'event') {
         since = e.seq
         onEvent(e)
@@ -145,7 +172,7 @@ export function liveSocket(topics: string[], onEvent: (e: StreamEvent) => void, 
       if (!closed) setTimeout(open, (retry = Math.min(retry * 2, 10000)))
     }
   }
-  open()
+  void open()
   return () => {
     closed = true
     ws?.close()

@@ -73,6 +73,20 @@ pub struct Settings {
     /// Seconds between the server's checks for a new warehouse snapshot.
     #[arg(long, global = true, env = "C360_POLL_SECS", default_value_t = 2.0)]
     pub poll_secs: f64,
+    /// Requests a second each API key may make on average (0: no limit); over it, 429.
+    #[arg(long, global = true, env = "C360_RATE_LIMIT", default_value_t = 100.0)]
+    pub rate_limit: f64,
+    /// Requests a key may make at once above its average rate.
+    #[arg(long, global = true, env = "C360_RATE_BURST", default_value_t = 200.0)]
+    pub rate_burst: f64,
+    /// LLM insights (not cached) each key may ask for a minute (0: no limit).
+    #[arg(
+        long,
+        global = true,
+        env = "C360_LLM_RATE_PER_MIN",
+        default_value_t = 20.0
+    )]
+    pub llm_rate_per_min: f64,
     /// OpenAI-compatible base URL for AI insights (unset: the rule-based writer).
     #[arg(long, global = true, env = "C360_LLM_BASE_URL", value_name = "URL")]
     pub llm_base_url: Option<String>,
@@ -295,6 +309,9 @@ pub fn show(
         ("rfm_group", Some(s.rfm_group.clone())),
         ("addr", Some(s.addr.clone())),
         ("poll_secs", Some(s.poll_secs.to_string())),
+        ("rate_limit", Some(s.rate_limit.to_string())),
+        ("rate_burst", Some(s.rate_burst.to_string())),
+        ("llm_rate_per_min", Some(s.llm_rate_per_min.to_string())),
         ("llm_base_url", s.llm_base_url.clone()),
         ("llm_model", Some(s.llm_model.clone())),
         ("llm_api_key", s.llm_api_key.clone()),

@@ -71,6 +71,7 @@ const fn rule(
 pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/health", Callers::Anyone, "health.read"),
     rule("GET", "/api/v1/me", ALL, "me.read"),
+    rule("POST", "/api/v1/ws/ticket", ALL, "ws.ticket"),
     rule("GET", "/api/v1/overview", ALL, "overview.read"),
     rule("GET", "/api/v1/customers", ALL, "customers.list"),
     rule("GET", "/api/v1/customers/{id}", ALL, "customer.read"),
@@ -148,6 +149,10 @@ pub async fn gate(State(st): State<AppState>, req: Request, next: Next) -> Respo
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Before the role check, so a flood of refused calls cannot flood the audit log either.
+    if let Err(e) = st.admit(&p) {
+        return e.into_response();
+    }
     if !roles.contains(&p.role) {
         let e = ApiError::Forbidden(format!(
             "role {} may not call {} {path}",

@@ -26,6 +26,15 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the warehouse has no data yet: run `c360 etl` first")]
     NoData,
+    /// A key's rate limit: try again after the given whole seconds (the `Retry-After` header).
+    #[error("too many requests for this key ({what}): retry after {retry_after_secs} s")]
+    TooManyRequests {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+    /// The request did not finish (or find a free slot) within the server's time limit.
+    #[error("the request took longer than the server's limit of {0} s; try again")]
+    Timeout(u64),
     #[error("internal error")]
     Internal(String),
 }
@@ -36,7 +45,9 @@ pub struct ErrorBody {
     /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request (a
     /// parameter or field does not parse or is out of its documented bounds), unprocessable
     /// (well formed, but fields contradict each other or name what does not fit), conflict (not
-    /// in the current state), method_not_allowed, no_data, internal.
+    /// in the current state), method_not_allowed, no_data, too_many_requests (a key's rate
+    /// limit; the `Retry-After` header says when to retry), timeout (over the server's time
+    /// limit), internal.
     pub code: &'static str,
     pub message: String,
 }
@@ -53,6 +64,10 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::NoData => ("no_data", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::TooManyRequests { .. } => {
+                ("too_many_requests", StatusCode::TOO_MANY_REQUESTS)
+            }
+            ApiError::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -64,14 +79,24 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        (
+        let mut r = (
             status,
             Json(ErrorBody {
                 code,
                 message: self.to_string(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        r
     }
 }
 

@@ -4,6 +4,10 @@
 //! sequence it saw; the server replays what it missed from the log before going live, so a
 //! client that reconnects misses nothing it asked for.
 //!
+//! The log is kept by age and size ([`Hub::prune`], run by the server every minute); a client
+//! whose `since` is older than what the log still holds, or more than [`MAX_REPLAY`] events
+//! behind, gets `too_old` and refetches over REST instead of a replay.
+//!
 //! Topics: `orders`, `events`, `metrics`, `etl`, and `customer:ID`. Store managers only receive
 //! what concerns their stores (an order's store, a customer's home store), and their metrics are
 //! cut down to their stores.
@@ -29,6 +33,9 @@ pub struct Event {
     pub data: Value,
     pub at: String,
 }
+
+/// The most events one subscription replays; further behind, the client refetches.
+pub const MAX_REPLAY: i64 = 10_000;
 
 pub struct Hub {
     db: c360_metastore::Metastore,
@@ -149,6 +156,48 @@ impl Hub {
             seqs.push(seq);
         }
         seqs
+    }
+
+    /// Deletes logged events older than `max_age` and all but the newest `max_rows`. Returns
+    /// how many went.
+    pub async fn prune(&self, max_age: std::time::Duration, max_rows: i64) -> ApiResult<u64> {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(3650));
+        let by_age = self
+            .db
+            .execute(
+                "DELETE FROM stream_log WHERE at < ?",
+                &[cutoff.to_rfc3339().into()],
+            )
+            .await?;
+        let by_size = self
+            .db
+            .execute(
+                "DELETE FROM stream_log WHERE seq <= ?",
+                &[(self.head() - max_rows.max(0)).into()],
+            )
+            .await?;
+        Ok(by_age + by_size)
+    }
+
+    /// When events after `since` are no longer all in the log (pruned, or more than
+    /// [`MAX_REPLAY`] of them): the oldest sequence number it still holds.
+    pub async fn too_old(&self, since: i64) -> ApiResult<Option<i64>> {
+        let head = self.head();
+        if since >= head {
+            return Ok(None);
+        }
+        let oldest = self
+            .db
+            .fetch("SELECT MIN(seq) AS m FROM stream_log", &[])
+            .await?
+            .first()
+            .and_then(|r| get_i64(r, "m"));
+        let gap = match oldest {
+            Some(m) => since + 1 < m,
+            None => true,
+        };
+        Ok((gap || head - since > MAX_REPLAY).then_some(oldest.unwrap_or(head + 1)))
     }
 
     /// Logged events after `since`, oldest first (at most `limit`).

@@ -20,7 +20,7 @@ pub mod web;
 
 pub use c360_core::{audit, campaign, experiments, json};
 pub use c360_insights::llm::LlmConfig;
-pub use state::{AppState, LiveStats, ServeConfig, Snapshot, PER_CUSTOMER_VIEWS};
+pub use state::{AppState, Limits, LiveStats, ServeConfig, Snapshot, PER_CUSTOMER_VIEWS};
 
 use axum::Router;
 
@@ -34,8 +34,29 @@ pub fn app(state: AppState) -> Router {
         ))
         .merge(web::router())
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Every request gets a slot among `Limits::max_in_flight` and `Limits::request_timeout` to wait
+/// for it and finish; past that it answers 503 `timeout` (a WebSocket's upgrade is bounded, not
+/// the socket after it).
+async fn bounded(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = st.inner().cfg.limits.request_timeout;
+    let run = async {
+        let _slot = st.inner().in_flight.acquire().await;
+        next.run(req).await
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(r) => r,
+        Err(_) => error::ApiError::Timeout(limit.as_secs()).into_response(),
+    }
 }
 
 /// Serves until `shutdown` resolves; also watches the warehouse for new snapshots (an ETL run
@@ -62,9 +83,39 @@ pub async fn run(
             }
         })
     };
+    // Keys created or revoked by another process (the CLI, another server) take effect here
+    // within `KEY_POLL`; a revoked key's WebSockets close.
+    let keys = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(state::KEY_POLL).await;
+                if let Err(e) = state.refresh_keys().await {
+                    tracing::warn!(error = %e, "re-reading the API keys");
+                }
+            }
+        })
+    };
+    // The stream log, kept by age and size.
+    let prune = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let l = &state.inner().cfg.limits;
+                match state.hub().prune(l.stream_max_age, l.stream_max_rows).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "pruned the stream log"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the stream log"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        })
+    };
     let r = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     watcher.abort();
+    keys.abort();
+    prune.abort();
     r
 }

@@ -12,6 +12,7 @@ use utoipa::OpenApi;
     ),
     paths(
         crate::routes::meta::me,
+        crate::routes::meta::ws_ticket,
         crate::routes::meta::health,
         crate::routes::overview::overview,
         crate::routes::customers::list_customers,
@@ -71,6 +72,7 @@ use utoipa::OpenApi;
         crate::routes::campaigns::CampaignList,
         crate::routes::campaigns::CampaignState,
         crate::routes::meta::Health,
+        crate::routes::meta::WsTicket,
         c360_core::campaign::Campaign,
         c360_model::CampaignStatus,
         c360_model::CampaignAction,
@@ -105,8 +107,8 @@ pub fn document() -> String {
 /// operations give by their shape: 401 (no or unknown key) where a key is needed; 400 where
 /// there is a parameter or a body to reject; 404 where the path names something that may not
 /// exist; 403 where the caller's role (from `authz::RULES`, named in the description) or stores
-/// may not allow it; 503 until the first ETL run has written a warehouse; 500 (internal, no
-/// details).
+/// may not allow it; 429 (with Retry-After) over a key's rate limit; 503 until the first ETL run
+/// has written a warehouse; 500 (internal, no details).
 struct Security;
 
 impl utoipa::Modify for Security {
@@ -129,6 +131,29 @@ impl utoipa::Modify for Security {
             RefOr::T(
                 ResponseBuilder::new()
                     .description(what)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        let too_many = || -> RefOr<utoipa::openapi::Response> {
+            let secs = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer)
+                .minimum(Some(1));
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After")
+                    .header(
+                        "Retry-After",
+                        utoipa::openapi::HeaderBuilder::new()
+                            .schema(secs)
+                            .description(Some("Seconds to wait before retrying"))
+                            .build(),
+                    )
                     .content(
                         "application/json",
                         utoipa::openapi::ContentBuilder::new()
@@ -198,6 +223,7 @@ impl utoipa::Modify for Security {
                     )]);
                     r.entry("401".into())
                         .or_insert_with(|| err("Missing or unknown API key"));
+                    r.entry("429".into()).or_insert_with(too_many);
                 }
                 r.entry("500".into())
                     .or_insert_with(|| err("Internal error (no details; they are in the log)"));

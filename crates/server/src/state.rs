@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use c360_db::get_i64;
+use c360_db::{get_i64, get_text};
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
@@ -31,7 +31,46 @@ pub struct ServeConfig {
     pub poll: Duration,
     /// The LLM behind AI insights; `None` uses the offline rule-based writer.
     pub llm: Option<c360_insights::llm::LlmConfig>,
+    /// Per-key rate limits and other bounds.
+    pub limits: Limits,
 }
+
+/// What one key may ask of the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests a second per key, on average (0: no limit).
+    pub requests_per_sec: f64,
+    /// Requests a key may send at once above the average.
+    pub burst: f64,
+    /// LLM calls (insights not in the cache) a minute per key (0: no limit).
+    pub llm_per_min: f64,
+    /// The stream log keeps events this long …
+    pub stream_max_age: Duration,
+    /// … and at most this many.
+    pub stream_max_rows: i64,
+    /// A request still running after this answers 503 `timeout`.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more wait (within the timeout) for a free slot.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            requests_per_sec: 100.0,
+            burst: 200.0,
+            llm_per_min: 20.0,
+            stream_max_age: Duration::from_secs(7 * 24 * 3600),
+            stream_max_rows: 1_000_000,
+            request_timeout: Duration::from_secs(60),
+            max_in_flight: 512,
+        }
+    }
+}
+
+/// How often the key table is re-read, so a revoked key stops working on every server within a
+/// second (and its WebSockets close).
+pub const KEY_POLL: Duration = Duration::from_millis(400);
 
 /// One committed warehouse version, with the models its refresh stored.
 pub struct Snapshot {
@@ -45,6 +84,8 @@ pub struct Snapshot {
     /// Ids an ingested order may name.
     pub stores: std::collections::HashSet<i64>,
     pub products: std::collections::HashSet<i64>,
+    /// The day each store opened (orders before it cannot be theirs).
+    pub store_opened: HashMap<i64, chrono::NaiveDate>,
     /// The recommender, trained on first use.
     pub recs: tokio::sync::OnceCell<Arc<c360_core::recs::RecModel>>,
     /// The customer-service diagnosis model, trained on first use.
@@ -146,10 +187,19 @@ pub struct Inner {
     /// When the keys were last re-read for an unknown key (at most once a second, so a
     /// stream of wrong keys cannot turn into a stream of metastore reads).
     keys_read: StdMutex<std::time::Instant>,
+    /// Bumped whenever the key table changes; WebSockets watch it to close on revocation.
+    keys_changed: tokio::sync::watch::Sender<u64>,
+    tickets: auth::Tickets,
+    /// Nonces of redeemed tickets with their expiry (a ticket opens one socket).
+    used_tickets: StdMutex<HashMap<String, u64>>,
+    rate: auth::RateLimiter,
+    llm_rate: auth::RateLimiter,
+    /// Slots for requests in flight (`Limits::max_in_flight`).
+    pub in_flight: tokio::sync::Semaphore,
     hub: hub::Hub,
     /// Bumped on every change; cached answers from an older generation are misses.
     generation: AtomicU64,
-    cache: StdMutex<HashMap<String, (u64, Arc<Value>)>>,
+    cache: StdMutex<Cache>,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     /// Customers re-scored since the snapshot.
@@ -161,12 +211,26 @@ pub struct Inner {
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// Cached answers by key: (generation, answer, its size as JSON), and the sizes' total.
+#[derive(Default)]
+struct Cache {
+    map: HashMap<String, (u64, Arc<Value>, usize)>,
+    bytes: usize,
+}
+
 const CACHE_MAX: usize = 20_000;
+/// The answer cache's bound in bytes (answers as JSON); a single answer over a sixteenth of it
+/// is not kept.
+const CACHE_BYTES: usize = 128 << 20;
+
+/// The largest order total a live row may carry (what a hot dog chain's till can ring up).
+pub const MAX_ORDER_FEN: i64 = 1_000_000;
 
 impl AppState {
     pub async fn open(cfg: ServeConfig) -> ApiResult<AppState> {
         let meta = c360_metastore::Metastore::open(&cfg.metastore).await?;
         let keys = auth::load_keys(&meta).await?;
+        let ticket_secret = meta.generated_secret("ws_ticket_secret").await?;
         let hub = hub::Hub::open(meta.clone()).await?;
         let llm = match &cfg.llm {
             Some(c) => Some(
@@ -175,15 +239,25 @@ impl AppState {
             ),
             None => None,
         };
+        let limits = cfg.limits.clone();
         let s = AppState(Arc::new(Inner {
             cfg,
             meta,
             snap: RwLock::new(None),
             keys: RwLock::new(keys),
             keys_read: StdMutex::new(std::time::Instant::now()),
+            keys_changed: tokio::sync::watch::Sender::new(0),
+            tickets: auth::Tickets::new(ticket_secret.expose()),
+            used_tickets: StdMutex::new(HashMap::new()),
+            rate: auth::RateLimiter::new(limits.requests_per_sec, limits.burst),
+            in_flight: tokio::sync::Semaphore::new(limits.max_in_flight.max(1)),
+            llm_rate: auth::RateLimiter::new(
+                limits.llm_per_min / 60.0,
+                (limits.llm_per_min / 4.0).max(1.0),
+            ),
             hub,
             generation: AtomicU64::new(1),
-            cache: StdMutex::new(HashMap::new()),
+            cache: StdMutex::new(Cache::default()),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
             live: tokio::sync::Mutex::new(HashMap::new()),
@@ -203,7 +277,7 @@ impl AppState {
 
     pub async fn principal(&self, key: &str) -> Option<Principal> {
         let h = auth::hash_key(key);
-        if let Some(p) = self.0.keys.read().await.get(&h) {
+        if let Some(p) = auth::find_key(&*self.0.keys.read().await, &h) {
             return Some(p.clone());
         }
         // A key created by the CLI since start-up.
@@ -218,10 +292,86 @@ impl AppState {
             }
             *last = std::time::Instant::now();
         }
-        let fresh = auth::load_keys(&self.0.meta).await.ok()?;
-        let p = fresh.get(&h).cloned();
+        self.refresh_keys().await.ok()?;
+        auth::find_key(&*self.0.keys.read().await, &h).cloned()
+    }
+
+    /// Re-reads the key table; when it changed (a key created or revoked, by this server or any
+    /// other process on the metastore), swaps it in and wakes the WebSockets. Returns whether
+    /// it changed.
+    pub async fn refresh_keys(&self) -> ApiResult<bool> {
+        let fresh = auth::load_keys(&self.0.meta).await?;
+        let same = {
+            let cur = self.0.keys.read().await;
+            cur.len() == fresh.len()
+                && fresh.iter().all(|(h, p)| {
+                    cur.get(h)
+                        .is_some_and(|c| c.role == p.role && c.stores == p.stores)
+                })
+        };
+        if same {
+            return Ok(false);
+        }
         *self.0.keys.write().await = fresh;
-        p
+        self.0.keys_changed.send_modify(|g| *g += 1);
+        Ok(true)
+    }
+
+    /// Whether the key with this hash is still live (a WebSocket asks after a key change).
+    pub async fn key_is_live(&self, key_hash: &str) -> bool {
+        self.0.keys.read().await.contains_key(key_hash)
+    }
+
+    /// Wakes on every change of the key table.
+    pub fn watch_keys(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.keys_changed.subscribe()
+    }
+
+    /// A WebSocket ticket for the caller's key (see [`auth::Tickets`]).
+    pub fn issue_ticket(&self, p: &Principal) -> String {
+        self.0.tickets.issue(&p.key_hash, unix_now())
+    }
+
+    /// The caller a ticket was issued to, once: a ticket already used, expired, forged or
+    /// of a key revoked since is refused.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Option<Principal> {
+        let now = unix_now();
+        let keys = self.0.keys.read().await;
+        let r = self.0.tickets.check(ticket, now, &keys)?;
+        {
+            let mut used = self
+                .0
+                .used_tickets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            used.retain(|_, exp| *exp >= now);
+            if used.insert(r.nonce.clone(), r.expires).is_some() {
+                return None;
+            }
+        }
+        keys.get(&r.key_hash).cloned()
+    }
+
+    /// Counts one request against the caller's key: 429 with the wait when over the limit.
+    pub fn admit(&self, p: &Principal) -> ApiResult<()> {
+        self.0
+            .rate
+            .admit(&p.key_hash, std::time::Instant::now())
+            .map_err(|wait| ApiError::TooManyRequests {
+                what: "requests",
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
+    }
+
+    /// Counts one LLM call against the caller's key.
+    pub fn admit_llm(&self, p: &Principal) -> ApiResult<()> {
+        self.0
+            .llm_rate
+            .admit(&p.key_hash, std::time::Instant::now())
+            .map_err(|wait| ApiError::TooManyRequests {
+                what: "LLM insights",
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
     }
 
     /// The current snapshot, or `no_data` before the first ETL run.
@@ -280,6 +430,30 @@ impl AppState {
         };
         let stores = ids("SELECT store_id FROM stores").await?;
         let products = ids("SELECT product_id FROM products").await?;
+        let mut store_opened = HashMap::new();
+        for b in sess
+            .query("SELECT store_id, CAST(open_date AS VARCHAR) AS d FROM stores WHERE open_date IS NOT NULL")
+            .await?
+        {
+            use datafusion::arrow::array::{Array, Int64Array, StringArray};
+            use datafusion::arrow::datatypes::DataType;
+            let id = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64)?;
+            let d = datafusion::arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+            let (Some(id), Some(d)) = (
+                id.as_any().downcast_ref::<Int64Array>(),
+                d.as_any().downcast_ref::<StringArray>(),
+            ) else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
+                if id.is_null(i) || d.is_null(i) {
+                    continue;
+                }
+                if let Ok(day) = chrono::NaiveDate::parse_from_str(d.value(i), "%Y-%m-%d") {
+                    store_opened.insert(id.value(i), day);
+                }
+            }
+        }
         let snap = Arc::new(Snapshot {
             sess,
             version,
@@ -288,6 +462,7 @@ impl AppState {
             per_customer,
             stores,
             products,
+            store_opened,
             recs: tokio::sync::OnceCell::new(),
             service: tokio::sync::OnceCell::new(),
         });
@@ -332,11 +507,12 @@ impl AppState {
         Fut: std::future::Future<Output = ApiResult<Value>>,
     {
         let gen = self.0.generation.load(Ordering::SeqCst);
-        if let Some((g, v)) = self
+        if let Some((g, v, _)) = self
             .0
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map
             .get(&key)
         {
             if *g == gen {
@@ -346,15 +522,23 @@ impl AppState {
         }
         self.0.cache_misses.fetch_add(1, Ordering::Relaxed);
         let v = Arc::new(f().await?);
+        let bytes = serde_json::to_vec(&*v).map_or(usize::MAX, |b| b.len()) + key.len();
+        if bytes > CACHE_BYTES / 16 {
+            return Ok(v);
+        }
         let mut c = self
             .0
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if c.len() >= CACHE_MAX {
-            c.clear();
+        if c.map.len() >= CACHE_MAX || c.bytes + bytes > CACHE_BYTES {
+            c.map.clear();
+            c.bytes = 0;
         }
-        c.insert(key, (gen, v.clone()));
+        if let Some((_, _, old)) = c.map.insert(key, (gen, v.clone(), bytes)) {
+            c.bytes -= old;
+        }
+        c.bytes += bytes;
         Ok(v)
     }
 
@@ -402,27 +586,107 @@ impl AppState {
 
     /// Re-applies the orders received since the snapshot (after a restart or a new snapshot),
     /// without publishing them again.
+    /// Re-applies the live orders after the snapshot. A row that cannot be applied (written
+    /// before today's bounds, naming a store the snapshot lacks, or failing to apply) is moved
+    /// to `live_quarantine` with its reason, so one poisoned row cannot stop the server from
+    /// starting. Returns how many were applied.
     pub async fn replay_live_orders(&self) -> ApiResult<usize> {
         let s = self.snapshot().await?;
         let rows = self
             .inner()
             .meta
             .fetch(
-                "SELECT customer_id, store_id, day, total_fen FROM live_orders WHERE day >= ? ORDER BY order_time, order_no",
+                "SELECT order_no, customer_id, store_id, order_time, day, total_fen, items, received_at, received_by FROM live_orders WHERE day >= ? ORDER BY order_time, order_no",
                 &[s.end_day.into()],
             )
             .await?;
+        let (first, last) = (
+            c360_model::Day::of(c360_core::query::FIRST_DAY).0,
+            c360_model::Day::of(c360_core::query::LAST_DAY).0,
+        );
+        let mut applied = 0;
+        let mut poisoned: Vec<(String, Value, String)> = Vec::new();
         for r in &rows {
-            self.apply_live_order(
-                &s,
-                get_i64(r, "customer_id"),
-                get_i64(r, "store_id").unwrap_or(0),
-                get_i64(r, "day").unwrap_or(0),
-                get_i64(r, "total_fen").unwrap_or(0),
-            )
-            .await?;
+            let order_no = get_text(r, "order_no").unwrap_or_default();
+            let checked = (|| {
+                let store = get_i64(r, "store_id").ok_or("store_id: missing".to_string())?;
+                if !s.stores.contains(&store) {
+                    return Err(format!("store_id: {store} is not a store of the snapshot"));
+                }
+                let total = get_i64(r, "total_fen").ok_or("total_fen: missing".to_string())?;
+                if !(1..=MAX_ORDER_FEN).contains(&total) {
+                    return Err(format!("total_fen: {total} is not in 1..={MAX_ORDER_FEN}"));
+                }
+                let day = get_i64(r, "day").ok_or("day: missing".to_string())?;
+                if !(first..=last).contains(&day) {
+                    return Err(format!("day: {day} is outside {first}..={last}"));
+                }
+                Ok((store, total, day))
+            })();
+            let why = match checked {
+                Ok((store, total, day)) => {
+                    match self
+                        .apply_live_order(&s, get_i64(r, "customer_id"), store, day, total)
+                        .await
+                    {
+                        Ok(_) => {
+                            applied += 1;
+                            continue;
+                        }
+                        Err(e) => format!("could not be applied: {e}"),
+                    }
+                }
+                Err(why) => why,
+            };
+            let row = json!({
+                "order_no": order_no, "customer_id": get_i64(r, "customer_id"),
+                "store_id": get_i64(r, "store_id"), "order_time": get_text(r, "order_time"),
+                "day": get_i64(r, "day"), "total_fen": get_i64(r, "total_fen"),
+                "items": get_text(r, "items"), "received_at": get_text(r, "received_at"),
+                "received_by": get_text(r, "received_by"),
+            });
+            poisoned.push((order_no, row, why));
         }
-        Ok(rows.len())
+        if !poisoned.is_empty() {
+            tracing::warn!(
+                rows = poisoned.len(),
+                "live orders that cannot be applied were moved to live_quarantine"
+            );
+            let meta = &self.inner().meta;
+            let at = chrono::Utc::now().to_rfc3339();
+            let mut tx = meta.begin().await?;
+            for (order_no, row, why) in &poisoned {
+                tx.execute(
+                    "DELETE FROM live_quarantine WHERE kind = 'order' AND row_key = ?",
+                    &[order_no.as_str().into()],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO live_quarantine (kind, row_key, row_json, reason, at) VALUES ('order', ?, ?, ?, ?)",
+                    &[order_no.as_str().into(), row.to_string().into(), why.as_str().into(), at.as_str().into()],
+                )
+                .await?;
+                tx.execute(
+                    "DELETE FROM live_orders WHERE order_no = ?",
+                    &[order_no.as_str().into()],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(applied)
+    }
+
+    /// How many live rows sit in quarantine (reported by the health check).
+    pub async fn live_quarantined(&self) -> ApiResult<i64> {
+        Ok(self
+            .inner()
+            .meta
+            .fetch("SELECT COUNT(*) AS n FROM live_quarantine", &[])
+            .await?
+            .first()
+            .and_then(|r| get_i64(r, "n"))
+            .unwrap_or(0))
     }
 
     /// Counts the order in the live stats and, for a known customer, re-scores them from the
@@ -551,19 +815,26 @@ impl LiveView {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The key of `Authorization: Bearer KEY`, the only place a key is read from.
 fn key_of(parts: &Parts) -> Option<String> {
-    let h = &parts.headers;
-    if let Some(v) = h.get("authorization").and_then(|v| v.to_str().ok()) {
-        if let Some(k) = v.strip_prefix("Bearer ") {
-            return Some(k.trim().to_string());
-        }
-    }
-    if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(v.trim().to_string());
-    }
-    parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("key=").map(str::to_string))
+    let v = parts.headers.get("authorization")?.to_str().ok()?;
+    let k = v.strip_prefix("Bearer ")?.trim();
+    (!k.is_empty()).then(|| k.to_string())
+}
+
+/// The `ticket` query parameter of a WebSocket upgrade.
+fn ticket_of(parts: &Parts) -> Option<String> {
+    parts.uri.query()?.split('&').find_map(|kv| {
+        kv.strip_prefix("ticket=")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
     })
 }
 
@@ -574,6 +845,12 @@ impl FromRequestParts<AppState> for Principal {
         // The authorization gate checked the key already and left the caller here.
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
+        }
+        if parts.uri.path() == "/ws" {
+            // Browsers cannot set headers on a WebSocket: it presents a ticket instead.
+            if let Some(t) = ticket_of(parts) {
+                return state.redeem_ticket(&t).await.ok_or(ApiError::Unauthorized);
+            }
         }
         let key = key_of(parts).ok_or(ApiError::Unauthorized)?;
         state.principal(&key).await.ok_or(ApiError::Unauthorized)

@@ -12,6 +12,12 @@ pub async fn run(s: &Settings, warehouse: PathBuf, metastore: String) -> Result<
         warehouse,
         poll: std::time::Duration::from_secs_f64(s.poll_secs.max(0.1)),
         llm: s.llm(),
+        limits: c360_server::Limits {
+            requests_per_sec: s.rate_limit.max(0.0),
+            burst: s.rate_burst.max(1.0),
+            llm_per_min: s.llm_rate_per_min.max(0.0),
+            ..Default::default()
+        },
     };
     let state = c360_server::AppState::open(cfg)
         .await

@@ -118,7 +118,12 @@ pub(crate) async fn customer_insights(
                     let excerpts = crate::routes::sentiment::review_excerpts(&s, id).await?;
                     let prompt = c360_insights::llm::Prompt::build(&f, &excerpts, &lang);
                     let ck = prompt.cache_key(llm.model());
-                    match cached_insight(&st2, &ck).await? {
+                    let hit = cached_insight(&st2, &ck).await?;
+                    if hit.is_none() {
+                        // Only a call that reaches the model counts against the key's LLM budget.
+                        st2.admit_llm(&p)?;
+                    }
+                    match hit {
                         Some(i) => (i, Generation { writer: llm.model().to_string(), reason: None, cache: Some("hit"), dropped_excerpts: Some(prompt.dropped_excerpts) }),
                         None => match llm.write(&prompt, &f).await {
                             Ok(i) => {

@@ -151,6 +151,15 @@ pub(crate) async fn post_order_inner(
         )?,
         None => now_shanghai(),
     };
+    if let Some(open) = s.store_opened.get(&o.store_id) {
+        if t.date() < *open {
+            return Err(ApiError::Unprocessable(format!(
+                "order_time: {} is before store {} opened on {open}",
+                c360_model::fmt_ts(t),
+                o.store_id
+            )));
+        }
+    }
     let items = serde_json::to_string(&o.items)?;
     let row = vec![
         o.order_no.clone().into(),
@@ -245,7 +254,7 @@ async fn audited_in(tx: &mut c360_db::tx::Tx, p: &Principal, target: &str) -> Ap
 }
 
 /// An order's bounds: what a hot dog chain's till can ring up.
-pub const MAX_ORDER_FEN: i64 = 1_000_000;
+pub use crate::state::MAX_ORDER_FEN;
 pub const MAX_ITEM_FEN: i64 = 100_000;
 pub const MAX_QTY: i64 = 1000;
 pub const MAX_LINES: usize = 200;

@@ -14,6 +14,23 @@ pub(crate) async fn me(p: Principal) -> Json<Principal> {
     Json(p)
 }
 
+/// A ticket that opens one WebSocket: `GET /ws?ticket=…` within `expires_in_secs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WsTicket {
+    pub ticket: String,
+    pub expires_in_secs: u64,
+}
+
+/// Exchanges the key (in the Authorization header) for a short-lived, single-use WebSocket
+/// ticket, so the key itself never travels in a URL.
+#[utoipa::path(post, path = "/api/v1/ws/ticket", responses((status = 200, body = WsTicket), (status = 401, body = ErrorBody)))]
+pub(crate) async fn ws_ticket(State(st): State<AppState>, p: Principal) -> Json<WsTicket> {
+    Json(WsTicket {
+        ticket: st.issue_ticket(&p),
+        expires_in_secs: crate::auth::TICKET_TTL.as_secs(),
+    })
+}
+
 /// The server's state at a glance (no key needed).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -27,6 +44,9 @@ pub struct Health {
     pub stream_head: i64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Live rows moved to quarantine because they could not be applied (see `live_quarantine`
+    /// in the metastore for each row and its reason); None when the metastore did not answer.
+    pub live_quarantined: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
@@ -40,5 +60,6 @@ pub(crate) async fn health(State(st): State<AppState>) -> Json<Health> {
         stream_head: st.hub().head(),
         cache_hits: st.inner().cache_hits.load(Relaxed),
         cache_misses: st.inner().cache_misses.load(Relaxed),
+        live_quarantined: st.live_quarantined().await.ok(),
     })
 }

@@ -24,6 +24,7 @@ use utoipa::OpenApi;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/me", get(meta::me))
+        .route("/api/v1/ws/ticket", post(meta::ws_ticket))
         .route("/api/v1/health", get(meta::health))
         .route("/api/v1/overview", get(overview::overview))
         .route("/api/v1/customers", get(customers::list_customers))

@@ -1,5 +1,9 @@
 //! The WebSocket: subscribe to topics with the last sequence seen; the missed events are replayed
 //! from the stream log before going live. Store managers get only what concerns their stores.
+//!
+//! The socket opens with a ticket (`POST /api/v1/ws/ticket`), never the key. It closes with code
+//! 4401 as soon as its key is revoked (the server re-reads the key table every `KEY_POLL`).
+//! Client messages are at most [`MAX_MESSAGE`] bytes and name at most [`MAX_TOPICS`] topics.
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -9,7 +13,7 @@ use crate::auth::Principal;
 use crate::authz::event as visible;
 use crate::hub::{frame, matches};
 use crate::state::AppState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use tokio::sync::broadcast;
 
@@ -26,17 +30,42 @@ enum ClientMsg {
     Ping,
 }
 
+/// The largest client message (a subscribe names topics; nothing needs more).
+pub const MAX_MESSAGE: usize = 16 * 1024;
+/// Topics one subscription may name, and the longest topic.
+pub const MAX_TOPICS: usize = 32;
+pub const MAX_TOPIC_LEN: usize = 64;
+/// The close code of a socket whose key was revoked.
+pub const CLOSE_REVOKED: u16 = 4401;
+
 pub async fn ws_handler(
     State(state): State<AppState>,
     principal: Principal,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(state, principal, socket))
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| session(state, principal, socket))
+}
+
+/// The reason a subscription is refused, if it is.
+fn check_topics(topics: &[String]) -> Option<String> {
+    if topics.len() > MAX_TOPICS {
+        return Some(format!(
+            "topics: at most {MAX_TOPICS}, got {}",
+            topics.len()
+        ));
+    }
+    topics
+        .iter()
+        .position(|t| t.is_empty() || t.len() > MAX_TOPIC_LEN)
+        .map(|i| format!("topics[{i}]: 1 to {MAX_TOPIC_LEN} bytes"))
 }
 
 pub(crate) async fn session(state: AppState, principal: Principal, mut socket: WebSocket) {
     let hub = state.hub();
     let mut rx = hub.subscribe();
+    let mut keys = state.watch_keys();
     let mut topics: Vec<String> = Vec::new();
     let mut last_sent: i64 = i64::MAX;
     let _ = socket
@@ -56,6 +85,13 @@ pub(crate) async fn session(state: AppState, principal: Principal, mut socket: W
                     _ => continue,
                 };
                 match serde_json::from_str::<ClientMsg>(&text) {
+                    Ok(ClientMsg::Subscribe { topics: t, .. }) if check_topics(&t).is_some() => {
+                        let message = check_topics(&t).unwrap_or_default();
+                        let err = json!({"type": "error", "code": "bad_request", "message": message});
+                        if socket.send(Message::Text(err.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
                     Ok(ClientMsg::Subscribe { topics: t, since }) => {
                         topics = t;
                         let head = hub.head();
@@ -82,6 +118,13 @@ pub(crate) async fn session(state: AppState, principal: Principal, mut socket: W
                             break;
                         }
                     }
+                }
+            }
+            changed = keys.changed() => {
+                if changed.is_err() || !state.key_is_live(&principal.key_hash).await {
+                    let bye = CloseFrame { code: CLOSE_REVOKED, reason: "key revoked".into() };
+                    let _ = socket.send(Message::Close(Some(bye))).await;
+                    break;
                 }
             }
             ev = rx.recv() => {
@@ -111,6 +154,9 @@ pub(crate) async fn session(state: AppState, principal: Principal, mut socket: W
     }
 }
 
+/// Replays what a client missed after `since`, page by page; or, when the log no longer holds
+/// all of it (or it is more than `MAX_REPLAY` events), tells the client `too_old` and goes on
+/// from the head. False when the socket is gone.
 pub(crate) async fn replay(
     state: &AppState,
     principal: &Principal,
@@ -119,6 +165,22 @@ pub(crate) async fn replay(
     last_sent: &mut i64,
     socket: &mut WebSocket,
 ) -> bool {
+    match state.hub().too_old(since).await {
+        Err(_) => return false,
+        Ok(Some(oldest)) => {
+            let head = state.hub().head();
+            *last_sent = head;
+            let msg = json!({
+                "type": "too_old", "since": since, "oldest": oldest, "head": head,
+                "message": format!("the events after {since} are no longer all kept (or more than {}): refetch over the REST API, then subscribe without since", crate::hub::MAX_REPLAY),
+            });
+            return socket
+                .send(Message::Text(msg.to_string().into()))
+                .await
+                .is_ok();
+        }
+        Ok(None) => {}
+    }
     let mut from = since;
     loop {
         let Ok(batch) = state.hub().replay(from, 1000).await else {

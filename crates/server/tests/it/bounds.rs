@@ -128,6 +128,92 @@ async fn out_of_domain_numbers_and_times_are_refused() {
     let st = AppState::open(serve_cfg(&f)).await.unwrap();
     let (_, o) = call(&st, "GET", "/api/v1/overview", a, None).await;
     assert_eq!(o["live"]["orders"], 2);
+
+    // An order from before its store opened is refused.
+    let (s, v) = call(
+        &st,
+        "POST",
+        "/api/v1/orders",
+        a,
+        Some(order("EARLY", 500, 1, 500, Some("2000-06-01 12:00:00"))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("before store"),
+        "{v}"
+    );
+
+    // Rows written before today's bounds (as the overflow attack left them), and one naming a
+    // store the snapshot lacks: the server starts anyway, serves, moves them to quarantine with
+    // their reasons and reports how many.
+    drop(st);
+    let db = c360_db::Db::connect(&f.etl.metastore()).await.unwrap();
+    let day = c360_db::get_i64(
+        &db.fetch("SELECT day FROM live_orders WHERE order_no = 'MAX-1'", &[])
+            .await
+            .unwrap()[0],
+        "day",
+    )
+    .unwrap();
+    for (no, store, total) in [
+        ("POISON-1", f.store, i64::MAX - 1),
+        ("POISON-2", f.store, i64::MAX - 1),
+        ("POISON-3", 987_654, 500),
+    ] {
+        db.execute(
+            "INSERT INTO live_orders (order_no, customer_id, store_id, order_time, day, total_fen, items, received_at, received_by) VALUES (?, NULL, ?, '2030-01-01 12:00:00', ?, ?, '[]', 'now', 'attacker')",
+            &[no.into(), store.into(), day.into(), total.into()],
+        )
+        .await
+        .unwrap();
+    }
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let (s, o) = call(&st, "GET", "/api/v1/overview", a, None).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    assert_eq!(o["live"]["orders"], 2);
+    assert_eq!(o["live"]["revenue_fen"], 2_000_000);
+    let (_, h) = call(&st, "GET", "/api/v1/health", None, None).await;
+    assert_eq!(h["live_quarantined"], 3, "{h}");
+    let q = db
+        .fetch(
+            "SELECT row_key, reason, row_json FROM live_quarantine ORDER BY row_key",
+            &[],
+        )
+        .await
+        .unwrap();
+    let reasons: Vec<(String, String)> = q
+        .iter()
+        .map(|r| {
+            (
+                c360_db::get_text(r, "row_key").unwrap(),
+                c360_db::get_text(r, "reason").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].1.starts_with("total_fen") && reasons[1].1.starts_with("total_fen"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].1.starts_with("store_id"), "{reasons:?}");
+    assert!(c360_db::get_text(&q[0], "row_json")
+        .unwrap()
+        .contains("attacker"));
+    let left = db
+        .fetch(
+            "SELECT COUNT(*) AS n FROM live_orders WHERE order_no LIKE 'POISON%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(c360_db::get_i64(&left[0], "n"), Some(0));
+    // And the next start finds nothing more to quarantine.
+    drop(st);
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let (_, h) = call(&st, "GET", "/api/v1/health", None, None).await;
+    assert_eq!(h["live_quarantined"], 3);
+    db.close().await;
 }
 
 /// Every `format: date` schema in the document carries `DAY_PATTERN`.

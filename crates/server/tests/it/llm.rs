@@ -91,6 +91,12 @@ async fn insights_from_an_llm_are_checked_and_cached() {
     let sent = fake.bodies.lock().unwrap()[0]["messages"].to_string();
     assert!(!sent.contains("phone") && !sent.contains("****"), "{sent}");
     assert!(!sent.contains(&format!("\"customer_id\":{id}")));
+    // No customer-written text either: reviews go as aspect scores and counts.
+    assert!(!sent.contains("REVIEWS"), "{sent}");
+    assert!(
+        sent.contains("review_count") && sent.contains("horizons"),
+        "{sent}"
+    );
 
     // A restart reads the answer from the metastore cache: no second call.
     drop(st);

@@ -42,6 +42,7 @@ pub fn serve_cfg(f: &Fixture) -> ServeConfig {
         metastore: f.etl.metastore(),
         poll: Duration::from_millis(100),
         llm: None,
+        limits: Default::default(),
     }
 }
 

@@ -8,8 +8,17 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(addr: &str, key: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?key={key}"))
+/// A single-use WebSocket ticket for `key`, got with the key in the Authorization header.
+async fn ticket(st: &AppState, key: &str) -> String {
+    let (s, v) = call(st, "POST", "/api/v1/ws/ticket", Some(key), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["expires_in_secs"], 30);
+    v["ticket"].as_str().unwrap().to_string()
+}
+
+async fn connect(st: &AppState, addr: &str, key: &str) -> Ws {
+    let t = ticket(st, key).await;
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?ticket={t}"))
         .await
         .unwrap();
     ws
@@ -71,7 +80,7 @@ async fn websocket_pushes_live_changes_and_replays_what_a_client_missed() {
 
     let other = super::other_store(&f).await;
     let cust = super::count(&f.wh, &format!("SELECT customer_id FROM v_customer_360 WHERE home_store_id = {} ORDER BY order_count DESC, customer_id LIMIT 1", f.store)).await;
-    let mut admin = connect(&addr, &f.admin).await;
+    let mut admin = connect(&st, &addr, &f.admin).await;
     assert_eq!(next_of(&mut admin, "hello").await["role"], "admin");
     subscribe(
         &mut admin,
@@ -79,7 +88,7 @@ async fn websocket_pushes_live_changes_and_replays_what_a_client_missed() {
         None,
     )
     .await;
-    let mut mgr = connect(&addr, &f.manager).await;
+    let mut mgr = connect(&st, &addr, &f.manager).await;
     subscribe(&mut mgr, &["orders", "metrics"], None).await;
 
     let a = Some(f.admin.as_str());
@@ -146,7 +155,7 @@ async fn websocket_pushes_live_changes_and_replays_what_a_client_missed() {
         )
         .await;
     }
-    let mut admin = connect(&addr, &f.admin).await;
+    let mut admin = connect(&st, &addr, &f.admin).await;
     subscribe(&mut admin, &["orders"], Some(last_seq)).await;
     let missed = drain(&mut admin, Duration::from_millis(800)).await;
     let nos: Vec<&str> = missed
@@ -190,4 +199,159 @@ async fn websocket_pushes_live_changes_and_replays_what_a_client_missed() {
 
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_travel_only_in_the_header_and_a_revoked_key_is_cut_off_everywhere() {
+    let f = fixture(1_500, 47).await;
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let (addr, stop_tx, server) = spawn_server(&st).await;
+
+    // The key in a URL or another header opens nothing.
+    let e = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?key={}", f.admin))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("401"), "{e}");
+    let req = axum::http::Request::builder()
+        .uri("/api/v1/me")
+        .header("x-api-key", &f.admin)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(c360_server::app(st.clone()), req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // A ticket opens one socket: used again, or forged, it is refused.
+    let t = ticket(&st, &f.admin).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?ticket={t}"))
+        .await
+        .unwrap();
+    assert_eq!(next_of(&mut ws, "hello").await["role"], "admin");
+    let again = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?ticket={t}")).await;
+    assert!(
+        again.unwrap_err().to_string().contains("401"),
+        "a ticket is single-use"
+    );
+    let mut forged = ticket(&st, &f.admin).await;
+    forged.pop();
+    forged.push('x');
+    let bad = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?ticket={forged}")).await;
+    assert!(bad.unwrap_err().to_string().contains("401"));
+
+    // Oversized subscriptions are refused with a reason; the socket stays usable.
+    let many: Vec<String> = (0..40).map(|i| format!("customer:{i}")).collect();
+    ws.send(Message::Text(
+        json!({"type": "subscribe", "topics": many})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let err = next_of(&mut ws, "error").await;
+    assert!(
+        err["message"].as_str().unwrap().contains("at most 32"),
+        "{err}"
+    );
+    subscribe(&mut ws, &["orders"], None).await;
+    // A frame over the limit closes the socket.
+    let (mut big, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/ws?ticket={}",
+        ticket(&st, &f.admin).await
+    ))
+    .await
+    .unwrap();
+    let _ = big.send(Message::Text("x".repeat(64 * 1024).into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match big.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "an oversized frame ends the socket");
+
+    // A key revoked by another process (as `c360 apikey revoke` does, straight in the
+    // metastore): its open socket is closed with 4401 and its next request is refused.
+    let db = c360_db::Db::connect(&f.etl.metastore()).await.unwrap();
+    let temp = create_key(&db, "temp", Role::Analyst, &[]).await.unwrap();
+    let (s, _) = call(&st, "GET", "/api/v1/me", Some(&temp), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut tws = connect(&st, &addr, &temp).await;
+    next_of(&mut tws, "hello").await;
+    subscribe(&mut tws, &["orders"], None).await;
+    assert_eq!(c360_server::auth::revoke_key(&db, "temp").await.unwrap(), 1);
+    let code = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match tws.next().await {
+                Some(Ok(Message::Close(Some(c)))) => return Some(u16::from(c.code)),
+                None | Some(Err(_)) | Some(Ok(Message::Close(None))) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the revoked key's socket closes");
+    assert_eq!(code, Some(c360_server::routes::ws::CLOSE_REVOKED));
+    let (s, _) = call(&st, "GET", "/api/v1/me", Some(&temp), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Other keys' sockets stay open.
+    ws.send(Message::Text(json!({"type": "ping"}).to_string().into()))
+        .await
+        .unwrap();
+    next_of(&mut ws, "pong").await;
+    db.close().await;
+
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
+    let f = fixture(1_500, 48).await;
+    let st = AppState::open(c360_server::ServeConfig {
+        limits: c360_server::state::Limits {
+            requests_per_sec: 0.5,
+            burst: 3.0,
+            llm_per_min: 1.0,
+            ..Default::default()
+        },
+        ..serve_cfg(&f)
+    })
+    .await
+    .unwrap();
+    let me = || {
+        axum::http::Request::builder()
+            .uri("/api/v1/me")
+            .header("authorization", format!("Bearer {}", f.analyst))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let r = tower::ServiceExt::oneshot(c360_server::app(st.clone()), me())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = tower::ServiceExt::oneshot(c360_server::app(st.clone()), me())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    let body = http_body_util::BodyExt::collect(r.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], "too_many_requests");
+    // Another key has its own budget.
+    let (s, _) = call(&st, "GET", "/api/v1/me", Some(&f.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
 }
