@@ -6,7 +6,9 @@
 #   - mold and clang, the linker .cargo/config.toml asks for.
 # Then `cargo test --workspace`, the API fuzzed against its OpenAPI document by schemathesis as
 # each role (scripts/fuzz-api.sh, which installs it from PyPI into a venv), the kill -9 crash
-# harness on the ETL and the server (scripts/crash-harness.sh), and one closing line that totals
+# harness on the ETL and the server (scripts/crash-harness.sh), the search for raw phones and
+# WeChat ids in logs, answers, tables and LLM requests (scripts/pii-leak-check.sh), and one
+# closing line that totals
 # every test binary.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -- campaign` for a filter).
 set -euo pipefail
@@ -56,6 +58,7 @@ read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if 
 rm -f "$log"
 fuzz=skipped
 crash=skipped
+pii=skipped
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
   if scripts/fuzz-api.sh >"${TMPDIR:-/tmp}/c360-fuzz.log" 2>&1; then
     fuzz=passed
@@ -72,6 +75,13 @@ if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
     status=1
   fi
   tail -n 30 "${TMPDIR:-/tmp}/c360-crash.log" | grep -E "crash harness" || tail -n 30 "${TMPDIR:-/tmp}/c360-crash.log"
+  if scripts/pii-leak-check.sh >"${TMPDIR:-/tmp}/c360-pii.log" 2>&1; then
+    pii=passed
+  else
+    pii=failed
+    status=1
+  fi
+  tail -n 12 "${TMPDIR:-/tmp}/c360-pii.log"
 fi
-echo "tests: ${passed} passed, ${failed} failed; API fuzz (schemathesis, every check, as each role): ${fuzz}; crash harness (kill -9): ${crash}"
+echo "tests: ${passed} passed, ${failed} failed; API fuzz (schemathesis, every check, as each role): ${fuzz}; crash harness (kill -9): ${crash}; PII leak check: ${pii}"
 exit "$status"
