@@ -127,40 +127,33 @@ impl utoipa::Modify for Security {
                     .build(),
             ),
         );
-        let err = |what: &str| -> RefOr<utoipa::openapi::Response> {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(what)
-                    .content(
-                        "application/json",
-                        utoipa::openapi::ContentBuilder::new()
-                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
+        // An ErrorBody answer, optionally with a Retry-After header.
+        let answer = |what: &str, retry_after: bool| -> RefOr<utoipa::openapi::Response> {
+            let mut b = ResponseBuilder::new().description(what).content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
                     .build(),
-            )
+            );
+            if retry_after {
+                let secs = utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .minimum(Some(1));
+                b = b.header(
+                    "Retry-After",
+                    utoipa::openapi::HeaderBuilder::new()
+                        .schema(secs)
+                        .description(Some("Seconds to wait before retrying"))
+                        .build(),
+                );
+            }
+            RefOr::T(b.build())
         };
-        let too_many = || -> RefOr<utoipa::openapi::Response> {
-            let secs = utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::Type::Integer)
-                .minimum(Some(1));
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description("This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After")
-                    .header(
-                        "Retry-After",
-                        utoipa::openapi::HeaderBuilder::new()
-                            .schema(secs)
-                            .description(Some("Seconds to wait before retrying"))
-                            .build(),
-                    )
-                    .content(
-                        "application/json",
-                        utoipa::openapi::ContentBuilder::new()
-                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
-                    .build(),
+        let err = |what: &str| answer(what, false);
+        let too_many = || {
+            answer(
+                "This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After",
+                true,
             )
         };
         for (path, item) in doc.paths.paths.iter_mut() {

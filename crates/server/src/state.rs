@@ -354,24 +354,12 @@ impl AppState {
 
     /// Counts one request against the caller's key: 429 with the wait when over the limit.
     pub fn admit(&self, p: &Principal) -> ApiResult<()> {
-        self.0
-            .rate
-            .admit(&p.key_hash, std::time::Instant::now())
-            .map_err(|wait| ApiError::TooManyRequests {
-                what: "requests",
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            })
+        take(&self.0.rate, p, "requests")
     }
 
     /// Counts one LLM call against the caller's key.
     pub fn admit_llm(&self, p: &Principal) -> ApiResult<()> {
-        self.0
-            .llm_rate
-            .admit(&p.key_hash, std::time::Instant::now())
-            .map_err(|wait| ApiError::TooManyRequests {
-                what: "LLM insights",
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            })
+        take(&self.0.llm_rate, p, "LLM insights")
     }
 
     /// The current snapshot, or `no_data` before the first ETL run.
@@ -813,6 +801,16 @@ impl LiveView {
             score: s.models.as_ref().map(|m| m.score(p)),
         }
     }
+}
+
+/// One token of `limiter` for the caller's key, or 429 with the whole seconds to wait.
+fn take(limiter: &auth::RateLimiter, p: &Principal, what: &'static str) -> ApiResult<()> {
+    limiter
+        .admit(&p.key_hash, std::time::Instant::now())
+        .map_err(|wait| ApiError::TooManyRequests {
+            what,
+            retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })
 }
 
 fn unix_now() -> u64 {

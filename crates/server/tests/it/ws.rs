@@ -277,8 +277,16 @@ async fn keys_travel_only_in_the_header_and_a_revoked_key_is_cut_off_everywhere(
     // metastore): its open socket is closed with 4401 and its next request is refused.
     let db = c360_db::Db::connect(&f.etl.metastore()).await.unwrap();
     let temp = create_key(&db, "temp", Role::Analyst, &[]).await.unwrap();
-    let (s, _) = call(&st, "GET", "/api/v1/me", Some(&temp), None).await;
-    assert_eq!(s, StatusCode::OK);
+    // A key made by another process is taken up within the key poll (0.4 s).
+    let mut s = StatusCode::UNAUTHORIZED;
+    for _ in 0..50 {
+        s = call(&st, "GET", "/api/v1/me", Some(&temp), None).await.0;
+        if s == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s, StatusCode::OK, "the new key was never accepted");
     let mut tws = connect(&st, &addr, &temp).await;
     next_of(&mut tws, "hello").await;
     subscribe(&mut tws, &["orders"], None).await;
@@ -354,4 +362,56 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
     // Another key has its own budget.
     let (s, _) = call(&st, "GET", "/api/v1/me", Some(&f.admin), None).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_is_bounded_and_a_pruned_log_answers_too_old() {
+    let f = fixture(1_500, 49).await;
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let (addr, stop_tx, server) = spawn_server(&st).await;
+    let hub = st.hub();
+    let first = hub.publish("orders", None, json!({"n": 0})).await.unwrap();
+    for n in 1..6 {
+        hub.publish("orders", None, json!({"n": n})).await.unwrap();
+    }
+    // Within what the log holds: the missed events are replayed.
+    let mut ws = connect(&st, &addr, &f.admin).await;
+    next_of(&mut ws, "hello").await;
+    subscribe(&mut ws, &["orders"], Some(first)).await;
+    let got = drain(&mut ws, Duration::from_millis(800)).await;
+    assert_eq!(got.len(), 5, "{got:?}");
+    // The log kept by size: only the newest 2 stay, and a client further behind is told so.
+    let gone = hub.prune(Duration::from_secs(3600), 2).await.unwrap();
+    assert!(gone >= 4, "{gone} pruned");
+    let mut late = connect(&st, &addr, &f.admin).await;
+    next_of(&mut late, "hello").await;
+    late.send(Message::Text(
+        json!({"type": "subscribe", "topics": ["orders"], "since": first})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let old = next_of(&mut late, "too_old").await;
+    assert_eq!(old["since"], first);
+    assert_eq!(old["head"], hub.head());
+    assert!(
+        old["message"].as_str().unwrap().contains("refetch"),
+        "{old}"
+    );
+    assert!(
+        drain(&mut late, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "nothing replayed"
+    );
+    // And by age: everything older than a moment goes.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    hub.prune(Duration::from_millis(1), 1_000_000)
+        .await
+        .unwrap();
+    assert!(hub.too_old(first).await.unwrap().is_some());
+    assert!(hub.too_old(hub.head()).await.unwrap().is_none());
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
 }
