@@ -214,8 +214,7 @@ impl Warehouse {
     /// after the commit, so no other writer comes between two transactions of one run).
     pub fn begin_locked(&self, lock: &WriterLock, run_id: i64) -> Result<Txn> {
         assert_eq!(lock.root, self.root, "the lock is this warehouse's");
-        self.set_aside_damaged()?;
-        let base = self.current()?;
+        let base = self.set_aside_damaged()?;
         // Past every version on disk, set-aside ones included: a number a reader may have
         // seen is never reused for other contents.
         let version = self.highest_version_ever()?.max(base.version) + 1;
@@ -238,16 +237,18 @@ impl Warehouse {
 
     /// Renames versions newer than the current one that cannot be opened to
     /// `NNNNNNNN.json.broken` (the writer holds the lock): readers stop warning about them, and
-    /// they stay for whoever investigates.
-    fn set_aside_damaged(&self) -> Result<()> {
-        let current = self.current().map(|m| m.version).unwrap_or(0);
+    /// they stay for whoever investigates. Returns the current version.
+    fn set_aside_damaged(&self) -> Result<Manifest> {
+        // When no version is whole, every version is set aside and the base is empty.
+        let base = self.current().ok();
+        let current = base.as_ref().map_or(0, |m| m.version);
         for v in self.versions()?.into_iter().filter(|v| *v > current) {
             let p = manifest_dir(&self.root).join(format!("{v:08}.json"));
             let to = p.with_extension("json.broken");
             tracing::warn!(version = v, to = %to.display(), "setting aside a damaged warehouse version");
             fs::rename(&p, &to).map_err(io(&p))?;
         }
-        Ok(())
+        Ok(base.unwrap_or_default())
     }
 
     pub fn read_table(&self, m: &Manifest, table: &str) -> Result<Vec<RecordBatch>> {
