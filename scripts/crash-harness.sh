@@ -35,6 +35,32 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "crash harness: an uninterrupted ETL takes ${ms} ms; killing one ${kills} times"
 facts="SELECT (SELECT COUNT(*) FROM fact_orders) AS orders, (SELECT COUNT(DISTINCT order_key) FROM fact_orders) AS distinct_orders, (SELECT SUM(total_fen) FROM fact_orders) AS fen, (SELECT COUNT(*) FROM fact_order_items) AS items, (SELECT COUNT(*) FROM v_customer_360) AS customers, (SELECT COUNT(*) FROM customer_keys) AS keys, (SELECT COUNT(*) FROM customer_segmentation) AS segmented"
 want=$(c360 sql --warehouse ref --json "$facts")
+# What a reader sees right after a kill: the graph (identity_nodes, with the staged changes of
+# every run the newest manifest carries, as the next process to open them applies them) must
+# equal the warehouse's customer_keys; before the first commit there is no warehouse to compare.
+agree() {
+  local wh="$1" m
+  m=$(ls "$wh/_manifests/" 2>/dev/null | grep -E '^[0-9]+\.json$' | sort | tail -n1 || true)
+  [ -n "$m" ] || return 0
+  c360 sql --warehouse "$wh" --json "SELECT source_key, customer_id FROM customer_keys" >"$wh.keys"
+  python3 - "$wh" "$m" <<'PY'
+import json, sqlite3, sys
+wh, m = sys.argv[1], sys.argv[2]
+committed = int(json.load(open(f"{wh}/_manifests/{m}")).get("watermarks", {}).get("identity.run", "0"))
+db = sqlite3.connect(f"{wh}/_metastore.db")
+graph = dict(db.execute("SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL"))
+for k, c in db.execute("SELECT source_key, to_customer FROM identity_staged WHERE run_id <= ? ORDER BY run_id", (committed,)):
+    graph[k] = c
+keys = {}
+for line in open(f"{wh}.keys"):
+    r = json.loads(line)
+    keys[r["source_key"]] = r["customer_id"]
+if graph != keys:
+    diff = sorted(set(graph.items()) ^ set(keys.items()))[:5]
+    print(f"crash harness: graph and warehouse differ in {len(set(graph.items()) ^ set(keys.items()))} pairs, e.g. {diff}")
+    sys.exit(1)
+PY
+}
 killed_etl=0
 for i in $(seq 1 "$kills"); do
   "$bin" etl --warehouse "k$i" >/dev/null 2>&1 &
@@ -42,6 +68,7 @@ for i in $(seq 1 "$kills"); do
   sleep "$(awk -v r=$RANDOM -v ms="$ms" 'BEGIN { printf "%.3f", (r / 32767) * ms / 1000 }')"
   if kill -9 "$pid" 2>/dev/null; then killed_etl=$((killed_etl + 1)); fi
   wait "$pid" 2>/dev/null || true
+  agree "k$i" || fail "after the ETL was killed (round $i) the identity graph and the warehouse disagree"
   c360 etl --warehouse "k$i" >/dev/null
   got=$(c360 sql --warehouse "k$i" --json "$facts")
   [ "$got" = "$want" ] || fail "the ETL killed at a random moment (round $i), then rerun, differs: want $want, got $got"

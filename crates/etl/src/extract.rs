@@ -748,65 +748,21 @@ pub async fn orders(
                     max_wm = u;
                 }
             }
-            let status = get_text(r, "status").unwrap_or_default();
-            match status.as_str() {
-                "paid" | "refunded" => {}
-                "test" => {
-                    q.add(
-                        s.orders,
-                        oid,
-                        "status",
-                        "test order: excluded from analytics",
-                        None,
-                    );
-                    return;
-                }
-                other => {
-                    q.add(
-                        s.orders,
-                        oid,
-                        "status",
-                        format!("unknown status '{other}'"),
-                        None,
-                    );
-                    return;
-                }
-            }
-            let t = match get_text(r, "order_time").map(|t| parse_ts(&t)) {
-                Some(Ok(t)) => t,
-                Some(Err(e)) => {
-                    q.add(s.orders, oid, "order_time", e, None);
-                    return;
-                }
-                None => {
-                    q.add(s.orders, oid, "order_time", "missing", None);
-                    return;
-                }
+            let raw = crate::rows::SourceOrder {
+                status: get_text(r, "status"),
+                order_time: get_text(r, "order_time"),
+                store_id: get_i64(r, "store_id"),
+                total_fen: get_text(r, "total_fen"),
             };
-            let store = get_i64(r, "store_id");
-            let Some(store) = store.filter(|st| ctx.stores.contains(st)) else {
-                q.add(
-                    s.orders,
-                    oid,
-                    "store_id",
-                    format!("unknown store {store:?}"),
-                    None,
-                );
-                return;
-            };
-            let total = match get_text(r, "total_fen").map(|t| Fen::parse(&t)) {
-                Some(Ok(f)) => f.0,
-                other => {
-                    q.add(
-                        s.orders,
-                        oid,
-                        "total_fen",
-                        format!(
-                            "not a non-negative amount in fen: {:?}",
-                            other.and_then(|o| o.err())
-                        ),
-                        None,
-                    );
+            let crate::rows::CheckedOrder {
+                status,
+                time: t,
+                store,
+                total_fen: total,
+            } = match crate::rows::check_order(&raw, &ctx.stores) {
+                Ok(c) => c,
+                Err((field, reason)) => {
+                    q.add(s.orders, oid, field, reason, None);
                     return;
                 }
             };
@@ -903,35 +859,23 @@ async fn load_items(
                 max_wm = u;
             }
         }
-        let product = get_i64(r, "product_id");
-        let Some(product) = product.filter(|p| ctx.products.contains_key(p)) else {
-            q.add(
-                s.items,
-                id,
-                "product_id",
-                format!("unknown product {product:?}"),
-                None,
-            );
-            return;
+        let raw = crate::rows::SourceItem {
+            order_id: get_i64(r, "order_id"),
+            product_id: get_i64(r, "product_id"),
+            qty: get_i64(r, "qty"),
+            unit_price_fen: get_i64(r, "unit_price_fen"),
         };
-        let qty = get_i64(r, "qty").unwrap_or(0);
-        if !(1..=100).contains(&qty) {
-            q.add(
-                s.items,
-                id,
-                "qty",
-                format!("quantity {qty} outside 1..=100"),
-                None,
-            );
-            return;
-        }
-        let Some(price) = get_i64(r, "unit_price_fen").filter(|p| *p >= 0) else {
-            q.add(s.items, id, "unit_price_fen", "missing or negative", None);
-            return;
-        };
-        let Some(order) = get_i64(r, "order_id") else {
-            q.add(s.items, id, "order_id", "missing", None);
-            return;
+        let crate::rows::CheckedItem {
+            order,
+            product,
+            qty,
+            price,
+        } = match crate::rows::check_item(&raw, &ctx.products) {
+            Ok(c) => c,
+            Err((field, reason)) => {
+                q.add(s.items, id, field, reason, None);
+                return;
+            }
         };
         good.push(Item {
             id,

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use c360_db::{get_i64, get_text, Db, Value};
-use c360_metastore::{Counter, Metastore};
+use c360_db::{get_i64, get_text, Db};
+use c360_metastore::Metastore;
 use c360_model::parse_ts;
 use c360_warehouse::arrow::array::{
     ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
@@ -194,6 +194,11 @@ async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
         .collect())
 }
 
+/// The newest run whose identity changes `manifest` carries.
+pub fn committed_run(manifest: &c360_warehouse::Manifest) -> Option<i64> {
+    c360_metastore::committed_identity_run(&manifest.watermarks)
+}
+
 pub async fn resolve(
     cfg: &EtlConfig,
     meta: &Metastore,
@@ -243,73 +248,28 @@ pub async fn resolve(
             assign[*i] = id;
         }
     }
-    // Journal and persist changes.
-    let now = chrono::Utc::now().to_rfc3339();
-    // Journal sequence numbers are placeholders until the transaction below takes real ones.
-    let seq0 = 0;
-    let mut journal: Vec<Vec<Value>> = Vec::new();
-    let mut changed: Vec<Vec<Value>> = Vec::new();
+    // The changes are staged; they reach the graph and its journal once the warehouse commit
+    // carrying them (watermark `identity.run`) is published (`Metastore::settle_identity`).
+    let mut changes = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         if n.customer == Some(assign[i]) {
             continue;
         }
-        let action = if n.customer.is_none() {
-            "assign"
-        } else {
-            "move"
-        };
-        journal.push(vec![
-            (seq0 + journal.len() as i64 + 1).into(),
-            run_id.into(),
-            now.clone().into(),
-            action.into(),
-            n.key.clone().into(),
-            n.customer.into(),
-            assign[i].into(),
-            rule[i].into(),
-        ]);
-        changed.push(vec![n.key.clone().into(), assign[i].into()]);
+        changes.push(c360_metastore::IdentityChange {
+            source_key: n.key.clone(),
+            action: if n.customer.is_none() {
+                "assign"
+            } else {
+                "move"
+            },
+            from_customer: n.customer,
+            to_customer: assign[i],
+            rule: rule[i].to_string(),
+        });
     }
-    // One transaction: a journal entry exists exactly when the assignment changed.
-    let db = &meta.db;
-    let mut tx = db.begin().await?;
-    if !journal.is_empty() {
-        let first =
-            Metastore::take_ids(&mut tx, Counter::IdentityJournal, journal.len() as i64).await?;
-        for (i, j) in journal.iter_mut().enumerate() {
-            j[0] = (first + i as i64).into();
-        }
-    }
-    db.write_rows_in(
-        tx.sqlx(),
-        "identity_nodes",
-        &["source_key", "customer_id"],
-        Some("source_key"),
-        &changed,
-    )
-    .await?;
-    db.write_rows_in(
-        tx.sqlx(),
-        "identity_journal",
-        &[
-            "seq",
-            "run_id",
-            "at",
-            "action",
-            "source_key",
-            "from_customer",
-            "to_customer",
-            "rule",
-        ],
-        None,
-        &journal,
-    )
-    .await?;
-    tx.commit().await?;
-    let moved = journal
-        .iter()
-        .filter(|j| j[3] == Value::from("move"))
-        .count();
+    meta.stage_identity(run_id, &changes).await?;
+    txn.set_watermark(c360_metastore::IDENTITY_RUN_WATERMARK, run_id.to_string());
+    let moved = changes.iter().filter(|c| c.action == "move").count();
     ctx.merged_keys = nodes.len() as u64 - comps.len() as u64;
     ctx.customers = comps.len() as u64;
     tracing::info!(

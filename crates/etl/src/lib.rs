@@ -19,6 +19,7 @@ pub mod identity;
 mod quality;
 pub mod refresh;
 mod report;
+pub mod rows;
 
 pub use config::EtlConfig;
 pub use error::{EtlError, Result};
@@ -74,6 +75,14 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     // One writer for the whole run, load and refresh: no other run commits in between.
     let lock = wh.lock()?;
     let meta = Metastore::open(&cfg.metastore()).await?;
+    // A run killed after its warehouse commit left its identity changes staged: apply them; one
+    // killed before it left changes no commit carries: drop them (we hold the writer lock).
+    let settled = meta
+        .settle_identity(identity::committed_run(&wh.current()?), true)
+        .await?;
+    if settled != Default::default() {
+        tracing::info!(applied = ?settled.applied, discarded = ?settled.discarded, "identity graph settled with the warehouse");
+    }
     let salt = meta.pii_key(cfg.salt.as_ref()).await?;
     let pos = Db::connect(&cfg.pos_url).await?;
     let wx = Db::connect(&cfg.wx_url).await?;
@@ -191,6 +200,11 @@ async fn run_steps(
     q.flush(&mut txn)?;
     step!(9, pb, quality::report(wh, &mut txn, &report, &pb));
     let m = txn.commit()?;
+    // The commit point has passed: the staged identity changes now take effect (a crash here
+    // is repaired by whoever next opens the warehouse, see `Metastore::settle_identity`).
+    config::fail_point(cfg, "identity_apply")?;
+    meta.settle_identity(identity::committed_run(&m), false)
+        .await?;
     report.manifest_version = m.version;
     report.customers = ctx.customers;
     report.merged_keys = ctx.merged_keys;

@@ -35,7 +35,44 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "retention_and_quarantine",
         sql: include_str!("../migrations/0003_retention_and_quarantine.sql"),
     },
+    Migration {
+        version: 4,
+        name: "identity_staging",
+        sql: include_str!("../migrations/0004_identity_staging.sql"),
+    },
 ];
+
+/// The warehouse watermark naming the newest ETL run whose identity changes a manifest holds.
+pub const IDENTITY_RUN_WATERMARK: &str = "identity.run";
+
+/// The newest run whose identity changes a manifest with these watermarks carries.
+pub fn committed_identity_run(
+    watermarks: &std::collections::BTreeMap<String, String>,
+) -> Option<i64> {
+    watermarks
+        .get(IDENTITY_RUN_WATERMARK)
+        .and_then(|v| v.parse().ok())
+}
+
+/// One customer-id change an ETL run made to a source key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityChange {
+    pub source_key: String,
+    /// `assign` (the key had no customer) or `move`.
+    pub action: &'static str,
+    pub from_customer: Option<i64>,
+    pub to_customer: i64,
+    pub rule: String,
+}
+
+/// What [`Metastore::settle_identity`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Runs whose staged changes were applied (the warehouse had committed them).
+    pub applied: Vec<i64>,
+    /// Runs whose staged changes were dropped (no warehouse commit carries them).
+    pub discarded: Vec<i64>,
+}
 
 /// An id space whose next value the database hands out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +271,133 @@ impl Metastore {
             .await?
             .ok_or_else(|| DbError::Migration(format!("{name} was not stored")))?;
         Ok(Secret::new(s))
+    }
+
+    /// Stages `run_id`'s identity changes (replacing any staged before for that run). They
+    /// take effect in [`Metastore::settle_identity`], once the warehouse commit carrying them
+    /// is published.
+    pub async fn stage_identity(&self, run_id: i64, changes: &[IdentityChange]) -> Result<()> {
+        let at = chrono::Utc::now().to_rfc3339();
+        let rows: Vec<Vec<Value>> = changes
+            .iter()
+            .map(|c| {
+                vec![
+                    run_id.into(),
+                    c.source_key.clone().into(),
+                    c.action.into(),
+                    c.from_customer.into(),
+                    c.to_customer.into(),
+                    c.rule.clone().into(),
+                    at.clone().into(),
+                ]
+            })
+            .collect();
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            "DELETE FROM identity_staged WHERE run_id = ?",
+            &[run_id.into()],
+        )
+        .await?;
+        self.db
+            .write_rows_in(
+                tx.sqlx(),
+                "identity_staged",
+                &[
+                    "run_id",
+                    "source_key",
+                    "action",
+                    "from_customer",
+                    "to_customer",
+                    "rule",
+                    "at",
+                ],
+                None,
+                &rows,
+            )
+            .await?;
+        tx.commit().await
+    }
+
+    /// Brings the identity graph in line with the warehouse: every staged run up to
+    /// `committed` (the current manifest's [`IDENTITY_RUN_WATERMARK`]) is applied to
+    /// `identity_nodes` and journaled, each in one transaction, exactly once however many
+    /// processes settle at the same time. With `discard_uncommitted` (only the ETL, holding the
+    /// warehouse's writer lock, may ask: a running load's staging is not yet committed) runs
+    /// past it are dropped, since no commit will ever carry them.
+    pub async fn settle_identity(
+        &self,
+        committed: Option<i64>,
+        discard_uncommitted: bool,
+    ) -> Result<Settled> {
+        let runs: Vec<i64> = self
+            .db
+            .fetch_all("SELECT DISTINCT run_id FROM identity_staged ORDER BY run_id")
+            .await?
+            .iter()
+            .filter_map(|r| c360_db::get_i64(r, "run_id"))
+            .collect();
+        let mut out = Settled::default();
+        for run in runs {
+            if committed.is_some_and(|c| run <= c) {
+                if self.apply_staged(run).await? {
+                    out.applied.push(run);
+                }
+            } else if discard_uncommitted {
+                let n = self
+                    .db
+                    .execute(
+                        "DELETE FROM identity_staged WHERE run_id = ?",
+                        &[run.into()],
+                    )
+                    .await?;
+                tracing::warn!(
+                    run_id = run,
+                    changes = n,
+                    "identity changes of a run that never committed were discarded"
+                );
+                out.discarded.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one staged run in one transaction; false when another process got there first.
+    async fn apply_staged(&self, run: i64) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        // The first statement writes the run's staged rows: a second settler waits here until
+        // the first commits (which deletes them), then finds none.
+        let n = tx
+            .execute(
+                "UPDATE identity_staged SET at = at WHERE run_id = ?",
+                &[run.into()],
+            )
+            .await? as i64;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE identity_nodes SET customer_id = (SELECT s.to_customer FROM identity_staged s \
+             WHERE s.run_id = ? AND s.source_key = identity_nodes.source_key), updated_run = ? \
+             WHERE source_key IN (SELECT source_key FROM identity_staged WHERE run_id = ?)",
+            &[run.into(), run.into(), run.into()],
+        )
+        .await?;
+        let first = Self::take_ids(&mut tx, Counter::IdentityJournal, n).await?;
+        tx.execute(
+            "INSERT INTO identity_journal (seq, run_id, at, action, source_key, from_customer, to_customer, rule) \
+             SELECT ? + ROW_NUMBER() OVER (ORDER BY source_key) - 1, run_id, at, action, source_key, from_customer, to_customer, rule \
+             FROM identity_staged WHERE run_id = ?",
+            &[first.into(), run.into()],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM identity_staged WHERE run_id = ?",
+            &[run.into()],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(run_id = run, changes = n, "identity changes applied");
+        Ok(true)
     }
 
     /// Starts an ETL run; returns its id.

@@ -31,6 +31,10 @@ pub enum ParseError {
     Date(String),
 }
 
+/// The largest total one order may carry, in fen (¥10,000: past any till of a hot dog chain,
+/// and small enough that sums over billions of orders stay far inside an i64).
+pub const MAX_ORDER_FEN: i64 = 1_000_000;
+
 /// Money as an integer number of fen (1/100 yuan). Never a float.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

@@ -218,13 +218,34 @@ struct Cache {
     bytes: usize,
 }
 
+impl Cache {
+    /// Keeps `v` unless it alone is over a sixteenth of `max_bytes`; when the new entry would
+    /// pass either bound, everything cached before is dropped first (answers are cheap to
+    /// recompute and a snapshot change makes them all stale at once anyway).
+    fn put(&mut self, key: String, gen: u64, v: Arc<Value>, max_entries: usize, max_bytes: usize) {
+        let bytes = serde_json::to_vec(&*v).map_or(usize::MAX, |b| b.len()) + key.len();
+        if bytes > max_bytes / 16 {
+            return;
+        }
+        if let Some((_, _, old)) = self.map.remove(&key) {
+            self.bytes -= old;
+        }
+        if self.map.len() >= max_entries || self.bytes + bytes > max_bytes {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.map.insert(key, (gen, v, bytes));
+        self.bytes += bytes;
+    }
+}
+
 const CACHE_MAX: usize = 20_000;
 /// The answer cache's bound in bytes (answers as JSON); a single answer over a sixteenth of it
 /// is not kept.
 const CACHE_BYTES: usize = 128 << 20;
 
 /// The largest order total a live row may carry (what a hot dog chain's till can ring up).
-pub const MAX_ORDER_FEN: i64 = 1_000_000;
+pub use c360_model::MAX_ORDER_FEN;
 
 impl AppState {
     pub async fn open(cfg: ServeConfig) -> ApiResult<AppState> {
@@ -388,6 +409,19 @@ impl AppState {
             }
         }
         let sess = Session::open(&wh).await?;
+        // An ETL killed between its warehouse commit and applying its identity changes left
+        // them staged: this snapshot carries them, so they take effect now.
+        if let Err(e) = self
+            .0
+            .meta
+            .settle_identity(
+                c360_metastore::committed_identity_run(&sess.manifest.watermarks),
+                false,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "identity changes of the new snapshot could not be applied yet");
+        }
         let models = c360_core::profile::StoredModels::from_notes(&sess.manifest.notes);
         let end_day = sess
             .scalar_i64(
@@ -510,23 +544,11 @@ impl AppState {
         }
         self.0.cache_misses.fetch_add(1, Ordering::Relaxed);
         let v = Arc::new(f().await?);
-        let bytes = serde_json::to_vec(&*v).map_or(usize::MAX, |b| b.len()) + key.len();
-        if bytes > CACHE_BYTES / 16 {
-            return Ok(v);
-        }
-        let mut c = self
-            .0
+        self.0
             .cache
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if c.map.len() >= CACHE_MAX || c.bytes + bytes > CACHE_BYTES {
-            c.map.clear();
-            c.bytes = 0;
-        }
-        if let Some((_, _, old)) = c.map.insert(key, (gen, v.clone(), bytes)) {
-            c.bytes -= old;
-        }
-        c.bytes += bytes;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(key, gen, v.clone(), CACHE_MAX, CACHE_BYTES);
         Ok(v)
     }
 
@@ -861,5 +883,42 @@ pub struct Answer<T>(Arc<Value>, std::marker::PhantomData<T>);
 impl<T> axum::response::IntoResponse for Answer<T> {
     fn into_response(self) -> axum::response::Response {
         axum::Json(&*self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn measured(c: &Cache) -> usize {
+        c.map
+            .iter()
+            .map(|(k, (_, v, _))| serde_json::to_vec(&**v).unwrap().len() + k.len())
+            .sum()
+    }
+
+    #[test]
+    fn the_answer_cache_never_holds_more_than_its_bounds() {
+        let mut c = Cache::default();
+        let (entries, bytes) = (50, 16 << 10);
+        for i in 0..2_000usize {
+            // Answers of every size from a few bytes to past the single-answer cap.
+            let v = Arc::new(json!({ "pad": "x".repeat((i * 37) % 1_400) }));
+            c.put(format!("k{}", i % 300), 1, v, entries, bytes);
+            assert!(c.bytes <= bytes, "{} bytes held", c.bytes);
+            assert!(c.map.len() <= entries);
+            assert_eq!(c.bytes, measured(&c), "the count is of what is held");
+        }
+        // One answer over a sixteenth of the bound is served, never kept.
+        let big = Arc::new(json!({ "pad": "x".repeat(bytes / 16) }));
+        c.put("big".into(), 1, big, entries, bytes);
+        assert!(!c.map.contains_key("big"));
+        // A replaced key is counted once.
+        let mut c = Cache::default();
+        for _ in 0..10 {
+            c.put("same".into(), 1, Arc::new(json!([1, 2, 3])), entries, bytes);
+        }
+        assert_eq!(c.map.len(), 1);
+        assert_eq!(c.bytes, measured(&c));
     }
 }

@@ -325,3 +325,142 @@ async fn unmerge_is_journaled_and_reversible() {
         .collect();
     assert_eq!(actions, ["assign", "move", "move"]);
 }
+
+/// Every (source key, customer) pair of the identity graph and of the warehouse's
+/// `customer_keys`.
+async fn graph_and_warehouse(
+    cfg: &c360_etl::EtlConfig,
+) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    let meta = Db::connect(&cfg.metastore()).await.unwrap();
+    let graph = meta
+        .fetch_all(
+            "SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL ORDER BY source_key",
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                c360_db::get_text(r, "source_key").unwrap(),
+                c360_db::get_i64(r, "customer_id").unwrap(),
+            )
+        })
+        .collect();
+    meta.close().await;
+    let mut wh = Vec::new();
+    for b in session(&cfg.warehouse)
+        .await
+        .query("SELECT source_key, customer_id FROM customer_keys ORDER BY source_key")
+        .await
+        .unwrap()
+    {
+        let k = c360_warehouse::manifest::str_col(&b, "source_key");
+        let c = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        for i in 0..b.num_rows() {
+            wh.push((k.value(i).to_string(), c.value(i)));
+        }
+    }
+    (graph, wh)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_graph_and_warehouse_agree_whenever_a_run_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 4_000, 15);
+    c360_sim::simulate(&sim).await.unwrap();
+    let wh = dir.path().join("wh");
+    let cfg = etl_cfg(&sim, wh.clone());
+    run(&cfg).await;
+    let (graph0, wh0) = graph_and_warehouse(&cfg).await;
+    assert!(!graph0.is_empty());
+    assert_eq!(graph0, wh0, "a clean run leaves them equal");
+    // A merged mini-program key, cut loose: the next run moves it to a customer of its own.
+    let key = graph0
+        .iter()
+        .map(|(k, _)| k.clone())
+        .find(|k| {
+            k.starts_with("U:") && {
+                let c = graph0.iter().find(|(x, _)| x == k).unwrap().1;
+                graph0.iter().filter(|(_, y)| *y == c).count() > 1
+            }
+        })
+        .expect("a merged key");
+    c360_etl::identity::unmerge(&cfg.metastore(), &key, "customer asked")
+        .await
+        .unwrap();
+    let journal = |cfg: c360_etl::EtlConfig, key: String| async move {
+        let meta = Db::connect(&cfg.metastore()).await.unwrap();
+        let rows = meta
+            .fetch(
+                "SELECT action, run_id FROM identity_journal WHERE source_key = ? ORDER BY seq",
+                &[key.into()],
+            )
+            .await
+            .unwrap();
+        meta.close().await;
+        rows.iter()
+            .map(|r| {
+                (
+                    c360_db::get_text(r, "action").unwrap(),
+                    c360_db::get_i64(r, "run_id").unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = journal(cfg.clone(), key.clone()).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // Stopped after identity resolution, before the warehouse commit: the graph has not moved.
+    let mut failing = cfg.clone();
+    failing.fail_at = Some("orders".into());
+    c360_etl::run(&failing).await.expect_err("fail point");
+    assert_eq!(
+        graph_and_warehouse(&cfg).await,
+        (graph0.clone(), wh0.clone())
+    );
+    assert_eq!(journal(cfg.clone(), key.clone()).await, before);
+
+    // Stopped right after the warehouse commit, before the changes were applied: whoever opens
+    // the pair next (a server reloading its snapshot does exactly this) applies them, once.
+    failing.fail_at = Some("identity_apply".into());
+    c360_etl::run(&failing).await.expect_err("fail point");
+    let (graph, wh1) = graph_and_warehouse(&cfg).await;
+    assert_ne!(wh1, wh0, "the warehouse committed the move");
+    assert_eq!(graph, graph0, "the graph has not applied it yet");
+    let meta = c360_metastore::Metastore::open(&cfg.metastore())
+        .await
+        .unwrap();
+    let current = c360_warehouse::Warehouse::open(&wh)
+        .unwrap()
+        .current()
+        .unwrap();
+    let committed = c360_metastore::committed_identity_run(&current.watermarks);
+    let settled = meta.settle_identity(committed, false).await.unwrap();
+    assert_eq!(settled.applied.len(), 1, "{settled:?}");
+    assert!(settled.discarded.is_empty(), "{settled:?}");
+    assert_eq!(
+        meta.settle_identity(committed, false).await.unwrap(),
+        Default::default(),
+        "applied exactly once"
+    );
+    meta.db.close().await;
+    let (graph, wh2) = graph_and_warehouse(&cfg).await;
+    assert_eq!(graph, wh2);
+    let after = journal(cfg.clone(), key.clone()).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[1].0, "move");
+    assert_eq!(
+        Some(after[1].1),
+        committed,
+        "journaled under the run that made it"
+    );
+
+    // The next run finds nothing left to settle and nothing to change.
+    run(&cfg).await;
+    assert_eq!(graph_and_warehouse(&cfg).await, (wh2.clone(), wh2));
+    assert_eq!(journal(cfg.clone(), key.clone()).await, after);
+}
