@@ -117,12 +117,12 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
 }
 
 /// The window every campaign and experiment of the test runs in.
-struct Days {
-    start: String,
-    end: String,
+pub(super) struct Days {
+    pub(super) start: String,
+    pub(super) end: String,
 }
 
-fn campaign_spec(name: &str, store: i64, day: &Days) -> Value {
+pub(super) fn campaign_spec(name: &str, store: i64, day: &Days) -> Value {
     json!({
         "name": name, "channel": "wechat", "start": day.start, "end": day.end,
         "audience": {"store_ids": [store]},
@@ -131,7 +131,7 @@ fn campaign_spec(name: &str, store: i64, day: &Days) -> Value {
     })
 }
 
-fn experiment_spec(name: &str, stores: [i64; 2], day: &Days) -> Value {
+pub(super) fn experiment_spec(name: &str, stores: [i64; 2], day: &Days) -> Value {
     json!({"name": name, "design": "switchback", "start": day.start, "end": day.end, "stores": stores})
 }
 

@@ -7,6 +7,7 @@
 
 mod act;
 mod authz;
+mod bodies;
 mod bounds;
 mod e2e;
 mod llm;
