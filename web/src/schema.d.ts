@@ -618,6 +618,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sentiment/score": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
+        post: operations["score"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/service/diagnose": {
         parameters: {
             query?: never;
@@ -1300,6 +1317,15 @@ export interface components {
              */
             warehouse_version?: number | null;
         };
+        /** @description Accuracy and AUC on texts the model did not learn from. */
+        HeldOut: {
+            /** Format: double */
+            accuracy: number;
+            /** Format: double */
+            auc: number;
+            /** @description Distinct texts scored. */
+            n: number;
+        };
         Ingested: {
             /** @description false when this order number (or event id) was already received: nothing was counted twice. */
             created: boolean;
@@ -1429,6 +1455,32 @@ export interface components {
          * @enum {string}
          */
         MemberStatus: "planned" | "sent" | "suppressed" | "capped" | "not_sent";
+        /** @description What a stored model is and how well it does. */
+        ModelCard: {
+            /** @description Distinct rated reviews of the chain learned from. */
+            chain_examples: number;
+            /** @description Distinct corpus texts in the training split. */
+            corpus_examples: number;
+            /**
+             * @description SHA-256 over the chain's rated reviews it learned from (texts and labels, sorted): the
+             *     next refresh retrains only when it changes.
+             */
+            fingerprint: string;
+            /**
+             * Format: int32
+             * @description The features' format ([`sentiment::MODEL_FORMAT`]); another format is retrained.
+             */
+            format: number;
+            held_out_chain?: null | components["schemas"]["HeldOut"];
+            /** @description On the corpus's held-out split. */
+            held_out_corpus: components["schemas"]["HeldOut"];
+            trained_at: string;
+            /**
+             * Format: int32
+             * @description 1, 2, …: a new version each time the model is retrained.
+             */
+            version: number;
+        };
         /** @description The diagnosis model's provenance. */
         ModelInfo: {
             trained_on_closed_tickets: number;
@@ -1589,6 +1641,11 @@ export interface components {
             spec: components["schemas"]["ExperimentSpec"];
             stores: number;
         };
+        /**
+         * @description Which way a text leans.
+         * @enum {string}
+         */
+        Polarity: "positive" | "neutral" | "negative";
         /** @description Per-customer predictions from fitted parameters (closed form; microseconds per customer). */
         Prediction: {
             /** Format: double */
@@ -1753,6 +1810,19 @@ export interface components {
         Row: {
             [key: string]: unknown;
         };
+        /** @description The scores, in the order of the texts, and the model that gave them. */
+        ScoreAnswer: {
+            model: components["schemas"]["ModelCard"];
+            results: components["schemas"]["TextScore"][];
+        };
+        /** @description Texts to score. */
+        ScoreRequest: {
+            /**
+             * @description 1 to 1,000 texts (reviews from Meituan, Dianping, surveys, …). A text is scored on its
+             *     first 5,000 characters.
+             */
+            texts: string[];
+        };
         /** @description One insight section. */
         Section: {
             text: string;
@@ -1852,6 +1922,28 @@ export interface components {
         /** @description Campaign ideas from the segments as they are now. */
         Suggestions: {
             suggestions: components["schemas"]["Suggestion"][];
+        };
+        /** @description One text's scores. */
+        TextScore: {
+            /**
+             * @description Per aspect the text mentions (taste, service, price, environment, speed, hygiene), its
+             *     score in [−1, 1].
+             */
+            aspects: {
+                [key: string]: number;
+            };
+            /** @description Positive when P(positive) ≥ 0.6, negative when ≤ 0.4, neutral between. */
+            polarity: components["schemas"]["Polarity"];
+            /**
+             * Format: double
+             * @description P(positive), in [0, 1].
+             */
+            probability: number;
+            /**
+             * Format: double
+             * @description 2p − 1, in [−1, 1].
+             */
+            score: number;
         };
         /** @enum {string} */
         TicketStatus: "open" | "closed";
@@ -5231,6 +5323,94 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    score: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreRequest"];
+            };
+        };
+        responses: {
+            /** @description Polarity, P(positive) and aspect scores of each text, by the snapshot's stored sentiment model */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreAnswer"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -275,6 +275,11 @@ pub fn features(cls: &[Vec<String>]) -> Vec<(u32, f32)> {
     f
 }
 
+const MODEL_MAGIC: &[u8; 8] = b"C360SENT";
+/// Bumped whenever tokenisation, features or the byte layout change: a stored model of another
+/// format is retrained, not misread.
+pub const MODEL_FORMAT: u32 = 1;
+
 /// A trained classifier: weights of the hashed features.
 #[derive(Clone)]
 pub struct Sentiment {
@@ -343,6 +348,66 @@ impl Sentiment {
             }
         }
         Sentiment { w }
+    }
+
+    /// The weights as bytes: a header (`C360SENT`, format, feature bits, non-zero count), then
+    /// each non-zero weight as (index u32, weight f32), little-endian, gzip-compressed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use std::io::Write;
+        let nz: Vec<(u32, f32)> = self
+            .w
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0.0)
+            .map(|(i, w)| (i as u32, *w))
+            .collect();
+        let mut raw = Vec::with_capacity(20 + nz.len() * 8);
+        raw.extend_from_slice(MODEL_MAGIC);
+        raw.extend_from_slice(&MODEL_FORMAT.to_le_bytes());
+        raw.extend_from_slice(&BITS.to_le_bytes());
+        raw.extend_from_slice(&(nz.len() as u32).to_le_bytes());
+        for (i, w) in nz {
+            raw.extend_from_slice(&i.to_le_bytes());
+            raw.extend_from_slice(&w.to_le_bytes());
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing to a Vec cannot fail.
+        let _ = gz.write_all(&raw);
+        gz.finish().unwrap_or_default()
+    }
+
+    /// Reads [`Sentiment::to_bytes`]; refuses another format or feature space.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Sentiment, String> {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("not a gzip stream: {e}"))?;
+        let u32_at = |o: usize| -> Result<u32, String> {
+            raw.get(o..o + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| "truncated".to_string())
+        };
+        if raw.get(..8) != Some(MODEL_MAGIC) {
+            return Err("not a c360 sentiment model".into());
+        }
+        let (format, bits, n) = (u32_at(8)?, u32_at(12)?, u32_at(16)? as usize);
+        if format != MODEL_FORMAT || bits != BITS {
+            return Err(format!(
+                "model format {format} with {bits} feature bits; this build reads format {MODEL_FORMAT} with {BITS}"
+            ));
+        }
+        if raw.len() != 20 + n * 8 {
+            return Err("truncated".into());
+        }
+        let mut w = vec![0f32; DIM];
+        for k in 0..n {
+            let o = 20 + k * 8;
+            let i = u32_at(o)? as usize;
+            let v = f32::from_le_bytes([raw[o + 4], raw[o + 5], raw[o + 6], raw[o + 7]]);
+            *w.get_mut(i)
+                .ok_or("a weight index outside the feature space")? = v;
+        }
+        Ok(Sentiment { w })
     }
 
     fn prob_of(&self, f: &[(u32, f32)]) -> f64 {
@@ -422,6 +487,15 @@ pub fn corpus() -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The corpus's held-out texts, each once (the corpus repeats some lines).
+pub fn corpus_test() -> Vec<(String, bool)> {
+    let mut seen = std::collections::HashSet::new();
+    corpus()
+        .into_iter()
+        .filter(|(t, _)| held_out(t) && seen.insert(t.clone()))
+        .collect()
+}
+
 /// Accuracy and AUC of a model on labelled texts.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Scores {
@@ -460,6 +534,25 @@ pub fn train_default(extra: &[(String, bool)]) -> Sentiment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_survives_its_bytes_and_other_bytes_are_refused() {
+        let ex: Vec<(String, bool)> = vec![
+            ("热狗很好吃，服务热情".into(), true),
+            ("太难吃了，等了很久".into(), false),
+            ("面包新鲜，价格实惠".into(), true),
+            ("环境很脏，不卫生".into(), false),
+        ];
+        let m = Sentiment::train(&ex, TrainParams::default());
+        let b = m.to_bytes();
+        let back = Sentiment::from_bytes(&b).unwrap();
+        for t in ["好吃", "很脏", "一般般吧", ""] {
+            assert_eq!(m.prob(t), back.prob(t), "{t}");
+        }
+        assert!(b.len() < 4 * DIM / 10, "stored sparse: {} bytes", b.len());
+        assert!(Sentiment::from_bytes(b"not gzip").is_err());
+        assert!(Sentiment::from_bytes(&b[..b.len() / 2]).is_err());
+    }
 
     #[test]
     fn negation_and_degree_change_features() {

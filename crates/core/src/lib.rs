@@ -18,6 +18,7 @@ pub mod notes;
 pub mod profile;
 pub mod query;
 pub mod recs;
+pub mod sentiment;
 pub mod service;
 
 /// What went wrong, in the domain's terms.

@@ -75,10 +75,10 @@ pub fn rated_examples<'a>(rows: impl Iterator<Item = &'a ReviewRow>) -> Vec<(Str
         .collect()
 }
 
-/// Scores every review: the classifier trained on the corpus plus all rated reviews.
-pub fn sentiment_batch(rows: &[ReviewRow]) -> Result<RecordBatch> {
+/// Scores every review with the snapshot's model (trained on the corpus plus the rated
+/// reviews, see `c360_core::sentiment`).
+pub fn sentiment_batch(rows: &[ReviewRow], model: &sentiment::Sentiment) -> Result<RecordBatch> {
     use rayon::prelude::*;
-    let model = sentiment::train_default(&rated_examples(rows.iter()));
     let scored: Vec<Option<sentiment::Analysis>> = rows
         .par_iter()
         .map(|r| r.content.as_deref().map(|c| model.analyse(c)))

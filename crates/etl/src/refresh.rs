@@ -70,7 +70,13 @@ pub async fn refresh(
 
     // Newer dimensions, each rebuilt from the whole snapshot.
     let review_rows = crate::enrich::reviews(&sess).await?;
-    let sentiment_b = crate::enrich::sentiment_batch(&review_rows)?;
+    // The stored model, unless the chain's rated reviews changed since it was trained.
+    let (sentiment_model, sentiment_card, _) = c360_core::sentiment::fit_or_reuse(
+        wh,
+        c360_core::sentiment::card_of(&sess.manifest.notes).as_ref(),
+        &crate::enrich::rated_examples(review_rows.iter()),
+    )?;
+    let sentiment_b = crate::enrich::sentiment_batch(&review_rows, &sentiment_model)?;
     lap("sentiment");
     let sessions_b = crate::enrich::sessions_batch(&sess).await?;
     lap("sessions");
@@ -95,6 +101,10 @@ pub async fn refresh(
         serde_json::to_value(&network_note).unwrap_or_default(),
     );
     txn.note("segmentation_run", serde_json::json!(run_id));
+    txn.note(
+        c360_core::sentiment::NOTE_KEY,
+        serde_json::to_value(&sentiment_card).unwrap_or_default(),
+    );
     txn.note("models", serde_json::to_value(&models).unwrap_or_default());
     txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());
     txn.note(

@@ -91,6 +91,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/behavior/funnel", ALL, "behavior.read"),
     rule("GET", "/api/v1/behavior/paths", ALL, "behavior.read"),
     rule("GET", "/api/v1/sentiment", ALL, "sentiment.read"),
+    rule("POST", "/api/v1/sentiment/score", ALL, "sentiment.score"),
     rule("GET", "/api/v1/network", ALL, "network.read"),
     rule("GET", "/api/v1/recommendations", ALL, "recommendations.read"),
     rule("GET", "/api/v1/live", ALL, "live.read"),

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         crate::routes::behavior::behavior_funnel,
         crate::routes::behavior::behavior_paths,
         crate::routes::sentiment::sentiment,
+        crate::routes::sentiment::score,
         crate::routes::network::network,
         crate::routes::network::customer_network,
         crate::routes::customers::customer_predictions,

@@ -90,7 +90,15 @@ pub struct Snapshot {
     pub recs: tokio::sync::OnceCell<Arc<c360_core::recs::RecModel>>,
     /// The customer-service diagnosis model, trained on first use.
     pub service: tokio::sync::OnceCell<Arc<c360_analytics::service::ServiceModel>>,
+    /// The stored sentiment model this snapshot names, read on first use.
+    pub sentiment: tokio::sync::OnceCell<SentimentModel>,
 }
+
+/// A stored sentiment model and its card.
+pub type SentimentModel = Arc<(
+    c360_analytics::sentiment::Sentiment,
+    c360_core::sentiment::ModelCard,
+)>;
 
 /// The per-customer views a profile page reads, computed once per snapshot and kept in memory
 /// (also registered in the session under the same names, so list queries scan memory too).
@@ -383,6 +391,21 @@ impl AppState {
         take(&self.0.llm_rate, p, "LLM insights")
     }
 
+    /// The sentiment model snapshot `s` names, read from the warehouse once; `no_data` for a
+    /// snapshot refreshed before models were stored (the next ETL run stores one).
+    pub async fn sentiment_model(&self, s: &Snapshot) -> ApiResult<SentimentModel> {
+        s.sentiment
+            .get_or_try_init(|| async {
+                let wh = Warehouse::open(&self.0.cfg.warehouse)?;
+                match c360_core::sentiment::load(&wh, &s.sess.manifest.notes)? {
+                    Some(m) => Ok(Arc::new(m)),
+                    None => Err(ApiError::NoData),
+                }
+            })
+            .await
+            .cloned()
+    }
+
     /// The current snapshot, or `no_data` before the first ETL run.
     pub async fn snapshot(&self) -> ApiResult<Arc<Snapshot>> {
         self.0.snap.read().await.clone().ok_or(ApiError::NoData)
@@ -487,6 +510,7 @@ impl AppState {
             store_opened,
             recs: tokio::sync::OnceCell::new(),
             service: tokio::sync::OnceCell::new(),
+            sentiment: tokio::sync::OnceCell::new(),
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();

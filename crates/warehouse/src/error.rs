@@ -26,6 +26,8 @@ pub enum WhError {
     ReadOnly(String),
     #[error("another writer holds the warehouse lock {0}")]
     Locked(String),
+    #[error("invalid {0}: only letters, digits, '-', '_' and '.' between '/'")]
+    Invalid(String),
 }
 
 pub type Result<T> = std::result::Result<T, WhError>;

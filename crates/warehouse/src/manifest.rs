@@ -140,6 +140,49 @@ impl Warehouse {
     /// The current snapshot: the newest version that reads and whose files all exist (an
     /// empty manifest before the first commit). A newer damaged version is skipped with a
     /// warning; when no version is whole, the newest one's error is returned.
+    /// Stores a fitted model (or another artefact a manifest note names) under
+    /// `_artifacts/<name>`, durably: written to a temporary file, fsynced, renamed, the
+    /// directory fsynced. Artefacts are versioned by name and never collected, so any manifest
+    /// still readable can load the one it names.
+    pub fn put_artifact(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.artifact_path(name)?;
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            std::io::Write::write_all(&mut f, bytes).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&dir)
+    }
+
+    /// An artefact stored by [`Warehouse::put_artifact`], if there is one by that name.
+    pub fn get_artifact(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.artifact_path(name)?;
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    fn artifact_path(&self, name: &str) -> Result<PathBuf> {
+        let ok = !name.is_empty()
+            && name.split('/').all(|p| {
+                !p.is_empty()
+                    && p != "."
+                    && p != ".."
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            });
+        if !ok {
+            return Err(WhError::Invalid(format!("artefact name {name:?}")));
+        }
+        Ok(self.root.join("_artifacts").join(name))
+    }
+
     pub fn current(&self) -> Result<Manifest> {
         let mut newest_err = None;
         for v in self.versions()?.into_iter().rev() {

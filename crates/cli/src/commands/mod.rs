@@ -13,6 +13,7 @@ mod etl;
 mod experiment;
 mod identity;
 mod quality;
+mod sentiment;
 mod serve;
 mod service;
 mod sim;
@@ -60,6 +61,11 @@ pub enum Cmd {
     Identity {
         #[command(subcommand)]
         cmd: identity::IdentityCmd,
+    },
+    /// Score texts collected elsewhere with the stored sentiment model, or show the model.
+    Sentiment {
+        #[command(subcommand)]
+        cmd: sentiment::SentimentCmd,
     },
     /// Customer analytics on the warehouse: lifetime value models and their validation.
     Analyze {
@@ -121,6 +127,7 @@ pub async fn run(cli: Cli, origin: Origin) -> Result<()> {
         Cmd::Sql(a) => sql::run(s, a).await,
         Cmd::Quality(a) => quality::run(s, a).await,
         Cmd::Identity { cmd } => identity::run(s, cmd).await,
+        Cmd::Sentiment { cmd } => sentiment::run(s, cmd).await,
         Cmd::Analyze { cmd } => analyze::run(s, cmd).await,
         Cmd::Demo(a) => demo::run(s, a).await,
         Cmd::Serve => serve::run(s, s.warehouse.clone(), s.metastore_url()).await,

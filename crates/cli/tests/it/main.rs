@@ -327,3 +327,93 @@ fn configuration_precedence_and_show() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[test]
+fn sentiment_model_is_stored_reused_until_reviews_change_and_scores_files() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    run_ok(p, &["sim", "--orders", "3000", "--stores", "50"]);
+    run_ok(p, &["etl"]);
+    let card = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&run_ok(p, &["sentiment", "model"])).unwrap()
+    };
+    let first = card(p);
+    assert_eq!(first["version"], 1, "{first}");
+    assert!(
+        first["held_out_corpus"]["n"].as_u64().unwrap() > 1_000,
+        "{first}"
+    );
+    assert!(
+        first["held_out_corpus"]["auc"].as_f64().unwrap() > 0.8,
+        "{first}"
+    );
+    assert!(first["chain_examples"].as_u64().unwrap() > 0, "{first}");
+    // Nothing new to learn from: the stored model is reused, not retrained.
+    run_ok(p, &["etl"]);
+    assert_eq!(card(p), first);
+    // A new rated review: the next refresh trains version 2.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let wx = c360_db::Db::connect(&format!("sqlite://{}", p.join("data/cyrgweixin.db").display()))
+            .await
+            .unwrap();
+        wx.execute(
+            "INSERT INTO wx_reviews (review_id, user_id, order_id, store_id, rating, content, created_at) \
+             SELECT MAX(review_id) + 1, user_id, order_id, store_id, 1, '香肠是凉的，面包也硬，不会再来了', created_at \
+             FROM wx_reviews WHERE review_id = (SELECT MAX(review_id) FROM wx_reviews)",
+            &[],
+        )
+        .await
+        .unwrap();
+        wx.close().await;
+    });
+    run_ok(p, &["etl"]);
+    let second = card(p);
+    assert_eq!(second["version"], 2, "{second}");
+    assert_ne!(second["fingerprint"], first["fingerprint"]);
+
+    // Texts from elsewhere, as CSV (the text column found by name) and as lines.
+    std::fs::write(
+        p.join("meituan.csv"),
+        "id,content,stars\n1,\"热狗非常好吃，服务也很热情\",5\n2,太难吃了，等了一个小时，服务态度差,1\n3,,3\n",
+    )
+    .unwrap();
+    let out = run_ok(p, &["sentiment", "score", "meituan.csv"]);
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "row",
+            "polarity",
+            "probability",
+            "score",
+            "taste",
+            "service",
+            "price",
+            "environment",
+            "speed",
+            "hygiene"
+        ]
+    );
+    assert_eq!(rows.len(), 3, "the blank text is skipped: {out}");
+    assert_eq!((rows[1][0], rows[1][1]), ("1", "positive"), "{out}");
+    assert_eq!((rows[2][0], rows[2][1]), ("2", "negative"), "{out}");
+    assert!(
+        !rows[1][4].is_empty() && !rows[1][5].is_empty(),
+        "taste and service scored: {out}"
+    );
+    assert!(rows[1][6].is_empty(), "price not mentioned: {out}");
+    std::fs::write(p.join("survey.txt"), "很好吃\n\n卫生太差了\n").unwrap();
+    let out = run_ok(p, &["sentiment", "score", "survey.txt"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[2].starts_with("3,negative,"), "{out}");
+    // A CSV whose text column cannot be told is a clear error.
+    std::fs::write(p.join("two.csv"), "a,b\nx,y\n").unwrap();
+    let e = c360()
+        .current_dir(p)
+        .args(["sentiment", "score", "two.csv"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--column"));
+}

@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/behavior/funnel", get(behavior::behavior_funnel))
         .route("/api/v1/behavior/paths", get(behavior::behavior_paths))
         .route("/api/v1/sentiment", get(sentiment::sentiment))
+        .route("/api/v1/sentiment/score", post(sentiment::score))
         .route("/api/v1/network", get(network::network))
         .route(
             "/api/v1/customers/{id}/network",

@@ -140,3 +140,52 @@ pub async fn aspect_facts(s: &Snapshot, id: i64) -> ApiResult<(Option<f64>, Vec<
         aspects,
     ))
 }
+
+/// Texts to score.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    /// 1 to 1,000 texts (reviews from Meituan, Dianping, surveys, …). A text is scored on its
+    /// first 5,000 characters.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub texts: Vec<String>,
+}
+
+/// The scores, in the order of the texts, and the model that gave them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScoreAnswer {
+    pub model: c360_core::sentiment::ModelCard,
+    pub results: Vec<c360_core::sentiment::TextScore>,
+}
+
+/// The longest prefix of a text that is scored.
+pub const SCORE_CHARS: usize = 5_000;
+
+#[utoipa::path(post, path = "/api/v1/sentiment/score", request_body = ScoreRequest, responses((status = 200, body = ScoreAnswer, description = "Polarity, P(positive) and aspect scores of each text, by the snapshot's stored sentiment model"), (status = 400, body = crate::error::ErrorBody)))]
+pub(crate) async fn score(
+    State(st): State<AppState>,
+    _p: Principal,
+    crate::error::J(req): crate::error::J<ScoreRequest>,
+) -> ApiResult<axum::Json<ScoreAnswer>> {
+    if req.texts.is_empty() || req.texts.len() > 1000 {
+        return Err(crate::error::ApiError::BadRequest(format!(
+            "texts: {} given, 1 to 1000 allowed",
+            req.texts.len()
+        )));
+    }
+    let s = st.snapshot().await?;
+    let m = st.sentiment_model(&s).await?;
+    let (model, card) = (&m.0, &m.1);
+    let results = req
+        .texts
+        .iter()
+        .map(|t| {
+            let t: String = t.chars().take(SCORE_CHARS).collect();
+            c360_core::sentiment::score(model, &t)
+        })
+        .collect();
+    Ok(axum::Json(ScoreAnswer {
+        model: card.clone(),
+        results,
+    }))
+}

@@ -111,6 +111,7 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
             Some(experiment_spec(&format!("authz {tag}"), n.pair, day))
         }
         ("post", "/api/v1/service/diagnose") => Some(json!({"ticket_key": n.ticket})),
+        ("post", "/api/v1/sentiment/score") => Some(json!({"texts": ["热狗很好吃"]})),
         _ => None,
     };
     (format!("{url}{query}"), body)

@@ -11,6 +11,7 @@ mod bodies;
 mod bounds;
 mod e2e;
 mod llm;
+mod sentiment;
 mod text;
 mod ws;
 
