@@ -529,9 +529,22 @@ mod tests {
             .filter(|i| assign("exp2", &i.to_string(), &[1.0, 1.0]) != a[*i as usize])
             .count() as f64;
         assert!((moved / 20_000.0 - 0.5).abs() < 0.02, "{moved}");
-        // Known value: the hash must not change between releases.
-        assert_eq!(stable_hash(&["c360"]), stable_hash(&["c360"]));
-        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+        // Known values, computed by an independent implementation (Python, from the algorithm
+        // as documented): a release that changes the hash would move every assignment.
+        assert_eq!(stable_hash(&["c360"]), 0xea57_aacf_c7e6_c967);
+        assert_eq!(stable_hash(&["ab", "c"]), 0x90ce_11c5_a709_d625);
+        assert_eq!(stable_hash(&["a", "bc"]), 0x564a_a04d_65a3_4728);
+        assert_eq!(stable_hash(&["exp1", "42"]), 0xfd9f_0432_6024_4759);
+        assert_eq!(stable_hash(&["coupon", "7", "1001"]), 0x0072_3212_99d7_84ef);
+        assert_eq!(stable_hash(&["热狗"]), 0x1c00_70a8_0f02_e1b1);
+        // And the arms they give: u = 0.955, 0.252, 0.070 for units 0, 1, 2 of exp1.
+        assert_eq!(
+            (0..3)
+                .map(|i| assign("exp1", &i.to_string(), &[1.0, 1.0]))
+                .collect::<Vec<_>>(),
+            [1, 0, 0]
+        );
+        assert_eq!(assign("exp1", "1", &[1.0, 3.0]), 1);
     }
 
     #[test]

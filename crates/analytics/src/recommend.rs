@@ -90,16 +90,44 @@ pub struct Recommender {
     new_item: Vec<bool>,
     category: Vec<String>,
     hist: HashMap<i64, Hist>,
+    params: RecParams,
 }
 
-/// Shrinkage strengths (pseudo-orders).
-const A_PERSONAL: f64 = 2.0;
-const M_DAYPART: f64 = 3.0;
-const M_STORE: f64 = 20.0;
+/// Shrinkage strengths, in pseudo-orders.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecParams {
+    /// How many orders' worth of the (store, daypart) popularity a customer's own repeat rate
+    /// starts from; also how open a customer with few orders is to new tastes.
+    pub a_personal: f64,
+    /// Toward the customer's all-day rate, for their rate in one daypart.
+    pub m_daypart: f64,
+    /// Toward the chain's popularity, for one store's in one daypart.
+    pub m_store: f64,
+}
+
+impl Default for RecParams {
+    fn default() -> RecParams {
+        RecParams {
+            a_personal: 2.0,
+            m_daypart: 3.0,
+            m_store: 20.0,
+        }
+    }
+}
 
 impl Recommender {
-    /// Learns from baskets up to `now` (seconds).
+    /// Learns from baskets up to `now` (seconds), with the default shrinkage.
     pub fn fit(baskets: &[Basket], items: &[ItemInfo], now: i64) -> Recommender {
+        Self::fit_with(baskets, items, now, RecParams::default())
+    }
+
+    /// Learns from baskets up to `now` (seconds).
+    pub fn fit_with(
+        baskets: &[Basket],
+        items: &[ItemInfo],
+        now: i64,
+        params: RecParams,
+    ) -> Recommender {
         let n = items.len();
         let mut pop = vec![0.0; n];
         let mut pop_dp = vec![vec![0.0; n]; DAYPARTS];
@@ -210,6 +238,7 @@ impl Recommender {
             new_item,
             category: items.iter().map(|i| i.category.clone()).collect(),
             hist,
+            params,
         };
         // A new item has had less time to sell: give it the mean popularity of its category
         // when that is higher (content-based cold start).
@@ -252,7 +281,7 @@ impl Recommender {
                         } else {
                             cnt[i]
                         };
-                        (own + M_STORE * b) / (orders + M_STORE)
+                        (own + self.params.m_store * b) / (orders + self.params.m_store)
                     })
                     .collect(),
                 None => base.clone(),
@@ -287,11 +316,13 @@ impl Recommender {
         let mut out: Vec<Rec> = (0..self.n)
             .map(|i| match h {
                 Some(h) if h.item[i] > 0.0 => {
-                    let base = (h.item[i] + A_PERSONAL * pc[i]) / (h.orders + A_PERSONAL);
+                    let a = self.params.a_personal;
+                    let base = (h.item[i] + a * pc[i]) / (h.orders + a);
                     let p = match ctx.daypart {
                         Some(d) => {
                             let d = d.min(DAYPARTS - 1);
-                            (h.item_dp[d][i] + M_DAYPART * base) / (h.dp_orders[d] + M_DAYPART)
+                            let m = self.params.m_daypart;
+                            (h.item_dp[d][i] + m * base) / (h.dp_orders[d] + m)
                         }
                         None => base,
                     };
@@ -332,7 +363,7 @@ impl Recommender {
                     } else {
                         self.pop[i] * lift
                     };
-                    let openness = A_PERSONAL / (h.orders + A_PERSONAL);
+                    let openness = self.params.a_personal / (h.orders + self.params.a_personal);
                     let mean_sim = self.sim[i].iter().sum::<f64>() / (self.n as f64 - 1.0).max(1.0);
                     let reason = if self.new_item[i] {
                         Reason::NewItem

@@ -1,8 +1,8 @@
 //! Customer-service tickets as cases for [`c360_analytics::service`]: each ticket's message with
 //! the context the warehouse knows — the order (delivery, daypart, basket, coupon), the store's
-//! review sentiment on speed and on taste and hygiene, and the customer's earlier tickets — and
-//! the diagnosis model trained on the tickets agents closed. (Its score against the simulator's
-//! true causes is in `c360-eval`.)
+//! review sentiment on speed and on taste and hygiene as of the ticket (reviews written before
+//! it), and the customer's earlier tickets — and the diagnosis model trained on the tickets
+//! agents closed. (Its score against the simulator's true causes is in `c360-eval`.)
 
 use c360_analytics::service::{Case, ServiceModel, CAUSES, CONTEXT};
 use c360_warehouse::Session;
@@ -37,15 +37,17 @@ pub enum TicketFilter<'a> {
 /// is bound to.
 fn cases_sql(filter: &str) -> String {
     format!(
-        "WITH st AS (SELECT store_id, \
-           AVG(CASE WHEN speed IS NULL THEN NULL WHEN speed < 0 THEN 1.0 ELSE 0.0 END) AS speed_neg, \
-           AVG(CASE WHEN taste IS NULL AND hygiene IS NULL THEN NULL \
-                    WHEN COALESCE(taste, 0) + COALESCE(hygiene, 0) < 0 THEN 1.0 ELSE 0.0 END) AS quality_neg \
-           FROM review_sentiment GROUP BY store_id), \
-         it AS (SELECT order_id, SUM(qty) AS items FROM order_items GROUP BY order_id), \
+        "WITH it AS (SELECT order_id, SUM(qty) AS items FROM order_items GROUP BY order_id), \
          t AS (SELECT ticket_key, customer_id, order_key, created_at, message, status, resolved_cause, \
            ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY created_at, ticket_key) - 1 AS before \
-           FROM service_tickets) \
+           FROM service_tickets), \
+         st AS (SELECT t.ticket_key, \
+           AVG(CASE WHEN r.speed IS NULL THEN NULL WHEN r.speed < 0 THEN 1.0 ELSE 0.0 END) AS speed_neg, \
+           AVG(CASE WHEN r.taste IS NULL AND r.hygiene IS NULL THEN NULL \
+                    WHEN COALESCE(r.taste, 0) + COALESCE(r.hygiene, 0) < 0 THEN 1.0 ELSE 0.0 END) AS quality_neg \
+           FROM t JOIN orders so ON so.order_id = t.order_key \
+           JOIN review_sentiment r ON r.store_id = so.store_id AND r.created_at < t.created_at \
+           GROUP BY t.ticket_key) \
          SELECT t.ticket_key, t.customer_id, t.order_key, t.message, t.status, t.resolved_cause, \
            o.total_fen, o.store_id, \
            CASE WHEN o.channel = 'delivery' THEN 1.0 ELSE 0.0 END, \
@@ -57,7 +59,7 @@ fn cases_sql(filter: &str) -> String {
              CAST(CAST(t.created_at AS BIGINT) - CAST(o.order_time AS BIGINT) AS DOUBLE) / 60000000.0 END \
          FROM t LEFT JOIN orders o ON o.order_id = t.order_key \
          LEFT JOIN it ON it.order_id = t.order_key \
-         LEFT JOIN st ON st.store_id = o.store_id \
+         LEFT JOIN st ON st.ticket_key = t.ticket_key \
          WHERE 1 = 1 {filter} ORDER BY t.ticket_key"
     )
 }

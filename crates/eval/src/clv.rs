@@ -35,8 +35,16 @@ pub struct ClvEval {
     /// each): the simulator's paid amounts are exactly Gamma(p, ν), so this recovers p, q, γ.
     pub gamma_gamma_on_clean: c360_analytics::clv::GammaGamma,
     pub gamma_gamma_customers: usize,
-    /// Customers whose ids all belong to one person that no other customer shares.
-    pub holdout_customers: usize,
+    /// Every customer as the warehouse sees it (see [`Persons::share`]).
+    pub holdout: ClvHoldout,
+    /// Only the clean customers: ids all of one person that no other customer shares.
+    pub holdout_clean: ClvHoldout,
+}
+
+/// Predictions made at the cut-off against the next 365 days.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClvHoldout {
+    pub customers: usize,
     pub predicted_purchases: f64,
     pub actual_purchases: f64,
     pub mae: f64,
@@ -44,10 +52,56 @@ pub struct ClvEval {
     /// AUC of P(alive) for "bought again in the next 365 days", on repeat buyers.
     pub auc_alive: f64,
     /// The 12-month spend forecast behind value growth (expected purchases × expected spend)
-    /// against what the holdout customers really spent in the 365 days after the cut-off.
+    /// against what the customers really spent in the 365 days after the cut-off.
     pub predicted_spend_fen: f64,
     pub actual_spend_fen: f64,
     pub spend_pearson: f64,
+}
+
+#[derive(Default)]
+struct HoldoutAcc {
+    pred: Vec<f64>,
+    act: Vec<f64>,
+    sp_pred: Vec<f64>,
+    sp_act: Vec<f64>,
+    alive_s: Vec<f64>,
+    alive_l: Vec<bool>,
+}
+
+impl HoldoutAcc {
+    fn push(&mut self, p: &c360_core::clv::Prediction, repeat: bool, actual: f64, spend: f64) {
+        self.pred.push(p.expected_purchases);
+        self.act.push(actual);
+        self.sp_pred
+            .push(p.expected_purchases * p.expected_spend_fen);
+        self.sp_act.push(spend);
+        if repeat {
+            self.alive_s.push(p.p_alive);
+            self.alive_l.push(actual > 0.0);
+        }
+    }
+
+    fn finish(self) -> ClvHoldout {
+        let n = self.pred.len();
+        let mae = self
+            .pred
+            .iter()
+            .zip(&self.act)
+            .map(|(p, a)| (p - a).abs())
+            .sum::<f64>()
+            / n.max(1) as f64;
+        ClvHoldout {
+            customers: n,
+            predicted_purchases: self.pred.iter().sum(),
+            actual_purchases: self.act.iter().sum(),
+            mae,
+            pearson: pearson(&self.pred, &self.act),
+            auc_alive: auc(&self.alive_s, &self.alive_l),
+            predicted_spend_fen: self.sp_pred.iter().sum(),
+            actual_spend_fen: self.sp_act.iter().sum(),
+            spend_pearson: pearson(&self.sp_pred, &self.sp_act),
+        }
+    }
 }
 
 pub use c360_analytics::churn::auc;
@@ -129,7 +183,8 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
             table: "customers".into(),
             reason: e.to_string(),
         })?;
-    let clean = clean_customers(&sess, &truth).await?;
+    let persons = customer_persons(&sess, &truth).await?;
+    let clean = persons.clean();
     let future: HashMap<i64, f64> = truth
         .fetch_all(
             "SELECT person_id, COUNT(DISTINCT substr(order_time, 1, 10)) AS n FROM future_orders \
@@ -157,46 +212,30 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
             reason: e.to_string(),
         }
     })?;
-    let (mut sp_pred, mut sp_act) = (Vec::new(), Vec::new());
-    let (mut pred, mut act, mut alive_s, mut alive_l) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut all, mut only_clean) = (HoldoutAcc::default(), HoldoutAcc::default());
     for r in &rows {
-        let Some(person) = clean.get(&r.customer_id) else {
-            continue;
-        };
         let p = predict(&models, &r.s, r.mean_value_fen);
-        let actual = future.get(person).copied().unwrap_or(0.0);
-        pred.push(p.expected_purchases);
-        act.push(actual);
-        sp_pred.push(p.expected_purchases * p.expected_spend_fen);
-        sp_act.push(spend.get(person).copied().unwrap_or(0.0));
-        if r.s.x > 0.0 {
-            alive_s.push(p.p_alive);
-            alive_l.push(actual > 0.0);
+        let repeat = r.s.x > 0.0;
+        let fut = |q: i64| future.get(&q).copied().unwrap_or(0.0);
+        let spent = |q: i64| spend.get(&q).copied().unwrap_or(0.0);
+        if let (Some(actual), Some(sp)) = (
+            persons.share(r.customer_id, fut),
+            persons.share(r.customer_id, spent),
+        ) {
+            all.push(&p, repeat, actual, sp);
+        }
+        if let Some(person) = clean.get(&r.customer_id) {
+            only_clean.push(&p, repeat, fut(*person), spent(*person));
         }
     }
-    let n = pred.len();
-    let mae = pred
-        .iter()
-        .zip(&act)
-        .map(|(p, a)| (p - a).abs())
-        .sum::<f64>()
-        / n.max(1) as f64;
     Ok(ClvEval {
         truth: tp,
         fit_on_persons,
         models_on_customers: models,
         gamma_gamma_on_clean,
         gamma_gamma_customers: clean_spend.len(),
-        holdout_customers: n,
-        predicted_purchases: pred.iter().sum(),
-        actual_purchases: act.iter().sum(),
-        mae,
-        pearson: pearson(&pred, &act),
-        auc_alive: auc(&alive_s, &alive_l),
-        predicted_spend_fen: sp_pred.iter().sum(),
-        actual_spend_fen: sp_act.iter().sum(),
-        spend_pearson: pearson(&sp_pred, &sp_act),
+        holdout: all.finish(),
+        holdout_clean: only_clean.finish(),
     })
 }
 
@@ -297,19 +336,100 @@ pub async fn evaluate_holiday(
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChurnEval {
-    /// The churn model on every holdout customer (label: no purchase in the 90 days after the cut-off).
+    /// Every customer as the warehouse sees it (churned: none of its persons bought in the 90
+    /// days after the cut-off).
+    pub all: ChurnHoldout,
+    /// Only the clean customers (one person each, that no other customer shares).
+    pub clean: ChurnHoldout,
+}
+
+/// The churn model on holdout customers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnHoldout {
     pub gbt: c360_analytics::churn::Scorecard,
     /// Repeat buyers only: the GBT and the BTYD score 1 − P(alive) side by side.
     pub gbt_auc_repeat: f64,
     pub btyd_auc_repeat: f64,
     /// One-time buyers, where BG/NBD's P(alive) is 1 by construction and is not used.
     pub gbt_auc_one_time: f64,
-    pub holdout_customers: usize,
+    pub customers: usize,
 }
 
-/// Maps each customer to its one true person when that is unambiguous (the customer's ids all
-/// belong to one person, and no other customer holds an id of that person).
-pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMap<i64, i64>> {
+#[derive(Default)]
+struct ChurnAcc {
+    p: Vec<f64>,
+    y: Vec<bool>,
+    gr: Vec<f64>,
+    br: Vec<f64>,
+    yr: Vec<bool>,
+    go: Vec<f64>,
+    yo: Vec<bool>,
+}
+
+impl ChurnAcc {
+    fn push(&mut self, score: f64, btyd: Option<f64>, churned: bool) {
+        self.p.push(score);
+        self.y.push(churned);
+        match btyd {
+            Some(b) => {
+                self.gr.push(score);
+                self.br.push(b);
+                self.yr.push(churned);
+            }
+            None => {
+                self.go.push(score);
+                self.yo.push(churned);
+            }
+        }
+    }
+
+    fn finish(self) -> ChurnHoldout {
+        ChurnHoldout {
+            customers: self.p.len(),
+            gbt: c360_analytics::churn::scorecard(&self.p, &self.y),
+            gbt_auc_repeat: auc(&self.gr, &self.yr),
+            btyd_auc_repeat: auc(&self.br, &self.yr),
+            gbt_auc_one_time: auc(&self.go, &self.yo),
+        }
+    }
+}
+
+/// Each customer's true persons (those whose source ids it holds) and, per person, how many
+/// customers their ids are spread over.
+pub(crate) struct Persons {
+    of: HashMap<i64, Vec<i64>>,
+    spread: HashMap<i64, usize>,
+}
+
+impl Persons {
+    /// Customers with one true person that no other customer shares, and that person.
+    pub(crate) fn clean(&self) -> HashMap<i64, i64> {
+        self.of
+            .iter()
+            .filter(|(_, ps)| ps.len() == 1 && self.spread.get(&ps[0]) == Some(&1))
+            .map(|(c, ps)| (*c, ps[0]))
+            .collect()
+    }
+
+    /// What customer `c` truly did, as the warehouse sees it: the sum over its persons of
+    /// `value(person)`, a person split over k customers counting 1/k to each (the truth does not
+    /// say under which id a future order comes). `None` for a customer of no known person.
+    pub(crate) fn share(&self, c: i64, value: impl Fn(i64) -> f64) -> Option<f64> {
+        let ps = self.of.get(&c)?;
+        Some(
+            ps.iter()
+                .map(|p| value(*p) / self.spread.get(p).copied().unwrap_or(1).max(1) as f64)
+                .sum(),
+        )
+    }
+
+    /// Whether any of customer `c`'s persons satisfies `f`.
+    pub(crate) fn any(&self, c: i64, f: impl Fn(i64) -> bool) -> Option<bool> {
+        Some(self.of.get(&c)?.iter().any(|p| f(*p)))
+    }
+}
+
+pub(crate) async fn customer_persons(sess: &Session, truth: &Db) -> Result<Persons> {
     let mut key_person: HashMap<String, i64> = HashMap::new();
     for r in truth
         .fetch_all("SELECT system, source_id, person_id FROM ids")
@@ -323,7 +443,7 @@ pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMa
         );
         key_person.insert(k, get_i64(&r, "person_id").unwrap_or(0));
     }
-    let mut cust_persons: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut of: HashMap<i64, Vec<i64>> = HashMap::new();
     for b in sess
         .query("SELECT source_key, customer_id FROM customer_keys")
         .await?
@@ -333,36 +453,38 @@ pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMa
             .column(1)
             .as_any()
             .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
-            .expect("source_order_id is Int64");
+            .expect("customer_keys.customer_id is Int64");
         for i in 0..b.num_rows() {
             if let Some(p) = key_person.get(k.value(i)) {
-                cust_persons.entry(c.value(i)).or_default().push(*p);
+                of.entry(c.value(i)).or_default().push(*p);
             }
         }
     }
-    let mut person_customers: HashMap<i64, usize> = HashMap::new();
-    for ps in cust_persons.values_mut() {
+    let mut spread: HashMap<i64, usize> = HashMap::new();
+    for ps in of.values_mut() {
         ps.sort();
         ps.dedup();
         for p in ps.iter() {
-            *person_customers.entry(*p).or_default() += 1;
+            *spread.entry(*p).or_default() += 1;
         }
     }
-    Ok(cust_persons
-        .into_iter()
-        .filter(|(_, ps)| ps.len() == 1 && person_customers.get(&ps[0]) == Some(&1))
-        .map(|(c, ps)| (c, ps[0]))
-        .collect())
+    Ok(Persons { of, spread })
+}
+
+/// Maps each customer to its one true person when that is unambiguous (the customer's ids all
+/// belong to one person, and no other customer holds an id of that person).
+pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMap<i64, i64>> {
+    Ok(customer_persons(sess, truth).await?.clean())
 }
 
 pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Result<ChurnEval> {
-    use c360_analytics::churn::scorecard;
     use c360_core::profile;
     let truth = Db::connect(truth_url).await?;
     let wh = Warehouse::open(warehouse)?;
     let sess = Session::open(&wh).await?;
     let (rows, end_day) = customer_summaries(&sess).await?;
-    let clean = clean_customers(&sess, &truth).await?;
+    let persons = customer_persons(&sess, &truth).await?;
+    let clean = persons.clean();
     let cutoff = truth
         .fetch_all("SELECT value FROM params WHERE name = 'cutoff'")
         .await?;
@@ -400,33 +522,22 @@ pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Res
             reason: e.to_string(),
         })?;
     let summary: HashMap<i64, Summary> = rows.iter().map(|r| (r.customer_id, r.s)).collect();
-    let (mut p, mut y) = (Vec::new(), Vec::new());
-    let (mut gr, mut br, mut yr, mut go, mut yo) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut all, mut only_clean) = (ChurnAcc::default(), ChurnAcc::default());
     for (f, s) in feats.iter().zip(&scores) {
-        let Some(person) = clean.get(&f.customer_id) else {
-            continue;
-        };
-        let churned = !active.contains(person);
-        p.push(*s);
-        y.push(churned);
-        match summary.get(&f.customer_id) {
-            Some(sm) if sm.x > 0.0 => {
-                gr.push(*s);
-                br.push(1.0 - models.bgnbd.p_alive(sm));
-                yr.push(churned);
-            }
-            _ => {
-                go.push(*s);
-                yo.push(churned);
-            }
+        // 1 − P(alive) for repeat buyers; none for one-time buyers.
+        let btyd = summary
+            .get(&f.customer_id)
+            .filter(|sm| sm.x > 0.0)
+            .map(|sm| 1.0 - models.bgnbd.p_alive(sm));
+        if let Some(bought) = persons.any(f.customer_id, |q| active.contains(&q)) {
+            all.push(*s, btyd, !bought);
+        }
+        if let Some(person) = clean.get(&f.customer_id) {
+            only_clean.push(*s, btyd, !active.contains(person));
         }
     }
     Ok(ChurnEval {
-        holdout_customers: p.len(),
-        gbt: scorecard(&p, &y),
-        gbt_auc_repeat: auc(&gr, &yr),
-        btyd_auc_repeat: auc(&br, &yr),
-        gbt_auc_one_time: auc(&go, &yo),
+        all: all.finish(),
+        clean: only_clean.finish(),
     })
 }

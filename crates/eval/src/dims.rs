@@ -8,8 +8,9 @@
 //! - Network: communities against the true social circles (NMI), influence against the true
 //!   sociability (Spearman), and the greedy seeds' spread against top-PageRank, top-degree and
 //!   random seeds.
-//! - Recommendations: a time split (the last 90 days are the test), P@10 and NDCG@10 for all,
-//!   repeat and new items, against popularity; the same split is exported for `implicit`'s ALS.
+//! - Recommendations: a time split (the 90 days before the last 90 tune the shrinkage, the last
+//!   90 are the test), P@10 and NDCG@10 for all, repeat and new items, against popularity; the
+//!   same periods are exported for `implicit`'s ALS, tuned the same way.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,11 +47,12 @@ pub struct SentimentEval {
     pub corpus: &'static str,
     pub corpus_train: usize,
     pub chain_train: usize,
-    /// The corpus's held-out 20 %: real reviews never trained on.
+    /// The corpus's held-out 20 %: real reviews never trained on, each distinct text once.
     pub corpus_heldout: sentiment::Scores,
     /// Same, for a model trained on the corpus alone.
     pub corpus_heldout_corpus_only: sentiment::Scores,
-    /// The chain's reviews with odd ids (labels from ratings ≥ 4 / ≤ 2).
+    /// The chain's rated reviews whose text hashes into the held-out fifth, each distinct text
+    /// once (labels from ratings ≥ 4 / ≤ 2).
     pub chain_heldout: sentiment::Scores,
     pub aspects: Vec<AspectEval>,
     /// The same for the model trained on the corpus alone: the simulator's phrasing never seen.
@@ -69,16 +71,27 @@ pub async fn evaluate_sentiment(warehouse: &Path, truth_url: &str) -> Result<Sen
     let sess = Session::open(&wh).await?;
     let rows = enrich::reviews(&sess).await?;
     let id_of = |k: &str| k.trim_start_matches("R:").parse::<i64>().unwrap_or(0);
-    let (train_rows, test_rows): (Vec<_>, Vec<_>) =
-        rows.iter().partition(|r| id_of(&r.review_key) % 2 == 0);
-    let extra = enrich::rated_examples(train_rows.iter().copied());
-    let corpus = sentiment::corpus();
-    let (held, train): (Vec<_>, Vec<_>) = corpus
+    // The chain's reviews split by a hash of their text, as the corpus is, so a text repeated
+    // (the simulator's phrasing repeats) never lands on both sides; each distinct text and
+    // label is one example.
+    let (test_rows, train_rows): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .partition(|r| r.content.as_deref().is_some_and(sentiment::held_out));
+    let distinct = |mut v: Vec<(String, bool)>| {
+        v.sort();
+        v.dedup();
+        v
+    };
+    let extra = distinct(enrich::rated_examples(train_rows.iter().copied()));
+    let held = sentiment::corpus_test();
+    let train: std::collections::HashSet<String> = sentiment::corpus()
         .into_iter()
-        .partition(|(t, _)| sentiment::held_out(t));
+        .filter(|(t, _)| !sentiment::held_out(t))
+        .map(|(t, _)| t)
+        .collect();
     let model = sentiment::train_default(&extra);
     let corpus_only = sentiment::train_default(&[]);
-    let chain_test = enrich::rated_examples(test_rows.iter().copied());
+    let chain_test = distinct(enrich::rated_examples(test_rows.iter().copied()));
 
     let truth = Db::connect(truth_url).await?;
     let mut want: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
@@ -309,27 +322,66 @@ pub async fn evaluate_network(warehouse: &Path, truth_url: &str) -> Result<Netwo
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecsEval {
+    /// Orders before the validation period (the tuning fits learn from these).
     pub train_orders: usize,
+    /// Orders in the validation period: the shrinkage is chosen on these.
+    pub validation_orders: usize,
+    /// Orders in the last [`TEST_DAYS`], never looked at until the final report.
     pub test_orders: usize,
     pub items: usize,
     pub split_days_before_end: i64,
+    pub validation_days: i64,
+    /// The shrinkage with the best NDCG@10 on the validation period, of the grid tried.
+    pub tuned: recommend::RecParams,
+    pub tuned_validation_ndcg: f64,
+    /// The test period for the tuned hybrid, refitted on train + validation.
     pub hybrid: recommend::EvalReport,
+    /// The same for the shrinkage the product ships with.
+    pub hybrid_defaults: recommend::EvalReport,
     pub popularity: recommend::EvalReport,
 }
 
 pub const TEST_DAYS: i64 = 90;
+/// The period before the test in which settings are tuned.
+pub const VALIDATION_DAYS: i64 = 90;
 
-/// Time split: orders in the last [`TEST_DAYS`] are the test. With `export`, writes
-/// `train.csv`, `test.csv` (customer,item) and `hybrid_top.csv` for `bench/recs_als.py`.
+/// Three periods: train, then [`VALIDATION_DAYS`] on which the hybrid's shrinkage is tuned (fit
+/// on train, scored on validation, over a small grid), then the last [`TEST_DAYS`] on which the
+/// tuned setting, the product's defaults and popularity, each refitted on train + validation,
+/// are reported. With `export`, writes `tune_train.csv`, `valid.csv`, `train.csv` (train +
+/// validation) and `test.csv` (customer,item) for `bench/recs_als.py`, which tunes ALS the same
+/// way.
 pub async fn evaluate_recs(warehouse: &Path, export: Option<&Path>) -> Result<RecsEval> {
     let wh = Warehouse::open(warehouse)?;
     let sess = Session::open(&wh).await?;
     let (all, items, end) = baskets(&sess).await?;
     let split = end - TEST_DAYS * 86_400;
-    let (train, test): (Vec<Basket>, Vec<Basket>) = all.into_iter().partition(|b| b.time < split);
-    let rec = Recommender::fit(&train, &items, split);
-    let pop = Popularity::fit(&train, items.len());
+    let vsplit = split - VALIDATION_DAYS * 86_400;
+    let (before, test): (Vec<Basket>, Vec<Basket>) = all.into_iter().partition(|b| b.time < split);
+    let (tune_train, valid): (Vec<Basket>, Vec<Basket>) =
+        before.iter().cloned().partition(|b| b.time < vsplit);
     let k = 10;
+    let mut best: Option<(recommend::RecParams, f64)> = None;
+    for a_personal in [1.0, 2.0, 4.0] {
+        for m_daypart in [1.0, 3.0, 10.0] {
+            for m_store in [5.0, 20.0, 80.0] {
+                let p = recommend::RecParams {
+                    a_personal,
+                    m_daypart,
+                    m_store,
+                };
+                let rec = Recommender::fit_with(&tune_train, &items, vsplit, p);
+                let ndcg = recommend::evaluate(&rec, &tune_train, &valid, k).all.ndcg;
+                if best.is_none_or(|(_, b)| ndcg > b) {
+                    best = Some((p, ndcg));
+                }
+            }
+        }
+    }
+    let (tuned, tuned_validation_ndcg) = best.unwrap_or((recommend::RecParams::default(), 0.0));
+    let rec = Recommender::fit_with(&before, &items, split, tuned);
+    let rec_defaults = Recommender::fit(&before, &items, split);
+    let pop = Popularity::fit(&before, items.len());
     if let Some(dir) = export {
         std::fs::create_dir_all(dir)?;
         let write = |name: &str, bs: &[Basket]| -> std::io::Result<()> {
@@ -343,15 +395,22 @@ pub async fn evaluate_recs(warehouse: &Path, export: Option<&Path>) -> Result<Re
             }
             Ok(())
         };
-        write("train.csv", &train)?;
+        write("tune_train.csv", &tune_train)?;
+        write("valid.csv", &valid)?;
+        write("train.csv", &before)?;
         write("test.csv", &test)?;
     }
     Ok(RecsEval {
-        train_orders: train.len(),
+        train_orders: tune_train.len(),
+        validation_orders: valid.len(),
         test_orders: test.len(),
         items: items.len(),
         split_days_before_end: TEST_DAYS,
-        hybrid: recommend::evaluate(&rec, &train, &test, k),
-        popularity: recommend::evaluate(&pop, &train, &test, k),
+        validation_days: VALIDATION_DAYS,
+        tuned,
+        tuned_validation_ndcg,
+        hybrid: recommend::evaluate(&rec, &before, &test, k),
+        hybrid_defaults: recommend::evaluate(&rec_defaults, &before, &test, k),
+        popularity: recommend::evaluate(&pop, &before, &test, k),
     })
 }

@@ -65,6 +65,50 @@ fn pareto_nbd_matches_lifetimes() {
 }
 
 #[test]
+fn pareto_nbd_predictions_match_lifetimes() {
+    // lifetimes 0.11.3 on this file: ParetoNBDFitter's params_, then
+    // conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T) and
+    // conditional_probability_alive(x, t_x, T) for these customers.
+    let lt = ParetoNbd {
+        r: 0.5532719592230237,
+        alpha: 10.577622488311336,
+        s: 0.6062410789152095,
+        beta: 11.668623987568525,
+        ll: 0.0,
+    };
+    let cases = [
+        (0.0, 0.0, 38.86, 0.10705737951209705, 0.2950942477919635),
+        (1.0, 1.71, 38.86, 0.17097698686850896, 0.16786994660466567),
+        (2.0, 30.43, 38.86, 1.4550958807458332, 0.8691151706738378),
+        (7.0, 35.0, 38.86, 4.636111411417544, 0.9360553660514483),
+        (4.0, 10.0, 38.86, 0.26881653734161065, 0.09003579154875213),
+        (10.0, 37.0, 38.86, 6.729073406327156, 0.9724133914708712),
+    ];
+    let (d, _) = cdnow();
+    let fitted = ParetoNbd::fit(&d).unwrap();
+    for (x, t_x, t, e, alive) in cases {
+        let s = Summary { x, t_x, t };
+        // The same formulas: equal at lifetimes' parameters …
+        let (ge, ga) = (lt.expected_purchases(&s, 39.0), lt.p_alive(&s));
+        assert!((ge - e).abs() <= 1e-6 * e, "E[X(39)] {ge} vs {e} at {s:?}");
+        assert!(
+            (ga - alive).abs() <= 1e-6,
+            "P(alive) {ga} vs {alive} at {s:?}"
+        );
+        // … and within 0.5 % at c360's own fit.
+        let (fe, fa) = (fitted.expected_purchases(&s, 39.0), fitted.p_alive(&s));
+        assert!(
+            (fe - e).abs() <= 5e-3 * e,
+            "fitted E[X(39)] {fe} vs {e} at {s:?}"
+        );
+        assert!(
+            (fa - alive).abs() <= 5e-3,
+            "fitted P(alive) {fa} vs {alive} at {s:?}"
+        );
+    }
+}
+
+#[test]
 fn gamma_gamma_and_clv_match_lifetimes() {
     let (d, m) = cdnow();
     let spend: Vec<(f64, f64)> = d

@@ -33,10 +33,13 @@ struct Fake {
     acts: Arc<Vec<Act>>,
     calls: Arc<AtomicUsize>,
     seen: Seen,
+    /// When each request arrived.
+    at: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 async fn completions(State(f): State<Fake>, h: HeaderMap, Json(body): Json<Value>) -> Response {
     let n = f.calls.fetch_add(1, Ordering::SeqCst);
+    f.at.lock().unwrap().push(std::time::Instant::now());
     f.seen.lock().unwrap().push((
         h.get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -47,7 +50,9 @@ async fn completions(State(f): State<Fake>, h: HeaderMap, Json(body): Json<Value
     match act {
         Act::Status(429) => (
             StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "0")],
+            // One second: the client's own first backoff is 200 ms, so the gap between the
+            // calls tells whether the header was honoured.
+            [("retry-after", "1")],
             Json(json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})),
         )
             .into_response(),
@@ -82,6 +87,7 @@ async fn fake(acts: Vec<Act>) -> (String, Fake) {
         acts: Arc::new(acts),
         calls: Arc::new(AtomicUsize::new(0)),
         seen: Arc::new(Mutex::new(Vec::new())),
+        at: Arc::new(Mutex::new(Vec::new())),
     };
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
@@ -166,6 +172,14 @@ async fn retries_rate_limits_and_server_errors() {
     let p = Prompt::build(&facts(), &[], "zh");
     assert!(c.write(&p, &facts()).await.is_ok());
     assert_eq!(f.calls.load(Ordering::SeqCst), 3);
+    // The 429's retry-after (1 s) was waited out before the second call (a lower bound only:
+    // a slow machine makes the gap longer, never shorter).
+    let at = f.at.lock().unwrap().clone();
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(1),
+        "retried after {:?}, before the server's retry-after",
+        at[1] - at[0]
+    );
 
     // Out of retries: the status comes back as an error.
     let (base, f) = fake(vec![Act::Status(500)]).await;
