@@ -16,14 +16,7 @@ pub struct SentimentParams {
     store_id: Option<i64>,
 }
 
-pub(crate) const ASPECT_COLS: [(&str, &str); 6] = [
-    ("口味", "taste"),
-    ("服务", "service"),
-    ("价格", "price"),
-    ("环境", "environment"),
-    ("速度", "speed"),
-    ("卫生", "hygiene"),
-];
+pub(crate) const ASPECT_COLS: [(&str, &str); 6] = c360_core::sentiment::ASPECTS;
 
 /// An aspect of a review and its column.
 #[derive(Debug, Serialize, ToSchema)]
