@@ -137,9 +137,6 @@ impl Warehouse {
             .unwrap_or(0))
     }
 
-    /// The current snapshot: the newest version that reads and whose files all exist (an
-    /// empty manifest before the first commit). A newer damaged version is skipped with a
-    /// warning; when no version is whole, the newest one's error is returned.
     /// Stores a fitted model (or another artefact a manifest note names) under
     /// `_artifacts/<name>`, durably: written to a temporary file, fsynced, renamed, the
     /// directory fsynced. Artefacts are versioned by name and never collected, so any manifest
@@ -148,14 +145,7 @@ impl Warehouse {
         let path = self.artifact_path(name)?;
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            std::io::Write::write_all(&mut f, bytes).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&dir)
+        write_durably(&path.with_extension("tmp"), &path, bytes)
     }
 
     /// An artefact stored by [`Warehouse::put_artifact`], if there is one by that name.
@@ -183,6 +173,9 @@ impl Warehouse {
         Ok(self.root.join("_artifacts").join(name))
     }
 
+    /// The current snapshot: the newest version that reads and whose files all exist (an
+    /// empty manifest before the first commit). A newer damaged version is skipped with a
+    /// warning; when no version is whole, the newest one's error is returned.
     pub fn current(&self) -> Result<Manifest> {
         let mut newest_err = None;
         for v in self.versions()?.into_iter().rev() {
@@ -526,14 +519,11 @@ impl Txn {
         let dir = manifest_dir(&self.wh.root);
         let fin = dir.join(format!("{:08}.json", self.next.version));
         let tmp = dir.join(format!(".{:08}.json.tmp", self.next.version));
-        {
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&serde_json::to_vec_pretty(&self.next).expect("manifest serialises"))
-                .map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &fin).map_err(io(&fin))?;
-        sync_dir(&dir)?;
+        write_durably(
+            &tmp,
+            &fin,
+            &serde_json::to_vec_pretty(&self.next).expect("manifest serialises"),
+        )?;
         self.written.clear();
         let m = self.next.clone();
         self.collect_garbage()?;
@@ -590,6 +580,18 @@ impl Txn {
         }
         Ok(())
     }
+}
+
+/// Writes `bytes` to `tmp`, fsyncs it, renames it to `fin` and fsyncs the directory: a reader
+/// sees the old file or the whole new one, and the new one survives power loss.
+fn write_durably(tmp: &Path, fin: &Path, bytes: &[u8]) -> Result<()> {
+    {
+        let mut f = File::create(tmp).map_err(io(tmp))?;
+        f.write_all(bytes).map_err(io(tmp))?;
+        f.sync_all().map_err(io(tmp))?;
+    }
+    fs::rename(tmp, fin).map_err(io(fin))?;
+    sync_dir(fin.parent().unwrap_or(Path::new(".")))
 }
 
 /// Makes a directory's entries durable (a new file or rename in it survives power loss).
