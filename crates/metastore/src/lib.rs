@@ -377,9 +377,9 @@ impl Metastore {
         }
         tx.execute(
             "UPDATE identity_nodes SET customer_id = (SELECT s.to_customer FROM identity_staged s \
-             WHERE s.run_id = ? AND s.source_key = identity_nodes.source_key), updated_run = ? \
+             WHERE s.run_id = ? AND s.source_key = identity_nodes.source_key) \
              WHERE source_key IN (SELECT source_key FROM identity_staged WHERE run_id = ?)",
-            &[run.into(), run.into(), run.into()],
+            &[run.into(), run.into()],
         )
         .await?;
         let first = Self::take_ids(&mut tx, Counter::IdentityJournal, n).await?;
