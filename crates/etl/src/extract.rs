@@ -53,6 +53,22 @@ impl Quarantine {
     pub fn len(&self) -> usize {
         self.rows.len()
     }
+    /// The checked row, or `None` with the refusal quarantined against `table`'s `row_id`.
+    pub fn passed<T>(
+        &mut self,
+        table: &str,
+        row_id: impl ToString,
+        checked: std::result::Result<T, crate::rows::Refusal>,
+    ) -> Option<T> {
+        match checked {
+            Ok(c) => Some(c),
+            Err((field, reason)) => {
+                self.add(table, row_id, field, reason, None);
+                None
+            }
+        }
+    }
+
     pub fn add(
         &mut self,
         table: &str,
@@ -754,17 +770,14 @@ pub async fn orders(
                 store_id: get_i64(r, "store_id"),
                 total_fen: get_text(r, "total_fen"),
             };
-            let crate::rows::CheckedOrder {
+            let Some(crate::rows::CheckedOrder {
                 status,
                 time: t,
                 store,
                 total_fen: total,
-            } = match crate::rows::check_order(&raw, &ctx.stores) {
-                Ok(c) => c,
-                Err((field, reason)) => {
-                    q.add(s.orders, oid, field, reason, None);
-                    return;
-                }
+            }) = q.passed(s.orders, oid, crate::rows::check_order(&raw, &ctx.stores))
+            else {
+                return;
             };
             let no = get_text(r, "order_no").unwrap_or_default();
             if !no.is_empty() {
@@ -865,17 +878,14 @@ async fn load_items(
             qty: get_i64(r, "qty"),
             unit_price_fen: get_i64(r, "unit_price_fen"),
         };
-        let crate::rows::CheckedItem {
+        let Some(crate::rows::CheckedItem {
             order,
             product,
             qty,
             price,
-        } = match crate::rows::check_item(&raw, &ctx.products) {
-            Ok(c) => c,
-            Err((field, reason)) => {
-                q.add(s.items, id, field, reason, None);
-                return;
-            }
+        }) = q.passed(s.items, id, crate::rows::check_item(&raw, &ctx.products))
+        else {
+            return;
         };
         good.push(Item {
             id,

@@ -194,11 +194,6 @@ async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
         .collect())
 }
 
-/// The newest run whose identity changes `manifest` carries.
-pub fn committed_run(manifest: &c360_warehouse::Manifest) -> Option<i64> {
-    c360_metastore::committed_identity_run(&manifest.watermarks)
-}
-
 pub async fn resolve(
     cfg: &EtlConfig,
     meta: &Metastore,

@@ -78,7 +78,10 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     // A run killed after its warehouse commit left its identity changes staged: apply them; one
     // killed before it left changes no commit carries: drop them (we hold the writer lock).
     let settled = meta
-        .settle_identity(identity::committed_run(&wh.current()?), true)
+        .settle_identity(
+            c360_metastore::committed_identity_run(&wh.current()?.watermarks),
+            true,
+        )
         .await?;
     if settled != Default::default() {
         tracing::info!(applied = ?settled.applied, discarded = ?settled.discarded, "identity graph settled with the warehouse");
@@ -203,7 +206,7 @@ async fn run_steps(
     // The commit point has passed: the staged identity changes now take effect (a crash here
     // is repaired by whoever next opens the warehouse, see `Metastore::settle_identity`).
     config::fail_point(cfg, "identity_apply")?;
-    meta.settle_identity(identity::committed_run(&m), false)
+    meta.settle_identity(c360_metastore::committed_identity_run(&m.watermarks), false)
         .await?;
     report.manifest_version = m.version;
     report.customers = ctx.customers;
