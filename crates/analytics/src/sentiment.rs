@@ -487,6 +487,23 @@ pub fn corpus() -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Labelled examples, each distinct (text, label) once, sorted.
+pub fn distinct(mut examples: Vec<(String, bool)>) -> Vec<(String, bool)> {
+    examples.sort();
+    examples.dedup();
+    examples
+}
+
+/// How many distinct texts the corpus's training split holds.
+pub fn corpus_train_texts() -> usize {
+    corpus()
+        .into_iter()
+        .filter(|(t, _)| !held_out(t))
+        .map(|(t, _)| t)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
 /// The corpus's held-out texts, each once (the corpus repeats some lines).
 pub fn corpus_test() -> Vec<(String, bool)> {
     let mut seen = std::collections::HashSet::new();

@@ -8,7 +8,7 @@
 //! The card carries held-out figures: on the corpus's held-out texts (each once), and on a
 //! fifth of the chain's rated reviews scored by a model trained the same way without them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use c360_analytics::sentiment::{self, Sentiment};
 use c360_warehouse::Warehouse;
@@ -76,14 +76,6 @@ fn artifact(version: u32) -> String {
     format!("sentiment/v{version:06}.bin.gz")
 }
 
-/// The chain's rated reviews, each distinct (text, label) once, sorted.
-fn distinct(rated: &[(String, bool)]) -> Vec<(String, bool)> {
-    let mut v: Vec<(String, bool)> = rated.to_vec();
-    v.sort();
-    v.dedup();
-    v
-}
-
 fn fingerprint(rated: &[(String, bool)]) -> String {
     let mut h = Sha256::new();
     for (t, y) in rated {
@@ -94,34 +86,29 @@ fn fingerprint(rated: &[(String, bool)]) -> String {
     hex::encode(h.finalize())
 }
 
-/// The corpus's training texts plus the chain's examples three times (they are short and about
-/// this business).
-fn train(chain: &[(String, bool)]) -> Sentiment {
-    sentiment::train_default(chain)
-}
-
 /// The model for a snapshot whose chain has these `rated` reviews: the previous snapshot's
 /// (`prev`, its card) when they have not changed and its artefact is there, otherwise a new
-/// version trained and stored. Returns the model, its card and whether it was trained now.
+/// version trained (on the corpus's training texts plus the chain's examples, see
+/// [`sentiment::train_default`]) and stored.
 pub fn fit_or_reuse(
     wh: &Warehouse,
     prev: Option<&ModelCard>,
-    rated: &[(String, bool)],
-) -> CoreResult<(Sentiment, ModelCard, bool)> {
-    let rated = distinct(rated);
+    rated: Vec<(String, bool)>,
+) -> CoreResult<(Sentiment, ModelCard)> {
+    let rated = sentiment::distinct(rated);
     let fp = fingerprint(&rated);
     if let Some(card) = prev.filter(|c| c.fingerprint == fp && c.format == sentiment::MODEL_FORMAT)
     {
         if let Some(bytes) = wh.get_artifact(&artifact(card.version))? {
             match Sentiment::from_bytes(&bytes) {
-                Ok(m) => return Ok((m, card.clone(), false)),
+                Ok(m) => return Ok((m, card.clone())),
                 Err(e) => {
                     tracing::warn!(version = card.version, error = %e, "stored sentiment model unreadable; retraining")
                 }
             }
         }
     }
-    let model = train(&rated);
+    let model = sentiment::train_default(&rated);
     let test = sentiment::corpus_test();
     let held_out_corpus = sentiment::evaluate(&model, &test).into();
     let (chain_test, chain_train): (Vec<_>, Vec<_>) = rated
@@ -131,19 +118,13 @@ pub fn fit_or_reuse(
     let held_out_chain = (chain_test.len() >= 20
         && chain_test.iter().any(|t| t.1)
         && chain_test.iter().any(|t| !t.1))
-    .then(|| sentiment::evaluate(&train(&chain_train), &chain_test).into());
-    let corpus_examples = sentiment::corpus()
-        .into_iter()
-        .filter(|(t, _)| !sentiment::held_out(t))
-        .map(|(t, _)| t)
-        .collect::<HashSet<_>>()
-        .len();
+    .then(|| sentiment::evaluate(&sentiment::train_default(&chain_train), &chain_test).into());
     let card = ModelCard {
         version: prev.map_or(1, |c| c.version + 1),
         format: sentiment::MODEL_FORMAT,
         trained_at: chrono::Utc::now().to_rfc3339(),
         fingerprint: fp,
-        corpus_examples,
+        corpus_examples: sentiment::corpus_train_texts(),
         chain_examples: rated.len(),
         held_out_corpus,
         held_out_chain,
@@ -155,7 +136,7 @@ pub fn fit_or_reuse(
         auc = card.held_out_corpus.auc,
         "sentiment model trained and stored"
     );
-    Ok((model, card, true))
+    Ok((model, card))
 }
 
 /// The card a manifest's notes name, if any.
@@ -207,9 +188,15 @@ pub struct TextScore {
     pub aspects: BTreeMap<String, f64>,
 }
 
-/// Scores one text.
+/// The longest prefix of a text that is scored, in characters.
+pub const SCORE_CHARS: usize = 5_000;
+
+/// Scores one text (its first [`SCORE_CHARS`] characters).
 pub fn score(m: &Sentiment, text: &str) -> TextScore {
-    let a = m.analyse(text);
+    let a = match text.char_indices().nth(SCORE_CHARS) {
+        Some((end, _)) => m.analyse(&text[..end]),
+        None => m.analyse(text),
+    };
     let p = ((a.overall + 1.0) / 2.0).clamp(0.0, 1.0);
     TextScore {
         polarity: if p >= 0.6 {

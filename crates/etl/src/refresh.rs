@@ -71,10 +71,10 @@ pub async fn refresh(
     // Newer dimensions, each rebuilt from the whole snapshot.
     let review_rows = crate::enrich::reviews(&sess).await?;
     // The stored model, unless the chain's rated reviews changed since it was trained.
-    let (sentiment_model, sentiment_card, _) = c360_core::sentiment::fit_or_reuse(
+    let (sentiment_model, sentiment_card) = c360_core::sentiment::fit_or_reuse(
         wh,
         c360_core::sentiment::card_of(&sess.manifest.notes).as_ref(),
-        &crate::enrich::rated_examples(review_rows.iter()),
+        crate::enrich::rated_examples(review_rows.iter()),
     )?;
     let sentiment_b = crate::enrich::sentiment_batch(&review_rows, &sentiment_model)?;
     lap("sentiment");

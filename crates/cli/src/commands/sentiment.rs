@@ -41,7 +41,6 @@ pub async fn run(st: &Settings, cmd: SentimentCmd) -> Result<()> {
             let aspects: Vec<&str> = c360_core::sentiment::ASPECTS.iter().map(|a| a.1).collect();
             writeln!(out, "row,polarity,probability,score,{}", aspects.join(","))?;
             for (row, t) in texts {
-                let t: String = t.chars().take(5_000).collect();
                 let s = c360_core::sentiment::score(&model, &t);
                 let pol = serde_json::to_value(s.polarity)?;
                 write!(

@@ -151,9 +151,6 @@ pub struct ScoreAnswer {
     pub results: Vec<c360_core::sentiment::TextScore>,
 }
 
-/// The longest prefix of a text that is scored.
-pub const SCORE_CHARS: usize = 5_000;
-
 #[utoipa::path(post, path = "/api/v1/sentiment/score", request_body = ScoreRequest, responses((status = 200, body = ScoreAnswer, description = "Polarity, P(positive) and aspect scores of each text, by the snapshot's stored sentiment model"), (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn score(
     State(st): State<AppState>,
@@ -172,10 +169,7 @@ pub(crate) async fn score(
     let results = req
         .texts
         .iter()
-        .map(|t| {
-            let t: String = t.chars().take(SCORE_CHARS).collect();
-            c360_core::sentiment::score(model, &t)
-        })
+        .map(|t| c360_core::sentiment::score(model, t))
         .collect();
     Ok(axum::Json(ScoreAnswer {
         model: card.clone(),
