@@ -5,14 +5,17 @@
 //! serves it on a listener the caller bound (tests bind port 0). This crate is HTTP only: the
 //! domain (profiles, live re-score, campaigns, experiments, service, audit) is `c360-core`, and
 //! state lives in the metastore. Layers, each importing only those before it: `error`, `auth`,
-//! `hub` → `state` → `authz` (the one authorization layer) → `support` → `routes/*` → `openapi`,
-//! `routes` (the router) → this file.
+//! `hub`, `queue` → `state` → `ingest` (the group committer of live orders and events) → `authz`
+//! (the one authorization layer) → `support` → `routes/*` → `openapi`, `routes` (the router) →
+//! this file.
 
 pub mod auth;
 pub mod authz;
 pub mod error;
 pub mod hub;
+pub mod ingest;
 pub mod openapi;
+pub mod queue;
 pub mod routes;
 pub mod state;
 pub(crate) mod support;

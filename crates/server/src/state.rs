@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::{auth, hub};
+use crate::{auth, hub, queue};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use c360_core::json;
@@ -214,10 +214,23 @@ pub struct Inner {
     live: tokio::sync::Mutex<HashMap<i64, LiveProfile>>,
     stats: StdMutex<LiveStats>,
     pub llm: Option<c360_insights::llm::LlmClient>,
+    /// Live orders and events waiting for the group committer (`crate::ingest`).
+    pub ingest: queue::Queue,
 }
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
+
+/// A handle that does not keep the state alive (what a background task holds, so the state
+/// and its task end together).
+#[derive(Clone)]
+pub struct WeakState(std::sync::Weak<Inner>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
 
 /// Cached answers by key: (generation, answer, its size as JSON), and the sizes' total.
 #[derive(Default)]
@@ -292,6 +305,7 @@ impl AppState {
             live: tokio::sync::Mutex::new(HashMap::new()),
             stats: StdMutex::new(LiveStats::default()),
             llm,
+            ingest: queue::Queue::default(),
         }));
         s.reload().await?;
         Ok(s)
@@ -299,6 +313,9 @@ impl AppState {
 
     pub fn inner(&self) -> &Inner {
         &self.0
+    }
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
     pub fn hub(&self) -> &hub::Hub {
         &self.0.hub
@@ -611,6 +628,11 @@ impl AppState {
         &self.inner().live
     }
 
+    /// The customer's live profile: their re-score since the snapshot, if any.
+    pub async fn live_profile(&self, id: i64) -> Option<LiveProfile> {
+        self.inner_live().lock().await.get(&id).cloned()
+    }
+
     /// The live re-score of a customer (None unless an order arrived since the snapshot).
     pub async fn live_view(&self, id: i64) -> Option<LiveView> {
         let s = self.snapshot().await.ok()?;
@@ -837,7 +859,7 @@ pub struct LiveView {
 }
 
 impl LiveView {
-    fn of(s: &Snapshot, p: &LiveProfile) -> LiveView {
+    pub(crate) fn of(s: &Snapshot, p: &LiveProfile) -> LiveView {
         LiveView {
             home_store_id: p.features.home_store_id,
             orders: p.features.orders,

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody, J};
+use crate::queue::{Done, EventJob, OrderJob, Work};
 use crate::state::{AppState, Snapshot};
 use crate::support::*;
 
@@ -131,9 +132,9 @@ pub(crate) async fn post_order(
     }
 }
 
-/// One order, one metastore transaction: the order (a resend inserts nothing), its stream
-/// events and its audit entry commit together, then the live counters and the re-score are
-/// kept and the events broadcast. Orders go one at a time under the hub's write lock.
+/// One order: validated, then stored with its stream events and its audit entry by the group
+/// committer ([`crate::ingest`]), which shares one transaction (one fsync) among the orders that
+/// arrive together and answers each only after that commit. Then re-scored and pushed.
 pub(crate) async fn post_order_inner(
     st: &AppState,
     p: &Principal,
@@ -172,69 +173,42 @@ pub(crate) async fn post_order_inner(
         chrono::Utc::now().to_rfc3339().into(),
         p.name.clone().into(),
     ];
-    let hub = st.hub();
-    let _order = hub.write_lock().await;
-    // The re-score reads the warehouse: done before the write transaction opens, so the
-    // metastore is held only for the writes (under the lock, so no other order moves the profile).
-    let rescored = st
-        .rescore(&s, o.customer_id, day_of(t), o.total_fen)
-        .await?;
-    let meta = &st.inner().meta;
-    let mut tx = meta.begin().await?;
-    // Durable before we answer; the primary key makes a resend insert nothing.
-    let stored = tx
-        .execute(
-            "INSERT INTO live_orders (order_no, customer_id, store_id, order_time, day, total_fen, items, \
-             received_at, received_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_no) DO NOTHING",
-            &row,
-        )
-        .await?;
-    if stored == 0 {
-        audited_in(&mut tx, p, target).await?;
-        tx.commit().await?;
-        return Ok((StatusCode::OK, Json(Ingested::duplicate())));
-    }
-    let live = rescored.as_ref().map(|r| r.2.clone());
-    let home = live
-        .as_ref()
-        .and_then(|l| l.home_store_id)
-        .or(Some(o.store_id));
-    let announced = OrderEvent {
+    // The customer's profile in the snapshot, read here (concurrently with other requests)
+    // unless the live overlay already holds a newer one.
+    let base = match o.customer_id {
+        Some(c) if st.live_profile(c).await.is_none() => {
+            c360_core::profile::live_profile(&s.sess, c).await?
+        }
+        _ => None,
+    };
+    let announced = json!(OrderEvent {
         order_no: o.order_no.clone(),
         customer_id: o.customer_id,
         store_id: o.store_id,
         order_time: c360_model::fmt_ts(t),
         total_fen: o.total_fen,
         items: o.items.len(),
+    });
+    let job = OrderJob {
+        row,
+        customer_id: o.customer_id,
+        store_id: o.store_id,
+        day: day_of(t),
+        total_fen: o.total_fen,
+        announced,
+        base,
+        by: p.clone(),
+        target: target.to_string(),
     };
-    let mut events = vec![("orders".to_string(), Some(o.store_id), json!(announced))];
-    if let (Some(c), Some(l)) = (o.customer_id, &live) {
-        events.push((format!("customer:{c}"), home, json!(l)));
-    }
-    // The counters as they are with this order.
-    let mut stats = st.live_stats();
-    stats.orders = stats.orders.saturating_add(1);
-    stats.revenue_fen = stats.revenue_fen.saturating_add(o.total_fen);
-    let e = stats.by_store.entry(o.store_id).or_default();
-    e.0 = e.0.saturating_add(1);
-    e.1 = e.1.saturating_add(o.total_fen);
-    let by_store: serde_json::Map<String, Value> = stats
-        .by_store
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!({"orders": v.0, "revenue_fen": v.1})))
-        .collect();
-    events.push((
-        "metrics".to_string(),
-        None,
-        json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
-    ));
-    let logged_at = hub.log_in(&mut tx, &events).await?;
-    audited_in(&mut tx, p, target).await?;
-    tx.commit().await?;
-    st.count_live_order(o.store_id, o.total_fen, rescored).await;
-    let seq = hub.announce(logged_at, events)[0];
-    drop(_order);
-    st.bump();
+    let Done::Order { seq, profile } =
+        crate::ingest::submit(st, Work::Order(Box::new(job))).await?
+    else {
+        return Err(ApiError::Internal("an order answered as events".into()));
+    };
+    let Some(seq) = seq else {
+        return Ok((StatusCode::OK, Json(Ingested::duplicate())));
+    };
+    let live = profile.map(|lp| crate::state::LiveView::of(&s, &lp));
     Ok((
         StatusCode::CREATED,
         Json(Ingested {
@@ -244,13 +218,6 @@ pub(crate) async fn post_order_inner(
             live: live.filter(|l| crate::authz::sees_store(p, l.home_store_id)),
         }),
     ))
-}
-
-/// The order's audit entry, in its transaction.
-async fn audited_in(tx: &mut c360_db::tx::Tx, p: &Principal, target: &str) -> ApiResult<()> {
-    let r = p.role.as_str();
-    c360_core::audit::record_in(tx, &p.name, r, "order.ingest", target, "ok", &json!({})).await?;
-    Ok(())
 }
 
 /// An order's bounds: what a hot dog chain's till can ring up.
@@ -424,12 +391,8 @@ fn in_window(field: &str, t: chrono::NaiveDateTime) -> ApiResult<chrono::NaiveDa
     Ok(t)
 }
 
-/// Stores one validated event (durable before this returns); `None` for a resend.
-pub(crate) async fn store_event(
-    st: &AppState,
-    e: &NewEvent,
-    t: chrono::NaiveDateTime,
-) -> ApiResult<Option<i64>> {
+/// One validated event as the committer stores and announces it.
+fn event_job(e: &NewEvent, t: chrono::NaiveDateTime) -> EventJob {
     let row = vec![
         e.event_id.clone().into(),
         e.customer_id.map_or(V::NullI, V::I),
@@ -440,21 +403,35 @@ pub(crate) async fn store_event(
         e.device.clone().map_or(V::NullS, V::S),
         chrono::Utc::now().to_rfc3339().into(),
     ];
-    let cols = [
-        "event_id",
-        "customer_id",
-        "session_id",
-        "action_type",
-        "page",
-        "event_time",
-        "device",
-        "received_at",
-    ];
-    if !insert_once(st, "live_events", &cols, row).await? {
-        return Ok(None);
+    EventJob {
+        row,
+        announced: json!({"customer_id": e.customer_id, "action_type": e.action_type, "page": e.page, "event_time": c360_model::fmt_ts(t)}),
     }
-    let seq = st.hub().publish("events", None, json!({"customer_id": e.customer_id, "action_type": e.action_type, "page": e.page, "event_time": c360_model::fmt_ts(t)})).await?;
-    Ok(Some(seq))
+}
+
+/// Stores a request's validated events (durable before this returns), audited as `action`:
+/// (created, duplicates, the first new event's sequence number).
+async fn store_events(
+    st: &AppState,
+    p: &Principal,
+    action: &'static str,
+    target: &str,
+    events: Vec<EventJob>,
+) -> ApiResult<(u64, u64, Option<i64>)> {
+    let work = Work::Events {
+        events,
+        by: p.clone(),
+        action,
+        target: target.to_string(),
+    };
+    match crate::ingest::submit(st, work).await? {
+        Done::Events {
+            created,
+            duplicates,
+            first_seq,
+        } => Ok((created, duplicates, first_seq)),
+        Done::Order { .. } => Err(ApiError::Internal("events answered as an order".into())),
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/events", request_body = NewEvent, responses((status = 201, body = Ingested), (status = 200, body = Ingested, description = "already received"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -464,20 +441,23 @@ pub(crate) async fn post_event(
     J(e): J<NewEvent>,
 ) -> ApiResult<axum::response::Response> {
     let target = "event".to_string();
-    let r = post_event_inner(State(st.clone()), J(e))
-        .await
-        .map(IntoResponse::into_response);
-    logged(&st, &p, "event.ingest", &target, json!({}), r).await
+    match post_event_inner(&st, &p, &target, e).await {
+        // Stored and audited in one transaction.
+        Ok(r) => Ok(r.into_response()),
+        Err(e) => logged(&st, &p, "event.ingest", &target, json!({}), Err(e)).await,
+    }
 }
 
 pub(crate) async fn post_event_inner(
-    State(st): State<AppState>,
-    J(e): J<NewEvent>,
+    st: &AppState,
+    p: &Principal,
+    target: &str,
+    e: NewEvent,
 ) -> ApiResult<impl IntoResponse> {
     let t = validate_event(&e, "")?;
-    match store_event(&st, &e, t).await? {
-        None => Ok((StatusCode::OK, Json(Ingested::duplicate()))),
-        Some(seq) => Ok((
+    match store_events(st, p, "event.ingest", target, vec![event_job(&e, t)]).await? {
+        (_, _, None) => Ok((StatusCode::OK, Json(Ingested::duplicate()))),
+        (_, _, Some(seq)) => Ok((
             StatusCode::CREATED,
             Json(Ingested {
                 created: true,
@@ -545,15 +525,18 @@ pub(crate) async fn post_event_batch(
     J(b): J<EventBatch>,
 ) -> ApiResult<axum::response::Response> {
     let target = format!("{} events", b.events.len());
-    let r = post_event_batch_inner(State(st.clone()), J(b))
-        .await
-        .map(IntoResponse::into_response);
-    logged(&st, &p, "event.ingest_batch", &target, json!({}), r).await
+    match post_event_batch_inner(&st, &p, &target, b).await {
+        // Stored and audited in one transaction.
+        Ok(r) => Ok(r.into_response()),
+        Err(e) => logged(&st, &p, "event.ingest_batch", &target, json!({}), Err(e)).await,
+    }
 }
 
 pub(crate) async fn post_event_batch_inner(
-    State(st): State<AppState>,
-    J(b): J<EventBatch>,
+    st: &AppState,
+    p: &Principal,
+    target: &str,
+    b: EventBatch,
 ) -> ApiResult<Json<BatchIngested>> {
     if b.events.is_empty() || b.events.len() > 1000 {
         return Err(ApiError::BadRequest(
@@ -567,13 +550,13 @@ pub(crate) async fn post_event_batch_inner(
         .enumerate()
         .map(|(i, e)| validate_event(e, &format!("events[{i}].")))
         .collect::<ApiResult<_>>()?;
-    let (mut created, mut duplicates) = (0u64, 0u64);
-    for (e, t) in b.events.iter().zip(times) {
-        match store_event(&st, e, t).await? {
-            Some(_) => created += 1,
-            None => duplicates += 1,
-        }
-    }
+    let jobs = b
+        .events
+        .iter()
+        .zip(times)
+        .map(|(e, t)| event_job(e, t))
+        .collect();
+    let (created, duplicates, _) = store_events(st, p, "event.ingest_batch", target, jobs).await?;
     Ok(Json(BatchIngested {
         created,
         duplicates,

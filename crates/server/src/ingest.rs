@@ -1,0 +1,267 @@
+//! Group commit for live ingestion. Requests hand their validated orders and events to one
+//! committer task ([`submit`]); it takes everything waiting (up to [`MAX_BATCH_ROWS`] rows),
+//! writes it in one metastore transaction — rows, audit entries and stream events — and commits
+//! once, so concurrent requests share one fsync. Each request is answered only after the commit
+//! that holds its rows: every 201 is durable. A request that goes away (a closed connection, its
+//! time limit) leaves its job to be committed all the same; a resend then finds it stored.
+//!
+//! Within a batch, orders are re-scored in arrival order from the newest profile (this batch's,
+//! then the live overlay's, then the snapshot's), so a customer's two orders in one batch score
+//! as they would one after the other. Nothing in memory changes until the commit succeeded; when
+//! a batch fails, each of its jobs is retried alone, so one bad job fails only its own request.
+
+use std::collections::HashMap;
+
+use c360_core::profile::LiveProfile;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ApiError, ApiResult};
+use crate::queue::{Done, Job, Work, INSERT_EVENT, INSERT_ORDER};
+use crate::state::{AppState, LiveView, WeakState};
+
+/// A batch takes waiting jobs until it holds this many rows.
+pub const MAX_BATCH_ROWS: usize = 2048;
+
+/// Queues `work` for the committer and waits until it is committed (or failed).
+pub async fn submit(st: &AppState, work: Work) -> ApiResult<Done> {
+    if let Some(rx) = st.inner().ingest.take_receiver() {
+        tokio::spawn(run(st.downgrade(), rx));
+    }
+    let (done, answer) = oneshot::channel();
+    st.inner()
+        .ingest
+        .sender()
+        .send(Job { work, done })
+        .await
+        .map_err(|_| ApiError::Internal("the ingestion committer has stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| ApiError::Internal("the ingestion committer dropped a job".into()))?
+}
+
+/// The committer: one batch at a time, for as long as the state lives.
+async fn run(state: WeakState, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut rows = first.work.rows();
+        let mut jobs = vec![first];
+        while rows < MAX_BATCH_ROWS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    rows += j.work.rows();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(st) = state.upgrade() else { return };
+        commit(&st, jobs).await;
+    }
+}
+
+/// What a committed batch changes in memory and announces.
+struct Staged {
+    done: Vec<Done>,
+    /// (store, total, re-score) of each stored order, in order.
+    counted: Vec<(i64, i64, Option<(i64, LiveProfile, LiveView)>)>,
+    events: Vec<(String, Option<i64>, Value)>,
+    logged: (i64, String),
+}
+
+async fn commit(st: &AppState, jobs: Vec<Job>) {
+    let hub = st.hub();
+    let _order = hub.write_lock().await;
+    let works: Vec<&Work> = jobs.iter().map(|j| &j.work).collect();
+    match write(st, &works).await {
+        Ok(staged) => {
+            let done = publish(st, staged).await;
+            for (job, d) in jobs.into_iter().zip(done) {
+                let _ = job.done.send(Ok(d));
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            if let Some(job) = jobs.into_iter().next() {
+                let _ = job.done.send(Err(e));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = jobs.len(), "an ingestion batch failed; retrying its jobs one by one");
+            for job in jobs {
+                let r = match write(st, &[&job.work]).await {
+                    Ok(staged) => Ok(publish(st, staged).await.remove(0)),
+                    Err(e) => Err(e),
+                };
+                let _ = job.done.send(r);
+            }
+        }
+    }
+}
+
+/// After the commit: the live counters and profiles, the broadcast, the cache. Returns each
+/// job's outcome with its sequence numbers filled in.
+async fn publish(st: &AppState, staged: Staged) -> Vec<Done> {
+    for (store, total, rescored) in staged.counted {
+        st.count_live_order(store, total, rescored).await;
+    }
+    let first = staged.logged.0;
+    if !staged.events.is_empty() {
+        st.hub().announce(staged.logged, staged.events);
+    }
+    st.bump();
+    staged
+        .done
+        .into_iter()
+        .map(|d| match d {
+            Done::Order { seq, profile } => Done::Order {
+                seq: seq.map(|i| first + i),
+                profile,
+            },
+            Done::Events {
+                created,
+                duplicates,
+                first_seq,
+            } => Done::Events {
+                created,
+                duplicates,
+                first_seq: first_seq.map(|i| first + i),
+            },
+        })
+        .collect()
+}
+
+/// Writes the jobs in one transaction and commits it. Sequence numbers in the returned
+/// outcomes are offsets into the batch's events until [`publish`] adds the first one.
+async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
+    let s = st.snapshot().await?;
+    let mut tx = st.inner().meta.begin().await?;
+    let mut stats = st.live_stats();
+    let mut newest: HashMap<i64, LiveProfile> = HashMap::new();
+    let mut staged = Staged {
+        done: Vec::with_capacity(works.len()),
+        counted: Vec::new(),
+        events: Vec::new(),
+        logged: (0, String::new()),
+    };
+    for work in works {
+        match work {
+            Work::Order(o) => {
+                // Durable before we answer; the primary key makes a resend insert nothing.
+                let stored = tx.execute(INSERT_ORDER, &o.row).await?;
+                c360_core::audit::record_in(
+                    &mut tx,
+                    &o.by.name,
+                    o.by.role.as_str(),
+                    "order.ingest",
+                    &o.target,
+                    "ok",
+                    &json!({}),
+                )
+                .await?;
+                if stored == 0 {
+                    staged.done.push(Done::Order {
+                        seq: None,
+                        profile: None,
+                    });
+                    continue;
+                }
+                let rescored = match o.customer_id {
+                    None => None,
+                    Some(c) => {
+                        let before = match newest.get(&c) {
+                            Some(p) => Some(p.clone()),
+                            None => match st.live_profile(c).await {
+                                Some(p) => Some(p),
+                                None => match &o.base {
+                                    Some(p) => Some(p.clone()),
+                                    // The overlay held them when the request looked, and a new
+                                    // snapshot has cleared it since: read this one's.
+                                    None => c360_core::profile::live_profile(&s.sess, c).await?,
+                                },
+                            },
+                        };
+                        before.map(|b| {
+                            let after =
+                                c360_core::profile::apply_order(&b, o.day, o.total_fen as f64);
+                            newest.insert(c, after.clone());
+                            let view = LiveView::of(&s, &after);
+                            (c, after, view)
+                        })
+                    }
+                };
+                let seq = staged.events.len() as i64;
+                staged
+                    .events
+                    .push(("orders".to_string(), Some(o.store_id), o.announced.clone()));
+                if let Some((c, _, v)) = &rescored {
+                    // Another store's customer may buy here: the event belongs to their home store.
+                    let home = v.home_store_id.or(Some(o.store_id));
+                    staged
+                        .events
+                        .push((format!("customer:{c}"), home, json!(v)));
+                }
+                // The counters as they are with this order.
+                stats.orders = stats.orders.saturating_add(1);
+                stats.revenue_fen = stats.revenue_fen.saturating_add(o.total_fen);
+                let e = stats.by_store.entry(o.store_id).or_default();
+                e.0 = e.0.saturating_add(1);
+                e.1 = e.1.saturating_add(o.total_fen);
+                let by_store: serde_json::Map<String, Value> = stats
+                    .by_store
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!({"orders": v.0, "revenue_fen": v.1})))
+                    .collect();
+                staged.events.push((
+                    "metrics".to_string(),
+                    None,
+                    json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
+                ));
+                staged.done.push(Done::Order {
+                    seq: Some(seq),
+                    profile: rescored.as_ref().map(|r| r.1.clone()),
+                });
+                staged.counted.push((o.store_id, o.total_fen, rescored));
+            }
+            Work::Events {
+                events,
+                by,
+                action,
+                target,
+            } => {
+                let (mut created, mut duplicates, mut first_seq) = (0u64, 0u64, None);
+                for e in events {
+                    let stored = tx.execute(INSERT_EVENT, &e.row).await?;
+                    if stored == 0 {
+                        duplicates += 1;
+                        continue;
+                    }
+                    created += 1;
+                    first_seq.get_or_insert(staged.events.len() as i64);
+                    staged
+                        .events
+                        .push(("events".to_string(), None, e.announced.clone()));
+                }
+                c360_core::audit::record_in(
+                    &mut tx,
+                    &by.name,
+                    by.role.as_str(),
+                    action,
+                    target,
+                    "ok",
+                    &json!({}),
+                )
+                .await?;
+                staged.done.push(Done::Events {
+                    created,
+                    duplicates,
+                    first_seq,
+                });
+            }
+        }
+    }
+    if !staged.events.is_empty() {
+        staged.logged = st.hub().log_in(&mut tx, &staged.events).await?;
+    }
+    tx.commit().await?;
+    st.inner().ingest.committed(works.len());
+    Ok(staged)
+}
