@@ -20,6 +20,7 @@ pub mod query;
 pub mod recs;
 pub mod sentiment;
 pub mod service;
+pub mod sources;
 
 /// What went wrong, in the domain's terms.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum CoreError {
     /// The warehouse has no snapshot yet.
     #[error("the warehouse has no data yet: run `c360 etl` first")]
     NoData,
+    /// The view needs a source entity the chain's contract does not provide; the message names it.
+    #[error("{0}")]
+    NotInSources(String),
     /// Something broke inside; the detail is for the log, never for the caller.
     #[error("internal error: {0}")]
     Internal(String),

@@ -179,10 +179,35 @@ pub fn normalize_url(url: &str) -> String {
 impl Db {
     /// Connects, creating the SQLite file or the server database if it does not exist yet.
     pub async fn connect(url: &str) -> Result<Db> {
+        Db::open(url, true).await
+    }
+
+    /// Connects to a database that must exist already (a source: a mistyped URL is an error,
+    /// not a new empty database).
+    pub async fn connect_existing(url: &str) -> Result<Db> {
+        Db::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Db> {
         sqlx::any::install_default_drivers();
         let url = normalize_url(url);
         let backend = Backend::of(&url)?;
         match backend {
+            Backend::Sqlite if !create => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:")
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                if !std::path::Path::new(&path).exists() {
+                    return Err(DbError::Unsupported(format!(
+                        "SQLite file {path} does not exist"
+                    )));
+                }
+            }
+            Backend::MySql | Backend::Postgres if !create => {}
             Backend::Sqlite => {
                 let path = url
                     .trim_start_matches("sqlite://")
@@ -294,6 +319,31 @@ impl Db {
         let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
         self.write_rows_in(&mut tx, table, cols, Some(key), rows)
             .await?;
+        tx.commit().await.map_err(sql_err("commit"))
+    }
+
+    /// Inserts the rows whose `key` is not in the table yet; rows already there are left as
+    /// they are (SQLite and PostgreSQL).
+    pub async fn insert_missing_rows(
+        &self,
+        table: &str,
+        cols: &[&str],
+        key: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
+        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
+        for chunk in rows.chunks(per_stmt) {
+            let (mut sql, args) = self.values_sql(table, cols, chunk)?;
+            match self.backend {
+                Backend::MySql => sql = sql.replacen("INSERT INTO", "INSERT IGNORE INTO", 1),
+                _ => sql.push_str(&format!(" ON CONFLICT ({key}) DO NOTHING")),
+            }
+            query_with(sql, args)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_err(format!("insert into {table}")))?;
+        }
         tx.commit().await.map_err(sql_err("commit"))
     }
 

@@ -7,8 +7,15 @@ use crate::error::{EtlError, Result};
 
 #[derive(Debug, Clone)]
 pub struct EtlConfig {
+    /// The URL of the source named `pos` (and `wx` below) where the contract leaves it unset.
     pub pos_url: String,
     pub wx_url: String,
+    /// Where each entity comes from and how it is written; None: the simulator's schema
+    /// (`examples/sim.toml`).
+    pub contract: Option<crate::contract::Contract>,
+    /// Read only these entities this run (the others are left as the warehouse holds them);
+    /// empty: every entity the contract declares. `c360 import` names the ones it loads.
+    pub only: Vec<String>,
     pub warehouse: PathBuf,
     /// Defaults to a SQLite file inside the warehouse directory.
     pub metastore_url: Option<String>,
@@ -32,6 +39,8 @@ impl Default for EtlConfig {
         EtlConfig {
             pos_url: "data/cyrg2025.db".into(),
             wx_url: "data/cyrgweixin.db".into(),
+            contract: None,
+            only: Vec::new(),
             warehouse: "data/hotdog2030".into(),
             metastore_url: None,
             salt: None,
@@ -44,6 +53,33 @@ impl Default for EtlConfig {
 }
 
 impl EtlConfig {
+    /// The contract this run reads by, checked: the configured one (or the simulator's), with
+    /// the `pos` / `wx` URLs filled in, cut down to [`EtlConfig::only`].
+    pub fn resolved(&self) -> Result<crate::contract::Resolved> {
+        let c = self
+            .contract
+            .clone()
+            .unwrap_or_else(crate::contract::Contract::simulator)
+            .with_urls(&self.pos_url, &self.wx_url);
+        let mut r = c.resolve()?;
+        if !self.only.is_empty() {
+            for e in &self.only {
+                if crate::contract::spec(e).is_none() {
+                    return Err(EtlError::Contract(crate::contract::ContractError(vec![
+                        format!("{e:?} is not an entity c360 reads"),
+                    ])));
+                }
+                if !r.plans.contains_key(e.as_str()) {
+                    return Err(EtlError::Contract(crate::contract::ContractError(vec![
+                        format!("{e} is absent in the source contract"),
+                    ])));
+                }
+            }
+            r.plans.retain(|k, _| self.only.iter().any(|o| o == k));
+        }
+        Ok(r)
+    }
+
     pub fn metastore(&self) -> String {
         self.metastore_url.clone().unwrap_or_else(|| {
             format!(

@@ -12,8 +12,10 @@ pub enum EtlError {
     Query(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    #[error("source {table} is missing column or table: {reason}")]
+    #[error("source {table}: {reason}")]
     Source { table: String, reason: String },
+    #[error(transparent)]
+    Contract(#[from] crate::contract::ContractError),
     #[error("stopped at step '{0}' by C360_FAIL_AT (test hook)")]
     FailPoint(String),
     #[error("file: {0}")]

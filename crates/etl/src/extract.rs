@@ -1,30 +1,34 @@
-//! Steps 1–4 and 6–8: read each source table (incrementally where it grows), validate every row
-//! at the edge, turn good rows into Arrow batches and bad ones into quarantine rows that name
-//! the table, row, field and reason.
+//! Steps 1–4 and 6–8: read each entity through the source contract (incrementally where it
+//! grows), validate every row at the edge, turn good rows into Arrow batches and bad ones into
+//! quarantine rows that name the entity, row, field and reason. An entity the contract declares
+//! absent is skipped (what the warehouse already holds of it stays).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use c360_db::{get_f64, get_i64, get_text, Db, Value};
+use c360_db::Value;
 use c360_metastore::Metastore;
-use c360_model::{fmt_ts, holiday, mask_str, parse_date, parse_ts, ts_micros, Daypart, Fen, Phone};
+use c360_model::{fmt_ts, holiday, mask_str, ts_micros, Daypart, Phone};
 use c360_warehouse::arrow::array::{
-    ArrayRef, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    Array, ArrayRef, Date32Builder, Float64Builder, Int64Array, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Txn, Warehouse};
 use chrono::{Datelike, NaiveDate};
-use futures::TryStreamExt;
 use indicatif::ProgressBar;
 
-use crate::error::{EtlError, Result};
+use crate::contract::{self as c, Cell, Plan};
+use crate::error::Result;
+use crate::source::{Row, Sources};
 
 /// Facts carried between steps of one run.
 #[derive(Default)]
 pub struct Ctx {
-    pub stores: HashSet<i64>,
-    pub products: HashMap<i64, i64>,
+    /// The stores orders may name; None when the chain declares no stores (not checked).
+    pub stores: Option<HashSet<i64>>,
+    /// The menu with list prices; None when the chain declares no products.
+    pub products: Option<HashMap<i64, i64>>,
     pub customers: u64,
     pub merged_keys: u64,
 }
@@ -85,6 +89,41 @@ impl Quarantine {
             value: value.map(mask_str),
         });
     }
+
+    /// Whether every value of the row could be read. A value that could not is quarantined
+    /// naming its field, the source column and why: for a required field the row is refused
+    /// (false); an optional one is noted and read as empty ("kept without it").
+    pub fn readable(&mut self, plan: &Plan, r: &Row) -> bool {
+        let mut ok = true;
+        for (i, f) in plan.fields.iter().enumerate() {
+            if let Some(why) = r.bad(i) {
+                let column = plan
+                    .column(i)
+                    .filter(|col| *col != f.spec.name)
+                    .map_or(String::new(), |col| format!(" (column {col})"));
+                if f.spec.required {
+                    self.add(
+                        plan.spec.name,
+                        row_id(plan, r),
+                        f.spec.name,
+                        format!("{why}{column}"),
+                        None,
+                    );
+                    return false;
+                }
+                self.add(
+                    plan.spec.name,
+                    row_id(plan, r),
+                    f.spec.name,
+                    format!("{why}{column}; kept without it"),
+                    None,
+                );
+                ok = true;
+            }
+        }
+        ok
+    }
+
     pub fn flush(&mut self, txn: &mut Txn) -> Result<()> {
         let month = chrono::Local::now().format("%Y-%m").to_string();
         let n = self.rows.len();
@@ -123,17 +162,16 @@ impl Quarantine {
     }
 }
 
-fn src_err(table: &str) -> impl FnOnce(c360_db::DbError) -> EtlError + '_ {
-    move |e| EtlError::Source {
-        table: table.into(),
-        reason: e.to_string(),
+/// How a quarantine entry names a row: its key, or where it is when the key is unreadable.
+pub fn row_id(plan: &Plan, r: &Row) -> String {
+    // A file's row is found by its file and line (its key may be a hash of its content).
+    if let Some(f) = &r.file {
+        return format!("{f}:{}", r.line);
     }
-}
-
-fn sqlx_err(table: &str) -> impl FnOnce(sqlx::Error) -> EtlError + '_ {
-    move |e| EtlError::Source {
-        table: table.into(),
-        reason: e.to_string(),
+    match &r.cells[plan.spec.key] {
+        Cell::Int(i) => i.to_string(),
+        Cell::Text(t) if !t.is_empty() => t.clone(),
+        _ => format!("row {}", r.line),
     }
 }
 
@@ -146,62 +184,75 @@ fn tsb() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("+08:00")
 }
 
-fn watermark(txn: &Txn, key: &str) -> String {
-    txn.base().watermarks.get(key).cloned().unwrap_or_default()
-}
-
-/// Streams `sql` with one bound text parameter (the watermark).
-async fn stream_rows(
-    db: &Db,
-    table: &str,
-    sql: &str,
-    wm: &str,
-    mut each: impl FnMut(&sqlx::any::AnyRow),
-) -> Result<()> {
-    // The first load reads whole tables in key order (a plain scan); later loads use the
-    // watermark index.
-    let initial = wm.is_empty() || wm == "0";
-    let q = match sql.split_once(" WHERE ") {
-        Some((head, tail)) if initial => {
-            let order = tail.find(" ORDER BY ").map(|i| &tail[i..]).unwrap_or("");
-            c360_db::query(format!("{head}{order}"))
-        }
-        _ => c360_db::query(sql.to_string()).bind(wm.to_string()),
+/// Reads an entity after its watermark and moves the watermark on; Ok(None) when the contract
+/// declares it absent.
+async fn read(
+    src: &Sources,
+    txn: &mut Txn,
+    entity: &str,
+    each: impl FnMut(&Plan, &Row),
+) -> Result<Option<u64>> {
+    let Some(plan) = src.plan(entity) else {
+        tracing::info!(entity, "absent in the source contract; skipped");
+        return Ok(None);
     };
-    let mut s = q.fetch(&db.pool);
-    while let Some(row) = s.try_next().await.map_err(sqlx_err(table))? {
-        each(&row);
+    let key = plan.watermark_key();
+    let wm = plan
+        .incremental
+        .as_ref()
+        .and_then(|_| txn.base().watermarks.get(&key).cloned());
+    let mut each = each;
+    let r = src
+        .stream(plan, wm.as_deref(), None, |row| each(plan, row))
+        .await?;
+    if let Some(w) = r.watermark {
+        // Never backwards: a read that saw nothing newer keeps the old mark.
+        let keep = match (&wm, plan.incremental.as_ref()) {
+            (Some(old), Some(i)) if i.kind == c::IncKind::Id || i.time_format.numeric() => {
+                old.parse::<i64>().ok() > w.parse::<i64>().ok()
+            }
+            (Some(old), Some(_)) => *old > w,
+            _ => false,
+        };
+        if !keep {
+            txn.set_watermark(&key, w);
+        }
     }
-    Ok(())
+    Ok(Some(r.rows))
 }
 
-/// A required field of a row, or a quarantine entry naming the table, row, field and reason.
-fn required<T>(
-    q: &mut Quarantine,
-    table: &str,
-    id: i64,
-    field: &str,
-    v: Option<T>,
-    reason: &str,
-) -> Option<T> {
-    if v.is_none() {
-        q.add(table, id, field, reason, None);
+/// The ids of a dimension the warehouse already holds (for entities absent from this run's
+/// contract): None when it holds none.
+async fn known_ids(wh: &Warehouse, txn: &Txn, table: &str, col: &str) -> Result<Option<Vec<i64>>> {
+    if txn
+        .base()
+        .tables
+        .get(table)
+        .is_none_or(|t| t.partitions.is_empty())
+    {
+        return Ok(None);
     }
-    v
+    let sess = c360_warehouse::Session::at(wh, txn.base().clone()).await?;
+    let mut out = Vec::new();
+    for b in sess.query(&format!("SELECT {col} FROM {table}")).await? {
+        if let Some(a) = b.column(0).as_any().downcast_ref::<Int64Array>() {
+            out.extend((0..a.len()).filter(|i| !a.is_null(*i)).map(|i| a.value(i)));
+        }
+    }
+    Ok((!out.is_empty()).then_some(out))
 }
 
 /// Step 1: cities and stores (small; reloaded whole every run).
 pub async fn dimensions(
-    pos: &Db,
+    src: &Sources,
+    wh: &Warehouse,
     txn: &mut Txn,
     q: &mut Quarantine,
     ctx: &mut Ctx,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let cities = pos
-        .fetch_all("SELECT city_id, name, province, tier, lat, lon FROM cities ORDER BY city_id")
-        .await
-        .map_err(src_err("cities"))?;
+    use c::cities as C;
+    use c::stores as S;
     let mut city: HashMap<i64, (String, i64)> = HashMap::new();
     let (mut id, mut name, mut prov, mut tier, mut lat, mut lon) = (
         Int64Builder::new(),
@@ -211,40 +262,65 @@ pub async fn dimensions(
         Float64Builder::new(),
         Float64Builder::new(),
     );
-    for r in &cities {
-        let Some(cid) = get_i64(r, "city_id") else {
-            continue;
+    let n_cities = read(src, txn, "cities", |plan, r| {
+        if !q.readable(plan, r) {
+            return;
+        }
+        let Some(cid) = r.int(C::CITY_ID) else {
+            return;
         };
-        let Some(n) = get_text(r, "name").filter(|s| !s.trim().is_empty()) else {
-            q.add("cities", cid, "name", "missing city name", None);
-            continue;
+        let Some(n) = r.some_text(C::NAME) else {
+            q.add("cities", row_id(plan, r), "name", "missing city name", None);
+            return;
         };
-        let t = get_i64(r, "tier");
+        let t = r.int(C::TIER);
         city.insert(cid, (n.clone(), t.unwrap_or(0)));
         id.append_value(cid);
         name.append_value(&n);
-        prov.append_option(get_text(r, "province"));
+        prov.append_option(r.text(C::PROVINCE));
         tier.append_option(t);
-        lat.append_option(get_f64(r, "lat"));
-        lon.append_option(get_f64(r, "lon"));
-    }
-    let b = RecordBatch::try_new(
-        tables::schema("cities"),
-        vec![
-            Arc::new(id.finish()),
-            Arc::new(name.finish()),
-            Arc::new(prov.finish()),
-            Arc::new(tier.finish()),
-            Arc::new(lat.finish()),
-            Arc::new(lon.finish()),
-        ],
-    )?;
-    txn.replace("cities", vec![b])?;
+        lat.append_option(r.float(C::LAT));
+        lon.append_option(r.float(C::LON));
+    })
+    .await?;
+    let cities_known = match n_cities {
+        Some(_) => {
+            let b = RecordBatch::try_new(
+                tables::schema("cities"),
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(name.finish()),
+                    Arc::new(prov.finish()),
+                    Arc::new(tier.finish()),
+                    Arc::new(lat.finish()),
+                    Arc::new(lon.finish()),
+                ],
+            )?;
+            txn.replace("cities", vec![b])?;
+            true
+        }
+        None => {
+            // Absent here: the cities an earlier run loaded still name the stores.
+            if txn.base().tables.contains_key("cities") {
+                let sess = c360_warehouse::Session::at(wh, txn.base().clone()).await?;
+                for b in sess
+                    .query("SELECT city_id, name, CAST(COALESCE(tier, 0) AS BIGINT) FROM cities")
+                    .await?
+                {
+                    let ids = b.column(0).as_any().downcast_ref::<Int64Array>().cloned();
+                    let names = c360_warehouse::manifest::str_col(&b, "name").clone();
+                    let tiers = b.column(2).as_any().downcast_ref::<Int64Array>().cloned();
+                    if let (Some(ids), Some(tiers)) = (ids, tiers) {
+                        for i in 0..b.num_rows() {
+                            city.insert(ids.value(i), (names.value(i).to_string(), tiers.value(i)));
+                        }
+                    }
+                }
+            }
+            !city.is_empty()
+        }
+    };
 
-    let stores = pos
-        .fetch_all("SELECT store_id, store_code, name, city_id, store_type, lat, lon, open_date, status FROM stores ORDER BY store_id")
-        .await
-        .map_err(src_err("stores"))?;
     let mut sid = Int64Builder::new();
     let mut code = StringBuilder::new();
     let mut sname = StringBuilder::new();
@@ -257,90 +333,109 @@ pub async fn dimensions(
     let mut open = Date32Builder::new();
     let mut status = StringBuilder::new();
     let mut loaded = 0u64;
-    for r in &stores {
-        let Some(s) = get_i64(r, "store_id") else {
-            continue;
+    let mut stores = HashSet::new();
+    let n_stores = read(src, txn, "stores", |plan, r| {
+        let Some(s) = r.int(S::STORE_ID) else {
+            q.readable(plan, r);
+            return;
         };
-        let c = get_i64(r, "city_id");
-        let Some((cn, ct)) = c.and_then(|c| city.get(&c)).cloned() else {
+        let c = r.int(S::CITY_ID);
+        let known = c.and_then(|c| city.get(&c)).cloned();
+        if known.is_none() && cities_known {
             q.add(
                 "stores",
-                s,
+                row_id(plan, r),
                 "city_id",
                 format!("unknown city {:?}", c),
                 None,
             );
-            continue;
-        };
-        let la = get_f64(r, "lat").filter(|v| (3.0..54.0).contains(v));
-        let lo = get_f64(r, "lon").filter(|v| (73.0..136.0).contains(v));
+            return;
+        }
+        let la = r.float(S::LAT).filter(|v| (3.0..54.0).contains(v));
+        let lo = r.float(S::LON).filter(|v| (73.0..136.0).contains(v));
         if la.is_none() || lo.is_none() {
             q.add(
                 "stores",
-                s,
+                row_id(plan, r),
                 "lat/lon",
                 "coordinates missing or outside China; kept without location",
                 None,
             );
         }
-        let od = match get_text(r, "open_date").map(|t| parse_date(&t)) {
-            Some(Ok(d)) => Some(date32(d)),
-            Some(Err(e)) => {
-                q.add("stores", s, "open_date", e, None);
+        let od = match r.date(S::OPEN_DATE) {
+            Ok(d) => d.map(date32),
+            Err(e) => {
+                q.add("stores", row_id(plan, r), "open_date", e, None);
                 None
             }
-            None => None,
         };
-        ctx.stores.insert(s);
+        stores.insert(s);
         sid.append_value(s);
-        code.append_value(get_text(r, "store_code").unwrap_or_else(|| format!("S{s:04}")));
-        sname.append_option(get_text(r, "name"));
+        code.append_value(
+            r.some_text(S::STORE_CODE)
+                .unwrap_or_else(|| format!("S{s:04}")),
+        );
+        sname.append_option(r.text(S::NAME));
         scity.append_option(c);
-        cname.append_value(cn);
-        stier.append_value(ct);
-        stype.append_option(get_text(r, "store_type"));
+        cname.append_option(known.as_ref().map(|k| k.0.clone()));
+        stier.append_option(known.map(|k| k.1));
+        stype.append_option(r.text(S::STORE_TYPE));
         slat.append_option(la);
         slon.append_option(lo);
         open.append_option(od);
-        status.append_option(get_text(r, "status"));
+        status.append_option(r.text(S::STATUS));
         loaded += 1;
-    }
+    })
+    .await?;
     pb.set_position(loaded);
-    let b = RecordBatch::try_new(
-        tables::schema("stores"),
-        vec![
-            Arc::new(sid.finish()),
-            Arc::new(code.finish()),
-            Arc::new(sname.finish()),
-            Arc::new(scity.finish()),
-            Arc::new(cname.finish()),
-            Arc::new(stier.finish()),
-            Arc::new(stype.finish()),
-            Arc::new(slat.finish()),
-            Arc::new(slon.finish()),
-            Arc::new(open.finish()),
-            Arc::new(status.finish()),
-        ],
-    )?;
-    txn.replace("stores", vec![b])?;
+    match n_stores {
+        Some(_) => {
+            let b = RecordBatch::try_new(
+                tables::schema("stores"),
+                vec![
+                    Arc::new(sid.finish()),
+                    Arc::new(code.finish()),
+                    Arc::new(sname.finish()),
+                    Arc::new(scity.finish()),
+                    Arc::new(cname.finish()),
+                    Arc::new(stier.finish()),
+                    Arc::new(stype.finish()),
+                    Arc::new(slat.finish()),
+                    Arc::new(slon.finish()),
+                    Arc::new(open.finish()),
+                    Arc::new(status.finish()),
+                ],
+            )?;
+            txn.replace("stores", vec![b])?;
+            ctx.stores = Some(stores);
+        }
+        None => {
+            ctx.stores = known_ids(wh, txn, "stores", "store_id")
+                .await?
+                .map(|v| v.into_iter().collect());
+        }
+    }
     Ok((
-        (cities.len() + stores.len()) as u64,
-        loaded + city.len() as u64,
+        n_cities.unwrap_or(0) + n_stores.unwrap_or(0),
+        loaded
+            + if n_cities.is_some() {
+                city.len() as u64
+            } else {
+                0
+            },
     ))
 }
 
 /// Step 2: the menu.
 pub async fn products(
-    pos: &Db,
+    src: &Sources,
+    wh: &Warehouse,
     txn: &mut Txn,
     q: &mut Quarantine,
     ctx: &mut Ctx,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let rows = pos
-        .fetch_all("SELECT product_id, sku, name, category, price_fen, launched FROM products ORDER BY product_id")
-        .await
-        .map_err(src_err("products"))?;
+    use c::products as P;
     let (mut id, mut sku, mut name, mut cat, mut price, mut launched) = (
         Int64Builder::new(),
         StringBuilder::new(),
@@ -349,62 +444,70 @@ pub async fn products(
         Int64Builder::new(),
         Date32Builder::new(),
     );
-    for r in &rows {
-        let Some(p) = get_i64(r, "product_id") else {
-            continue;
+    let mut menu: HashMap<i64, i64> = HashMap::new();
+    let n = read(src, txn, "products", |plan, r| {
+        let Some(p) = r.int(P::PRODUCT_ID) else {
+            q.readable(plan, r);
+            return;
         };
-        let pr = match get_text(r, "price_fen").map(|t| Fen::parse(&t)) {
-            Some(Ok(f)) if f.0 > 0 => f.0,
+        let pr = match &r.cells[P::PRICE] {
+            Cell::Int(f) if *f > 0 => *f,
             other => {
                 q.add(
                     "products",
-                    p,
-                    "price_fen",
-                    format!(
-                        "price must be a positive number of fen, got {:?}",
-                        other.map(|o| o.ok())
-                    ),
+                    row_id(plan, r),
+                    "price",
+                    format!("price must be a positive number of fen, got {other:?}"),
                     None,
                 );
-                continue;
+                return;
             }
         };
-        let c = get_text(r, "category").unwrap_or_default();
+        let c = r.text(P::CATEGORY).unwrap_or_default();
         if !["热狗", "小食", "饮品", "套餐"].contains(&c.as_str()) {
             q.add(
                 "products",
-                p,
+                row_id(plan, r),
                 "category",
                 format!("unknown category '{c}', kept"),
                 None,
             );
         }
-        ctx.products.insert(p, pr);
+        menu.insert(p, pr);
         id.append_value(p);
-        sku.append_value(get_text(r, "sku").unwrap_or_else(|| format!("P{p}")));
-        name.append_option(get_text(r, "name"));
+        sku.append_value(r.some_text(P::SKU).unwrap_or_else(|| format!("P{p}")));
+        name.append_option(r.text(P::NAME));
         cat.append_value(c);
         price.append_value(pr);
-        launched.append_option(
-            get_text(r, "launched")
-                .and_then(|t| parse_date(&t).ok())
-                .map(date32),
-        );
+        launched.append_option(r.date(P::LAUNCHED).ok().flatten().map(date32));
+    })
+    .await?;
+    match n {
+        Some(n) => {
+            pb.set_position(menu.len() as u64);
+            let b = RecordBatch::try_new(
+                tables::schema("products"),
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(sku.finish()),
+                    Arc::new(name.finish()),
+                    Arc::new(cat.finish()),
+                    Arc::new(price.finish()),
+                    Arc::new(launched.finish()),
+                ],
+            )?;
+            txn.replace("products", vec![b])?;
+            let loaded = menu.len() as u64;
+            ctx.products = Some(menu);
+            Ok((n, loaded))
+        }
+        None => {
+            ctx.products = known_ids(wh, txn, "products", "product_id")
+                .await?
+                .map(|v| v.into_iter().map(|p| (p, 0)).collect());
+            Ok((0, 0))
+        }
     }
-    pb.set_position(ctx.products.len() as u64);
-    let b = RecordBatch::try_new(
-        tables::schema("products"),
-        vec![
-            Arc::new(id.finish()),
-            Arc::new(sku.finish()),
-            Arc::new(name.finish()),
-            Arc::new(cat.finish()),
-            Arc::new(price.finish()),
-            Arc::new(launched.finish()),
-        ],
-    )?;
-    txn.replace("products", vec![b])?;
-    Ok((rows.len() as u64, ctx.products.len() as u64))
 }
 
 fn mask_name(n: &str) -> String {
@@ -431,41 +534,108 @@ pub const NODE_COLS: &[&str] = &[
     "updated_run",
 ];
 
+/// An identity node with only its key (a customer known from their orders alone).
+fn bare_node(key: String, first: Option<chrono::NaiveDateTime>, run_id: i64) -> Vec<Value> {
+    vec![
+        key.into(),
+        Value::NullS,
+        0i64.into(),
+        Value::NullS,
+        Value::NullS,
+        Value::NullS,
+        Value::NullS,
+        Value::NullS,
+        Value::NullS,
+        Value::NullI,
+        Value::NullI,
+        first.map(fmt_ts).into(),
+        run_id.into(),
+    ]
+}
+
+/// Where the chain has orders but not the people behind them (no members or users table: an
+/// export of orders), each customer id the orders name becomes an identity node of its own, so
+/// that it is a customer. Nodes already there are left as they are.
+#[allow(clippy::too_many_arguments)]
+async fn nodes_from_orders(
+    src: &Sources,
+    stores: Option<&HashSet<i64>>,
+    txn: &Txn,
+    meta: &Metastore,
+    entity: &str,
+    field: usize,
+    prefix: &str,
+    run_id: i64,
+) -> Result<u64> {
+    let Some(plan) = src.plan(entity) else {
+        return Ok(0);
+    };
+    let wm = plan
+        .incremental
+        .as_ref()
+        .and_then(|_| txn.base().watermarks.get(&plan.watermark_key()).cloned());
+    let mut first: HashMap<String, Option<chrono::NaiveDateTime>> = HashMap::new();
+    src.stream(plan, wm.as_deref(), None, |r| {
+        // Only orders step 6 will load make a customer (it quarantines the others).
+        let unreadable = plan
+            .fields
+            .iter()
+            .enumerate()
+            .any(|(i, f)| f.spec.required && r.bad(i).is_some());
+        let order = crate::rows::SourceOrder {
+            status: r.text(c::orders::STATUS),
+            order_time: r.time(c::orders::ORDER_TIME).ok().flatten(),
+            store_id: r.int(c::orders::STORE_ID),
+            total_fen: r.int(c::orders::TOTAL),
+        };
+        if unreadable || crate::rows::check_order(&order, stores).is_err() {
+            return;
+        }
+        if let Some(k) = r.key(field) {
+            let t = r.time(c::orders::ORDER_TIME).ok().flatten();
+            let e = first.entry(k).or_insert(t);
+            if t.is_some() && (e.is_none() || t < *e) {
+                *e = t;
+            }
+        }
+    })
+    .await?;
+    let mut nodes: Vec<Vec<Value>> = first
+        .into_iter()
+        .map(|(k, t)| bare_node(format!("{prefix}:{k}"), t, run_id))
+        .collect();
+    nodes.sort_by(|a, b| format!("{:?}", a[0]).cmp(&format!("{:?}", b[0])));
+    meta.db
+        .insert_missing_rows("identity_nodes", NODE_COLS, "source_key", &nodes)
+        .await?;
+    Ok(nodes.len() as u64)
+}
+
 /// Step 3: POS members become identity nodes `M:<member_id>`.
+#[allow(clippy::too_many_arguments)]
 pub async fn pos_members(
     salt: &c360_model::pii::PiiKey,
-    pos: &Db,
+    src: &Sources,
+    ctx: &Ctx,
     meta: &Metastore,
     txn: &mut Txn,
     q: &mut Quarantine,
     run_id: i64,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let wm = watermark(txn, "pos.members");
-    let sql = format!(
-        "SELECT member_id, card_no, phone, phone_verified, name, gender, birthday, register_store_id, created_at, updated_at \
-         FROM members WHERE updated_at >= {} ORDER BY member_id",
-        pos.backend.ph(1)
-    );
+    use c::members as M;
     let mut nodes: Vec<Vec<Value>> = Vec::new();
-    let mut max_wm = wm.clone();
-    let mut n = 0u64;
-    stream_rows(pos, "members", &sql, &wm, |r| {
-        n += 1;
-        let Some(mid) = get_i64(r, "member_id") else {
+    let n = read(src, txn, "members", |plan, r| {
+        let Some(mid) = r.key(M::MEMBER_ID) else {
+            q.readable(plan, r);
             return;
         };
-        if let Some(u) = get_text(r, "updated_at") {
-            if u > max_wm {
-                max_wm = u;
-            }
-        }
-        let raw = get_text(r, "phone").unwrap_or_default();
+        let raw = r.text(M::PHONE).unwrap_or_default();
         let (ph_hash, ph_mask) = match Phone::parse(&raw) {
             Ok(p) if p.is_placeholder() => {
                 q.add(
                     "members",
-                    mid,
+                    row_id(plan, r),
                     "phone",
                     "placeholder number: kept masked, never used to link",
                     Some(&raw),
@@ -474,87 +644,88 @@ pub async fn pos_members(
             }
             Ok(p) => (Value::from(p.hashed(salt)), Value::from(p.masked())),
             Err(e) => {
-                q.add("members", mid, "phone", e, Some(&raw));
+                q.add("members", row_id(plan, r), "phone", e, Some(&raw));
                 (Value::NullS, Value::NullS)
             }
         };
-        let created = match get_text(r, "created_at").map(|t| parse_ts(&t)) {
-            Some(Ok(t)) => Value::from(fmt_ts(t)),
-            Some(Err(e)) => {
-                q.add("members", mid, "created_at", e, None);
+        let created = match r.time(M::CREATED_AT) {
+            Ok(Some(t)) => Value::from(fmt_ts(t)),
+            Err(e) => {
+                q.add("members", row_id(plan, r), "created_at", e, None);
                 Value::NullS
             }
-            None => Value::NullS,
+            Ok(None) => Value::NullS,
         };
-        let birth_year = get_text(r, "birthday")
-            .and_then(|b| parse_date(&b).ok())
-            .map(|d| d.year() as i64);
+        let birth_year = r.date(M::BIRTHDAY).ok().flatten().map(|d| d.year() as i64);
         nodes.push(vec![
             format!("M:{mid}").into(),
             ph_hash,
-            get_i64(r, "phone_verified").unwrap_or(0).into(),
+            r.int(M::PHONE_VERIFIED).unwrap_or(0).into(),
             Value::NullS,
-            get_text(r, "card_no").into(),
+            r.some_text(M::CARD_NO).into(),
             Value::NullS,
             ph_mask,
-            get_text(r, "name").map(|n| mask_name(&n)).into(),
-            get_text(r, "gender").into(),
+            r.text(M::NAME).map(|n| mask_name(&n)).into(),
+            r.text(M::GENDER).into(),
             birth_year.into(),
-            get_i64(r, "register_store_id").into(),
+            r.int(M::REGISTER_STORE_ID).into(),
             created,
             run_id.into(),
         ]);
         pb.inc(1);
     })
     .await?;
+    let Some(n) = n else {
+        let bare = nodes_from_orders(
+            src,
+            ctx.stores.as_ref(),
+            txn,
+            meta,
+            "orders",
+            c::orders::MEMBER_ID,
+            "M",
+            run_id,
+        )
+        .await?;
+        return Ok((0, bare));
+    };
     let loaded = nodes.len() as u64;
     meta.db
         .upsert_rows("identity_nodes", NODE_COLS, "source_key", &nodes)
         .await?;
-    txn.set_watermark("pos.members", max_wm);
     Ok((n, loaded))
 }
 
 /// Step 4: mini-program users become identity nodes `U:<user_id>`.
+#[allow(clippy::too_many_arguments)]
 pub async fn wx_users(
     salt: &c360_model::pii::PiiKey,
-    wx: &Db,
+    src: &Sources,
+    ctx: &Ctx,
     meta: &Metastore,
     txn: &mut Txn,
     q: &mut Quarantine,
     run_id: i64,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let wm = watermark(txn, "wx.users");
-    let sql = format!(
-        "SELECT user_id, openid, unionid, phone, member_card_no, created_at, updated_at FROM wx_users \
-         WHERE updated_at >= {} ORDER BY user_id",
-        wx.backend.ph(1)
-    );
+    use c::wx_users as U;
     let mut nodes: Vec<Vec<Value>> = Vec::new();
-    let mut max_wm = wm.clone();
-    let mut n = 0u64;
-    stream_rows(wx, "wx_users", &sql, &wm, |r| {
-        n += 1;
-        let Some(uid) = get_i64(r, "user_id") else {
+    let n = read(src, txn, "wx_users", |plan, r| {
+        let Some(uid) = r.key(U::USER_ID) else {
+            q.readable(plan, r);
             return;
         };
-        if let Some(u) = get_text(r, "updated_at") {
-            if u > max_wm {
-                max_wm = u;
-            }
-        }
-        if get_text(r, "openid").filter(|o| o.len() >= 10).is_none() {
+        if r.some_text(U::OPENID).filter(|o| o.len() >= 10).is_none() {
             q.add(
                 "wx_users",
-                uid,
+                row_id(plan, r),
                 "openid",
                 "missing or short openid: user not loaded",
                 None,
             );
             return;
         }
-        let raw = get_text(r, "phone").unwrap_or_default();
+        let raw = r.text(U::PHONE).unwrap_or_default();
         let (ph_hash, ph_mask) = if raw.trim().is_empty() {
             (Value::NullS, Value::NullS)
         } else {
@@ -562,7 +733,7 @@ pub async fn wx_users(
                 Ok(p) if p.is_placeholder() => {
                     q.add(
                         "wx_users",
-                        uid,
+                        row_id(plan, r),
                         "phone",
                         "placeholder number: never used to link",
                         Some(&raw),
@@ -571,26 +742,20 @@ pub async fn wx_users(
                 }
                 Ok(p) => (Value::from(p.hashed(salt)), Value::from(p.masked())),
                 Err(e) => {
-                    q.add("wx_users", uid, "phone", e, Some(&raw));
+                    q.add("wx_users", row_id(plan, r), "phone", e, Some(&raw));
                     (Value::NullS, Value::NullS)
                 }
             }
         };
-        let unionid = get_text(r, "unionid")
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| salt.hash(u.trim()));
-        let created = get_text(r, "created_at")
-            .and_then(|t| parse_ts(&t).ok())
-            .map(fmt_ts);
+        let unionid = r.some_text(U::UNIONID).map(|u| salt.hash(u.trim()));
+        let created = r.time(U::CREATED_AT).ok().flatten().map(fmt_ts);
         nodes.push(vec![
             format!("U:{uid}").into(),
             ph_hash,
             1i64.into(), // WeChat getPhoneNumber numbers are verified by WeChat
             unionid.into(),
             Value::NullS,
-            get_text(r, "member_card_no")
-                .filter(|c| !c.trim().is_empty())
-                .into(),
+            r.some_text(U::MEMBER_CARD_NO).into(),
             ph_mask,
             Value::NullS,
             Value::NullS,
@@ -602,11 +767,24 @@ pub async fn wx_users(
         pb.inc(1);
     })
     .await?;
+    let Some(n) = n else {
+        let bare = nodes_from_orders(
+            src,
+            ctx.stores.as_ref(),
+            txn,
+            meta,
+            "wx_orders",
+            c::wx_orders::USER_ID,
+            "U",
+            run_id,
+        )
+        .await?;
+        return Ok((0, bare));
+    };
     let loaded = nodes.len() as u64;
     meta.db
         .upsert_rows("identity_nodes", NODE_COLS, "source_key", &nodes)
         .await?;
-    txn.set_watermark("wx.users", max_wm);
     Ok((n, loaded))
 }
 
@@ -677,114 +855,115 @@ impl OrderCols {
     }
 }
 
-/// One source's order tables, described for the shared loader.
-struct OrderSource<'a> {
-    db: &'a Db,
+/// One system's order entities, described for the shared loader. The two entities have the
+/// same fields in the same places (`orders` and `wx_orders`, `order_items` and `wx_order_items`).
+struct OrderSource {
     source: &'static str,
     prefix: &'static str,
     orders: &'static str,
     items: &'static str,
-    cust_col: &'static str,
+    cust_field: usize,
     cust_prefix: &'static str,
-    sql: String,
+}
+
+const ORDER_SOURCES: [OrderSource; 2] = [
+    OrderSource {
+        source: "pos",
+        prefix: "P",
+        orders: "orders",
+        items: "order_items",
+        cust_field: c::orders::MEMBER_ID,
+        cust_prefix: "M",
+    },
+    OrderSource {
+        source: "wx",
+        prefix: "W",
+        orders: "wx_orders",
+        items: "wx_order_items",
+        cust_field: c::wx_orders::USER_ID,
+        cust_prefix: "U",
+    },
+];
+
+/// Coupons redeemed on an order entity's orders, read from their own entity: order id → code.
+async fn redemptions(
+    src: &Sources,
+    txn: &mut Txn,
+    q: &mut Quarantine,
+    of: &str,
+) -> Result<HashMap<i64, String>> {
+    let mut out = HashMap::new();
+    if src.plan("coupon_redemptions").and_then(|p| p.of.as_deref()) != Some(of) {
+        return Ok(out);
+    }
+    read(src, txn, "coupon_redemptions", |plan, r| {
+        if !q.readable(plan, r) {
+            return;
+        }
+        if let (Some(o), Some(code)) = (
+            r.int(c::coupon_redemptions::ORDER_ID),
+            r.some_text(c::coupon_redemptions::COUPON_CODE),
+        ) {
+            out.insert(o, code);
+        }
+    })
+    .await?;
+    Ok(out)
 }
 
 /// Step 6: orders and their items from both systems.
 pub async fn orders(
-    pos: &Db,
-    wx: &Db,
+    src: &Sources,
     wh: &Warehouse,
     txn: &mut Txn,
     q: &mut Quarantine,
     ctx: &Ctx,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let pos_coupon = if pos
-        .fetch_all("SELECT coupon_code FROM orders WHERE 1 = 0")
-        .await
-        .is_ok()
-    {
-        "coupon_code"
-    } else {
-        "NULL"
-    };
-    let sources = [
-        OrderSource {
-            db: pos,
-            source: "pos",
-            prefix: "P",
-            orders: "orders",
-            items: "order_items",
-            cust_col: "member_id",
-            cust_prefix: "M",
-            // Coupons redeemed at the till (older POS versions have no such column).
-            sql: format!(
-                "SELECT order_id, order_no, store_id, member_id, order_time, total_fen, discount_fen, pay_method, \
-                  'pos' AS channel, status, {} AS coupon_code, updated_at FROM orders",
-                pos_coupon
-            ),
-        },
-        OrderSource {
-            db: wx,
-            source: "wx",
-            prefix: "W",
-            orders: "wx_orders",
-            items: "wx_order_items",
-            cust_col: "user_id",
-            cust_prefix: "U",
-            sql: "SELECT order_id, order_no, store_id, user_id, order_time, total_fen, discount_fen, 'wechat_pay' AS pay_method, \
-                  channel, status, coupon_code, updated_at FROM wx_orders"
-                .into(),
-        },
-    ];
+    use c::orders as O;
     let mut cols = OrderCols::new();
     let mut items_batches = Vec::new();
     let mut extracted = 0u64;
     let mut loaded_items = 0u64;
-    for s in &sources {
-        let wm_key = format!("{}.{}", s.source, s.orders);
-        let wm = watermark(txn, &wm_key);
-        let sql = format!(
-            "{} WHERE updated_at >= {} ORDER BY order_id",
-            s.sql,
-            s.db.backend.ph(1)
-        );
-        let mut max_wm = wm.clone();
-        // order_key -> month, for the items of this batch.
+    let mut patched: Vec<RecordBatch> = Vec::new();
+    for s in &ORDER_SOURCES {
+        let mut coupons = redemptions(src, txn, q, s.orders).await?;
+        // order id -> month, for the items of this batch.
         let mut month_of: HashMap<i64, String> = HashMap::new();
-        let mut seen_no: HashMap<(i64, String), i64> = HashMap::new();
-        stream_rows(s.db, s.orders, &sql, &wm, |r| {
-            extracted += 1;
+        let mut seen_no: HashMap<(Option<i64>, String), String> = HashMap::new();
+        let n = read(src, txn, s.orders, |plan, r| {
             pb.inc(1);
-            let Some(oid) = get_i64(r, "order_id") else {
+            if !q.readable(plan, r) {
+                return;
+            }
+            let Some(oid) = r.int(O::ORDER_ID) else {
                 return;
             };
-            if let Some(u) = get_text(r, "updated_at") {
-                if u > max_wm {
-                    max_wm = u;
-                }
-            }
             let raw = crate::rows::SourceOrder {
-                status: get_text(r, "status"),
-                order_time: get_text(r, "order_time"),
-                store_id: get_i64(r, "store_id"),
-                total_fen: get_text(r, "total_fen"),
+                status: r.text(O::STATUS),
+                order_time: r.time(O::ORDER_TIME).ok().flatten(),
+                store_id: r.int(O::STORE_ID),
+                total_fen: r.int(O::TOTAL),
             };
             let Some(crate::rows::CheckedOrder {
                 status,
                 time: t,
                 store,
                 total_fen: total,
-            }) = q.passed(s.orders, oid, crate::rows::check_order(&raw, &ctx.stores))
+            }) = q.passed(
+                s.orders,
+                row_id(plan, r),
+                crate::rows::check_order(&raw, ctx.stores.as_ref()),
+            )
             else {
                 return;
             };
-            let no = get_text(r, "order_no").unwrap_or_default();
+            let no = r.text(O::ORDER_NO).unwrap_or_default();
             if !no.is_empty() {
                 if let Some(first) = seen_no.get(&(store, no.clone())) {
                     q.add(
                         s.orders,
-                        oid,
+                        row_id(plan, r),
                         "order_no",
                         format!(
                             "duplicate of {}:{first} (same store and order_no)",
@@ -794,49 +973,102 @@ pub async fn orders(
                     );
                     return;
                 }
-                seen_no.insert((store, no.clone()), oid);
+                seen_no.insert((store, no.clone()), oid.to_string());
             }
             // A customer id not yet known (late-arriving member/user) is kept: the `orders`
             // view resolves it once the id arrives, and the quality report measures the gap.
-            let cust = get_i64(r, s.cust_col).map(|c| format!("{}:{c}", s.cust_prefix));
+            let cust = r
+                .key(s.cust_field)
+                .map(|c| format!("{}:{c}", s.cust_prefix));
             let month = t.format("%Y-%m").to_string();
             month_of.insert(oid, month.clone());
+            let coupon = r.some_text(O::COUPON_CODE).or_else(|| coupons.remove(&oid));
             cols.key.append_value(format!("{}:{oid}", s.prefix));
             cols.source.append_value(s.source);
             cols.sid.append_value(oid);
             cols.no.append_value(&no);
-            cols.store.append_value(store);
+            cols.store.append_option(store);
             cols.cust.append_option(cust);
             cols.time.append_value(ts_micros(t));
             cols.month.append_value(&month);
             cols.total.append_value(total);
             cols.disc
-                .append_value(get_i64(r, "discount_fen").unwrap_or(0).max(0));
+                .append_value(r.int(O::DISCOUNT).unwrap_or(0).max(0));
             cols.channel
-                .append_value(get_text(r, "channel").unwrap_or_else(|| s.source.into()));
-            cols.pay.append_option(get_text(r, "pay_method"));
+                .append_value(r.some_text(O::CHANNEL).unwrap_or_else(|| s.source.into()));
+            cols.pay.append_option(r.some_text(O::PAY_METHOD));
             cols.status.append_value(&status);
-            cols.coupon.append_option(get_text(r, "coupon_code"));
+            cols.coupon.append_option(coupon);
             cols.daypart.append_value(Daypart::of(t).code());
             cols.holiday.append_option(holiday(t.date()));
             cols.rows += 1;
         })
         .await?;
-        txn.set_watermark(&wm_key, max_wm);
-        let (b, n) = load_items(s, txn, q, ctx, wh, &month_of, pb, &mut extracted).await?;
-        loaded_items += n;
-        items_batches.push(b);
+        let Some(n) = n else { continue };
+        extracted += n;
+        // Redemptions of orders loaded by an earlier run: those orders again, with the coupon.
+        if !coupons.is_empty() {
+            patched.extend(with_coupons(wh, txn, s.prefix, &coupons).await?);
+        }
+        if let Some((b, n)) =
+            load_items(s, src, txn, q, ctx, wh, &month_of, pb, &mut extracted).await?
+        {
+            loaded_items += n;
+            items_batches.push(b);
+        }
     }
     let loaded_orders = cols.rows as u64;
-    let ob = cols.finish()?;
-    txn.upsert("fact_orders", vec![ob])?;
+    let mut ob = vec![cols.finish()?];
+    ob.extend(patched);
+    txn.upsert("fact_orders", ob)?;
     txn.upsert("fact_order_items", items_batches)?;
     Ok((extracted, loaded_orders + loaded_items))
 }
 
+/// The warehouse's rows of the given orders with their coupon set.
+async fn with_coupons(
+    wh: &Warehouse,
+    txn: &Txn,
+    prefix: &str,
+    coupons: &HashMap<i64, String>,
+) -> Result<Vec<RecordBatch>> {
+    let sess = c360_warehouse::Session::at(wh, txn.base().clone()).await?;
+    let keys: Vec<String> = coupons.keys().map(|o| format!("{prefix}:{o}")).collect();
+    let mut out = Vec::new();
+    for chunk in keys.chunks(5000) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT * FROM fact_orders WHERE order_key IN ({})",
+            marks.join(",")
+        );
+        let params = chunk
+            .iter()
+            .map(|k| c360_warehouse::query::ScalarValue::Utf8(Some(k.clone())))
+            .collect();
+        for b in sess.query_with(&sql, params).await? {
+            let ids = b
+                .column_by_name("source_order_id")
+                .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+                .cloned();
+            let Some(ids) = ids else { continue };
+            let codes: c360_warehouse::arrow::array::StringArray = (0..b.num_rows())
+                .map(|i| coupons.get(&ids.value(i)).cloned())
+                .collect();
+            let schema = tables::schema("fact_orders");
+            let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+            if let Ok(i) = schema.index_of("coupon_code") {
+                cols[i] = Arc::new(codes);
+            }
+            out.push(RecordBatch::try_new(schema, cols)?);
+        }
+    }
+    Ok(out)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn load_items(
-    s: &OrderSource<'_>,
+    s: &OrderSource,
+    src: &Sources,
     txn: &mut Txn,
     q: &mut Quarantine,
     ctx: &Ctx,
@@ -844,15 +1076,8 @@ async fn load_items(
     month_of: &HashMap<i64, String>,
     pb: &ProgressBar,
     extracted: &mut u64,
-) -> Result<(RecordBatch, u64)> {
-    let wm_key = format!("{}.{}", s.source, s.items);
-    let wm = watermark(txn, &wm_key);
-    let sql = format!(
-        "SELECT item_id, order_id, product_id, qty, unit_price_fen, updated_at FROM {} WHERE updated_at >= {} ORDER BY item_id",
-        s.items,
-        s.db.backend.ph(1)
-    );
-    let mut max_wm = wm.clone();
+) -> Result<Option<(RecordBatch, u64)>> {
+    use c::order_items as I;
     struct Item {
         id: i64,
         order: i64,
@@ -861,29 +1086,30 @@ async fn load_items(
         price: i64,
     }
     let mut good: Vec<Item> = Vec::new();
-    stream_rows(s.db, s.items, &sql, &wm, |r| {
-        *extracted += 1;
+    let n = read(src, txn, s.items, |plan, r| {
         pb.inc(1);
-        let Some(id) = get_i64(r, "item_id") else {
+        if !q.readable(plan, r) {
+            return;
+        }
+        let Some(id) = r.int(I::ITEM_ID) else {
             return;
         };
-        if let Some(u) = get_text(r, "updated_at") {
-            if u > max_wm {
-                max_wm = u;
-            }
-        }
         let raw = crate::rows::SourceItem {
-            order_id: get_i64(r, "order_id"),
-            product_id: get_i64(r, "product_id"),
-            qty: get_i64(r, "qty"),
-            unit_price_fen: get_i64(r, "unit_price_fen"),
+            order_id: r.int(I::ORDER_ID),
+            product_id: r.int(I::PRODUCT_ID),
+            qty: r.int(I::QTY),
+            unit_price_fen: r.int(I::UNIT_PRICE),
         };
         let Some(crate::rows::CheckedItem {
             order,
             product,
             qty,
             price,
-        }) = q.passed(s.items, id, crate::rows::check_item(&raw, &ctx.products))
+        }) = q.passed(
+            s.items,
+            row_id(plan, r),
+            crate::rows::check_item(&raw, ctx.products.as_ref()),
+        )
         else {
             return;
         };
@@ -896,7 +1122,10 @@ async fn load_items(
         });
     })
     .await?;
-    txn.set_watermark(&wm_key, max_wm);
+    let Some(n) = n else {
+        return Ok(None);
+    };
+    *extracted += n;
     // Items whose order is not in this batch: look the order up in the warehouse snapshot.
     let missing: HashSet<i64> = good
         .iter()
@@ -924,7 +1153,7 @@ async fn load_items(
                 let idc = b
                     .column(0)
                     .as_any()
-                    .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
+                    .downcast_ref::<Int64Array>()
                     .expect("source_order_id is Int64");
                 let mc = c360_warehouse::manifest::str_col(&b, "month");
                 for i in 0..b.num_rows() {
@@ -942,7 +1171,7 @@ async fn load_items(
         Int64Builder::new(),
         StringBuilder::new(),
     );
-    let mut n = 0u64;
+    let mut loaded = 0u64;
     for it in good {
         let Some(m) = month_of.get(&it.order).or_else(|| known.get(&it.order)) else {
             q.add(
@@ -964,7 +1193,7 @@ async fn load_items(
         price.append_value(it.price);
         amount.append_value(it.price * it.qty);
         month.append_value(m);
-        n += 1;
+        loaded += 1;
     }
     let b = RecordBatch::try_new(
         tables::schema("fact_order_items"),
@@ -978,21 +1207,13 @@ async fn load_items(
             Arc::new(month.finish()),
         ],
     )?;
-    Ok((b, n))
+    Ok(Some((b, loaded)))
 }
 
 /// Rounds a coordinate to 0.01° (about 1 km): location is sensitive and kept coarse.
 fn coarse(v: Option<f64>) -> Option<f64> {
     v.filter(|x| x.is_finite())
         .map(|x| (x * 100.0).round() / 100.0)
-}
-
-fn id_watermark(txn: &Txn, key: &str) -> i64 {
-    txn.base()
-        .watermarks
-        .get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Rows of `customer_behavior_tracks_raw`, whichever way the events came in.
@@ -1070,69 +1291,102 @@ impl Tracks {
     }
 }
 
+/// A required time of a row, or its refusal quarantined (missing, or what could not be read).
+fn required_time(
+    q: &mut Quarantine,
+    plan: &Plan,
+    r: &Row,
+    f: usize,
+) -> Option<chrono::NaiveDateTime> {
+    match r.time(f) {
+        Ok(Some(t)) => Some(t),
+        Ok(None) => {
+            q.add(
+                plan.spec.name,
+                row_id(plan, r),
+                plan.fields[f].spec.name,
+                "missing or malformed",
+                None,
+            );
+            None
+        }
+        Err(e) => {
+            q.add(
+                plan.spec.name,
+                row_id(plan, r),
+                plan.fields[f].spec.name,
+                format!("missing or malformed: {e}"),
+                None,
+            );
+            None
+        }
+    }
+}
+
+/// A required person key of a row (`U:<id>`), or "missing user" quarantined.
+fn required_user(q: &mut Quarantine, plan: &Plan, r: &Row, f: usize) -> Option<String> {
+    match r.key(f) {
+        Some(u) => Some(format!("U:{u}")),
+        None => {
+            q.add(
+                plan.spec.name,
+                row_id(plan, r),
+                plan.fields[f].spec.name,
+                "missing user",
+                None,
+            );
+            None
+        }
+    }
+}
+
 /// Step 7: page events from the mini-program (append-only; watermark is the last event id).
 pub async fn events(
-    wx: &Db,
+    src: &Sources,
     txn: &mut Txn,
     q: &mut Quarantine,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let wm = id_watermark(txn, "wx.wx_events");
-    let sql = format!(
-        "SELECT event_id, user_id, session_id, event_type, page, event_time, device, lat, lon FROM wx_events \
-         WHERE event_id > CAST({} AS BIGINT) ORDER BY event_id",
-        wx.backend.ph(1)
-    );
-    let sql = if wx.backend == c360_db::Backend::MySql {
-        sql.replace("AS BIGINT", "AS SIGNED")
-    } else {
-        sql
-    };
+    use c::events as E;
     let mut tracks = Tracks::default();
-    let mut n = 0u64;
     let mut loaded = 0u64;
-    let mut max_id = wm;
-    stream_rows(wx, "wx_events", &sql, &wm.to_string(), |r| {
-        n += 1;
+    let n = read(src, txn, "events", |plan, r| {
         pb.inc(1);
-        let Some(id) = get_i64(r, "event_id") else {
+        let Some(id) = r.int(E::EVENT_ID) else {
+            q.readable(plan, r);
             return;
         };
-        max_id = max_id.max(id);
-        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
-        let Some(ck) = required(q, "wx_events", id, "user_id", user, "missing user") else {
+        let Some(ck) = required_user(q, plan, r, E::USER_ID) else {
             return;
         };
-        let time_v = get_text(r, "event_time").and_then(|t| parse_ts(&t).ok());
-        let Some(t) = required(
-            q,
-            "wx_events",
-            id,
-            "event_time",
-            time_v,
-            "missing or malformed",
-        ) else {
+        let Some(t) = required_time(q, plan, r, E::EVENT_TIME) else {
             return;
         };
-        let Some(a) = get_text(r, "event_type").filter(|a| !a.is_empty()) else {
-            q.add("wx_events", id, "event_type", "missing", None);
+        let Some(a) = r.some_text(E::EVENT_TYPE) else {
+            q.add(
+                "events",
+                row_id(plan, r),
+                "event_type",
+                r.bad(E::EVENT_TYPE).unwrap_or("missing"),
+                None,
+            );
             return;
         };
         tracks.push(
             format!("E:{id}"),
             ck,
-            get_text(r, "session_id"),
+            r.text(E::SESSION_ID),
             &a,
-            get_text(r, "page"),
+            r.text(E::PAGE),
             t,
-            get_text(r, "device"),
-            (coarse(get_f64(r, "lat")), coarse(get_f64(r, "lon"))),
+            r.text(E::DEVICE),
+            (coarse(r.float(E::LAT)), coarse(r.float(E::LON))),
         );
         loaded += 1;
     })
     .await?;
+    let Some(n) = n else { return Ok((0, 0)) };
     txn.upsert("customer_behavior_tracks_raw", vec![tracks.finish()?])?;
-    txn.set_watermark("wx.wx_events", max_id.to_string());
     Ok((n, loaded))
 }
 
@@ -1140,7 +1394,12 @@ pub async fn events(
 /// metastore's `live_events`) join the tracks, keyed by their event id so a rerun adds nothing
 /// twice. They name the resolved customer id (key `C:{id}`), not a source id. Anonymous events
 /// (no customer) are not tracks and are skipped.
-pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result<(u64, u64)> {
+pub async fn live_events(
+    meta: &c360_db::Db,
+    txn: &mut Txn,
+    q: &mut Quarantine,
+) -> Result<(u64, u64)> {
+    use c360_db::{get_i64, get_text};
     if meta
         .fetch_all("SELECT event_id FROM live_events WHERE 1 = 0")
         .await
@@ -1158,11 +1417,11 @@ pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result
     let mut loaded = 0u64;
     for r in &rows {
         let id = get_text(r, "event_id").unwrap_or_default();
-        let Some(c) = get_i64(r, "customer_id") else {
+        let Some(cid) = get_i64(r, "customer_id") else {
             // An anonymous visitor's event belongs to no customer: not a track.
             continue;
         };
-        let Some(t) = get_text(r, "event_time").and_then(|t| parse_ts(&t).ok()) else {
+        let Some(t) = get_text(r, "event_time").and_then(|t| c360_model::parse_ts(&t).ok()) else {
             q.add(
                 "live_events",
                 &id,
@@ -1174,7 +1433,7 @@ pub async fn live_events(meta: &Db, txn: &mut Txn, q: &mut Quarantine) -> Result
         };
         tracks.push(
             format!("L:{id}"),
-            format!("C:{c}"),
+            format!("C:{cid}"),
             get_text(r, "session_id"),
             &get_text(r, "action_type").unwrap_or_default(),
             get_text(r, "page"),
@@ -1194,24 +1453,28 @@ pub fn scrub_text(s: &str) -> String {
     c360_model::pii::scrub(s)
 }
 
-/// Step 8: reviews (raw text kept as untrusted input, numbers scrubbed) and shares.
+/// Step 8: reviews (raw text kept as untrusted input, numbers scrubbed), shares, ties and
+/// service tickets.
 pub async fn reviews_and_shares(
-    wx: &Db,
+    src: &Sources,
     txn: &mut Txn,
     q: &mut Quarantine,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    let cast = if wx.backend == c360_db::Backend::MySql {
-        "SIGNED"
-    } else {
-        "BIGINT"
-    };
-    let wm = id_watermark(txn, "wx.wx_reviews");
-    let sql = format!(
-        "SELECT review_id, user_id, order_id, store_id, rating, content, created_at FROM wx_reviews \
-         WHERE review_id > CAST({} AS {cast}) ORDER BY review_id",
-        wx.backend.ph(1)
-    );
+    let (rn, rl) = reviews(src, txn, q, pb).await?;
+    let (hn, hl) = shares(src, txn, q, pb).await?;
+    let (tn, tl) = ties(src, txn, q, pb).await?;
+    let (sn, sl) = tickets(src, txn, q, pb).await?;
+    Ok((rn + hn + tn + sn, rl + hl + tl + sl))
+}
+
+async fn reviews(
+    src: &Sources,
+    txn: &mut Txn,
+    q: &mut Quarantine,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
+    use c::reviews as R;
     let (
         mut key,
         mut cust,
@@ -1233,40 +1496,34 @@ pub async fn reviews_and_shares(
         Float64Builder::new(),
         StringBuilder::new(),
     );
-    let mut n = 0u64;
     let mut loaded = 0u64;
-    let mut max_id = wm;
-    stream_rows(wx, "wx_reviews", &sql, &wm.to_string(), |r| {
-        n += 1;
+    let n = read(src, txn, "reviews", |plan, r| {
         pb.inc(1);
-        let Some(id) = get_i64(r, "review_id") else {
+        let Some(id) = r.int(R::REVIEW_ID) else {
+            q.readable(plan, r);
             return;
         };
-        max_id = max_id.max(id);
-        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
-        let Some(ck) = required(q, "wx_reviews", id, "user_id", user, "missing user") else {
+        let Some(ck) = required_user(q, plan, r, R::USER_ID) else {
             return;
         };
-        let Some(rt) = get_i64(r, "rating").filter(|x| (1..=5).contains(x)) else {
-            q.add("wx_reviews", id, "rating", "missing or outside 1..=5", None);
+        let Some(rt) = r.int(R::RATING).filter(|x| (1..=5).contains(x)) else {
+            q.add(
+                "reviews",
+                row_id(plan, r),
+                "rating",
+                "missing or outside 1..=5",
+                None,
+            );
             return;
         };
-        let time_v = get_text(r, "created_at").and_then(|t| parse_ts(&t).ok());
-        let Some(t) = required(
-            q,
-            "wx_reviews",
-            id,
-            "created_at",
-            time_v,
-            "missing or malformed",
-        ) else {
+        let Some(t) = required_time(q, plan, r, R::CREATED_AT) else {
             return;
         };
-        let text = get_text(r, "content").filter(|c| !c.trim().is_empty());
+        let text = r.some_text(R::CONTENT);
         if text.is_none() {
             q.add(
-                "wx_reviews",
-                id,
+                "reviews",
+                row_id(plan, r),
                 "content",
                 "empty review text: rating kept",
                 None,
@@ -1274,8 +1531,8 @@ pub async fn reviews_and_shares(
         }
         key.append_value(format!("R:{id}"));
         cust.append_value(ck);
-        ord.append_option(get_i64(r, "order_id").map(|o| format!("W:{o}")));
-        store.append_option(get_i64(r, "store_id"));
+        ord.append_option(r.int(R::ORDER_ID).map(|o| format!("W:{o}")));
+        store.append_option(r.int(R::STORE_ID));
         rating.append_value(rt);
         content.append_option(text.map(|c| scrub_text(&c)));
         at.append_value(ts_micros(t));
@@ -1284,6 +1541,7 @@ pub async fn reviews_and_shares(
         loaded += 1;
     })
     .await?;
+    let Some(n) = n else { return Ok((0, 0)) };
     let b = RecordBatch::try_new(
         tables::schema("customer_emotion_raw"),
         vec![
@@ -1299,14 +1557,16 @@ pub async fn reviews_and_shares(
         ],
     )?;
     txn.upsert("customer_emotion_raw", vec![b])?;
-    txn.set_watermark("wx.wx_reviews", max_id.to_string());
+    Ok((n, loaded))
+}
 
-    let wm = id_watermark(txn, "wx.wx_shares");
-    let sql = format!(
-        "SELECT share_id, user_id, to_user_id, page, campaign, share_time FROM wx_shares \
-         WHERE share_id > CAST({} AS {cast}) ORDER BY share_id",
-        wx.backend.ph(1)
-    );
+async fn shares(
+    src: &Sources,
+    txn: &mut Txn,
+    q: &mut Quarantine,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
+    use c::shares as H;
     let (mut key, mut from, mut to, mut page, mut camp, mut at, mut month) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -1316,40 +1576,30 @@ pub async fn reviews_and_shares(
         tsb(),
         StringBuilder::new(),
     );
-    let mut max_id = wm;
-    stream_rows(wx, "wx_shares", &sql, &wm.to_string(), |r| {
-        n += 1;
+    let mut loaded = 0u64;
+    let n = read(src, txn, "shares", |plan, r| {
         pb.inc(1);
-        let Some(id) = get_i64(r, "share_id") else {
+        let Some(id) = r.int(H::SHARE_ID) else {
+            q.readable(plan, r);
             return;
         };
-        max_id = max_id.max(id);
-        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
-        let Some(ck) = required(q, "wx_shares", id, "user_id", user, "missing user") else {
+        let Some(ck) = required_user(q, plan, r, H::USER_ID) else {
             return;
         };
-        let time_v = get_text(r, "share_time").and_then(|t| parse_ts(&t).ok());
-        let Some(t) = required(
-            q,
-            "wx_shares",
-            id,
-            "share_time",
-            time_v,
-            "missing or malformed",
-        ) else {
+        let Some(t) = required_time(q, plan, r, H::SHARE_TIME) else {
             return;
         };
-        let tk = get_i64(r, "to_user_id").map(|u| format!("U:{u}"));
         key.append_value(format!("H:{id}"));
         from.append_value(ck);
-        to.append_option(tk);
-        page.append_option(get_text(r, "page"));
-        camp.append_option(get_text(r, "campaign"));
+        to.append_option(r.key(H::TO_USER_ID).map(|u| format!("U:{u}")));
+        page.append_option(r.text(H::PAGE));
+        camp.append_option(r.text(H::CAMPAIGN));
         at.append_value(ts_micros(t));
         month.append_value(t.format("%Y-%m").to_string());
         loaded += 1;
     })
     .await?;
+    let Some(n) = n else { return Ok((0, 0)) };
     let b = RecordBatch::try_new(
         tables::schema("customer_shares_raw"),
         vec![
@@ -1363,38 +1613,18 @@ pub async fn reviews_and_shares(
         ],
     )?;
     txn.upsert("customer_shares_raw", vec![b])?;
-    txn.set_watermark("wx.wx_shares", max_id.to_string());
-    let (tn, tl) = ties(wx, txn, q, pb).await?;
-    let (sn, sl) = tickets(wx, txn, q, pb).await?;
-    Ok((n + tn + sn, loaded + tl + sl))
+    Ok((n, loaded))
 }
 
-/// Customer-service tickets from the mini-program, with the cause an agent recorded when one
-/// was closed. Re-read from the ticket id watermark minus the still-open ones would be exact;
-/// tickets change status, so every run re-reads them by `updated_at` and upserts by key.
-/// Sources without the table are skipped.
+/// Customer-service tickets, with the cause an agent recorded when one was closed. Tickets
+/// change status, so they are read by their last-modified time and merged by key.
 async fn tickets(
-    wx: &Db,
+    src: &Sources,
     txn: &mut Txn,
     q: &mut Quarantine,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
-    const T: &str = "wx_service_tickets";
-    if wx
-        .fetch_all(&format!("SELECT ticket_id FROM {T} WHERE 1 = 0"))
-        .await
-        .is_err()
-    {
-        tracing::info!(table = T, "source has no such table; skipped");
-        return Ok((0, 0));
-    }
-    let wm_key = format!("wx.{T}");
-    let wm = watermark(txn, &wm_key);
-    let sql = format!(
-        "SELECT ticket_id, user_id, order_id, created_at, message, status, resolved_cause, updated_at \
-         FROM {T} WHERE updated_at >= {} ORDER BY ticket_id",
-        wx.backend.ph(1)
-    );
+    use c::tickets as T;
     let (mut key, mut cust, mut ord, mut at, mut msg, mut status, mut cause, mut month) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -1405,50 +1635,54 @@ async fn tickets(
         StringBuilder::new(),
         StringBuilder::new(),
     );
-    let (mut n, mut loaded) = (0u64, 0u64);
-    let mut max_wm = wm.clone();
-    stream_rows(wx, T, &sql, &wm, |r| {
-        n += 1;
+    let mut loaded = 0u64;
+    let n = read(src, txn, "tickets", |plan, r| {
         pb.inc(1);
-        let Some(id) = get_i64(r, "ticket_id") else {
+        let Some(id) = r.int(T::TICKET_ID) else {
+            q.readable(plan, r);
             return;
         };
-        if let Some(u) = get_text(r, "updated_at") {
-            if u > max_wm {
-                max_wm = u;
-            }
-        }
-        let user = get_i64(r, "user_id").map(|u| format!("U:{u}"));
-        let Some(ck) = required(q, T, id, "user_id", user, "missing user") else {
+        let Some(ck) = required_user(q, plan, r, T::USER_ID) else {
             return;
         };
-        let time_v = get_text(r, "created_at").and_then(|t| parse_ts(&t).ok());
-        let Some(t) = required(q, T, id, "created_at", time_v, "missing or malformed") else {
+        let Some(t) = required_time(q, plan, r, T::CREATED_AT) else {
             return;
         };
-        let st = get_text(r, "status").unwrap_or_default();
+        let st = r.text(T::STATUS).unwrap_or_default();
         if st != "open" && st != "closed" {
-            q.add(T, id, "status", "not open or closed", Some(&st));
+            let why = r.bad(T::STATUS).unwrap_or("not open or closed");
+            q.add("tickets", row_id(plan, r), "status", why, Some(&st));
             return;
         }
-        let c = get_text(r, "resolved_cause").filter(|c| !c.is_empty());
-        if let Some(c) = &c {
-            if !c360_analytics::service::CAUSES.contains(&c.as_str()) {
-                q.add(T, id, "resolved_cause", "unknown cause", Some(c));
+        let cz = r.some_text(T::RESOLVED_CAUSE);
+        if let Some(why) = r.bad(T::RESOLVED_CAUSE) {
+            q.add("tickets", row_id(plan, r), "resolved_cause", why, None);
+            return;
+        }
+        if let Some(cz) = &cz {
+            if !c360_analytics::service::CAUSES.contains(&cz.as_str()) {
+                q.add(
+                    "tickets",
+                    row_id(plan, r),
+                    "resolved_cause",
+                    "unknown cause",
+                    Some(cz),
+                );
                 return;
             }
         }
         key.append_value(format!("T:{id}"));
         cust.append_value(ck);
-        ord.append_option(get_i64(r, "order_id").map(|o| format!("W:{o}")));
+        ord.append_option(r.int(T::ORDER_ID).map(|o| format!("W:{o}")));
         at.append_value(ts_micros(t));
-        msg.append_option(get_text(r, "message").map(|m| scrub_text(&m)));
+        msg.append_option(r.text(T::MESSAGE).map(|m| scrub_text(&m)));
         status.append_value(st);
-        cause.append_option(c);
+        cause.append_option(cz);
         month.append_value(t.format("%Y-%m").to_string());
         loaded += 1;
     })
     .await?;
+    let Some(n) = n else { return Ok((0, 0)) };
     let b = RecordBatch::try_new(
         tables::schema("service_tickets_raw"),
         vec![
@@ -1463,18 +1697,17 @@ async fn tickets(
         ],
     )?;
     txn.upsert("service_tickets_raw", vec![b])?;
-    txn.set_watermark(&wm_key, max_wm);
     Ok((n, loaded))
 }
 
 /// Social ties from the mini-program: who joined whose group order (拼单) and who paid for a
-/// friend's order (代付). Sources without these tables (older mini-program versions) are skipped.
-async fn ties(wx: &Db, txn: &mut Txn, q: &mut Quarantine, pb: &ProgressBar) -> Result<(u64, u64)> {
-    let cast = if wx.backend == c360_db::Backend::MySql {
-        "SIGNED"
-    } else {
-        "BIGINT"
-    };
+/// friend's order (代付).
+async fn ties(
+    src: &Sources,
+    txn: &mut Txn,
+    q: &mut Quarantine,
+    pb: &ProgressBar,
+) -> Result<(u64, u64)> {
     let (mut key, mut kind, mut cust, mut other, mut refid, mut at, mut month) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -1484,80 +1717,72 @@ async fn ties(wx: &Db, txn: &mut Txn, q: &mut Quarantine, pb: &ProgressBar) -> R
         tsb(),
         StringBuilder::new(),
     );
-    let (mut n, mut loaded) = (0u64, 0u64);
-    for (table, k, sql, when_col) in [
-        (
-            "wx_order_groups",
-            "group",
-            "SELECT g.row_id, g.group_id, g.order_id, g.user_id, g.joined_at, o.user_id AS owner_id \
-             FROM wx_order_groups g LEFT JOIN wx_orders o ON o.order_id = g.order_id",
-            "joined_at",
-        ),
-        (
-            "wx_paid_by",
-            "paid_by",
-            "SELECT row_id, order_id, user_id, payer_user_id, paid_at FROM wx_paid_by",
-            "paid_at",
-        ),
-    ] {
-        if wx
-            .fetch_all(&format!("SELECT row_id FROM {table} WHERE 1 = 0"))
-            .await
-            .is_err()
-        {
-            tracing::info!(table, "source has no such table; skipped");
-            continue;
-        }
-        let wm_key = format!("wx.{table}");
-        let wm = id_watermark(txn, &wm_key);
-        let col = if k == "group" { "g.row_id" } else { "row_id" };
-        let sql = format!(
-            "{sql} WHERE {col} > CAST({} AS {cast}) ORDER BY {col}",
-            wx.backend.ph(1)
-        );
-        let mut max_id = wm;
-        stream_rows(wx, table, &sql, &wm.to_string(), |r| {
-            n += 1;
+    let (mut n, mut loaded, mut any) = (0u64, 0u64, false);
+    {
+        use c::group_orders as G;
+        let read_n = read(src, txn, "group_orders", |plan, r| {
             pb.inc(1);
-            let Some(id) = get_i64(r, "row_id") else {
+            let Some(id) = r.int(G::ROW_ID) else {
+                q.readable(plan, r);
                 return;
             };
-            max_id = max_id.max(id);
-            let (who, whom) = if k == "group" {
-                // The member and the group's initiator (the owner of the group order).
-                (get_i64(r, "user_id"), get_i64(r, "owner_id"))
-            } else {
-                (get_i64(r, "payer_user_id"), get_i64(r, "user_id"))
-            };
-            let field = if k == "group" { "user_id" } else { "payer_user_id" };
-            let Some(ck) = required(q, table, id, field, who.map(|u| format!("U:{u}")), "missing user")
-            else {
+            // The member and the group's initiator (the owner of the group order).
+            let Some(ck) = required_user(q, plan, r, G::USER_ID) else {
                 return;
             };
-            if k == "paid_by" && whom.is_none() {
-                q.add(table, id, "user_id", "missing user", None);
-                return;
-            }
-            let time_v = get_text(r, when_col).and_then(|t| parse_ts(&t).ok());
-            let Some(t) = required(q, table, id, when_col, time_v, "missing or malformed") else {
+            let Some(t) = required_time(q, plan, r, G::JOINED_AT) else {
                 return;
             };
-            let reference = if k == "group" {
-                get_text(r, "group_id")
-            } else {
-                get_i64(r, "order_id").map(|o| format!("W:{o}"))
-            };
-            key.append_value(format!("{}:{id}", if k == "group" { "TG" } else { "TP" }));
-            kind.append_value(k);
+            key.append_value(format!("TG:{id}"));
+            kind.append_value("group");
             cust.append_value(ck);
-            other.append_option(whom.map(|u| format!("U:{u}")));
-            refid.append_option(reference);
+            other.append_option(r.key(G::OWNER_ID).map(|u| format!("U:{u}")));
+            refid.append_option(r.text(G::GROUP_ID));
             at.append_value(ts_micros(t));
             month.append_value(t.format("%Y-%m").to_string());
             loaded += 1;
         })
         .await?;
-        txn.set_watermark(&wm_key, max_id.to_string());
+        if let Some(x) = read_n {
+            n += x;
+            any = true;
+        }
+    }
+    {
+        use c::paid_by as B;
+        let read_n = read(src, txn, "paid_by", |plan, r| {
+            pb.inc(1);
+            let Some(id) = r.int(B::ROW_ID) else {
+                q.readable(plan, r);
+                return;
+            };
+            let Some(ck) = required_user(q, plan, r, B::PAYER_USER_ID) else {
+                return;
+            };
+            let Some(whom) = r.key(B::USER_ID) else {
+                q.add("paid_by", row_id(plan, r), "user_id", "missing user", None);
+                return;
+            };
+            let Some(t) = required_time(q, plan, r, B::PAID_AT) else {
+                return;
+            };
+            key.append_value(format!("TP:{id}"));
+            kind.append_value("paid_by");
+            cust.append_value(ck);
+            other.append_value(format!("U:{whom}"));
+            refid.append_option(r.int(B::ORDER_ID).map(|o| format!("W:{o}")));
+            at.append_value(ts_micros(t));
+            month.append_value(t.format("%Y-%m").to_string());
+            loaded += 1;
+        })
+        .await?;
+        if let Some(x) = read_n {
+            n += x;
+            any = true;
+        }
+    }
+    if !any {
+        return Ok((0, 0));
     }
     let b = RecordBatch::try_new(
         tables::schema("customer_ties_raw"),

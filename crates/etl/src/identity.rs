@@ -167,6 +167,47 @@ fn link(
     (roots, rule, notes)
 }
 
+/// Orders source keys as a person reads them: digit runs by their number (`M:2` before
+/// `M:10`), the rest as text. Customers are numbered in this order, so the numbering follows
+/// the sources' own ids whatever their width or prefix (`M:14` in one layout, `M:C1000000014`
+/// in another).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digit, run))
+        })
+    }
+    let (mut x, mut y) = (runs(a), runs(b));
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, p)), Some((true, q))) => {
+                let (p0, q0) = (p.trim_start_matches('0'), q.trim_start_matches('0'));
+                let o = p0.len().cmp(&q0.len()).then(p0.cmp(q0));
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            (Some((_, p)), Some((_, q))) => {
+                let o = p.cmp(q);
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+        }
+    }
+}
+
 async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
     let rows = db
         .fetch_all(
@@ -174,7 +215,7 @@ async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
              gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes ORDER BY source_key",
         )
         .await?;
-    Ok(rows
+    let mut nodes: Vec<Node> = rows
         .iter()
         .map(|r| Node {
             key: get_text(r, "source_key").unwrap_or_default(),
@@ -191,7 +232,9 @@ async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
             created: get_text(r, "created_at"),
             customer: get_i64(r, "customer_id"),
         })
-        .collect())
+        .collect();
+    nodes.sort_by(|a, b| natural_cmp(&a.key, &b.key));
+    Ok(nodes)
 }
 
 pub async fn resolve(
@@ -391,6 +434,24 @@ pub async fn remerge(metastore_url: &str, source_key: &str) -> Result<()> {
     })?;
     meta.db.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod natural {
+    use super::natural_cmp;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn digit_runs_compare_by_number() {
+        assert_eq!(natural_cmp("M:2", "M:10"), Less);
+        assert_eq!(natural_cmp("M:10", "M:10"), Equal);
+        assert_eq!(natural_cmp("M:9", "U:1"), Less);
+        assert_eq!(natural_cmp("M:C1000000014", "M:C1000000007"), Greater);
+        assert_eq!(natural_cmp("M:007", "M:7"), Less); // equal numbers: the text decides
+        let mut v = vec!["U:3", "M:100", "M:20", "M:3", "U:10"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["M:3", "M:20", "M:100", "U:3", "U:10"]);
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! nothing here scores itself against the simulator's truth (that is `c360-eval`).
 
 mod config;
+pub mod contract;
 pub mod enrich;
 mod error;
 mod extract;
@@ -20,6 +21,7 @@ mod quality;
 pub mod refresh;
 mod report;
 pub mod rows;
+pub mod source;
 
 pub use config::EtlConfig;
 pub use error::{EtlError, Result};
@@ -27,7 +29,6 @@ pub use report::{EtlReport, StepReport};
 
 use std::time::Instant;
 
-use c360_db::Db;
 use c360_metastore::Metastore;
 use c360_warehouse::{Session, Warehouse, WriterLock};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,13 +88,12 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
         tracing::info!(applied = ?settled.applied, discarded = ?settled.discarded, "identity graph settled with the warehouse");
     }
     let salt = meta.pii_key(cfg.salt.as_ref()).await?;
-    let pos = Db::connect(&cfg.pos_url).await?;
-    let wx = Db::connect(&cfg.wx_url).await?;
+    let src = source::Sources::open(cfg.resolved()?).await?;
     let run_id = meta.start_run().await?;
     let ui = Ui { on: cfg.progress };
-    tracing::info!(run_id, pos = %c360_db::redact(&pos.url), wx = %c360_db::redact(&wx.url), "etl start");
+    tracing::info!(run_id, entities = src.resolved.plans.len(), absent = ?src.resolved.absent, "etl start");
 
-    let result = run_steps(cfg, &salt, &wh, &lock, &meta, &pos, &wx, run_id, &ui).await;
+    let result = run_steps(cfg, &salt, &wh, &lock, &meta, &src, run_id, &ui).await;
     match &result {
         Ok(r) => {
             let stats = serde_json::to_string(r).unwrap_or_default();
@@ -104,8 +104,7 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
             let _ = meta.finish_run(run_id, "failed", 0, &e.to_string()).await;
         }
     }
-    pos.close().await;
-    wx.close().await;
+    src.close().await;
     meta.db.close().await;
     result
 }
@@ -117,8 +116,7 @@ async fn run_steps(
     wh: &Warehouse,
     lock: &WriterLock,
     meta: &Metastore,
-    pos: &Db,
-    wx: &Db,
+    src: &source::Sources,
     run_id: i64,
     ui: &Ui,
 ) -> Result<EtlReport> {
@@ -163,44 +161,50 @@ async fn run_steps(
     step!(
         1,
         pb,
-        extract::dimensions(pos, &mut txn, &mut q, &mut ctx, &pb)
+        extract::dimensions(src, wh, &mut txn, &mut q, &mut ctx, &pb)
     );
     step!(
         2,
         pb,
-        extract::products(pos, &mut txn, &mut q, &mut ctx, &pb)
+        extract::products(src, wh, &mut txn, &mut q, &mut ctx, &pb)
     );
     step!(
         3,
         pb,
-        extract::pos_members(salt, pos, meta, &mut txn, &mut q, run_id, &pb)
+        extract::pos_members(salt, src, &ctx, meta, &mut txn, &mut q, run_id, &pb)
     );
     step!(
         4,
         pb,
-        extract::wx_users(salt, wx, meta, &mut txn, &mut q, run_id, &pb)
+        extract::wx_users(salt, src, &ctx, meta, &mut txn, &mut q, run_id, &pb)
     );
     step!(
         5,
         pb,
         identity::resolve(cfg, meta, &mut txn, &mut ctx, run_id, &pb)
     );
-    step!(
-        6,
-        pb,
-        extract::orders(pos, wx, wh, &mut txn, &mut q, &ctx, &pb)
-    );
+    step!(6, pb, extract::orders(src, wh, &mut txn, &mut q, &ctx, &pb));
     step!(7, pb, async {
-        let (a, b) = extract::events(wx, &mut txn, &mut q, &pb).await?;
+        let (a, b) = extract::events(src, &mut txn, &mut q, &pb).await?;
         let (c, d) = extract::live_events(&meta.db, &mut txn, &mut q).await?;
         Result::Ok((a + c, b + d))
     });
     step!(
         8,
         pb,
-        extract::reviews_and_shares(wx, &mut txn, &mut q, &pb)
+        extract::reviews_and_shares(src, &mut txn, &mut q, &pb)
     );
     q.flush(&mut txn)?;
+    // Which entities the warehouse has ever loaded: the views that need an entity the chain
+    // never declared say so (`core::sources`).
+    let mut loaded: std::collections::BTreeSet<String> = txn
+        .base()
+        .notes
+        .get(c360_core::sources::NOTE)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    loaded.extend(src.resolved.plans.keys().map(|s| s.to_string()));
+    txn.note(c360_core::sources::NOTE, serde_json::json!(loaded));
     step!(9, pb, quality::report(wh, &mut txn, &report, &pb));
     let m = txn.commit()?;
     // The commit point has passed: the staged identity changes now take effect (a crash here

@@ -91,6 +91,22 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
     ("stores", "completeness_location", "SELECT AVG(CASE WHEN lat IS NULL THEN 0.0 ELSE 1.0 END) FROM stores", "share of stores with coordinates"),
 ];
 
+/// The source entities a check needs (any one of them); a check whose entities the chain does
+/// not provide is not scored but reported as not applicable.
+fn needs(table: &str, check: &str) -> &'static [&'static str] {
+    const ITEMS: &[&str] = &["order_items", "wx_order_items"];
+    match (table, check) {
+        ("fact_orders", "ri_store") | ("stores", _) => &["stores"],
+        ("fact_orders", "validity_amounts" | "orders_without_items") | ("fact_order_items", _) => {
+            ITEMS
+        }
+        ("customer_behavior_tracks_raw", _) => &["events"],
+        ("customer_shares_raw", _) => &["shares"],
+        ("customers", "cross_channel") => &["wx_users"],
+        _ => &[],
+    }
+}
+
 pub async fn report(
     wh: &Warehouse,
     txn: &mut Txn,
@@ -107,7 +123,19 @@ pub async fn report(
         Float64Builder::new(),
         StringBuilder::new(),
     );
+    let loaded = c360_core::sources::loaded(&txn.staged().notes);
     for (table, check, sql, detail) in CHECKS {
+        let need = needs(table, check);
+        if !need.is_empty() && !c360_core::sources::any(loaded.as_ref(), need) {
+            t.append_value(*table);
+            c.append_value(format!("{check}:not_applicable"));
+            v.append_value(0.0);
+            d.append_value(format!(
+                "not scored: the source contract provides no {}",
+                need.join(" or ")
+            ));
+            continue;
+        }
         let b = sess.query(sql).await?;
         let val = b
             .iter()

@@ -1,10 +1,11 @@
 //! The checks a source order or order-item row must pass to be loaded, as pure functions of
 //! the row's fields: a row either passes whole, or is quarantined naming its first bad field
-//! and why. The steps in `extract` read the fields off the driver's rows and call these.
+//! and why. The steps in `extract` read the fields through the source contract (which already
+//! quarantined values it could not read) and call these.
 
 use std::collections::{HashMap, HashSet};
 
-use c360_model::{parse_ts, Fen, MAX_ORDER_FEN};
+use c360_model::MAX_ORDER_FEN;
 use chrono::NaiveDateTime;
 
 /// The largest quantity of one product on one order line.
@@ -12,13 +13,14 @@ pub const MAX_QTY: i64 = 100;
 /// The largest unit price, in fen (no single item costs more than a whole order may).
 pub const MAX_UNIT_PRICE_FEN: i64 = MAX_ORDER_FEN;
 
-/// An order row's checked fields, as the source gave them.
+/// An order row's checked fields, as the source contract read them (see `crate::contract`:
+/// times, amounts and codes are already canonical; a value it could not read never gets here).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceOrder {
     pub status: Option<String>,
-    pub order_time: Option<String>,
+    pub order_time: Option<NaiveDateTime>,
     pub store_id: Option<i64>,
-    pub total_fen: Option<String>,
+    pub total_fen: Option<i64>,
 }
 
 /// An order that passed.
@@ -26,7 +28,8 @@ pub struct SourceOrder {
 pub struct CheckedOrder {
     pub status: String,
     pub time: NaiveDateTime,
-    pub store: i64,
+    /// None only when the chain declares no stores.
+    pub store: Option<i64>,
     pub total_fen: i64,
 }
 
@@ -34,43 +37,39 @@ pub struct CheckedOrder {
 pub type Refusal = (&'static str, String);
 
 /// Checks an order row: a known status that counts (`paid`, `refunded`), a time, a store the
-/// chain has, and a total in fen within `0..=MAX_ORDER_FEN`.
-pub fn check_order(r: &SourceOrder, stores: &HashSet<i64>) -> Result<CheckedOrder, Refusal> {
+/// chain has (when it declares stores: `stores` is None when it does not), and a total in fen
+/// within `0..=MAX_ORDER_FEN`.
+pub fn check_order(
+    r: &SourceOrder,
+    stores: Option<&HashSet<i64>>,
+) -> Result<CheckedOrder, Refusal> {
     let status = r.status.clone().unwrap_or_default();
     match status.as_str() {
         "paid" | "refunded" => {}
         "test" => return Err(("status", "test order: excluded from analytics".into())),
+        "cancelled" => return Err(("status", "cancelled order: not a sale".into())),
         other => return Err(("status", format!("unknown status '{other}'"))),
     }
-    let time = match r.order_time.as_deref().map(parse_ts) {
-        Some(Ok(t)) => t,
-        Some(Err(e)) => return Err(("order_time", e.to_string())),
-        None => return Err(("order_time", "missing".into())),
+    let Some(time) = r.order_time else {
+        return Err(("order_time", "missing".into()));
     };
-    let store = match r.store_id.filter(|s| stores.contains(s)) {
-        Some(s) => s,
-        None => return Err(("store_id", format!("unknown store {:?}", r.store_id))),
+    let store = match stores {
+        Some(known) => match r.store_id.filter(|s| known.contains(s)) {
+            Some(s) => Some(s),
+            None => return Err(("store_id", format!("unknown store {:?}", r.store_id))),
+        },
+        None => r.store_id,
     };
-    let total_fen = match r.total_fen.as_deref().map(Fen::parse) {
-        Some(Ok(f)) if f.0 <= MAX_ORDER_FEN => f.0,
-        Some(Ok(f)) => {
+    let total_fen = match r.total_fen {
+        Some(f) if (0..=MAX_ORDER_FEN).contains(&f) => f,
+        Some(f) if f < 0 => return Err(("total", format!("{f} fen is negative"))),
+        Some(f) => {
             return Err((
-                "total_fen",
-                format!(
-                    "{} is over the largest order total, {MAX_ORDER_FEN} fen",
-                    f.0
-                ),
+                "total",
+                format!("{f} is over the largest order total, {MAX_ORDER_FEN} fen"),
             ))
         }
-        other => {
-            return Err((
-                "total_fen",
-                format!(
-                    "not a non-negative amount in fen: {:?}",
-                    other.and_then(|o| o.err())
-                ),
-            ))
-        }
+        None => return Err(("total", "missing".into())),
     };
     Ok(CheckedOrder {
         status,
@@ -98,12 +97,17 @@ pub struct CheckedItem {
     pub price: i64,
 }
 
-/// Checks an item row: a product the chain sells, a quantity in `1..=MAX_QTY`, a unit price in
+/// Checks an item row: a product the chain sells (when it declares products: `products` is
+/// None when it does not), a quantity in `1..=MAX_QTY`, a unit price in
 /// `0..=MAX_UNIT_PRICE_FEN`, and its order's id.
-pub fn check_item<V>(r: &SourceItem, products: &HashMap<i64, V>) -> Result<CheckedItem, Refusal> {
-    let product = match r.product_id.filter(|p| products.contains_key(p)) {
-        Some(p) => p,
-        None => return Err(("product_id", format!("unknown product {:?}", r.product_id))),
+pub fn check_item<V>(
+    r: &SourceItem,
+    products: Option<&HashMap<i64, V>>,
+) -> Result<CheckedItem, Refusal> {
+    let product = match (r.product_id, products) {
+        (Some(p), Some(known)) if known.contains_key(&p) => p,
+        (Some(p), None) => p,
+        _ => return Err(("product_id", format!("unknown product {:?}", r.product_id))),
     };
     let qty = r.qty.unwrap_or(0);
     if !(1..=MAX_QTY).contains(&qty) {
@@ -113,11 +117,11 @@ pub fn check_item<V>(r: &SourceItem, products: &HashMap<i64, V>) -> Result<Check
         Some(p) if (0..=MAX_UNIT_PRICE_FEN).contains(&p) => p,
         Some(p) => {
             return Err((
-                "unit_price_fen",
+                "unit_price",
                 format!("{p} is not in 0..={MAX_UNIT_PRICE_FEN} fen"),
             ))
         }
-        None => return Err(("unit_price_fen", "missing".into())),
+        None => return Err(("unit_price", "missing".into())),
     };
     let Some(order) = r.order_id else {
         return Err(("order_id", "missing".into()));
@@ -178,19 +182,47 @@ mod tests {
         ]
     }
 
-    fn source_order() -> impl Strategy<Value = SourceOrder> {
+    /// A source row as text, the way the simulator's contract reads it (text times, fen).
+    #[derive(Debug, Clone)]
+    struct TextOrder {
+        status: Option<String>,
+        order_time: Option<String>,
+        store_id: Option<i64>,
+        total_fen: Option<String>,
+    }
+
+    fn source_order() -> impl Strategy<Value = TextOrder> {
         (
             proptest::option::weighted(0.9, status_text()),
             proptest::option::weighted(0.9, time_text()),
             proptest::option::weighted(0.9, -2i64..12),
             proptest::option::weighted(0.9, amount_text()),
         )
-            .prop_map(|(status, order_time, store_id, total_fen)| SourceOrder {
+            .prop_map(|(status, order_time, store_id, total_fen)| TextOrder {
                 status,
                 order_time,
                 store_id,
                 total_fen,
             })
+    }
+
+    /// What the contract makes of a text field: its value, or None when it is empty or could
+    /// not be read (such a row is quarantined before `check_order`, naming that field).
+    fn read(kind: crate::contract::Kind, v: &Option<String>) -> Option<crate::contract::Cell> {
+        let plan = crate::contract::FieldPlan {
+            spec: crate::contract::FieldSpec {
+                name: "f",
+                kind,
+                required: true,
+            },
+            origin: crate::contract::Origin::Column("f".into()),
+            time_format: crate::contract::TimeFormat::Text,
+            zone: chrono_tz::Asia::Shanghai,
+            money: crate::contract::Money::Fen,
+            codes: Default::default(),
+        };
+        v.as_ref()
+            .map(|t| plan.convert(crate::contract::Raw::Text(t.as_str().into())))
     }
 
     proptest! {
@@ -199,29 +231,38 @@ mod tests {
         /// A row passes exactly when every field is valid on its own, and then carries those
         /// values; otherwise the refusal names the first field (in the check order) that is not.
         #[test]
-        fn an_order_row_passes_whole_or_names_its_first_bad_field(r in source_order()) {
+        fn an_order_row_passes_whole_or_names_its_first_bad_field(t in source_order()) {
+            use crate::contract::{Cell, Kind};
             let stores: HashSet<i64> = (1..=8).collect();
-            let status_ok = matches!(r.status.as_deref(), Some("paid" | "refunded"));
-            let time = r.order_time.as_deref().map(parse_ts).and_then(|t| t.ok());
-            let store_ok = r.store_id.is_some_and(|s| stores.contains(&s));
-            let total = r.total_fen.as_deref().map(Fen::parse).and_then(|f| f.ok()).map(|f| f.0);
+            let time = match read(Kind::Time, &t.order_time) { Some(Cell::Time(v)) => Some(v), _ => None };
+            let total = match read(Kind::Money, &t.total_fen) { Some(Cell::Int(v)) => Some(v), _ => None };
+            let r = SourceOrder { status: t.status.clone(), order_time: time, store_id: t.store_id, total_fen: total };
+            let status_ok = matches!(t.status.as_deref(), Some("paid" | "refunded"));
+            let time = t.order_time.as_deref().map(c360_model::parse_ts).and_then(|t| t.ok());
+            let store_ok = t.store_id.is_some_and(|s| stores.contains(&s));
+            let total = t.total_fen.as_deref().map(c360_model::Fen::parse).and_then(|f| f.ok()).map(|f| f.0)
+                .or_else(|| t.total_fen.as_deref().and_then(|v| v.trim().parse::<i64>().ok()));
             let total_ok = total.is_some_and(|t| (0..=MAX_ORDER_FEN).contains(&t));
-            match check_order(&r, &stores) {
+            match check_order(&r, Some(&stores)) {
                 Ok(c) => {
                     prop_assert!(status_ok && store_ok && total_ok);
                     prop_assert_eq!(Some(c.time), time);
-                    prop_assert_eq!(Some(c.store), r.store_id);
+                    prop_assert_eq!(c.store, t.store_id);
                     prop_assert_eq!(Some(c.total_fen), total);
-                    prop_assert_eq!(Some(c.status), r.status.clone());
+                    prop_assert_eq!(Some(c.status), t.status.clone());
                 }
                 Err((field, reason)) => {
                     prop_assert!(!reason.is_empty());
                     let first_bad = if !status_ok { "status" }
                         else if time.is_none() { "order_time" }
                         else if !store_ok { "store_id" }
-                        else { prop_assert!(!total_ok); "total_fen" };
+                        else { prop_assert!(!total_ok); "total" };
                     prop_assert_eq!(field, first_bad);
                 }
+            }
+            // Without declared stores the store is not checked and passes as given.
+            if let Ok(c) = check_order(&r, None) {
+                prop_assert_eq!(c.store, t.store_id);
             }
         }
 
@@ -236,7 +277,7 @@ mod tests {
         ) {
             let products: HashMap<i64, ()> = (1..=4).map(|p| (p, ())).collect();
             let r = SourceItem { order_id, product_id, qty, unit_price_fen };
-            match check_item(&r, &products) {
+            match check_item(&r, Some(&products)) {
                 Ok(c) => {
                     prop_assert!(products.contains_key(&c.product));
                     prop_assert!((1..=MAX_QTY).contains(&c.qty));
@@ -248,7 +289,7 @@ mod tests {
                 Err((field, _)) => {
                     let first_bad = if !product_id.is_some_and(|p| products.contains_key(&p)) { "product_id" }
                         else if !(1..=MAX_QTY).contains(&qty.unwrap_or(0)) { "qty" }
-                        else if !unit_price_fen.is_some_and(|p| (0..=MAX_UNIT_PRICE_FEN).contains(&p)) { "unit_price_fen" }
+                        else if !unit_price_fen.is_some_and(|p| (0..=MAX_UNIT_PRICE_FEN).contains(&p)) { "unit_price" }
                         else { "order_id" };
                     prop_assert_eq!(field, first_bad);
                 }

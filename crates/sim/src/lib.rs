@@ -16,6 +16,7 @@
 
 pub mod catalog;
 mod gen;
+pub mod layout;
 pub mod schema;
 pub mod world;
 

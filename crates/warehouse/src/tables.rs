@@ -96,7 +96,8 @@ fn fact_orders() -> SchemaRef {
         f("source", S, false),
         f("source_order_id", I64, false),
         f("order_no", S, true),
-        f("store_id", I64, false),
+        // None only for a chain that declares no stores (an export of orders alone).
+        f("store_id", I64, true),
         f("customer_key", S, true),
         f("order_time", ts(), false),
         f("month", S, false),

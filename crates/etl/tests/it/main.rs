@@ -5,6 +5,7 @@
 
 mod act;
 mod clv;
+mod contract;
 mod dims;
 mod servers;
 mod sqlite;

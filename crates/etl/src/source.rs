@@ -1,0 +1,988 @@
+//! Reading an entity's rows through its contract ([`crate::contract::Plan`]): from a table or a
+//! query on SQLite, MySQL/MariaDB or PostgreSQL, or from CSV, JSON-lines or Parquet files, each
+//! row's values converted to canonical ones ([`Row`]). A value that cannot be read is kept as
+//! [`Cell::Bad`] with the reason, for the step to quarantine with its row and field.
+//!
+//! On MySQL and PostgreSQL every mapped column is read as text (`CAST(… AS CHAR/TEXT)`) and
+//! parsed here: their DECIMAL, DATETIME, TINYINT, UUID … columns all arrive the same way, and a
+//! malformed value is an error on its row rather than a failed query or a silent zero.
+//! SQLite's values are read as they are stored.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use c360_db::{Backend, Db};
+use futures::TryStreamExt;
+use sqlx_core::any::AnyValueKind;
+
+use crate::contract::{
+    Cell, FileFormat, IncKind, Kind, Location, Origin, Plan, Raw, Resolved, SourceAt, TimeFormat,
+};
+use crate::error::{EtlError, Result};
+
+/// One row, its values in the entity's field order.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub cells: Vec<Cell>,
+    /// Where the row is: its position in the read (1-based), and its file for file sources.
+    pub line: u64,
+    pub file: Option<std::sync::Arc<str>>,
+}
+
+impl Row {
+    pub fn int(&self, f: usize) -> Option<i64> {
+        match &self.cells[f] {
+            Cell::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn float(&self, f: usize) -> Option<f64> {
+        match &self.cells[f] {
+            Cell::Float(v) => Some(*v),
+            Cell::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+    /// Text, or an integer written out; None for empty and unreadable values.
+    pub fn text(&self, f: usize) -> Option<String> {
+        match &self.cells[f] {
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(v) => Some(v.to_string()),
+            _ => None,
+        }
+    }
+    /// Non-blank text.
+    pub fn some_text(&self, f: usize) -> Option<String> {
+        self.text(f).filter(|t| !t.trim().is_empty())
+    }
+    /// A person key, non-blank.
+    pub fn key(&self, f: usize) -> Option<String> {
+        self.some_text(f)
+    }
+    /// The value as the checks want it: Ok(None) when empty, Err with the reason when the
+    /// source's value could not be read.
+    pub fn time(&self, f: usize) -> std::result::Result<Option<chrono::NaiveDateTime>, String> {
+        match &self.cells[f] {
+            Cell::Time(t) => Ok(Some(*t)),
+            Cell::Null => Ok(None),
+            Cell::Bad(e) => Err(e.clone()),
+            other => Err(format!("not a time: {other:?}")),
+        }
+    }
+    pub fn date(&self, f: usize) -> std::result::Result<Option<chrono::NaiveDate>, String> {
+        match &self.cells[f] {
+            Cell::Date(d) => Ok(Some(*d)),
+            Cell::Time(t) => Ok(Some(t.date())),
+            Cell::Null => Ok(None),
+            Cell::Bad(e) => Err(e.clone()),
+            other => Err(format!("not a date: {other:?}")),
+        }
+    }
+    /// An integer field's value, or why not.
+    pub fn checked_int(&self, f: usize) -> std::result::Result<Option<i64>, String> {
+        match &self.cells[f] {
+            Cell::Int(i) => Ok(Some(*i)),
+            Cell::Null => Ok(None),
+            Cell::Bad(e) => Err(e.clone()),
+            other => Err(format!("not an integer: {other:?}")),
+        }
+    }
+    /// The reason a value could not be read, if it could not.
+    pub fn bad(&self, f: usize) -> Option<&str> {
+        match &self.cells[f] {
+            Cell::Bad(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What one read saw.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    pub rows: u64,
+    /// The largest incremental value seen (what the next run reads from).
+    pub watermark: Option<String>,
+}
+
+/// The present entities' sources, connected.
+pub struct Sources {
+    pub resolved: Resolved,
+    dbs: HashMap<String, Db>,
+}
+
+impl Sources {
+    /// Connects to every database a present entity reads (each once). A database must exist.
+    pub async fn open(resolved: Resolved) -> Result<Sources> {
+        let mut dbs = HashMap::new();
+        for p in resolved.plans.values() {
+            if let SourceAt::Db(url) = &p.at {
+                if !dbs.contains_key(&p.source) {
+                    let db = Db::connect_existing(url)
+                        .await
+                        .map_err(|e| EtlError::Source {
+                            table: p.source.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    dbs.insert(p.source.clone(), db);
+                }
+            }
+        }
+        Ok(Sources { resolved, dbs })
+    }
+
+    pub fn plan(&self, entity: &str) -> Option<&Plan> {
+        self.resolved.plan(entity)
+    }
+
+    pub fn db(&self, source: &str) -> Option<&Db> {
+        self.dbs.get(source)
+    }
+
+    pub async fn close(&self) {
+        for db in self.dbs.values() {
+            db.close().await;
+        }
+    }
+
+    /// Streams the entity's rows after `watermark` (all rows when None or empty), in key
+    /// order, at most `limit` of them.
+    pub async fn stream(
+        &self,
+        plan: &Plan,
+        watermark: Option<&str>,
+        limit: Option<u64>,
+        each: impl FnMut(&Row),
+    ) -> Result<Read> {
+        match &plan.at {
+            SourceAt::Db(_) => {
+                let db = self.dbs.get(&plan.source).ok_or_else(|| EtlError::Source {
+                    table: plan.spec.name.into(),
+                    reason: format!("source {} is not connected", plan.source),
+                })?;
+                stream_db(db, plan, watermark, limit, each).await
+            }
+            SourceAt::Dir(dir) => stream_files(dir, plan, limit, each),
+        }
+    }
+
+    /// How many rows the entity has in its source.
+    pub async fn count(&self, plan: &Plan) -> Result<u64> {
+        match &plan.at {
+            SourceAt::Db(_) => {
+                let db = self.dbs.get(&plan.source).ok_or_else(|| EtlError::Source {
+                    table: plan.spec.name.into(),
+                    reason: format!("source {} is not connected", plan.source),
+                })?;
+                let sql = format!("SELECT COUNT(*) AS n FROM {}", from(db.backend, plan));
+                let rows = db.fetch_all(&sql).await.map_err(src_err(plan))?;
+                Ok(rows
+                    .first()
+                    .and_then(|r| c360_db::get_i64(r, "n"))
+                    .unwrap_or(0) as u64)
+            }
+            SourceAt::Dir(dir) => Ok(stream_files(dir, plan, None, |_| {})?.rows),
+        }
+    }
+
+    /// The mapped columns the source lacks (empty when the mapping fits the live schema); an
+    /// error when the table, query or files cannot be read at all.
+    pub async fn missing_columns(&self, plan: &Plan) -> Result<Vec<String>> {
+        let wanted = mapped_columns(plan);
+        match &plan.at {
+            SourceAt::Db(_) => {
+                let db = self.dbs.get(&plan.source).ok_or_else(|| EtlError::Source {
+                    table: plan.spec.name.into(),
+                    reason: format!("source {} is not connected", plan.source),
+                })?;
+                let b = db.backend;
+                let probe = |cols: &[&str]| {
+                    format!(
+                        "SELECT {} FROM {} WHERE 1 = 0",
+                        cols.iter()
+                            .map(|c| col_ref(b, plan, c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        from(b, plan)
+                    )
+                };
+                let all: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                if db.fetch_all(&probe(&all)).await.is_ok() {
+                    return Ok(vec![]);
+                }
+                // The table or query itself must work; then each column on its own.
+                let bare = format!("SELECT 1 FROM {} WHERE 1 = 0", from(b, plan));
+                if let Err(e) = db.fetch_all(&bare).await {
+                    return Err(src_err(plan)(e));
+                }
+                let mut missing = Vec::new();
+                for c in &wanted {
+                    if db.fetch_all(&probe(&[c.as_str()])).await.is_err() {
+                        missing.push(c.clone());
+                    }
+                }
+                Ok(missing)
+            }
+            SourceAt::Dir(dir) => {
+                let have = file_columns(dir, plan)?;
+                Ok(wanted.into_iter().filter(|c| !have.contains(c)).collect())
+            }
+        }
+    }
+}
+
+fn src_err(plan: &Plan) -> impl FnOnce(c360_db::DbError) -> EtlError + '_ {
+    move |e| EtlError::Source {
+        table: format!("{} ({})", plan.spec.name, plan.place()),
+        reason: e.to_string(),
+    }
+}
+
+/// The source columns a plan reads: its mapped fields' and the incremental column.
+pub fn mapped_columns(plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in &plan.fields {
+        if let Origin::Column(c) = &f.origin {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+    }
+    if let Some(i) = &plan.incremental {
+        if !out.contains(&i.column) {
+            out.push(i.column.clone());
+        }
+    }
+    out
+}
+
+fn quote(b: Backend, ident: &str) -> String {
+    // SQLite reads a double-quoted name it cannot resolve as a string literal (a missing column
+    // would read as its own name): backticks, which it only ever reads as names.
+    let q = if b == Backend::Postgres { '"' } else { '`' };
+    ident
+        .split('.')
+        .map(|p| format!("{q}{p}{q}"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn from(b: Backend, plan: &Plan) -> String {
+    match &plan.location {
+        Location::Table(t) => quote(b, t),
+        Location::Query(q) => format!("({}) src", q.trim()),
+        Location::Files { .. } => String::new(),
+    }
+}
+
+fn col_ref(b: Backend, plan: &Plan, c: &str) -> String {
+    match &plan.location {
+        Location::Query(_) => format!("src.{}", quote(b, c)),
+        _ => quote(b, c),
+    }
+}
+
+/// A column as this backend should return it (text on the servers, see the module doc).
+fn read_expr(b: Backend, plan: &Plan, c: &str) -> String {
+    let r = col_ref(b, plan, c);
+    match b {
+        Backend::Sqlite => r,
+        Backend::MySql => format!("CAST({r} AS CHAR)"),
+        Backend::Postgres => format!("CAST({r} AS TEXT)"),
+    }
+}
+
+/// The SELECT for one read and its bound watermark (if any).
+fn select(
+    b: Backend,
+    plan: &Plan,
+    watermark: Option<&str>,
+    limit: Option<u64>,
+) -> (String, Option<Bound>) {
+    let cols = mapped_columns(plan);
+    let list: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} AS c{i}", read_expr(b, plan, c)))
+        .collect();
+    let mut sql = format!("SELECT {} FROM {}", list.join(", "), from(b, plan));
+    let mut bound = None;
+    if let (Some(inc), Some(wm)) = (&plan.incremental, watermark.filter(|w| !w.is_empty())) {
+        let c = col_ref(b, plan, &inc.column);
+        let numeric = inc.kind == IncKind::Id || inc.time_format.numeric();
+        let (op, v) = match inc.kind {
+            IncKind::Id => (">", wm),
+            IncKind::UpdatedAt => (">=", wm),
+        };
+        let ph = b.ph(1);
+        let rhs = if numeric {
+            bound = wm.trim().parse::<i64>().ok().map(Bound::Int);
+            ph
+        } else {
+            bound = Some(Bound::Text(v.to_string()));
+            match (b, &inc.time_format) {
+                // A native timestamp compared with a bound text needs the type said.
+                (Backend::Postgres, TimeFormat::Datetime) if has_offset(v) => {
+                    format!("CAST({ph} AS TIMESTAMPTZ)")
+                }
+                (Backend::Postgres, TimeFormat::Datetime) => format!("CAST({ph} AS TIMESTAMP)"),
+                _ => ph,
+            }
+        };
+        if bound.is_some() {
+            sql.push_str(&format!(" WHERE {c} {op} {rhs}"));
+        }
+    }
+    // Key order when the key is a column; else the order the incremental column gives.
+    let key_col = plan
+        .column(plan.spec.key)
+        .map(str::to_string)
+        .or_else(|| plan.incremental.as_ref().map(|i| i.column.clone()));
+    if let Some(k) = key_col {
+        sql.push_str(&format!(" ORDER BY {}", col_ref(b, plan, &k)));
+    }
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    (sql, bound)
+}
+
+fn has_offset(v: &str) -> bool {
+    let t = v.trim();
+    t.ends_with('Z')
+        || t.get(19..)
+            .is_some_and(|tail| tail.contains('+') || tail.contains('-'))
+}
+
+enum Bound {
+    Int(i64),
+    Text(String),
+}
+
+fn raw_of(v: &AnyValueKind) -> Raw<'_> {
+    match v {
+        AnyValueKind::Null(_) => Raw::Null,
+        AnyValueKind::Bool(b) => Raw::Bool(*b),
+        AnyValueKind::SmallInt(i) => Raw::Int(i64::from(*i)),
+        AnyValueKind::Integer(i) => Raw::Int(i64::from(*i)),
+        AnyValueKind::BigInt(i) => Raw::Int(*i),
+        AnyValueKind::Real(f) => Raw::Float(f64::from(*f)),
+        AnyValueKind::Double(f) => Raw::Float(*f),
+        AnyValueKind::Text(s) => Raw::Text(Cow::Borrowed(s.as_str())),
+        AnyValueKind::TextSlice(s) => Raw::Text(Cow::Borrowed(s)),
+        AnyValueKind::Blob(b) => Raw::Text(String::from_utf8_lossy(b)),
+        // A kind added by a later sqlx: read as empty rather than guessed at.
+        _ => Raw::Null,
+    }
+}
+
+/// Tracks the largest incremental value seen.
+struct Mark {
+    numeric: bool,
+    text: Option<String>,
+    int: Option<i64>,
+}
+
+impl Mark {
+    fn new(plan: &Plan) -> Option<Mark> {
+        plan.incremental.as_ref().map(|i| Mark {
+            numeric: i.kind == IncKind::Id || i.time_format.numeric(),
+            text: None,
+            int: None,
+        })
+    }
+    fn see(&mut self, r: &Raw<'_>) {
+        if self.numeric {
+            let v = match r {
+                Raw::Int(i) => Some(*i),
+                Raw::Float(f) => Some(*f as i64),
+                Raw::Text(t) => t.trim().parse().ok(),
+                _ => None,
+            };
+            if let Some(v) = v {
+                self.int = Some(self.int.map_or(v, |m| m.max(v)));
+            }
+        } else {
+            let v = match r {
+                Raw::Null => return,
+                other => other.show(),
+            };
+            if !v.is_empty() && self.text.as_ref().is_none_or(|m| v > *m) {
+                self.text = Some(v);
+            }
+        }
+    }
+    fn get(self) -> Option<String> {
+        if self.numeric {
+            self.int.map(|i| i.to_string())
+        } else {
+            self.text
+        }
+    }
+}
+
+async fn stream_db(
+    db: &Db,
+    plan: &Plan,
+    watermark: Option<&str>,
+    limit: Option<u64>,
+    mut each: impl FnMut(&Row),
+) -> Result<Read> {
+    let (sql, bound) = select(db.backend, plan, watermark, limit);
+    let q = c360_db::query(sql);
+    let q = match bound {
+        Some(Bound::Int(i)) => q.bind(i),
+        Some(Bound::Text(t)) => q.bind(t),
+        None => q,
+    };
+    let cols = mapped_columns(plan);
+    // Field -> position in the SELECT (None for constants and missing fields).
+    let at: Vec<Option<usize>> = plan
+        .fields
+        .iter()
+        .map(|f| match &f.origin {
+            Origin::Column(c) => cols.iter().position(|x| x == c),
+            _ => None,
+        })
+        .collect();
+    let wm_at = plan
+        .incremental
+        .as_ref()
+        .and_then(|i| cols.iter().position(|x| *x == i.column));
+    let mut mark = Mark::new(plan);
+    let mut row = Row {
+        cells: Vec::with_capacity(plan.fields.len()),
+        line: 0,
+        file: None,
+    };
+    let mut s = q.fetch(&db.pool);
+    let mut n = 0u64;
+    while let Some(r) = s.try_next().await.map_err(|e| EtlError::Source {
+        table: format!("{} ({})", plan.spec.name, plan.place()),
+        reason: e.to_string(),
+    })? {
+        n += 1;
+        row.line = n;
+        row.cells.clear();
+        for (f, a) in plan.fields.iter().zip(&at) {
+            let raw = match a {
+                Some(i) => r.values.get(*i).map_or(Raw::Null, |v| raw_of(&v.kind)),
+                None => Raw::Null,
+            };
+            row.cells.push(f.convert(raw));
+        }
+        if let (Some(m), Some(i)) = (mark.as_mut(), wm_at) {
+            if let Some(v) = r.values.get(i) {
+                m.see(&raw_of(&v.kind));
+            }
+        }
+        each(&row);
+    }
+    Ok(Read {
+        rows: n,
+        watermark: mark.and_then(Mark::get),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+/// The files a plan names, sorted: a path (absolute, or under the source's directory) whose
+/// last part may hold `*` and `?`.
+pub fn files_of(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
+    let p = Path::new(pattern);
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    };
+    let name = full
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if !name.contains('*') && !name.contains('?') {
+        return if full.is_file() {
+            Ok(vec![full])
+        } else {
+            Err(EtlError::Source {
+                table: pattern.into(),
+                reason: format!("no file {}", full.display()),
+            })
+        };
+    }
+    let parent = full.parent().unwrap_or(Path::new("."));
+    let mut out: Vec<PathBuf> = std::fs::read_dir(parent)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| glob_match(&name, &n.to_string_lossy()))
+        })
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(EtlError::Source {
+            table: pattern.into(),
+            reason: format!("no file matches {}", full.display()),
+        });
+    }
+    Ok(out)
+}
+
+fn glob_match(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn format_of(path: &Path, declared: Option<FileFormat>) -> Result<FileFormat> {
+    if let Some(f) = declared {
+        return Ok(f);
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "csv" | "tsv" | "txt" => Ok(FileFormat::Csv),
+        "jsonl" | "ndjson" | "json" => Ok(FileFormat::Jsonl),
+        "parquet" | "pq" => Ok(FileFormat::Parquet),
+        _ => Err(EtlError::Source {
+            table: path.display().to_string(),
+            reason: "unknown file type: say format = \"csv\", \"jsonl\" or \"parquet\"".into(),
+        }),
+    }
+}
+
+/// One record of a file, by column name.
+trait Record {
+    fn get(&self, col: &str) -> Raw<'_>;
+}
+
+struct CsvRecord<'a> {
+    names: &'a HashMap<String, usize>,
+    fields: Vec<&'a str>,
+}
+
+impl Record for CsvRecord<'_> {
+    fn get(&self, col: &str) -> Raw<'_> {
+        match self.names.get(col).and_then(|i| self.fields.get(*i)) {
+            Some(&"") => Raw::Null,
+            Some(v) => Raw::Text(Cow::Borrowed(v)),
+            None => Raw::Null,
+        }
+    }
+}
+
+impl Record for serde_json::Map<String, serde_json::Value> {
+    fn get(&self, col: &str) -> Raw<'_> {
+        match serde_json::Map::get(self, col) {
+            None | Some(serde_json::Value::Null) => Raw::Null,
+            Some(serde_json::Value::Bool(b)) => Raw::Bool(*b),
+            Some(serde_json::Value::Number(n)) => match n.as_i64() {
+                Some(i) => Raw::Int(i),
+                None => Raw::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Some(serde_json::Value::String(s)) => Raw::Text(Cow::Borrowed(s)),
+            Some(other) => Raw::Text(Cow::Owned(other.to_string())),
+        }
+    }
+}
+
+/// Reads a plan's files. A row whose key field is missing is keyed by its content: the hash of
+/// its mapped values and how many identical rows came before it, so a re-import keys it the same.
+fn stream_files(
+    dir: &Path,
+    plan: &Plan,
+    limit: Option<u64>,
+    mut each: impl FnMut(&Row),
+) -> Result<Read> {
+    let Location::Files {
+        pattern,
+        format,
+        delimiter,
+        header,
+    } = &plan.location
+    else {
+        return Ok(Read::default());
+    };
+    let key_missing = plan.fields[plan.spec.key].origin == Origin::Missing;
+    let mut seen: HashMap<i64, u64> = HashMap::new();
+    let n = std::cell::Cell::new(0u64);
+    let mut row = Row::default();
+    let mut emit = |rec: &dyn Record, file: &std::sync::Arc<str>, line: u64| -> bool {
+        if limit.is_some_and(|l| n.get() >= l) {
+            return false;
+        }
+        n.set(n.get() + 1);
+        row.line = line;
+        row.file = Some(file.clone());
+        row.cells.clear();
+        let mut content = String::new();
+        for f in &plan.fields {
+            let raw = match &f.origin {
+                Origin::Column(c) => rec.get(c),
+                _ => Raw::Null,
+            };
+            if key_missing {
+                content.push_str(&raw.show());
+                content.push('\u{1f}');
+            }
+            row.cells.push(f.convert(raw));
+        }
+        if key_missing {
+            let base = crate::contract::text_id(&content);
+            let k = seen.entry(base).or_insert(0);
+            *k += 1;
+            row.cells[plan.spec.key] =
+                Cell::Int(crate::contract::text_id(&format!("{content}#{k}")));
+        }
+        each(&row);
+        true
+    };
+    for path in files_of(dir, pattern)? {
+        let file: std::sync::Arc<str> = path.display().to_string().into();
+        let io = |e: std::io::Error| EtlError::Source {
+            table: file.to_string(),
+            reason: e.to_string(),
+        };
+        match format_of(&path, *format)? {
+            FileFormat::Csv => {
+                let text = std::fs::read_to_string(&path).map_err(io)?;
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                let delim = delimiter.as_deref().unwrap_or(",");
+                if delim == "whitespace" {
+                    let mut lines = text
+                        .lines()
+                        .enumerate()
+                        .filter(|(_, l)| !l.trim().is_empty());
+                    let names = header_names(if *header {
+                        lines
+                            .next()
+                            .map(|(_, l)| l.split_whitespace().map(str::to_string).collect())
+                    } else {
+                        None
+                    });
+                    for (i, l) in lines {
+                        let rec = CsvRecord {
+                            names: &names,
+                            fields: l.split_whitespace().collect(),
+                        };
+                        if !emit(&rec, &file, i as u64 + 1) {
+                            break;
+                        }
+                    }
+                } else {
+                    let d = match delim {
+                        "\\t" | "tab" => b'\t',
+                        d if d.len() == 1 => d.as_bytes()[0],
+                        d => {
+                            return Err(EtlError::Source {
+                                table: file.to_string(),
+                                reason: format!(
+                                    "delimiter {d:?} is not one character or \"whitespace\""
+                                ),
+                            })
+                        }
+                    };
+                    let mut rd = csv::ReaderBuilder::new()
+                        .delimiter(d)
+                        .has_headers(*header)
+                        .flexible(true)
+                        .from_reader(text.as_bytes());
+                    let names = header_names(if *header {
+                        Some(
+                            rd.headers()
+                                .map_err(|e| EtlError::Source {
+                                    table: file.to_string(),
+                                    reason: e.to_string(),
+                                })?
+                                .iter()
+                                .map(|h| h.trim().to_string())
+                                .collect(),
+                        )
+                    } else {
+                        None
+                    });
+                    let mut rec = csv::StringRecord::new();
+                    loop {
+                        match rd.read_record(&mut rec) {
+                            Ok(false) => break,
+                            Ok(true) => {
+                                let line = rec.position().map_or(0, |p| p.line());
+                                let r = CsvRecord {
+                                    names: &names,
+                                    fields: rec.iter().collect(),
+                                };
+                                if !emit(&r, &file, line) {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                return Err(EtlError::Source {
+                                    table: file.to_string(),
+                                    reason: format!("not valid CSV: {e}"),
+                                })
+                            }
+                        }
+                    }
+                }
+            }
+            FileFormat::Jsonl => {
+                let text = std::fs::read_to_string(&path).map_err(io)?;
+                for (i, l) in text.lines().enumerate() {
+                    if l.trim().is_empty() {
+                        continue;
+                    }
+                    let obj: serde_json::Map<String, serde_json::Value> =
+                        match serde_json::from_str(l) {
+                            Ok(o) => o,
+                            Err(e) => {
+                                return Err(EtlError::Source {
+                                    table: file.to_string(),
+                                    reason: format!("line {}: not a JSON object: {e}", i + 1),
+                                })
+                            }
+                        };
+                    if !emit(&obj, &file, i as u64 + 1) {
+                        break;
+                    }
+                }
+            }
+            FileFormat::Parquet => {
+                let mut line = 0u64;
+                for b in c360_warehouse::manifest::read_parquet(&path)? {
+                    let names: HashMap<String, usize> = b
+                        .schema()
+                        .fields()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| (f.name().clone(), i))
+                        .collect();
+                    for r in 0..b.num_rows() {
+                        line += 1;
+                        let rec = ArrowRecord {
+                            names: &names,
+                            batch: &b,
+                            row: r,
+                        };
+                        if !emit(&rec, &file, line) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if limit.is_some_and(|l| n.get() >= l) {
+            break;
+        }
+    }
+    Ok(Read {
+        rows: n.get(),
+        watermark: None,
+    })
+}
+
+/// Column name -> position: the header's names, and positions `1`, `2` … either way.
+fn header_names(header: Option<Vec<String>>) -> HashMap<String, usize> {
+    let mut m: HashMap<String, usize> = (0..256).map(|i| ((i + 1).to_string(), i)).collect();
+    if let Some(h) = header {
+        for (i, n) in h.into_iter().enumerate() {
+            m.insert(n, i);
+        }
+    }
+    m
+}
+
+struct ArrowRecord<'a> {
+    names: &'a HashMap<String, usize>,
+    batch: &'a c360_warehouse::arrow::record_batch::RecordBatch,
+    row: usize,
+}
+
+impl Record for ArrowRecord<'_> {
+    fn get(&self, col: &str) -> Raw<'_> {
+        use c360_warehouse::arrow::array::{
+            Array, AsArray, BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array,
+            Int64Array, Int8Array, UInt32Array,
+        };
+        use c360_warehouse::arrow::datatypes::DataType;
+        let Some(a) = self.names.get(col).map(|i| self.batch.column(*i)) else {
+            return Raw::Null;
+        };
+        let i = self.row;
+        if a.is_null(i) {
+            return Raw::Null;
+        }
+        macro_rules! int {
+            ($t:ty) => {
+                a.as_any()
+                    .downcast_ref::<$t>()
+                    .map_or(Raw::Null, |x| Raw::Int(i64::from(x.value(i))))
+            };
+        }
+        match a.data_type() {
+            DataType::Int8 => int!(Int8Array),
+            DataType::Int16 => int!(Int16Array),
+            DataType::Int32 => int!(Int32Array),
+            DataType::UInt32 => int!(UInt32Array),
+            DataType::Int64 => a
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map_or(Raw::Null, |x| Raw::Int(x.value(i))),
+            DataType::Float32 => a
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .map_or(Raw::Null, |x| Raw::Float(f64::from(x.value(i)))),
+            DataType::Float64 => a
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .map_or(Raw::Null, |x| Raw::Float(x.value(i))),
+            DataType::Boolean => a
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .map_or(Raw::Null, |x| Raw::Bool(x.value(i))),
+            DataType::Utf8 => Raw::Text(Cow::Borrowed(a.as_string::<i32>().value(i))),
+            DataType::LargeUtf8 => Raw::Text(Cow::Borrowed(a.as_string::<i64>().value(i))),
+            DataType::Utf8View => Raw::Text(Cow::Borrowed(a.as_string_view().value(i))),
+            _ => match c360_warehouse::arrow::util::display::array_value_to_string(a, i) {
+                Ok(s) => Raw::Text(Cow::Owned(s)),
+                Err(_) => Raw::Null,
+            },
+        }
+    }
+}
+
+/// The column names a plan's files have (the union over its files).
+fn file_columns(dir: &Path, plan: &Plan) -> Result<Vec<String>> {
+    let Location::Files {
+        pattern,
+        format,
+        delimiter,
+        header,
+    } = &plan.location
+    else {
+        return Ok(vec![]);
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |c: String| {
+        if !out.contains(&c) {
+            out.push(c)
+        }
+    };
+    for path in files_of(dir, pattern)? {
+        match format_of(&path, *format)? {
+            FileFormat::Csv => {
+                let text = std::fs::read_to_string(&path)?;
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                let delim = delimiter.as_deref().unwrap_or(",");
+                let cells: Vec<String> = if delim == "whitespace" {
+                    first.split_whitespace().map(str::to_string).collect()
+                } else {
+                    let d = match delim {
+                        "\\t" | "tab" => '\t',
+                        d => d.chars().next().unwrap_or(','),
+                    };
+                    let mut rd = csv::ReaderBuilder::new()
+                        .delimiter(d as u8)
+                        .has_headers(false)
+                        .flexible(true)
+                        .from_reader(first.as_bytes());
+                    rd.records()
+                        .next()
+                        .and_then(|r| r.ok())
+                        .map(|r| r.iter().map(|c| c.trim().to_string()).collect())
+                        .unwrap_or_default()
+                };
+                if *header {
+                    cells.into_iter().for_each(&mut add);
+                } else {
+                    (1..=cells.len()).for_each(|i| add(i.to_string()));
+                }
+            }
+            FileFormat::Jsonl => {
+                let text = std::fs::read_to_string(&path)?;
+                for l in text.lines().filter(|l| !l.trim().is_empty()).take(1000) {
+                    if let Ok(o) =
+                        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l)
+                    {
+                        o.keys().cloned().for_each(&mut add);
+                    }
+                }
+            }
+            FileFormat::Parquet => {
+                for b in c360_warehouse::manifest::read_parquet(&path)?
+                    .iter()
+                    .take(1)
+                {
+                    b.schema()
+                        .fields()
+                        .iter()
+                        .for_each(|f| add(f.name().clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a plan's field is a time read from text (for messages).
+pub fn is_time(plan: &Plan, f: usize) -> bool {
+    plan.fields[f].spec.kind == Kind::Time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_names() {
+        assert!(glob_match("orders*.csv", "orders-2025.csv"));
+        assert!(glob_match("*.csv", ".csv"));
+        assert!(!glob_match("orders*.csv", "items.csv"));
+        assert!(glob_match("o?.txt", "o1.txt"));
+        assert!(!glob_match("o?.txt", "o12.txt"));
+    }
+
+    #[test]
+    fn the_select_quotes_names_and_binds_the_watermark() {
+        let c = crate::contract::Contract::simulator().with_urls("pos.db", "wx.db");
+        let r = c.resolve().unwrap();
+        let p = r.plan("orders").unwrap();
+        let (sql, b) = select(Backend::MySql, p, Some("2025-01-01 00:00:00"), None);
+        assert!(sql.contains("CAST(`order_time` AS CHAR)"), "{sql}");
+        assert!(sql.contains("WHERE `updated_at` >= ?"), "{sql}");
+        assert!(sql.ends_with("ORDER BY `order_id`"), "{sql}");
+        assert!(matches!(b, Some(Bound::Text(_))));
+        let p = r.plan("events").unwrap();
+        let (sql, b) = select(Backend::Postgres, p, Some("41"), Some(3));
+        assert!(sql.contains("WHERE \"event_id\" > $1"), "{sql}");
+        assert!(sql.ends_with("LIMIT 3"), "{sql}");
+        assert!(matches!(b, Some(Bound::Int(41))));
+        let p = r.plan("group_orders").unwrap();
+        let (sql, _) = select(Backend::Sqlite, p, None, None);
+        assert!(sql.contains(") src ORDER BY src.`row_id`"), "{sql}");
+    }
+}
