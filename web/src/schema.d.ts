@@ -1088,7 +1088,8 @@ export interface components {
              * @description Stable machine-readable code: unauthorized, forbidden, not_found, bad_request (a
              *     parameter or field does not parse or is out of its documented bounds), unprocessable
              *     (well formed, but fields contradict each other or name what does not fit), conflict (not
-             *     in the current state), method_not_allowed, no_data, too_many_requests (a key's rate
+             *     in the current state), not_in_sources (the view needs a source entity the chain's source
+             *     contract does not provide; the message names it), method_not_allowed, no_data, too_many_requests (a key's rate
              *     limit; the `Retry-After` header says when to retry), timeout (over the server's time
              *     limit), internal.
              */
@@ -1304,6 +1305,11 @@ export interface components {
              *     in the metastore for each row and its reason); None when the metastore did not answer.
              */
             live_quarantined?: number | null;
+            /**
+             * @description The source entities the warehouse was loaded from (None: every one, a warehouse from
+             *     before source contracts). Views that need another answer 409 `not_in_sources`.
+             */
+            loaded_entities?: string[] | null;
             /** @description Always "ok" when the server answers. */
             status: string;
             /**
@@ -2186,6 +2192,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
             422: {
                 headers: {
@@ -2270,6 +2285,15 @@ export interface operations {
             };
             /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3304,6 +3328,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
             422: {
                 headers: {
@@ -3694,6 +3727,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
             422: {
                 headers: {
@@ -3881,6 +3923,15 @@ export interface operations {
             };
             /** @description No such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4179,6 +4230,15 @@ export interface operations {
             };
             /** @description No such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4940,6 +5000,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
             422: {
                 headers: {
@@ -5186,6 +5255,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
             422: {
                 headers: {
@@ -5324,6 +5402,15 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5596,6 +5683,15 @@ export interface operations {
             };
             /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not_in_sources: the view needs a source entity the chain's source contract does not provide */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

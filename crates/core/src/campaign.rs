@@ -86,9 +86,9 @@ pub struct CampaignSpec {
     /// wechat (subscription message), sms or push.
     pub channel: Channel,
     /// First and last send day (YYYY-MM-DD).
-    #[schema(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub start: String,
-    #[schema(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub end: String,
     /// Days after `end` during which redemptions and orders still count.
     #[serde(default = "default_attr")]

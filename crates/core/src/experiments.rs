@@ -32,9 +32,9 @@ pub struct ExperimentSpec {
     /// Stores taking part; empty = all (a store manager: all of theirs).
     #[serde(default)]
     pub stores: Vec<i64>,
-    #[schema(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub start: String,
-    #[schema(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub end: String,
     /// revenue or orders, per store-day.
     #[serde(default = "default_metric")]

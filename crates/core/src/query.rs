@@ -29,11 +29,12 @@ pub fn parse_day(field: &str, v: &str) -> CoreResult<NaiveDate> {
 
 /// The pattern the API document gives every date (YYYY-MM-DD within FIRST_DAY..=LAST_DAY);
 /// the attributes that declare a date spell it out, and a test checks they all agree.
-pub const DAY_PATTERN: &str = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$";
+pub const DAY_PATTERN: &str = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$";
 
 /// The days a date parameter may name: anything outside is a typo, and far outside it would
-/// overflow date arithmetic.
-pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+/// overflow date arithmetic. From 1990, so that public data sets such as CDNOW (1997–1998)
+/// can be loaded and served.
+pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1990, 1, 1) {
     Some(d) => d,
     None => NaiveDate::MIN,
 };

@@ -26,6 +26,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the warehouse has no data yet: run `c360 etl` first")]
     NoData,
+    /// The view needs a source entity the chain's contract does not provide.
+    #[error("{0}")]
+    NotInSources(String),
     /// A key's rate limit: try again after the given whole seconds (the `Retry-After` header).
     #[error("too many requests for this key ({what}): retry after {retry_after_secs} s")]
     TooManyRequests {
@@ -45,7 +48,8 @@ pub struct ErrorBody {
     /// Stable machine-readable code: unauthorized, forbidden, not_found, bad_request (a
     /// parameter or field does not parse or is out of its documented bounds), unprocessable
     /// (well formed, but fields contradict each other or name what does not fit), conflict (not
-    /// in the current state), method_not_allowed, no_data, too_many_requests (a key's rate
+    /// in the current state), not_in_sources (the view needs a source entity the chain's source
+    /// contract does not provide; the message names it), method_not_allowed, no_data, too_many_requests (a key's rate
     /// limit; the `Retry-After` header says when to retry), timeout (over the server's time
     /// limit), internal.
     pub code: &'static str,
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::NoData => ("no_data", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::NotInSources(_) => ("not_in_sources", StatusCode::CONFLICT),
             ApiError::TooManyRequests { .. } => {
                 ("too_many_requests", StatusCode::TOO_MANY_REQUESTS)
             }
@@ -130,6 +135,7 @@ impl From<c360_core::CoreError> for ApiError {
             C::Forbidden(m) => ApiError::Forbidden(m),
             C::NotFound(m) => ApiError::NotFound(m),
             C::NoData => ApiError::NoData,
+            C::NotInSources(m) => ApiError::NotInSources(m),
             C::Internal(d) => ApiError::Internal(d),
         }
     }

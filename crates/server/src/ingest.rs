@@ -59,11 +59,14 @@ async fn run(state: WeakState, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// A customer's re-score: (customer, profile, what the API shows of it).
+type Rescore = (i64, LiveProfile, LiveView);
+
 /// What a committed batch changes in memory and announces.
 struct Staged {
     done: Vec<Done>,
     /// (store, total, re-score) of each stored order, in order.
-    counted: Vec<(i64, i64, Option<(i64, LiveProfile, LiveView)>)>,
+    counted: Vec<(i64, i64, Option<Rescore>)>,
     events: Vec<(String, Option<i64>, Value)>,
     logged: (i64, String),
 }

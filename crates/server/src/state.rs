@@ -92,6 +92,8 @@ pub struct Snapshot {
     pub service: tokio::sync::OnceCell<Arc<c360_analytics::service::ServiceModel>>,
     /// The stored sentiment model this snapshot names, read on first use.
     pub sentiment: tokio::sync::OnceCell<SentimentModel>,
+    /// The source entities loaded so far (None: a warehouse from before source contracts).
+    pub loaded: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A stored sentiment model and its card.
@@ -463,6 +465,7 @@ impl AppState {
             tracing::warn!(error = %e, "identity changes of the new snapshot could not be applied yet");
         }
         let models = c360_core::profile::StoredModels::from_notes(&sess.manifest.notes);
+        let loaded = c360_core::sources::loaded(&sess.manifest.notes);
         let end_day = sess
             .scalar_i64(
                 "SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) + 1 FROM fact_orders",
@@ -528,6 +531,7 @@ impl AppState {
             recs: tokio::sync::OnceCell::new(),
             service: tokio::sync::OnceCell::new(),
             sentiment: tokio::sync::OnceCell::new(),
+            loaded,
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();
@@ -626,6 +630,17 @@ pub async fn announce_snapshot(st: &AppState) -> ApiResult<()> {
 impl AppState {
     fn inner_live(&self) -> &tokio::sync::Mutex<HashMap<i64, c360_core::profile::LiveProfile>> {
         &self.inner().live
+    }
+
+    /// Ok when the snapshot holds the source entities a view needs (any one of `any_of`);
+    /// else `not_in_sources` naming them.
+    pub async fn needs(&self, view: &str, any_of: &[&str]) -> ApiResult<()> {
+        let s = self.snapshot().await?;
+        Ok(c360_core::sources::require_any(
+            s.loaded.as_ref(),
+            view,
+            any_of,
+        )?)
     }
 
     /// The customer's live profile: their re-score since the snapshot, if any.

@@ -98,10 +98,10 @@ pub(crate) async fn customer_row(s: &Snapshot, p: &Principal, id: i64) -> ApiRes
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// First day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub(crate) from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub(crate) to: Option<String>,
     /// Rows to return (default 50 for a timeline, 20 for paths).
     #[param(minimum = 1, maximum = 500)]
@@ -120,10 +120,10 @@ impl RangeParams {
 #[into_params(parameter_in = Query)]
 pub struct DaysParams {
     /// First day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub(crate) from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     pub(crate) to: Option<String>,
 }
 

@@ -17,10 +17,10 @@ pub struct FunnelParams {
     #[param(value_type = Option<doc::FunnelBy>)]
     by: Option<String>,
     /// First day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     from: Option<String>,
     /// Last day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     to: Option<String>,
 }
 
@@ -85,12 +85,13 @@ pub struct Paths {
     pub exits: Vec<ExitPage>,
 }
 
-#[utoipa::path(get, path = "/api/v1/behavior/funnel", params(FunnelParams), responses((status = 200, body = Funnels, description = "Sessions reaching menu → item → cart → pay, step conversion and drop-off, per segment"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/behavior/funnel", params(FunnelParams), responses((status = 200, body = Funnels, description = "Sessions reaching menu → item → cart → pay, step conversion and drop-off, per segment"), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn behavior_funnel(
     State(st): State<AppState>,
     p: Principal,
     Q(fp): Q<FunnelParams>,
 ) -> ApiResult<Answer<Funnels>> {
+    st.needs("the funnel", &["events"]).await?;
     let by = fp.by.clone().unwrap_or_else(|| "none".into());
     let col = match by.as_str() {
         "none" => "'all'",
@@ -154,12 +155,13 @@ pub async fn behavior_funnel(
         .await
 }
 
-#[utoipa::path(get, path = "/api/v1/behavior/paths", params(RangeParams), responses((status = 200, body = Paths, description = "Most common page paths with their conversion, and where sessions that did not pay left"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/behavior/paths", params(RangeParams), responses((status = 200, body = Paths, description = "Most common page paths with their conversion, and where sessions that did not pay left"), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn behavior_paths(
     State(st): State<AppState>,
     p: Principal,
     Q(r): Q<RangeParams>,
 ) -> ApiResult<Answer<Paths>> {
+    st.needs("page paths", &["events"]).await?;
     let (from, to) = r.days()?;
     let limit = bounded("limit", r.limit, 20, 1, 500)?;
     let mut w = scoped(&p, "TRUE", "s.home_store_id");

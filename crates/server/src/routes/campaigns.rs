@@ -177,10 +177,10 @@ pub async fn campaign_results(
 #[into_params(parameter_in = Query)]
 pub struct ProgramParams {
     /// First day (YYYY-MM-DD).
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     from: String,
     /// Last day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$")]
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
     to: String,
 }
 

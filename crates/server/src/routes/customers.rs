@@ -336,12 +336,13 @@ pub(crate) async fn customer_behavior(
     }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/emotion", params(("id" = i64, Path)), responses((status = 200, body = Emotion, description = "Reviews with rating and sentiment, and their summary")))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/emotion", params(("id" = i64, Path)), responses((status = 200, body = Emotion, description = "Reviews with rating and sentiment, and their summary"), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub(crate) async fn customer_emotion(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Answer<Emotion>> {
+    st.needs("a customer's reviews", &["reviews"]).await?;
     let key = format!("emotion|{}|{id}", p.scope_key());
     let st2 = st.clone();
     st.answer(key, || async move {

@@ -372,7 +372,7 @@ pub(crate) fn validate_event(e: &NewEvent, at: &str) -> ApiResult<chrono::NaiveD
     }
 }
 
-/// A time a till or the mini-program reports: from 2000 on, and not more than five minutes
+/// A time a till or the mini-program reports: from 1990 on, and not more than five minutes
 /// ahead of this server's clock (Asia/Shanghai).
 fn in_window(field: &str, t: chrono::NaiveDateTime) -> ApiResult<chrono::NaiveDateTime> {
     let latest = now_shanghai() + chrono::Duration::minutes(5);

@@ -47,6 +47,9 @@ pub struct Health {
     /// Live rows moved to quarantine because they could not be applied (see `live_quarantine`
     /// in the metastore for each row and its reason); None when the metastore did not answer.
     pub live_quarantined: Option<i64>,
+    /// The source entities the warehouse was loaded from (None: every one, a warehouse from
+    /// before source contracts). Views that need another answer 409 `not_in_sources`.
+    pub loaded_entities: Option<Vec<String>>,
 }
 
 #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
@@ -57,6 +60,10 @@ pub(crate) async fn health(State(st): State<AppState>) -> Json<Health> {
         status: "ok",
         warehouse_version: snap.as_ref().map(|s| s.version),
         data_end_day: snap.as_ref().map(|s| s.end_day),
+        loaded_entities: snap
+            .as_ref()
+            .and_then(|s| s.loaded.as_ref())
+            .map(|l| l.iter().cloned().collect()),
         stream_head: st.hub().head(),
         cache_hits: st.inner().cache_hits.load(Relaxed),
         cache_misses: st.inner().cache_misses.load(Relaxed),

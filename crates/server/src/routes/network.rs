@@ -49,12 +49,17 @@ pub struct CustomerNetwork {
     pub cascades: Vec<Row>,
 }
 
-#[utoipa::path(get, path = "/api/v1/network", params(TopParams), responses((status = 200, body = Network, description = "Most influential customers (PageRank), communities (Louvain), share cascades and campaign seeds (influence maximisation)")))]
+#[utoipa::path(get, path = "/api/v1/network", params(TopParams), responses((status = 200, body = Network, description = "Most influential customers (PageRank), communities (Louvain), share cascades and campaign seeds (influence maximisation)"), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn network(
     State(st): State<AppState>,
     p: Principal,
     Q(tp): Q<TopParams>,
 ) -> ApiResult<Answer<Network>> {
+    st.needs(
+        "the customer network",
+        &["shares", "group_orders", "paid_by"],
+    )
+    .await?;
     let limit = bounded("limit", tp.limit, 20, 1, 200)?;
     let key = format!("network|{}|{limit}", p.scope_key());
     let st2 = st.clone();
@@ -123,12 +128,17 @@ pub fn influence_percentile(s: &Snapshot, rank: i64) -> f64 {
     1.0 - (rank as f64 - 1.0) / n.max(1.0)
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/network", params(("id" = i64, Path)), responses((status = 200, body = CustomerNetwork, description = "The customer's influence rank, community, ties and the cascades they started")))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/network", params(("id" = i64, Path)), responses((status = 200, body = CustomerNetwork, description = "The customer's influence rank, community, ties and the cascades they started"), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn customer_network(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
 ) -> ApiResult<Answer<CustomerNetwork>> {
+    st.needs(
+        "a customer's network",
+        &["shares", "group_orders", "paid_by"],
+    )
+    .await?;
     let key = format!("cnet|{}|{id}", p.scope_key());
     let st2 = st.clone();
     st.answer(key, || async move {

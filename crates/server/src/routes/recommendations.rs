@@ -131,13 +131,15 @@ pub async fn rec_model(st: &AppState) -> ApiResult<Arc<RecModel>> {
     Ok(m.clone())
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}/recommendations", params(("id" = i64, Path), RecParams), responses((status = 200, body = Recommendations, description = "Hybrid recommendations (buy-again by daypart and store, cart add-ons, similar-taste items, store-by-daypart popularity, new items) with reasons"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/customers/{id}/recommendations", params(("id" = i64, Path), RecParams), responses((status = 200, body = Recommendations, description = "Hybrid recommendations (buy-again by daypart and store, cart add-ons, similar-taste items, store-by-daypart popularity, new items) with reasons"), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn customer_recommendations(
     State(st): State<AppState>,
     p: Principal,
     P(id): P<i64>,
     Q(rp): Q<RecParams>,
 ) -> ApiResult<Json<Recommendations>> {
+    st.needs("recommendations", &["order_items", "wx_order_items"])
+        .await?;
     let k = bounded("k", rp.k, 10, 1, 50)?;
     let s = st.snapshot().await?;
     customer_row(&s, &p, id).await?;
@@ -146,12 +148,14 @@ pub async fn customer_recommendations(
     Ok(Json(recommendations(&m, Some(id), &ctx, k as usize)))
 }
 
-#[utoipa::path(get, path = "/api/v1/recommendations", params(RecParams), responses((status = 200, body = Recommendations, description = "Recommendations for a customer not yet known (store-by-daypart popularity, new items, cart add-ons)"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/recommendations", params(RecParams), responses((status = 200, body = Recommendations, description = "Recommendations for a customer not yet known (store-by-daypart popularity, new items, cart add-ons)"), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn anonymous_recommendations(
     State(st): State<AppState>,
     p: Principal,
     Q(rp): Q<RecParams>,
 ) -> ApiResult<Json<Recommendations>> {
+    st.needs("recommendations", &["order_items", "wx_order_items"])
+        .await?;
     let k = bounded("k", rp.k, 10, 1, 50)?;
     if let Some(sid) = rp.store_id {
         crate::authz::store(&p, "store_id", sid)?;

@@ -66,12 +66,26 @@ pub(crate) async fn segments(
     }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/compare/{dim}", params(("dim" = doc::CompareDim, Path)), responses((status = 200, body = Comparison, description = "Orders, revenue, buyers and average ticket per value of the dimension"), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/compare/{dim}", params(("dim" = doc::CompareDim, Path)), responses((status = 200, body = Comparison, description = "Orders, revenue, buyers and average ticket per value of the dimension"), (status = 400, body = ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub(crate) async fn compare(
     State(st): State<AppState>,
     p: Principal,
     P(dim): P<String>,
 ) -> ApiResult<Answer<Comparison>> {
+    match dim.as_str() {
+        "city" | "store" => {
+            st.needs(&format!("the comparison by {dim}"), &["stores"])
+                .await?
+        }
+        "product" => {
+            st.needs(
+                "the comparison by product",
+                &["order_items", "wx_order_items"],
+            )
+            .await?
+        }
+        _ => {}
+    }
     let of = scoped(&p, "o.status = 'paid'", "o.store_id");
     let w = of.sql();
     let sql = match dim.as_str() {

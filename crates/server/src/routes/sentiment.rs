@@ -39,12 +39,13 @@ pub struct Sentiment {
     pub model: &'static str,
 }
 
-#[utoipa::path(get, path = "/api/v1/sentiment", params(SentimentParams), responses((status = 200, body = Sentiment, description = "Review sentiment by aspect (口味 服务 价格 环境 速度 卫生): totals, monthly trend, and stores ranked"), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/sentiment", params(SentimentParams), responses((status = 200, body = Sentiment, description = "Review sentiment by aspect (口味 服务 价格 环境 速度 卫生): totals, monthly trend, and stores ranked"), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn sentiment(
     State(st): State<AppState>,
     p: Principal,
     Q(sp): Q<SentimentParams>,
 ) -> ApiResult<Answer<Sentiment>> {
+    st.needs("review sentiment", &["reviews"]).await?;
     if let Some(sid) = sp.store_id {
         crate::authz::store(&p, "store_id", sid)?;
     }

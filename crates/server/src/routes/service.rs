@@ -272,12 +272,13 @@ pub struct TicketParams {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/service/tickets", params(TicketParams), responses((status = 200, body = Tickets, description = "Tickets with the predicted cause and recommended resolution"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/service/tickets", params(TicketParams), responses((status = 200, body = Tickets, description = "Tickets with the predicted cause and recommended resolution"), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub async fn tickets(
     State(st): State<AppState>,
     p: Principal,
     Q(tp): Q<TicketParams>,
 ) -> ApiResult<Json<Tickets>> {
+    st.needs("service tickets", &["tickets"]).await?;
     let limit = bounded("limit", tp.limit, 50, 1, 500)?;
     let s = st.snapshot().await?;
     let status = tp.status.unwrap_or_else(|| "open".into());

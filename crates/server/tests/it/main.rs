@@ -13,6 +13,7 @@ mod e2e;
 mod ingest;
 mod llm;
 mod sentiment;
+mod sources;
 mod text;
 mod ws;
 
