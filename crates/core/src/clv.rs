@@ -87,7 +87,16 @@ pub struct FittedModels {
     pub customers: usize,
     pub end_day: i64,
     pub time_unit: String,
+    /// The ridge on the log-parameters the fit needed, if any: 0 when the plain maximum
+    /// likelihood converged; [`FIT_RIDGE`] when the data have no finite maximum (see
+    /// `c360_analytics::clv`), which the refresh reports.
+    #[serde(default)]
+    pub ridge: f64,
 }
+
+/// The ridge a fit falls back to when plain maximum likelihood does not converge (the value
+/// `lifetimes` users are advised to try first).
+pub const FIT_RIDGE: f64 = 0.001;
 
 /// Horizon of the expected-purchase and CLV predictions, and the monthly discount rate.
 pub const HORIZON_DAYS: f64 = 365.0;
@@ -98,17 +107,31 @@ pub fn fit_models(
     end_day: i64,
     with_pareto: bool,
 ) -> std::result::Result<FittedModels, c360_analytics::clv::FitError> {
+    match fit_models_with(rows, end_day, with_pareto, 0.0) {
+        Err(c360_analytics::clv::FitError::NotConverged(_)) => {
+            fit_models_with(rows, end_day, with_pareto, FIT_RIDGE)
+        }
+        r => r,
+    }
+}
+
+fn fit_models_with(
+    rows: &[CustomerSummary],
+    end_day: i64,
+    with_pareto: bool,
+    ridge: f64,
+) -> std::result::Result<FittedModels, c360_analytics::clv::FitError> {
     use c360_analytics::clv::{BgNbd, GammaGamma, ParetoNbd};
     let s: Vec<_> = rows.iter().map(|r| r.s).collect();
-    let bgnbd = BgNbd::fit(&s)?;
+    let bgnbd = BgNbd::fit_with(&s, ridge)?;
     let spend: Vec<(f64, f64)> = rows
         .iter()
         .filter(|r| r.s.x > 0.0 && r.mean_value_fen > 0.0)
         .map(|r| (r.s.x, r.mean_value_fen / 100.0))
         .collect();
-    let gamma_gamma = GammaGamma::fit(&spend)?;
+    let gamma_gamma = GammaGamma::fit_with(&spend, ridge)?;
     let pareto_nbd = if with_pareto {
-        Some(ParetoNbd::fit(&s)?)
+        Some(ParetoNbd::fit_with(&s, ridge)?)
     } else {
         None
     };
@@ -119,6 +142,7 @@ pub fn fit_models(
         customers: rows.len(),
         end_day,
         time_unit: "day".into(),
+        ridge,
     })
 }
 

@@ -45,7 +45,15 @@ pub async fn refresh(
     let mut models = None;
     if summaries.iter().filter(|s| s.s.x > 0.0).count() >= 20 {
         match fit_models(&summaries, end_day, false) {
-            Ok(m) => models = Some(m),
+            Ok(m) => {
+                if m.ridge > 0.0 {
+                    tracing::warn!(
+                        ridge = m.ridge,
+                        "lifetime value models: plain maximum likelihood did not converge (customers buy too alike to tell apart); fitted with a ridge on the log-parameters"
+                    );
+                }
+                models = Some(m)
+            }
             Err(e) => tracing::warn!(error = %e, "lifetime value models not fitted"),
         }
     }
