@@ -52,6 +52,11 @@ pub struct Settings {
         default_value = "data/cyrgweixin.db"
     )]
     pub wx: String,
+    /// The source contract: a TOML file of `[sources.*]` and `[entities.*]` saying where each
+    /// entity comes from and how it is written (default: those tables in the configuration
+    /// file, else the simulator's schema, `examples/sim.toml`).
+    #[arg(long, global = true, env = "C360_CONTRACT", value_name = "FILE")]
+    pub contract: Option<PathBuf>,
     /// The simulator's ground truth (kept apart from the sources; evaluation only).
     #[arg(long, global = true, env = "C360_TRUTH", value_name = "URL")]
     pub truth: Option<String>,
@@ -117,6 +122,76 @@ pub struct Settings {
     /// Hide progress bars.
     #[arg(long, global = true, env = "C360_QUIET")]
     pub quiet: bool,
+}
+
+/// The tables of a TOML file that make up a source contract (not settings).
+const CONTRACT_TABLES: [&str; 2] = ["sources", "entities"];
+
+/// The configuration file in effect: `--config` / `C360_CONFIG`, else `./c360.toml` if present.
+fn config_file(s: &Settings) -> Option<PathBuf> {
+    s.config
+        .clone()
+        .or_else(|| Some(PathBuf::from("c360.toml")).filter(|p| p.exists()))
+}
+
+/// The contract tables of a TOML file, as a contract; None when it has none. `only_contract`:
+/// any other key is an error (a contract file, not a configuration file).
+fn contract_in(path: &Path, only_contract: bool) -> Result<Option<c360_etl::contract::Contract>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
+    let mut part = toml::Table::new();
+    for (k, v) in table {
+        if CONTRACT_TABLES.contains(&k.as_str()) {
+            part.insert(k, v);
+        } else if only_contract {
+            bail!(
+                "{}: {k:?} is not part of a source contract (only [sources.*] and [entities.*])",
+                path.display()
+            );
+        }
+    }
+    if part.is_empty() {
+        return Ok(None);
+    }
+    let c = c360_etl::contract::Contract::from_toml(&toml::to_string(&part)?)
+        .with_context(|| format!("{}: source contract", path.display()))?;
+    Ok(Some(c))
+}
+
+/// The source contract in effect: `--contract FILE`, else the `[sources]`/`[entities]` tables
+/// of the configuration file, else None (the simulator's schema). Both at once is an error.
+pub fn contract_of(s: &Settings) -> Result<Option<c360_etl::contract::Contract>> {
+    let inline = match config_file(s) {
+        Some(f) => contract_in(&f, false)?,
+        None => None,
+    };
+    match (&s.contract, inline) {
+        (Some(_), Some(_)) => bail!(
+            "a source contract is given twice: --contract / C360_CONTRACT and [sources]/[entities] in the configuration file"
+        ),
+        (Some(f), None) => {
+            if !f.exists() {
+                bail!("source contract {} does not exist", f.display());
+            }
+            Ok(Some(contract_in(f, true)?.with_context(|| {
+                format!("{}: no [sources] or [entities]", f.display())
+            })?))
+        }
+        (None, c) => Ok(c),
+    }
+}
+
+/// Where the contract in effect comes from, for messages.
+pub fn contract_origin(s: &Settings) -> String {
+    match (&s.contract, config_file(s)) {
+        (Some(f), _) => f.display().to_string(),
+        (None, Some(f)) if contract_in(&f, false).ok().flatten().is_some() => {
+            format!("{} ([sources], [entities])", f.display())
+        }
+        _ => "the simulator's schema (examples/sim.toml)".into(),
+    }
 }
 
 /// Settings whose values never print.
@@ -221,6 +296,10 @@ pub fn read_file(path: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut flat = Vec::new();
     for (k, v) in table {
+        if CONTRACT_TABLES.contains(&k.as_str()) {
+            // The source contract, read by `contract_of`.
+            continue;
+        }
         match v {
             toml::Value::Table(t) => {
                 for (k2, v2) in t {
@@ -304,6 +383,7 @@ pub fn show(
         ("metastore", Some(s.metastore_url())),
         ("pos", Some(c360_db::redact(&s.pos))),
         ("wx", Some(c360_db::redact(&s.wx))),
+        ("contract", Some(contract_origin(s))),
         ("truth", s.truth.clone()),
         ("salt", s.salt.clone()),
         ("rfm_group", Some(s.rfm_group.clone())),
@@ -341,7 +421,7 @@ pub fn show(
             Some(v) if v.parse::<f64>().is_ok() || v == "true" || v == "false" => v,
             Some(v) => format!("{v:?}"),
         };
-        let src = if k == "metastore" && src == "unset" {
+        let src = if (k == "metastore" || k == "contract") && src == "unset" {
             "default"
         } else {
             src

@@ -24,6 +24,15 @@ pub enum AnalyzeCmd {
         /// Also fit Pareto/NBD.
         #[arg(long)]
         pareto: bool,
+        /// Write each customer's predictions as the last refresh serves them (its stored
+        /// BG/NBD and Gamma-Gamma, and its churn model's score), with Pareto/NBD fitted to the
+        /// same summaries: source key, x, t_x, T, P(alive) and expected purchases in the next
+        /// --horizon-days under both models, expected spend, P(churn within 90 days).
+        #[arg(long)]
+        export_predictions: Option<PathBuf>,
+        /// The horizon of the exported expected purchases, in days.
+        #[arg(long, default_value_t = 365.0)]
+        horizon_days: f64,
     },
     /// Churn model (gradient-boosted trees, time-split, calibrated) scored on the holdout
     /// against the ground truth, beside BG/NBD's P(alive).
@@ -86,9 +95,15 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
     let warehouse = s.warehouse.clone();
     match cmd {
         AnalyzeCmd::Clv {
+            export_predictions: Some(path),
+            horizon_days,
+            ..
+        } => export_predictions(&warehouse, &path, horizon_days).await?,
+        AnalyzeCmd::Clv {
             export_summary,
             summary_csv,
             pareto,
+            ..
         } => {
             analyze_clv(
                 warehouse,
@@ -274,6 +289,95 @@ async fn analyze_clv(
             println!("{}", serde_json::to_string_pretty(&m)?);
         }
     }
+    Ok(())
+}
+
+/// Each customer's served predictions at a chosen horizon (see `AnalyzeCmd::Clv`).
+async fn export_predictions(
+    warehouse: &std::path::Path,
+    path: &std::path::Path,
+    horizon: f64,
+) -> Result<()> {
+    use c360_core::clv::{customer_summaries, fit_models};
+    use std::collections::HashMap;
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let stored = c360_core::profile::StoredModels::from_notes(&sess.manifest.notes)
+        .and_then(|m| m.models)
+        .context("the last refresh stored no lifetime value models (see its warning)")?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    let pareto = fit_models(&rows, end_day, true)?
+        .pareto_nbd
+        .context("Pareto/NBD not fitted")?;
+    let mut key: HashMap<i64, String> = HashMap::new();
+    for b in sess
+        .query("SELECT customer_id, MIN(source_key) AS k FROM customer_keys GROUP BY customer_id")
+        .await?
+    {
+        let ids = c360_warehouse::arrow::compute::cast(
+            b.column(0),
+            &c360_warehouse::arrow::datatypes::DataType::Int64,
+        )?;
+        let ids = ids
+            .as_any()
+            .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
+            .context("customer ids")?;
+        let ks = c360_warehouse::manifest::str_col(&b, "k");
+        for i in 0..b.num_rows() {
+            key.insert(ids.value(i), ks.value(i).to_string());
+        }
+    }
+    let mut churn: HashMap<i64, f64> = HashMap::new();
+    for b in sess
+        .query("SELECT customer_id, value FROM customer_predictions WHERE metric = 'p_churn_90d'")
+        .await?
+    {
+        let ids = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<c360_warehouse::arrow::array::Int64Array>()
+            .context("customer ids")?;
+        let v = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<c360_warehouse::arrow::array::Float64Array>()
+            .context("values")?;
+        for i in 0..b.num_rows() {
+            churn.insert(ids.value(i), v.value(i));
+        }
+    }
+    let mut out = String::from("source_key,x,t_x,T,p_alive,expected_purchases,expected_purchases_pareto,p_alive_pareto,expected_spend,p_churn_90d\n");
+    for r in &rows {
+        let spend = stored.gamma_gamma.expected_spend(
+            r.s.x,
+            if r.s.x > 0.0 {
+                r.mean_value_fen / 100.0
+            } else {
+                0.0
+            },
+        );
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            key.get(&r.customer_id).map_or("", String::as_str),
+            r.s.x,
+            r.s.t_x,
+            r.s.t,
+            stored.bgnbd.p_alive(&r.s),
+            stored.bgnbd.expected_purchases(&r.s, horizon),
+            pareto.expected_purchases(&r.s, horizon),
+            pareto.p_alive(&r.s),
+            spend,
+            churn
+                .get(&r.customer_id)
+                .map_or(String::new(), |v| v.to_string()),
+        ));
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({"bgnbd": stored.bgnbd, "gamma_gamma": stored.gamma_gamma, "pareto_nbd": pareto,
+                           "customers": rows.len(), "horizon_days": horizon, "written": path.display().to_string()})
+    );
     Ok(())
 }
 

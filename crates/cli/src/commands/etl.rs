@@ -8,6 +8,7 @@ pub fn etl_config(s: &Settings) -> Result<c360_etl::EtlConfig> {
     Ok(c360_etl::EtlConfig {
         pos_url: s.pos.clone(),
         wx_url: s.wx.clone(),
+        contract: crate::config::contract_of(s)?,
         warehouse: s.warehouse.clone(),
         metastore_url: s.metastore.clone(),
         salt: s.salt(),

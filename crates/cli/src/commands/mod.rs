@@ -12,11 +12,13 @@ mod demo;
 mod etl;
 mod experiment;
 mod identity;
+mod import;
 mod quality;
 mod sentiment;
 mod serve;
 mod service;
 mod sim;
+mod sources;
 mod sql;
 
 use anyhow::Result;
@@ -53,6 +55,14 @@ pub enum Cmd {
     Sim(sim::SimArgs),
     /// Run the ten-step ETL from the sources into the hotdog2030 warehouse (incremental).
     Etl,
+    /// The source contract: check it against the live sources, or list the entities and fields.
+    Sources {
+        #[command(subcommand)]
+        cmd: sources::SourcesCmd,
+    },
+    /// Load CSV, JSON-lines or Parquet files (ENTITY=FILE …) with the contract's mapping, then
+    /// refresh: for chains without a database connection. A re-import loads nothing twice.
+    Import(import::ImportArgs),
     /// Run SQL on the warehouse (tables, and the views orders, v_customer_360, ...).
     Sql(sql::SqlArgs),
     /// Print the latest data-quality report and quarantined rows.
@@ -124,6 +134,8 @@ pub async fn run(cli: Cli, origin: Origin) -> Result<()> {
     match cli.cmd {
         Cmd::Sim(a) => sim::run(s, a).await,
         Cmd::Etl => etl::run(s).await,
+        Cmd::Sources { cmd } => sources::run(s, cmd).await,
+        Cmd::Import(a) => import::run(s, a).await,
         Cmd::Sql(a) => sql::run(s, a).await,
         Cmd::Quality(a) => quality::run(s, a).await,
         Cmd::Identity { cmd } => identity::run(s, cmd).await,

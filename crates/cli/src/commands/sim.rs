@@ -24,17 +24,36 @@ pub struct SimArgs {
     /// Scale of dirty rows (0 = clean sources, 1 = realistic).
     #[arg(long, default_value_t = 1.0)]
     pub dirt: f64,
+    /// The sources' layout: `sim` (c360's own schema, `examples/sim.toml`) or `chain` (another
+    /// chain's: other names, yuan DECIMAL, Unix times, integer codes; `examples/chain.toml`).
+    #[arg(long, default_value = "sim")]
+    pub layout: String,
 }
 
 pub async fn run(s: &Settings, a: SimArgs) -> Result<()> {
+    let chain = match a.layout.as_str() {
+        "sim" => false,
+        "chain" => true,
+        other => anyhow::bail!("--layout {other:?}: sim or chain"),
+    };
+    // The other layout is written from a simulation in c360's own, kept beside it.
+    let tmp = tempfile::tempdir().context("a temporary directory")?;
+    let (pos_url, wx_url) = if chain {
+        (
+            tmp.path().join("pos.db").display().to_string(),
+            tmp.path().join("wx.db").display().to_string(),
+        )
+    } else {
+        (s.pos.clone(), s.wx.clone())
+    };
     let cfg = c360_sim::SimConfig {
         seed: a.seed,
         orders: a.orders,
         stores: a.stores,
         start: a.start,
         cutoff: a.cutoff,
-        pos_url: s.pos.clone(),
-        wx_url: s.wx.clone(),
+        pos_url,
+        wx_url,
         truth_url: s.truth_or_default(),
         dirt: a.dirt,
         progress: !s.quiet,
@@ -43,5 +62,24 @@ pub async fn run(s: &Settings, a: SimArgs) -> Result<()> {
     let r = c360_sim::simulate(&cfg)
         .await
         .context("simulation failed")?;
+    if chain {
+        use c360_db::Db;
+        let (pos, wx) = (
+            Db::connect(&cfg.pos_url).await?,
+            Db::connect(&cfg.wx_url).await?,
+        );
+        let (pos_out, wx_out) = (Db::connect(&s.pos).await?, Db::connect(&s.wx).await?);
+        c360_sim::layout::relayout(&pos, &wx, &pos_out, &wx_out)
+            .await
+            .context("writing the chain layout")?;
+        for d in [pos, wx, pos_out, wx_out] {
+            d.close().await;
+        }
+        eprintln!(
+            "wrote the chain layout to {} and {}; read it with --contract examples/chain.toml",
+            c360_db::redact(&s.pos),
+            c360_db::redact(&s.wx)
+        );
+    }
     super::pretty(&r)
 }

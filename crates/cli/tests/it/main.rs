@@ -417,3 +417,208 @@ fn sentiment_model_is_stored_reused_until_reviews_change_and_scores_files() {
     assert!(!e.status.success());
     assert!(String::from_utf8_lossy(&e.stderr).contains("--column"));
 }
+
+/// A chain with only an export of orders (customer, date, amount): `c360 import` loads it with
+/// the contract's mapping, quarantines bad rows by file and line, loads nothing twice on a
+/// re-import, and the refresh still gives RFM, tiers, CLV, churn and segments.
+#[test]
+fn import_of_orders_alone_gets_profiles_and_reimports_nothing_twice() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let mut csv = String::from("customer,date,amount,note\n");
+    // 400 customers buying at their own pace for a while, over two years (a fixed
+    // pseudo-random sequence, so the test is the same every run).
+    let mut seed: u64 = 2030;
+    let mut next = |m: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % m
+    };
+    let start = chrono::NaiveDate::from_ymd_opt(2023, 7, 1).unwrap();
+    for c in 0..400u64 {
+        let gap = 10 + next(90);
+        let mut day = next(700);
+        let life = next(730);
+        let mut until = day + life;
+        while day < 730 && day <= until {
+            let date = start + chrono::Duration::days(day as i64);
+            csv.push_str(&format!(
+                "C{c:04},{date},{}.{:02},\"x, y\"\n",
+                10 + next(70),
+                next(100)
+            ));
+            day += 1 + next(2 * gap);
+            if next(10) == 0 {
+                until = day; // gone
+            }
+        }
+    }
+    csv.push_str("C9000,2024-13-45,12.00,bad date\n");
+    csv.push_str("C9001,2024-05-01,12.345,fractions of a fen\n");
+    std::fs::write(p.join("orders.csv"), &csv).unwrap();
+    std::fs::write(
+        p.join("export.toml"),
+        "[sources.export]\ndir = \".\"\n[entities.orders]\nsource = \"export\"\nfile = \"orders.csv\"\n\
+         missing = [\"order_id\"]\nmoney = \"yuan\"\ntime_format = \"%Y-%m-%d\"\n\
+         columns = { member_id = \"customer\", order_time = \"date\", total = \"amount\", status = { value = \"paid\" } }\n",
+    )
+    .unwrap();
+    let import = || {
+        let out = c360()
+            .current_dir(p)
+            .args([
+                "--contract",
+                "export.toml",
+                "--warehouse",
+                "wh",
+                "import",
+                "orders=orders.csv",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let good = csv.lines().count() - 3;
+    let first = import();
+    assert!(
+        first.contains(&format!("orders: {good} new row(s)")),
+        "{first}"
+    );
+    let n = |q: &str| -> i64 {
+        let v: serde_json::Value = serde_json::from_str(&sql(p, "wh", q)).unwrap();
+        v["n"].as_i64().unwrap()
+    };
+    assert_eq!(n("SELECT COUNT(*) AS n FROM fact_orders"), good as i64);
+    assert_eq!(n("SELECT COUNT(*) AS n FROM customer_segmentation"), 400);
+    assert!(n("SELECT COUNT(DISTINCT tier) AS n FROM customer_segmentation") >= 3);
+    assert!(n("SELECT COUNT(DISTINCT cluster) AS n FROM customer_segmentation") >= 2);
+    assert_eq!(
+        n("SELECT COUNT(*) AS n FROM customer_predictions WHERE metric = 'p_churn_90d'"),
+        400
+    );
+    assert_eq!(
+        n("SELECT COUNT(*) AS n FROM customer_predictions WHERE metric = 'clv_fen'"),
+        400
+    );
+    // The bad rows, by file and line, field and reason.
+    let q = sql(
+        p,
+        "wh",
+        "SELECT row_id, field, reason FROM quarantine ORDER BY row_id",
+    );
+    let lines = csv.lines().count();
+    assert!(
+        q.contains(&format!("orders.csv:{}", lines - 1)) && q.contains("order_time"),
+        "{q}"
+    );
+    assert!(
+        q.contains(&format!("orders.csv:{lines}")) && q.contains("fractions of a fen"),
+        "{q}"
+    );
+    // Again: nothing new, nothing doubled.
+    let again = import();
+    assert!(again.contains("orders: 0 new row(s)"), "{again}");
+    assert_eq!(n("SELECT COUNT(*) AS n FROM fact_orders"), good as i64);
+    assert_eq!(n("SELECT COUNT(*) AS n FROM quarantine"), 2);
+    // A file that grew: only its new rows are new.
+    std::fs::write(
+        p.join("orders.csv"),
+        format!("{csv}C0001,2025-07-01,20.00,later\n"),
+    )
+    .unwrap();
+    let grown = import();
+    assert!(grown.contains("orders: 1 new row(s)"), "{grown}");
+}
+
+/// `c360 sources check` names each unreadable value with its row and column and exits 2; a
+/// mapping that does not fit the schema exits 1; personal data in the samples is masked.
+#[test]
+fn sources_check_reports_rows_and_columns_and_masks_samples() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let ok = c360()
+        .current_dir(p)
+        .args(["sim", "--orders", "2000", "--stores", "50"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = c360()
+        .current_dir(p)
+        .args(["sources", "check", "--show", "50"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The simulator writes malformed order times: a data problem, not a mapping one.
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("order_time — not a timestamp"), "{text}");
+    assert!(text.contains("rows: "), "{text}");
+    // Samples carry no member's or user's phone number.
+    let phones: Vec<String> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut out = Vec::new();
+        for (db, sql) in [
+            ("data/cyrg2025.db", "SELECT phone FROM members"),
+            ("data/cyrgweixin.db", "SELECT phone FROM wx_users"),
+        ] {
+            let db = c360_db::Db::connect(&p.join(db).display().to_string())
+                .await
+                .unwrap();
+            for r in db.fetch_all(sql).await.unwrap() {
+                if let Some(ph) =
+                    c360_db::get_text(&r, "phone").and_then(|t| c360_model::Phone::parse(&t).ok())
+                {
+                    out.push(ph.expose().to_string());
+                }
+            }
+        }
+        out
+    });
+    assert!(phones.len() > 100);
+    for ph in &phones {
+        assert!(
+            !text.contains(ph.as_str()),
+            "a phone number in the samples: {text}"
+        );
+    }
+    // A column the source does not have.
+    std::fs::write(
+        p.join("c.toml"),
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/sim.toml"
+        ))
+        .unwrap()
+        .replace(
+            "columns = { price = \"price_fen\" }",
+            "columns = { price = \"price_yuan\" }",
+        ),
+    )
+    .unwrap();
+    let out = c360()
+        .current_dir(p)
+        .args([
+            "--contract",
+            "c.toml",
+            "sources",
+            "check",
+            "--entity",
+            "products",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("column price_yuan (field price) is not in the source"),
+        "{text}"
+    );
+}
