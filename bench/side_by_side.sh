@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/c360-target}"
 N="${1:-1000000}"
 ROUNDS="${2:-3}"
-: "${OLD:?set OLD to the other build's c360 binary}"
+: "${OLD:?set OLD to the c360 binary of another build}"
 if [ -z "${NEW:-}" ]; then
   cargo build --release -p c360-cli
   NEW="$CARGO_TARGET_DIR/release/c360"
@@ -45,3 +45,4 @@ for which in ("old", "new"):
           f"peak RSS {statistics.median(x['peak_rss_mb'] for x in r):.0f} MB "
           f"(medians of {len(r)}; walls {[x['wall_s'] for x in r]}, step 6 {[x['compute_s'] for x in r]})")
 PYEOF
+
