@@ -39,6 +39,34 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     sum
 }
 
+/// ₂F₁(a, b; c; z) at several z at once (0 ≤ z < 1): one pass of the series, the ratio of
+/// successive coefficients computed once for every z. Each sum stops where [`hyp2f1`]'s would.
+pub fn hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) {
+    debug_assert_eq!(zs.len(), out.len());
+    let k = zs.len();
+    let mut term = vec![1.0; k];
+    let mut live = vec![true; k];
+    out.fill(1.0);
+    let mut left = k;
+    for n in 0..200_000 {
+        if left == 0 {
+            break;
+        }
+        let n = n as f64;
+        let ratio = (a + n) * (b + n) / ((c + n) * (n + 1.0));
+        for i in 0..k {
+            if live[i] {
+                term[i] *= ratio * zs[i];
+                out[i] += term[i];
+                if term[i].abs() < 1e-15 * out[i].abs() {
+                    live[i] = false;
+                    left -= 1;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +84,22 @@ mod tests {
         // 2F1(a, b; b; z) = (1 - z)^-a
         let want = (1.0f64 - 0.3).powf(-2.5);
         assert!((hyp2f1(2.5, 1.7, 1.7, 0.3) - want).abs() < 1e-12 * want);
+    }
+
+    #[test]
+    fn hyp2f1_many_is_hyp2f1_at_each_z() {
+        let zs = [0.05, 0.3, 0.7, 0.93, 0.99];
+        let mut out = [0.0; 5];
+        for (a, b, c) in [(1.3, 4.2, 5.9), (0.2, 2.5, 3.1), (40.0, 44.0, 45.5)] {
+            hyp2f1_many(a, b, c, &zs, &mut out);
+            for (z, got) in zs.iter().zip(out) {
+                let want = hyp2f1(a, b, c, *z);
+                assert!(
+                    (got - want).abs() <= 1e-13 * want.abs(),
+                    "{a} {b} {c} {z}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! manifest so a new order can be scored without a refit. Review sentiment, sessions and the
 //! customer network are rebuilt here too (see `enrich`).
 
-use c360_core::clv::{customer_summaries, fit_models, predict, Prediction, HORIZON_DAYS};
+use c360_core::clv::{customer_summaries, fit_models, predict_many, Prediction, HORIZON_DAYS};
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Session, Warehouse, WriterLock};
 use indicatif::ProgressBar;
@@ -58,13 +58,11 @@ pub async fn refresh(
         }
     }
     let preds: HashMap<i64, Prediction> = match &models {
-        Some(m) => {
-            use rayon::prelude::*;
-            summaries
-                .par_iter()
-                .map(|r| (r.customer_id, predict(m, &r.s, r.mean_value_fen)))
-                .collect()
-        }
+        Some(m) => summaries
+            .iter()
+            .map(|r| r.customer_id)
+            .zip(predict_many(m, &summaries))
+            .collect(),
         None => HashMap::new(),
     };
     lap("clv");
