@@ -77,6 +77,8 @@ pub async fn baskets(sess: &Session) -> Result<(Vec<Basket>, Vec<ItemInfo>, i64)
 /// The recommender of a snapshot, with the product ids and names of its item indices.
 pub struct RecModel {
     pub rec: Recommender,
+    /// The settings the fit chose on the data's own last orders, and how they scored there.
+    pub tuning: c360_analytics::recommend::Tuning,
     pub product_ids: Vec<i64>,
     pub names: Vec<String>,
     pub categories: Vec<String>,
@@ -90,8 +92,10 @@ impl RecModel {
             "SELECT product_id, name, category FROM products ORDER BY product_id",
         )
         .await?;
+        let (rec, tuning) = Recommender::fit_tuned(&baskets, &items, end);
         Ok(RecModel {
-            rec: Recommender::fit(&baskets, &items, end),
+            rec,
+            tuning,
             product_ids: prods
                 .iter()
                 .map(|r| r["product_id"].as_i64().unwrap_or(0))

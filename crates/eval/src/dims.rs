@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use c360_analytics::recommend::{self, Basket, Popularity, Recommender};
+use c360_analytics::recommend::{self, Basket, BuyAgain, Popularity, Recommender};
 use c360_analytics::{graph, sentiment};
 use c360_db::{get_f64, get_i64, get_text, Db};
 use c360_warehouse::{Session, Warehouse};
@@ -312,67 +312,111 @@ pub async fn evaluate_network(warehouse: &Path, truth_url: &str) -> Result<Netwo
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecsEval {
-    /// Orders before the validation period (the tuning fits learn from these).
+    /// `period`: the last [`TEST_DAYS`] are the test; `last_order`: each customer's last order
+    /// (of customers with two or more) is.
+    pub holdout: &'static str,
+    /// Orders the models learn from, and the held-out orders, never looked at until the report.
     pub train_orders: usize,
-    /// Orders in the validation period: the shrinkage is chosen on these.
-    pub validation_orders: usize,
-    /// Orders in the last [`TEST_DAYS`], never looked at until the final report.
     pub test_orders: usize,
     pub items: usize,
-    pub split_days_before_end: i64,
-    pub validation_days: i64,
-    /// The shrinkage with the best NDCG@10 on the validation period, of the grid tried.
-    pub tuned: recommend::RecParams,
-    pub tuned_validation_ndcg: f64,
-    /// The test period for the tuned hybrid, refitted on train + validation.
+    /// What the product's own fit chose on the training data alone (its last orders held out).
+    pub tuning: recommend::Tuning,
+    /// The product's recommender (tuned as it ships: [`Recommender::fit_tuned`]).
     pub hybrid: recommend::EvalReport,
-    /// The same for the shrinkage the product ships with.
+    /// The same with the default settings, untuned.
     pub hybrid_defaults: recommend::EvalReport,
+    /// The customer's own items by how often they bought them, then popularity.
+    pub buy_again: recommend::EvalReport,
     pub popularity: recommend::EvalReport,
+    /// Fitting the product's recommender (tuning included), and the memory the fitted model holds.
+    pub fit_seconds: f64,
+    pub model_mb: f64,
 }
 
 pub const TEST_DAYS: i64 = 90;
-/// The period before the test in which settings are tuned.
+/// For `--export` in the period holdout: the period before the test in which ALS is tuned.
 pub const VALIDATION_DAYS: i64 = 90;
 
-/// Three periods: train, then [`VALIDATION_DAYS`] on which the hybrid's shrinkage is tuned (fit
-/// on train, scored on validation, over a small grid), then the last [`TEST_DAYS`] on which the
-/// tuned setting, the product's defaults and popularity, each refitted on train + validation,
-/// are reported. With `export`, writes `tune_train.csv`, `valid.csv`, `train.csv` (train +
-/// validation) and `test.csv` (customer,item) for `bench/recs_als.py`, which tunes ALS the same
-/// way.
-pub async fn evaluate_recs(warehouse: &Path, export: Option<&Path>) -> Result<RecsEval> {
+/// How the held-out orders are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holdout {
+    /// The last [`TEST_DAYS`].
+    Period,
+    /// Each customer's last order, for customers with two or more.
+    LastOrder,
+}
+
+/// Each customer's last basket (customers with two or more), apart from the rest.
+pub fn split_last(all: Vec<Basket>) -> (Vec<Basket>, Vec<Basket>) {
+    let mut last: HashMap<i64, (i64, usize, usize)> = HashMap::new();
+    for (k, b) in all.iter().enumerate() {
+        let e = last.entry(b.customer).or_insert((b.time, k, 0));
+        e.2 += 1;
+        if b.time >= e.0 {
+            e.0 = b.time;
+            e.1 = k;
+        }
+    }
+    let held: std::collections::HashSet<usize> =
+        last.values().filter(|v| v.2 >= 2).map(|v| v.1).collect();
+    let (mut rest, mut test) = (Vec::new(), Vec::new());
+    for (k, b) in all.into_iter().enumerate() {
+        if held.contains(&k) {
+            test.push(b);
+        } else {
+            rest.push(b);
+        }
+    }
+    (rest, test)
+}
+
+/// The recommender as the product fits it ([`Recommender::fit_tuned`], which tunes on the
+/// training data's own last orders), its untuned defaults, buy-again and popularity, each fitted
+/// on the training orders and scored on the held-out ones (precision@10, NDCG@10; all items,
+/// repeat and new). With `export`, writes `tune_train.csv`, `valid.csv` (the training data split
+/// the same way again), `train.csv` and `test.csv` (customer,item) for `bench/recs_als.py`, which
+/// tunes ALS on tune_train/valid and reports it on train/test.
+pub async fn evaluate_recs(
+    warehouse: &Path,
+    holdout: Holdout,
+    export: Option<&Path>,
+) -> Result<RecsEval> {
     let wh = Warehouse::open(warehouse)?;
     let sess = Session::open(&wh).await?;
     let (all, items, end) = baskets(&sess).await?;
-    let split = end - TEST_DAYS * 86_400;
-    let vsplit = split - VALIDATION_DAYS * 86_400;
-    let (before, test): (Vec<Basket>, Vec<Basket>) = all.into_iter().partition(|b| b.time < split);
-    let (tune_train, valid): (Vec<Basket>, Vec<Basket>) =
-        before.iter().cloned().partition(|b| b.time < vsplit);
-    let k = 10;
-    let mut best: Option<(recommend::RecParams, f64)> = None;
-    for a_personal in [1.0, 2.0, 4.0] {
-        for m_daypart in [1.0, 3.0, 10.0] {
-            for m_store in [5.0, 20.0, 80.0] {
-                let p = recommend::RecParams {
-                    a_personal,
-                    m_daypart,
-                    m_store,
-                };
-                let rec = Recommender::fit_with(&tune_train, &items, vsplit, p);
-                let ndcg = recommend::evaluate(&rec, &tune_train, &valid, k).all.ndcg;
-                if best.is_none_or(|(_, b)| ndcg > b) {
-                    best = Some((p, ndcg));
-                }
-            }
+    let (before, test, split) = match holdout {
+        Holdout::Period => {
+            let split = end - TEST_DAYS * 86_400;
+            let (before, test): (Vec<Basket>, Vec<Basket>) =
+                all.into_iter().partition(|b| b.time < split);
+            (before, test, split)
         }
-    }
-    let (tuned, tuned_validation_ndcg) = best.unwrap_or((recommend::RecParams::default(), 0.0));
-    let rec = Recommender::fit_with(&before, &items, split, tuned);
+        Holdout::LastOrder => {
+            let (before, test) = split_last(all);
+            let split = before.iter().map(|b| b.time).max().unwrap_or(end);
+            (before, test, split)
+        }
+    };
+    let k = 10;
+    let t0 = std::time::Instant::now();
+    let (rec, tuning) = Recommender::fit_tuned(&before, &items, split);
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let model_mb = rec.memory_bytes() as f64 / 1e6;
+    let hybrid = recommend::evaluate(&rec, &before, &test, k);
+    drop(rec);
     let rec_defaults = Recommender::fit(&before, &items, split);
+    let hybrid_defaults = recommend::evaluate(&rec_defaults, &before, &test, k);
+    drop(rec_defaults);
     let pop = Popularity::fit(&before, items.len());
+    let ba = BuyAgain::fit(&before, items.len());
     if let Some(dir) = export {
+        let (tune_train, valid) = match holdout {
+            Holdout::Period => {
+                let vsplit = split - VALIDATION_DAYS * 86_400;
+                before.iter().cloned().partition(|b| b.time < vsplit)
+            }
+            Holdout::LastOrder => split_last(before.clone()),
+        };
         std::fs::create_dir_all(dir)?;
         let write = |name: &str, bs: &[Basket]| -> std::io::Result<()> {
             use std::io::Write;
@@ -391,16 +435,19 @@ pub async fn evaluate_recs(warehouse: &Path, export: Option<&Path>) -> Result<Re
         write("test.csv", &test)?;
     }
     Ok(RecsEval {
-        train_orders: tune_train.len(),
-        validation_orders: valid.len(),
+        holdout: match holdout {
+            Holdout::Period => "period",
+            Holdout::LastOrder => "last_order",
+        },
+        train_orders: before.len(),
         test_orders: test.len(),
         items: items.len(),
-        split_days_before_end: TEST_DAYS,
-        validation_days: VALIDATION_DAYS,
-        tuned,
-        tuned_validation_ndcg,
-        hybrid: recommend::evaluate(&rec, &before, &test, k),
-        hybrid_defaults: recommend::evaluate(&rec_defaults, &before, &test, k),
+        tuning,
+        hybrid,
+        hybrid_defaults,
+        buy_again: recommend::evaluate(&ba, &before, &test, k),
         popularity: recommend::evaluate(&pop, &before, &test, k),
+        fit_seconds,
+        model_mb,
     })
 }

@@ -66,11 +66,15 @@ pub enum AnalyzeCmd {
         #[arg(long)]
         export: Option<PathBuf>,
     },
-    /// Recommendations on a time split (last 90 days held out): P@10 and NDCG@10 for all, repeat
-    /// and new items against popularity; --export writes the split for bench/recs_als.py.
+    /// Recommendations on held-out orders (--holdout period: the last 90 days; last-order: each
+    /// customer's last order): P@10 and NDCG@10 for all, repeat and new items, the product's
+    /// tuned recommender against its defaults, buy-again and popularity; --export writes the
+    /// split for bench/recs_als.py.
     Recs {
         #[arg(long)]
         export: Option<PathBuf>,
+        #[arg(long, value_parser = ["period", "last-order"], default_value = "period")]
+        holdout: String,
     },
     /// k-means (k-means++, Lloyd, one seeded start) on a headerless CSV of numbers; prints the
     /// inertia (the model benchmark's entry point).
@@ -143,8 +147,13 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
         AnalyzeCmd::Network { export } => {
             analyze_network(warehouse, s.truth.clone(), export).await?
         }
-        AnalyzeCmd::Recs { export } => {
-            let e = c360_eval::dims::evaluate_recs(&warehouse, export.as_deref()).await?;
+        AnalyzeCmd::Recs { export, holdout } => {
+            let h = if holdout == "last-order" {
+                c360_eval::dims::Holdout::LastOrder
+            } else {
+                c360_eval::dims::Holdout::Period
+            };
+            let e = c360_eval::dims::evaluate_recs(&warehouse, h, export.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&e)?);
         }
         AnalyzeCmd::Kmeans { csv, k } => {
@@ -193,7 +202,7 @@ async fn analyze_clv(
     summary_csv: Option<PathBuf>,
     pareto: bool,
 ) -> Result<()> {
-    use c360_core::clv::{customer_summaries, fit_models, predict, CustomerSummary};
+    use c360_core::clv::{customer_summaries, fit_models, CustomerSummary};
     if let Some(csv) = summary_csv {
         let text =
             std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
@@ -240,12 +249,11 @@ async fn analyze_clv(
         }
         let t0 = std::time::Instant::now();
         let m = fit_models(&rows, 0, false)?;
-        let total: f64 = {
-            use rayon::prelude::*;
-            rows.par_iter()
-                .map(|r| predict(&m, &r.s, r.mean_value_fen).clv_fen / 100.0)
-                .sum()
-        };
+        // In row order, so the total is the same sum every run.
+        let total: f64 = c360_core::clv::predict_many(&m, &rows)
+            .iter()
+            .map(|p| p.clv_fen / 100.0)
+            .sum();
         let ms = t0.elapsed().as_millis();
         let pn = if pareto {
             Some(c360_analytics::clv::ParetoNbd::fit(
