@@ -411,16 +411,16 @@ impl Recommender {
             for i in (0..n).filter(|&i| !new_item[i]) {
                 let e = cat.entry(items[i].category.as_str()).or_default();
                 e.0 += pop[i];
-                for d in 0..DAYPARTS {
-                    e.1[d] += pop_dp[d][i];
+                for (acc, dp) in e.1.iter_mut().zip(&pop_dp) {
+                    *acc += dp[i];
                 }
                 e.2 += 1.0;
             }
             for i in (0..n).filter(|&i| new_item[i]) {
                 if let Some((p, pd, k)) = cat.get(items[i].category.as_str()) {
                     pop[i] = pop[i].max(p / k);
-                    for d in 0..DAYPARTS {
-                        pop_dp[d][i] = pop_dp[d][i].max(pd[d] / k);
+                    for (dp, m) in pop_dp.iter_mut().zip(pd) {
+                        dp[i] = dp[i].max(m / k);
                     }
                 }
             }
