@@ -178,9 +178,23 @@ where
             .collect();
         (f, g)
     };
+    // L-BFGS asks for the value and then the gradient at the same accepted point; one pass
+    // gives both, so the last point's pair is kept for the second call.
+    type Point = (Vec<f64>, f64, Vec<f64>);
+    let last: std::cell::RefCell<Option<Point>> = Default::default();
+    let both = |th: &[f64]| -> (f64, Vec<f64>) {
+        if let Some((x, f, g)) = last.borrow().as_ref() {
+            if x.as_slice() == th {
+                return (*f, g.clone());
+            }
+        }
+        let (f, g) = on_logs(th);
+        *last.borrow_mut() = Some((th.to_vec(), f, g.clone()));
+        (f, g)
+    };
     let m = crate::optim::lbfgs_grad(
-        &|th: &[f64]| on_logs(th).0,
-        &|th: &[f64]| on_logs(th).1,
+        &|th: &[f64]| both(th).0,
+        &|th: &[f64]| both(th).1,
         x0,
         1e-9,
         1000,
