@@ -24,6 +24,74 @@ pub async fn record(
     Ok(seq)
 }
 
+/// One audit entry, for [`record_many_in`].
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub role: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub outcome: &'a str,
+    pub detail: Value,
+}
+
+/// The `audit_log` columns after `seq` and `at`, each cut to its width (PostgreSQL refuses
+/// longer text) on a character; a NUL (which PostgreSQL text cannot hold) is kept written out
+/// as `\u0000` rather than losing the entry.
+fn columns(e: &Entry<'_>) -> [V; 6] {
+    let esc = |s: &str, width: usize| -> String {
+        let s = s.replace('\0', "\\u0000");
+        if s.chars().count() <= width {
+            s
+        } else {
+            let mut t: String = s.chars().take(width - 1).collect();
+            t.push('…');
+            t
+        }
+    };
+    [
+        esc(e.actor, 100).into(),
+        esc(e.role, 16).into(),
+        esc(e.action, 64).into(),
+        esc(e.target, 128).into(),
+        esc(e.outcome, 16).into(),
+        V::from(e.detail.to_string()),
+    ]
+}
+
+/// Appends several entries inside the caller's transaction, in order, with one counter update
+/// and as few statements as the backend allows. Returns the first entry's sequence number.
+pub async fn record_many_in(tx: &mut c360_db::tx::Tx, entries: &[Entry<'_>]) -> CoreResult<i64> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let first = c360_metastore::Metastore::take_ids(
+        tx,
+        c360_metastore::Counter::AuditLog,
+        entries.len() as i64,
+    )
+    .await?;
+    let at = chrono::Utc::now().to_rfc3339();
+    let rows: Vec<Vec<V>> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut row = vec![(first + i as i64).into(), at.as_str().into()];
+            row.extend(columns(e));
+            row
+        })
+        .collect();
+    tx.insert(
+        "audit_log",
+        &[
+            "seq", "at", "actor", "role", "action", "target", "outcome", "detail",
+        ],
+        &rows,
+    )
+    .await?;
+    Ok(first)
+}
+
 /// Appends one entry inside the caller's transaction (so an action and its entry commit
 /// together).
 pub async fn record_in(
@@ -35,37 +103,15 @@ pub async fn record_in(
     outcome: &str,
     detail: &Value,
 ) -> CoreResult<i64> {
-    let seq = c360_metastore::Metastore::take_ids(tx, c360_metastore::Counter::AuditLog, 1).await?;
-    let at = chrono::Utc::now().to_rfc3339();
-    // A refused request may carry a NUL (which PostgreSQL text cannot hold): the trail keeps it
-    // written out as `\u0000` rather than losing the entry. Each column keeps at most its width
-    // (PostgreSQL refuses longer text), cut on a character.
-    let esc = |s: &str, width: usize| -> String {
-        let s = s.replace('\0', "\\u0000");
-        if s.chars().count() <= width {
-            s
-        } else {
-            let mut t: String = s.chars().take(width - 1).collect();
-            t.push('…');
-            t
-        }
+    let entry = Entry {
+        actor,
+        role,
+        action,
+        target,
+        outcome,
+        detail: detail.clone(),
     };
-    tx.execute(
-        "INSERT INTO audit_log (seq, at, actor, role, action, target, outcome, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            seq.into(),
-            at.into(),
-            esc(actor, 100).into(),
-            esc(role, 16).into(),
-            esc(action, 64).into(),
-            esc(target, 128).into(),
-            esc(outcome, 16).into(),
-            V::from(detail.to_string()),
-        ],
-    )
-    .await?;
-    Ok(seq)
+    record_many_in(tx, std::slice::from_ref(&entry)).await
 }
 
 /// One entry of the audit trail.

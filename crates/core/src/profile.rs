@@ -460,7 +460,54 @@ pub fn apply_order(p: &LiveProfile, day: i64, amount_fen: f64) -> LiveProfile {
     }
 }
 
-/// Loads one customer's live profile from the current snapshot.
+/// Every customer's live profile in the snapshot (customers with a paid order), sorted by
+/// customer id: two scans of the fact tables for all of them. A server keeps this once per
+/// snapshot ([`LiveBases`]) rather than scanning per customer.
+pub async fn live_profiles(sess: &Session) -> Result<LiveBases> {
+    let (rows, end_day) = crate::clv::customer_summaries(sess).await?;
+    let mut feats = features(sess, end_day).await?;
+    feats.sort_unstable_by_key(|f| f.customer_id);
+    let mut out: Vec<LiveProfile> = Vec::with_capacity(rows.len().min(feats.len()));
+    for s in rows {
+        if let Ok(i) = feats.binary_search_by_key(&s.customer_id, |f| f.customer_id) {
+            out.push(LiveProfile {
+                features: feats[i].clone(),
+                summary: s.s,
+                mean_value_fen: s.mean_value_fen,
+                as_of: end_day,
+            });
+        }
+    }
+    out.sort_unstable_by_key(|p| p.features.customer_id);
+    Ok(LiveBases(out))
+}
+
+/// The live profiles of one snapshot, sorted by customer id ([`live_profiles`]).
+#[derive(Debug, Default)]
+pub struct LiveBases(Vec<LiveProfile>);
+
+impl LiveBases {
+    /// One customer's profile as the snapshot left it (None: no paid order in it).
+    pub fn get(&self, customer_id: i64) -> Option<&LiveProfile> {
+        self.0
+            .binary_search_by_key(&customer_id, |p| p.features.customer_id)
+            .ok()
+            .map(|i| &self.0[i])
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Heap bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<LiveProfile>()
+    }
+}
+
+/// Loads one customer's live profile from the current snapshot (scans the fact tables: for a
+/// single lookup; a server uses [`live_profiles`] once per snapshot).
 pub async fn live_profile(sess: &Session, customer_id: i64) -> Result<Option<LiveProfile>> {
     let (rows, end_day) = crate::clv::customer_summaries(sess).await?;
     let Some(s) = rows.into_iter().find(|r| r.customer_id == customer_id) else {

@@ -603,24 +603,34 @@ impl Db {
         cols: &[&str],
         chunk: &[Vec<Value>],
     ) -> Result<(String, AnyArguments)> {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(","));
-        let mut args = AnyArguments::default();
-        let mut n = 0;
-        for (i, row) in chunk.iter().enumerate() {
-            if i > 0 {
+        values_sql(self.backend, table, cols, chunk)
+    }
+}
+
+/// `INSERT INTO table (cols) VALUES (…),(…)` for `chunk`, with its bound values.
+pub(crate) fn values_sql(
+    backend: Backend,
+    table: &str,
+    cols: &[&str],
+    chunk: &[Vec<Value>],
+) -> Result<(String, AnyArguments)> {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(","));
+    let mut args = AnyArguments::default();
+    let mut n = 0;
+    for (i, row) in chunk.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for (j, v) in row.iter().enumerate() {
+            if j > 0 {
                 sql.push(',');
             }
-            sql.push('(');
-            for (j, v) in row.iter().enumerate() {
-                if j > 0 {
-                    sql.push(',');
-                }
-                n += 1;
-                sql.push_str(&self.backend.ph(n));
-                bind_one(&mut args, v, || table.to_string())?;
-            }
-            sql.push(')');
+            n += 1;
+            sql.push_str(&backend.ph(n));
+            bind_one(&mut args, v, || table.to_string())?;
         }
-        Ok((sql, args))
+        sql.push(')');
     }
+    Ok((sql, args))
 }

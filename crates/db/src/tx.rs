@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Any;
 
-use crate::{bind_all, query_with, sql_err, what_of, Backend, Result, Value};
+use crate::{bind_all, query_with, sql_err, values_sql, what_of, Backend, Result, Value};
 
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
@@ -44,6 +44,52 @@ impl Tx {
             .fetch_all(&mut *self.inner)
             .await
             .map_err(sql_err(what_of(&sql)))
+    }
+
+    /// Inserts `rows` (values in `cols` order) in as few statements as the backend's bind limit
+    /// allows.
+    pub async fn insert(&mut self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<()> {
+        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
+        for chunk in rows.chunks(per_stmt) {
+            let (sql, args) = values_sql(self.backend, table, cols, chunk)?;
+            query_with(sql, args)
+                .execute(&mut *self.inner)
+                .await
+                .map_err(sql_err(format!("write into {table}")))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts `rows` (values in `cols` order) in as few statements as the backend's bind limit
+    /// allows, skipping a row whose `key` column is already stored (`ON CONFLICT (key) DO
+    /// NOTHING`). Returns the keys (as text) of the rows it stored; a key repeated within `rows`
+    /// is stored once.
+    pub async fn insert_new(
+        &mut self,
+        table: &str,
+        cols: &[&str],
+        key: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<String>> {
+        use sqlx::Row;
+        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
+        let mut stored = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(per_stmt) {
+            let (sql, args) = values_sql(self.backend, table, cols, chunk)?;
+            let sql = format!("{sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}");
+            let got = query_with(sql, args)
+                .fetch_all(&mut *self.inner)
+                .await
+                .map_err(sql_err(format!("write into {table}")))?;
+            for r in &got {
+                let k: String = r
+                    .try_get::<String, _>(0)
+                    .or_else(|_| r.try_get::<i64, _>(0).map(|v| v.to_string()))
+                    .map_err(sql_err(format!("read back the keys written into {table}")))?;
+                stored.push(k);
+            }
+        }
+        Ok(stored)
     }
 
     /// The underlying sqlx transaction (for [`crate::Db::write_rows_in`]).

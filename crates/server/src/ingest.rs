@@ -10,14 +10,14 @@
 //! as they would one after the other. Nothing in memory changes until the commit succeeded; when
 //! a batch fails, each of its jobs is retried alone, so one bad job fails only its own request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use c360_core::profile::LiveProfile;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ApiError, ApiResult};
-use crate::queue::{Done, Job, Work, INSERT_EVENT, INSERT_ORDER};
+use crate::queue::{Done, Job, Work, EVENT_COLUMNS, ORDER_COLUMNS};
 use crate::state::{AppState, LiveView, WeakState};
 
 /// A batch takes waiting jobs until it holds this many rows.
@@ -132,11 +132,67 @@ async fn publish(st: &AppState, staged: Staged) -> Vec<Done> {
         .collect()
 }
 
-/// Writes the jobs in one transaction and commits it. Sequence numbers in the returned
-/// outcomes are offsets into the batch's events until [`publish`] adds the first one.
+/// Writes the jobs in one transaction and commits it: the new orders in one multi-row insert
+/// (a resend, or an order number repeated within the batch, stores nothing), the new events in
+/// another, one audit entry per job, and the stream events (one `metrics` event for the batch,
+/// with the counters after its last order). Sequence numbers in the returned outcomes are
+/// offsets into the batch's events until [`publish`] adds the first one.
 async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
     let s = st.snapshot().await?;
     let mut tx = st.inner().meta.begin().await?;
+    let order_rows: Vec<Vec<c360_db::Value>> = works
+        .iter()
+        .filter_map(|w| match w {
+            Work::Order(o) => Some(o.row.clone()),
+            Work::Events { .. } => None,
+        })
+        .collect();
+    let event_rows: Vec<Vec<c360_db::Value>> = works
+        .iter()
+        .flat_map(|w| match w {
+            Work::Order(_) => &[][..],
+            Work::Events { events, .. } => events.as_slice(),
+        })
+        .map(|e| e.row.clone())
+        .collect();
+    // Durable before we answer; the primary key makes a resend insert nothing.
+    let mut new_orders: HashSet<String> = if order_rows.is_empty() {
+        HashSet::new()
+    } else {
+        tx.insert_new("live_orders", ORDER_COLUMNS, "order_no", &order_rows)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut new_events: HashSet<String> = if event_rows.is_empty() {
+        HashSet::new()
+    } else {
+        tx.insert_new("live_events", EVENT_COLUMNS, "event_id", &event_rows)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let audit: Vec<c360_core::audit::Entry<'_>> = works
+        .iter()
+        .map(|w| {
+            let (by, action, target) = match w {
+                Work::Order(o) => (&o.by, "order.ingest", o.target.as_str()),
+                Work::Events {
+                    by, action, target, ..
+                } => (by, *action, target.as_str()),
+            };
+            c360_core::audit::Entry {
+                actor: &by.name,
+                role: by.role.as_str(),
+                action,
+                target,
+                outcome: "ok",
+                detail: json!({}),
+            }
+        })
+        .collect();
+    c360_core::audit::record_many_in(&mut tx, &audit).await?;
+
     let mut stats = st.live_stats();
     let mut newest: HashMap<i64, LiveProfile> = HashMap::new();
     let mut staged = Staged {
@@ -148,19 +204,8 @@ async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
     for work in works {
         match work {
             Work::Order(o) => {
-                // Durable before we answer; the primary key makes a resend insert nothing.
-                let stored = tx.execute(INSERT_ORDER, &o.row).await?;
-                c360_core::audit::record_in(
-                    &mut tx,
-                    &o.by.name,
-                    o.by.role.as_str(),
-                    "order.ingest",
-                    &o.target,
-                    "ok",
-                    &json!({}),
-                )
-                .await?;
-                if stored == 0 {
+                // The first job with the number stored it; a later one in the batch is a resend.
+                if !new_orders.remove(&o.order_no) {
                     staged.done.push(Done::Order {
                         seq: None,
                         profile: None,
@@ -174,12 +219,7 @@ async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
                             Some(p) => Some(p.clone()),
                             None => match st.live_profile(c).await {
                                 Some(p) => Some(p),
-                                None => match &o.base {
-                                    Some(p) => Some(p.clone()),
-                                    // The overlay held them when the request looked, and a new
-                                    // snapshot has cleared it since: read this one's.
-                                    None => c360_core::profile::live_profile(&s.sess, c).await?,
-                                },
+                                None => s.live_base(c).await?,
                             },
                         };
                         before.map(|b| {
@@ -208,32 +248,16 @@ async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
                 let e = stats.by_store.entry(o.store_id).or_default();
                 e.0 = e.0.saturating_add(1);
                 e.1 = e.1.saturating_add(o.total_fen);
-                let by_store: serde_json::Map<String, Value> = stats
-                    .by_store
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), json!({"orders": v.0, "revenue_fen": v.1})))
-                    .collect();
-                staged.events.push((
-                    "metrics".to_string(),
-                    None,
-                    json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
-                ));
                 staged.done.push(Done::Order {
                     seq: Some(seq),
                     profile: rescored.as_ref().map(|r| r.1.clone()),
                 });
                 staged.counted.push((o.store_id, o.total_fen, rescored));
             }
-            Work::Events {
-                events,
-                by,
-                action,
-                target,
-            } => {
+            Work::Events { events, .. } => {
                 let (mut created, mut duplicates, mut first_seq) = (0u64, 0u64, None);
                 for e in events {
-                    let stored = tx.execute(INSERT_EVENT, &e.row).await?;
-                    if stored == 0 {
+                    if !new_events.remove(&e.event_id) {
                         duplicates += 1;
                         continue;
                     }
@@ -243,16 +267,6 @@ async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
                         .events
                         .push(("events".to_string(), None, e.announced.clone()));
                 }
-                c360_core::audit::record_in(
-                    &mut tx,
-                    &by.name,
-                    by.role.as_str(),
-                    action,
-                    target,
-                    "ok",
-                    &json!({}),
-                )
-                .await?;
                 staged.done.push(Done::Events {
                     created,
                     duplicates,
@@ -260,6 +274,19 @@ async fn write(st: &AppState, works: &[&Work]) -> ApiResult<Staged> {
                 });
             }
         }
+    }
+    if !staged.counted.is_empty() {
+        // The live counters after the batch's last order: one event for the batch.
+        let by_store: serde_json::Map<String, Value> = stats
+            .by_store
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!({"orders": v.0, "revenue_fen": v.1})))
+            .collect();
+        staged.events.push((
+            "metrics".to_string(),
+            None,
+            json!({"live_orders": stats.orders, "live_revenue_fen": stats.revenue_fen, "by_store": by_store}),
+        ));
     }
     if !staged.events.is_empty() {
         staged.logged = st.hub().log_in(&mut tx, &staged.events).await?;

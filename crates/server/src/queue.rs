@@ -14,17 +14,34 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 
-/// Stores a `live_orders` row ([`OrderJob::row`], in this column order); a resend inserts nothing.
-pub const INSERT_ORDER: &str = "INSERT INTO live_orders (order_no, customer_id, store_id, order_time, day, total_fen, items, \
-     received_at, received_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_no) DO NOTHING";
-/// Stores a `live_events` row ([`EventJob::row`], in this column order); a resend inserts nothing.
-pub const INSERT_EVENT: &str =
-    "INSERT INTO live_events (event_id, customer_id, session_id, action_type, page, event_time, \
-     device, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING";
+/// The `live_orders` columns of [`OrderJob::row`], in order; `order_no` is the key.
+pub const ORDER_COLUMNS: &[&str] = &[
+    "order_no",
+    "customer_id",
+    "store_id",
+    "order_time",
+    "day",
+    "total_fen",
+    "items",
+    "received_at",
+    "received_by",
+];
+/// The `live_events` columns of [`EventJob::row`], in order; `event_id` is the key.
+pub const EVENT_COLUMNS: &[&str] = &[
+    "event_id",
+    "customer_id",
+    "session_id",
+    "action_type",
+    "page",
+    "event_time",
+    "device",
+    "received_at",
+];
 
 /// A validated order, ready to store.
 pub struct OrderJob {
-    /// The `live_orders` row ([`INSERT_ORDER`]'s columns).
+    pub order_no: String,
+    /// The `live_orders` row ([`ORDER_COLUMNS`]).
     pub row: Vec<V>,
     pub customer_id: Option<i64>,
     pub store_id: i64,
@@ -32,9 +49,6 @@ pub struct OrderJob {
     pub total_fen: i64,
     /// What the `orders` topic announces.
     pub announced: Value,
-    /// The customer's profile in the snapshot, read by the request when the live overlay did
-    /// not hold them (the committer prefers a newer one: this batch's, then the overlay's).
-    pub base: Option<LiveProfile>,
     pub by: Principal,
     /// The audit entry's target (`store:ID`).
     pub target: String,
@@ -42,7 +56,8 @@ pub struct OrderJob {
 
 /// A validated page event, ready to store.
 pub struct EventJob {
-    /// The `live_events` row ([`INSERT_EVENT`]'s columns).
+    pub event_id: String,
+    /// The `live_events` row ([`EVENT_COLUMNS`]).
     pub row: Vec<V>,
     /// What the `events` topic announces.
     pub announced: Value,

@@ -86,6 +86,9 @@ pub struct Snapshot {
     pub products: std::collections::HashSet<i64>,
     /// The day each store opened (orders before it cannot be theirs).
     pub store_opened: HashMap<i64, chrono::NaiveDate>,
+    /// Every customer's state for a live re-score, read once per snapshot (warmed in the
+    /// background when the snapshot is installed; the first orders wait for it).
+    pub bases: tokio::sync::OnceCell<Arc<c360_core::profile::LiveBases>>,
     /// The recommender, trained on first use.
     pub recs: tokio::sync::OnceCell<Arc<c360_core::recs::RecModel>>,
     /// The customer-service diagnosis model, trained on first use.
@@ -143,6 +146,27 @@ impl Materialized {
 }
 
 impl Snapshot {
+    /// The live profiles of this snapshot's customers (computed on first use, then shared).
+    pub async fn live_bases(&self) -> ApiResult<Arc<c360_core::profile::LiveBases>> {
+        self.bases
+            .get_or_try_init(|| async {
+                let b = c360_core::profile::live_profiles(&self.sess).await?;
+                tracing::info!(
+                    customers = b.len(),
+                    mb = b.memory_bytes() / (1 << 20),
+                    "live re-score state loaded"
+                );
+                Ok::<_, ApiError>(Arc::new(b))
+            })
+            .await
+            .cloned()
+    }
+
+    /// One customer's state as this snapshot left it (None: no paid order in it).
+    pub async fn live_base(&self, id: i64) -> ApiResult<Option<LiveProfile>> {
+        Ok(self.live_bases().await?.get(id).cloned())
+    }
+
     /// Whether the customer id exists in this snapshot (every customer has a 360 row).
     pub fn has_customer(&self, id: i64) -> bool {
         self.per_customer
@@ -528,12 +552,22 @@ impl AppState {
             stores,
             products,
             store_opened,
+            bases: tokio::sync::OnceCell::new(),
             recs: tokio::sync::OnceCell::new(),
             service: tokio::sync::OnceCell::new(),
             sentiment: tokio::sync::OnceCell::new(),
             loaded,
         });
         *self.0.snap.write().await = Some(snap.clone());
+        {
+            // Warm the re-score state now, so the first orders need not wait for it.
+            let snap = snap.clone();
+            tokio::spawn(async move {
+                if let Err(e) = snap.live_bases().await {
+                    tracing::warn!(error = %e, "could not load the live re-score state");
+                }
+            });
+        }
         self.0.live.lock().await.clear();
         *self
             .0
@@ -789,7 +823,7 @@ impl AppState {
         let known = self.inner_live().lock().await.get(&c).cloned();
         let before = match known {
             Some(p) => Some(p),
-            None => c360_core::profile::live_profile(&s.sess, c).await?,
+            None => s.live_base(c).await?,
         };
         let Some(before) = before else {
             // A customer with no paid order in the snapshot: nothing to re-score from yet.

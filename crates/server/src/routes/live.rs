@@ -173,14 +173,11 @@ pub(crate) async fn post_order_inner(
         chrono::Utc::now().to_rfc3339().into(),
         p.name.clone().into(),
     ];
-    // The customer's profile in the snapshot, read here (concurrently with other requests)
-    // unless the live overlay already holds a newer one.
-    let base = match o.customer_id {
-        Some(c) if st.live_profile(c).await.is_none() => {
-            c360_core::profile::live_profile(&s.sess, c).await?
-        }
-        _ => None,
-    };
+    if o.customer_id.is_some() {
+        // The snapshot's re-score state, loaded here (concurrently with other requests) so the
+        // committer never waits for it.
+        s.live_bases().await?;
+    }
     let announced = json!(OrderEvent {
         order_no: o.order_no.clone(),
         customer_id: o.customer_id,
@@ -190,13 +187,13 @@ pub(crate) async fn post_order_inner(
         items: o.items.len(),
     });
     let job = OrderJob {
+        order_no: o.order_no.clone(),
         row,
         customer_id: o.customer_id,
         store_id: o.store_id,
         day: day_of(t),
         total_fen: o.total_fen,
         announced,
-        base,
         by: p.clone(),
         target: target.to_string(),
     };
@@ -404,6 +401,7 @@ fn event_job(e: &NewEvent, t: chrono::NaiveDateTime) -> EventJob {
         chrono::Utc::now().to_rfc3339().into(),
     ];
     EventJob {
+        event_id: e.event_id.clone(),
         row,
         announced: json!({"customer_id": e.customer_id, "action_type": e.action_type, "page": e.page, "event_time": c360_model::fmt_ts(t)}),
     }
