@@ -333,7 +333,7 @@ impl Db {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
         let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
-        for chunk in rows.chunks(per_stmt) {
+        for chunk in statement_chunks(rows, per_stmt) {
             let (mut sql, args) = self.values_sql(table, cols, chunk)?;
             match self.backend {
                 Backend::MySql => sql = sql.replacen("INSERT INTO", "INSERT IGNORE INTO", 1),
@@ -375,7 +375,7 @@ impl Db {
             }
         };
         let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
-        for chunk in rows.chunks(per_stmt) {
+        for chunk in statement_chunks(rows, per_stmt) {
             let (sql, args) = self.values_sql(table, cols, chunk)?;
             query_with(sql + &tail, args)
                 .execute(&mut **tx)
@@ -607,6 +607,23 @@ impl Db {
     }
 }
 
+/// `rows` cut into statements of at most `per_stmt` rows: full ones, then the rest in
+/// power-of-two sizes (237 rows: 128, 64, 32, 8, 4, 1). A multi-row statement's text depends on
+/// its row count, so a few fixed sizes let the connection's statement cache reuse the prepared
+/// statement where arbitrary sizes would each be parsed anew.
+pub(crate) fn statement_chunks<T>(rows: &[T], per_stmt: usize) -> Vec<&[T]> {
+    let per_stmt = per_stmt.max(1);
+    let full = rows.len() / per_stmt * per_stmt;
+    let mut out: Vec<&[T]> = rows[..full].chunks(per_stmt).collect();
+    let mut rest = &rows[full..];
+    while !rest.is_empty() {
+        let n = 1usize << rest.len().ilog2();
+        out.push(&rest[..n]);
+        rest = &rest[n..];
+    }
+    out
+}
+
 /// `INSERT INTO table (cols) VALUES (…),(…)` for `chunk`, with its bound values.
 pub(crate) fn values_sql(
     backend: Backend,
@@ -633,4 +650,23 @@ pub(crate) fn values_sql(
         sql.push(')');
     }
     Ok((sql, args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_chunks;
+
+    #[test]
+    fn statements_take_full_chunks_then_powers_of_two() {
+        let rows: Vec<u32> = (0..5237).collect();
+        let sizes: Vec<usize> = statement_chunks(&rows, 2000)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![2000, 2000, 1024, 128, 64, 16, 4, 1]);
+        let back: Vec<u32> = statement_chunks(&rows, 2000).concat();
+        assert_eq!(back, rows, "every row once, in order");
+        assert!(statement_chunks::<u32>(&[], 10).is_empty());
+        assert_eq!(statement_chunks(&[1, 2, 3], 1).len(), 3);
+    }
 }
