@@ -332,8 +332,7 @@ impl Db {
         rows: &[Vec<Value>],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(sql_err("begin"))?;
-        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
-        for chunk in statement_chunks(rows, per_stmt) {
+        for chunk in statement_chunks(rows, self.backend, cols.len()) {
             let (mut sql, args) = self.values_sql(table, cols, chunk)?;
             match self.backend {
                 Backend::MySql => sql = sql.replacen("INSERT INTO", "INSERT IGNORE INTO", 1),
@@ -374,8 +373,7 @@ impl Db {
                 }
             }
         };
-        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
-        for chunk in statement_chunks(rows, per_stmt) {
+        for chunk in statement_chunks(rows, self.backend, cols.len()) {
             let (sql, args) = self.values_sql(table, cols, chunk)?;
             query_with(sql + &tail, args)
                 .execute(&mut **tx)
@@ -607,12 +605,13 @@ impl Db {
     }
 }
 
-/// `rows` cut into statements of at most `per_stmt` rows: full ones, then the rest in
+/// `rows` of `ncols` values each, cut into statements within the backend's bind limit (at most
+/// 2,000 rows): full ones, then the rest in
 /// power-of-two sizes (237 rows: 128, 64, 32, 8, 4, 1). A multi-row statement's text depends on
 /// its row count, so a few fixed sizes let the connection's statement cache reuse the prepared
 /// statement where arbitrary sizes would each be parsed anew.
-pub(crate) fn statement_chunks<T>(rows: &[T], per_stmt: usize) -> Vec<&[T]> {
-    let per_stmt = per_stmt.max(1);
+pub(crate) fn statement_chunks<T>(rows: &[T], backend: Backend, ncols: usize) -> Vec<&[T]> {
+    let per_stmt = (backend.max_binds() / ncols.max(1)).clamp(1, 2000);
     let full = rows.len() / per_stmt * per_stmt;
     let mut out: Vec<&[T]> = rows[..full].chunks(per_stmt).collect();
     let mut rest = &rows[full..];
@@ -654,19 +653,26 @@ pub(crate) fn values_sql(
 
 #[cfg(test)]
 mod tests {
-    use super::statement_chunks;
+    use super::{statement_chunks, Backend};
 
     #[test]
     fn statements_take_full_chunks_then_powers_of_two() {
         let rows: Vec<u32> = (0..5237).collect();
-        let sizes: Vec<usize> = statement_chunks(&rows, 2000)
+        // One column: the 2,000-row cap applies.
+        let pg = Backend::Postgres;
+        let sizes: Vec<usize> = statement_chunks(&rows, pg, 1)
             .iter()
             .map(|c| c.len())
             .collect();
         assert_eq!(sizes, vec![2000, 2000, 1024, 128, 64, 16, 4, 1]);
-        let back: Vec<u32> = statement_chunks(&rows, 2000).concat();
+        let back: Vec<u32> = statement_chunks(&rows, pg, 1).concat();
         assert_eq!(back, rows, "every row once, in order");
-        assert!(statement_chunks::<u32>(&[], 10).is_empty());
-        assert_eq!(statement_chunks(&[1, 2, 3], 1).len(), 3);
+        assert!(statement_chunks::<u32>(&[], pg, 1).is_empty());
+        // 10,000 columns: SQLite's bind limit allows three rows a statement.
+        let wide: Vec<usize> = statement_chunks(&[1, 2, 3, 4, 5, 6, 7], Backend::Sqlite, 10_000)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(wide, vec![3, 3, 1]);
     }
 }

@@ -49,8 +49,7 @@ impl Tx {
     /// Inserts `rows` (values in `cols` order) in as few statements as the backend's bind limit
     /// allows.
     pub async fn insert(&mut self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<()> {
-        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
-        for chunk in crate::statement_chunks(rows, per_stmt) {
+        for chunk in crate::statement_chunks(rows, self.backend, cols.len()) {
             let (sql, args) = values_sql(self.backend, table, cols, chunk)?;
             query_with(sql, args)
                 .execute(&mut *self.inner)
@@ -72,9 +71,8 @@ impl Tx {
         rows: &[Vec<Value>],
     ) -> Result<Vec<String>> {
         use sqlx::Row;
-        let per_stmt = (self.backend.max_binds() / cols.len().max(1)).clamp(1, 2000);
         let mut stored = Vec::with_capacity(rows.len());
-        for chunk in crate::statement_chunks(rows, per_stmt) {
+        for chunk in crate::statement_chunks(rows, self.backend, cols.len()) {
             let (sql, args) = values_sql(self.backend, table, cols, chunk)?;
             let sql = format!("{sql} ON CONFLICT ({key}) DO NOTHING RETURNING {key}");
             let got = query_with(sql, args)

@@ -124,15 +124,12 @@ impl Hub {
                 ]
             })
             .collect();
-        self.db
-            .write_rows_in(
-                tx.sqlx(),
-                "stream_log",
-                &["seq", "topic", "store_id", "payload", "at"],
-                None,
-                &rows,
-            )
-            .await?;
+        tx.insert(
+            "stream_log",
+            &["seq", "topic", "store_id", "payload", "at"],
+            &rows,
+        )
+        .await?;
         Ok((first, at))
     }
 
