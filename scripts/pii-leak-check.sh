@@ -37,7 +37,9 @@ meta=$wh/_metastore.db
 phone=$(sqlite3 data/cyrg2025.db "SELECT phone FROM members WHERE phone IS NOT NULL LIMIT 1")
 
 # A fake OpenAI-compatible LLM that keeps every request body.
-lport=$(( 21000 + $$ % 10000 ))
+# Ports the kernel says are free now (a fixed or pid-derived one may be taken on a busy machine).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+lport=$(free_port)
 python3 - "$lport" <<'PY' &
 import http.server, json, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -60,11 +62,22 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 llm=$!
 key=$("$bin" apikey create --name leak --role admin 2>>logs.txt | tail -n1)
-port=$(( 31000 + $$ % 10000 ))
+port=$(free_port)
 base="http://127.0.0.1:$port/api/v1"
 C360_RATE_LIMIT=0 C360_LLM_BASE_URL="http://127.0.0.1:$lport/v1" "$bin" serve --addr "127.0.0.1:$port" >>out.txt 2>>logs.txt &
 server=$!
-for _ in $(seq 1 200); do curl -fsS "$base/health" >/dev/null 2>&1 && break; sleep 0.1; done
+# A debug build on a loaded machine can take a while to open the snapshot: wait up to two
+# minutes, and if the server dies or never answers, say so with the end of its log.
+up=
+for _ in $(seq 1 1200); do
+  if curl -fsS "$base/health" >/dev/null 2>&1; then up=1; break; fi
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$up" ]; then
+  tail -n 20 logs.txt | cut -c1-300
+  fail "the server on port $port did not answer /health (alive: $(kill -0 "$server" 2>/dev/null && echo yes || echo no))"
+fi
 get() { curl -sS -H "Authorization: Bearer $1" "$base$2" >>answers.txt; echo >>answers.txt; }
 get "$key" /overview
 get "$key" "/customers?page_size=200"
