@@ -13,6 +13,7 @@ use sqlx::{Any, AnyPool, Arguments, Executor};
 
 pub use sqlx;
 
+pub mod bulk;
 pub mod migrate;
 pub mod tx;
 

@@ -187,8 +187,28 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, ParseError> {
         .map_err(|_| ParseError::Date(t.chars().take(40).collect()))
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (the sources' text time). Written digit by digit: chrono's `format`
+/// interprets the pattern on every call, and the simulator writes hundreds of millions.
 pub fn fmt_ts(t: NaiveDateTime) -> String {
-    t.format(TS_FMT).to_string()
+    let y = t.year();
+    if !(0..=9999).contains(&y) || t.nanosecond() >= 1_000_000_000 {
+        return t.format(TS_FMT).to_string(); // beyond four digits, or a leap second
+    }
+    let mut b = *b"0000-00-00 00:00:00";
+    let mut put = |at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    String::from_utf8(b.to_vec()).expect("ASCII digits and separators")
 }
 
 /// Shanghai local wall time as microseconds since the Unix epoch, as stored in the warehouse
@@ -310,6 +330,29 @@ pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fmt_ts_writes_what_chrono_writes() {
+        let mut t = NaiveDate::from_ymd_opt(1, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let step = chrono::Duration::seconds(7_777_777 + 3_601);
+        for _ in 0..40_000 {
+            assert_eq!(fmt_ts(t), t.format(TS_FMT).to_string());
+            t += step;
+        }
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap();
+        assert_eq!(fmt_ts(leap), "2016-12-31 23:59:60");
+        let far = NaiveDate::from_ymd_opt(12345, 6, 7)
+            .unwrap()
+            .and_hms_opt(8, 9, 10)
+            .unwrap();
+        assert_eq!(fmt_ts(far), far.format(TS_FMT).to_string());
+    }
 
     #[test]
     fn phone_normalises_and_masks() {

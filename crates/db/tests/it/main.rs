@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use c360_db::{get_i64, get_text, Db, Value};
+use c360_db::{get_f64, get_i64, get_text, Db, Value};
 
 const NASTY: &[&str] = &[
     "it's",
@@ -149,4 +149,71 @@ async fn postgres_binds_every_value() {
 #[tokio::test]
 async fn mariadb_binds_every_value() {
     roundtrip("mysql://root@127.0.0.1:3306/c360_db_it", true).await;
+}
+
+#[tokio::test]
+async fn sqlite_bulk_load_keeps_every_value_and_names_the_row_it_refuses() {
+    use c360_db::bulk::SqliteBulk;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bulk.db").display());
+    let db = Db::connect(&url).await.unwrap();
+    db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, f DOUBLE PRECISION, n BIGINT)")
+        .await
+        .unwrap();
+    db.close().await;
+    let hostile = "'; DROP TABLE t; -- 热狗 \u{1F32D} \"q\"";
+    let rows: Vec<Vec<Value>> = (1..=2000i64)
+        .map(|i| {
+            vec![
+                i.into(),
+                if i % 7 == 0 {
+                    Value::NullS
+                } else {
+                    format!("{hostile}{i}").into()
+                },
+                (i as f64 / 3.0).into(),
+                if i % 5 == 0 {
+                    Value::NullI
+                } else {
+                    (-i).into()
+                },
+            ]
+        })
+        .collect();
+    let cols = ["id", "s", "f", "n"];
+    let mut w = SqliteBulk::open(&url).unwrap();
+    w.insert("t", &cols, &rows[..1000]).unwrap();
+    w.commit().unwrap();
+    w.insert("t", &cols, &rows[1000..]).unwrap();
+    // A duplicate key is refused with the row it is in; the open batch is not committed.
+    let dup = vec![rows[0].clone(), rows[3].clone()];
+    let e = w.insert("t", &cols, &dup).unwrap_err().to_string();
+    assert!(e.contains("row 0 into t") && e.contains("UNIQUE"), "{e}");
+    drop(w);
+    let db = Db::connect(&url).await.unwrap();
+    let n = db.fetch_all("SELECT COUNT(*) AS n FROM t").await.unwrap();
+    assert_eq!(get_i64(&n[0], "n"), Some(1000));
+    let r = db
+        .fetch_all("SELECT s, f, n FROM t WHERE id = 998")
+        .await
+        .unwrap();
+    assert_eq!(get_text(&r[0], "s").unwrap(), format!("{hostile}998"));
+    assert_eq!(get_f64(&r[0], "f"), Some(998.0 / 3.0));
+    assert_eq!(get_i64(&r[0], "n"), Some(-998));
+    let r = db
+        .fetch_all("SELECT s, n FROM t WHERE id = 35")
+        .await
+        .unwrap();
+    assert_eq!(get_text(&r[0], "s"), None);
+    assert_eq!(get_i64(&r[0], "n"), None);
+    db.close().await;
+    // A finished load leaves the file in WAL mode, as every other connection expects.
+    let mut w = SqliteBulk::open(&url).unwrap();
+    w.insert("t", &cols, &rows[1000..]).unwrap();
+    w.finish().unwrap();
+    let db = Db::connect(&url).await.unwrap();
+    let n = db.fetch_all("SELECT COUNT(*) AS n FROM t").await.unwrap();
+    assert_eq!(get_i64(&n[0], "n"), Some(2000));
+    let m = db.fetch_all("PRAGMA journal_mode").await.unwrap();
+    assert_eq!(get_text(&m[0], "journal_mode").unwrap(), "wal");
 }

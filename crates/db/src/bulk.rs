@@ -1,0 +1,217 @@
+//! Bulk loading of a SQLite file through SQLite's C API (the library sqlx already links; no
+//! second SQLite): one prepared statement per table, bound and stepped row after row, inside
+//! one transaction per batch. For writers of whole tables that nobody reads meanwhile — the
+//! simulator — where sqlx's per-row async hop and per-value copies cost more than SQLite does.
+//!
+//! Values are always bound, never spliced; table and column names come from the caller's own
+//! fixed lists.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::ptr;
+
+use libsqlite3_sys as ffi;
+
+use crate::{DbError, Result, Value};
+
+/// One connection to a SQLite file, for bulk loading. Not shared: one thread at a time.
+pub struct SqliteBulk {
+    db: *mut ffi::sqlite3,
+    path: String,
+    stmts: HashMap<String, *mut ffi::sqlite3_stmt>,
+    in_tx: bool,
+}
+
+// The connection is used by one thread at a time (`&mut self`), and SQLite is built threadsafe.
+unsafe impl Send for SqliteBulk {}
+
+impl SqliteBulk {
+    /// Opens (creating if missing) the SQLite file at `url` (`sqlite://path` or a bare path)
+    /// for a bulk load: no rollback journal or fsync while loading (a load that dies is
+    /// redone from the start), a large page cache, exclusive locking.
+    pub fn open(url: &str) -> Result<SqliteBulk> {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let c = CString::new(path.clone())
+            .map_err(|_| DbError::Unsupported(format!("SQLite path {path:?} holds a NUL")))?;
+        let mut db = ptr::null_mut();
+        // SAFETY: `c` is a valid C string and `db` receives the handle (closed in Drop, also
+        // when open fails, as SQLite asks).
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                c.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE | ffi::SQLITE_OPEN_NOMUTEX,
+                ptr::null(),
+            )
+        };
+        let mut me = SqliteBulk {
+            db,
+            path,
+            stmts: HashMap::new(),
+            in_tx: false,
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(me.err("open", rc));
+        }
+        me.exec(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; \
+             PRAGMA locking_mode=EXCLUSIVE; PRAGMA temp_store=MEMORY",
+        )?;
+        Ok(me)
+    }
+
+    /// The error SQLite reports for `what` on this connection.
+    fn err(&self, what: &str, rc: c_int) -> DbError {
+        // SAFETY: `db` is this connection's handle (or null, which SQLite answers for).
+        let msg = unsafe {
+            let m = ffi::sqlite3_errmsg(self.db);
+            if m.is_null() {
+                format!("code {rc}")
+            } else {
+                CStr::from_ptr(m).to_string_lossy().into_owned()
+            }
+        };
+        DbError::Unsupported(format!("SQLite bulk load of {}: {what}: {msg}", self.path))
+    }
+
+    /// Runs statements without values (pragmas, DDL, BEGIN/COMMIT).
+    pub fn exec(&mut self, sql: &str) -> Result<()> {
+        let c =
+            CString::new(sql).map_err(|_| DbError::Unsupported("SQL holds a NUL byte".into()))?;
+        let mut msg: *mut c_char = ptr::null_mut();
+        // SAFETY: valid handle and C string; SQLite allocates `msg`, freed below.
+        let rc = unsafe { ffi::sqlite3_exec(self.db, c.as_ptr(), None, ptr::null_mut(), &mut msg) };
+        if rc != ffi::SQLITE_OK {
+            // SAFETY: `msg` is null or SQLite's allocation.
+            let text = unsafe {
+                let t = if msg.is_null() {
+                    format!("code {rc}")
+                } else {
+                    CStr::from_ptr(msg).to_string_lossy().into_owned()
+                };
+                ffi::sqlite3_free(msg.cast());
+                t
+            };
+            return Err(DbError::Unsupported(format!(
+                "SQLite bulk load of {}: {}: {text}",
+                self.path,
+                crate::what_of(sql)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inserts `rows` into `table(cols)` inside the open batch (one is begun if none is).
+    pub fn insert(&mut self, table: &str, cols: &[&str], rows: &[Vec<Value>]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if !self.in_tx {
+            self.exec("BEGIN")?;
+            self.in_tx = true;
+        }
+        let key = format!("{table}({})", cols.join(","));
+        let stmt = match self.stmts.get(&key) {
+            Some(s) => *s,
+            None => {
+                let sql = format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    cols.join(", "),
+                    vec!["?"; cols.len()].join(", ")
+                );
+                let c = CString::new(sql)
+                    .map_err(|_| DbError::Unsupported("SQL holds a NUL byte".into()))?;
+                let mut s = ptr::null_mut();
+                // SAFETY: valid handle and C string; the statement is finalized in Drop.
+                let rc = unsafe {
+                    ffi::sqlite3_prepare_v2(self.db, c.as_ptr(), -1, &mut s, ptr::null_mut())
+                };
+                if rc != ffi::SQLITE_OK {
+                    return Err(self.err(&format!("prepare insert into {table}"), rc));
+                }
+                self.stmts.insert(key, s);
+                s
+            }
+        };
+        for (n, row) in rows.iter().enumerate() {
+            if row.len() != cols.len() {
+                return Err(DbError::Unsupported(format!(
+                    "insert into {table}: row {n} has {} values for {} columns",
+                    row.len(),
+                    cols.len()
+                )));
+            }
+            // SAFETY: `stmt` is a live statement of this connection with `cols.len()`
+            // parameters. Text is bound without a copy (SQLITE_STATIC): `row` outlives the
+            // step, and the reset right after it lets go of every binding.
+            unsafe {
+                for (i, v) in row.iter().enumerate() {
+                    let i = i as c_int + 1;
+                    let rc = match v {
+                        Value::I(x) => ffi::sqlite3_bind_int64(stmt, i, *x),
+                        Value::F(x) => ffi::sqlite3_bind_double(stmt, i, *x),
+                        Value::S(s) => ffi::sqlite3_bind_text(
+                            stmt,
+                            i,
+                            s.as_ptr().cast(),
+                            s.len() as c_int,
+                            ffi::SQLITE_STATIC(),
+                        ),
+                        Value::NullI | Value::NullS | Value::NullF => {
+                            ffi::sqlite3_bind_null(stmt, i)
+                        }
+                    };
+                    if rc != ffi::SQLITE_OK {
+                        let e = self.err(&format!("bind row {n} of {table}"), rc);
+                        ffi::sqlite3_reset(stmt);
+                        ffi::sqlite3_clear_bindings(stmt);
+                        return Err(e);
+                    }
+                }
+                let rc = ffi::sqlite3_step(stmt);
+                let e = (rc != ffi::SQLITE_DONE)
+                    .then(|| self.err(&format!("insert row {n} into {table}"), rc));
+                ffi::sqlite3_reset(stmt);
+                ffi::sqlite3_clear_bindings(stmt);
+                if let Some(e) = e {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch, if any.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.in_tx {
+            self.in_tx = false;
+            self.exec("COMMIT")?;
+        }
+        Ok(())
+    }
+
+    /// Commits and leaves the file as every other connection expects it (WAL journal).
+    pub fn finish(mut self) -> Result<()> {
+        self.commit()?;
+        self.exec("PRAGMA locking_mode=NORMAL; PRAGMA journal_mode=WAL")
+    }
+}
+
+impl Drop for SqliteBulk {
+    fn drop(&mut self) {
+        // SAFETY: every statement belongs to this connection and is finalized once, then the
+        // connection is closed once.
+        unsafe {
+            for s in self.stmts.values() {
+                ffi::sqlite3_finalize(*s);
+            }
+            ffi::sqlite3_close(self.db);
+        }
+    }
+}
