@@ -62,6 +62,8 @@ pub struct SimConfig {
     /// Share of rows made dirty (malformed, dangling, duplicated); 1.0 is the realistic default.
     pub dirt: f64,
     pub progress: bool,
+    /// Threads drawing persons (0: one per core). The data does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for SimConfig {
@@ -79,6 +81,7 @@ impl Default for SimConfig {
             params: TruthParams::default(),
             dirt: 1.0,
             progress: true,
+            threads: 0,
         }
     }
 }
@@ -123,14 +126,16 @@ struct Store {
 }
 
 /// Who knows whom: each person belongs to one social circle in their city; shares, group orders
-/// and paying for a friend happen mostly inside it. Holds the circle's mini-program users so far.
+/// and paying for a friend happen mostly inside it. Holds the circle's mini-program users of the
+/// rounds generated before (frozen while a round is generated, so a round's persons can be
+/// drawn in parallel and still meet the same friends whatever the thread count).
 #[derive(Default)]
 struct Social {
     circles: HashMap<i64, Vec<i64>>,
 }
 
 impl Social {
-    /// A friend of `me` in `circle` (an earlier mini-program user), if the circle has one.
+    /// A friend of `me` in `circle` (a mini-program user of an earlier round), if it has one.
     fn friend(&self, rng: &mut ChaCha8Rng, circle: i64, me: i64) -> Option<i64> {
         let c = self.circles.get(&circle)?;
         let others = c.iter().filter(|u| **u != me).count();
@@ -162,10 +167,185 @@ struct Rows {
     persons: Vec<Vec<Value>>,
     ids: Vec<Vec<Value>>,
     future: Vec<Vec<Value>>,
+    /// Text cells that embed ids, written once the ids are global (see [`Rows::globalize`]).
+    fills: Vec<Fill>,
+    /// The mini-program users who joined their circle: (circle, user id).
+    joined: Vec<(i64, i64)>,
 }
 
-/// Running id counters, so ids are dense and deterministic.
-#[derive(Default)]
+/// The tables whose text cells embed ids.
+#[derive(Clone, Copy)]
+enum Tab {
+    Members,
+    WxUsers,
+    Orders,
+    WxOrders,
+    Events,
+    Groups,
+}
+
+/// A text cell that embeds ids: a member card number, an order number, a session or group id.
+enum Embed {
+    Card { member: i64 },
+    PosOrderNo { store: i64, order: i64 },
+    WxOrderNo { day: NaiveDate, order: i64 },
+    Session { user: i64, order: i64 },
+    Browse { user: i64, order: i64, n: u32 },
+    Group { order: i64 },
+}
+
+struct Fill {
+    tab: Tab,
+    row: usize,
+    col: usize,
+    text: Embed,
+}
+
+impl Rows {
+    /// The table a fill points into.
+    fn tab(&mut self, t: Tab) -> &mut Vec<Vec<Value>> {
+        match t {
+            Tab::Members => &mut self.members,
+            Tab::WxUsers => &mut self.wx_users,
+            Tab::Orders => &mut self.orders,
+            Tab::WxOrders => &mut self.wx_orders,
+            Tab::Events => &mut self.events,
+            Tab::Groups => &mut self.groups,
+        }
+    }
+
+    /// Fills cell `col` of the last row of `tab` with `text` once ids are global.
+    fn fill_last(&mut self, tab: Tab, col: usize, text: Embed) {
+        let row = self.tab(tab).len() - 1;
+        self.fills.push(Fill {
+            tab,
+            row,
+            col,
+            text,
+        });
+    }
+
+    /// Turns one person's local ids (-1, -2, … of each kind, see [`next`]) into global ids
+    /// that follow `base` (the ids handed out before this person), and writes the text cells
+    /// that embed them. Ids already global (friends from earlier rounds) are left alone.
+    fn globalize(&mut self, base: &Ids) {
+        fn g(v: &mut Value, base: i64) {
+            if let Value::I(x) = v {
+                if *x < 0 {
+                    *x = base - *x;
+                }
+            }
+        }
+        let gl = |x: i64, base: i64| if x < 0 { base - x } else { x };
+        let cols = |rows: &mut Vec<Vec<Value>>, spec: &[(usize, i64)]| {
+            for r in rows.iter_mut() {
+                for (c, b) in spec {
+                    g(&mut r[*c], *b);
+                }
+            }
+        };
+        cols(&mut self.members, &[(0, base.member)]);
+        cols(&mut self.orders, &[(0, base.order), (3, base.member)]);
+        cols(&mut self.items, &[(0, base.item), (1, base.order)]);
+        cols(&mut self.wx_users, &[(0, base.wx_user)]);
+        cols(
+            &mut self.wx_orders,
+            &[(0, base.wx_order), (2, base.wx_user)],
+        );
+        cols(&mut self.wx_items, &[(0, base.wx_item), (1, base.wx_order)]);
+        cols(&mut self.events, &[(0, base.event), (1, base.wx_user)]);
+        cols(
+            &mut self.reviews,
+            &[(0, base.review), (1, base.wx_user), (2, base.wx_order)],
+        );
+        cols(
+            &mut self.shares,
+            &[(0, base.share), (1, base.wx_user), (2, base.wx_user)],
+        );
+        cols(
+            &mut self.groups,
+            &[(0, base.group_row), (2, base.wx_order), (3, base.wx_user)],
+        );
+        cols(
+            &mut self.paid_by,
+            &[
+                (0, base.paid_row),
+                (1, base.wx_order),
+                (2, base.wx_user),
+                (3, base.wx_user),
+            ],
+        );
+        cols(
+            &mut self.tickets,
+            &[(0, base.ticket), (1, base.wx_user), (2, base.wx_order)],
+        );
+        cols(&mut self.ticket_truth, &[(0, base.ticket)]);
+        cols(&mut self.review_aspects, &[(0, base.review)]);
+        for r in &mut self.ids {
+            let b = if r[0] == Value::from("member") {
+                base.member
+            } else {
+                base.wx_user
+            };
+            g(&mut r[1], b);
+        }
+        for j in &mut self.joined {
+            j.1 = gl(j.1, base.wx_user);
+        }
+        for f in std::mem::take(&mut self.fills) {
+            let text = match f.text {
+                Embed::Card { member } => crate::layout::card_of(gl(member, base.member)),
+                Embed::PosOrderNo { store, order } => {
+                    format!("P{store}{:08}", gl(order, base.order))
+                }
+                Embed::WxOrderNo { day, order } => {
+                    format!("WX{}{:08}", day.format("%Y%m%d"), gl(order, base.wx_order))
+                }
+                Embed::Session { user, order } => {
+                    format!("S{}-{}", gl(user, base.wx_user), gl(order, base.wx_order))
+                }
+                Embed::Browse { user, order, n } => format!(
+                    "B{}-{}-{n}",
+                    gl(user, base.wx_user),
+                    gl(order, base.wx_order)
+                ),
+                Embed::Group { order } => format!("G{}", gl(order, base.wx_order)),
+            };
+            self.tab(f.tab)[f.row][f.col] = Value::S(text);
+        }
+    }
+
+    /// Moves every row of `other` to the end of this one's.
+    fn append(&mut self, other: &mut Rows) {
+        for (a, b) in [
+            (&mut self.members, &mut other.members),
+            (&mut self.wx_users, &mut other.wx_users),
+            (&mut self.orders, &mut other.orders),
+            (&mut self.items, &mut other.items),
+            (&mut self.wx_orders, &mut other.wx_orders),
+            (&mut self.wx_items, &mut other.wx_items),
+            (&mut self.events, &mut other.events),
+            (&mut self.reviews, &mut other.reviews),
+            (&mut self.shares, &mut other.shares),
+            (&mut self.groups, &mut other.groups),
+            (&mut self.paid_by, &mut other.paid_by),
+            (&mut self.tickets, &mut other.tickets),
+            (&mut self.ticket_truth, &mut other.ticket_truth),
+            (&mut self.review_aspects, &mut other.review_aspects),
+            (&mut self.persons, &mut other.persons),
+            (&mut self.ids, &mut other.ids),
+            (&mut self.future, &mut other.future),
+        ] {
+            a.append(b);
+        }
+        self.joined.append(&mut other.joined);
+    }
+}
+
+/// Id counters, so ids are dense and deterministic. The simulation's counters hold the ids
+/// handed out so far; a person's own count the ids that person used (handed out as -1, -2, …
+/// by [`next`] and made global by [`Rows::globalize`]).
+#[derive(Default, Clone, Copy)]
 struct Ids {
     member: i64,
     wx_user: i64,
@@ -181,9 +361,28 @@ struct Ids {
     ticket: i64,
 }
 
+/// The next person-local id of a kind: negative, so it cannot be mistaken for a global one.
 fn next(c: &mut i64) -> i64 {
     *c += 1;
-    *c
+    -*c
+}
+
+impl Ids {
+    /// Adds the ids one person used.
+    fn add(&mut self, o: &Ids) {
+        self.member += o.member;
+        self.wx_user += o.wx_user;
+        self.order += o.order;
+        self.item += o.item;
+        self.wx_order += o.wx_order;
+        self.wx_item += o.wx_item;
+        self.event += o.event;
+        self.review += o.review;
+        self.share += o.share;
+        self.group_row += o.group_row;
+        self.paid_row += o.paid_row;
+        self.ticket += o.ticket;
+    }
 }
 
 fn weighted(rng: &mut ChaCha8Rng, w: &[f64]) -> usize {
@@ -285,9 +484,17 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
     let pos = Db::connect(&cfg.pos_url).await?;
     let wx = Db::connect(&cfg.wx_url).await?;
     let truth = Db::connect(&cfg.truth_url).await?;
-    pos.exec_script(schema::POS_DDL).await?;
-    wx.exec_script(schema::WX_DDL).await?;
-    truth.exec_script(schema::TRUTH_DDL).await?;
+    let ddl = [schema::POS_DDL, schema::WX_DDL, schema::TRUTH_DDL].map(schema::tables_and_indexes);
+    for (db, (tables, _)) in [&pos, &wx, &truth].into_iter().zip(&ddl) {
+        if db.backend == c360_db::Backend::Sqlite {
+            // SQLite keys a table by its rowid only when the key is declared INTEGER (64-bit
+            // there); BIGINT would add a second, unique index beside the table.
+            db.exec_script(&tables.replace("BIGINT PRIMARY KEY", "INTEGER PRIMARY KEY"))
+                .await?;
+        } else {
+            db.exec_script(tables).await?;
+        }
+    }
 
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let stores = make_stores(cfg, &mut rng);
@@ -368,18 +575,10 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
         .iter()
         .map(|w| ((est_persons * w / w_sum / 40.0).round() as i64).max(1))
         .collect();
-    let mut social = Social::default();
-    let ctx = Ctx {
-        cfg,
-        stores: &stores,
-        city_stores: &city_stores,
-        city_w: &city_w,
-        circles_per_city: &circles_per_city,
-        days: DayMix::of(
-            cfg.start,
-            (cfg.cutoff - cfg.start).num_days() + cfg.horizon_days,
-        ),
-    };
+    let days = DayMix::of(
+        cfg.start,
+        (cfg.cutoff - cfg.start).num_days() + cfg.horizon_days,
+    );
     // Test orders keyed in by staff at each store: real rows the ETL must exclude.
     let mut rows = Rows::default();
     for s in &stores {
@@ -391,7 +590,8 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
             if t.date() >= cfg.cutoff {
                 continue;
             }
-            let oid = next(&mut ids.order);
+            ids.order += 1;
+            let oid = ids.order;
             let ts = fmt_ts(t);
             rows.orders.push(vec![
                 oid.into(),
@@ -406,8 +606,9 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
                 Value::NullS,
                 ts.clone().into(),
             ]);
+            ids.item += 1;
             rows.items.push(vec![
-                next(&mut ids.item).into(),
+                ids.item.into(),
                 oid.into(),
                 1i64.into(),
                 1i64.into(),
@@ -416,22 +617,149 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
             ]);
         }
     }
-    while total_orders < cfg.orders {
-        let chunk_end = person + 2_000;
-        while person < chunk_end && total_orders < cfg.orders {
-            let n = gen_person(&ctx, person, &mut ids, &mut rows, &mut sum, &mut social);
-            total_orders += n;
-            bar.set_position(total_orders.min(cfg.orders));
-            person += 1;
+    // Rounds of persons are drawn in parallel on a thread of their own while the rounds before
+    // are written; each round's ids are made global in person order.
+    flush(&pos, &wx, &truth, std::mem::take(&mut rows)).await?;
+    let round = round_size(cfg.orders);
+    let world = World {
+        cfg: cfg.clone(),
+        stores,
+        city_stores,
+        city_w,
+        circles_per_city,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads)
+        .thread_name(|i| format!("c360-sim-{i}"))
+        .build()
+        .map_err(|e| SimError::Config(format!("threads: {e}")))?;
+    // Draws rounds of persons in parallel and hands each to `sink` (false: stop).
+    let generate = move |mut sink: Box<dyn FnMut(Rows) -> bool + Send>| {
+        use rayon::prelude::*;
+        let ctx = Ctx {
+            cfg: &world.cfg,
+            stores: &world.stores,
+            city_stores: &world.city_stores,
+            city_w: &world.city_w,
+            circles_per_city: &world.circles_per_city,
+            days,
+        };
+        let mut social = Social::default();
+        while total_orders < ctx.cfg.orders {
+            let outs: Vec<PersonOut> = pool.install(|| {
+                (person..person + round)
+                    .into_par_iter()
+                    .map(|pid| gen_person(&ctx, pid, &social, ids.wx_user))
+                    .collect()
+            });
+            let mut out = Rows::default();
+            for mut o in outs {
+                if total_orders >= ctx.cfg.orders {
+                    break;
+                }
+                o.rows.globalize(&ids);
+                ids.add(&o.ids);
+                sum.add(&o.sum);
+                total_orders += o.orders;
+                person += 1;
+                out.append(&mut o.rows);
+            }
+            for (circle, uid) in out.joined.drain(..) {
+                social.circles.entry(circle).or_default().push(uid);
+            }
+            bar.set_position(total_orders.min(ctx.cfg.orders));
+            if !sink(out) {
+                break; // a writer stopped; its error is what the caller sees
+            }
         }
-        flush(&pos, &wx, &truth, &mut rows).await?;
-    }
-    flush(&pos, &wx, &truth, &mut rows).await?;
-    bar.finish_and_clear();
-    sum.persons = person;
-    for db in [&pos, &wx, &truth] {
-        if db.backend == c360_db::Backend::Sqlite {
+        bar.finish_and_clear();
+        sum.persons = person;
+        sum
+    };
+    let all_sqlite = [&pos, &wx, &truth]
+        .iter()
+        .all(|d| d.backend == c360_db::Backend::Sqlite);
+    if all_sqlite {
+        // SQLite files are bulk-loaded through SQLite's own API, each by a thread of its own,
+        // while the next round is drawn.
+        for db in [&pos, &wx, &truth] {
             db.exec("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+            db.close().await;
+        }
+        let mut senders = Vec::new();
+        let mut writers = Vec::new();
+        for ((name, url), (_, indexes)) in [
+            ("pos", &cfg.pos_url),
+            ("wx", &cfg.wx_url),
+            ("truth", &cfg.truth_url),
+        ]
+        .into_iter()
+        .zip(ddl)
+        {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Part>>(2);
+            let url = c360_db::normalize_url(url);
+            senders.push(tx);
+            let thread = std::thread::Builder::new().name(format!("c360-sim-{name}"));
+            writers.push(
+                thread
+                    .spawn(move || {
+                        let mut w = c360_db::bulk::SqliteBulk::open(&url)?;
+                        for parts in rx {
+                            for (table, cols, rows) in &parts {
+                                w.insert(table, cols, rows)?;
+                            }
+                            w.commit()?;
+                        }
+                        if !indexes.is_empty() {
+                            w.exec(&indexes)?;
+                        }
+                        w.finish()?;
+                        Ok::<_, SimError>(())
+                    })
+                    .map_err(|e| SimError::Config(format!("a writer thread: {e}")))?,
+            );
+        }
+        let done = tokio::task::spawn_blocking(move || {
+            let sum = generate(Box::new(move |r| {
+                parts(r)
+                    .into_iter()
+                    .zip(&senders)
+                    .all(|(p, tx)| tx.send(p).is_ok())
+            }));
+            let mut errs = Vec::new();
+            for w in writers {
+                match joined(w.join(), "writer") {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) | Err(e) => errs.push(e),
+                }
+            }
+            match errs.into_iter().next() {
+                Some(e) => Err(e),
+                None => Ok(sum),
+            }
+        })
+        .await
+        .map_err(|e| SimError::Config(format!("the generator thread: {e}")))?;
+        return done;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Rows>(2);
+    let generator =
+        std::thread::spawn(move || generate(Box::new(move |r| tx.blocking_send(r).is_ok())));
+    let written = async {
+        while let Some(r) = rx.recv().await {
+            flush(&pos, &wx, &truth, r).await?;
+        }
+        Ok::<_, SimError>(())
+    }
+    .await;
+    drop(rx);
+    let sum = tokio::task::spawn_blocking(move || joined(generator.join(), "generator"))
+        .await
+        .map_err(|e| SimError::Config(format!("the generator thread: {e}")))??;
+    written?;
+    for (db, (_, indexes)) in [&pos, &wx, &truth].into_iter().zip(&ddl) {
+        if !indexes.is_empty() {
+            db.exec_script(indexes).await?;
         }
         db.close().await;
     }
@@ -478,174 +806,156 @@ pub(crate) const WX_ORDER_COLS: &[&str] = &[
     "updated_at",
 ];
 
-async fn flush(pos: &Db, wx: &Db, truth: &Db, r: &mut Rows) -> Result<(), SimError> {
-    let r = std::mem::take(r);
-    // Three databases, three connections: write them concurrently.
-    let a = async {
-        pos.insert_rows(
-            "members",
-            &[
-                "member_id",
-                "card_no",
-                "phone",
-                "phone_verified",
-                "name",
-                "gender",
-                "birthday",
-                "register_store_id",
-                "created_at",
-                "updated_at",
-            ],
-            &r.members,
-        )
-        .await?;
-        pos.insert_rows("orders", POS_ORDER_COLS, &r.orders).await?;
-        pos.insert_rows("order_items", ITEM_COLS, &r.items).await
-    };
-    let b = async {
-        wx.insert_rows(
-            "wx_users",
-            &[
-                "user_id",
-                "openid",
-                "unionid",
-                "phone",
-                "member_card_no",
-                "nickname",
-                "created_at",
-                "updated_at",
-            ],
-            &r.wx_users,
-        )
-        .await?;
-        wx.insert_rows("wx_orders", WX_ORDER_COLS, &r.wx_orders)
-            .await?;
-        wx.insert_rows("wx_order_items", ITEM_COLS, &r.wx_items)
-            .await?;
-        wx.insert_rows(
-            "wx_events",
-            &[
-                "event_id",
-                "user_id",
-                "session_id",
-                "event_type",
-                "page",
-                "event_time",
-                "device",
-                "lat",
-                "lon",
-            ],
-            &r.events,
-        )
-        .await?;
-        wx.insert_rows(
-            "wx_reviews",
-            &[
-                "review_id",
-                "user_id",
-                "order_id",
-                "store_id",
-                "rating",
-                "content",
-                "created_at",
-            ],
-            &r.reviews,
-        )
-        .await?;
-        wx.insert_rows(
-            "wx_order_groups",
-            &["row_id", "group_id", "order_id", "user_id", "joined_at"],
-            &r.groups,
-        )
-        .await?;
-        wx.insert_rows(
-            "wx_paid_by",
-            &["row_id", "order_id", "user_id", "payer_user_id", "paid_at"],
-            &r.paid_by,
-        )
-        .await?;
-        wx.insert_rows(
-            "wx_service_tickets",
-            &[
-                "ticket_id",
-                "user_id",
-                "order_id",
-                "created_at",
-                "message",
-                "status",
-                "resolved_cause",
-                "updated_at",
-            ],
-            &r.tickets,
-        )
-        .await?;
-        wx.insert_rows(
-            "wx_shares",
-            &[
-                "share_id",
-                "user_id",
-                "to_user_id",
-                "page",
-                "campaign",
-                "share_time",
-            ],
-            &r.shares,
-        )
-        .await
-    };
-    let c = async {
-        truth
-            .insert_rows(
-                "persons",
-                &[
-                    "person_id",
-                    "lambda",
-                    "p_drop",
-                    "nu",
-                    "mean_spend_fen",
-                    "holiday_mult",
-                    "first_order",
-                    "last_order",
-                    "dropout_at",
-                    "alive_at_cutoff",
-                    "n_orders",
-                    "n_future",
-                    "future_spend_fen",
-                    "home_store_id",
-                    "has_member",
-                    "has_wx",
-                    "fav_daypart",
-                    "fav_sku",
-                    "circle_id",
-                    "sociability",
-                    "browse_rate",
-                    "p_continue",
-                ],
-                &r.persons,
-            )
-            .await?;
-        truth
-            .insert_rows("ids", &["system", "source_id", "person_id"], &r.ids)
-            .await?;
-        truth
-            .insert_rows(
+/// A joined thread's result, its panic as an error.
+fn joined<T>(r: std::thread::Result<T>, what: &str) -> Result<T, SimError> {
+    r.map_err(|_| SimError::Config(format!("the {what} thread panicked")))
+}
+
+/// One table's rows of one round: (table, columns, rows).
+type Part = (&'static str, &'static [&'static str], Vec<Vec<Value>>);
+
+/// A round's rows per database: the POS, the mini-program, the ground truth.
+fn parts(r: Rows) -> [Vec<Part>; 3] {
+    const MEMBER_COLS: &[&str] = &[
+        "member_id",
+        "card_no",
+        "phone",
+        "phone_verified",
+        "name",
+        "gender",
+        "birthday",
+        "register_store_id",
+        "created_at",
+        "updated_at",
+    ];
+    const WX_USER_COLS: &[&str] = &[
+        "user_id",
+        "openid",
+        "unionid",
+        "phone",
+        "member_card_no",
+        "nickname",
+        "created_at",
+        "updated_at",
+    ];
+    const EVENT_COLS: &[&str] = &[
+        "event_id",
+        "user_id",
+        "session_id",
+        "event_type",
+        "page",
+        "event_time",
+        "device",
+        "lat",
+        "lon",
+    ];
+    const REVIEW_COLS: &[&str] = &[
+        "review_id",
+        "user_id",
+        "order_id",
+        "store_id",
+        "rating",
+        "content",
+        "created_at",
+    ];
+    const TICKET_COLS: &[&str] = &[
+        "ticket_id",
+        "user_id",
+        "order_id",
+        "created_at",
+        "message",
+        "status",
+        "resolved_cause",
+        "updated_at",
+    ];
+    const SHARE_COLS: &[&str] = &[
+        "share_id",
+        "user_id",
+        "to_user_id",
+        "page",
+        "campaign",
+        "share_time",
+    ];
+    const PERSON_COLS: &[&str] = &[
+        "person_id",
+        "lambda",
+        "p_drop",
+        "nu",
+        "mean_spend_fen",
+        "holiday_mult",
+        "first_order",
+        "last_order",
+        "dropout_at",
+        "alive_at_cutoff",
+        "n_orders",
+        "n_future",
+        "future_spend_fen",
+        "home_store_id",
+        "has_member",
+        "has_wx",
+        "fav_daypart",
+        "fav_sku",
+        "circle_id",
+        "sociability",
+        "browse_rate",
+        "p_continue",
+    ];
+    [
+        vec![
+            ("members", MEMBER_COLS, r.members),
+            ("orders", POS_ORDER_COLS, r.orders),
+            ("order_items", ITEM_COLS, r.items),
+        ],
+        vec![
+            ("wx_users", WX_USER_COLS, r.wx_users),
+            ("wx_orders", WX_ORDER_COLS, r.wx_orders),
+            ("wx_order_items", ITEM_COLS, r.wx_items),
+            ("wx_events", EVENT_COLS, r.events),
+            ("wx_reviews", REVIEW_COLS, r.reviews),
+            (
+                "wx_order_groups",
+                &["row_id", "group_id", "order_id", "user_id", "joined_at"],
+                r.groups,
+            ),
+            (
+                "wx_paid_by",
+                &["row_id", "order_id", "user_id", "payer_user_id", "paid_at"],
+                r.paid_by,
+            ),
+            ("wx_service_tickets", TICKET_COLS, r.tickets),
+            ("wx_shares", SHARE_COLS, r.shares),
+        ],
+        vec![
+            ("persons", PERSON_COLS, r.persons),
+            ("ids", &["system", "source_id", "person_id"], r.ids),
+            (
                 "review_aspects",
                 &["review_id", "aspect", "polarity"],
-                &r.review_aspects,
-            )
-            .await?;
-        truth
-            .insert_rows("service_truth", &["ticket_id", "cause"], &r.ticket_truth)
-            .await?;
-        truth
-            .insert_rows(
+                r.review_aspects,
+            ),
+            ("service_truth", &["ticket_id", "cause"], r.ticket_truth),
+            (
                 "future_orders",
                 &["person_id", "order_time", "total_fen", "channel"],
-                &r.future,
-            )
-            .await
+                r.future,
+            ),
+        ],
+    ]
+}
+
+/// Writes a round's rows through sqlx (any backend), the three databases concurrently.
+async fn flush(pos: &Db, wx: &Db, truth: &Db, r: Rows) -> Result<(), SimError> {
+    let write = |db: &'_ Db, parts: Vec<Part>| {
+        let db = db.clone();
+        async move {
+            for (table, cols, rows) in &parts {
+                db.insert_rows(table, cols, rows).await?;
+            }
+            Ok::<_, SimError>(())
+        }
     };
-    let (x, y, z) = tokio::join!(a, b, c);
+    let [a, b, c] = parts(r);
+    let (x, y, z) = tokio::join!(write(pos, a), write(wx, b), write(truth, c));
     x?;
     y?;
     z?;
@@ -808,6 +1118,15 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
     Ok(())
 }
 
+/// What the generator thread owns: the settings and the chain.
+struct World {
+    cfg: SimConfig,
+    stores: Vec<Store>,
+    city_stores: Vec<Vec<usize>>,
+    city_w: Vec<f64>,
+    circles_per_city: Vec<i64>,
+}
+
 struct Ctx<'a> {
     cfg: &'a SimConfig,
     stores: &'a [Store],
@@ -889,8 +1208,8 @@ struct Person<'c> {
 
 /// What a person has become in the two systems so far, and what they bought.
 struct Ledger {
-    /// (member_id, card_no)
-    member: Option<(i64, String)>,
+    /// Their member id (the card number follows from it).
+    member: Option<i64>,
     dup_member: Option<i64>,
     wx_user: Option<i64>,
     wx_user2: Option<i64>,
@@ -905,10 +1224,14 @@ struct Ledger {
 
 /// Where a person's rows, ids and counts go.
 struct Out<'o> {
+    /// The ids this person has used (their own, local ids; see [`next`]).
     ids: &'o mut Ids,
     rows: &'o mut Rows,
     sum: &'o mut SimSummary,
-    social: &'o mut Social,
+    /// Who was in which circle before this round.
+    social: &'o Social,
+    /// Mini-program users of the rounds before (ids 1 to this).
+    wx_users_before: i64,
 }
 
 /// One purchase as it happened, before it is written to either system.
@@ -929,14 +1252,8 @@ struct Sale<'s> {
 /// One person: their traits, their purchases (each written to the POS or the mini-program, or
 /// kept as ground-truth future past the cut-off), then their truth row and ids. Returns the
 /// orders written to the sources.
-fn gen_person(
-    ctx: &Ctx,
-    pid: u64,
-    ids: &mut Ids,
-    rows: &mut Rows,
-    sum: &mut SimSummary,
-    social: &mut Social,
-) -> u64 {
+fn gen_person(ctx: &Ctx, pid: u64, social: &Social, wx_users_before: i64) -> PersonOut {
+    let (mut ids, mut rows, mut sum) = (Ids::default(), Rows::default(), SimSummary::default());
     let cfg = ctx.cfg;
     let mut p = draw_person(ctx, pid);
     let span = (cfg.cutoff - cfg.start).num_days() as f64;
@@ -964,17 +1281,57 @@ fn gen_person(
     };
     let device = DEVICES[p.rng.random_range(0..DEVICES.len())];
     let mut out = Out {
-        ids,
-        rows,
-        sum,
+        ids: &mut ids,
+        rows: &mut rows,
+        sum: &mut sum,
         social,
+        wx_users_before,
     };
     for &tt in &times {
         purchase(ctx, &mut p, &mut led, &mut out, device, tt);
     }
     out.sum.future_orders += led.n_future as u64;
     record_truth(ctx, &p, &led, out.rows, &times, dropout_at);
-    led.n_src
+    PersonOut {
+        ids,
+        rows,
+        sum,
+        orders: led.n_src,
+    }
+}
+
+/// One person's rows (with local ids), the ids they used, their counts and source orders.
+struct PersonOut {
+    ids: Ids,
+    rows: Rows,
+    sum: SimSummary,
+    orders: u64,
+}
+
+impl SimSummary {
+    /// Adds one person's counts.
+    fn add(&mut self, o: &SimSummary) {
+        self.persons += o.persons;
+        self.members += o.members;
+        self.wx_users += o.wx_users;
+        self.pos_orders += o.pos_orders;
+        self.wx_orders += o.wx_orders;
+        self.items += o.items;
+        self.events += o.events;
+        self.reviews += o.reviews;
+        self.shares += o.shares;
+        self.group_orders += o.group_orders;
+        self.paid_by_friend += o.paid_by_friend;
+        self.tickets += o.tickets;
+        self.future_orders += o.future_orders;
+    }
+}
+
+/// Persons per round: the persons of a round are drawn in parallel against the circles of the
+/// rounds before, so the round size (never the thread count) shapes the world. Small worlds get
+/// small rounds, so most friendships still form.
+fn round_size(orders: u64) -> u64 {
+    (orders / 6 / 256).clamp(16, 4096)
 }
 
 /// Draws a person's traits (see [`Person`]).
@@ -1218,11 +1575,7 @@ fn online_order(
     let rng = &mut p.rng;
     let uid = *led.wx_user.get_or_insert_with(|| {
         let uid = next(&mut out.ids.wx_user);
-        let card = led
-            .member
-            .as_ref()
-            .filter(|_| rng.random_bool(0.3))
-            .map(|m| m.1.clone());
+        let card = led.member.filter(|_| rng.random_bool(0.3));
         push_wx_user(rng, out.rows, uid, pid, Some(&p.phone), card, when);
         out.sum.wx_users += 1;
         uid
@@ -1243,7 +1596,10 @@ fn online_order(
         _ => uid,
     };
     let oid = next(&mut out.ids.wx_order);
-    let order_no = format!("WX{}{:08}", when.format("%Y%m%d"), oid);
+    let order_no = Embed::WxOrderNo {
+        day: when.date(),
+        order: oid,
+    };
     let coupon = if s.coupon_used {
         Value::from(format!("CP{:04}", rng.random_range(0..200)))
     } else {
@@ -1252,7 +1608,7 @@ fn online_order(
     let delivery = rng.random_bool(0.3);
     let order_row = vec![
         oid.into(),
-        order_no.into(),
+        Value::NullS, // the order number, once the ids are global
         uid.into(),
         s.store.id.into(),
         s.ts.clone().into(),
@@ -1268,8 +1624,17 @@ fn online_order(
         let mut dup = order_row.clone();
         dup[0] = next(&mut out.ids.wx_order).into();
         out.rows.wx_orders.push(dup);
+        out.rows.fill_last(
+            Tab::WxOrders,
+            1,
+            Embed::WxOrderNo {
+                day: when.date(),
+                order: oid,
+            },
+        );
     }
     out.rows.wx_orders.push(order_row);
+    out.rows.fill_last(Tab::WxOrders, 1, order_no);
     out.sum.wx_orders += 1;
     for (k, q) in &s.basket {
         out.rows.wx_items.push(vec![
@@ -1282,13 +1647,8 @@ fn online_order(
         ]);
         out.sum.items += 1;
     }
-    if !out
-        .social
-        .circles
-        .get(&p.circle)
-        .is_some_and(|c| c.contains(&uid))
-    {
-        out.social.circles.entry(p.circle).or_default().push(uid);
+    if !out.rows.joined.iter().any(|j| j.1 == uid) {
+        out.rows.joined.push((p.circle, uid));
     }
     let visitor = Visitor {
         uid,
@@ -1341,7 +1701,7 @@ impl Visitor<'_> {
         &self,
         out: &mut Out,
         srng: &mut ChaCha8Rng,
-        session: &str,
+        session: Embed,
         ev: &str,
         page: &str,
         at: NaiveDateTime,
@@ -1349,7 +1709,7 @@ impl Visitor<'_> {
         out.rows.events.push(vec![
             next(&mut out.ids.event).into(),
             self.uid.into(),
-            session.into(),
+            Value::NullS, // the session id, once the ids are global
             ev.into(),
             page.into(),
             fmt_ts(at).into(),
@@ -1357,6 +1717,7 @@ impl Visitor<'_> {
             (self.store.lat + srng.random_range(-0.01..0.01)).into(),
             (self.store.lon + srng.random_range(-0.01..0.01)).into(),
         ]);
+        out.rows.fill_last(Tab::Events, 2, session);
         out.sum.events += 1;
     }
 
@@ -1365,13 +1726,16 @@ impl Visitor<'_> {
     fn sessions(&self, p: &mut Person, out: &mut Out, oid: i64, when: NaiveDateTime) {
         let uid = self.uid;
         let srng = &mut p.srng;
-        let sid = format!("S{uid}-{oid}");
         let n = FUNNEL.len() as i64;
         // Steps in order, 5 to 40 seconds apart, the payment just before the order time.
         let gaps: Vec<i64> = (0..n).map(|_| srng.random_range(5..40)).collect();
         for (i, (ev, page)) in FUNNEL.iter().enumerate() {
             let et = when - Duration::seconds(gaps[i..].iter().sum::<i64>());
-            self.event(out, srng, &sid, ev, page, et);
+            let sid = Embed::Session {
+                user: uid,
+                order: oid,
+            };
+            self.event(out, srng, sid, ev, page, et);
         }
         // Browses that stopped short of paying: how many and how deep is the person's habit.
         let browses = rand_distr::Poisson::new(p.browse_rate.max(1e-6))
@@ -1385,12 +1749,16 @@ impl Visitor<'_> {
             }
             let bt =
                 when - Duration::days(srng.random_range(1..5)) - Duration::minutes(b as i64 * 7);
-            let bs = format!("B{uid}-{oid}-{b}");
             for (i, (ev, page)) in FUNNEL.iter().take(depth).enumerate() {
+                let bs = Embed::Browse {
+                    user: uid,
+                    order: oid,
+                    n: b,
+                };
                 self.event(
                     out,
                     srng,
-                    &bs,
+                    bs,
                     ev,
                     page,
                     bt + Duration::seconds(i as i64 * 20),
@@ -1408,8 +1776,8 @@ fn social_acts(p: &mut Person, out: &mut Out, uid: i64, oid: i64, s: &Sale) {
     if srng.random_bool((0.04 * p.sociability).min(0.6)) {
         let to = match out.social.friend(srng, circle, uid) {
             Some(f) if srng.random_bool(0.85) => Value::I(f),
-            _ if out.ids.wx_user > 1 && srng.random_bool(0.4) => {
-                Value::I(srng.random_range(1..out.ids.wx_user))
+            _ if out.wx_users_before > 0 && srng.random_bool(0.4) => {
+                Value::I(srng.random_range(1..=out.wx_users_before))
             }
             _ => Value::NullI,
         };
@@ -1429,7 +1797,6 @@ fn social_acts(p: &mut Person, out: &mut Out, uid: i64, oid: i64, s: &Sale) {
         out.sum.shares += 1;
     }
     if srng.random_bool((0.03 * p.sociability).min(0.3)) {
-        let gid = format!("G{oid}");
         let mut members = vec![uid];
         for _ in 0..srng.random_range(1..=3) {
             if let Some(f) = out.social.friend(srng, circle, uid) {
@@ -1442,11 +1809,13 @@ fn social_acts(p: &mut Person, out: &mut Out, uid: i64, oid: i64, s: &Sale) {
             for m in members {
                 out.rows.groups.push(vec![
                     next(&mut out.ids.group_row).into(),
-                    gid.clone().into(),
+                    Value::NullS, // the group id, once the ids are global
                     oid.into(),
                     m.into(),
                     s.ts.clone().into(),
                 ]);
+                out.rows
+                    .fill_last(Tab::Groups, 1, Embed::Group { order: oid });
             }
             out.sum.group_orders += 1;
         }
@@ -1472,19 +1841,16 @@ fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, 
     let (pid, store, when) = (p.pid, s.store, s.when);
     let rng = &mut p.rng;
     let member_id = if p.has_member && rng.random_bool(0.9) {
-        let (mid, _) = led.member.get_or_insert_with(|| {
+        let mid = *led.member.get_or_insert_with(|| {
             let mid = next(&mut out.ids.member);
-            let card = format!("C{:010}", mid * 7 + 1_000_000_000);
-            push_member(rng, out.rows, mid, pid, &card, &p.phone, store, when, dirt);
+            push_member(rng, out.rows, mid, pid, &p.phone, store, when, dirt);
             out.sum.members += 1;
-            (mid, card)
+            mid
         });
-        let mid = *mid;
         if led.dup_member.is_none() && rng.random_bool(0.01 * dirt) {
             // Registered again at another till with the same phone.
             let d = next(&mut out.ids.member);
-            let card = format!("C{:010}", d * 7 + 1_000_000_000);
-            push_member(rng, out.rows, d, pid, &card, &p.phone, store, when, 0.0);
+            push_member(rng, out.rows, d, pid, &p.phone, store, when, 0.0);
             out.sum.members += 1;
             led.dup_member = Some(d);
         }
@@ -1510,7 +1876,7 @@ fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, 
     }
     let order_row = vec![
         oid.into(),
-        format!("P{}{:08}", store.id, oid).into(),
+        Value::NullS, // the order number, once the ids are global
         store_id.into(),
         member_id.into(),
         ots.into(),
@@ -1529,8 +1895,24 @@ fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, 
         let mut dup = order_row.clone();
         dup[0] = next(&mut out.ids.order).into();
         out.rows.orders.push(dup);
+        out.rows.fill_last(
+            Tab::Orders,
+            1,
+            Embed::PosOrderNo {
+                store: store.id,
+                order: oid,
+            },
+        );
     }
     out.rows.orders.push(order_row);
+    out.rows.fill_last(
+        Tab::Orders,
+        1,
+        Embed::PosOrderNo {
+            store: store.id,
+            order: oid,
+        },
+    );
     out.sum.pos_orders += 1;
     for (k, q) in &s.basket {
         let bad = rng.random_bool(0.001 * dirt);
@@ -1596,7 +1978,7 @@ fn record_truth(
         p.browse_rate.into(),
         p.p_continue.into(),
     ]);
-    for m in led.member.iter().map(|m| m.0).chain(led.dup_member) {
+    for m in led.member.iter().copied().chain(led.dup_member) {
         rows.ids
             .push(vec!["member".into(), m.into(), (pid as i64).into()]);
     }
@@ -1900,7 +2282,6 @@ fn push_member(
     rows: &mut Rows,
     mid: i64,
     _pid: u64,
-    card: &str,
     phone: &str,
     store: &Store,
     when: NaiveDateTime,
@@ -1943,7 +2324,7 @@ fn push_member(
     let created = fmt_ts(when - Duration::minutes(1));
     rows.members.push(vec![
         mid.into(),
-        card.into(),
+        Value::NullS, // the card number, once the ids are global
         ph.into(),
         (verified as i64).into(),
         name.into(),
@@ -1953,6 +2334,7 @@ fn push_member(
         created.clone().into(),
         created.into(),
     ]);
+    rows.fill_last(Tab::Members, 1, Embed::Card { member: mid });
 }
 
 fn push_wx_user(
@@ -1961,7 +2343,7 @@ fn push_wx_user(
     uid: i64,
     _pid: u64,
     phone: Option<&str>,
-    card: Option<String>,
+    card_of_member: Option<i64>,
     when: NaiveDateTime,
 ) {
     let openid = rand_token(rng, "oXy", 25);
@@ -1980,9 +2362,12 @@ fn push_wx_user(
         openid.into(),
         unionid,
         ph,
-        card.map(Value::from).unwrap_or(Value::NullS),
+        Value::NullS, // the bound card number, if any, once the ids are global
         format!("微信用户{}", rng.random_range(1000..9999)).into(),
         created.clone().into(),
         created.into(),
     ]);
+    if let Some(member) = card_of_member {
+        rows.fill_last(Tab::WxUsers, 4, Embed::Card { member });
+    }
 }

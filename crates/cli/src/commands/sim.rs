@@ -7,7 +7,7 @@ use crate::config::Settings;
 
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {
-    /// Stop once this many source orders exist (both systems; up to 10M).
+    /// Stop once this many source orders exist (both systems).
     #[arg(long, env = "C360_SIM_ORDERS", default_value_t = 100_000)]
     pub orders: u64,
     #[arg(long, env = "C360_SEED", default_value_t = 2030)]
@@ -28,6 +28,9 @@ pub struct SimArgs {
     /// chain's: other names, yuan DECIMAL, Unix times, integer codes; `examples/chain.toml`).
     #[arg(long, default_value = "sim")]
     pub layout: String,
+    /// Threads drawing persons (0 = one per core). The data is the same whatever the number.
+    #[arg(long, env = "C360_SIM_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 pub async fn run(s: &Settings, a: SimArgs) -> Result<()> {
@@ -56,6 +59,7 @@ pub async fn run(s: &Settings, a: SimArgs) -> Result<()> {
         wx_url,
         truth_url: s.truth_or_default(),
         dirt: a.dirt,
+        threads: a.threads,
         progress: !s.quiet,
         ..Default::default()
     };

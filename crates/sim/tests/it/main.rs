@@ -35,26 +35,103 @@ async fn digest(c: &SimConfig) -> Vec<i64> {
     ]
 }
 
-#[tokio::test]
-async fn same_seed_same_data_other_seed_other_data() {
+/// Every row of every table of the three databases, as text, in row order.
+async fn everything(c: &SimConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for url in [&c.pos_url, &c.wx_url, &c.truth_url] {
+        let db = Db::connect(url).await.unwrap();
+        let tables = db
+            .fetch_all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .await
+            .unwrap();
+        for t in tables {
+            let t = c360_db::get_text(&t, "name").unwrap();
+            let cols: Vec<String> = db
+                .fetch_all(&format!(
+                    "SELECT name FROM pragma_table_info('{t}') ORDER BY cid"
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| format!("quote({})", c360_db::get_text(r, "name").unwrap()))
+                .collect();
+            let rows = db
+                .fetch_all(&format!(
+                    "SELECT {} AS v FROM {t} ORDER BY rowid",
+                    cols.join(" || ',' || ")
+                ))
+                .await
+                .unwrap();
+            for r in rows {
+                out.push((t.clone(), c360_db::get_text(&r, "v").unwrap()));
+            }
+        }
+        db.close().await;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_seed_same_data_whatever_the_threads_other_seed_other_data() {
     let (a, b, c) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let s1 = simulate(&cfg(a.path(), 5, 3000)).await.unwrap();
-    let s2 = simulate(&cfg(b.path(), 5, 3000)).await.unwrap();
+    let one_thread = SimConfig {
+        threads: 1,
+        ..cfg(a.path(), 5, 3000)
+    };
+    let three = SimConfig {
+        threads: 3,
+        ..cfg(b.path(), 5, 3000)
+    };
+    let s1 = simulate(&one_thread).await.unwrap();
+    let s2 = simulate(&three).await.unwrap();
     simulate(&cfg(c.path(), 6, 3000)).await.unwrap();
     assert_eq!(s1.pos_orders, s2.pos_orders);
-    assert_eq!(
-        digest(&cfg(a.path(), 5, 3000)).await,
-        digest(&cfg(b.path(), 5, 3000)).await
-    );
+    assert_eq!(s1.persons, s2.persons);
+    let (x, y) = (everything(&one_thread).await, everything(&three).await);
+    assert!(x.len() > 10_000, "{} rows", x.len());
+    assert_eq!(x.len(), y.len());
+    if let Some(i) = (0..x.len()).find(|i| x[*i] != y[*i]) {
+        panic!("row {i} differs: {:?} vs {:?}", x[i], y[i]);
+    }
     assert_ne!(
         digest(&cfg(a.path(), 5, 3000)).await,
         digest(&cfg(c.path(), 6, 3000)).await
     );
     assert!(s1.pos_orders + s1.wx_orders >= 3000);
+    // Ids are dense and every id a row names exists: order numbers and sessions name real ids.
+    let wx = Db::connect(&one_thread.wx_url).await.unwrap();
+    assert_eq!(
+        one(&wx, "SELECT MAX(user_id) - COUNT(*) AS v FROM wx_users").await,
+        0
+    );
+    assert_eq!(
+        one(
+            &wx,
+            "SELECT COUNT(*) AS v FROM wx_events e WHERE NOT EXISTS (SELECT 1 FROM wx_users u WHERE u.user_id = e.user_id) OR e.session_id NOT LIKE '_' || e.user_id || '-%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        one(
+            &wx,
+            "SELECT COUNT(*) AS v FROM wx_orders o WHERE o.order_no NOT LIKE 'WX%' OR CAST(substr(o.order_no, 11) AS INTEGER) NOT IN (SELECT order_id FROM wx_orders)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        one(
+            &wx,
+            "SELECT COUNT(*) AS v FROM wx_shares s WHERE s.to_user_id IS NOT NULL AND s.to_user_id NOT IN (SELECT user_id FROM wx_users)"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]
