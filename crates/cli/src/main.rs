@@ -4,6 +4,9 @@
 mod commands;
 mod config;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let parsed = config::parse::<commands::Cli>(std::env::args_os().collect());
     let (cli, matches, file, from_file) = match parsed {
