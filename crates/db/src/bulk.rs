@@ -1,7 +1,14 @@
-//! Bulk loading of a SQLite file through SQLite's C API (the library sqlx already links; no
-//! second SQLite): one prepared statement per table, bound and stepped row after row, inside
-//! one transaction per batch. For writers of whole tables that nobody reads meanwhile — the
-//! simulator — where sqlx's per-row async hop and per-value copies cost more than SQLite does.
+//! Bulk loading and reading of a SQLite file through SQLite's C API (the library sqlx already
+//! links; no second SQLite).
+//!
+//! [`SqliteBulk`] loads: one prepared statement per table, bound and stepped row after row,
+//! inside one transaction per batch. For writers of whole tables that nobody reads meanwhile —
+//! the simulator — where sqlx's per-row async hop and per-value copies cost more than SQLite does.
+//!
+//! [`sqlite_each`] reads: one statement stepped on the caller's thread, each row handed over as
+//! borrowed values ([`Val`]) — for the ETL's whole-table reads, where sqlx's `Any` row (an
+//! owned value per column, decoded on a worker thread and sent over a channel) cost several
+//! times what SQLite's own step does.
 //!
 //! Values are always bound, never spliced; table and column names come from the caller's own
 //! fixed lists.
@@ -214,4 +221,168 @@ impl Drop for SqliteBulk {
             ffi::sqlite3_close(self.db);
         }
     }
+}
+
+/// One value of a row read by [`sqlite_each`], as SQLite stores it; text and blobs borrowed
+/// until the next row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// The file a `sqlite:` URL (or a bare path) names, if it is an existing file (not `:memory:`).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+        .split('?')
+        .next()?;
+    let p = std::path::Path::new(path);
+    (!path.is_empty() && !path.starts_with(':') && p.is_file()).then(|| p.to_path_buf())
+}
+
+/// Runs the query `sql` with `binds` on the SQLite file at `url`, read-only, and calls `each`
+/// with every row's values in column order; returns the number of rows. Blocking: the caller's
+/// thread steps the statement. Text that is not UTF-8 arrives as a blob.
+pub fn sqlite_each(
+    url: &str,
+    sql: &str,
+    binds: &[Value],
+    mut each: impl FnMut(&[Val<'_>]),
+) -> Result<u64> {
+    let path = sqlite_file(url)
+        .ok_or_else(|| DbError::Unsupported(format!("{url:?} is not a SQLite file")))?;
+    let shown = path.display().to_string();
+    let c = CString::new(path.to_string_lossy().into_owned())
+        .map_err(|_| DbError::Unsupported(format!("SQLite path {shown:?} holds a NUL")))?;
+    let fail = |db: *mut ffi::sqlite3, what: &str, rc: c_int| {
+        // SAFETY: `db` is the handle opened below (or null, which SQLite answers for).
+        let msg = unsafe {
+            let m = ffi::sqlite3_errmsg(db);
+            if m.is_null() {
+                format!("code {rc}")
+            } else {
+                CStr::from_ptr(m).to_string_lossy().into_owned()
+            }
+        };
+        DbError::Unsupported(format!(
+            "SQLite read of {shown}: {what}: {msg} ({})",
+            crate::what_of(sql)
+        ))
+    };
+    /// Closes the connection and finalizes the statement however the read ends.
+    struct Guard(*mut ffi::sqlite3, *mut ffi::sqlite3_stmt);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            // SAFETY: each handle is null or live and owned here, released once.
+            unsafe {
+                ffi::sqlite3_finalize(self.1);
+                ffi::sqlite3_close(self.0);
+            }
+        }
+    }
+    let mut g = Guard(ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid C string; the handle is closed by the guard, also when open fails.
+    let rc = unsafe {
+        ffi::sqlite3_open_v2(
+            c.as_ptr(),
+            &mut g.0,
+            ffi::SQLITE_OPEN_READONLY | ffi::SQLITE_OPEN_NOMUTEX,
+            ptr::null(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(fail(g.0, "open", rc));
+    }
+    // SAFETY: valid handle; other connections may write meanwhile, so wait for their locks as
+    // sqlx does (5 s); the page cache is this read's own.
+    unsafe {
+        ffi::sqlite3_busy_timeout(g.0, 5000);
+    }
+    let q = CString::new(sql).map_err(|_| DbError::Unsupported("SQL holds a NUL byte".into()))?;
+    // SAFETY: valid handle and C string; the statement is finalized by the guard.
+    let rc = unsafe { ffi::sqlite3_prepare_v2(g.0, q.as_ptr(), -1, &mut g.1, ptr::null_mut()) };
+    if rc != ffi::SQLITE_OK {
+        return Err(fail(g.0, "prepare", rc));
+    }
+    for (i, v) in binds.iter().enumerate() {
+        let i = i as c_int + 1;
+        // SAFETY: live statement; text is copied by SQLite (SQLITE_TRANSIENT).
+        let rc = unsafe {
+            match v {
+                Value::I(x) => ffi::sqlite3_bind_int64(g.1, i, *x),
+                Value::F(x) => ffi::sqlite3_bind_double(g.1, i, *x),
+                Value::S(s) => ffi::sqlite3_bind_text(
+                    g.1,
+                    i,
+                    s.as_ptr().cast(),
+                    s.len() as c_int,
+                    ffi::SQLITE_TRANSIENT(),
+                ),
+                Value::NullI | Value::NullS | Value::NullF => ffi::sqlite3_bind_null(g.1, i),
+            }
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(fail(g.0, &format!("bind parameter {i}"), rc));
+        }
+    }
+    // SAFETY: live statement.
+    let n_cols = unsafe { ffi::sqlite3_column_count(g.1) } as usize;
+    // Borrowed values of the current row only: emptied before each step.
+    let mut row: Vec<Val<'_>> = Vec::with_capacity(n_cols);
+    let mut n = 0u64;
+    loop {
+        // SAFETY: live statement.
+        let rc = unsafe { ffi::sqlite3_step(g.1) };
+        if rc == ffi::SQLITE_DONE {
+            break;
+        }
+        if rc != ffi::SQLITE_ROW {
+            return Err(fail(g.0, &format!("step after row {n}"), rc));
+        }
+        n += 1;
+        row.clear();
+        for i in 0..n_cols as c_int {
+            // SAFETY: the statement is on a row with `n_cols` columns. Text and blob pointers
+            // stay valid until the next step, and the borrowed values do not outlive `each`
+            // below: `row` is emptied before the next step reads into it.
+            let v = unsafe {
+                match ffi::sqlite3_column_type(g.1, i) {
+                    ffi::SQLITE_INTEGER => Val::Int(ffi::sqlite3_column_int64(g.1, i)),
+                    ffi::SQLITE_FLOAT => Val::Float(ffi::sqlite3_column_double(g.1, i)),
+                    ffi::SQLITE_TEXT => {
+                        let p = ffi::sqlite3_column_text(g.1, i);
+                        let len = ffi::sqlite3_column_bytes(g.1, i) as usize;
+                        let b: &[u8] = if p.is_null() {
+                            &[]
+                        } else {
+                            std::slice::from_raw_parts(p, len)
+                        };
+                        match std::str::from_utf8(b) {
+                            Ok(t) => Val::Text(t),
+                            Err(_) => Val::Blob(b),
+                        }
+                    }
+                    ffi::SQLITE_BLOB => {
+                        let p = ffi::sqlite3_column_blob(g.1, i);
+                        let len = ffi::sqlite3_column_bytes(g.1, i) as usize;
+                        if p.is_null() {
+                            Val::Blob(&[])
+                        } else {
+                            Val::Blob(std::slice::from_raw_parts(p.cast(), len))
+                        }
+                    }
+                    _ => Val::Null,
+                }
+            };
+            row.push(v);
+        }
+        each(&row);
+    }
+    Ok(n)
 }

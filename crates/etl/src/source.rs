@@ -430,26 +430,16 @@ async fn stream_db(
     mut each: impl FnMut(&Row),
 ) -> Result<Read> {
     let (sql, bound) = select(db.backend, plan, watermark, limit);
+    if db.backend == Backend::Sqlite && c360_db::bulk::sqlite_file(&db.url).is_some() {
+        return stream_sqlite(db, plan, &sql, bound, each);
+    }
     let q = c360_db::query(sql);
     let q = match bound {
         Some(Bound::Int(i)) => q.bind(i),
         Some(Bound::Text(t)) => q.bind(t),
         None => q,
     };
-    let cols = mapped_columns(plan);
-    // Field -> position in the SELECT (None for constants and missing fields).
-    let at: Vec<Option<usize>> = plan
-        .fields
-        .iter()
-        .map(|f| match &f.origin {
-            Origin::Column(c) => cols.iter().position(|x| x == c),
-            _ => None,
-        })
-        .collect();
-    let wm_at = plan
-        .incremental
-        .as_ref()
-        .and_then(|i| cols.iter().position(|x| *x == i.column));
+    let (at, wm_at) = positions(plan);
     let mut mark = Mark::new(plan);
     let mut row = Row {
         cells: Vec::with_capacity(plan.fields.len()),
@@ -479,6 +469,83 @@ async fn stream_db(
         }
         each(&row);
     }
+    Ok(Read {
+        rows: n,
+        watermark: mark.and_then(Mark::get),
+    })
+}
+
+/// Field -> position in the SELECT (None for constants and missing fields), and the
+/// incremental column's position.
+fn positions(plan: &Plan) -> (Vec<Option<usize>>, Option<usize>) {
+    let cols = mapped_columns(plan);
+    let at = plan
+        .fields
+        .iter()
+        .map(|f| match &f.origin {
+            Origin::Column(c) => cols.iter().position(|x| x == c),
+            _ => None,
+        })
+        .collect();
+    let wm_at = plan
+        .incremental
+        .as_ref()
+        .and_then(|i| cols.iter().position(|x| *x == i.column));
+    (at, wm_at)
+}
+
+fn raw_of_val<'a>(v: &c360_db::bulk::Val<'a>) -> Raw<'a> {
+    use c360_db::bulk::Val;
+    match *v {
+        Val::Null => Raw::Null,
+        Val::Int(i) => Raw::Int(i),
+        Val::Float(f) => Raw::Float(f),
+        Val::Text(t) => Raw::Text(Cow::Borrowed(t)),
+        Val::Blob(b) => Raw::Text(String::from_utf8_lossy(b)),
+    }
+}
+
+/// A SQLite file's rows through SQLite's own API on this thread ([`c360_db::bulk::sqlite_each`]):
+/// the same statement, values and row numbers as through sqlx, without an owned `Any` value per
+/// column sent from sqlx's worker thread.
+fn stream_sqlite(
+    db: &Db,
+    plan: &Plan,
+    sql: &str,
+    bound: Option<Bound>,
+    mut each: impl FnMut(&Row),
+) -> Result<Read> {
+    let binds: Vec<c360_db::Value> = match bound {
+        Some(Bound::Int(i)) => vec![i.into()],
+        Some(Bound::Text(t)) => vec![t.into()],
+        None => Vec::new(),
+    };
+    let (at, wm_at) = positions(plan);
+    let mut mark = Mark::new(plan);
+    let mut row = Row {
+        cells: Vec::with_capacity(plan.fields.len()),
+        line: 0,
+        file: None,
+    };
+    let n = c360_db::bulk::sqlite_each(&db.url, sql, &binds, |vals| {
+        row.line += 1;
+        row.cells.clear();
+        for (f, a) in plan.fields.iter().zip(&at) {
+            let raw = match a {
+                Some(i) => vals.get(*i).map_or(Raw::Null, raw_of_val),
+                None => Raw::Null,
+            };
+            row.cells.push(f.convert(raw));
+        }
+        if let (Some(m), Some(v)) = (mark.as_mut(), wm_at.and_then(|i| vals.get(i))) {
+            m.see(&raw_of_val(v));
+        }
+        each(&row);
+    })
+    .map_err(|e| EtlError::Source {
+        table: format!("{} ({})", plan.spec.name, plan.place()),
+        reason: e.to_string(),
+    })?;
     Ok(Read {
         rows: n,
         watermark: mark.and_then(Mark::get),

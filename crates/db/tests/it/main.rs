@@ -217,3 +217,87 @@ async fn sqlite_bulk_load_keeps_every_value_and_names_the_row_it_refuses() {
     let m = db.fetch_all("PRAGMA journal_mode").await.unwrap();
     assert_eq!(get_text(&m[0], "journal_mode").unwrap(), "wal");
 }
+
+#[tokio::test]
+async fn sqlite_each_reads_what_sqlx_reads_with_bound_values_and_names_the_file_it_cannot_read() {
+    use c360_db::bulk::{sqlite_each, Val};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("read.db").display());
+    let db = Db::connect(&url).await.unwrap();
+    db.exec(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, f DOUBLE PRECISION, n BIGINT, b BLOB)",
+    )
+    .await
+    .unwrap();
+    // Values as a messy source stores them: text in an integer column, an integer in a text
+    // column, NULLs, a blob that is not UTF-8.
+    db.exec(
+        "INSERT INTO t VALUES (1, '热狗 ''q''', 1.5, 7, NULL), (2, NULL, NULL, 'abc', x'ff00'), \
+         (3, 42, -0.25, NULL, x'6869'), (4, '', 3, -9, NULL)",
+    )
+    .await
+    .unwrap();
+    let sql = "SELECT id, s, f, n, b FROM t WHERE id >= ? ORDER BY id";
+    let mut got = Vec::new();
+    let n = sqlite_each(&url, sql, &[2i64.into()], |row| {
+        got.push(
+            row.iter()
+                .map(|v| match v {
+                    Val::Null => "null".to_string(),
+                    Val::Int(i) => format!("i{i}"),
+                    Val::Float(f) => format!("f{f}"),
+                    Val::Text(t) => format!("t{t}"),
+                    Val::Blob(b) => format!("b{b:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    })
+    .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        got,
+        [
+            "i2 null null tabc b[255, 0]",
+            "i3 t42 f-0.25 null b[104, 105]",
+            "i4 t f3 i-9 null",
+        ]
+    );
+    // The same rows through sqlx's Any driver: the same kinds.
+    let rows = db
+        .fetch_all("SELECT id, s, f, n FROM t WHERE id = 1")
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    sqlite_each(
+        &url,
+        "SELECT id, s, f, n FROM t WHERE id = ?",
+        &[1i64.into()],
+        |r| {
+            first = r.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>();
+        },
+    )
+    .unwrap();
+    assert_eq!(get_text(&rows[0], "s").unwrap(), "热狗 'q'");
+    assert_eq!(
+        first,
+        ["Int(1)", "Text(\"热狗 'q'\")", "Float(1.5)", "Int(7)"]
+    );
+    db.close().await;
+    // A statement SQLite refuses, and a file that is not there, are named.
+    let e = sqlite_each(&url, "SELECT nope FROM t", &[], |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("read.db") && e.contains("no such column: nope"),
+        "{e}"
+    );
+    let gone = format!("sqlite://{}", dir.path().join("gone.db").display());
+    let e = sqlite_each(&gone, "SELECT 1", &[], |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("gone.db") && e.contains("not a SQLite file"),
+        "{e}"
+    );
+}
