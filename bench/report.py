@@ -18,6 +18,11 @@ for path in sys.argv[1:]:
             if not (label == task or label.startswith(task + " ")):
                 continue
             engine = label.split(" ", 1)[1] if " " in label else "c360"
+            if r.get("failed"):  # bench/scale.sh records a stage that did not finish
+                print(f"| {task} | {engine} | failed | | | | | {r.get('why', '')} |")
+                continue
+            if base and base.get("failed"):
+                base = None
             ratio = f"{r['wall_s'] / base['wall_s']:.2f}x" if base else ""
             mem = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x" if base else ""
             comp = "" if r.get("compute_s") is None else f"{r['compute_s']:.2f}"
