@@ -37,13 +37,7 @@ impl SqliteBulk {
     /// for a bulk load: no rollback journal or fsync while loading (a load that dies is
     /// redone from the start), a large page cache, exclusive locking.
     pub fn open(url: &str) -> Result<SqliteBulk> {
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let path = sqlite_path(url).to_string();
         let c = CString::new(path.clone())
             .map_err(|_| DbError::Unsupported(format!("SQLite path {path:?} holds a NUL")))?;
         let mut db = ptr::null_mut();
@@ -75,16 +69,11 @@ impl SqliteBulk {
 
     /// The error SQLite reports for `what` on this connection.
     fn err(&self, what: &str, rc: c_int) -> DbError {
-        // SAFETY: `db` is this connection's handle (or null, which SQLite answers for).
-        let msg = unsafe {
-            let m = ffi::sqlite3_errmsg(self.db);
-            if m.is_null() {
-                format!("code {rc}")
-            } else {
-                CStr::from_ptr(m).to_string_lossy().into_owned()
-            }
-        };
-        DbError::Unsupported(format!("SQLite bulk load of {}: {what}: {msg}", self.path))
+        DbError::Unsupported(format!(
+            "SQLite bulk load of {}: {what}: {}",
+            self.path,
+            errmsg(self.db, rc)
+        ))
     }
 
     /// Runs statements without values (pragmas, DDL, BEGIN/COMMIT).
@@ -234,14 +223,32 @@ pub enum Val<'a> {
     Blob(&'a [u8]),
 }
 
-/// The file a `sqlite:` URL (or a bare path) names, if it is an existing file (not `:memory:`).
-pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let path = url
+/// The message SQLite holds for the last call on `db` that returned `rc`.
+fn errmsg(db: *mut ffi::sqlite3, rc: c_int) -> String {
+    // SAFETY: `db` is a handle SQLite gave (or null, which SQLite answers for); the message is
+    // copied before any other call on it.
+    unsafe {
+        let m = ffi::sqlite3_errmsg(db);
+        if m.is_null() {
+            format!("code {rc}")
+        } else {
+            CStr::from_ptr(m).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// The path in a `sqlite:` URL (or a bare path), without its `?options`.
+fn sqlite_path(url: &str) -> &str {
+    let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url)
-        .split('?')
-        .next()?;
+        .unwrap_or(url);
+    rest.split('?').next().unwrap_or("")
+}
+
+/// The file a `sqlite:` URL (or a bare path) names, if it is an existing file (not `:memory:`).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = sqlite_path(url);
     let p = std::path::Path::new(path);
     (!path.is_empty() && !path.starts_with(':') && p.is_file()).then(|| p.to_path_buf())
 }
@@ -261,17 +268,9 @@ pub fn sqlite_each(
     let c = CString::new(path.to_string_lossy().into_owned())
         .map_err(|_| DbError::Unsupported(format!("SQLite path {shown:?} holds a NUL")))?;
     let fail = |db: *mut ffi::sqlite3, what: &str, rc: c_int| {
-        // SAFETY: `db` is the handle opened below (or null, which SQLite answers for).
-        let msg = unsafe {
-            let m = ffi::sqlite3_errmsg(db);
-            if m.is_null() {
-                format!("code {rc}")
-            } else {
-                CStr::from_ptr(m).to_string_lossy().into_owned()
-            }
-        };
         DbError::Unsupported(format!(
-            "SQLite read of {shown}: {what}: {msg} ({})",
+            "SQLite read of {shown}: {what}: {} ({})",
+            errmsg(db, rc),
             crate::what_of(sql)
         ))
     };

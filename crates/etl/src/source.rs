@@ -439,59 +439,78 @@ async fn stream_db(
         Some(Bound::Text(t)) => q.bind(t),
         None => q,
     };
-    let (at, wm_at) = positions(plan);
-    let mut mark = Mark::new(plan);
-    let mut row = Row {
-        cells: Vec::with_capacity(plan.fields.len()),
-        line: 0,
-        file: None,
-    };
+    let mut rows = Decode::new(plan);
     let mut s = q.fetch(&db.pool);
-    let mut n = 0u64;
     while let Some(r) = s.try_next().await.map_err(|e| EtlError::Source {
         table: format!("{} ({})", plan.spec.name, plan.place()),
         reason: e.to_string(),
     })? {
-        n += 1;
-        row.line = n;
-        row.cells.clear();
-        for (f, a) in plan.fields.iter().zip(&at) {
-            let raw = match a {
-                Some(i) => r.values.get(*i).map_or(Raw::Null, |v| raw_of(&v.kind)),
-                None => Raw::Null,
-            };
-            row.cells.push(f.convert(raw));
-        }
-        if let (Some(m), Some(i)) = (mark.as_mut(), wm_at) {
-            if let Some(v) = r.values.get(i) {
-                m.see(&raw_of(&v.kind));
-            }
-        }
-        each(&row);
+        each(rows.next(|i| r.values.get(i).map(|v| raw_of(&v.kind))));
     }
-    Ok(Read {
-        rows: n,
-        watermark: mark.and_then(Mark::get),
-    })
+    Ok(rows.read())
 }
 
-/// Field -> position in the SELECT (None for constants and missing fields), and the
-/// incremental column's position.
-fn positions(plan: &Plan) -> (Vec<Option<usize>>, Option<usize>) {
-    let cols = mapped_columns(plan);
-    let at = plan
-        .fields
-        .iter()
-        .map(|f| match &f.origin {
-            Origin::Column(c) => cols.iter().position(|x| x == c),
-            _ => None,
-        })
-        .collect();
-    let wm_at = plan
-        .incremental
-        .as_ref()
-        .and_then(|i| cols.iter().position(|x| *x == i.column));
-    (at, wm_at)
+/// Turns a database row's values into a [`Row`] (in the entity's field order, counted from 1)
+/// and follows the incremental column: one per read, whichever driver reads.
+struct Decode<'p> {
+    plan: &'p Plan,
+    /// Field -> position in the SELECT (None for constants and missing fields).
+    at: Vec<Option<usize>>,
+    /// The incremental column's position.
+    wm_at: Option<usize>,
+    mark: Option<Mark>,
+    row: Row,
+}
+
+impl<'p> Decode<'p> {
+    fn new(plan: &'p Plan) -> Decode<'p> {
+        let cols = mapped_columns(plan);
+        let at = plan
+            .fields
+            .iter()
+            .map(|f| match &f.origin {
+                Origin::Column(c) => cols.iter().position(|x| x == c),
+                _ => None,
+            })
+            .collect();
+        let wm_at = plan
+            .incremental
+            .as_ref()
+            .and_then(|i| cols.iter().position(|x| *x == i.column));
+        Decode {
+            plan,
+            at,
+            wm_at,
+            mark: Mark::new(plan),
+            row: Row {
+                cells: Vec::with_capacity(plan.fields.len()),
+                line: 0,
+                file: None,
+            },
+        }
+    }
+
+    /// The next row, from its values by position in the SELECT.
+    fn next<'v>(&mut self, value: impl Fn(usize) -> Option<Raw<'v>>) -> &Row {
+        self.row.line += 1;
+        self.row.cells.clear();
+        for (f, a) in self.plan.fields.iter().zip(&self.at) {
+            let raw = a.and_then(&value).unwrap_or(Raw::Null);
+            self.row.cells.push(f.convert(raw));
+        }
+        if let (Some(m), Some(v)) = (self.mark.as_mut(), self.wm_at.and_then(&value)) {
+            m.see(&v);
+        }
+        &self.row
+    }
+
+    /// What the read saw.
+    fn read(self) -> Read {
+        Read {
+            rows: self.row.line,
+            watermark: self.mark.and_then(Mark::get),
+        }
+    }
 }
 
 fn raw_of_val<'a>(v: &c360_db::bulk::Val<'a>) -> Raw<'a> {
@@ -520,36 +539,12 @@ fn stream_sqlite(
         Some(Bound::Text(t)) => vec![t.into()],
         None => Vec::new(),
     };
-    let (at, wm_at) = positions(plan);
-    let mut mark = Mark::new(plan);
-    let mut row = Row {
-        cells: Vec::with_capacity(plan.fields.len()),
-        line: 0,
-        file: None,
-    };
-    let n = c360_db::bulk::sqlite_each(&db.url, sql, &binds, |vals| {
-        row.line += 1;
-        row.cells.clear();
-        for (f, a) in plan.fields.iter().zip(&at) {
-            let raw = match a {
-                Some(i) => vals.get(*i).map_or(Raw::Null, raw_of_val),
-                None => Raw::Null,
-            };
-            row.cells.push(f.convert(raw));
-        }
-        if let (Some(m), Some(v)) = (mark.as_mut(), wm_at.and_then(|i| vals.get(i))) {
-            m.see(&raw_of_val(v));
-        }
-        each(&row);
+    let mut rows = Decode::new(plan);
+    c360_db::bulk::sqlite_each(&db.url, sql, &binds, |vals| {
+        each(rows.next(|i| vals.get(i).map(raw_of_val)));
     })
-    .map_err(|e| EtlError::Source {
-        table: format!("{} ({})", plan.spec.name, plan.place()),
-        reason: e.to_string(),
-    })?;
-    Ok(Read {
-        rows: n,
-        watermark: mark.and_then(Mark::get),
-    })
+    .map_err(src_err(plan))?;
+    Ok(rows.read())
 }
 
 // ---------------------------------------------------------------------------------------------
