@@ -67,7 +67,7 @@ if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
     status=1
     tail -n 80 "${TMPDIR:-/tmp}/c360-fuzz.log"
   fi
-  grep -E "generated|schemathesis( as [a-z_]+)?: exit" "${TMPDIR:-/tmp}/c360-fuzz.log" || true
+  grep -E "generated|schemathesis( as [a-z_]+)?: exit|requests over 2 s|slow request" "${TMPDIR:-/tmp}/c360-fuzz.log" || true
   if scripts/crash-harness.sh >"${TMPDIR:-/tmp}/c360-crash.log" 2>&1; then
     crash=passed
   else

@@ -52,15 +52,36 @@ async fn bounded(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let limit = st.inner().cfg.limits.request_timeout;
+    // The route's template (no ids, no query string) names a slow request in the log.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
     let run = async {
         let _slot = st.inner().in_flight.acquire().await;
         next.run(req).await
     };
-    match tokio::time::timeout(limit, run).await {
+    let r = match tokio::time::timeout(limit, run).await {
         Ok(r) => r,
         Err(_) => error::ApiError::Timeout(limit.as_secs()).into_response(),
+    };
+    let took = started.elapsed();
+    if took >= SLOW_REQUEST {
+        tracing::warn!(
+            %method,
+            route = route.as_deref().unwrap_or("(no route)"),
+            status = r.status().as_u16(),
+            ms = took.as_millis() as u64,
+            "slow request"
+        );
     }
+    r
 }
+
+/// A request that takes this long is logged (route template, status, time).
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves until `shutdown` resolves; also watches the warehouse for new snapshots (an ETL run
 /// by another process) and pushes them to subscribers.
