@@ -9,8 +9,6 @@
 //! overflow. Identical (x, t_x, T) rows are compressed with a weight before fitting, and the
 //! likelihood is evaluated in parallel. Parameters are optimised on the log scale.
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -95,22 +93,28 @@ fn validate(d: &[Summary]) -> Result<(), FitError> {
     Ok(())
 }
 
-/// Identical rows with a count.
+/// Identical rows with a count, in (x, t_x, T) order: a parallel sort and one pass over runs
+/// (a hash map of a million rows took most of a fit's time).
 fn compress(d: &[Summary]) -> Vec<(Summary, f64)> {
-    let mut m: HashMap<(u64, u64, u64), (Summary, f64)> = HashMap::new();
-    for s in d {
-        m.entry((s.x.to_bits(), s.t_x.to_bits(), s.t.to_bits()))
-            .or_insert((*s, 0.0))
-            .1 += 1.0;
-    }
-    let mut v: Vec<_> = m.into_values().collect();
-    v.sort_by(|a, b| {
-        a.0.x
-            .total_cmp(&b.0.x)
-            .then(a.0.t_x.total_cmp(&b.0.t_x))
-            .then(a.0.t.total_cmp(&b.0.t))
+    let mut v = d.to_vec();
+    v.par_sort_unstable_by(|a, b| {
+        a.x.total_cmp(&b.x)
+            .then(a.t_x.total_cmp(&b.t_x))
+            .then(a.t.total_cmp(&b.t))
     });
-    v
+    let same = |a: &Summary, b: &Summary| {
+        a.x.to_bits() == b.x.to_bits()
+            && a.t_x.to_bits() == b.t_x.to_bits()
+            && a.t.to_bits() == b.t.to_bits()
+    };
+    let mut out: Vec<(Summary, f64)> = Vec::new();
+    for s in v {
+        match out.last_mut() {
+            Some((p, w)) if same(p, &s) => *w += 1.0,
+            _ => out.push((s, 1.0)),
+        }
+    }
+    out
 }
 
 /// Sum in fixed-size chunks: parallel, yet the same order every call, so the objective has no
@@ -232,31 +236,33 @@ struct Grid {
     n: f64,
 }
 
-fn distinct(v: impl Iterator<Item = f64>) -> (Vec<f64>, HashMap<u64, u32>) {
+/// The distinct values, sorted.
+fn distinct(v: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut all: Vec<f64> = v.collect();
-    all.sort_by(f64::total_cmp);
-    all.dedup();
-    let ix = all
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.to_bits(), i as u32))
-        .collect();
-    (all, ix)
+    all.sort_unstable_by(f64::total_cmp);
+    all.dedup_by(|a, b| a.to_bits() == b.to_bits());
+    all
+}
+
+/// `v`'s index in the sorted distinct values `all` (it is one of them).
+fn index_of(all: &[f64], v: f64) -> u32 {
+    all.binary_search_by(|p| p.total_cmp(&v))
+        .expect("a value of the rows the distinct values came from") as u32
 }
 
 impl Grid {
     fn new(d: &[Summary]) -> Grid {
         let rows = compress(d);
-        let (xs, xi) = distinct(rows.iter().map(|r| r.0.x));
-        let (txs, txi) = distinct(rows.iter().map(|r| r.0.t_x));
-        let (ts, ti) = distinct(rows.iter().map(|r| r.0.t));
+        let xs = distinct(rows.iter().map(|r| r.0.x));
+        let txs = distinct(rows.iter().map(|r| r.0.t_x));
+        let ts = distinct(rows.iter().map(|r| r.0.t));
         let rows = rows
-            .iter()
+            .par_iter()
             .map(|(s, w)| {
                 (
-                    xi[&s.x.to_bits()],
-                    txi[&s.t_x.to_bits()],
-                    ti[&s.t.to_bits()],
+                    index_of(&xs, s.x),
+                    index_of(&txs, s.t_x),
+                    index_of(&ts, s.t),
                     *w,
                 )
             })
@@ -439,46 +445,63 @@ impl BgNbd {
     /// Expected purchases in (T, T + t] for each t of `ts`, in one pass of the series (what a
     /// CLV needs: one horizon a month).
     pub fn expected_purchases_at(&self, s: &Summary, ts: &[f64], out: &mut [f64]) {
-        if (self.a - 1.0).abs() < 1e-3 {
-            let lo = BgNbd {
-                a: 1.0 - 1e-3,
-                ..*self
-            };
-            let hi = BgNbd {
-                a: 1.0 + 1e-3,
-                ..*self
-            };
-            let mut o2 = vec![0.0; ts.len()];
-            lo.expected_purchases_raw_at(s, ts, out);
-            hi.expected_purchases_raw_at(s, ts, &mut o2);
-            for (o, h) in out.iter_mut().zip(o2) {
-                *o = 0.5 * (*o + h);
+        let mut tmp = vec![0.0; ts.len()];
+        out.fill(0.0);
+        for (w, m) in self.variants() {
+            m.if_alive_at(s.x, s.t, ts, &mut tmp);
+            let p = w * m.p_alive(s);
+            for (o, v) in out.iter_mut().zip(&tmp) {
+                *o += p * v;
             }
-            return;
         }
-        self.expected_purchases_raw_at(s, ts, out);
     }
 
-    fn expected_purchases_raw_at(&self, s: &Summary, ts: &[f64], out: &mut [f64]) {
+    /// The models whose weighted sum of predictions is this one's: itself, or near a = 1 (where
+    /// the closed form has a removable singularity) the models either side of it, averaged (the
+    /// error is second order in the step).
+    pub fn variants(&self) -> Vec<(f64, BgNbd)> {
+        if (self.a - 1.0).abs() < 1e-3 {
+            vec![
+                (
+                    0.5,
+                    BgNbd {
+                        a: 1.0 - 1e-3,
+                        ..*self
+                    },
+                ),
+                (
+                    0.5,
+                    BgNbd {
+                        a: 1.0 + 1e-3,
+                        ..*self
+                    },
+                ),
+            ]
+        } else {
+            vec![(1.0, *self)]
+        }
+    }
+
+    /// Expected purchases in (T, T + t] for each t of `ts` of a customer with x purchases
+    /// observed for T who is still active at T: [`BgNbd::expected_purchases_at`] is this times
+    /// [`BgNbd::p_alive`] (summed over [`BgNbd::variants`]). It does not depend on t_x, so
+    /// customers who differ only in their last purchase share it: the series (the costly part
+    /// of a prediction) runs once per distinct (x, T).
+    pub fn if_alive_at(&self, x: f64, big_t: f64, ts: &[f64], out: &mut [f64]) {
         let (r, alpha, a, b) = (self.r, self.alpha, self.a, self.b);
-        let x = s.x;
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
-        let zs: Vec<f64> = ts.iter().map(|t| t / (alpha + s.t + t)).collect();
+        let zs: Vec<f64> = ts.iter().map(|t| t / (alpha + big_t + t)).collect();
         hyp2f1_many(ha, hb, hc, &zs, out);
         let first = (a + b + x - 1.0) / (a - 1.0);
-        let denom = if x > 0.0 {
-            1.0 + (a / (b + x - 1.0)) * ((alpha + s.t) / (alpha + s.t_x)).powf(r + x)
-        } else {
-            1.0
-        };
         for (i, t) in ts.iter().enumerate() {
             let mut ln_hyp = out[i].ln();
             if !ln_hyp.is_finite() {
                 let z = zs[i];
                 ln_hyp = hyp2f1(hc - ha, hc - hb, hc, z).ln() + (hc - ha - hb) * (1.0 - z).ln();
             }
-            let second = 1.0 - (ln_hyp + (r + x) * ((alpha + s.t) / (alpha + t + s.t)).ln()).exp();
-            out[i] = first * second / denom;
+            let second =
+                1.0 - (ln_hyp + (r + x) * ((alpha + big_t) / (alpha + t + big_t)).ln()).exp();
+            out[i] = first * second;
         }
     }
 

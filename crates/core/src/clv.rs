@@ -216,27 +216,55 @@ fn predict_with(
     }
 }
 
-/// [`predict`] for many customers, in parallel: customers with the same (x, t_x, T) share
-/// their expected-purchase curve (computed once), and differ only by their spend.
+/// [`predict`] for many customers, in parallel. The expected-purchase curve is p_alive times a
+/// curve of (x, T) alone ([`BgNbd::if_alive_at`]): that series runs once per distinct (x, T)
+/// (tens of thousands at a million customers, against hundreds of thousands of distinct
+/// (x, t_x, T)), and each customer scales it by their own p_alive and spend.
+///
+/// [`BgNbd::if_alive_at`]: c360_analytics::clv::BgNbd::if_alive_at
 pub fn predict_many(m: &FittedModels, rows: &[CustomerSummary]) -> Vec<Prediction> {
     use rayon::prelude::*;
     use std::collections::HashMap;
-    let key = |s: &c360_analytics::clv::Summary| (s.x.to_bits(), s.t_x.to_bits(), s.t.to_bits());
-    let mut distinct: HashMap<(u64, u64, u64), usize> = HashMap::new();
-    let mut uniq: Vec<c360_analytics::clv::Summary> = Vec::new();
-    let ix: Vec<usize> = rows
+    let mut distinct: HashMap<(u64, u64), u32> = HashMap::new();
+    let mut uniq: Vec<(f64, f64)> = Vec::new();
+    let ix: Vec<u32> = rows
         .iter()
         .map(|r| {
-            *distinct.entry(key(&r.s)).or_insert_with(|| {
-                uniq.push(r.s);
-                uniq.len() - 1
-            })
+            *distinct
+                .entry((r.s.x.to_bits(), r.s.t.to_bits()))
+                .or_insert_with(|| {
+                    uniq.push((r.s.x, r.s.t));
+                    (uniq.len() - 1) as u32
+                })
         })
         .collect();
-    let curves: Vec<[f64; 13]> = uniq.par_iter().map(|s| curve(m, s)).collect();
+    drop(distinct);
+    let variants = m.bgnbd.variants();
+    // Per variant, per distinct (x, T): the curve if alive.
+    let alive: Vec<Vec<[f64; 13]>> = variants
+        .iter()
+        .map(|(_, v)| {
+            uniq.par_iter()
+                .map(|&(x, t)| {
+                    let mut out = [0.0; 13];
+                    v.if_alive_at(x, t, &HORIZONS, &mut out);
+                    out
+                })
+                .collect()
+        })
+        .collect();
     rows.par_iter()
         .zip(ix.par_iter())
-        .map(|(r, i)| predict_with(m, &r.s, r.mean_value_fen, &curves[*i]))
+        .map(|(r, &i)| {
+            let mut c = [0.0; 13];
+            for ((w, v), curves) in variants.iter().zip(&alive) {
+                let p = w * v.p_alive(&r.s);
+                for (o, a) in c.iter_mut().zip(&curves[i as usize]) {
+                    *o += p * a;
+                }
+            }
+            predict_with(m, &r.s, r.mean_value_fen, &c)
+        })
         .collect()
 }
 
@@ -278,8 +306,9 @@ mod tests {
             } else {
                 0.0
             };
-            // Every row twice with another spend: the second shares the first's curve.
-            for v in [1500.0, 2600.0] {
+            // Every row twice with another spend (the second shares the first's curve), and
+            // again with an earlier last purchase (it shares the series of (x, T) only).
+            for (t_x, v) in [(t_x, 1500.0), (t_x, 2600.0), ((t_x / 2.0).floor(), 1500.0)] {
                 rows.push(CustomerSummary {
                     customer_id: i,
                     s: Summary { x, t_x, t },

@@ -220,35 +220,44 @@ async fn analyze_clv(
             col(&["T"]).context("summary CSV needs a T column")?,
         );
         let im = col(&["zbar", "monetary_value"]);
-        let mut rows = Vec::new();
-        for (n, line) in lines.enumerate() {
-            let f: Vec<&str> = line.split(',').collect();
-            let num = |i: usize, name: &str| -> Result<f64> {
-                f.get(i)
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .with_context(|| {
-                        format!(
-                            "{}: row {} field {name}: not a number",
-                            csv.display(),
-                            n + 2
-                        )
-                    })
-            };
-            rows.push(CustomerSummary {
-                customer_id: n as i64,
-                s: c360_analytics::clv::Summary {
-                    x: num(ix, "x")?,
-                    t_x: num(itx, "t_x")?,
-                    t: num(it, "T")?,
-                },
-                mean_value_fen: match im {
-                    Some(i) => num(i, "zbar")? * 100.0,
-                    None => 0.0,
-                },
-            });
-        }
+        // Rows parsed in parallel, kept in file order; a bad row fails the load, named by its row.
+        use rayon::prelude::*;
+        let lines: Vec<&str> = lines.collect();
+        let width = header.len().max(1);
+        let rows: Vec<CustomerSummary> = lines
+            .par_iter()
+            .enumerate()
+            .map(|(n, line)| -> Result<CustomerSummary> {
+                let mut f: Vec<&str> = Vec::with_capacity(width);
+                f.extend(line.split(','));
+                let num = |i: usize, name: &str| -> Result<f64> {
+                    f.get(i)
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .with_context(|| {
+                            format!(
+                                "{}: row {} field {name}: not a number",
+                                csv.display(),
+                                n + 2
+                            )
+                        })
+                };
+                Ok(CustomerSummary {
+                    customer_id: n as i64,
+                    s: c360_analytics::clv::Summary {
+                        x: num(ix, "x")?,
+                        t_x: num(itx, "t_x")?,
+                        t: num(it, "T")?,
+                    },
+                    mean_value_fen: match im {
+                        Some(i) => num(i, "zbar")? * 100.0,
+                        None => 0.0,
+                    },
+                })
+            })
+            .collect::<Result<_>>()?;
         let t0 = std::time::Instant::now();
         let m = fit_models(&rows, 0, false)?;
+        let fit_ms = t0.elapsed().as_millis();
         // In row order, so the total is the same sum every run.
         let total: f64 = c360_core::clv::predict_many(&m, &rows)
             .iter()
@@ -265,6 +274,11 @@ async fn analyze_clv(
         println!(
             "{}",
             serde_json::json!({"bgnbd": m.bgnbd, "gamma_gamma": m.gamma_gamma, "pareto_nbd": pn, "clv_total": total})
+        );
+        eprintln!(
+            "fit {fit_ms} ms, 12-month CLV of {} customers {} ms",
+            rows.len(),
+            ms - fit_ms
         );
         eprintln!("TIMING_MS {ms}");
         println!("ANSWER {total:.6}");
