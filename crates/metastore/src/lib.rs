@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identity_staging",
         sql: include_str!("../migrations/0004_identity_staging.sql"),
     },
+    Migration {
+        version: 5,
+        name: "live_orders_by_customer",
+        sql: include_str!("../migrations/0005_live_orders_by_customer.sql"),
+    },
 ];
 
 /// The warehouse watermark naming the newest ETL run whose identity changes a manifest holds.

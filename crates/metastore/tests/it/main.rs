@@ -227,3 +227,29 @@ async fn futures_join<T>(
     }
     out
 }
+
+/// A customer's live orders (read on every profile request) come by index, not by a scan of
+/// every order received since the snapshot.
+#[tokio::test]
+async fn a_customers_live_orders_are_read_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let m = Metastore::open(&url).await.unwrap();
+    let plan = m
+        .fetch(
+            "EXPLAIN QUERY PLAN SELECT order_no, store_id, order_time, total_fen FROM live_orders WHERE customer_id = ? AND day >= ? ORDER BY order_time DESC",
+            &[7i64.into(), 100i64.into()],
+        )
+        .await
+        .unwrap();
+    let detail: Vec<String> = plan
+        .iter()
+        .map(|r| get_text(r, "detail").unwrap())
+        .collect();
+    assert!(
+        detail
+            .iter()
+            .any(|d| d.contains("USING INDEX live_orders_customer_day")),
+        "{detail:?}"
+    );
+}
