@@ -23,8 +23,10 @@ fn main() -> std::process::ExitCode {
             "warn,sqlx=error"
         })
     });
+    // Colour only on a terminal: a log redirected to a file gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
