@@ -96,21 +96,18 @@ fn validate(d: &[Summary]) -> Result<(), FitError> {
 /// Identical rows with a count, in (x, t_x, T) order: a parallel sort and one pass over runs
 /// (a hash map of a million rows took most of a fit's time).
 fn compress(d: &[Summary]) -> Vec<(Summary, f64)> {
-    let mut v = d.to_vec();
-    v.par_sort_unstable_by(|a, b| {
+    // total_cmp orders bit patterns: rows it calls equal are identical.
+    let order = |a: &Summary, b: &Summary| {
         a.x.total_cmp(&b.x)
             .then(a.t_x.total_cmp(&b.t_x))
             .then(a.t.total_cmp(&b.t))
-    });
-    let same = |a: &Summary, b: &Summary| {
-        a.x.to_bits() == b.x.to_bits()
-            && a.t_x.to_bits() == b.t_x.to_bits()
-            && a.t.to_bits() == b.t.to_bits()
     };
+    let mut v = d.to_vec();
+    v.par_sort_unstable_by(order);
     let mut out: Vec<(Summary, f64)> = Vec::new();
     for s in v {
         match out.last_mut() {
-            Some((p, w)) if same(p, &s) => *w += 1.0,
+            Some((p, w)) if order(p, &s).is_eq() => *w += 1.0,
             _ => out.push((s, 1.0)),
         }
     }
@@ -445,12 +442,30 @@ impl BgNbd {
     /// Expected purchases in (T, T + t] for each t of `ts`, in one pass of the series (what a
     /// CLV needs: one horizon a month).
     pub fn expected_purchases_at(&self, s: &Summary, ts: &[f64], out: &mut [f64]) {
-        let mut tmp = vec![0.0; ts.len()];
+        let variants = self.variants();
+        let curves: Vec<Vec<f64>> = variants
+            .iter()
+            .map(|(_, m)| {
+                let mut c = vec![0.0; ts.len()];
+                m.if_alive_at(s.x, s.t, ts, &mut c);
+                c
+            })
+            .collect();
+        BgNbd::from_alive_curves(&variants, s, curves.iter().map(Vec::as_slice), out);
+    }
+
+    /// Expected purchases from each of `variants`' [`BgNbd::if_alive_at`] curves for the
+    /// customer `s` (one curve per variant, in order): the sum of weight × p_alive × curve.
+    pub fn from_alive_curves<'c>(
+        variants: &[(f64, BgNbd)],
+        s: &Summary,
+        curves: impl IntoIterator<Item = &'c [f64]>,
+        out: &mut [f64],
+    ) {
         out.fill(0.0);
-        for (w, m) in self.variants() {
-            m.if_alive_at(s.x, s.t, ts, &mut tmp);
+        for ((w, m), c) in variants.iter().zip(curves) {
             let p = w * m.p_alive(s);
-            for (o, v) in out.iter_mut().zip(&tmp) {
+            for (o, v) in out.iter_mut().zip(c) {
                 *o += p * v;
             }
         }

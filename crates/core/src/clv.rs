@@ -257,12 +257,12 @@ pub fn predict_many(m: &FittedModels, rows: &[CustomerSummary]) -> Vec<Predictio
         .zip(ix.par_iter())
         .map(|(r, &i)| {
             let mut c = [0.0; 13];
-            for ((w, v), curves) in variants.iter().zip(&alive) {
-                let p = w * v.p_alive(&r.s);
-                for (o, a) in c.iter_mut().zip(&curves[i as usize]) {
-                    *o += p * a;
-                }
-            }
+            c360_analytics::clv::BgNbd::from_alive_curves(
+                &variants,
+                &r.s,
+                alive.iter().map(|curves| &curves[i as usize][..]),
+                &mut c,
+            );
             predict_with(m, &r.s, r.mean_value_fen, &c)
         })
         .collect()

@@ -56,7 +56,7 @@ async fn bounded(
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string());
+        .cloned();
     let method = req.method().clone();
     let started = std::time::Instant::now();
     let run = async {
@@ -71,7 +71,7 @@ async fn bounded(
     if took >= SLOW_REQUEST {
         tracing::warn!(
             %method,
-            route = route.as_deref().unwrap_or("(no route)"),
+            route = route.as_ref().map_or("(no route)", |p| p.as_str()),
             status = r.status().as_u16(),
             ms = took.as_millis() as u64,
             "slow request"

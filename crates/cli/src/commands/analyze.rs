@@ -223,13 +223,11 @@ async fn analyze_clv(
         // Rows parsed in parallel, kept in file order; a bad row fails the load, named by its row.
         use rayon::prelude::*;
         let lines: Vec<&str> = lines.collect();
-        let width = header.len().max(1);
         let rows: Vec<CustomerSummary> = lines
             .par_iter()
             .enumerate()
             .map(|(n, line)| -> Result<CustomerSummary> {
-                let mut f: Vec<&str> = Vec::with_capacity(width);
-                f.extend(line.split(','));
+                let f: Vec<&str> = line.split(',').collect();
                 let num = |i: usize, name: &str| -> Result<f64> {
                     f.get(i)
                         .and_then(|v| v.trim().parse::<f64>().ok())
