@@ -20,6 +20,7 @@ pub mod query;
 pub mod recs;
 pub mod sentiment;
 pub mod service;
+pub mod serving;
 pub mod sources;
 
 /// What went wrong, in the domain's terms.

@@ -500,6 +500,10 @@ impl LiveBases {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// The profiles, sorted by customer id.
+    pub fn as_slice(&self) -> &[LiveProfile] {
+        &self.0
+    }
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
         self.0.capacity() * std::mem::size_of::<LiveProfile>()

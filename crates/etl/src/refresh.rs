@@ -139,7 +139,22 @@ pub async fn refresh(
             "label": "no paid order in the next 90 days",
         }))),
     );
-    txn.commit()?;
+    let m = txn.commit()?;
+    lap("commit");
+    // What a server reads per customer, built now so a server switches to this version without
+    // computing it. The version is committed either way: a server builds an index it does not
+    // find, so a failure here is reported, not fatal.
+    match Session::at(wh, m).await {
+        Ok(s) => {
+            if let Err(e) = c360_core::serving::build(wh, &s).await {
+                tracing::warn!(error = %e, "the serving index was not built; a server will build it");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the serving index was not built; a server will build it")
+        }
+    }
+    lap("serving index");
     Ok((n, n))
 }
 

@@ -12,7 +12,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::{auth, hub, queue};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use c360_core::json;
 use c360_core::profile::LiveProfile;
 use c360_warehouse::{Session, Warehouse};
 use std::path::PathBuf;
@@ -79,16 +78,14 @@ pub struct Snapshot {
     pub models: Option<c360_core::profile::StoredModels>,
     /// Day number after the last order in this snapshot (live orders are after it).
     pub end_day: i64,
-    /// Per-customer views computed once for this snapshot, indexed by customer id.
-    per_customer: HashMap<&'static str, Materialized>,
+    /// Per-customer views of this snapshot, on disk and keyed by customer id (the session reads
+    /// the same views from the index's sorted Parquet files).
+    pub index: Arc<c360_core::serving::ServingIndex>,
     /// Ids an ingested order may name.
     pub stores: std::collections::HashSet<i64>,
     pub products: std::collections::HashSet<i64>,
     /// The day each store opened (orders before it cannot be theirs).
     pub store_opened: HashMap<i64, chrono::NaiveDate>,
-    /// Every customer's state for a live re-score, read once per snapshot (warmed in the
-    /// background when the snapshot is installed; the first orders wait for it).
-    pub bases: tokio::sync::OnceCell<Arc<c360_core::profile::LiveBases>>,
     /// The recommender, trained on first use.
     pub recs: tokio::sync::OnceCell<Arc<c360_core::recs::RecModel>>,
     /// The customer-service diagnosis model, trained on first use.
@@ -105,86 +102,27 @@ pub type SentimentModel = Arc<(
     c360_core::sentiment::ModelCard,
 )>;
 
-/// The per-customer views a profile page reads, computed once per snapshot and kept in memory
-/// (also registered in the session under the same names, so list queries scan memory too).
-pub const PER_CUSTOMER_VIEWS: [&str; 6] = [
-    "v_customer_360",
-    "v_customer_geo",
-    "v_customer_channel",
-    "v_customer_products",
-    "v_customer_time",
-    "v_customer_holiday",
-];
-
-struct Materialized {
-    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
-    /// customer id -> (batch, row) of each of their rows.
-    index: HashMap<i64, Vec<(usize, usize)>>,
-}
-
-impl Materialized {
-    fn new(batches: Vec<datafusion::arrow::record_batch::RecordBatch>) -> ApiResult<Materialized> {
-        use datafusion::arrow::array::{Array, Int64Array};
-        let mut index: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
-        for (bi, b) in batches.iter().enumerate() {
-            let col = b
-                .column_by_name("customer_id")
-                .ok_or_else(|| ApiError::Internal("view without customer_id".into()))?;
-            let col = datafusion::arrow::compute::cast(
-                col,
-                &datafusion::arrow::datatypes::DataType::Int64,
-            )?;
-            let ids = col.as_any().downcast_ref::<Int64Array>().expect("int64");
-            for r in 0..b.num_rows() {
-                if !ids.is_null(r) {
-                    index.entry(ids.value(r)).or_default().push((bi, r));
-                }
-            }
-        }
-        Ok(Materialized { batches, index })
-    }
-}
+/// The per-customer views a profile page reads (see [`c360_core::serving`]).
+pub const PER_CUSTOMER_VIEWS: [&str; 6] = c360_core::serving::VIEWS;
 
 impl Snapshot {
-    /// The live profiles of this snapshot's customers (computed on first use, then shared).
-    pub async fn live_bases(&self) -> ApiResult<Arc<c360_core::profile::LiveBases>> {
-        self.bases
-            .get_or_try_init(|| async {
-                let b = c360_core::profile::live_profiles(&self.sess).await?;
-                tracing::info!(
-                    customers = b.len(),
-                    mb = b.memory_bytes() / (1 << 20),
-                    "live re-score state loaded"
-                );
-                Ok::<_, ApiError>(Arc::new(b))
-            })
-            .await
-            .cloned()
-    }
-
-    /// One customer's state as this snapshot left it (None: no paid order in it).
+    /// One customer's state as this snapshot left it (None: no paid order in it), read from
+    /// the serving index.
     pub async fn live_base(&self, id: i64) -> ApiResult<Option<LiveProfile>> {
-        Ok(self.live_bases().await?.get(id).cloned())
+        Ok(self.index.live(id))
     }
 
     /// Whether the customer id exists in this snapshot (every customer has a 360 row).
     pub fn has_customer(&self, id: i64) -> bool {
-        self.per_customer
-            .get("v_customer_360")
-            .is_some_and(|m| m.index.contains_key(&id))
+        self.index
+            .view("v_customer_360")
+            .is_ok_and(|v| v.contains(id))
     }
 
-    /// A customer's rows of one of [`PER_CUSTOMER_VIEWS`], as JSON objects (O(1) lookup).
+    /// A customer's rows of one of [`PER_CUSTOMER_VIEWS`], as JSON objects (a binary search in
+    /// the snapshot's serving index).
     pub fn rows_of(&self, view: &str, customer_id: i64) -> ApiResult<Vec<Value>> {
-        let m = self
-            .per_customer
-            .get(view)
-            .ok_or_else(|| ApiError::Internal(format!("{view} is not materialized")))?;
-        let mut out = Vec::new();
-        for (b, r) in m.index.get(&customer_id).map(Vec::as_slice).unwrap_or(&[]) {
-            out.extend(json::rows(&[m.batches[*b].slice(*r, 1)])?);
-        }
-        Ok(out)
+        Ok(self.index.rows(view, customer_id)?)
     }
 }
 
@@ -495,10 +433,14 @@ impl AppState {
                 "SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) + 1 FROM fact_orders",
             )
             .await?;
-        let mut per_customer = HashMap::new();
-        for v in PER_CUSTOMER_VIEWS {
-            per_customer.insert(v, Materialized::new(sess.materialize(v).await?)?);
-        }
+        let index = c360_core::serving::open_or_build(&wh, &sess).await?;
+        tracing::info!(
+            version,
+            customers = index.view("v_customer_360").map_or(0, |v| v.len()),
+            live = index.live_len(),
+            mapped_mb = index.mapped_bytes() >> 20,
+            "serving index opened"
+        );
         let ids = |sql: &'static str| {
             let sess = &sess;
             async move {
@@ -548,26 +490,16 @@ impl AppState {
             version,
             models,
             end_day,
-            per_customer,
+            index,
             stores,
             products,
             store_opened,
-            bases: tokio::sync::OnceCell::new(),
             recs: tokio::sync::OnceCell::new(),
             service: tokio::sync::OnceCell::new(),
             sentiment: tokio::sync::OnceCell::new(),
             loaded,
         });
         *self.0.snap.write().await = Some(snap.clone());
-        {
-            // Warm the re-score state now, so the first orders need not wait for it.
-            let snap = snap.clone();
-            tokio::spawn(async move {
-                if let Err(e) = snap.live_bases().await {
-                    tracing::warn!(error = %e, "could not load the live re-score state");
-                }
-            });
-        }
         self.0.live.lock().await.clear();
         *self
             .0

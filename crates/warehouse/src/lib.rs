@@ -15,7 +15,7 @@ pub mod query;
 pub mod tables;
 
 pub use error::{Result, WhError};
-pub use manifest::{FileEntry, Manifest, Txn, Warehouse, WriterLock};
+pub use manifest::{FileEntry, Manifest, Txn, Warehouse, WriterLock, SERVING_DIR};
 pub use query::{format_batches, Session};
 
 pub use datafusion;

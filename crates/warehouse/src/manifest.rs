@@ -44,6 +44,10 @@ pub const KEEP_VERSIONS: usize = 5;
 /// How long a superseded version's files stay for readers still on it.
 pub const RETAIN_SUPERSEDED: Duration = Duration::from_secs(15 * 60);
 
+/// Where per-version serving indexes live under the warehouse root (`v<version>/`, written by
+/// `c360_core::serving`); they are collected with the version they index.
+pub const SERVING_DIR: &str = "_serving";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
     /// Relative to the warehouse root.
@@ -549,6 +553,7 @@ impl Txn {
             .collect();
         let now = chrono::Utc::now();
         let mut live: HashSet<String> = HashSet::new();
+        let mut kept: HashSet<u64> = HashSet::new();
         for (i, (v, m)) in versions.iter().enumerate() {
             let newest = i + KEEP_VERSIONS >= versions.len();
             let superseded_at = versions
@@ -562,6 +567,7 @@ impl Txn {
                     .map_or(true, |age| age < wh.retain_superseded)
             });
             if newest || recent {
+                kept.insert(*v);
                 if let Some(m) = m {
                     for t in m.tables.values() {
                         live.extend(t.files().map(|f| f.path.clone()));
@@ -578,8 +584,35 @@ impl Txn {
                 remove_unlisted(&self.wh.root, &dir, &live, &self.written)?;
             }
         }
-        Ok(())
+        remove_unkept_indexes(&self.wh.root.join(SERVING_DIR), &kept)
     }
+}
+
+/// Removes the serving indexes (and unfinished builds) of versions no longer kept. A build of a
+/// kept version, finished or under way, stays.
+fn remove_unkept_indexes(dir: &Path, kept: &HashSet<u64>) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries {
+        let p = e.map_err(io(dir))?.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        // `v00000012` or `.v00000012.<pid>.<nonce>.tmp`
+        let version = name
+            .trim_start_matches('.')
+            .strip_prefix('v')
+            .and_then(|r| r.split('.').next())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(v) = version {
+            if !kept.contains(&v) {
+                fs::remove_dir_all(&p).map_err(io(&p))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `tmp`, fsyncs it, renames it to `fin` and fsyncs the directory: a reader
@@ -777,6 +810,45 @@ mod tests {
         );
         let manifests = fs::read_dir(dir.path().join("_manifests")).unwrap().count();
         assert_eq!(manifests, KEEP_VERSIONS);
+    }
+
+    #[test]
+    fn serving_indexes_are_collected_with_their_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wh = Warehouse::open(dir.path()).unwrap();
+        wh.retain_superseded = Duration::ZERO;
+        let serving = dir.path().join(SERVING_DIR);
+        let idx = |v: u64| serving.join(format!("v{v:08}"));
+        let tmp = |v: u64| serving.join(format!(".v{v:08}.41.7.tmp"));
+        let mut versions = Vec::new();
+        for run in 1..=8 {
+            let mut t = wh.begin(run).unwrap();
+            t.upsert(
+                "quarantine",
+                vec![quarantine_batch(&[("k", "2025-01")], run)],
+            )
+            .unwrap();
+            let v = t.commit().unwrap().version;
+            if run < 8 {
+                // A finished index and an unfinished build of this version.
+                fs::create_dir_all(idx(v)).unwrap();
+                fs::write(idx(v).join("v_customer_360.pix"), b"x").unwrap();
+                fs::create_dir_all(tmp(v)).unwrap();
+                versions.push(v);
+            }
+        }
+        fs::write(serving.join("notes.txt"), b"not an index").unwrap();
+        drop(wh.begin(9).unwrap().commit().unwrap());
+        let kept: Vec<u64> = wh.versions().unwrap();
+        assert_eq!(kept.len(), KEEP_VERSIONS);
+        let mut removed = 0;
+        for v in versions {
+            assert_eq!(idx(v).exists(), kept.contains(&v), "index of version {v}");
+            assert_eq!(tmp(v).exists(), kept.contains(&v), "build of version {v}");
+            removed += usize::from(!kept.contains(&v));
+        }
+        assert!(removed >= 2, "old versions' indexes were removed");
+        assert!(serving.join("notes.txt").exists(), "other files stay");
     }
 
     fn walk(d: &Path) -> Vec<PathBuf> {

@@ -87,20 +87,6 @@ impl Session {
         Ok(Session { ctx, manifest: m })
     }
 
-    /// Computes a view once and serves it from memory from now on (same name, same columns):
-    /// for per-customer views a server reads row by row. Returns the rows.
-    pub async fn materialize(&self, view: &str) -> Result<Vec<RecordBatch>> {
-        let df = self.ctx.table(view).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        self.ctx.deregister_table(view)?;
-        self.ctx.register_table(
-            view,
-            Arc::new(MemTable::try_new(schema, vec![batches.clone()])?),
-        )?;
-        Ok(batches)
-    }
-
     /// Plans `sql` under [`read_only`]: a statement that would write answers
     /// [`WhError::ReadOnly`] naming what it is.
     async fn plan(&self, sql: &str) -> Result<DataFrame> {

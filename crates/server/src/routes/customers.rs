@@ -278,24 +278,39 @@ pub(crate) async fn customer_timeline(
 ) -> ApiResult<Answer<Timeline>> {
     let (from, to) = r.days()?;
     let limit = bounded("limit", r.limit, 50, 1, 500)?;
-    let mut w = Filter::new("TRUE");
-    w.eq("o.customer_id", id).days("o.order_time", from, to);
-    let lim = w.value(limit as i64);
-    let key = format!("timeline|{}|{}", p.scope_key(), w.key());
+    let key = format!("timeline|{}|{id}|{from:?}|{to:?}|{limit}", p.scope_key());
     let st2 = st.clone();
     st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
-        let orders = qf(&s, &format!(
-            "SELECT o.order_id, o.order_no, o.order_time, o.store_id, st.name AS store_name, o.channel, o.status, \
-             o.total_fen, o.discount_fen, o.daypart, o.holiday, \
-             (SELECT string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') FROM order_items i JOIN products pr ON i.product_id = pr.product_id WHERE i.order_id = o.order_id) AS items \
-             FROM orders o LEFT JOIN stores st ON o.store_id = st.store_id WHERE {} \
-             ORDER BY o.order_time DESC LIMIT {lim}", w.sql()
-        ), &w).await?;
+        // Newest first from the snapshot's serving index; `day` is the order's local day.
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date");
+        let (lo, hi) = (
+            from.map_or(i64::MIN, |d| (d - epoch).num_days()),
+            to.map_or(i64::MAX, |d| (d - epoch).num_days()),
+        );
+        let orders: Vec<Value> = s
+            .index
+            .orders(id)?
+            .into_iter()
+            .filter(|o| o["day"].as_i64().is_some_and(|d| (lo..=hi).contains(&d)))
+            .take(limit as usize)
+            .map(|mut o| {
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("day");
+                    m.remove("customer_id");
+                }
+                o
+            })
+            .collect();
         let live = st2.live_orders_of(id).await?;
-        Ok(Timeline { customer_id: id, orders: rows(orders), live_orders: live })
-    }).await
+        Ok(Timeline {
+            customer_id: id,
+            orders: rows(orders),
+            live_orders: live,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/behavior", params(("id" = i64, Path), DaysParams), responses((status = 200, body = CustomerBehavior, description = "Orders by daypart and weekday, page events by action, sessions and the funnel, within the range"), (status = 400, body = ErrorBody)))]

@@ -173,11 +173,6 @@ pub(crate) async fn post_order_inner(
         chrono::Utc::now().to_rfc3339().into(),
         p.name.clone().into(),
     ];
-    if o.customer_id.is_some() {
-        // The snapshot's re-score state, loaded here (concurrently with other requests) so the
-        // committer never waits for it.
-        s.live_bases().await?;
-    }
     let announced = json!(OrderEvent {
         order_no: o.order_no.clone(),
         customer_id: o.customer_id,

@@ -10,6 +10,7 @@ mod authz;
 mod bodies;
 mod bounds;
 mod e2e;
+mod index;
 mod ingest;
 mod llm;
 mod sentiment;

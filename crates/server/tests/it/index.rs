@@ -1,0 +1,184 @@
+//! The per-snapshot serving index: built by the ETL, it holds exactly what the per-customer
+//! views compute from the facts; the session reads the views from its Parquet files with the
+//! same answers; a server rebuilds an index that is missing or damaged.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use c360_core::serving::{self, ServingIndex, VIEWS};
+use c360_server::AppState;
+use c360_warehouse::Warehouse;
+
+use super::{call, fixture, serve_cfg};
+
+/// Every view's rows per customer, each row as its JSON text, sorted (row order within a
+/// customer is not part of a view's meaning).
+async fn by_customer(sess: &c360_warehouse::Session, view: &str) -> BTreeMap<i64, Vec<String>> {
+    let rows = c360_core::json::rows(
+        &sess
+            .query(&format!(
+                "SELECT * FROM {view} WHERE customer_id IS NOT NULL"
+            ))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for r in rows {
+        let id = r["customer_id"].as_i64().unwrap();
+        out.entry(id).or_default().push(r.to_string());
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_index_holds_what_the_views_compute() {
+    let f = fixture(3_000, 52).await;
+    let wh = Warehouse::open(&f.wh).unwrap();
+    let version = wh.current().unwrap().version;
+    let dir = serving::dir_of(&wh, version);
+    assert!(
+        dir.is_dir(),
+        "the ETL builds the index of the version it commits"
+    );
+
+    // Row for row, the index equals the views computed from the facts.
+    let fresh = c360_etl::session(&f.wh).await.unwrap();
+    let idx = ServingIndex::open(&dir).unwrap();
+    let mut customers = 0;
+    for v in VIEWS {
+        let want = by_customer(&fresh, v).await;
+        assert!(!want.is_empty(), "{v} has rows");
+        assert_eq!(idx.view(v).unwrap().len(), want.len(), "{v}: customers");
+        for (id, rows) in &want {
+            let mut got: Vec<String> = idx
+                .rows(v, *id)
+                .unwrap()
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            got.sort();
+            assert_eq!(&got, rows, "{v}, customer {id}");
+        }
+        if v == "v_customer_360" {
+            customers = want.len();
+        }
+        // An id nobody has: no rows, not an error.
+        assert!(idx.rows(v, -7).unwrap().is_empty());
+    }
+    assert!(customers > 100);
+
+    // The session reads the views from the index's Parquet files, with the same answers.
+    let served = c360_etl::session(&f.wh).await.unwrap();
+    serving::open_or_build(&wh, &served).await.unwrap();
+    for sql in [
+        "SELECT COUNT(*) AS n, SUM(order_count) AS o, SUM(total_spend_fen) AS s, \
+         SUM(CAST(clv_12m_fen AS BIGINT)) AS c FROM v_customer_360",
+        "SELECT tier, COUNT(*) AS n FROM v_customer_360 GROUP BY tier ORDER BY tier",
+        "SELECT category, SUM(qty) AS q FROM v_customer_products GROUP BY category ORDER BY category",
+        "SELECT COUNT(*) AS n, SUM(orders) AS o FROM v_customer_time",
+    ] {
+        let a = c360_warehouse::format_batches(&fresh.query(sql).await.unwrap());
+        let b = c360_warehouse::format_batches(&served.query(sql).await.unwrap());
+        assert_eq!(a, b, "{sql}");
+    }
+    let plan = c360_warehouse::format_batches(
+        &served
+            .query("EXPLAIN SELECT SUM(order_count) FROM v_customer_360")
+            .await
+            .unwrap(),
+    );
+    assert!(
+        plan.contains("v_customer_360.parquet"),
+        "the view is read from the index: {plan}"
+    );
+
+    // A timeline is read from the index: the customer's orders, newest first, in the range.
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    let busiest = fresh
+        .scalar_i64("SELECT customer_id FROM orders WHERE customer_id IS NOT NULL GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1")
+        .await
+        .unwrap();
+    const DAY: &str = "CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT)";
+    let mid_day = fresh
+        .scalar_i64(&format!(
+            "SELECT (MIN({DAY}) + MAX({DAY})) / 2 FROM orders WHERE customer_id = {busiest}"
+        ))
+        .await
+        .unwrap();
+    let mid =
+        chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(mid_day);
+    for (q, sql) in [
+        (String::new(), String::new()),
+        (format!("?from={mid}"), format!(" AND {DAY} >= {mid_day}")),
+        (format!("?to={mid}"), format!(" AND {DAY} <= {mid_day}")),
+    ] {
+        let want = fresh
+            .scalar_i64(&format!(
+                "SELECT COUNT(*) FROM orders WHERE customer_id = {busiest}{sql}"
+            ))
+            .await
+            .unwrap();
+        let (s, v) = call(
+            &st,
+            "GET",
+            &format!("/api/v1/customers/{busiest}/timeline{q}"),
+            Some(&f.admin),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let orders = v["orders"].as_array().unwrap();
+        assert_eq!(orders.len() as i64, want.min(50), "timeline{q}");
+        let times: Vec<&str> = orders
+            .iter()
+            .map(|o| o["order_time"].as_str().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+        assert!(orders
+            .iter()
+            .all(|o| o.get("day").is_none() && o["store_name"].is_string()));
+    }
+    drop(st);
+
+    // A server with no index builds one; a damaged one is rebuilt.
+    let some_customer = *by_customer(&fresh, "v_customer_360")
+        .await
+        .keys()
+        .nth(customers / 2)
+        .unwrap();
+    let uri = format!("/api/v1/customers/{some_customer}");
+    for damage in ["remove", "truncate"] {
+        match damage {
+            "remove" => std::fs::remove_dir_all(&dir).unwrap(),
+            _ => {
+                let p = dir.join("v_customer_geo.pix");
+                let len = std::fs::metadata(&p).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_len(len - 5)
+                    .unwrap();
+                assert!(ServingIndex::open(&dir).is_err(), "a cut file is refused");
+            }
+        }
+        let st = AppState::open(serve_cfg(&f)).await.unwrap();
+        let (s, v) = call(&st, "GET", &uri, Some(&f.admin), None).await;
+        assert_eq!(s, StatusCode::OK, "{damage}: {v}");
+        assert_eq!(v["profile"]["customer_id"], some_customer, "{damage}");
+        assert!(ServingIndex::open(&dir).is_ok(), "{damage}: rebuilt");
+        let (s, _) = call(
+            &st,
+            "GET",
+            "/api/v1/customers/999999999",
+            Some(&f.admin),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{damage}");
+    }
+}
