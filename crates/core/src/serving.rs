@@ -6,12 +6,15 @@
 //! - `<view>.parquet`, the view's rows sorted by customer (zstd, page statistics): the session
 //!   scans it in place of recomputing the view, for lists, audiences and campaigns;
 //! - `<view>.pix`, the same rows keyed by customer for point lookups: each customer's rows as
-//!   one JSON array, followed by the sorted customer ids and their byte offsets. It is read
-//!   through a memory map, so a lookup is one binary search and one slice, and only the pages
-//!   a lookup touches are resident.
+//!   one JSON array, followed by the sorted customer ids and their byte offsets. A reader
+//!   holds every 128th id; a lookup is a search in that sample and three positioned reads
+//!   (a block of ids, two offsets, the rows), so a server's memory does not grow with the
+//!   index and the kernel's page cache keeps what is hot;
 //!
-//! and `live.bin`, every customer's state for a live re-score ([`crate::profile::LiveProfile`])
-//! as fixed-width records sorted by customer id, also memory-mapped.
+//! the same keyed files of every customer's orders, page events and reviews (a customer's
+//! timeline, behaviour and emotion read without scanning the fact tables), and `live.bin`,
+//! every customer's state for a live re-score ([`crate::profile::LiveProfile`]) as fixed-width
+//! records sorted by customer id, read the same way.
 //!
 //! The ETL builds the index right after it commits a version; a server that finds none (an
 //! older warehouse, or an ETL killed before it) builds it itself. A build writes into a fresh
@@ -29,7 +32,7 @@ use std::sync::Arc;
 
 use c360_warehouse::{Session, Warehouse, SERVING_DIR};
 use datafusion::arrow::array::{Array, Int64Array};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -58,9 +61,21 @@ const LIVE_WORDS: usize = 19;
 const LIVE_FILE: &str = "live.bin";
 
 /// The keyed file of every customer's orders, newest first, each with its store name, its
-/// items as text and its local day number (`day`), for a timeline read without scanning the
-/// fact tables.
+/// items as text and its local day number (`day`): a timeline, and the order half of a
+/// customer's behaviour, are read without scanning the fact tables.
 pub const ORDERS: &str = "customer_orders";
+/// The keyed files of every customer's page events and reviews, newest first.
+const EVENTS_SQL: &str = "SELECT * FROM customer_behavior_tracks WHERE customer_id IS NOT NULL \
+     ORDER BY customer_id, event_time DESC, track_id";
+const REVIEWS_SQL: &str = "SELECT * FROM customer_emotion WHERE customer_id IS NOT NULL \
+     ORDER BY customer_id, created_at DESC, emotion_id";
+/// Each keyed fact file: its name, the warehouse view its rows stand in for in a customer's
+/// slice ([`ServingIndex::customer_facts`]), and the query that builds it.
+const FACTS: [(&str, &str, &str); 3] = [
+    (ORDERS, "orders", ORDERS_SQL),
+    ("customer_events", "customer_behavior_tracks", EVENTS_SQL),
+    ("customer_reviews", "customer_emotion", REVIEWS_SQL),
+];
 const ORDERS_SQL: &str = "SELECT o.customer_id, o.order_id, o.order_no, o.order_time, o.store_id, \
      st.name AS store_name, o.channel, o.status, o.total_fen, o.discount_fen, o.daypart, o.holiday, \
      it.items, CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT) AS day \
@@ -79,33 +94,52 @@ pub fn dir_of(wh: &Warehouse, version: u64) -> PathBuf {
     wh.root.join(SERVING_DIR).join(format!("v{version:08}"))
 }
 
-/// One view's rows keyed by customer, read through a memory map.
+/// Ids per block of the sparse in-memory sample a lookup starts from.
+const BLOCK: usize = 128;
+
+/// Reads `len` bytes at `at` (positioned: no shared cursor, so lookups run concurrently).
+fn read_at(f: &File, path: &Path, at: u64, len: usize) -> CoreResult<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, at).map_err(io(path))?;
+    Ok(buf)
+}
+
+fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    b.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+}
+
+/// One view's rows keyed by customer. Memory holds every [`BLOCK`]-th id only; a lookup
+/// reads one block of ids, two offsets and the rows with positioned reads, so what a server
+/// holds does not grow with the index (the kernel's page cache keeps the hot parts).
 pub struct KeyedRows {
-    map: memmap2::Mmap,
+    file: File,
+    path: PathBuf,
     n: usize,
-    ids_at: usize,
-    offs_at: usize,
+    ids_at: u64,
+    offs_at: u64,
+    /// Every BLOCK-th id, in order.
+    sample: Vec<i64>,
+    bytes: u64,
 }
 
 impl KeyedRows {
-    /// Opens a `.pix` file, checking its trailer and that its sections fit in the file.
+    /// Opens a `.pix` file, checking its trailer, that its sections fit in the file and that
+    /// its ids are strictly increasing.
     pub fn open(path: &Path) -> CoreResult<KeyedRows> {
-        let f = File::open(path).map_err(io(path))?;
-        // SAFETY: index files are written once into a temporary directory and renamed into
-        // place; nothing writes to them afterwards (a rebuild writes a new directory), so the
-        // mapped bytes do not change under the reader.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io(path))?;
+        let file = File::open(path).map_err(io(path))?;
         let bad = |why: &str| CoreError::Internal(format!("{}: {why}", path.display()));
-        let len = map.len();
-        if len < TRAILER || &map[len - TRAILER..len - 24] != MAGIC {
+        let len = file.metadata().map_err(io(path))?.len();
+        if len < TRAILER as u64 {
             return Err(bad("not a serving index (no trailer)"));
         }
-        let word = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes"));
-        let (n, ids_at, offs_at) = (
-            word(len - 24) as usize,
-            word(len - 16) as usize,
-            word(len - 8) as usize,
-        );
+        let t = read_at(&file, path, len - TRAILER as u64, TRAILER)?;
+        if &t[..8] != MAGIC {
+            return Err(bad("not a serving index (no trailer)"));
+        }
+        let w: Vec<u64> = words(&t[8..]).collect();
+        let (n, ids_at, offs_at) = (w[0], w[1], w[2]);
         let fits = n
             .checked_mul(8)
             .and_then(|b| ids_at.checked_add(b))
@@ -113,43 +147,60 @@ impl KeyedRows {
             && (n + 1)
                 .checked_mul(8)
                 .and_then(|b| offs_at.checked_add(b))
-                .is_some_and(|end| end == len - TRAILER);
+                .is_some_and(|end| end == len - TRAILER as u64);
         if !fits {
             return Err(bad("sections do not fit the file"));
         }
-        let k = KeyedRows {
-            map,
+        let n = n as usize;
+        // One sequential pass over the ids: the sample, and the order checked once.
+        let mut sample = Vec::with_capacity(n / BLOCK + 1);
+        let mut prev = i64::MIN;
+        let chunk = BLOCK * 1024;
+        let mut i = 0;
+        while i < n {
+            let m = chunk.min(n - i);
+            let b = read_at(&file, path, ids_at + 8 * i as u64, 8 * m)?;
+            for (j, id) in words(&b).map(|v| v as i64).enumerate() {
+                if i + j > 0 && id <= prev {
+                    return Err(bad("ids are not strictly increasing"));
+                }
+                if (i + j) % BLOCK == 0 {
+                    sample.push(id);
+                }
+                prev = id;
+            }
+            i += m;
+        }
+        let last = read_at(&file, path, offs_at + 8 * n as u64, 8)?;
+        if words(&last).next() != Some(ids_at) {
+            return Err(bad("row data does not end where the ids start"));
+        }
+        Ok(KeyedRows {
+            file,
+            path: path.to_path_buf(),
             n,
             ids_at,
             offs_at,
-        };
-        if k.offset(n) as usize != ids_at {
-            return Err(bad("row data does not end where the ids start"));
+            sample,
+            bytes: len,
+        })
+    }
+
+    fn find(&self, id: i64) -> CoreResult<Option<usize>> {
+        let b = self.sample.partition_point(|s| *s <= id);
+        if b == 0 {
+            return Ok(None);
         }
-        Ok(k)
-    }
-
-    fn id(&self, i: usize) -> i64 {
-        let at = self.ids_at + 8 * i;
-        i64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"))
-    }
-
-    fn offset(&self, i: usize) -> u64 {
-        let at = self.offs_at + 8 * i;
-        u64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"))
-    }
-
-    fn find(&self, id: i64) -> Option<usize> {
-        let (mut lo, mut hi) = (0usize, self.n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.id(mid).cmp(&id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
+        let start = (b - 1) * BLOCK;
+        let m = BLOCK.min(self.n - start);
+        let ids = read_at(
+            &self.file,
+            &self.path,
+            self.ids_at + 8 * start as u64,
+            8 * m,
+        )?;
+        let ids: Vec<i64> = words(&ids).map(|v| v as i64).collect();
+        Ok(ids.binary_search(&id).ok().map(|j| start + j))
     }
 
     /// Number of customers with rows.
@@ -161,22 +212,36 @@ impl KeyedRows {
         self.n == 0
     }
 
-    pub fn contains(&self, id: i64) -> bool {
-        self.find(id).is_some()
+    pub fn contains(&self, id: i64) -> CoreResult<bool> {
+        Ok(self.find(id)?.is_some())
     }
 
     /// The customer's rows as the JSON array text the build wrote (None: no rows).
-    pub fn raw(&self, id: i64) -> Option<&[u8]> {
-        let i = self.find(id)?;
-        let (a, b) = (self.offset(i) as usize, self.offset(i + 1) as usize);
-        self.map.get(a..b)
+    pub fn raw(&self, id: i64) -> CoreResult<Option<Vec<u8>>> {
+        let Some(i) = self.find(id)? else {
+            return Ok(None);
+        };
+        let o = read_at(&self.file, &self.path, self.offs_at + 8 * i as u64, 16)?;
+        let o: Vec<u64> = words(&o).collect();
+        if o[0] > o[1] || o[1] > self.ids_at {
+            return Err(CoreError::Internal(format!(
+                "{}: offsets of customer {id} are out of order",
+                self.path.display()
+            )));
+        }
+        Ok(Some(read_at(
+            &self.file,
+            &self.path,
+            o[0],
+            (o[1] - o[0]) as usize,
+        )?))
     }
 
     /// The customer's rows as JSON objects (empty: no rows).
     pub fn rows(&self, id: i64) -> CoreResult<Vec<Value>> {
-        match self.raw(id) {
+        match self.raw(id)? {
             None => Ok(Vec::new()),
-            Some(b) => Ok(serde_json::from_slice(b)?),
+            Some(b) => Ok(serde_json::from_slice(&b)?),
         }
     }
 }
@@ -185,7 +250,9 @@ impl KeyedRows {
 pub struct ServingIndex {
     pub dir: PathBuf,
     views: Vec<(&'static str, KeyedRows)>,
-    orders: KeyedRows,
+    /// The keyed fact files in [`FACTS`] order, with the Arrow schema of their rows (known once
+    /// [`ServingIndex::register`] has planned their queries).
+    facts: Vec<(KeyedRows, Option<SchemaRef>)>,
     live: LiveRecords,
 }
 
@@ -204,7 +271,10 @@ impl ServingIndex {
         Ok(ServingIndex {
             dir: dir.to_path_buf(),
             views,
-            orders: KeyedRows::open(&dir.join(format!("{ORDERS}.pix")))?,
+            facts: FACTS
+                .iter()
+                .map(|(f, _, _)| Ok((KeyedRows::open(&dir.join(format!("{f}.pix")))?, None)))
+                .collect::<CoreResult<_>>()?,
             live: LiveRecords::open(&dir.join(LIVE_FILE))?,
         })
     }
@@ -225,11 +295,45 @@ impl ServingIndex {
 
     /// A customer's orders in this snapshot, newest first (see [`ORDERS`]).
     pub fn orders(&self, customer_id: i64) -> CoreResult<Vec<Value>> {
-        self.orders.rows(customer_id)
+        self.facts[0].0.rows(customer_id)
+    }
+
+    /// A session over one customer's facts alone: each of `tables` (`orders`,
+    /// `customer_behavior_tracks`, `customer_emotion`) registered as an in-memory table of
+    /// this customer's rows from the index, with the warehouse view's columns (the orders
+    /// table has the timeline's). The same SQL a warehouse session runs answers the same,
+    /// without scanning the fact tables.
+    pub fn customer_facts(&self, customer_id: i64, tables: &[&str]) -> CoreResult<Session> {
+        use datafusion::arrow::json::ReaderBuilder;
+        use datafusion::arrow::record_batch::RecordBatch;
+        use datafusion::datasource::MemTable;
+        let ctx = datafusion::prelude::SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+        );
+        for t in tables {
+            let i = FACTS
+                .iter()
+                .position(|(_, name, _)| name == t)
+                .ok_or_else(|| CoreError::Internal(format!("{t} is not a keyed fact")))?;
+            let (rows, schema) = &self.facts[i];
+            let schema = schema
+                .clone()
+                .ok_or_else(|| CoreError::Internal("the serving index is not registered".into()))?;
+            let mut dec = ReaderBuilder::new(schema.clone()).build_decoder()?;
+            dec.serialize(&rows.rows(customer_id)?)?;
+            let batch = dec
+                .flush()?
+                .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+            ctx.register_table(*t, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        }
+        Ok(Session {
+            ctx,
+            manifest: Default::default(),
+        })
     }
 
     /// One customer's live re-score state as this snapshot left it (None: no paid order).
-    pub fn live(&self, customer_id: i64) -> Option<LiveProfile> {
+    pub fn live(&self, customer_id: i64) -> CoreResult<Option<LiveProfile>> {
         self.live.get(customer_id)
     }
 
@@ -238,15 +342,20 @@ impl ServingIndex {
         self.live.n
     }
 
-    /// Bytes of the index files (mapped, not resident: the kernel pages them in on demand).
-    pub fn mapped_bytes(&self) -> usize {
-        self.views.iter().map(|(_, k)| k.map.len()).sum::<usize>()
-            + self.orders.map.len()
-            + self.live.map.len()
+    /// Bytes of the index files on disk (read on demand, not held).
+    pub fn disk_bytes(&self) -> u64 {
+        self.views.iter().map(|(_, k)| k.bytes).sum::<u64>()
+            + self.facts.iter().map(|(k, _)| k.bytes).sum::<u64>()
+            + self.live.bytes
     }
 
-    /// Makes the session read each view from its sorted Parquet file instead of recomputing it.
-    pub async fn register(&self, sess: &Session) -> CoreResult<()> {
+    /// Makes the session read each view from its sorted Parquet file instead of recomputing
+    /// it, and learns the schemas of the keyed facts' rows from the session.
+    pub async fn register(&mut self, sess: &Session) -> CoreResult<()> {
+        for (i, (_, _, sql)) in FACTS.iter().enumerate() {
+            let df = sess.ctx.sql(sql).await?;
+            self.facts[i].1 = Some(Arc::new(df.schema().as_arrow().clone()));
+        }
         for v in VIEWS {
             let path = self.dir.join(format!("{v}.parquet"));
             sess.ctx.deregister_table(v)?;
@@ -266,7 +375,7 @@ impl ServingIndex {
 /// on disk does not open), and makes the session read the views from it.
 pub async fn open_or_build(wh: &Warehouse, sess: &Session) -> CoreResult<Arc<ServingIndex>> {
     let dir = dir_of(wh, sess.manifest.version);
-    let idx = match ServingIndex::open(&dir) {
+    let mut idx = match ServingIndex::open(&dir) {
         Ok(i) => i,
         Err(e) => {
             if dir.exists() {
@@ -305,7 +414,9 @@ pub async fn build(wh: &Warehouse, sess: &Session) -> CoreResult<PathBuf> {
                 customers = n;
             }
         }
-        build_keyed(sess, ORDERS, ORDERS_SQL, &tmp, false).await?;
+        for (name, _, sql) in FACTS {
+            build_keyed(sess, name, sql, &tmp, false).await?;
+        }
         let bases = crate::profile::live_profiles(sess).await?;
         write_live(&tmp.join(LIVE_FILE), bases.as_slice())?;
         File::open(&tmp)
@@ -457,48 +568,82 @@ async fn build_keyed(
 }
 
 /// Every customer's live re-score state, fixed-width little-endian records sorted by customer
-/// id, read through a memory map.
+/// id; memory holds every [`BLOCK`]-th id, a lookup reads one block of records.
 struct LiveRecords {
-    map: memmap2::Mmap,
+    file: File,
+    path: PathBuf,
     n: usize,
+    sample: Vec<i64>,
+    bytes: u64,
 }
+
+const LIVE_REC: usize = LIVE_WORDS * 8;
 
 impl LiveRecords {
     fn open(path: &Path) -> CoreResult<LiveRecords> {
-        let f = File::open(path).map_err(io(path))?;
-        // SAFETY: as for `KeyedRows::open`, the file never changes once renamed into place.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io(path))?;
-        let len = map.len();
+        let file = File::open(path).map_err(io(path))?;
+        let len = file.metadata().map_err(io(path))?.len() as usize;
         let bad = |why: &str| CoreError::Internal(format!("{}: {why}", path.display()));
-        if len < 16 || &map[len - 16..len - 8] != LIVE_MAGIC {
+        if len < 16 {
             return Err(bad("not a live state file (no trailer)"));
         }
-        let n = u64::from_le_bytes(map[len - 8..].try_into().expect("8 bytes")) as usize;
-        if n.checked_mul(LIVE_WORDS * 8) != Some(len - 16) {
+        let t = read_at(&file, path, (len - 16) as u64, 16)?;
+        if &t[..8] != LIVE_MAGIC {
+            return Err(bad("not a live state file (no trailer)"));
+        }
+        let n = words(&t[8..]).next().unwrap_or(0) as usize;
+        if n.checked_mul(LIVE_REC) != Some(len - 16) {
             return Err(bad("records do not fit the file"));
         }
-        Ok(LiveRecords { map, n })
-    }
-
-    fn word(&self, i: usize, w: usize) -> [u8; 8] {
-        let at = (i * LIVE_WORDS + w) * 8;
-        self.map[at..at + 8].try_into().expect("8 bytes")
-    }
-
-    fn get(&self, id: i64) -> Option<LiveProfile> {
-        let (mut lo, mut hi) = (0usize, self.n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match i64::from_le_bytes(self.word(mid, 0)).cmp(&id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    let at = mid * LIVE_WORDS * 8;
-                    return Some(decode_live(&self.map[at..at + LIVE_WORDS * 8]));
+        let mut sample = Vec::with_capacity(n / BLOCK + 1);
+        let mut prev = i64::MIN;
+        let chunk = BLOCK * 64;
+        let mut i = 0;
+        while i < n {
+            let m = chunk.min(n - i);
+            let b = read_at(&file, path, (i * LIVE_REC) as u64, m * LIVE_REC)?;
+            for (j, r) in b.chunks_exact(LIVE_REC).enumerate() {
+                let id = i64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+                if i + j > 0 && id <= prev {
+                    return Err(bad("ids are not strictly increasing"));
                 }
+                if (i + j) % BLOCK == 0 {
+                    sample.push(id);
+                }
+                prev = id;
             }
+            i += m;
         }
-        None
+        Ok(LiveRecords {
+            file,
+            path: path.to_path_buf(),
+            n,
+            sample,
+            bytes: len as u64,
+        })
+    }
+
+    fn get(&self, id: i64) -> CoreResult<Option<LiveProfile>> {
+        let b = self.sample.partition_point(|s| *s <= id);
+        if b == 0 {
+            return Ok(None);
+        }
+        let start = (b - 1) * BLOCK;
+        let m = BLOCK.min(self.n - start);
+        let recs = read_at(
+            &self.file,
+            &self.path,
+            (start * LIVE_REC) as u64,
+            m * LIVE_REC,
+        )?;
+        let ids: Vec<i64> = recs
+            .chunks_exact(LIVE_REC)
+            .map(|r| i64::from_le_bytes(r[..8].try_into().expect("8 bytes")))
+            .collect();
+        Ok(ids
+            .binary_search(&id)
+            .ok()
+            .map(|j| decode_live(&recs[j * LIVE_REC..(j + 1) * LIVE_REC])))
     }
 }
 
@@ -639,10 +784,12 @@ mod tests {
         let r = LiveRecords::open(&path).unwrap();
         assert_eq!(r.n, 1000);
         for p in &bases {
-            let got = r.get(p.features.customer_id).unwrap();
+            let got = r.get(p.features.customer_id).unwrap().unwrap();
             assert_eq!(format!("{got:?}"), format!("{p:?}"));
         }
-        assert!(r.get(-701).is_none() && r.get(3).is_none() && r.get(i64::MAX).is_none());
+        for missing in [-701, 3, i64::MIN, i64::MAX] {
+            assert!(r.get(missing).unwrap().is_none(), "{missing}");
+        }
         // Unsorted input is refused; a cut file does not open.
         let mut unsorted = bases.clone();
         unsorted.swap(3, 4);

@@ -109,14 +109,12 @@ impl Snapshot {
     /// One customer's state as this snapshot left it (None: no paid order in it), read from
     /// the serving index.
     pub async fn live_base(&self, id: i64) -> ApiResult<Option<LiveProfile>> {
-        Ok(self.index.live(id))
+        Ok(self.index.live(id)?)
     }
 
     /// Whether the customer id exists in this snapshot (every customer has a 360 row).
-    pub fn has_customer(&self, id: i64) -> bool {
-        self.index
-            .view("v_customer_360")
-            .is_ok_and(|v| v.contains(id))
+    pub fn has_customer(&self, id: i64) -> ApiResult<bool> {
+        Ok(self.index.view("v_customer_360")?.contains(id)?)
     }
 
     /// A customer's rows of one of [`PER_CUSTOMER_VIEWS`], as JSON objects (a binary search in
@@ -438,7 +436,7 @@ impl AppState {
             version,
             customers = index.view("v_customer_360").map_or(0, |v| v.len()),
             live = index.live_len(),
-            mapped_mb = index.mapped_bytes() >> 20,
+            disk_mb = index.disk_bytes() >> 20,
             "serving index opened"
         );
         let ids = |sql: &'static str| {

@@ -18,6 +18,16 @@ pub(crate) async fn qf(s: &Snapshot, sql: &str, f: &Filter) -> ApiResult<Vec<Val
     query_with(&s.sess, sql, f.params.clone()).await
 }
 
+/// Rows of `sql` on `sess` (e.g. one customer's facts from the serving index) with `f`'s
+/// values bound.
+pub(crate) async fn qs(
+    sess: &c360_warehouse::Session,
+    sql: &str,
+    f: &Filter,
+) -> ApiResult<Vec<Value>> {
+    query_with(sess, sql, f.params.clone()).await
+}
+
 /// Rows of `sql` with its `$n` placeholders bound to `params`.
 pub(crate) async fn query_with(
     sess: &c360_warehouse::Session,

@@ -330,21 +330,23 @@ pub(crate) async fn customer_behavior(
     st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
+        // This customer's orders and events from the snapshot's serving index.
+        let c = s.index.customer_facts(id, &["orders", "customer_behavior_tracks"])?;
         let (o, e) = (wo.sql(), we.sql());
-        let dayparts = qf(&s, &format!("SELECT daypart, COUNT(*) AS orders, SUM(total_fen) AS spend_fen FROM orders WHERE {o} GROUP BY daypart ORDER BY orders DESC"), &wo).await?;
-        let weekdays = qf(&s, &format!("SELECT CAST(date_part('dow', order_time) AS BIGINT) AS weekday, COUNT(*) AS orders FROM orders WHERE {o} GROUP BY 1 ORDER BY 1"), &wo).await?;
-        let actions = qf(&s, &format!("SELECT action_type, page, COUNT(*) AS events FROM customer_behavior_tracks WHERE {e} GROUP BY action_type, page ORDER BY events DESC"), &we).await?;
-        let sessions = qf(&s, &format!(
+        let dayparts = qs(&c, &format!("SELECT daypart, COUNT(*) AS orders, SUM(total_fen) AS spend_fen FROM orders WHERE {o} GROUP BY daypart ORDER BY orders DESC"), &wo).await?;
+        let weekdays = qs(&c, &format!("SELECT CAST(date_part('dow', order_time) AS BIGINT) AS weekday, COUNT(*) AS orders FROM orders WHERE {o} GROUP BY 1 ORDER BY 1"), &wo).await?;
+        let actions = qs(&c, &format!("SELECT action_type, page, COUNT(*) AS events FROM customer_behavior_tracks WHERE {e} GROUP BY action_type, page ORDER BY events DESC"), &we).await?;
+        let sessions = qs(&c, &format!(
             "SELECT COUNT(*) AS sessions, SUM(CASE WHEN paid THEN 1 ELSE 0 END) AS converted FROM \
              (SELECT session_id, MAX(CASE WHEN action_type = 'pay' THEN 1 ELSE 0 END) = 1 AS paid FROM customer_behavior_tracks \
               WHERE {e} GROUP BY session_id) x"), &we).await?;
-        let funnel = qf(&s, &format!(
+        let funnel = qs(&c, &format!(
             "SELECT page, COUNT(DISTINCT session_id) AS sessions FROM customer_behavior_tracks WHERE {e} \
              AND page IN ('menu', 'item', 'cart', 'pay') GROUP BY page"), &we).await?;
         let devices = if p.sees_location() {
-            qf(&s, &format!("SELECT device, COUNT(*) AS events, ROUND(AVG(lat_coarse), 2) AS lat, ROUND(AVG(lon_coarse), 2) AS lon FROM customer_behavior_tracks WHERE {e} GROUP BY device"), &we).await?
+            qs(&c, &format!("SELECT device, COUNT(*) AS events, ROUND(AVG(lat_coarse), 2) AS lat, ROUND(AVG(lon_coarse), 2) AS lon FROM customer_behavior_tracks WHERE {e} GROUP BY device"), &we).await?
         } else {
-            qf(&s, &format!("SELECT device, COUNT(*) AS events FROM customer_behavior_tracks WHERE {e} GROUP BY device"), &we).await?
+            qs(&c, &format!("SELECT device, COUNT(*) AS events FROM customer_behavior_tracks WHERE {e} GROUP BY device"), &we).await?
         };
         Ok(CustomerBehavior { customer_id: id, dayparts: rows(dayparts), weekdays: rows(weekdays), actions: rows(actions),
                   sessions: first(sessions), funnel: rows(funnel), devices: rows(devices) })
@@ -363,11 +365,13 @@ pub(crate) async fn customer_emotion(
     st.answer(key, || async move {
         let s = st2.snapshot().await?;
         customer_row(&s, &p, id).await?;
+        // This customer's reviews from the snapshot's serving index.
+        let c = s.index.customer_facts(id, &["customer_emotion"])?;
         let mut f = Filter::new("TRUE");
         f.eq("customer_id", id);
-        let reviews = qf(&s, &format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment, taste, service, price, environment, speed, hygiene FROM customer_emotion WHERE {} ORDER BY created_at DESC LIMIT 100", f.sql()), &f).await?;
-        let summary = qf(&s, &format!("SELECT COUNT(*) AS reviews, AVG(rating) AS avg_rating, AVG(sentiment) AS avg_sentiment, SUM(CASE WHEN rating <= 2 THEN 1 ELSE 0 END) AS negative FROM customer_emotion WHERE {}", f.sql()), &f).await?;
-        let (_, aspects) = crate::routes::sentiment::aspect_facts(&s, id).await?;
+        let reviews = qs(&c, &format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment, taste, service, price, environment, speed, hygiene FROM customer_emotion WHERE {} ORDER BY created_at DESC LIMIT 100", f.sql()), &f).await?;
+        let summary = qs(&c, &format!("SELECT COUNT(*) AS reviews, AVG(rating) AS avg_rating, AVG(sentiment) AS avg_sentiment, SUM(CASE WHEN rating <= 2 THEN 1 ELSE 0 END) AS negative FROM customer_emotion WHERE {}", f.sql()), &f).await?;
+        let (_, aspects) = crate::routes::sentiment::aspect_facts(&c, id).await?;
         let aspects = aspects.into_iter().map(|(aspect, score)| AspectScore { aspect, score }).collect();
         Ok(Emotion { customer_id: id, summary: first(summary), aspects, reviews: rows(reviews) })
     }).await

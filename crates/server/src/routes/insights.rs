@@ -70,7 +70,7 @@ pub(crate) async fn customer_insights(
                 .and_then(|h| h["holiday_lift"].as_f64())
                 .unwrap_or(f64::NAN);
             let g = |k: &str| row.get(k).cloned().unwrap_or(Value::Null);
-            let (avg_sentiment, aspect_scores) = crate::routes::sentiment::aspect_facts(&s, id).await?;
+            let (avg_sentiment, aspect_scores) = crate::routes::sentiment::aspect_facts(&s.index.customer_facts(id, &["customer_emotion"])?, id).await?;
             let mut nf = Filter::new("TRUE");
             nf.eq("customer_id", id);
             let influence_percentile = qf(&s, &format!("SELECT influence_rank FROM customer_network WHERE {}", nf.sql()), &nf).await?

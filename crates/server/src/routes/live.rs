@@ -235,7 +235,7 @@ pub(crate) fn validate_order(s: &Snapshot, o: &NewOrder) -> ApiResult<()> {
         return unfit("store_id", format!("store {} does not exist", o.store_id));
     }
     if let Some(c) = o.customer_id {
-        if !s.has_customer(c) {
+        if !s.has_customer(c)? {
             return unfit("customer_id", format!("customer {c} does not exist"));
         }
     }

@@ -102,15 +102,18 @@ pub async fn review_excerpts(s: &Snapshot, id: i64) -> ApiResult<Vec<String>> {
 }
 
 /// Aspect averages of a customer's reviews, for the fact sheet.
-pub async fn aspect_facts(s: &Snapshot, id: i64) -> ApiResult<(Option<f64>, Vec<(String, f64)>)> {
+pub async fn aspect_facts(
+    sess: &c360_warehouse::Session,
+    id: i64,
+) -> ApiResult<(Option<f64>, Vec<(String, f64)>)> {
     let cols: String = ASPECT_COLS
         .iter()
         .map(|(_, c)| format!(", AVG({c}) AS {c}"))
         .collect();
     let mut f = Filter::new("TRUE");
     f.eq("customer_id", id);
-    let r = qf(
-        s,
+    let r = qs(
+        sess,
         &format!(
             "SELECT AVG(sentiment) AS sentiment{cols} FROM customer_emotion WHERE {}",
             f.sql()

@@ -205,7 +205,7 @@ pub(crate) async fn diagnose_inner(
             ctx[3] = (!r["coupon_code"].is_null()) as u8 as f64;
         }
         if let Some(cid) = b.customer_id {
-            if !s.has_customer(cid) {
+            if !s.has_customer(cid)? {
                 return Err(ApiError::NotFound(format!(
                     "customer_id: {cid} does not exist"
                 )));

@@ -144,6 +144,52 @@ async fn the_serving_index_holds_what_the_views_compute() {
     }
     drop(st);
 
+    // A customer's slice of the facts answers the same SQL as the whole warehouse.
+    let mut idx = ServingIndex::open(&dir).unwrap();
+    idx.register(&served).await.unwrap();
+    let top = |sql: &str| {
+        let fresh = &fresh;
+        let sql = sql.to_string();
+        async move { fresh.scalar_i64(&sql).await.unwrap() }
+    };
+    let reviewer = top("SELECT customer_id FROM customer_emotion WHERE customer_id IS NOT NULL GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1").await;
+    let browser = top("SELECT customer_id FROM customer_behavior_tracks WHERE customer_id IS NOT NULL GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1").await;
+    let tables = ["orders", "customer_behavior_tracks", "customer_emotion"];
+    for id in [busiest, reviewer, browser, -7] {
+        let slice = idx.customer_facts(id, &tables).unwrap();
+        let since = c360_core::query::local_midnight(mid);
+        for (sql, params) in [
+            (format!("SELECT daypart, COUNT(*) AS orders, SUM(total_fen) AS spend_fen FROM orders WHERE status = 'paid' AND customer_id = {id} GROUP BY daypart ORDER BY daypart"), vec![]),
+            (format!("SELECT CAST(date_part('dow', order_time) AS BIGINT) AS weekday, COUNT(*) AS n FROM orders WHERE customer_id = {id} GROUP BY 1 ORDER BY 1"), vec![]),
+            (format!("SELECT order_id, order_time, total_fen, holiday FROM orders WHERE customer_id = {id} AND order_time >= $1 ORDER BY order_time, order_id"), vec![since]),
+            (format!("SELECT action_type, page, COUNT(*) AS events FROM customer_behavior_tracks WHERE customer_id = {id} GROUP BY action_type, page ORDER BY action_type, page"), vec![]),
+            (format!("SELECT device, COUNT(*) AS n, ROUND(AVG(lat_coarse), 2) AS lat, COUNT(DISTINCT session_id) AS s, MAX(event_time) AS t FROM customer_behavior_tracks WHERE customer_id = {id} GROUP BY device ORDER BY device"), vec![]),
+            (format!("SELECT emotion_id, store_id, rating, content, created_at, sentiment, taste, hygiene FROM customer_emotion WHERE customer_id = {id} ORDER BY created_at DESC, emotion_id"), vec![]),
+        ] {
+            let a = c360_warehouse::format_batches(&fresh.query_with(&sql, params.clone()).await.unwrap());
+            let b = c360_warehouse::format_batches(&slice.query_with(&sql, params).await.unwrap());
+            assert_eq!(a, b, "customer {id}: {sql}");
+        }
+    }
+    let st = AppState::open(serve_cfg(&f)).await.unwrap();
+    for (id, route) in [(browser, "behavior"), (reviewer, "emotion")] {
+        let (s, v) = call(
+            &st,
+            "GET",
+            &format!("/api/v1/customers/{id}/{route}"),
+            Some(&f.admin),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{route}: {v}");
+        let n = match route {
+            "behavior" => v["actions"].as_array().unwrap().len(),
+            _ => v["reviews"].as_array().unwrap().len(),
+        };
+        assert!(n > 0, "{route} of customer {id} has rows: {v}");
+    }
+    drop(st);
+
     // A server with no index builds one; a damaged one is rebuilt.
     let some_customer = *by_customer(&fresh, "v_customer_360")
         .await
