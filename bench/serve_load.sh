@@ -90,6 +90,20 @@ request = function()
   return wrk.format("GET", "/api/v1/customers/" .. all_ids[(x % #all_ids) + 1], {["authorization"] = "Bearer $KEY"})
 end
 LUA
+# One customer's pages beyond the profile, in turn, for random customers (each route's answer
+# cache rarely holds them): timeline, behaviour, emotion, preferences, recommendations.
+cat > "$T/detail.lua" <<LUA
+dofile("$T/all_ids.lua")
+local routes = {"timeline", "behavior", "emotion", "preferences", "recommendations"}
+local x = 0
+local n = 0
+setup = function(thread) x = x + 1; thread:set("x", x * 4242) end
+request = function()
+  x = (x * 1103515245 + 12345) % 2147483648
+  n = n + 1
+  return wrk.format("GET", "/api/v1/customers/" .. all_ids[(x % #all_ids) + 1] .. "/" .. routes[(n % #routes) + 1], {["authorization"] = "Bearer $KEY"})
+end
+LUA
 NALL=$(grep -c . "$T/customers.jsonl")
 cat > "$T/ingest.lua" <<LUA
 dofile("$T/ingest_data.lua")
@@ -119,6 +133,9 @@ PY
 }
 run_wrk "$T/lookup.lua" > "$T/lookup.txt"; read -r L_RPS L_P50 L_P99 L_ERR < <(parse "$T/lookup.txt")
 run_wrk "$T/lookup_all.lua" > "$T/lookup_all.txt"; read -r A_RPS A_P50 A_P99 A_ERR < <(parse "$T/lookup_all.txt")
+# Warm what a route trains on first use (the recommender), then measure.
+curl -fs -H "authorization: Bearer $KEY" "http://127.0.0.1:$PORT/api/v1/customers/$FIRST/recommendations" >/dev/null || true
+run_wrk "$T/detail.lua" > "$T/detail.txt"; read -r D_RPS D_P50 D_P99 D_ERR < <(parse "$T/detail.txt")
 run_wrk "$T/ingest.lua" "$ICONNS" > "$T/ingest.txt"; read -r I_RPS I_P50 I_P99 I_ERR < <(parse "$T/ingest.txt")
 # SET first, so the GETs read a value of the profile's size (a GET of a missing key is cheaper).
 redis-cli -h 127.0.0.1 flushall >/dev/null
@@ -155,6 +172,7 @@ echo "| workload | requests/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---:|---:|---:|---:|"
 echo "| c360 GET /api/v1/customers/{id} (200 customers, cached) | $L_RPS | $L_P50 | $L_P99 | $L_ERR |"
 echo "| c360 GET /api/v1/customers/{id} (random over all $NALL customers) | $A_RPS | $A_P50 | $A_P99 | $A_ERR |"
+echo "| c360 GET timeline, behavior, emotion, preferences, recommendations in turn (random customers) | $D_RPS | $D_P50 | $D_P99 | $D_ERR |"
 echo "| c360 POST /api/v1/orders, $ICONNS connections (durable, re-score, push) | $I_RPS | $I_P50 | $I_P99 | $I_ERR |"
 echo "| pgbench INSERT of the same row, $PGC clients (synchronous_commit=$SYNC) | $P_RPS | $P_P50 | $P_P99 | 0 |"
 echo "| Redis GET, same payload size | ${R_RPS%.*} | $R_P50 | $R_P99 | 0 |"
