@@ -6,7 +6,8 @@
 //! - `<view>.parquet`, the view's rows sorted by customer (zstd, page statistics): the session
 //!   scans it in place of recomputing the view, for lists, audiences and campaigns;
 //! - `<view>.pix`, the same rows keyed by customer for point lookups: each customer's rows as
-//!   one JSON array, followed by the sorted customer ids and their byte offsets. A reader
+//!   one JSON array of value arrays, followed by the sorted customer ids, their byte offsets
+//!   and the column names (stored once, not per row). A reader
 //!   holds every 128th id; a lookup is a search in that sample and three positioned reads
 //!   (a block of ids, two offsets, the rows), so a server's memory does not grow with the
 //!   index and the kernel's page cache keeps what is hot;
@@ -53,8 +54,9 @@ pub const VIEWS: [&str; 6] = [
     "v_customer_holiday",
 ];
 
-const MAGIC: &[u8; 8] = b"C360PIX1";
-const TRAILER: usize = 32;
+const MAGIC: &[u8; 8] = b"C360PIX2";
+/// Magic, row count, and where the ids, offsets and column names start.
+const TRAILER: usize = 40;
 const LIVE_MAGIC: &[u8; 8] = b"C360LIV1";
 /// Words (8 bytes) of one live record.
 const LIVE_WORDS: usize = 19;
@@ -121,6 +123,8 @@ pub struct KeyedRows {
     offs_at: u64,
     /// Every BLOCK-th id, in order.
     sample: Vec<i64>,
+    /// The column names, once per file (each row is stored as an array of values).
+    names: Vec<String>,
     bytes: u64,
 }
 
@@ -139,18 +143,23 @@ impl KeyedRows {
             return Err(bad("not a serving index (no trailer)"));
         }
         let w: Vec<u64> = words(&t[8..]).collect();
-        let (n, ids_at, offs_at) = (w[0], w[1], w[2]);
+        let (n, ids_at, offs_at, names_at) = (w[0], w[1], w[2], w[3]);
+        let end = len - TRAILER as u64;
         let fits = n
             .checked_mul(8)
             .and_then(|b| ids_at.checked_add(b))
-            .is_some_and(|end| end == offs_at)
+            .is_some_and(|e| e == offs_at)
             && (n + 1)
                 .checked_mul(8)
                 .and_then(|b| offs_at.checked_add(b))
-                .is_some_and(|end| end == len - TRAILER as u64);
+                .is_some_and(|e| e == names_at)
+            && names_at <= end;
         if !fits {
             return Err(bad("sections do not fit the file"));
         }
+        let names: Vec<String> =
+            serde_json::from_slice(&read_at(&file, path, names_at, (end - names_at) as usize)?)
+                .map_err(|e| bad(&format!("column names: {e}")))?;
         let n = n as usize;
         // One sequential pass over the ids: the sample, and the order checked once.
         let mut sample = Vec::with_capacity(n / BLOCK + 1);
@@ -182,6 +191,7 @@ impl KeyedRows {
             ids_at,
             offs_at,
             sample,
+            names,
             bytes: len,
         })
     }
@@ -216,7 +226,8 @@ impl KeyedRows {
         Ok(self.find(id)?.is_some())
     }
 
-    /// The customer's rows as the JSON array text the build wrote (None: no rows).
+    /// The customer's rows as the JSON text the build wrote, an array of arrays of values in
+    /// the file's column order (None: no rows).
     pub fn raw(&self, id: i64) -> CoreResult<Option<Vec<u8>>> {
         let Some(i) = self.find(id)? else {
             return Ok(None);
@@ -239,10 +250,23 @@ impl KeyedRows {
 
     /// The customer's rows as JSON objects (empty: no rows).
     pub fn rows(&self, id: i64) -> CoreResult<Vec<Value>> {
-        match self.raw(id)? {
-            None => Ok(Vec::new()),
-            Some(b) => Ok(serde_json::from_slice(&b)?),
-        }
+        let Some(b) = self.raw(id)? else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<Vec<Value>> = serde_json::from_slice(&b)?;
+        rows.into_iter()
+            .map(|r| {
+                if r.len() != self.names.len() {
+                    return Err(CoreError::Internal(format!(
+                        "{}: a row of customer {id} has {} values for {} columns",
+                        self.path.display(),
+                        r.len(),
+                        self.names.len()
+                    )));
+                }
+                Ok(Value::Object(self.names.iter().cloned().zip(r).collect()))
+            })
+            .collect()
     }
 }
 
@@ -472,6 +496,7 @@ async fn build_keyed(
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(256 * 1024))
         .build();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut pq = if parquet {
         Some(
             ArrowWriter::try_new(
@@ -535,7 +560,15 @@ async fn build_keyed(
                 None => buf.push(b'['),
             }
             cur = Some(id);
-            serde_json::to_writer(&mut buf, row)?;
+            // Values only, in column order: the names are stored once, after the offsets.
+            buf.push(b'[');
+            for (k, name) in names.iter().enumerate() {
+                if k > 0 {
+                    buf.push(b',');
+                }
+                serde_json::to_writer(&mut buf, row.get(name).unwrap_or(&Value::Null))?;
+            }
+            buf.push(b']');
         }
     }
     if let Some(c) = cur {
@@ -556,8 +589,11 @@ async fn build_keyed(
     for o in &offs {
         pix.write_all(&o.to_le_bytes()).map_err(io(&pix_path))?;
     }
+    let names_at = offs_at + 8 * (n as u64 + 1);
+    pix.write_all(&serde_json::to_vec(&names)?)
+        .map_err(io(&pix_path))?;
     pix.write_all(MAGIC).map_err(io(&pix_path))?;
-    for w in [n as u64, ids_at, offs_at] {
+    for w in [n as u64, ids_at, offs_at, names_at] {
         pix.write_all(&w.to_le_bytes()).map_err(io(&pix_path))?;
     }
     let file = pix
