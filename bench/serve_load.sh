@@ -136,6 +136,9 @@ run_wrk "$T/lookup_all.lua" > "$T/lookup_all.txt"; read -r A_RPS A_P50 A_P99 A_E
 # Warm what a route trains on first use (the recommender), then measure.
 curl -fs -H "authorization: Bearer $KEY" "http://127.0.0.1:$PORT/api/v1/customers/$FIRST/recommendations" >/dev/null || true
 run_wrk "$T/detail.lua" > "$T/detail.txt"; read -r D_RPS D_P50 D_P99 D_ERR < <(parse "$T/detail.txt")
+# The same one request at a time: each request's own latency, without queueing on 2 cores.
+wrk -t1 -c1 -d"${SECS}s" --latency -s "$T/detail.lua" "http://127.0.0.1:$PORT" > "$T/detail1.txt" 2>&1
+read -r D1_RPS D1_P50 D1_P99 D1_ERR < <(parse "$T/detail1.txt")
 run_wrk "$T/ingest.lua" "$ICONNS" > "$T/ingest.txt"; read -r I_RPS I_P50 I_P99 I_ERR < <(parse "$T/ingest.txt")
 # SET first, so the GETs read a value of the profile's size (a GET of a missing key is cheaper).
 redis-cli -h 127.0.0.1 flushall >/dev/null
@@ -173,6 +176,7 @@ echo "|---|---:|---:|---:|---:|"
 echo "| c360 GET /api/v1/customers/{id} (200 customers, cached) | $L_RPS | $L_P50 | $L_P99 | $L_ERR |"
 echo "| c360 GET /api/v1/customers/{id} (random over all $NALL customers) | $A_RPS | $A_P50 | $A_P99 | $A_ERR |"
 echo "| c360 GET timeline, behavior, emotion, preferences, recommendations in turn (random customers) | $D_RPS | $D_P50 | $D_P99 | $D_ERR |"
+echo "| same, one connection | $D1_RPS | $D1_P50 | $D1_P99 | $D1_ERR |"
 echo "| c360 POST /api/v1/orders, $ICONNS connections (durable, re-score, push) | $I_RPS | $I_P50 | $I_P99 | $I_ERR |"
 echo "| pgbench INSERT of the same row, $PGC clients (synchronous_commit=$SYNC) | $P_RPS | $P_P50 | $P_P99 | 0 |"
 echo "| Redis GET, same payload size | ${R_RPS%.*} | $R_P50 | $R_P99 | 0 |"
