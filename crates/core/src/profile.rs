@@ -465,21 +465,8 @@ pub fn apply_order(p: &LiveProfile, day: i64, amount_fen: f64) -> LiveProfile {
 /// snapshot ([`LiveBases`]) rather than scanning per customer.
 pub async fn live_profiles(sess: &Session) -> Result<LiveBases> {
     let (rows, end_day) = crate::clv::customer_summaries(sess).await?;
-    let mut feats = features(sess, end_day).await?;
-    feats.sort_unstable_by_key(|f| f.customer_id);
-    let mut out: Vec<LiveProfile> = Vec::with_capacity(rows.len().min(feats.len()));
-    for s in rows {
-        if let Ok(i) = feats.binary_search_by_key(&s.customer_id, |f| f.customer_id) {
-            out.push(LiveProfile {
-                features: feats[i].clone(),
-                summary: s.s,
-                mean_value_fen: s.mean_value_fen,
-                as_of: end_day,
-            });
-        }
-    }
-    out.sort_unstable_by_key(|p| p.features.customer_id);
-    Ok(LiveBases(out))
+    let feats = features(sess, end_day).await?;
+    Ok(LiveBases::join(&rows, &feats, end_day))
 }
 
 /// The live profiles of one snapshot, sorted by customer id ([`live_profiles`]).
@@ -487,6 +474,30 @@ pub async fn live_profiles(sess: &Session) -> Result<LiveBases> {
 pub struct LiveBases(Vec<LiveProfile>);
 
 impl LiveBases {
+    /// Every customer with both a purchase summary and features as of `end_day` (the
+    /// observation end both were computed for), sorted by customer id.
+    pub fn join(
+        rows: &[crate::clv::CustomerSummary],
+        feats: &[Features],
+        end_day: i64,
+    ) -> LiveBases {
+        let mut by_id: Vec<&Features> = feats.iter().collect();
+        by_id.sort_unstable_by_key(|f| f.customer_id);
+        let mut out: Vec<LiveProfile> = Vec::with_capacity(rows.len().min(feats.len()));
+        for s in rows {
+            if let Ok(i) = by_id.binary_search_by_key(&s.customer_id, |f| f.customer_id) {
+                out.push(LiveProfile {
+                    features: by_id[i].clone(),
+                    summary: s.s,
+                    mean_value_fen: s.mean_value_fen,
+                    as_of: end_day,
+                });
+            }
+        }
+        out.sort_unstable_by_key(|p| p.features.customer_id);
+        LiveBases(out)
+    }
+
     /// One customer's profile as the snapshot left it (None: no paid order in it).
     pub fn get(&self, customer_id: i64) -> Option<&LiveProfile> {
         self.0

@@ -112,17 +112,91 @@ fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
         .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
 }
 
+/// `n` strictly increasing ids in a file, the i-th in the first 8 bytes of the `stride` bytes
+/// at `at + i * stride` (an id array, or records that start with their id). Memory holds every
+/// [`BLOCK`]-th id; a lookup reads the one block that can hold the id.
+struct SparseIds {
+    at: u64,
+    stride: usize,
+    n: usize,
+    /// Every BLOCK-th id, in order.
+    sample: Vec<i64>,
+}
+
+/// Where a lookup found its id: the id's index, and the block read (`j`-th element holds it).
+struct Found {
+    index: usize,
+    block: Vec<u8>,
+    j: usize,
+}
+
+impl SparseIds {
+    /// Reads every id once, in order: takes the sample and checks the order.
+    fn scan(file: &File, path: &Path, at: u64, stride: usize, n: usize) -> CoreResult<SparseIds> {
+        let mut sample = Vec::with_capacity(n / BLOCK + 1);
+        let mut prev = i64::MIN;
+        let chunk = ((1 << 20) / stride).max(1);
+        let mut i = 0;
+        while i < n {
+            let m = chunk.min(n - i);
+            let b = read_at(file, path, at + (i * stride) as u64, m * stride)?;
+            for (j, e) in b.chunks_exact(stride).enumerate() {
+                let id = i64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+                if i + j > 0 && id <= prev {
+                    return Err(CoreError::Internal(format!(
+                        "{}: ids are not strictly increasing",
+                        path.display()
+                    )));
+                }
+                if (i + j) % BLOCK == 0 {
+                    sample.push(id);
+                }
+                prev = id;
+            }
+            i += m;
+        }
+        Ok(SparseIds {
+            at,
+            stride,
+            n,
+            sample,
+        })
+    }
+
+    fn find(&self, file: &File, path: &Path, id: i64) -> CoreResult<Option<Found>> {
+        let b = self.sample.partition_point(|s| *s <= id);
+        if b == 0 {
+            return Ok(None);
+        }
+        let start = (b - 1) * BLOCK;
+        let m = BLOCK.min(self.n - start);
+        let block = read_at(
+            file,
+            path,
+            self.at + (start * self.stride) as u64,
+            m * self.stride,
+        )?;
+        let ids: Vec<i64> = block
+            .chunks_exact(self.stride)
+            .map(|e| i64::from_le_bytes(e[..8].try_into().expect("8 bytes")))
+            .collect();
+        Ok(ids.binary_search(&id).ok().map(|j| Found {
+            index: start + j,
+            block,
+            j,
+        }))
+    }
+}
+
 /// One view's rows keyed by customer. Memory holds every [`BLOCK`]-th id only; a lookup
 /// reads one block of ids, two offsets and the rows with positioned reads, so what a server
 /// holds does not grow with the index (the kernel's page cache keeps the hot parts).
 pub struct KeyedRows {
     file: File,
     path: PathBuf,
-    n: usize,
     ids_at: u64,
     offs_at: u64,
-    /// Every BLOCK-th id, in order.
-    sample: Vec<i64>,
+    ids: SparseIds,
     /// The column names, once per file (each row is stored as an array of values).
     names: Vec<String>,
     bytes: u64,
@@ -161,25 +235,7 @@ impl KeyedRows {
             serde_json::from_slice(&read_at(&file, path, names_at, (end - names_at) as usize)?)
                 .map_err(|e| bad(&format!("column names: {e}")))?;
         let n = n as usize;
-        // One sequential pass over the ids: the sample, and the order checked once.
-        let mut sample = Vec::with_capacity(n / BLOCK + 1);
-        let mut prev = i64::MIN;
-        let chunk = BLOCK * 1024;
-        let mut i = 0;
-        while i < n {
-            let m = chunk.min(n - i);
-            let b = read_at(&file, path, ids_at + 8 * i as u64, 8 * m)?;
-            for (j, id) in words(&b).map(|v| v as i64).enumerate() {
-                if i + j > 0 && id <= prev {
-                    return Err(bad("ids are not strictly increasing"));
-                }
-                if (i + j) % BLOCK == 0 {
-                    sample.push(id);
-                }
-                prev = id;
-            }
-            i += m;
-        }
+        let ids = SparseIds::scan(&file, path, ids_at, 8, n)?;
         let last = read_at(&file, path, offs_at + 8 * n as u64, 8)?;
         if words(&last).next() != Some(ids_at) {
             return Err(bad("row data does not end where the ids start"));
@@ -187,39 +243,25 @@ impl KeyedRows {
         Ok(KeyedRows {
             file,
             path: path.to_path_buf(),
-            n,
             ids_at,
             offs_at,
-            sample,
+            ids,
             names,
             bytes: len,
         })
     }
 
     fn find(&self, id: i64) -> CoreResult<Option<usize>> {
-        let b = self.sample.partition_point(|s| *s <= id);
-        if b == 0 {
-            return Ok(None);
-        }
-        let start = (b - 1) * BLOCK;
-        let m = BLOCK.min(self.n - start);
-        let ids = read_at(
-            &self.file,
-            &self.path,
-            self.ids_at + 8 * start as u64,
-            8 * m,
-        )?;
-        let ids: Vec<i64> = words(&ids).map(|v| v as i64).collect();
-        Ok(ids.binary_search(&id).ok().map(|j| start + j))
+        Ok(self.ids.find(&self.file, &self.path, id)?.map(|f| f.index))
     }
 
     /// Number of customers with rows.
     pub fn len(&self) -> usize {
-        self.n
+        self.ids.n
     }
 
     pub fn is_empty(&self) -> bool {
-        self.n == 0
+        self.ids.n == 0
     }
 
     pub fn contains(&self, id: i64) -> CoreResult<bool> {
@@ -363,7 +405,7 @@ impl ServingIndex {
 
     /// Customers with a live re-score state.
     pub fn live_len(&self) -> usize {
-        self.live.n
+        self.live.ids.n
     }
 
     /// Bytes of the index files on disk (read on demand, not held).
@@ -406,7 +448,7 @@ pub async fn open_or_build(wh: &Warehouse, sess: &Session) -> CoreResult<Arc<Ser
                 tracing::warn!(error = %e, "the serving index does not open; rebuilding it");
                 fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
-            build(wh, sess).await?;
+            build(wh, sess, None).await?;
             ServingIndex::open(&dir)?
         }
     };
@@ -415,7 +457,13 @@ pub async fn open_or_build(wh: &Warehouse, sess: &Session) -> CoreResult<Arc<Ser
 }
 
 /// Builds the index of the session's version unless it exists. Returns its directory.
-pub async fn build(wh: &Warehouse, sess: &Session) -> CoreResult<PathBuf> {
+/// `bases`: every customer's live state if the caller has it (the refresh computed its
+/// parts); otherwise it is computed from the session.
+pub async fn build(
+    wh: &Warehouse,
+    sess: &Session,
+    bases: Option<&crate::profile::LiveBases>,
+) -> CoreResult<PathBuf> {
     let version = sess.manifest.version;
     let fin = dir_of(wh, version);
     if fin.exists() {
@@ -441,7 +489,14 @@ pub async fn build(wh: &Warehouse, sess: &Session) -> CoreResult<PathBuf> {
         for (name, _, sql) in FACTS {
             build_keyed(sess, name, sql, &tmp, false).await?;
         }
-        let bases = crate::profile::live_profiles(sess).await?;
+        let computed;
+        let bases = match bases {
+            Some(b) => b,
+            None => {
+                computed = crate::profile::live_profiles(sess).await?;
+                &computed
+            }
+        };
         write_live(&tmp.join(LIVE_FILE), bases.as_slice())?;
         File::open(&tmp)
             .and_then(|d| d.sync_all())
@@ -608,8 +663,7 @@ async fn build_keyed(
 struct LiveRecords {
     file: File,
     path: PathBuf,
-    n: usize,
-    sample: Vec<i64>,
+    ids: SparseIds,
     bytes: u64,
 }
 
@@ -631,55 +685,19 @@ impl LiveRecords {
         if n.checked_mul(LIVE_REC) != Some(len - 16) {
             return Err(bad("records do not fit the file"));
         }
-        let mut sample = Vec::with_capacity(n / BLOCK + 1);
-        let mut prev = i64::MIN;
-        let chunk = BLOCK * 64;
-        let mut i = 0;
-        while i < n {
-            let m = chunk.min(n - i);
-            let b = read_at(&file, path, (i * LIVE_REC) as u64, m * LIVE_REC)?;
-            for (j, r) in b.chunks_exact(LIVE_REC).enumerate() {
-                let id = i64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
-                if i + j > 0 && id <= prev {
-                    return Err(bad("ids are not strictly increasing"));
-                }
-                if (i + j) % BLOCK == 0 {
-                    sample.push(id);
-                }
-                prev = id;
-            }
-            i += m;
-        }
         Ok(LiveRecords {
+            ids: SparseIds::scan(&file, path, 0, LIVE_REC, n)?,
             file,
             path: path.to_path_buf(),
-            n,
-            sample,
             bytes: len as u64,
         })
     }
 
     fn get(&self, id: i64) -> CoreResult<Option<LiveProfile>> {
-        let b = self.sample.partition_point(|s| *s <= id);
-        if b == 0 {
-            return Ok(None);
-        }
-        let start = (b - 1) * BLOCK;
-        let m = BLOCK.min(self.n - start);
-        let recs = read_at(
-            &self.file,
-            &self.path,
-            (start * LIVE_REC) as u64,
-            m * LIVE_REC,
-        )?;
-        let ids: Vec<i64> = recs
-            .chunks_exact(LIVE_REC)
-            .map(|r| i64::from_le_bytes(r[..8].try_into().expect("8 bytes")))
-            .collect();
-        Ok(ids
-            .binary_search(&id)
-            .ok()
-            .map(|j| decode_live(&recs[j * LIVE_REC..(j + 1) * LIVE_REC])))
+        Ok(self
+            .ids
+            .find(&self.file, &self.path, id)?
+            .map(|f| decode_live(&f.block[f.j * LIVE_REC..(f.j + 1) * LIVE_REC])))
     }
 }
 
@@ -818,7 +836,7 @@ mod tests {
             .collect();
         write_live(&path, &bases).unwrap();
         let r = LiveRecords::open(&path).unwrap();
-        assert_eq!(r.n, 1000);
+        assert_eq!(r.ids.n, 1000);
         for p in &bases {
             let got = r.get(p.features.customer_id).unwrap().unwrap();
             assert_eq!(format!("{got:?}"), format!("{p:?}"));

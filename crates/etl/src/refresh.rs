@@ -143,10 +143,12 @@ pub async fn refresh(
     lap("commit");
     // What a server reads per customer, built now so a server switches to this version without
     // computing it. The version is committed either way: a server builds an index it does not
-    // find, so a failure here is reported, not fatal.
+    // find, so a failure here is reported, not fatal. The live states are this refresh's own
+    // summaries and features (the commit added no orders).
+    let bases = profile::LiveBases::join(&summaries, &feats, end_day);
     match Session::at(wh, m).await {
         Ok(s) => {
-            if let Err(e) = c360_core::serving::build(wh, &s).await {
+            if let Err(e) = c360_core::serving::build(wh, &s, Some(&bases)).await {
                 tracing::warn!(error = %e, "the serving index was not built; a server will build it");
             }
         }

@@ -71,6 +71,14 @@ async fn the_serving_index_holds_what_the_views_compute() {
     }
     assert!(customers > 100);
 
+    // The live states the refresh handed to the build are those the snapshot computes.
+    let want = c360_core::profile::live_profiles(&fresh).await.unwrap();
+    assert_eq!(idx.live_len(), want.len());
+    for p in want.as_slice().iter().step_by(7) {
+        let got = idx.live(p.features.customer_id).unwrap().unwrap();
+        assert_eq!(format!("{got:?}"), format!("{p:?}"));
+    }
+
     // The session reads the views from the index's Parquet files, with the same answers.
     let served = c360_etl::session(&f.wh).await.unwrap();
     serving::open_or_build(&wh, &served).await.unwrap();
