@@ -128,10 +128,14 @@ async fn run_steps(
     };
     let mut q = extract::Quarantine::new(run_id);
     let mut ctx = extract::Ctx::default();
+    let rss = report::RssPeak::start();
 
     macro_rules! step {
         ($n:expr, $pb:ident, $call:expr) => {{
             let t = Instant::now();
+            if let Some(r) = &rss {
+                r.take_mib();
+            }
             let $pb = ui.step($n);
             let before = q.len();
             let (extracted, loaded) = $call.await?;
@@ -142,6 +146,7 @@ async fn run_steps(
                 loaded,
                 quarantined: (q.len() - before) as u64,
                 millis: t.elapsed().as_millis(),
+                peak_mib: rss.as_ref().map_or(0, |r| r.take_mib()),
             };
             $pb.finish_and_clear();
             tracing::info!(
@@ -151,6 +156,7 @@ async fn run_steps(
                 loaded,
                 quarantined = r.quarantined,
                 ms = r.millis as u64,
+                peak_mib = r.peak_mib,
                 "step done"
             );
             report.steps.push(r);

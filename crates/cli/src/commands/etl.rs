@@ -36,13 +36,13 @@ pub fn print_report(r: &c360_etl::EtlReport) {
         r.run_id, r.manifest_version
     );
     println!(
-        "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}",
-        "step", "name", "extracted", "loaded", "quarantined", "ms"
+        "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8} {:>8}",
+        "step", "name", "extracted", "loaded", "quarantined", "ms", "peak_MiB"
     );
     for s in &r.steps {
         println!(
-            "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8}",
-            s.step, s.name, s.extracted, s.loaded, s.quarantined, s.millis
+            "{:>4}  {:<12} {:>10} {:>10} {:>11} {:>8} {:>8}",
+            s.step, s.name, s.extracted, s.loaded, s.quarantined, s.millis, s.peak_mib
         );
     }
     println!(
