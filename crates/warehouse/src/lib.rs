@@ -13,10 +13,12 @@ pub mod error;
 pub mod manifest;
 pub mod query;
 pub mod tables;
+pub mod upsert;
 
 pub use error::{Result, WhError};
 pub use manifest::{FileEntry, Manifest, Txn, Warehouse, WriterLock, SERVING_DIR};
 pub use query::{format_batches, Session};
+pub use upsert::Upsert;
 
 pub use datafusion;
 pub use datafusion::arrow;

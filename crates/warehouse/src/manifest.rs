@@ -19,15 +19,14 @@
 //! One writer at a time: [`Warehouse::lock`] takes the `_lock` flock and a run holds it across
 //! all its transactions (the ETL across load and refresh).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -37,6 +36,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::tables::{self, Mode};
+use crate::upsert::Upsert;
 use crate::{error::io, error::Result, error::WhError};
 
 /// The newest versions always kept.
@@ -384,11 +384,7 @@ impl Txn {
         let name = format!("v{}-{}.parquet", self.next.version, self.seq);
         let path = dir.join(&name);
         let file = File::create(&path).map_err(io(&path))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_max_row_group_row_count(Some(256 * 1024))
-            .build();
-        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_props()?))?;
         let mut rows = 0u64;
         for b in batches {
             rows += b.num_rows() as u64;
@@ -417,85 +413,34 @@ impl Txn {
     }
 
     /// Merges rows into a keyed, month-partitioned table: a new row replaces any row with the
-    /// same key; within `batches` the last occurrence of a key wins.
+    /// same key, in whatever partition; within `batches` the last occurrence of a key wins.
     pub fn upsert(&mut self, table: &str, batches: Vec<RecordBatch>) -> Result<u64> {
+        let mut up = self.upsert_stream(table)?;
+        for b in batches {
+            up.push(b)?;
+        }
+        self.finish_upsert(up)
+    }
+
+    /// Starts a streaming upsert into `table` (see [`crate::upsert`]): push any number of
+    /// batches, then [`Txn::finish_upsert`]. Memory stays bounded whatever the rows.
+    pub fn upsert_stream(&mut self, table: &str) -> Result<Upsert> {
         let def = tables::def(table).ok_or_else(|| WhError::UnknownTable(table.into()))?;
         assert_eq!(def.mode, Mode::Upsert, "{table} is not an upsert table");
-        let schema = (def.schema)();
-        let part_col = def.partition.expect("upsert tables are partitioned");
-        let new = concat_batches(&schema, &batches)?;
-        if new.num_rows() == 0 {
-            self.next.tables.entry(table.to_string()).or_default();
-            return Ok(0);
-        }
-        let new = dedup_last(&new, def.key)?;
-        // Split new rows by partition.
-        let parts = str_col(&new, part_col);
-        let mut by_part: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-        for i in 0..new.num_rows() {
-            let p = parts.value(i).to_string();
-            by_part
-                .entry(p)
-                .or_insert_with(|| vec![false; new.num_rows()])[i] = true;
-        }
-        let keys = str_col(&new, def.key);
-        let new_keys: HashSet<&str> = (0..new.num_rows()).map(|i| keys.value(i)).collect();
-        // A key may move between partitions (an order's time corrected): drop it everywhere.
-        let state = self.next.tables.get(table).cloned().unwrap_or_default();
-        let mut touched: BTreeSet<String> = by_part.keys().cloned().collect();
-        let mut existing: HashMap<String, Vec<RecordBatch>> = HashMap::new();
-        for (p, files) in &state.partitions {
-            if !touched.contains(p) {
-                // Untouched partitions are rewritten only if they hold a key being replaced;
-                // checking reads just the key column.
-                let mut holds = false;
-                for f in files {
-                    let kc = read_string_column(&self.wh.root.join(&f.path), def.key)?;
-                    if kc.iter().any(|k| k.is_some_and(|k| new_keys.contains(k))) {
-                        holds = true;
-                        break;
-                    }
-                }
-                if !holds {
-                    continue;
-                }
-                touched.insert(p.clone());
-            }
-            let mut bs = Vec::new();
-            for f in files {
-                bs.extend(read_parquet(&self.wh.root.join(&f.path))?);
-            }
-            existing.insert(p.clone(), bs);
-        }
-        let mut st = state;
-        let mut changed = 0u64;
-        for p in touched {
-            let mut out: Vec<RecordBatch> = Vec::new();
-            for b in existing.remove(&p).unwrap_or_default() {
-                let k = str_col(&b, def.key);
-                let keep: BooleanArray = (0..b.num_rows())
-                    .map(|i| Some(!new_keys.contains(k.value(i))))
-                    .collect();
-                let kept = filter_record_batch(&b, &keep)?;
-                if kept.num_rows() > 0 {
-                    out.push(kept);
-                }
-            }
-            if let Some(mask) = by_part.get(&p) {
-                let m: BooleanArray = mask.iter().map(|b| Some(*b)).collect();
-                let add = filter_record_batch(&new, &m)?;
-                changed += add.num_rows() as u64;
-                out.push(add);
-            }
-            if out.iter().all(|b| b.num_rows() == 0) {
-                st.partitions.remove(&p);
-                continue;
-            }
-            let entry = self.write_file(table, &p, &out, &schema)?;
-            st.partitions.insert(p, vec![entry]);
-        }
-        self.next.tables.insert(table.to_string(), st);
-        Ok(changed)
+        self.seq += 1;
+        Upsert::new(def, &self.wh.root, self.next.version, self.seq)
+    }
+
+    /// Merges a streaming upsert into the staged version: how many new rows it holds.
+    pub fn finish_upsert(&mut self, up: Upsert) -> Result<u64> {
+        let table = up.def.name;
+        let st = self.next.tables.get(table).cloned().unwrap_or_default();
+        let (partitions, rows, written) = up.merge(st.partitions)?;
+        self.written.extend(written);
+        self.next
+            .tables
+            .insert(table.to_string(), TableState { partitions });
+        Ok(rows)
     }
 
     /// Publishes the staged version atomically. Before this returns, nothing is visible.
@@ -584,7 +529,19 @@ impl Txn {
                 remove_unlisted(&self.wh.root, &dir, &live, &self.written)?;
             }
         }
-        remove_unkept_indexes(&self.wh.root.join(SERVING_DIR), &kept)
+        remove_unkept_indexes(&self.wh.root.join(SERVING_DIR), &kept)?;
+        // Scratch of streaming upserts a killed writer left (the lock is held: none is running).
+        for e in fs::read_dir(&self.wh.root).map_err(io(&self.wh.root))? {
+            let p = e.map_err(io(&self.wh.root))?.path();
+            let scratch = p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .starts_with(crate::upsert::SCRATCH_PREFIX)
+            });
+            if scratch && p.is_dir() {
+                fs::remove_dir_all(&p).map_err(io(&p))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -666,20 +623,12 @@ pub fn str_col<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
         .unwrap_or_else(|| panic!("column {name} is not Utf8"))
 }
 
-/// Keeps the last row of each key.
-fn dedup_last(b: &RecordBatch, key: &str) -> Result<RecordBatch> {
-    let k = str_col(b, key);
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(b.num_rows());
-    for i in 0..b.num_rows() {
-        last.insert(k.value(i), i);
-    }
-    if last.len() == b.num_rows() {
-        return Ok(b.clone());
-    }
-    let keep: BooleanArray = (0..b.num_rows())
-        .map(|i| Some(last[k.value(i)] == i))
-        .collect();
-    Ok(filter_record_batch(b, &keep)?)
+/// How every warehouse Parquet file is written.
+pub(crate) fn writer_props() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build())
 }
 
 /// Builds a batch from columns in schema order.
@@ -778,6 +727,94 @@ mod tests {
             ]
         );
         assert_eq!(wh.current().unwrap().watermarks["x"], "1");
+    }
+
+    /// Streaming upserts against a model (last pushed wins, across partitions and runs), with
+    /// buffers and ledger runs small enough that every path runs: files flushed per push,
+    /// the ledger merged from many runs on disk or probed in memory, partitions kept, appended
+    /// to, rewritten and compacted.
+    #[test]
+    fn streaming_upserts_match_a_model_whatever_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let mut model: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut stamp = 0i64;
+        for run in 1..=12i64 {
+            let mut t = wh.begin(run).unwrap();
+            // Odd runs spill the ledger to many runs on disk, even ones keep it in memory.
+            let (buffer, entries) = if run % 2 == 1 {
+                (1, 7)
+            } else {
+                (4096, 1 << 20)
+            };
+            let mut up = t
+                .upsert_stream("quarantine")
+                .unwrap()
+                .with_limits(buffer, entries);
+            let before = model.clone();
+            let mut fresh: HashSet<String> = HashSet::new();
+            for _ in 0..(1 + next(6)) {
+                let n = 1 + next(40) as usize;
+                let mut keys = Vec::new();
+                let mut stamps = Vec::new();
+                for _ in 0..n {
+                    // A small key space: repeats within a batch, across batches and runs.
+                    let k = format!("k{}", next(150));
+                    let m = format!("2025-{:02}", 1 + next(4));
+                    stamp += 1;
+                    model.insert(k.clone(), (m.clone(), stamp));
+                    fresh.insert(k.clone());
+                    keys.push((k, m));
+                    stamps.push(stamp);
+                }
+                let refs: Vec<(&str, &str)> =
+                    keys.iter().map(|(k, m)| (k.as_str(), m.as_str())).collect();
+                let b = quarantine_batch(&refs, 0);
+                let mut cols = b.columns().to_vec();
+                cols[6] = Arc::new(Int64Array::from(stamps));
+                up.push(RecordBatch::try_new(b.schema(), cols).unwrap())
+                    .unwrap();
+            }
+            // Withdrawn keys keep what they held before the run.
+            for _ in 0..next(3) {
+                let k = format!("k{}", next(150));
+                up.retract(&k);
+                fresh.remove(&k);
+                match before.get(&k) {
+                    Some(v) => model.insert(k, v.clone()),
+                    None => model.remove(&k),
+                };
+            }
+            assert_eq!(t.finish_upsert(up).unwrap(), fresh.len() as u64);
+            t.commit().unwrap();
+            let want: Vec<(String, String, i64)> = model
+                .iter()
+                .map(|(k, (m, s))| (k.clone(), m.clone(), *s))
+                .collect();
+            assert_eq!(rows(&wh), want, "after run {run}");
+            let m = wh.current().unwrap();
+            for files in m.tables["quarantine"].partitions.values() {
+                assert!(files.len() <= crate::upsert::MAX_FILES);
+            }
+            let scratch = fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(crate::upsert::SCRATCH_PREFIX)
+                })
+                .count();
+            assert_eq!(scratch, 0, "no scratch left after run {run}");
+        }
     }
 
     #[test]
@@ -913,10 +950,11 @@ mod tests {
         let wh = Warehouse::open(dir.path()).unwrap();
         commit_run(&wh, 1);
         let second = commit_run(&wh, 2);
-        // The newest version names a file that is gone (a disk that lost it).
+        // The newest version names a file that is gone (a disk that lost it): its own file (a
+        // partition that only gained rows keeps the older version's files and adds its own).
         let f = second.tables["quarantine"]
             .files()
-            .next()
+            .last()
             .unwrap()
             .path
             .clone();

@@ -46,14 +46,46 @@ impl Session {
     }
 
     pub async fn at(wh: &Warehouse, m: Manifest) -> Result<Session> {
-        let cfg = SessionConfig::new()
+        let ctx = SessionContext::new_with_config(Self::config());
+        Self::register(wh, m, ctx).await
+    }
+
+    /// A session whose queries hold at most `memory` bytes in their operators: sorts and
+    /// aggregations past it spill to files under the warehouse root, and joins are planned as
+    /// sort-merge joins (which spill) instead of hash joins (which do not). For whole-table
+    /// checks at any size (the ETL's quality step); a query that cannot fit fails with
+    /// "Resources exhausted" rather than taking the machine's memory.
+    pub async fn bounded(wh: &Warehouse, m: Manifest, memory: usize) -> Result<Session> {
+        let mut cfg = Self::config();
+        cfg.options_mut().optimizer.prefer_hash_join = false;
+        // What a sort keeps back for merging its spilled runs: a share of the budget, so a
+        // small budget still sorts (DataFusion's default is a fixed 10 MB).
+        cfg.options_mut().execution.sort_spill_reservation_bytes = (memory / 16).max(64 << 10);
+        let spill = wh.root.join(format!(
+            "{}datafusion-{}",
+            crate::upsert::SCRATCH_PREFIX,
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&spill).map_err(crate::error::io(&spill))?;
+        let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(memory, 1.0)
+            .with_temp_file_path(spill)
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(cfg, rt);
+        Self::register(wh, m, ctx).await
+    }
+
+    fn config() -> SessionConfig {
+        SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
-            );
-        let ctx = SessionContext::new_with_config(cfg);
+            )
+    }
+
+    async fn register(wh: &Warehouse, m: Manifest, ctx: SessionContext) -> Result<Session> {
         for def in tables::TABLES {
             let schema = (def.schema)();
             let files: Vec<_> = m

@@ -1,0 +1,804 @@
+//! Streaming upserts into keyed, month-partitioned tables, in memory bounded by the buffer and
+//! one partition's deletions, not by the input (issue 15: the ETL at any size).
+//!
+//! Rows are pushed in batches of any size. Each partition's rows are buffered and written as a
+//! Parquet file of the staged version whenever the buffers pass [`BUFFER_BYTES`]; every row's key
+//! goes into a ledger as a 128-bit fingerprint with the row's push order. At the end the ledger
+//! finds the keys that occur more than once: among the new rows (the last one pushed wins) and
+//! between new and existing rows (the new one wins, in whatever partition: an order whose time
+//! was corrected moves month). Partitions where nothing is superseded keep their files and gain
+//! the new ones; a partition with superseded rows, or with more than [`MAX_FILES`] files, is
+//! rewritten into one file, streaming, a batch at a time.
+//!
+//! The ledger sorts its entries in memory up to [`RUN_ENTRIES`], and beyond that in sorted runs
+//! on disk merged at the end. When the new rows fit in one run the existing keys are probed
+//! against a hash set of the new fingerprints instead (an incremental load on a large history).
+//! What a run supersedes is written per partition to scratch files and read back one partition
+//! at a time. The scratch directory (`.upsert-*` under the warehouse root) is removed at the end,
+//! and by the next writer if the process dies.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::hash::Hasher;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, BooleanArray, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
+
+use crate::error::{io, Result, WhError};
+use crate::manifest::{writer_props, FileEntry};
+use crate::tables::TableDef;
+
+/// Buffered new rows (Arrow memory, all partitions) before the largest buffer is written out.
+pub const BUFFER_BYTES: usize = 256 << 20;
+/// A partition with more files than this after an upsert is rewritten into one.
+pub const MAX_FILES: usize = 24;
+/// Ledger entries sorted in memory before a run goes to disk (32 bytes each: 128 MiB).
+pub const RUN_ENTRIES: usize = 4 << 20;
+
+/// Scratch directories of streaming upserts start with this (see `collect_garbage`).
+pub const SCRATCH_PREFIX: &str = ".upsert-";
+
+/// A key's fingerprint: SipHash-1-3 with 128-bit output under a fixed key. Fingerprints live
+/// only for one upsert; two keys colliding has a probability near n²/2¹²⁹.
+pub(crate) fn fingerprint(key: &str) -> u128 {
+    fingerprint_bytes(key.as_bytes())
+}
+
+fn fingerprint_bytes(key: &[u8]) -> u128 {
+    let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x6333_3630, 0x7570_7365_7274);
+    h.write(key);
+    siphasher::sip128::Hasher128::finish128(&h).as_u128()
+}
+
+/// One key occurrence. In an upsert's ledger existing rows have `seq` 0 and new rows their push
+/// order from 1, and `part` is the row's partition; [`KeyGroups`] carries any value there.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Entry {
+    fp: u128,
+    seq: u64,
+    part: u64,
+}
+
+const ENTRY_BYTES: usize = 32;
+
+impl Entry {
+    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(&self.fp.to_le_bytes())?;
+        w.write_all(&self.seq.to_le_bytes())?;
+        w.write_all(&self.part.to_le_bytes())
+    }
+    fn read(r: &mut impl Read) -> std::io::Result<Option<Entry>> {
+        let mut b = [0u8; ENTRY_BYTES];
+        match r.read_exact(&mut b) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let fp = u128::from_le_bytes(b[..16].try_into().expect("16 bytes"));
+        let seq = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+        let part = u64::from_le_bytes(b[24..].try_into().expect("8 bytes"));
+        Ok(Some(Entry { fp, seq, part }))
+    }
+}
+
+/// Key occurrences, sorted in memory and, past [`RUN_ENTRIES`], in runs on disk.
+struct Ledger {
+    dir: PathBuf,
+    mem: Vec<Entry>,
+    runs: Vec<PathBuf>,
+    cap: usize,
+}
+
+impl Ledger {
+    fn add(&mut self, e: Entry) -> Result<()> {
+        self.mem.push(e);
+        if self.mem.len() >= self.cap {
+            self.spill()?;
+        }
+        Ok(())
+    }
+    fn spill(&mut self) -> Result<()> {
+        if self.mem.is_empty() {
+            return Ok(());
+        }
+        self.mem.sort_unstable();
+        let p = self.dir.join(format!("run-{}.bin", self.runs.len()));
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(&p).map_err(io(&p))?);
+        for e in &self.mem {
+            e.write(&mut w).map_err(io(&p))?;
+        }
+        w.flush().map_err(io(&p))?;
+        self.runs.push(p);
+        self.mem.clear();
+        self.mem.shrink_to_fit();
+        Ok(())
+    }
+    /// Whether every entry so far is still in memory.
+    fn in_memory(&self) -> bool {
+        self.runs.is_empty()
+    }
+    /// Every entry in (fp, seq) order, to `each`.
+    fn merge(mut self, mut each: impl FnMut(Entry) -> Result<()>) -> Result<()> {
+        if self.runs.is_empty() {
+            self.mem.sort_unstable();
+            for e in self.mem {
+                each(e)?;
+            }
+            return Ok(());
+        }
+        self.spill()?;
+        let mut readers = Vec::new();
+        let mut heap = BinaryHeap::new();
+        for (i, p) in self.runs.iter().enumerate() {
+            let mut r = BufReader::with_capacity(256 << 10, File::open(p).map_err(io(p))?);
+            if let Some(e) = Entry::read(&mut r).map_err(io(p))? {
+                heap.push(Reverse((e, i)));
+            }
+            readers.push(r);
+        }
+        while let Some(Reverse((e, i))) = heap.pop() {
+            each(e)?;
+            let p = &self.runs[i];
+            if let Some(n) = Entry::read(&mut readers[i]).map_err(io(p))? {
+                heap.push(Reverse((n, i)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an upsert supersedes, written per partition and read back one partition at a time.
+struct Dead {
+    dir: PathBuf,
+    /// Existing rows whose key a new row carries: fingerprints.
+    old: HashMap<u32, BufWriter<File>>,
+    /// New rows a later new row of the same key supersedes: (fingerprint, which occurrence of
+    /// that key within the partition, counted in push order).
+    new: HashMap<u32, BufWriter<File>>,
+}
+
+impl Dead {
+    fn file(&self, kind: &str, part: u32) -> PathBuf {
+        self.dir.join(format!("dead-{kind}-{part}.bin"))
+    }
+    fn add(&mut self, kind: &'static str, part: u32, fp: u128, occ: u32) -> Result<()> {
+        let p = self.file(kind, part);
+        let map = if kind == "old" {
+            &mut self.old
+        } else {
+            &mut self.new
+        };
+        if let std::collections::hash_map::Entry::Vacant(v) = map.entry(part) {
+            v.insert(BufWriter::new(File::create(&p).map_err(io(&p))?));
+        }
+        let w = map.get_mut(&part).expect("just inserted");
+        w.write_all(&fp.to_le_bytes()).map_err(io(&p))?;
+        w.write_all(&occ.to_le_bytes()).map_err(io(&p))
+    }
+    fn flush(&mut self) -> Result<()> {
+        for (part, w) in self.old.iter_mut() {
+            let p = self.dir.join(format!("dead-old-{part}.bin"));
+            w.flush().map_err(io(&p))?;
+        }
+        for (part, w) in self.new.iter_mut() {
+            let p = self.dir.join(format!("dead-new-{part}.bin"));
+            w.flush().map_err(io(&p))?;
+        }
+        Ok(())
+    }
+    fn load(&self, kind: &str, part: u32) -> Result<HashSet<(u128, u32)>> {
+        let listed = if kind == "old" {
+            self.old.contains_key(&part)
+        } else {
+            self.new.contains_key(&part)
+        };
+        let mut out = HashSet::new();
+        if !listed {
+            return Ok(out);
+        }
+        let p = self.file(kind, part);
+        let mut r = BufReader::new(File::open(&p).map_err(io(&p))?);
+        let mut b = [0u8; 20];
+        loop {
+            match r.read_exact(&mut b) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(io(&p)(e)),
+            }
+            out.insert((
+                u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
+                u32::from_le_bytes(b[16..].try_into().expect("4 bytes")),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// What merging an upsert gives its transaction: the table's partitions, how many new rows
+/// they hold, and the files it wrote.
+pub(crate) type Merged = (BTreeMap<String, Vec<FileEntry>>, u64, Vec<PathBuf>);
+
+/// A streaming upsert into one table of a transaction: [`crate::Txn::upsert_stream`] starts it,
+/// [`Upsert::push`] takes rows, [`crate::Txn::finish_upsert`] merges them into the staged
+/// version.
+pub struct Upsert {
+    pub(crate) def: &'static TableDef,
+    schema: SchemaRef,
+    root: PathBuf,
+    /// `v<version>-u<stream>`: the stem of every file this upsert writes.
+    stem: String,
+    scratch: PathBuf,
+    part_col: usize,
+    key_col: usize,
+    parts: BTreeMap<String, u32>,
+    buf: BTreeMap<u32, (Vec<RecordBatch>, usize)>,
+    buffered: usize,
+    /// New files per partition, in the order written.
+    pub(crate) files: BTreeMap<u32, Vec<FileEntry>>,
+    pub(crate) written: Vec<PathBuf>,
+    ledger: Ledger,
+    /// Keys whose pushed rows are withdrawn ([`Upsert::retract`]).
+    retracted: HashSet<u128>,
+    seq: u64,
+    nfile: u64,
+    buffer_bytes: usize,
+}
+
+impl Upsert {
+    pub(crate) fn new(
+        def: &'static TableDef,
+        root: &Path,
+        version: u64,
+        stream: u64,
+    ) -> Result<Upsert> {
+        let schema = (def.schema)();
+        let part = def.partition.expect("upsert tables are partitioned");
+        let part_col = schema.index_of(part).map_err(WhError::Arrow)?;
+        let key_col = schema.index_of(def.key).map_err(WhError::Arrow)?;
+        let scratch = root.join(format!(
+            "{SCRATCH_PREFIX}v{version}-{stream}-{}",
+            std::process::id()
+        ));
+        if scratch.exists() {
+            fs::remove_dir_all(&scratch).map_err(io(&scratch))?;
+        }
+        fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+        Ok(Upsert {
+            def,
+            schema,
+            root: root.to_path_buf(),
+            stem: format!("v{version}-u{stream}"),
+            ledger: Ledger {
+                dir: scratch.clone(),
+                mem: Vec::new(),
+                runs: Vec::new(),
+                cap: RUN_ENTRIES,
+            },
+            scratch,
+            part_col,
+            key_col,
+            retracted: HashSet::new(),
+            parts: BTreeMap::new(),
+            buf: BTreeMap::new(),
+            buffered: 0,
+            files: BTreeMap::new(),
+            written: Vec::new(),
+            seq: 0,
+            nfile: 0,
+            buffer_bytes: BUFFER_BYTES,
+        })
+    }
+
+    /// Test hook: smaller buffers and ledger runs, to exercise spilling on small inputs.
+    #[doc(hidden)]
+    pub fn with_limits(mut self, buffer_bytes: usize, run_entries: usize) -> Upsert {
+        self.buffer_bytes = buffer_bytes;
+        self.ledger.cap = run_entries.max(1);
+        self
+    }
+
+    fn part_id(&mut self, p: &str) -> u32 {
+        let n = self.parts.len() as u32;
+        *self.parts.entry(p.to_string()).or_insert(n)
+    }
+
+    /// Withdraws every row pushed (or still to be pushed) with `key`: the table keeps whatever
+    /// it held under that key. For rows found wrong only after they were pushed (a duplicate
+    /// order number found once all orders are read).
+    pub fn retract(&mut self, key: &str) {
+        self.retracted.insert(fingerprint(key));
+    }
+
+    /// The rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.seq
+    }
+
+    /// Takes new rows (in the table's schema). Within one upsert, the last row pushed with a
+    /// key wins.
+    pub fn push(&mut self, b: RecordBatch) -> Result<()> {
+        if b.num_rows() == 0 {
+            return Ok(());
+        }
+        let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())?;
+        let parts = as_str(&b, self.part_col)?;
+        let keys = as_str(&b, self.key_col)?;
+        // Rows by partition, in order.
+        let mut rows_of: BTreeMap<u32, Vec<bool>> = BTreeMap::new();
+        let n = b.num_rows();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = if parts.is_null(i) { "" } else { parts.value(i) };
+            let id = self.part_id(p);
+            ids.push(id);
+            rows_of.entry(id).or_insert_with(|| vec![false; n])[i] = true;
+        }
+        for (i, part) in ids.into_iter().enumerate() {
+            self.seq += 1;
+            let k = if keys.is_null(i) { "" } else { keys.value(i) };
+            self.ledger.add(Entry {
+                fp: fingerprint(k),
+                seq: self.seq,
+                part: part as u64,
+            })?;
+        }
+        for (part, mask) in rows_of {
+            let sel = if mask.iter().all(|m| *m) {
+                b.clone()
+            } else {
+                filter_record_batch(&b, &BooleanArray::from(mask))?
+            };
+            let size = sel.get_array_memory_size();
+            let e = self.buf.entry(part).or_insert((Vec::new(), 0));
+            e.0.push(sel);
+            e.1 += size;
+            self.buffered += size;
+        }
+        while self.buffered > self.buffer_bytes {
+            let Some((&largest, _)) = self.buf.iter().max_by_key(|(_, (_, s))| *s) else {
+                break;
+            };
+            self.flush_part(largest)?;
+        }
+        Ok(())
+    }
+
+    fn flush_part(&mut self, part: u32) -> Result<()> {
+        let Some((batches, size)) = self.buf.remove(&part) else {
+            return Ok(());
+        };
+        self.buffered -= size;
+        let name = self.part_name(part).to_string();
+        self.nfile += 1;
+        let entry = self.write(&name, &format!("{}-{}", self.stem, self.nfile), |w| {
+            let mut rows = 0u64;
+            for b in &batches {
+                rows += b.num_rows() as u64;
+                w.write(b)?;
+            }
+            Ok(rows)
+        })?;
+        if let Some(e) = entry {
+            self.files.entry(part).or_default().push(e);
+        }
+        Ok(())
+    }
+
+    fn part_name(&self, part: u32) -> &str {
+        self.parts
+            .iter()
+            .find(|(_, v)| **v == part)
+            .map(|(k, _)| k.as_str())
+            .unwrap_or("")
+    }
+
+    /// Writes one Parquet file into partition `part` through `fill`; None when it got no rows
+    /// (the file is removed).
+    fn write(
+        &mut self,
+        part: &str,
+        stem: &str,
+        fill: impl FnOnce(&mut ArrowWriter<File>) -> Result<u64>,
+    ) -> Result<Option<FileEntry>> {
+        let dir = if part.is_empty() {
+            self.root.join(self.def.name)
+        } else {
+            self.root.join(self.def.name).join(format!("month={part}"))
+        };
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("{stem}.parquet"));
+        let file = File::create(&path).map_err(io(&path))?;
+        let mut w = ArrowWriter::try_new(file, self.schema.clone(), Some(writer_props()?))?;
+        let rows = fill(&mut w)?;
+        let file = w.into_inner()?;
+        if rows == 0 {
+            drop(file);
+            fs::remove_file(&path).map_err(io(&path))?;
+            return Ok(None);
+        }
+        file.sync_all().map_err(io(&path))?;
+        self.written.push(path.clone());
+        let rel = path
+            .strip_prefix(&self.root)
+            .expect("data files are written under the warehouse root")
+            .to_string_lossy()
+            .replace('\\', "/");
+        Ok(Some(FileEntry { path: rel, rows }))
+    }
+
+    /// Merges the pushed rows into `existing` (the staged table's partitions): the new table
+    /// state's partitions, and how many new rows it holds.
+    pub(crate) fn merge(
+        mut self,
+        existing: BTreeMap<String, Vec<FileEntry>>,
+    ) -> Result<Merged> {
+        let parts: Vec<u32> = self.buf.keys().copied().collect();
+        for p in parts {
+            self.flush_part(p)?;
+        }
+        let existing_ids: Vec<(u32, Vec<FileEntry>)> = existing
+            .into_iter()
+            .map(|(name, files)| (self.part_id(&name), files))
+            .collect();
+        let mut dead = Dead {
+            dir: self.scratch.clone(),
+            old: HashMap::new(),
+            new: HashMap::new(),
+        };
+        let key = self.def.key;
+        let root = self.root.clone();
+        let mut ledger = std::mem::replace(
+            &mut self.ledger,
+            Ledger {
+                dir: self.scratch.clone(),
+                mem: Vec::new(),
+                runs: Vec::new(),
+                cap: 1,
+            },
+        );
+        if ledger.in_memory() {
+            // Existing keys are probed against the new ones, not sorted with them.
+            let new_fps: HashSet<u128> = ledger
+                .mem
+                .iter()
+                .map(|e| e.fp)
+                .filter(|fp| !self.retracted.contains(fp))
+                .collect();
+            if !new_fps.is_empty() {
+                for (part, files) in &existing_ids {
+                    for f in files {
+                        each_key(&root.join(&f.path), key, |k| {
+                            let fp = fingerprint(k);
+                            if new_fps.contains(&fp) {
+                                dead.add("old", *part, fp, 0)?;
+                            }
+                            Ok(())
+                        })?;
+                    }
+                }
+            }
+        } else {
+            for (part, files) in &existing_ids {
+                for f in files {
+                    each_key(&root.join(&f.path), key, |k| {
+                        ledger.add(Entry {
+                            fp: fingerprint(k),
+                            seq: 0,
+                            part: *part as u64,
+                        })
+                    })?;
+                }
+            }
+        }
+        // Groups of equal fingerprints, in push order: all but the last are superseded.
+        let mut group: Vec<Entry> = Vec::new();
+        let retracted = &self.retracted;
+        let close = |group: &mut Vec<Entry>, dead: &mut Dead| -> Result<()> {
+            if group.first().is_some_and(|e| retracted.contains(&e.fp)) {
+                // Withdrawn: every new row goes, the existing ones stay.
+                let mut occ: HashMap<u32, u32> = HashMap::new();
+                for e in group.iter().filter(|e| e.seq > 0) {
+                    let part = e.part as u32;
+                    let o = occ.entry(part).or_insert(0);
+                    dead.add("new", part, e.fp, *o)?;
+                    *o += 1;
+                }
+                group.clear();
+                return Ok(());
+            }
+            // Superseded only by a new row: two existing rows are none of this upsert's business.
+            if group.len() > 1 && group.iter().any(|e| e.seq > 0) {
+                let mut occ: HashMap<u32, u32> = HashMap::new();
+                let last = group.len() - 1;
+                for (i, e) in group.iter().enumerate() {
+                    let part = e.part as u32;
+                    if e.seq == 0 {
+                        if i != last {
+                            dead.add("old", part, e.fp, 0)?;
+                        }
+                        continue;
+                    }
+                    let o = occ.entry(part).or_insert(0);
+                    if i != last {
+                        dead.add("new", part, e.fp, *o)?;
+                    }
+                    *o += 1;
+                }
+            }
+            group.clear();
+            Ok(())
+        };
+        ledger.merge(|e| {
+            if group.last().is_some_and(|g| g.fp != e.fp) {
+                close(&mut group, &mut dead)?;
+            }
+            group.push(e);
+            Ok(())
+        })?;
+        close(&mut group, &mut dead)?;
+        dead.flush()?;
+
+        let mut out: BTreeMap<String, Vec<FileEntry>> = BTreeMap::new();
+        let mut existing_of: HashMap<u32, Vec<FileEntry>> = existing_ids.into_iter().collect();
+        let mut obsolete: Vec<PathBuf> = Vec::new();
+        let mut kept_new = 0u64;
+        let names: Vec<(String, u32)> = self.parts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (name, part) in names {
+            let old = existing_of.remove(&part).unwrap_or_default();
+            let new = self.files.remove(&part).unwrap_or_default();
+            let dead_old = dead.load("old", part)?;
+            let dead_new = dead.load("new", part)?;
+            let new_rows: u64 = new.iter().map(|f| f.rows).sum();
+            if dead_old.is_empty() && dead_new.is_empty() && old.len() + new.len() <= MAX_FILES {
+                kept_new += new_rows;
+                let mut files = old;
+                files.extend(new);
+                if !files.is_empty() {
+                    out.insert(name, files);
+                }
+                continue;
+            }
+            kept_new += new_rows - dead_new.len() as u64;
+            let old_fps: HashSet<u128> = dead_old.into_iter().map(|(f, _)| f).collect();
+            self.nfile += 1;
+            let stem = format!("{}-{}", self.stem, self.nfile);
+            let key_col = self.key_col;
+            let entry = self.write(&name, &stem, |w| {
+                let mut rows = 0u64;
+                for f in &old {
+                    each_batch(&root.join(&f.path), |b| {
+                        let b = if old_fps.is_empty() {
+                            b
+                        } else {
+                            let k = as_str(&b, key_col)?;
+                            let keep: BooleanArray = (0..b.num_rows())
+                                .map(|i| Some(!old_fps.contains(&fingerprint(k.value(i)))))
+                                .collect();
+                            filter_record_batch(&b, &keep)?
+                        };
+                        if b.num_rows() > 0 {
+                            rows += b.num_rows() as u64;
+                            w.write(&b)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                let mut occ: HashMap<u128, u32> = HashMap::new();
+                for f in &new {
+                    each_batch(&root.join(&f.path), |b| {
+                        let b = if dead_new.is_empty() {
+                            b
+                        } else {
+                            let k = as_str(&b, key_col)?;
+                            let keep: BooleanArray = (0..b.num_rows())
+                                .map(|i| {
+                                    let fp = fingerprint(k.value(i));
+                                    let o = occ.entry(fp).or_insert(0);
+                                    let gone = dead_new.contains(&(fp, *o));
+                                    *o += 1;
+                                    Some(!gone)
+                                })
+                                .collect();
+                            filter_record_batch(&b, &keep)?
+                        };
+                        if b.num_rows() > 0 {
+                            rows += b.num_rows() as u64;
+                            w.write(&b)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(rows)
+            })?;
+            // This upsert's own files are now inside the rewritten one.
+            for f in &new {
+                obsolete.push(root.join(&f.path));
+            }
+            if let Some(e) = entry {
+                out.insert(name, vec![e]);
+            }
+        }
+        for p in &obsolete {
+            fs::remove_file(p).map_err(io(p))?;
+        }
+        self.written.retain(|p| !obsolete.contains(p));
+        let written = std::mem::take(&mut self.written);
+        Ok((out, kept_new, written))
+    }
+}
+
+impl Drop for Upsert {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn as_str(b: &RecordBatch, col: usize) -> Result<&StringArray> {
+    b.column(col)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            WhError::Arrow(datafusion::arrow::error::ArrowError::SchemaError(format!(
+                "column {} is not Utf8",
+                b.schema().field(col).name()
+            )))
+        })
+}
+
+/// Every batch of a Parquet file, one at a time.
+fn each_batch(path: &Path, mut f: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(65_536)
+        .build()?;
+    for b in reader {
+        f(b?)?;
+    }
+    Ok(())
+}
+
+/// Every value of a Parquet file's Utf8 key column, a batch at a time.
+fn each_key(path: &Path, col: &str, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let file = File::open(path).map_err(io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let idx = builder.schema().index_of(col).map_err(WhError::Arrow)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65_536)
+        .build()?;
+    for b in reader {
+        let b = b?;
+        let k = as_str(&b, 0)?;
+        for i in 0..k.len() {
+            f(if k.is_null(i) { "" } else { k.value(i) })?;
+        }
+    }
+    Ok(())
+}
+
+/// Groups of equal keys among many, in memory bounded by [`RUN_ENTRIES`] entries whatever their
+/// number (sorted runs on disk past it): each key with a value (a row id), then every key seen
+/// more than once with its values in the order added. For finding duplicates in inputs of any
+/// size (the ETL's order numbers).
+pub struct KeyGroups {
+    ledger: Ledger,
+    seq: u64,
+}
+
+impl KeyGroups {
+    /// Scratch files go to a fresh directory under `dir`, removed when done.
+    pub fn new(dir: &Path) -> Result<KeyGroups> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch = dir.join(format!("{SCRATCH_PREFIX}groups-{}-{n}", std::process::id()));
+        fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+        Ok(KeyGroups {
+            ledger: Ledger {
+                dir: scratch,
+                mem: Vec::new(),
+                runs: Vec::new(),
+                cap: RUN_ENTRIES,
+            },
+            seq: 0,
+        })
+    }
+
+    /// Test hook: fewer entries per run, to exercise the runs on disk.
+    #[doc(hidden)]
+    pub fn with_run_entries(mut self, n: usize) -> KeyGroups {
+        self.ledger.cap = n.max(1);
+        self
+    }
+
+    pub fn add(&mut self, key: &[u8], value: u64) -> Result<()> {
+        self.seq += 1;
+        self.ledger.add(Entry {
+            fp: fingerprint_bytes(key),
+            seq: self.seq,
+            part: value,
+        })
+    }
+
+    /// Every key added more than once: its values in the order they were added.
+    pub fn repeated(mut self, mut each: impl FnMut(&[u64]) -> Result<()>) -> Result<()> {
+        let ledger = std::mem::replace(
+            &mut self.ledger,
+            Ledger {
+                dir: PathBuf::new(),
+                mem: Vec::new(),
+                runs: Vec::new(),
+                cap: 1,
+            },
+        );
+        let dir = ledger.dir.clone();
+        let mut fp = None;
+        let mut vals: Vec<u64> = Vec::new();
+        let r = ledger.merge(|e| {
+            if fp != Some(e.fp) {
+                if vals.len() > 1 {
+                    each(&vals)?;
+                }
+                vals.clear();
+                fp = Some(e.fp);
+            }
+            vals.push(e.part);
+            Ok(())
+        });
+        let r = r.and_then(|()| if vals.len() > 1 { each(&vals) } else { Ok(()) });
+        let _ = fs::remove_dir_all(&dir);
+        r
+    }
+}
+
+impl Drop for KeyGroups {
+    fn drop(&mut self) {
+        if !self.ledger.dir.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.ledger.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Repeated keys with their values in the order added, whether the entries stay in memory
+    /// or go to many runs on disk.
+    #[test]
+    fn key_groups_find_every_repeat_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for cap in [1usize, 3, 1 << 20] {
+            let mut g = KeyGroups::new(dir.path()).unwrap().with_run_entries(cap);
+            let mut want: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+            for i in 0..500u64 {
+                let k = format!("store{}/no{}", i % 7, (i * 31) % 53);
+                g.add(k.as_bytes(), i).unwrap();
+                want.entry(k).or_default().push(i);
+            }
+            let mut want: Vec<Vec<u64>> = want.into_values().filter(|v| v.len() > 1).collect();
+            want.sort();
+            let mut got: Vec<Vec<u64>> = Vec::new();
+            g.repeated(|v| {
+                got.push(v.to_vec());
+                Ok(())
+            })
+            .unwrap();
+            got.sort();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "run size {cap}");
+            assert_eq!(
+                fs::read_dir(dir.path()).unwrap().count(),
+                0,
+                "scratch removed"
+            );
+        }
+    }
+}
