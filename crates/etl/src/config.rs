@@ -32,6 +32,8 @@ pub struct EtlConfig {
     pub fail_at: Option<String>,
     /// Whom each customer's RFM is compared with (dynamic cut points per city, store or none).
     pub rfm_group: c360_core::profile::RfmGroup,
+    /// Bytes the quality step's queries may hold; past it they spill to disk.
+    pub quality_memory: usize,
 }
 
 impl Default for EtlConfig {
@@ -48,6 +50,7 @@ impl Default for EtlConfig {
             progress: true,
             fail_at: None,
             rfm_group: c360_core::profile::RfmGroup::City,
+            quality_memory: crate::quality::MEMORY,
         }
     }
 }

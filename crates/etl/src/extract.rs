@@ -911,7 +911,75 @@ async fn redemptions(
     Ok(out)
 }
 
-/// Step 6: orders and their items from both systems.
+/// Rows built before they go to the warehouse's streaming upsert: the step's memory holds one
+/// chunk, whatever the number of orders.
+const CHUNK: usize = 65_536;
+
+/// Each order of the run → its month, in about 2 bytes an order when order ids are dense (pages
+/// of 1,024 ids), falling back to a hash map when they are not.
+#[derive(Default)]
+struct MonthOf {
+    names: Vec<String>,
+    index: HashMap<String, u16>,
+    pages: HashMap<i64, Box<[u16; 1024]>>,
+    sparse: Option<HashMap<i64, u16>>,
+    n: u64,
+}
+
+impl MonthOf {
+    fn insert(&mut self, id: i64, month: &str) {
+        let m = match self.index.get(month) {
+            Some(m) => *m,
+            None => {
+                let m = self.names.len() as u16 + 1;
+                self.names.push(month.to_string());
+                self.index.insert(month.to_string(), m);
+                m
+            }
+        };
+        self.n += 1;
+        if let Some(s) = &mut self.sparse {
+            s.insert(id, m);
+            return;
+        }
+        self.pages
+            .entry(id.div_euclid(1024))
+            .or_insert_with(|| Box::new([0; 1024]))[id.rem_euclid(1024) as usize] = m;
+        // Fewer than 64 ids a page: a page costs more than a map entry; switch.
+        if self.pages.len() > 4096 && self.n < 64 * self.pages.len() as u64 {
+            let mut s = HashMap::with_capacity(self.n as usize);
+            for (p, page) in self.pages.drain() {
+                for (k, v) in page.iter().enumerate() {
+                    if *v != 0 {
+                        s.insert(p * 1024 + k as i64, *v);
+                    }
+                }
+            }
+            self.sparse = Some(s);
+        }
+    }
+    fn get(&self, id: i64) -> Option<&str> {
+        let m = match &self.sparse {
+            Some(s) => *s.get(&id)?,
+            None => self.pages.get(&id.div_euclid(1024))?[id.rem_euclid(1024) as usize],
+        };
+        (m != 0).then(|| self.names[m as usize - 1].as_str())
+    }
+    fn remove(&mut self, id: i64) {
+        match &mut self.sparse {
+            Some(s) => {
+                s.remove(&id);
+            }
+            None => {
+                if let Some(p) = self.pages.get_mut(&id.div_euclid(1024)) {
+                    p[id.rem_euclid(1024) as usize] = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Step 6: orders and their items from both systems, streamed into the warehouse in chunks.
 pub async fn orders(
     src: &Sources,
     wh: &Warehouse,
@@ -921,19 +989,21 @@ pub async fn orders(
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     use c::orders as O;
-    let mut cols = OrderCols::new();
-    let mut items_batches = Vec::new();
+    let mut up = txn.upsert_stream("fact_orders")?;
+    let mut up_items = txn.upsert_stream("fact_order_items")?;
     let mut extracted = 0u64;
+    let mut loaded_orders = 0u64;
     let mut loaded_items = 0u64;
-    let mut patched: Vec<RecordBatch> = Vec::new();
     for s in &ORDER_SOURCES {
         let mut coupons = redemptions(src, txn, q, s.orders).await?;
-        // order id -> month, for the items of this batch.
-        let mut month_of: HashMap<i64, String> = HashMap::new();
-        let mut seen_no: HashMap<(Option<i64>, String), String> = HashMap::new();
+        let mut month_of = MonthOf::default();
+        // (store, order_no) of every order, to find repeats whatever their number.
+        let mut numbers = c360_warehouse::upsert::KeyGroups::new(&wh.root)?;
+        let mut cols = OrderCols::new();
+        let mut failed: Option<crate::error::EtlError> = None;
         let n = read(src, txn, s.orders, |plan, r| {
             pb.inc(1);
-            if !q.readable(plan, r) {
+            if failed.is_some() || !q.readable(plan, r) {
                 return;
             }
             let Some(oid) = r.int(O::ORDER_ID) else {
@@ -960,20 +1030,11 @@ pub async fn orders(
             };
             let no = r.text(O::ORDER_NO).unwrap_or_default();
             if !no.is_empty() {
-                if let Some(first) = seen_no.get(&(store, no.clone())) {
-                    q.add(
-                        s.orders,
-                        row_id(plan, r),
-                        "order_no",
-                        format!(
-                            "duplicate of {}:{first} (same store and order_no)",
-                            s.prefix
-                        ),
-                        None,
-                    );
+                let key = format!("{store:?}\u{0}{no}");
+                if let Err(e) = numbers.add(key.as_bytes(), oid as u64) {
+                    failed = Some(e.into());
                     return;
                 }
-                seen_no.insert((store, no.clone()), oid.to_string());
             }
             // A customer id not yet known (late-arriving member/user) is kept: the `orders`
             // view resolves it once the id arrives, and the quality report measures the gap.
@@ -981,7 +1042,7 @@ pub async fn orders(
                 .key(s.cust_field)
                 .map(|c| format!("{}:{c}", s.cust_prefix));
             let month = t.format("%Y-%m").to_string();
-            month_of.insert(oid, month.clone());
+            month_of.insert(oid, &month);
             let coupon = r.some_text(O::COUPON_CODE).or_else(|| coupons.remove(&oid));
             cols.key.append_value(format!("{}:{oid}", s.prefix));
             cols.source.append_value(s.source);
@@ -1002,26 +1063,69 @@ pub async fn orders(
             cols.daypart.append_value(Daypart::of(t).code());
             cols.holiday.append_option(holiday(t.date()));
             cols.rows += 1;
+            if cols.rows >= CHUNK {
+                loaded_orders += cols.rows as u64;
+                let full = std::mem::replace(&mut cols, OrderCols::new());
+                if let Err(e) = full.finish().and_then(|b| Ok(up.push(b)?)) {
+                    failed = Some(e);
+                }
+            }
         })
         .await?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        loaded_orders += cols.rows as u64;
+        up.push(cols.finish()?)?;
+        // A repeated (store, order_no): the first order read stays, the later ones are
+        // withdrawn and quarantined naming it (their items then find no order).
+        numbers.repeated(|ids| {
+            let first = ids[0] as i64;
+            for later in &ids[1..] {
+                let later = *later as i64;
+                q.add(
+                    s.orders,
+                    later,
+                    "order_no",
+                    format!(
+                        "duplicate of {}:{first} (same store and order_no)",
+                        s.prefix
+                    ),
+                    None,
+                );
+                up.retract(&format!("{}:{later}", s.prefix));
+                month_of.remove(later);
+                loaded_orders -= 1;
+            }
+            Ok(())
+        })?;
         let Some(n) = n else { continue };
         extracted += n;
         // Redemptions of orders loaded by an earlier run: those orders again, with the coupon.
         if !coupons.is_empty() {
-            patched.extend(with_coupons(wh, txn, s.prefix, &coupons).await?);
+            for b in with_coupons(wh, txn, s.prefix, &coupons).await? {
+                up.push(b)?;
+            }
         }
-        if let Some((b, n)) =
-            load_items(s, src, txn, q, ctx, wh, &month_of, pb, &mut extracted).await?
+        if let Some(n) = load_items(
+            s,
+            src,
+            txn,
+            q,
+            ctx,
+            wh,
+            &month_of,
+            &mut up_items,
+            pb,
+            &mut extracted,
+        )
+        .await?
         {
             loaded_items += n;
-            items_batches.push(b);
         }
     }
-    let loaded_orders = cols.rows as u64;
-    let mut ob = vec![cols.finish()?];
-    ob.extend(patched);
-    txn.upsert("fact_orders", ob)?;
-    txn.upsert("fact_order_items", items_batches)?;
+    txn.finish_upsert(up)?;
+    txn.finish_upsert(up_items)?;
     Ok((extracted, loaded_orders + loaded_items))
 }
 
@@ -1065,6 +1169,68 @@ async fn with_coupons(
     Ok(out)
 }
 
+/// An order line's columns, built a chunk at a time.
+struct ItemCols {
+    key: StringBuilder,
+    okey: StringBuilder,
+    prod: Int64Builder,
+    qty: Int64Builder,
+    price: Int64Builder,
+    amount: Int64Builder,
+    month: StringBuilder,
+    rows: usize,
+}
+
+impl ItemCols {
+    fn new() -> Self {
+        ItemCols {
+            key: StringBuilder::new(),
+            okey: StringBuilder::new(),
+            prod: Int64Builder::new(),
+            qty: Int64Builder::new(),
+            price: Int64Builder::new(),
+            amount: Int64Builder::new(),
+            month: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+    fn append(&mut self, prefix: &str, it: &Item, month: &str) {
+        self.key.append_value(format!("{prefix}:{}", it.id));
+        self.okey.append_value(format!("{prefix}:{}", it.order));
+        self.prod.append_value(it.product);
+        self.qty.append_value(it.qty);
+        self.price.append_value(it.price);
+        self.amount.append_value(it.price * it.qty);
+        self.month.append_value(month);
+        self.rows += 1;
+    }
+    fn finish(mut self) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(
+            tables::schema("fact_order_items"),
+            vec![
+                Arc::new(self.key.finish()),
+                Arc::new(self.okey.finish()),
+                Arc::new(self.prod.finish()),
+                Arc::new(self.qty.finish()),
+                Arc::new(self.price.finish()),
+                Arc::new(self.amount.finish()),
+                Arc::new(self.month.finish()),
+            ],
+        )?)
+    }
+}
+
+struct Item {
+    id: i64,
+    order: i64,
+    product: i64,
+    qty: i64,
+    price: i64,
+}
+
+/// The order lines of one system, streamed into `up`: a line takes its order's month from this
+/// run's orders, or else from the warehouse (an order loaded by an earlier run); a line whose
+/// order is in neither is quarantined.
 #[allow(clippy::too_many_arguments)]
 async fn load_items(
     s: &OrderSource,
@@ -1073,22 +1239,20 @@ async fn load_items(
     q: &mut Quarantine,
     ctx: &Ctx,
     wh: &Warehouse,
-    month_of: &HashMap<i64, String>,
+    month_of: &MonthOf,
+    up: &mut c360_warehouse::Upsert,
     pb: &ProgressBar,
     extracted: &mut u64,
-) -> Result<Option<(RecordBatch, u64)>> {
+) -> Result<Option<u64>> {
     use c::order_items as I;
-    struct Item {
-        id: i64,
-        order: i64,
-        product: i64,
-        qty: i64,
-        price: i64,
-    }
-    let mut good: Vec<Item> = Vec::new();
+    // Lines whose order is not in this run (normally few: late lines of earlier orders).
+    let mut elsewhere: Vec<Item> = Vec::new();
+    let mut cols = ItemCols::new();
+    let mut loaded = 0u64;
+    let mut failed: Option<crate::error::EtlError> = None;
     let n = read(src, txn, s.items, |plan, r| {
         pb.inc(1);
-        if !q.readable(plan, r) {
+        if failed.is_some() || !q.readable(plan, r) {
             return;
         }
         let Some(id) = r.int(I::ITEM_ID) else {
@@ -1113,25 +1277,37 @@ async fn load_items(
         else {
             return;
         };
-        good.push(Item {
+        let it = Item {
             id,
             order,
             product,
             qty,
             price,
-        });
+        };
+        match month_of.get(order) {
+            Some(m) => {
+                cols.append(s.prefix, &it, m);
+                if cols.rows >= CHUNK {
+                    loaded += cols.rows as u64;
+                    let full = std::mem::replace(&mut cols, ItemCols::new());
+                    if let Err(e) = full.finish().and_then(|b| Ok(up.push(b)?)) {
+                        failed = Some(e);
+                    }
+                }
+            }
+            None => elsewhere.push(it),
+        }
     })
     .await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let Some(n) = n else {
         return Ok(None);
     };
     *extracted += n;
-    // Items whose order is not in this batch: look the order up in the warehouse snapshot.
-    let missing: HashSet<i64> = good
-        .iter()
-        .filter(|i| !month_of.contains_key(&i.order))
-        .map(|i| i.order)
-        .collect();
+    // Lines of orders not in this run: look the orders up in the warehouse snapshot.
+    let missing: HashSet<i64> = elsewhere.iter().map(|i| i.order).collect();
     let mut known: HashMap<i64, String> = HashMap::new();
     if !missing.is_empty() {
         let sess = c360_warehouse::Session::at(wh, txn.base().clone()).await?;
@@ -1162,18 +1338,8 @@ async fn load_items(
             }
         }
     }
-    let (mut key, mut okey, mut prod, mut qty, mut price, mut amount, mut month) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        Int64Builder::new(),
-        Int64Builder::new(),
-        Int64Builder::new(),
-        Int64Builder::new(),
-        StringBuilder::new(),
-    );
-    let mut loaded = 0u64;
-    for it in good {
-        let Some(m) = month_of.get(&it.order).or_else(|| known.get(&it.order)) else {
+    for it in elsewhere {
+        let Some(m) = known.get(&it.order) else {
             q.add(
                 s.items,
                 it.id,
@@ -1186,28 +1352,11 @@ async fn load_items(
             );
             continue;
         };
-        key.append_value(format!("{}:{}", s.prefix, it.id));
-        okey.append_value(format!("{}:{}", s.prefix, it.order));
-        prod.append_value(it.product);
-        qty.append_value(it.qty);
-        price.append_value(it.price);
-        amount.append_value(it.price * it.qty);
-        month.append_value(m);
-        loaded += 1;
+        cols.append(s.prefix, &it, m);
     }
-    let b = RecordBatch::try_new(
-        tables::schema("fact_order_items"),
-        vec![
-            Arc::new(key.finish()),
-            Arc::new(okey.finish()),
-            Arc::new(prod.finish()),
-            Arc::new(qty.finish()),
-            Arc::new(price.finish()),
-            Arc::new(amount.finish()),
-            Arc::new(month.finish()),
-        ],
-    )?;
-    Ok(Some((b, loaded)))
+    loaded += cols.rows as u64;
+    up.push(cols.finish()?)?;
+    Ok(Some(loaded))
 }
 
 /// Rounds a coordinate to 0.01° (about 1 km): location is sensitive and kept coarse.
@@ -1228,6 +1377,7 @@ struct Tracks {
     lat: Float64Builder,
     lon: Float64Builder,
     month: StringBuilder,
+    rows: usize,
 }
 
 impl Default for Tracks {
@@ -1243,6 +1393,7 @@ impl Default for Tracks {
             lat: Float64Builder::new(),
             lon: Float64Builder::new(),
             month: StringBuilder::new(),
+            rows: 0,
         }
     }
 }
@@ -1348,10 +1499,15 @@ pub async fn events(
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     use c::events as E;
+    let mut up = txn.upsert_stream("customer_behavior_tracks_raw")?;
     let mut tracks = Tracks::default();
     let mut loaded = 0u64;
+    let mut failed: Option<crate::error::EtlError> = None;
     let n = read(src, txn, "events", |plan, r| {
         pb.inc(1);
+        if failed.is_some() {
+            return;
+        }
         let Some(id) = r.int(E::EVENT_ID) else {
             q.readable(plan, r);
             return;
@@ -1383,10 +1539,23 @@ pub async fn events(
             (coarse(r.float(E::LAT)), coarse(r.float(E::LON))),
         );
         loaded += 1;
+        tracks.rows += 1;
+        if tracks.rows >= CHUNK {
+            if let Err(e) = std::mem::take(&mut tracks)
+                .finish()
+                .and_then(|b| Ok(up.push(b)?))
+            {
+                failed = Some(e);
+            }
+        }
     })
     .await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let Some(n) = n else { return Ok((0, 0)) };
-    txn.upsert("customer_behavior_tracks_raw", vec![tracks.finish()?])?;
+    up.push(tracks.finish()?)?;
+    txn.finish_upsert(up)?;
     Ok((n, loaded))
 }
 

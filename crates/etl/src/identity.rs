@@ -208,16 +208,20 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// Every identity node, streamed from the metastore a row at a time (not every row held as a
+/// driver row first: at 2M nodes those took ~3 GB).
 async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
-    let rows = db
-        .fetch_all(
-            "SELECT source_key, phone_hash, phone_verified, unionid_hash, card_no, bound_card_no, phone_masked, name_masked, \
-             gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes ORDER BY source_key",
-        )
-        .await?;
-    let mut nodes: Vec<Node> = rows
-        .iter()
-        .map(|r| Node {
+    use futures::TryStreamExt;
+    let sql = "SELECT source_key, phone_hash, phone_verified, unionid_hash, card_no, bound_card_no, phone_masked, name_masked, \
+             gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes ORDER BY source_key";
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut rows = c360_db::query(sql).fetch(&db.pool);
+    while let Some(r) = rows.try_next().await.map_err(|e| c360_db::DbError::Sql {
+        what: "identity_nodes".into(),
+        source: e,
+    })? {
+        let r = &r;
+        nodes.push(Node {
             key: get_text(r, "source_key").unwrap_or_default(),
             phone: get_text(r, "phone_hash"),
             verified: get_i64(r, "phone_verified").unwrap_or(0) == 1,
@@ -231,8 +235,8 @@ async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
             store: get_i64(r, "register_store_id"),
             created: get_text(r, "created_at"),
             customer: get_i64(r, "customer_id"),
-        })
-        .collect();
+        });
+    }
     nodes.sort_by(|a, b| natural_cmp(&a.key, &b.key));
     Ok(nodes)
 }

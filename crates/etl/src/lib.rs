@@ -211,7 +211,7 @@ async fn run_steps(
         .unwrap_or_default();
     loaded.extend(src.resolved.plans.keys().map(|s| s.to_string()));
     txn.note(c360_core::sources::NOTE, serde_json::json!(loaded));
-    step!(9, pb, quality::report(wh, &mut txn, &report, &pb));
+    step!(9, pb, quality::report(cfg, wh, &mut txn, &report, &pb));
     let m = txn.commit()?;
     // The commit point has passed: the staged identity changes now take effect (a crash here
     // is repaired by whoever next opens the warehouse, see `Metastore::settle_identity`).

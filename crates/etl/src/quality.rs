@@ -15,7 +15,7 @@ use crate::report::EtlReport;
 /// (table, check, SQL giving one number, detail)
 const CHECKS: &[(&str, &str, &str, &str)] = &[
     ("fact_orders", "rows", "SELECT COUNT(*) FROM fact_orders", "orders loaded"),
-    ("fact_orders", "duplicate_keys", "SELECT COUNT(*) - COUNT(DISTINCT order_key) FROM fact_orders", "must be 0"),
+    ("fact_orders", "duplicate_keys", "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM fact_orders GROUP BY order_key) g", "must be 0"),
     (
         "fact_orders",
         "duplicate_order_no",
@@ -53,7 +53,7 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
         "orders whose items were all quarantined",
     ),
     ("fact_order_items", "rows", "SELECT COUNT(*) FROM fact_order_items", "items loaded"),
-    ("fact_order_items", "duplicate_keys", "SELECT COUNT(*) - COUNT(DISTINCT item_key) FROM fact_order_items", "must be 0"),
+    ("fact_order_items", "duplicate_keys", "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM fact_order_items GROUP BY item_key) g", "must be 0"),
     (
         "fact_order_items",
         "ri_order",
@@ -84,7 +84,7 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
         "SELECT AVG(CASE WHEN k.source_key IS NULL THEN 0.0 ELSE 1.0 END) FROM customer_emotion_raw e LEFT JOIN customer_keys k ON e.customer_key = k.source_key",
         "share of reviews whose user is known",
     ),
-    ("customer_behavior_tracks_raw", "duplicate_keys", "SELECT COUNT(*) - COUNT(DISTINCT event_key) FROM customer_behavior_tracks_raw", "must be 0"),
+    ("customer_behavior_tracks_raw", "duplicate_keys", "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM customer_behavior_tracks_raw GROUP BY event_key) g", "must be 0"),
     ("customer_emotion_raw", "rows", "SELECT COUNT(*) FROM customer_emotion_raw", "reviews loaded"),
     ("customer_emotion_raw", "completeness_content", "SELECT AVG(CASE WHEN content IS NULL THEN 0.0 ELSE 1.0 END) FROM customer_emotion_raw", "share of reviews with text"),
     ("customer_shares_raw", "rows", "SELECT COUNT(*) FROM customer_shares_raw", "shares loaded"),
@@ -107,7 +107,13 @@ fn needs(table: &str, check: &str) -> &'static [&'static str] {
     }
 }
 
+/// What the quality step's queries may hold in memory. Every check is written so that it can
+/// spill: repeats are counted with a grouped aggregate (which spills), never with an ungrouped
+/// `COUNT(DISTINCT …)` (whose set of values cannot).
+pub const MEMORY: usize = 768 << 20;
+
 pub async fn report(
+    cfg: &crate::EtlConfig,
     wh: &Warehouse,
     txn: &mut Txn,
     run: &EtlReport,
@@ -116,7 +122,8 @@ pub async fn report(
     use c360_warehouse::arrow::array::{Array, Float64Array};
     use c360_warehouse::arrow::compute::cast;
     use c360_warehouse::arrow::datatypes::DataType;
-    let sess = Session::at(wh, txn.staged().clone()).await?;
+    // Whole-table checks at any size: operators spill past the budget instead of growing.
+    let sess = Session::bounded(wh, txn.staged().clone(), cfg.quality_memory).await?;
     let (mut t, mut c, mut v, mut d) = (
         StringBuilder::new(),
         StringBuilder::new(),

@@ -71,7 +71,6 @@ impl RssPeak {
 
 impl Drop for RssPeak {
     fn drop(&mut self) {
-        self.stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

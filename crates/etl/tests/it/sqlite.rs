@@ -266,6 +266,34 @@ async fn incremental_loads_equal_one_shot() {
     assert_eq!(fingerprint(&inc).await, want, "incremental == one shot");
 }
 
+/// The quality step's checks under a budget far below what they would hold: they spill to disk
+/// (sorts, grouped aggregates, sort-merge joins) and score exactly what they score unbounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_checks_spill_under_a_small_budget_and_score_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_cfg(dir.path(), 6_000, 17);
+    c360_sim::simulate(&sim).await.unwrap();
+    let report = |wh: PathBuf| async move {
+        let s = session(&wh).await;
+        let b = s
+            .query("SELECT table_name, \"check\", ROUND(value, 9) AS v FROM dq_report WHERE table_name NOT LIKE 'run:%' ORDER BY 1, 2")
+            .await
+            .unwrap();
+        c360_warehouse::format_batches(&b)
+    };
+    let wide = dir.path().join("wide");
+    run(&etl_cfg(&sim, wide.clone())).await;
+    let narrow = dir.path().join("narrow");
+    run(&EtlConfig {
+        quality_memory: 1 << 20,
+        ..etl_cfg(&sim, narrow.clone())
+    })
+    .await;
+    let want = report(wide).await;
+    assert!(want.contains("duplicate_keys") && want.contains("orders_without_items"));
+    assert_eq!(report(narrow).await, want);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmerge_is_journaled_and_reversible() {
     let dir = tempfile::tempdir().unwrap();
