@@ -435,10 +435,7 @@ impl Upsert {
 
     /// Merges the pushed rows into `existing` (the staged table's partitions): the new table
     /// state's partitions, and how many new rows it holds.
-    pub(crate) fn merge(
-        mut self,
-        existing: BTreeMap<String, Vec<FileEntry>>,
-    ) -> Result<Merged> {
+    pub(crate) fn merge(mut self, existing: BTreeMap<String, Vec<FileEntry>>) -> Result<Merged> {
         let parts: Vec<u32> = self.buf.keys().copied().collect();
         for p in parts {
             self.flush_part(p)?;
