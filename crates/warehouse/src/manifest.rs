@@ -30,7 +30,7 @@ use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
+use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
@@ -303,41 +303,24 @@ impl Warehouse {
 }
 
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    each_batch(path, |b| {
+        out.push(b);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Every batch of a Parquet file, one at a time.
+pub(crate) fn each_batch(path: &Path, mut f: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
     let file = File::open(path).map_err(io(path))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(65_536)
         .build()?;
-    let mut out = Vec::new();
     for b in reader {
-        out.push(b?);
+        f(b?)?;
     }
-    Ok(out)
-}
-
-/// Reads one Utf8 column of a Parquet file.
-pub fn read_string_column(path: &Path, col: &str) -> Result<StringArray> {
-    let file = File::open(path).map_err(io(path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let idx = builder.schema().index_of(col).map_err(WhError::Arrow)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(262_144)
-        .build()?;
-    let mut parts: Vec<ArrayRef> = Vec::new();
-    for b in reader {
-        parts.push(b?.column(0).clone());
-    }
-    let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-    if refs.is_empty() {
-        return Ok(StringArray::from(Vec::<Option<&str>>::new()));
-    }
-    let arr = datafusion::arrow::compute::concat(&refs)?;
-    Ok(arr
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8 key")
-        .clone())
+    Ok(())
 }
 
 /// One load: stage table changes, then `commit` publishes them all at once.

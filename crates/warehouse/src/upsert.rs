@@ -32,7 +32,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 
 use crate::error::{io, Result, WhError};
-use crate::manifest::{writer_props, FileEntry};
+use crate::manifest::{each_batch, writer_props, FileEntry};
 use crate::tables::TableDef;
 
 /// Buffered new rows (Arrow memory, all partitions) before the largest buffer is written out.
@@ -154,14 +154,13 @@ impl Ledger {
     }
 }
 
-/// What an upsert supersedes, written per partition and read back one partition at a time.
+/// What an upsert supersedes, written per partition and read back one partition at a time:
+/// "old", existing rows whose key a new row carries (fingerprints); "new", new rows a later new
+/// row of the same key supersedes (fingerprint, and which occurrence of that key within the
+/// partition, counted in push order).
 struct Dead {
     dir: PathBuf,
-    /// Existing rows whose key a new row carries: fingerprints.
-    old: HashMap<u32, BufWriter<File>>,
-    /// New rows a later new row of the same key supersedes: (fingerprint, which occurrence of
-    /// that key within the partition, counted in push order).
-    new: HashMap<u32, BufWriter<File>>,
+    files: HashMap<(&'static str, u32), BufWriter<File>>,
 }
 
 impl Dead {
@@ -170,37 +169,24 @@ impl Dead {
     }
     fn add(&mut self, kind: &'static str, part: u32, fp: u128, occ: u32) -> Result<()> {
         let p = self.file(kind, part);
-        let map = if kind == "old" {
-            &mut self.old
-        } else {
-            &mut self.new
-        };
-        if let std::collections::hash_map::Entry::Vacant(v) = map.entry(part) {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.files.entry((kind, part)) {
             v.insert(BufWriter::new(File::create(&p).map_err(io(&p))?));
         }
-        let w = map.get_mut(&part).expect("just inserted");
+        let w = self.files.get_mut(&(kind, part)).expect("just inserted");
         w.write_all(&fp.to_le_bytes()).map_err(io(&p))?;
         w.write_all(&occ.to_le_bytes()).map_err(io(&p))
     }
     fn flush(&mut self) -> Result<()> {
-        for (part, w) in self.old.iter_mut() {
-            let p = self.dir.join(format!("dead-old-{part}.bin"));
-            w.flush().map_err(io(&p))?;
-        }
-        for (part, w) in self.new.iter_mut() {
-            let p = self.dir.join(format!("dead-new-{part}.bin"));
+        let dir = self.dir.clone();
+        for ((kind, part), w) in self.files.iter_mut() {
+            let p = dir.join(format!("dead-{kind}-{part}.bin"));
             w.flush().map_err(io(&p))?;
         }
         Ok(())
     }
-    fn load(&self, kind: &str, part: u32) -> Result<HashSet<(u128, u32)>> {
-        let listed = if kind == "old" {
-            self.old.contains_key(&part)
-        } else {
-            self.new.contains_key(&part)
-        };
+    fn load(&self, kind: &'static str, part: u32) -> Result<HashSet<(u128, u32)>> {
         let mut out = HashSet::new();
-        if !listed {
+        if !self.files.contains_key(&(kind, part)) {
             return Ok(out);
         }
         let p = self.file(kind, part);
@@ -314,11 +300,6 @@ impl Upsert {
     /// order number found once all orders are read).
     pub fn retract(&mut self, key: &str) {
         self.retracted.insert(fingerprint(key));
-    }
-
-    /// The rows pushed so far.
-    pub fn rows(&self) -> u64 {
-        self.seq
     }
 
     /// Takes new rows (in the table's schema). Within one upsert, the last row pushed with a
@@ -446,8 +427,7 @@ impl Upsert {
             .collect();
         let mut dead = Dead {
             dir: self.scratch.clone(),
-            old: HashMap::new(),
-            new: HashMap::new(),
+            files: HashMap::new(),
         };
         let key = self.def.key;
         let root = self.root.clone();
@@ -570,47 +550,26 @@ impl Upsert {
             let entry = self.write(&name, &stem, |w| {
                 let mut rows = 0u64;
                 for f in &old {
-                    each_batch(&root.join(&f.path), |b| {
-                        let b = if old_fps.is_empty() {
-                            b
-                        } else {
-                            let k = as_str(&b, key_col)?;
-                            let keep: BooleanArray = (0..b.num_rows())
-                                .map(|i| Some(!old_fps.contains(&fingerprint(k.value(i)))))
-                                .collect();
-                            filter_record_batch(&b, &keep)?
-                        };
-                        if b.num_rows() > 0 {
-                            rows += b.num_rows() as u64;
-                            w.write(&b)?;
-                        }
-                        Ok(())
-                    })?;
+                    rows +=
+                        copy_rows(&root.join(&f.path), key_col, w, !old_fps.is_empty(), |fp| {
+                            old_fps.contains(&fp)
+                        })?;
                 }
+                // The k-th row of a key in push order is superseded when (fp, k) is listed.
                 let mut occ: HashMap<u128, u32> = HashMap::new();
                 for f in &new {
-                    each_batch(&root.join(&f.path), |b| {
-                        let b = if dead_new.is_empty() {
-                            b
-                        } else {
-                            let k = as_str(&b, key_col)?;
-                            let keep: BooleanArray = (0..b.num_rows())
-                                .map(|i| {
-                                    let fp = fingerprint(k.value(i));
-                                    let o = occ.entry(fp).or_insert(0);
-                                    let gone = dead_new.contains(&(fp, *o));
-                                    *o += 1;
-                                    Some(!gone)
-                                })
-                                .collect();
-                            filter_record_batch(&b, &keep)?
-                        };
-                        if b.num_rows() > 0 {
-                            rows += b.num_rows() as u64;
-                            w.write(&b)?;
-                        }
-                        Ok(())
-                    })?;
+                    rows += copy_rows(
+                        &root.join(&f.path),
+                        key_col,
+                        w,
+                        !dead_new.is_empty(),
+                        |fp| {
+                            let o = occ.entry(fp).or_insert(0);
+                            let gone = dead_new.contains(&(fp, *o));
+                            *o += 1;
+                            gone
+                        },
+                    )?;
                 }
                 Ok(rows)
             })?;
@@ -649,16 +608,33 @@ fn as_str(b: &RecordBatch, col: usize) -> Result<&StringArray> {
         })
 }
 
-/// Every batch of a Parquet file, one at a time.
-fn each_batch(path: &Path, mut f: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
-    let file = File::open(path).map_err(io(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
-        .with_batch_size(65_536)
-        .build()?;
-    for b in reader {
-        f(b?)?;
-    }
-    Ok(())
+/// Appends a Parquet file's rows to `w`, a batch at a time; when `filter`, without the rows
+/// whose key's fingerprint `gone` names. The rows written.
+fn copy_rows(
+    path: &Path,
+    key_col: usize,
+    w: &mut ArrowWriter<File>,
+    filter: bool,
+    mut gone: impl FnMut(u128) -> bool,
+) -> Result<u64> {
+    let mut rows = 0u64;
+    each_batch(path, |b| {
+        let b = if filter {
+            let k = as_str(&b, key_col)?;
+            let keep: BooleanArray = (0..b.num_rows())
+                .map(|i| Some(!gone(fingerprint(k.value(i)))))
+                .collect();
+            filter_record_batch(&b, &keep)?
+        } else {
+            b
+        };
+        if b.num_rows() > 0 {
+            rows += b.num_rows() as u64;
+            w.write(&b)?;
+        }
+        Ok(())
+    })?;
+    Ok(rows)
 }
 
 /// Every value of a Parquet file's Utf8 key column, a batch at a time.
