@@ -2,6 +2,9 @@
 
   etl-pandas  SRC_DIR OUT_DIR   POS + mini-program orders and items from SQLite -> validated Parquet
   etl-duckdb  SRC_DIR OUT_DIR   the same with DuckDB doing the validation and the Parquet writing
+  etl-duckdb  cx:POS_URL,WX_URL OUT_DIR
+                                the same, the orders and items read from MySQL/PostgreSQL by
+                                ConnectorX (Arrow, range partitions on the id, CX_PARTITIONS of them)
   rfm-pandas  WAREHOUSE         per-customer RFM + quintiles on c360's Parquet (same files, same rules)
   rfm-duckdb  WAREHOUSE         the same in DuckDB
 
@@ -53,6 +56,31 @@ def read_sources(src):
     return stores, products, pd.concat([po, wo], ignore_index=True), pd.concat([pi, wi], ignore_index=True)
 
 
+def read_sources_cx(urls):
+    """The same four frames read from MySQL/PostgreSQL servers by ConnectorX, as its users do:
+    partitioned on the integer id, decoded natively into Arrow, then handed to pandas."""
+    import connectorx as cx
+    import pandas as pd
+
+    pos, wx = urls.split(",")
+    parts = int(os.environ.get("CX_PARTITIONS", "2"))
+
+    def rd(url, sql, on=None):
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        kw = {"partition_on": on, "partition_num": parts} if on else {}
+        return cx.read_sql(url, sql, return_type="arrow", **kw).to_pandas()
+
+    stores = rd(pos, "SELECT store_id FROM stores")
+    products = rd(pos, "SELECT product_id FROM products")
+    po = rd(pos, "SELECT order_id, order_no, store_id, member_id AS cust, order_time, total_fen, status FROM orders", "order_id")
+    pi = rd(pos, "SELECT item_id, order_id, product_id, qty, unit_price_fen FROM order_items", "item_id")
+    wo = rd(wx, "SELECT order_id, order_no, store_id, user_id AS cust, order_time, total_fen, status FROM wx_orders", "order_id")
+    wi = rd(wx, "SELECT item_id, order_id, product_id, qty, unit_price_fen FROM wx_order_items", "item_id")
+    po["src"], pi["src"], wo["src"], wi["src"] = "P", "P", "W", "W"
+    return stores, products, pd.concat([po, wo], ignore_index=True), pd.concat([pi, wi], ignore_index=True)
+
+
 def etl_pandas(src, out):
     import pandas as pd
 
@@ -79,7 +107,10 @@ def etl_duckdb(src, out):
     import duckdb
 
     t0 = time.perf_counter()
-    stores, products, o, i = read_sources(src)  # DuckDB's sqlite extension needs a download; reading is shared
+    if src.startswith("cx:"):
+        stores, products, o, i = read_sources_cx(src[3:])
+    else:
+        stores, products, o, i = read_sources(src)  # DuckDB's sqlite extension needs a download; reading is shared
     con = duckdb.connect()
     con.register("o_src", o)
     con.register("i_src", i)

@@ -15,6 +15,7 @@ pub use sqlx;
 
 pub mod bulk;
 pub mod migrate;
+pub mod server;
 pub mod tx;
 
 /// A query from SQL this crate's callers assemble from their own fixed fragments; every value

@@ -34,6 +34,9 @@ pub struct EtlConfig {
     pub rfm_group: c360_core::profile::RfmGroup,
     /// Bytes the quality step's queries may hold; past it they spill to disk.
     pub quality_memory: usize,
+    /// Keys per statement when a whole source table is read from MySQL/PostgreSQL by its
+    /// integer key (the CLI fills it from `C360_SOURCE_SLICE`).
+    pub source_slice: i64,
 }
 
 impl Default for EtlConfig {
@@ -51,6 +54,7 @@ impl Default for EtlConfig {
             fail_at: None,
             rfm_group: c360_core::profile::RfmGroup::City,
             quality_memory: crate::quality::MEMORY,
+            source_slice: crate::source::SLICE_KEYS,
         }
     }
 }

@@ -88,7 +88,8 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
         tracing::info!(applied = ?settled.applied, discarded = ?settled.discarded, "identity graph settled with the warehouse");
     }
     let salt = meta.pii_key(cfg.salt.as_ref()).await?;
-    let src = source::Sources::open(cfg.resolved()?).await?;
+    let mut src = source::Sources::open(cfg.resolved()?).await?;
+    src.slice_keys = cfg.source_slice;
     let run_id = meta.start_run().await?;
     let ui = Ui { on: cfg.progress };
     tracing::info!(run_id, entities = src.resolved.plans.len(), absent = ?src.resolved.absent, "etl start");

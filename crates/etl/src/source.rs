@@ -110,6 +110,9 @@ pub struct Read {
 pub struct Sources {
     pub resolved: Resolved,
     dbs: HashMap<String, Db>,
+    /// Keys per statement when a whole table is read from MySQL/PostgreSQL by its integer key
+    /// (see [`slices`]); [`SLICE_KEYS`] unless the run says otherwise.
+    pub slice_keys: i64,
 }
 
 impl Sources {
@@ -129,7 +132,11 @@ impl Sources {
                 }
             }
         }
-        Ok(Sources { resolved, dbs })
+        Ok(Sources {
+            resolved,
+            dbs,
+            slice_keys: SLICE_KEYS,
+        })
     }
 
     pub fn plan(&self, entity: &str) -> Option<&Plan> {
@@ -161,7 +168,7 @@ impl Sources {
                     table: plan.spec.name.into(),
                     reason: format!("source {} is not connected", plan.source),
                 })?;
-                stream_db(db, plan, watermark, limit, each).await
+                stream_db(db, plan, watermark, limit, self.slice_keys, each).await
             }
             SourceAt::Dir(dir) => stream_files(dir, plan, limit, each),
         }
@@ -293,13 +300,27 @@ fn read_expr(b: Backend, plan: &Plan, c: &str) -> String {
     }
 }
 
-/// The SELECT for one read and its bound watermark (if any).
+/// A slice of an integer key's range that one statement reads (see [`slices`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slice {
+    /// Rows whose key is NULL.
+    Null,
+    /// `lo <= key < hi`.
+    Between(i64, i64),
+    /// `lo <= key`: the last slice, open so rows added during the read are read as one
+    /// statement would.
+    From(i64),
+}
+
+/// The SELECT for one read and its bound values: the watermark (if any), then the slice's
+/// bounds (if any).
 fn select(
     b: Backend,
     plan: &Plan,
     watermark: Option<&str>,
     limit: Option<u64>,
-) -> (String, Option<Bound>) {
+    slice: Option<Slice>,
+) -> (String, Vec<c360_db::Value>) {
     let cols = mapped_columns(plan);
     let list: Vec<String> = cols
         .iter()
@@ -307,31 +328,33 @@ fn select(
         .map(|(i, c)| format!("{} AS c{i}", read_expr(b, plan, c)))
         .collect();
     let mut sql = format!("SELECT {} FROM {}", list.join(", "), from(b, plan));
-    let mut bound = None;
+    let mut binds: Vec<c360_db::Value> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
     if let (Some(inc), Some(wm)) = (&plan.incremental, watermark.filter(|w| !w.is_empty())) {
         let c = col_ref(b, plan, &inc.column);
         let numeric = inc.kind == IncKind::Id || inc.time_format.numeric();
-        let (op, v) = match inc.kind {
-            IncKind::Id => (">", wm),
-            IncKind::UpdatedAt => (">=", wm),
+        let op = match inc.kind {
+            IncKind::Id => ">",
+            IncKind::UpdatedAt => ">=",
         };
         let ph = b.ph(1);
-        let rhs = if numeric {
-            bound = wm.trim().parse::<i64>().ok().map(Bound::Int);
-            ph
+        if numeric {
+            // A watermark that is not a number was not written by this code: read everything.
+            if let Ok(i) = wm.trim().parse::<i64>() {
+                binds.push(i.into());
+                conds.push(format!("{c} {op} {ph}"));
+            }
         } else {
-            bound = Some(Bound::Text(v.to_string()));
-            match (b, &inc.time_format) {
+            let rhs = match (b, &inc.time_format) {
                 // A native timestamp compared with a bound text needs the type said.
-                (Backend::Postgres, TimeFormat::Datetime) if has_offset(v) => {
+                (Backend::Postgres, TimeFormat::Datetime) if has_offset(wm) => {
                     format!("CAST({ph} AS TIMESTAMPTZ)")
                 }
                 (Backend::Postgres, TimeFormat::Datetime) => format!("CAST({ph} AS TIMESTAMP)"),
                 _ => ph,
-            }
-        };
-        if bound.is_some() {
-            sql.push_str(&format!(" WHERE {c} {op} {rhs}"));
+            };
+            binds.push(wm.to_string().into());
+            conds.push(format!("{c} {op} {rhs}"));
         }
     }
     // Key order when the key is a column; else the order the incremental column gives.
@@ -339,13 +362,114 @@ fn select(
         .column(plan.spec.key)
         .map(str::to_string)
         .or_else(|| plan.incremental.as_ref().map(|i| i.column.clone()));
+    if let (Some(s), Some(k)) = (slice, plan.column(plan.spec.key)) {
+        let k = col_ref(b, plan, k);
+        match s {
+            Slice::Null => conds.push(format!("{k} IS NULL")),
+            Slice::From(lo) => {
+                binds.push(lo.into());
+                conds.push(format!("{k} >= {}", b.ph(binds.len())));
+            }
+            Slice::Between(lo, hi) => {
+                binds.push(lo.into());
+                binds.push(hi.into());
+                conds.push(format!(
+                    "{k} >= {} AND {k} < {}",
+                    b.ph(binds.len() - 1),
+                    b.ph(binds.len())
+                ));
+            }
+        }
+    }
+    if !conds.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+    }
     if let Some(k) = key_col {
         sql.push_str(&format!(" ORDER BY {}", col_ref(b, plan, &k)));
     }
     if let Some(n) = limit {
         sql.push_str(&format!(" LIMIT {n}"));
     }
-    (sql, bound)
+    (sql, binds)
+}
+
+/// Keys per slice of a whole-table read from MySQL/PostgreSQL (the default of
+/// `EtlConfig::source_slice`).
+pub const SLICE_KEYS: i64 = 1 << 20;
+/// At most this many slices, however wide the key range.
+const MAX_SLICES: i64 = 4096;
+/// Rows per block handed from a server read's task, and blocks it may run ahead.
+const BLOCK_ROWS: usize = 4096;
+const BLOCKS_AHEAD: usize = 8;
+
+/// How a read from MySQL/PostgreSQL is cut into statements: a whole-table read of a table
+/// whose key is an integer column becomes one statement per range of `SLICE_KEYS` keys (plus
+/// one for NULL keys, where the server's `ORDER BY` puts them), read one after the other on
+/// their own connections, the next one started while the one before is handed over. No
+/// statement then holds a server's snapshot or result buffers for the whole table, and the
+/// rows come in the same order as from one statement. Incremental reads, limited reads, queries
+/// and text keys stay one statement (`[None]`).
+async fn slices(
+    db: &Db,
+    plan: &Plan,
+    watermark: Option<&str>,
+    limit: Option<u64>,
+    slice_keys: i64,
+) -> Result<Vec<Option<Slice>>> {
+    let one = vec![None];
+    let (Location::Table(_), Some(k), None) = (&plan.location, plan.column(plan.spec.key), limit)
+    else {
+        return Ok(one);
+    };
+    if watermark.is_some_and(|w| !w.is_empty()) {
+        return Ok(one);
+    }
+    let k = col_ref(db.backend, plan, k);
+    let sql = format!(
+        "SELECT MIN({k}) AS lo, MAX({k}) AS hi FROM {}",
+        from(db.backend, plan)
+    );
+    let rows = db.fetch_all(&sql).await.map_err(src_err(plan))?;
+    let int = |i: usize| match rows
+        .first()
+        .and_then(|r| r.values.get(i))
+        .map(|v| raw_of(&v.kind))
+    {
+        Some(Raw::Int(x)) => Some(x),
+        _ => None,
+    };
+    let (Some(lo), Some(hi)) = (int(0), int(1)) else {
+        // Empty, or a key the server does not hold as an integer: one statement.
+        return Ok(one);
+    };
+    let width = i128::from(hi) - i128::from(lo) + 1;
+    // Both positive (signed `div_ceil` is not stable).
+    let ceil = |a: i128, b: i128| (a + b - 1) / b;
+    let span = i128::from(slice_keys.max(1)).max(ceil(width, i128::from(MAX_SLICES)));
+    let n = ceil(width, span);
+    if n <= 1 {
+        return Ok(one);
+    }
+    let mut out = Vec::with_capacity(n as usize + 1);
+    // MySQL sorts NULL first, PostgreSQL last.
+    if db.backend == Backend::MySql {
+        out.push(Some(Slice::Null));
+    }
+    for i in 0..n {
+        let a = (i128::from(lo) + i * span) as i64;
+        if i + 1 == n {
+            out.push(Some(Slice::From(a)));
+        } else {
+            out.push(Some(Slice::Between(
+                a,
+                (i128::from(lo) + (i + 1) * span) as i64,
+            )));
+        }
+    }
+    if db.backend == Backend::Postgres {
+        out.push(Some(Slice::Null));
+    }
+    Ok(out)
 }
 
 fn has_offset(v: &str) -> bool {
@@ -353,11 +477,6 @@ fn has_offset(v: &str) -> bool {
     t.ends_with('Z')
         || t.get(19..)
             .is_some_and(|tail| tail.contains('+') || tail.contains('-'))
-}
-
-enum Bound {
-    Int(i64),
-    Text(String),
 }
 
 fn raw_of(v: &AnyValueKind) -> Raw<'_> {
@@ -427,25 +546,58 @@ async fn stream_db(
     plan: &Plan,
     watermark: Option<&str>,
     limit: Option<u64>,
+    slice_keys: i64,
     mut each: impl FnMut(&Row),
 ) -> Result<Read> {
-    let (sql, bound) = select(db.backend, plan, watermark, limit);
-    if db.backend == Backend::Sqlite && c360_db::bulk::sqlite_file(&db.url).is_some() {
-        return stream_sqlite(db, plan, &sql, bound, each);
+    if db.backend == Backend::Sqlite {
+        let (sql, binds) = select(db.backend, plan, watermark, limit, None);
+        if c360_db::bulk::sqlite_file(&db.url).is_some() {
+            return stream_sqlite(db, plan, &sql, &binds, each);
+        }
+        // An in-memory SQLite database (tests): through the pool that holds it.
+        let mut rows = Decode::new(plan);
+        let mut q = c360_db::query(sql);
+        for v in binds {
+            q = match v {
+                c360_db::Value::I(i) => q.bind(i),
+                c360_db::Value::S(t) => q.bind(t),
+                _ => q,
+            };
+        }
+        let mut s = q.fetch(&db.pool);
+        while let Some(r) = s.try_next().await.map_err(|e| EtlError::Source {
+            table: format!("{} ({})", plan.spec.name, plan.place()),
+            reason: e.to_string(),
+        })? {
+            each(rows.next(|i| r.values.get(i).map(|v| raw_of(&v.kind))));
+        }
+        return Ok(rows.read());
     }
-    let q = c360_db::query(sql);
-    let q = match bound {
-        Some(Bound::Int(i)) => q.bind(i),
-        Some(Bound::Text(t)) => q.bind(t),
-        None => q,
+    // MySQL/MariaDB and PostgreSQL: their own drivers, slice after slice, each read on a task
+    // of its own while the rows before it are handed over.
+    let slices = slices(db, plan, watermark, limit, slice_keys).await?;
+    let start = |s: Option<Slice>| {
+        let (sql, binds) = select(db.backend, plan, watermark, limit, s);
+        c360_db::server::read_text(&db.url, sql, binds, BLOCK_ROWS, BLOCKS_AHEAD)
+            .map_err(src_err(plan))
     };
     let mut rows = Decode::new(plan);
-    let mut s = q.fetch(&db.pool);
-    while let Some(r) = s.try_next().await.map_err(|e| EtlError::Source {
-        table: format!("{} ({})", plan.spec.name, plan.place()),
-        reason: e.to_string(),
-    })? {
-        each(rows.next(|i| r.values.get(i).map(|v| raw_of(&v.kind))));
+    let mut next = slices.first().map(|s| start(*s)).transpose()?;
+    let mut k = 0;
+    while let Some(mut cur) = next.take() {
+        k += 1;
+        next = slices.get(k).map(|s| start(*s)).transpose()?;
+        while let Some(block) = cur.next().await.map_err(src_err(plan))? {
+            for r in 0..block.rows() {
+                each(rows.next(|i| {
+                    (i < block.cols()).then(|| {
+                        block
+                            .get(r, i)
+                            .map_or(Raw::Null, |b| Raw::Text(String::from_utf8_lossy(b)))
+                    })
+                }));
+            }
+        }
     }
     Ok(rows.read())
 }
@@ -531,16 +683,11 @@ fn stream_sqlite(
     db: &Db,
     plan: &Plan,
     sql: &str,
-    bound: Option<Bound>,
+    binds: &[c360_db::Value],
     mut each: impl FnMut(&Row),
 ) -> Result<Read> {
-    let binds: Vec<c360_db::Value> = match bound {
-        Some(Bound::Int(i)) => vec![i.into()],
-        Some(Bound::Text(t)) => vec![t.into()],
-        None => Vec::new(),
-    };
     let mut rows = Decode::new(plan);
-    c360_db::bulk::sqlite_each(&db.url, sql, &binds, |vals| {
+    c360_db::bulk::sqlite_each(&db.url, sql, binds, |vals| {
         each(rows.next(|i| vals.get(i).map(raw_of_val)));
     })
     .map_err(src_err(plan))?;
@@ -1030,18 +1177,43 @@ mod tests {
         let c = crate::contract::Contract::simulator().with_urls("pos.db", "wx.db");
         let r = c.resolve().unwrap();
         let p = r.plan("orders").unwrap();
-        let (sql, b) = select(Backend::MySql, p, Some("2025-01-01 00:00:00"), None);
+        let (sql, b) = select(Backend::MySql, p, Some("2025-01-01 00:00:00"), None, None);
         assert!(sql.contains("CAST(`order_time` AS CHAR)"), "{sql}");
         assert!(sql.contains("WHERE `updated_at` >= ?"), "{sql}");
         assert!(sql.ends_with("ORDER BY `order_id`"), "{sql}");
-        assert!(matches!(b, Some(Bound::Text(_))));
+        assert!(matches!(b.as_slice(), [c360_db::Value::S(_)]));
         let p = r.plan("events").unwrap();
-        let (sql, b) = select(Backend::Postgres, p, Some("41"), Some(3));
+        let (sql, b) = select(Backend::Postgres, p, Some("41"), Some(3), None);
         assert!(sql.contains("WHERE \"event_id\" > $1"), "{sql}");
         assert!(sql.ends_with("LIMIT 3"), "{sql}");
-        assert!(matches!(b, Some(Bound::Int(41))));
+        assert!(matches!(b.as_slice(), [c360_db::Value::I(41)]));
+        // A slice of the key range: its bounds bound after the watermark's.
+        let (sql, b) = select(
+            Backend::Postgres,
+            p,
+            Some("41"),
+            None,
+            Some(Slice::Between(7, 9)),
+        );
+        assert!(
+            sql.contains(
+                "WHERE \"event_id\" > $1 AND \"event_id\" >= $2 AND \"event_id\" < $3 ORDER BY"
+            ),
+            "{sql}"
+        );
+        assert!(matches!(
+            b.as_slice(),
+            [
+                c360_db::Value::I(41),
+                c360_db::Value::I(7),
+                c360_db::Value::I(9)
+            ]
+        ));
+        let (sql, b) = select(Backend::MySql, p, None, None, Some(Slice::Null));
+        assert!(sql.contains("WHERE `event_id` IS NULL ORDER BY"), "{sql}");
+        assert!(b.is_empty());
         let p = r.plan("group_orders").unwrap();
-        let (sql, _) = select(Backend::Sqlite, p, None, None);
+        let (sql, _) = select(Backend::Sqlite, p, None, None, None);
         assert!(sql.contains(") src ORDER BY src.`row_id`"), "{sql}");
     }
 

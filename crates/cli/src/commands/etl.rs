@@ -20,6 +20,12 @@ pub fn etl_config(s: &Settings) -> Result<c360_etl::EtlConfig> {
         })?,
         progress: !s.quiet,
         fail_at: std::env::var("C360_FAIL_AT").ok(),
+        source_slice: match std::env::var("C360_SOURCE_SLICE") {
+            Ok(v) => v.parse::<i64>().ok().filter(|n| *n > 0).with_context(|| {
+                format!("C360_SOURCE_SLICE must be a positive number of keys, not {v:?}")
+            })?,
+            Err(_) => c360_etl::source::SLICE_KEYS,
+        },
         ..Default::default()
     })
 }

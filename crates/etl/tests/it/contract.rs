@@ -139,6 +139,8 @@ async fn same_warehouse(server: &str, tag: &str) {
     b.wx_url = wx_url.clone();
     b.contract = Some(chain_contract());
     b.salt = a.salt.clone();
+    // Tables keyed by integers read in slices of 700 keys; members (keyed by card) whole.
+    b.source_slice = 700;
     let rb = run(&b).await;
     assert!(rb.steps.iter().any(|s| s.name == "orders" && s.loaded > 0));
 
