@@ -996,6 +996,9 @@ pub fn yuan_to_fen(s: &str) -> Result<i64, String> {
 /// exact; without, it is wall time in `zone`.
 fn parse_datetime(t: &str, zone: chrono_tz::Tz) -> Result<NaiveDateTime, String> {
     let t = t.trim();
+    if let Some(n) = plain_datetime(t) {
+        return local(n, zone);
+    }
     let bad = || {
         format!(
             "not a date-time: {:?}",
@@ -1026,6 +1029,32 @@ fn parse_datetime(t: &str, zone: chrono_tz::Tz) -> Result<NaiveDateTime, String>
         })
         .map_err(|_| bad())?;
     local(naive, zone)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (or with a `T`), the form nearly every source writes, read without
+/// chrono's pattern interpreter (which the caller tries four times over otherwise). None for
+/// any other form or an impossible date, which the patterns then read or refuse.
+fn plain_datetime(t: &str) -> Option<NaiveDateTime> {
+    let b = t.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b' ' && b[10] != b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |a, &c| {
+            c.is_ascii_digit().then(|| a * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?.and_hms_opt(
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    )
 }
 
 /// Wall time in `zone` as Asia/Shanghai wall time.
@@ -1257,6 +1286,47 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path reads exactly what chrono's pattern reads, and nothing it refuses.
+    #[test]
+    fn plain_datetimes_read_as_the_pattern_reads_them() {
+        for t in [
+            "2025-01-31 23:59:59",
+            "2024-02-29 00:00:00",
+            "2025-02-29 10:00:00",
+            "2025-13-01 10:00:00",
+            "2025-04-31 10:00:00",
+            "2025-01-01 24:00:00",
+            "2025-01-01 10:60:00",
+            "2025-06-30 23:59:60",
+            "2025-01-01T08:30:00",
+            "2025-1-01 10:00:000",
+            "2025-01-01 10:00:0x",
+            "+025-01-01 10:00:00",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2025-01-01 10:00:00Z",
+        ] {
+            let pattern = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+                .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
+                .ok();
+            match plain_datetime(t) {
+                Some(n) => assert_eq!(Some(n), pattern, "{t}"),
+                // Left to the patterns: only forms the fast path does not claim.
+                None => assert!(
+                    pattern.is_none() || t.len() != 19 || t.ends_with(":60"),
+                    "{t} read by the pattern as {pattern:?}"
+                ),
+            }
+            // Whatever path reads it, the whole parse agrees with the slow one.
+            let slow = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f"))
+                .ok();
+            if slow.is_some() {
+                assert_eq!(parse_datetime(t, SHANGHAI).ok(), slow, "{t}");
+            }
+        }
+    }
 
     fn field(kind: Kind) -> FieldPlan {
         FieldPlan {

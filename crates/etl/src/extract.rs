@@ -4,6 +4,7 @@
 //! absent is skipped (what the warehouse already holds of it stays).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use c360_db::Value;
@@ -57,17 +58,18 @@ impl Quarantine {
     pub fn len(&self) -> usize {
         self.rows.len()
     }
-    /// The checked row, or `None` with the refusal quarantined against `table`'s `row_id`.
+    /// The checked row, or `None` with the refusal quarantined against `table`'s `row_id`
+    /// (named only then: most rows pass).
     pub fn passed<T>(
         &mut self,
         table: &str,
-        row_id: impl ToString,
+        row_id: impl FnOnce() -> String,
         checked: std::result::Result<T, crate::rows::Refusal>,
     ) -> Option<T> {
         match checked {
             Ok(c) => Some(c),
             Err((field, reason)) => {
-                self.add(table, row_id, field, reason, None);
+                self.add(table, row_id(), field, reason, None);
                 None
             }
         }
@@ -175,9 +177,25 @@ pub fn row_id(plan: &Plan, r: &Row) -> String {
     }
 }
 
+/// `YYYY-MM` of a moment (the month partition), without chrono's pattern interpreter.
+fn month_of_time(t: impl chrono::Datelike) -> String {
+    format!("{:04}-{:02}", t.year(), t.month())
+}
+
 fn date32(d: NaiveDate) -> i32 {
     // Arrow's Date32 is days since the epoch; every date c360 handles is in 1900..2200.
     c360_model::Day::of(d).0 as i32
+}
+
+/// A text column builder sized for a chunk of `CHUNK` rows of about `bytes` bytes each (so a
+/// chunk is not built by repeated doubling and copying).
+fn text(bytes: usize) -> StringBuilder {
+    StringBuilder::with_capacity(CHUNK, CHUNK * bytes)
+}
+
+/// An integer column builder sized for a chunk.
+fn ints() -> Int64Builder {
+    Int64Builder::with_capacity(CHUNK)
 }
 
 fn tsb() -> TimestampMicrosecondBuilder {
@@ -811,22 +829,22 @@ struct OrderCols {
 impl OrderCols {
     fn new() -> Self {
         OrderCols {
-            key: StringBuilder::new(),
-            source: StringBuilder::new(),
-            sid: Int64Builder::new(),
-            no: StringBuilder::new(),
-            store: Int64Builder::new(),
-            cust: StringBuilder::new(),
-            time: tsb(),
-            month: StringBuilder::new(),
-            total: Int64Builder::new(),
-            disc: Int64Builder::new(),
-            channel: StringBuilder::new(),
-            pay: StringBuilder::new(),
-            status: StringBuilder::new(),
-            coupon: StringBuilder::new(),
-            daypart: StringBuilder::new(),
-            holiday: StringBuilder::new(),
+            key: text(16),
+            source: text(2),
+            sid: ints(),
+            no: text(20),
+            store: ints(),
+            cust: text(12),
+            time: TimestampMicrosecondBuilder::with_capacity(CHUNK).with_timezone("+08:00"),
+            month: text(7),
+            total: ints(),
+            disc: ints(),
+            channel: text(8),
+            pay: text(10),
+            status: text(8),
+            coupon: text(2),
+            daypart: text(9),
+            holiday: text(2),
             rows: 0,
         }
     }
@@ -1022,7 +1040,7 @@ pub async fn orders(
                 total_fen: total,
             }) = q.passed(
                 s.orders,
-                row_id(plan, r),
+                || row_id(plan, r),
                 crate::rows::check_order(&raw, ctx.stores.as_ref()),
             )
             else {
@@ -1041,10 +1059,11 @@ pub async fn orders(
             let cust = r
                 .key(s.cust_field)
                 .map(|c| format!("{}:{c}", s.cust_prefix));
-            let month = t.format("%Y-%m").to_string();
+            let month = month_of_time(t);
             month_of.insert(oid, &month);
             let coupon = r.some_text(O::COUPON_CODE).or_else(|| coupons.remove(&oid));
-            cols.key.append_value(format!("{}:{oid}", s.prefix));
+            let _ = write!(cols.key, "{}:{oid}", s.prefix);
+            cols.key.append_value("");
             cols.source.append_value(s.source);
             cols.sid.append_value(oid);
             cols.no.append_value(&no);
@@ -1184,19 +1203,22 @@ struct ItemCols {
 impl ItemCols {
     fn new() -> Self {
         ItemCols {
-            key: StringBuilder::new(),
-            okey: StringBuilder::new(),
-            prod: Int64Builder::new(),
-            qty: Int64Builder::new(),
-            price: Int64Builder::new(),
-            amount: Int64Builder::new(),
-            month: StringBuilder::new(),
+            key: text(16),
+            okey: text(16),
+            prod: ints(),
+            qty: ints(),
+            price: ints(),
+            amount: ints(),
+            month: text(16),
             rows: 0,
         }
     }
     fn append(&mut self, prefix: &str, it: &Item, month: &str) {
-        self.key.append_value(format!("{prefix}:{}", it.id));
-        self.okey.append_value(format!("{prefix}:{}", it.order));
+        // Written into the builders' buffers, not through a String per key.
+        let _ = write!(self.key, "{prefix}:{}", it.id);
+        self.key.append_value("");
+        let _ = write!(self.okey, "{prefix}:{}", it.order);
+        self.okey.append_value("");
         self.prod.append_value(it.product);
         self.qty.append_value(it.qty);
         self.price.append_value(it.price);
@@ -1271,7 +1293,7 @@ async fn load_items(
             price,
         }) = q.passed(
             s.items,
-            row_id(plan, r),
+            || row_id(plan, r),
             crate::rows::check_item(&raw, ctx.products.as_ref()),
         )
         else {
@@ -1420,7 +1442,7 @@ impl Tracks {
         self.dev.append_option(device);
         self.lat.append_option(lat);
         self.lon.append_option(lon);
-        self.month.append_value(t.format("%Y-%m").to_string());
+        self.month.append_value(month_of_time(t));
     }
 
     fn finish(mut self) -> Result<RecordBatch> {
@@ -1706,7 +1728,7 @@ async fn reviews(
         content.append_option(text.map(|c| scrub_text(&c)));
         at.append_value(ts_micros(t));
         sent.append_null();
-        month.append_value(t.format("%Y-%m").to_string());
+        month.append_value(month_of_time(t));
         loaded += 1;
     })
     .await?;
@@ -1764,7 +1786,7 @@ async fn shares(
         page.append_option(r.text(H::PAGE));
         camp.append_option(r.text(H::CAMPAIGN));
         at.append_value(ts_micros(t));
-        month.append_value(t.format("%Y-%m").to_string());
+        month.append_value(month_of_time(t));
         loaded += 1;
     })
     .await?;
@@ -1847,7 +1869,7 @@ async fn tickets(
         msg.append_option(r.text(T::MESSAGE).map(|m| scrub_text(&m)));
         status.append_value(st);
         cause.append_option(cz);
-        month.append_value(t.format("%Y-%m").to_string());
+        month.append_value(month_of_time(t));
         loaded += 1;
     })
     .await?;
@@ -1908,7 +1930,7 @@ async fn ties(
             other.append_option(r.key(G::OWNER_ID).map(|u| format!("U:{u}")));
             refid.append_option(r.text(G::GROUP_ID));
             at.append_value(ts_micros(t));
-            month.append_value(t.format("%Y-%m").to_string());
+            month.append_value(month_of_time(t));
             loaded += 1;
         })
         .await?;
@@ -1941,7 +1963,7 @@ async fn ties(
             other.append_value(format!("U:{whom}"));
             refid.append_option(r.int(B::ORDER_ID).map(|o| format!("W:{o}")));
             at.append_value(ts_micros(t));
-            month.append_value(t.format("%Y-%m").to_string());
+            month.append_value(month_of_time(t));
             loaded += 1;
         })
         .await?;

@@ -307,10 +307,23 @@ const HOLIDAYS: &[(&str, &str, &str)] = &[
 
 /// The holiday a date falls in, if any (Chinese name).
 pub fn holiday(d: NaiveDate) -> Option<&'static str> {
-    let s = d.format("%Y-%m-%d").to_string();
-    HOLIDAYS
+    // The table's dates as yyyymmdd numbers, once (this runs for every order the ETL reads).
+    static SPANS: std::sync::OnceLock<Vec<(u32, u32, &'static str)>> = std::sync::OnceLock::new();
+    let ymd = |s: &str| -> u32 {
+        s.bytes()
+            .filter(u8::is_ascii_digit)
+            .fold(0, |a, c| a * 10 + u32::from(c - b'0'))
+    };
+    let spans = SPANS.get_or_init(|| {
+        HOLIDAYS
+            .iter()
+            .map(|(a, b, n)| (ymd(a), ymd(b), *n))
+            .collect()
+    });
+    let key = d.year().max(0) as u32 * 10_000 + d.month() * 100 + d.day();
+    spans
         .iter()
-        .find(|(a, b, _)| s.as_str() >= *a && s.as_str() <= *b)
+        .find(|(a, b, _)| key >= *a && key <= *b)
         .map(|(_, _, n)| *n)
 }
 
@@ -380,6 +393,24 @@ mod tests {
         // Beijing is UTC+8: midnight local is 16:00 UTC the day before.
         let m = parse_ts("2025-01-02 00:00:00").unwrap();
         assert_eq!(ts_micros(m), 1_735_747_200_000_000);
+    }
+
+    /// Every day from 2022 to 2027 falls in the holiday the table's date strings say.
+    #[test]
+    fn holidays_match_their_date_strings_every_day() {
+        let mut d = NaiveDate::from_ymd_opt(2022, 12, 1).unwrap();
+        let mut seen = 0;
+        while d.year() < 2028 {
+            let s = d.format("%Y-%m-%d").to_string();
+            let want = HOLIDAYS
+                .iter()
+                .find(|(a, b, _)| s.as_str() >= *a && s.as_str() <= *b)
+                .map(|(_, _, n)| *n);
+            assert_eq!(holiday(d), want, "{s}");
+            seen += usize::from(want.is_some());
+            d = d.succ_opt().unwrap();
+        }
+        assert!(seen > 100, "{seen}");
     }
 }
 

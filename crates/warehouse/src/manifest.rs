@@ -367,7 +367,8 @@ impl Txn {
         let name = format!("v{}-{}.parquet", self.next.version, self.seq);
         let path = dir.join(&name);
         let file = File::create(&path).map_err(io(&path))?;
-        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_props()?))?;
+        let key = tables::def(table).map(|d| d.key);
+        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_props(key)?))?;
         let mut rows = 0u64;
         for b in batches {
             rows += b.num_rows() as u64;
@@ -607,11 +608,20 @@ pub fn str_col<'a>(b: &'a RecordBatch, name: &str) -> &'a StringArray {
 }
 
 /// How every warehouse Parquet file is written.
-pub(crate) fn writer_props() -> Result<WriterProperties> {
-    Ok(WriterProperties::builder()
+/// How table files are written. `key`: the table's unique key column, written without a
+/// dictionary (every value differs, so the writer would hash each one into a dictionary only to
+/// give it up past the dictionary page limit).
+pub(crate) fn writer_props(key: Option<&str>) -> Result<WriterProperties> {
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_max_row_group_row_count(Some(256 * 1024))
-        .build())
+        .set_max_row_group_row_count(Some(256 * 1024));
+    if let Some(k) = key.filter(|k| !k.is_empty()) {
+        b = b.set_column_dictionary_enabled(
+            datafusion::parquet::schema::types::ColumnPath::from(k),
+            false,
+        );
+    }
+    Ok(b.build())
 }
 
 /// Builds a batch from columns in schema order.

@@ -2,7 +2,10 @@
 //! one partition's deletions, not by the input (issue 15: the ETL at any size).
 //!
 //! Rows are pushed in batches of any size. Each partition's rows are buffered and written as a
-//! Parquet file of the staged version whenever the buffers pass [`BUFFER_BYTES`]; every row's key
+//! Parquet file of the staged version whenever the buffers pass [`BUFFER_BYTES`], or once the
+//! partition has had no rows for two pushes and holds [`IDLE_FLUSH_BYTES`] (sources read in key
+//! order fill months one after another). Files are encoded and compressed on a writer thread of
+//! the upsert's own, one file at a time in order, while the caller reads on; every row's key
 //! goes into a ledger as a 128-bit fingerprint with the row's push order. At the end the ledger
 //! finds the keys that occur more than once: among the new rows (the last one pushed wins) and
 //! between new and existing rows (the new one wins, in whatever partition: an order whose time
@@ -37,6 +40,8 @@ use crate::tables::TableDef;
 
 /// Buffered new rows (Arrow memory, all partitions) before the largest buffer is written out.
 pub const BUFFER_BYTES: usize = 256 << 20;
+/// A partition that got no rows in the last two pushes is written out once it holds this much.
+pub const IDLE_FLUSH_BYTES: usize = 4 << 20;
 /// A partition with more files than this after an upsert is rewritten into one.
 pub const MAX_FILES: usize = 24;
 /// Ledger entries sorted in memory before a run goes to disk (32 bytes each: 128 MiB).
@@ -98,6 +103,11 @@ struct Ledger {
 
 impl Ledger {
     fn add(&mut self, e: Entry) -> Result<()> {
+        if self.mem.capacity() == 0 {
+            // A run's room at once (address space; pages are touched as entries arrive), so
+            // the run is not built by doubling and copying.
+            self.mem.reserve_exact(self.cap.min(RUN_ENTRIES));
+        }
         self.mem.push(e);
         if self.mem.len() >= self.cap {
             self.spill()?;
@@ -232,9 +242,108 @@ pub struct Upsert {
     ledger: Ledger,
     /// Keys whose pushed rows are withdrawn ([`Upsert::retract`]).
     retracted: HashSet<u128>,
+    /// Of those, the keys withdrawn before any file was written: none of their rows reaches a
+    /// file (a flush leaves out every withdrawn key's rows), so the merge has nothing to remove.
+    clean: HashSet<u128>,
     seq: u64,
     nfile: u64,
     buffer_bytes: usize,
+    /// Pushes so far, and the push that last gave each buffered partition rows.
+    pushes: u64,
+    touched: HashMap<u32, u64>,
+    writer: Writer,
+}
+
+/// One file for the writer thread: a partition's buffered rows, less the withdrawn keys'.
+struct Job {
+    part: u32,
+    path: PathBuf,
+    rel: String,
+    batches: Vec<RecordBatch>,
+    withdrawn: HashSet<u128>,
+}
+
+/// What the writer thread made of a job.
+type Done = (u32, PathBuf, Result<Option<FileEntry>>);
+
+/// The upsert's writer thread: jobs in, files out, in order. At most one job waits while one is
+/// written, so a caller faster than the encoder waits rather than buffering without bound.
+struct Writer {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    done: std::sync::mpsc::Receiver<Done>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pending: usize,
+}
+
+impl Writer {
+    fn start(schema: SchemaRef, def: &'static TableDef, key_col: usize) -> Result<Writer> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(1);
+        let (tx, done) = std::sync::mpsc::channel::<Done>();
+        let thread = std::thread::Builder::new()
+            .name(format!("upsert-{}", def.name))
+            .spawn(move || {
+                for j in rx {
+                    let r = write_file(&j.path, &j.rel, &schema, def, |w| {
+                        write_batches(w, &j.batches, &j.withdrawn, key_col)
+                    });
+                    if tx.send((j.part, j.path, r)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| WhError::Io {
+                path: "upsert writer thread".into(),
+                source: e,
+            })?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            pending: 0,
+        })
+    }
+
+    fn send(&mut self, j: Job) -> Result<()> {
+        let jobs = self.jobs.as_ref().expect("the writer runs until the merge");
+        if jobs.send(j).is_err() {
+            // The thread ended: it panicked. Its files are orphans the collector removes.
+            return Err(WhError::Io {
+                path: "upsert writer thread".into(),
+                source: std::io::Error::other("the writer thread stopped"),
+            });
+        }
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Files written so far (all of them, in order, when `wait`).
+    fn collect(&mut self, wait: bool) -> Vec<Done> {
+        let mut out = Vec::new();
+        while self.pending > 0 {
+            let d = if wait {
+                match self.done.recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                }
+            } else {
+                match self.done.try_recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                }
+            };
+            self.pending -= 1;
+            out.push(d);
+        }
+        out
+    }
+
+    /// Ends the thread once its jobs are written.
+    fn stop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Upsert {
@@ -258,7 +367,7 @@ impl Upsert {
         fs::create_dir_all(&scratch).map_err(io(&scratch))?;
         Ok(Upsert {
             def,
-            schema,
+            schema: schema.clone(),
             root: root.to_path_buf(),
             stem: format!("v{version}-u{stream}"),
             ledger: Ledger {
@@ -271,6 +380,7 @@ impl Upsert {
             part_col,
             key_col,
             retracted: HashSet::new(),
+            clean: HashSet::new(),
             parts: BTreeMap::new(),
             buf: BTreeMap::new(),
             buffered: 0,
@@ -279,6 +389,9 @@ impl Upsert {
             seq: 0,
             nfile: 0,
             buffer_bytes: BUFFER_BYTES,
+            pushes: 0,
+            touched: HashMap::new(),
+            writer: Writer::start(schema, def, key_col)?,
         })
     }
 
@@ -299,7 +412,11 @@ impl Upsert {
     /// it held under that key. For rows found wrong only after they were pushed (a duplicate
     /// order number found once all orders are read).
     pub fn retract(&mut self, key: &str) {
-        self.retracted.insert(fingerprint(key));
+        let fp = fingerprint(key);
+        self.retracted.insert(fp);
+        if self.nfile == 0 {
+            self.clean.insert(fp);
+        }
     }
 
     /// Takes new rows (in the table's schema). Within one upsert, the last row pushed with a
@@ -311,36 +428,65 @@ impl Upsert {
         let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())?;
         let parts = as_str(&b, self.part_col)?;
         let keys = as_str(&b, self.key_col)?;
-        // Rows by partition, in order.
-        let mut rows_of: BTreeMap<u32, Vec<bool>> = BTreeMap::new();
+        // Rows by partition, as runs of consecutive rows (sources read in key order mostly
+        // give each partition one run per batch: a slice, not a copy).
         let n = b.num_rows();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             let p = if parts.is_null(i) { "" } else { parts.value(i) };
-            let id = self.part_id(p);
-            ids.push(id);
-            rows_of.entry(id).or_insert_with(|| vec![false; n])[i] = true;
+            ids.push(self.part_id(p));
         }
-        for (i, part) in ids.into_iter().enumerate() {
+        for (i, part) in ids.iter().enumerate() {
             self.seq += 1;
             let k = if keys.is_null(i) { "" } else { keys.value(i) };
             self.ledger.add(Entry {
                 fp: fingerprint(k),
                 seq: self.seq,
-                part: part as u64,
+                part: u64::from(*part),
             })?;
         }
-        for (part, mask) in rows_of {
-            let sel = if mask.iter().all(|m| *m) {
-                b.clone()
-            } else {
-                filter_record_batch(&b, &BooleanArray::from(mask))?
+        let mut runs: BTreeMap<u32, Vec<(usize, usize)>> = BTreeMap::new();
+        let mut start = 0;
+        for i in 1..=n {
+            if i == n || ids[i] != ids[start] {
+                runs.entry(ids[start]).or_default().push((start, i - start));
+                start = i;
+            }
+        }
+        let whole = b.get_array_memory_size();
+        for (part, rs) in runs {
+            let (sel, rows) = match rs.as_slice() {
+                [(at, len)] => (b.slice(*at, *len), *len),
+                _ => {
+                    let mut mask = vec![false; n];
+                    for (at, len) in &rs {
+                        mask[*at..at + len].fill(true);
+                    }
+                    let sel = filter_record_batch(&b, &BooleanArray::from(mask))?;
+                    let rows = sel.num_rows();
+                    (sel, rows)
+                }
             };
-            let size = sel.get_array_memory_size();
+            // A slice shares its batch's buffers: counted by its share of the rows.
+            let size = whole * rows / n;
             let e = self.buf.entry(part).or_insert((Vec::new(), 0));
             e.0.push(sel);
             e.1 += size;
             self.buffered += size;
+            self.touched.insert(part, self.pushes);
+        }
+        self.pushes += 1;
+        let idle: Vec<u32> = self
+            .buf
+            .iter()
+            .filter(|(p, (_, size))| {
+                *size >= IDLE_FLUSH_BYTES
+                    && self.touched.get(p).is_some_and(|t| t + 2 < self.pushes)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in idle {
+            self.flush_part(p)?;
         }
         while self.buffered > self.buffer_bytes {
             let Some((&largest, _)) = self.buf.iter().max_by_key(|(_, (_, s))| *s) else {
@@ -358,18 +504,34 @@ impl Upsert {
         self.buffered -= size;
         let name = self.part_name(part).to_string();
         self.nfile += 1;
-        let entry = self.write(&name, &format!("{}-{}", self.stem, self.nfile), |w| {
-            let mut rows = 0u64;
-            for b in &batches {
-                rows += b.num_rows() as u64;
-                w.write(b)?;
-            }
-            Ok(rows)
+        let (path, rel) = self.file_path(&name, &format!("{}-{}", self.stem, self.nfile))?;
+        self.writer.send(Job {
+            part,
+            path,
+            rel,
+            batches,
+            withdrawn: self.retracted.clone(),
         })?;
-        if let Some(e) = entry {
-            self.files.entry(part).or_default().push(e);
+        let done = self.writer.collect(false);
+        self.record(done)
+    }
+
+    /// Takes the writer thread's finished files into the upsert's lists.
+    fn record(&mut self, done: Vec<Done>) -> Result<()> {
+        let mut first_err = None;
+        for (part, path, r) in done {
+            match r {
+                Ok(Some(e)) => {
+                    self.files.entry(part).or_default().push(e);
+                    self.written.push(path);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     fn part_name(&self, part: u32) -> &str {
@@ -380,14 +542,9 @@ impl Upsert {
             .unwrap_or("")
     }
 
-    /// Writes one Parquet file into partition `part` through `fill`; None when it got no rows
-    /// (the file is removed).
-    fn write(
-        &mut self,
-        part: &str,
-        stem: &str,
-        fill: impl FnOnce(&mut ArrowWriter<File>) -> Result<u64>,
-    ) -> Result<Option<FileEntry>> {
+    /// Where a new file of partition `part` goes (its directory made): its path, and the path
+    /// relative to the warehouse root the manifest records.
+    fn file_path(&self, part: &str, stem: &str) -> Result<(PathBuf, String)> {
         let dir = if part.is_empty() {
             self.root.join(self.def.name)
         } else {
@@ -395,32 +552,59 @@ impl Upsert {
         };
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{stem}.parquet"));
-        let file = File::create(&path).map_err(io(&path))?;
-        let mut w = ArrowWriter::try_new(file, self.schema.clone(), Some(writer_props()?))?;
-        let rows = fill(&mut w)?;
-        let file = w.into_inner()?;
-        if rows == 0 {
-            drop(file);
-            fs::remove_file(&path).map_err(io(&path))?;
-            return Ok(None);
-        }
-        file.sync_all().map_err(io(&path))?;
-        self.written.push(path.clone());
         let rel = path
             .strip_prefix(&self.root)
             .expect("data files are written under the warehouse root")
             .to_string_lossy()
             .replace('\\', "/");
-        Ok(Some(FileEntry { path: rel, rows }))
+        Ok((path, rel))
+    }
+
+    /// Writes one Parquet file into partition `part` through `fill`, on this thread; None when
+    /// it got no rows (the file is removed).
+    fn write(
+        &mut self,
+        part: &str,
+        stem: &str,
+        fill: impl FnOnce(&mut ArrowWriter<File>) -> Result<u64>,
+    ) -> Result<Option<FileEntry>> {
+        let (path, rel) = self.file_path(part, stem)?;
+        let e = write_file(&path, &rel, &self.schema, self.def, fill)?;
+        if e.is_some() {
+            self.written.push(path);
+        }
+        Ok(e)
     }
 
     /// Merges the pushed rows into `existing` (the staged table's partitions): the new table
     /// state's partitions, and how many new rows it holds.
     pub(crate) fn merge(mut self, existing: BTreeMap<String, Vec<FileEntry>>) -> Result<Merged> {
+        // What is still buffered: every other partition to the writer thread, the rest written
+        // here meanwhile (two cores, two encoders). A partition's file written here is recorded
+        // after the thread's, so each partition's files stay in push order.
         let parts: Vec<u32> = self.buf.keys().copied().collect();
-        for p in parts {
-            self.flush_part(p)?;
+        let mut here = Vec::new();
+        for (i, p) in parts.into_iter().enumerate() {
+            if i % 2 == 0 {
+                self.flush_part(p)?;
+                continue;
+            }
+            let Some((batches, size)) = self.buf.remove(&p) else {
+                continue;
+            };
+            self.buffered -= size;
+            let name = self.part_name(p).to_string();
+            self.nfile += 1;
+            let (path, rel) = self.file_path(&name, &format!("{}-{}", self.stem, self.nfile))?;
+            let r = write_file(&path, &rel, &self.schema, self.def, |w| {
+                write_batches(w, &batches, &self.retracted, self.key_col)
+            });
+            here.push((p, path, r));
         }
+        let done = self.writer.collect(true);
+        self.writer.stop();
+        self.record(done)?;
+        self.record(here)?;
         let existing_ids: Vec<(u32, Vec<FileEntry>)> = existing
             .into_iter()
             .map(|(name, files)| (self.part_id(&name), files))
@@ -440,7 +624,8 @@ impl Upsert {
                 cap: 1,
             },
         );
-        if ledger.in_memory() {
+        let any_existing = existing_ids.iter().any(|(_, f)| !f.is_empty());
+        if ledger.in_memory() && any_existing {
             // Existing keys are probed against the new ones, not sorted with them.
             let new_fps: HashSet<u128> = ledger
                 .mem
@@ -461,7 +646,7 @@ impl Upsert {
                     }
                 }
             }
-        } else {
+        } else if !ledger.in_memory() {
             for (part, files) in &existing_ids {
                 for f in files {
                     each_key(&root.join(&f.path), key, |k| {
@@ -477,7 +662,13 @@ impl Upsert {
         // Groups of equal fingerprints, in push order: all but the last are superseded.
         let mut group: Vec<Entry> = Vec::new();
         let retracted = &self.retracted;
+        let clean = &self.clean;
         let close = |group: &mut Vec<Entry>, dead: &mut Dead| -> Result<()> {
+            if group.first().is_some_and(|e| clean.contains(&e.fp)) {
+                // Withdrawn before any of its rows reached a file: nothing to remove.
+                group.clear();
+                return Ok(());
+            }
             if group.first().is_some_and(|e| retracted.contains(&e.fp)) {
                 // Withdrawn: every new row goes, the existing ones stay.
                 let mut occ: HashMap<u32, u32> = HashMap::new();
@@ -555,7 +746,9 @@ impl Upsert {
                             old_fps.contains(&fp)
                         })?;
                 }
-                // The k-th row of a key in push order is superseded when (fp, k) is listed.
+                // The k-th row of a key in push order is superseded when (fp, k) is listed
+                // (only keys listed are counted).
+                let listed: HashSet<u128> = dead_new.iter().map(|(f, _)| *f).collect();
                 let mut occ: HashMap<u128, u32> = HashMap::new();
                 for f in &new {
                     rows += copy_rows(
@@ -564,6 +757,9 @@ impl Upsert {
                         w,
                         !dead_new.is_empty(),
                         |fp| {
+                            if !listed.contains(&fp) {
+                                return false;
+                            }
                             let o = occ.entry(fp).or_insert(0);
                             let gone = dead_new.contains(&(fp, *o));
                             *o += 1;
@@ -592,8 +788,61 @@ impl Upsert {
 
 impl Drop for Upsert {
     fn drop(&mut self) {
+        self.writer.stop();
         let _ = fs::remove_dir_all(&self.scratch);
     }
+}
+
+/// Writes `batches` less the rows of `withdrawn` keys (they never reach a file); the rows written.
+fn write_batches(
+    w: &mut ArrowWriter<File>,
+    batches: &[RecordBatch],
+    withdrawn: &HashSet<u128>,
+    key_col: usize,
+) -> Result<u64> {
+    let mut rows = 0u64;
+    for b in batches {
+        let b = if withdrawn.is_empty() {
+            b.clone()
+        } else {
+            let keys = as_str(b, key_col)?;
+            let keep: BooleanArray = (0..b.num_rows())
+                .map(|i| {
+                    let k = if keys.is_null(i) { "" } else { keys.value(i) };
+                    Some(!withdrawn.contains(&fingerprint(k)))
+                })
+                .collect();
+            filter_record_batch(b, &keep)?
+        };
+        rows += b.num_rows() as u64;
+        w.write(&b)?;
+    }
+    Ok(rows)
+}
+
+/// Writes one Parquet file at `path` (`rel` under the root) through `fill`, synced; None when it
+/// got no rows (the file is removed).
+fn write_file(
+    path: &Path,
+    rel: &str,
+    schema: &SchemaRef,
+    def: &TableDef,
+    fill: impl FnOnce(&mut ArrowWriter<File>) -> Result<u64>,
+) -> Result<Option<FileEntry>> {
+    let file = File::create(path).map_err(io(path))?;
+    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_props(Some(def.key))?))?;
+    let rows = fill(&mut w)?;
+    let file = w.into_inner()?;
+    if rows == 0 {
+        drop(file);
+        fs::remove_file(path).map_err(io(path))?;
+        return Ok(None);
+    }
+    file.sync_all().map_err(io(path))?;
+    Ok(Some(FileEntry {
+        path: rel.to_string(),
+        rows,
+    }))
 }
 
 fn as_str(b: &RecordBatch, col: usize) -> Result<&StringArray> {
