@@ -97,27 +97,39 @@ async fn slices_read_like_one_statement(url: &str) {
 
     let resolved = Contract::simulator().with_urls(url, url).resolve().unwrap();
     let mut src = Sources::open(resolved).await.unwrap();
-    let read = |src: &Sources| {
+    async fn read(src: &Sources) -> (u64, Vec<String>) {
         let plan = src.plan("cities").unwrap().clone();
-        async move {
-            let mut out = Vec::new();
-            let r = src
-                .stream(&plan, None, None, |row| out.push(format!("{row:?}")))
-                .await
-                .unwrap();
-            (r.rows, out)
-        }
-    };
+        let mut out = Vec::new();
+        let r = src
+            .stream(&plan, None, None, |row| out.push(format!("{row:?}")))
+            .await
+            .unwrap();
+        (r.rows, out)
+    }
     src.slice_keys = 1 << 20;
     let (n, whole) = read(&src).await;
     assert_eq!(n, ids.len() as u64);
     assert_eq!(whole.len(), ids.len());
     assert!(whole.iter().any(|r| r.contains("城市0")), "{whole:?}");
+    // Rows of equal keys (the NULLs) come in no defined order, in one statement as in slices:
+    // those are compared as a set, every other row in order with its row number.
+    let canon = |rows: &[String]| {
+        let (mut nulls, keyed): (Vec<String>, Vec<String>) = rows
+            .iter()
+            .cloned()
+            .partition(|r| r.starts_with("Row { cells: [Null"));
+        for r in &mut nulls {
+            *r = r.split(", line:").next().unwrap_or_default().to_string();
+        }
+        nulls.sort();
+        (keyed, nulls)
+    };
+    assert_eq!(canon(&whole).1.len(), 2);
     for k in [1, 3, 5, 100] {
         src.slice_keys = k;
         let (n, sliced) = read(&src).await;
         assert_eq!(n, ids.len() as u64, "{url}, {k} keys a slice");
-        assert_eq!(sliced, whole, "{url}, {k} keys a slice");
+        assert_eq!(canon(&sliced), canon(&whole), "{url}, {k} keys a slice");
     }
     src.close().await;
     c360_db::reset_database(url).await.unwrap();
