@@ -442,11 +442,12 @@ async fn slices(
         // Empty, or a key the server does not hold as an integer: one statement.
         return Ok(one);
     };
-    let width = i128::from(hi) - i128::from(lo) + 1;
-    // Both positive (signed `div_ceil` is not stable).
-    let ceil = |a: i128, b: i128| (a + b - 1) / b;
-    let span = i128::from(slice_keys.max(1)).max(ceil(width, i128::from(MAX_SLICES)));
-    let n = ceil(width, span);
+    // hi >= lo, so the width is positive; in 128 bits nothing overflows.
+    let width = (i128::from(hi) - i128::from(lo) + 1).unsigned_abs();
+    let span = u128::from(slice_keys.max(1).unsigned_abs())
+        .max(width.div_ceil(u128::from(MAX_SLICES.unsigned_abs())));
+    let n = width.div_ceil(span);
+    let (n, span) = (n as i128, span as i128);
     if n <= 1 {
         return Ok(one);
     }
