@@ -148,8 +148,18 @@ pub(crate) fn bind_all(args: &[Value], sql: &str) -> Result<AnyArguments> {
     Ok(a)
 }
 
-/// Binds one value; `what` names the statement in the error.
-fn bind_one(a: &mut AnyArguments, v: &Value, what: impl FnOnce() -> String) -> Result<()> {
+/// Binds one value, on any driver's arguments (`Any` or a server's own, [`server`]); `what`
+/// names the statement in the error.
+pub(crate) fn bind_one<A>(a: &mut A, v: &Value, what: impl FnOnce() -> String) -> Result<()>
+where
+    A: Arguments,
+    for<'t> i64: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
+    for<'t> f64: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
+    for<'t> String: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
+    for<'t> Option<i64>: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
+    for<'t> Option<f64>: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
+    for<'t> Option<String>: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
+{
     let r = match v {
         Value::I(x) => a.add(*x),
         Value::F(x) => a.add(*x),

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use futures::StreamExt;
 use sqlx::error::BoxDynError;
-use sqlx::{Arguments, ConnectOptions, Connection, Row, ValueRef};
+use sqlx::{ConnectOptions, Connection, Row, ValueRef};
 use tokio::sync::mpsc;
 
 use crate::{what_of, Backend, DbError, Result, Value};
@@ -102,50 +102,6 @@ impl Drop for ServerRead {
     }
 }
 
-/// Starts reading `sql` with `binds` from the MySQL/MariaDB or PostgreSQL database at `url` on a
-/// connection of its own: `block_rows` rows per block, at most `depth` blocks ahead of the
-/// caller. Must be called inside a Tokio runtime.
-pub fn read_text(
-    url: &str,
-    sql: String,
-    binds: Vec<Value>,
-    block_rows: usize,
-    depth: usize,
-) -> Result<ServerRead> {
-    let backend = Backend::of(url)?;
-    if backend == Backend::Sqlite {
-        return Err(DbError::Unsupported(
-            "read_text reads MySQL/MariaDB or PostgreSQL; SQLite files go through bulk::sqlite_each"
-                .into(),
-        ));
-    }
-    let (tx, rx) = mpsc::channel(depth.max(1));
-    let url = url.to_string();
-    let block_rows = block_rows.max(1);
-    let task = tokio::spawn(async move {
-        let r = match backend {
-            Backend::Postgres => pg(&url, &sql, &binds, block_rows, &tx).await,
-            _ => mysql(&url, &sql, &binds, block_rows, &tx).await,
-        };
-        if let Err(e) = r {
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    Ok(ServerRead { rx, task })
-}
-
-/// Why a read failed: the statement's start and the driver's error.
-fn fail(sql: &str) -> impl Fn(sqlx::Error) -> DbError + '_ {
-    move |source| DbError::Sql {
-        what: what_of(sql),
-        source,
-    }
-}
-
-fn bind_err(sql: &str) -> impl Fn(BoxDynError) -> DbError + '_ {
-    move |e| DbError::Unsupported(format!("binding a value of {}: {e}", what_of(sql)))
-}
-
 /// The body of a read on one driver: connect, bind, stream rows into blocks, send them on.
 /// (One macro rather than one generic function: sqlx's executor bounds on a generic
 /// connection do not name simply.)
@@ -168,15 +124,7 @@ macro_rules! pump {
         }
         let mut args = <$args>::default();
         for v in binds {
-            match v {
-                Value::I(x) => args.add(*x),
-                Value::F(x) => args.add(*x),
-                Value::S(s) => args.add(s.clone()),
-                Value::NullI => args.add(Option::<i64>::None),
-                Value::NullF => args.add(Option::<f64>::None),
-                Value::NullS => args.add(Option::<String>::None),
-            }
-            .map_err(bind_err(sql))?;
+            crate::bind_one(&mut args, v, || what_of(sql))?;
         }
         let bytes = $bytes;
         {
@@ -219,50 +167,80 @@ macro_rules! pump {
     }};
 }
 
+/// Starts reading `sql` with `binds` from the MySQL/MariaDB or PostgreSQL database at `url` on a
+/// connection of its own: `block_rows` rows per block, at most `depth` blocks ahead of the
+/// caller. Must be called inside a Tokio runtime.
+pub fn read_text(
+    url: &str,
+    sql: String,
+    binds: Vec<Value>,
+    block_rows: usize,
+    depth: usize,
+) -> Result<ServerRead> {
+    let backend = Backend::of(url)?;
+    if backend == Backend::Sqlite {
+        return Err(DbError::Unsupported(
+            "read_text reads MySQL/MariaDB or PostgreSQL; SQLite files go through bulk::sqlite_each"
+                .into(),
+        ));
+    }
+    let (tx, rx) = mpsc::channel(depth.max(1));
+    let url = url.to_string();
+    let block_rows = block_rows.max(1);
+    let task = tokio::spawn(async move {
+        let r: Result<()> = match backend {
+            Backend::Postgres => {
+                async {
+                    pump!(
+                        sqlx::postgres::PgConnectOptions,
+                        sqlx::postgres::PgArguments,
+                        &url,
+                        &sql,
+                        &binds,
+                        block_rows,
+                        &tx,
+                        pg_bytes,
+                        None
+                    )
+                }
+                .await
+            }
+            _ => {
+                async {
+                    pump!(
+                        sqlx::mysql::MySqlConnectOptions,
+                        sqlx::mysql::MySqlArguments,
+                        &url,
+                        &sql,
+                        &binds,
+                        block_rows,
+                        &tx,
+                        mysql_bytes,
+                        Some("SET NAMES utf8mb4")
+                    )
+                }
+                .await
+            }
+        };
+        if let Err(e) = r {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Ok(ServerRead { rx, task })
+}
+
+/// Why a read failed: the statement's start and the driver's error.
+fn fail(sql: &str) -> impl Fn(sqlx::Error) -> DbError + '_ {
+    move |source| DbError::Sql {
+        what: what_of(sql),
+        source,
+    }
+}
+
 fn pg_bytes(v: sqlx::postgres::PgValueRef<'_>) -> std::result::Result<&[u8], BoxDynError> {
     v.as_bytes()
 }
 
 fn mysql_bytes(v: sqlx::mysql::MySqlValueRef<'_>) -> std::result::Result<&[u8], BoxDynError> {
     <&[u8] as sqlx::Decode<sqlx::MySql>>::decode(v)
-}
-
-async fn pg(
-    url: &str,
-    sql: &str,
-    binds: &[Value],
-    block_rows: usize,
-    tx: &mpsc::Sender<Result<TextBlock>>,
-) -> Result<()> {
-    pump!(
-        sqlx::postgres::PgConnectOptions,
-        sqlx::postgres::PgArguments,
-        url,
-        sql,
-        binds,
-        block_rows,
-        tx,
-        pg_bytes,
-        None
-    )
-}
-
-async fn mysql(
-    url: &str,
-    sql: &str,
-    binds: &[Value],
-    block_rows: usize,
-    tx: &mpsc::Sender<Result<TextBlock>>,
-) -> Result<()> {
-    pump!(
-        sqlx::mysql::MySqlConnectOptions,
-        sqlx::mysql::MySqlArguments,
-        url,
-        sql,
-        binds,
-        block_rows,
-        tx,
-        mysql_bytes,
-        Some("SET NAMES utf8mb4")
-    )
 }

@@ -497,21 +497,31 @@ impl Upsert {
         Ok(())
     }
 
-    fn flush_part(&mut self, part: u32) -> Result<()> {
+    /// Takes partition `part`'s buffered rows out as a file to write (None when none are
+    /// buffered).
+    fn take_job(&mut self, part: u32) -> Result<Option<Job>> {
         let Some((batches, size)) = self.buf.remove(&part) else {
-            return Ok(());
+            return Ok(None);
         };
         self.buffered -= size;
         let name = self.part_name(part).to_string();
         self.nfile += 1;
         let (path, rel) = self.file_path(&name, &format!("{}-{}", self.stem, self.nfile))?;
-        self.writer.send(Job {
+        Ok(Some(Job {
             part,
             path,
             rel,
             batches,
             withdrawn: self.retracted.clone(),
-        })?;
+        }))
+    }
+
+    /// Writes partition `part`'s buffered rows on the writer thread.
+    fn flush_part(&mut self, part: u32) -> Result<()> {
+        let Some(job) = self.take_job(part)? else {
+            return Ok(());
+        };
+        self.writer.send(job)?;
         let done = self.writer.collect(false);
         self.record(done)
     }
@@ -589,17 +599,13 @@ impl Upsert {
                 self.flush_part(p)?;
                 continue;
             }
-            let Some((batches, size)) = self.buf.remove(&p) else {
+            let Some(j) = self.take_job(p)? else {
                 continue;
             };
-            self.buffered -= size;
-            let name = self.part_name(p).to_string();
-            self.nfile += 1;
-            let (path, rel) = self.file_path(&name, &format!("{}-{}", self.stem, self.nfile))?;
-            let r = write_file(&path, &rel, &self.schema, self.def, |w| {
-                write_batches(w, &batches, &self.retracted, self.key_col)
+            let r = write_file(&j.path, &j.rel, &self.schema, self.def, |w| {
+                write_batches(w, &j.batches, &j.withdrawn, self.key_col)
             });
-            here.push((p, path, r));
+            here.push((j.part, j.path, r));
         }
         let done = self.writer.collect(true);
         self.writer.stop();
