@@ -13,14 +13,15 @@
 //! keeps its id across runs (the oldest id in the component wins) and every change of a node's
 //! customer is written to the journal, which is what makes a merge reversible.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use c360_db::{get_i64, get_text, Db};
 use c360_metastore::Metastore;
 use c360_model::parse_ts;
 use c360_warehouse::arrow::array::{
-    ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayRef, Int64Array, Int64Builder, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Txn};
@@ -30,141 +31,292 @@ use crate::config::EtlConfig;
 use crate::error::Result;
 use crate::extract::Ctx;
 
-struct Node {
-    key: String,
-    phone: Option<String>,
+/// Every identity node, column by column, in natural key order (see [`natural_cmp`]): about
+/// the bytes of its values a node (a struct of owned strings took ~0.9 KB, which at 2M nodes
+/// was the whole step's memory). Rows stay in the order they were read; `at` maps a node's
+/// index to its row, so sorting moves no values.
+struct Nodes {
+    at: Vec<u32>,
+    key: StringArray,
+    phone: StringArray,
+    verified: Vec<bool>,
+    unionid: StringArray,
+    card: StringArray,
+    bound_card: StringArray,
+    phone_masked: StringArray,
+    name_masked: StringArray,
+    gender: StringArray,
+    birth_year: Int64Array,
+    store: Int64Array,
+    created: StringArray,
+    customer: Int64Array,
+}
+
+fn text(a: &StringArray, row: u32) -> Option<&str> {
+    let row = row as usize;
+    a.is_valid(row).then(|| a.value(row))
+}
+
+fn int(a: &Int64Array, row: u32) -> Option<i64> {
+    let row = row as usize;
+    a.is_valid(row).then(|| a.value(row))
+}
+
+impl Nodes {
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+    fn key(&self, i: usize) -> &str {
+        self.key.value(self.at[i] as usize)
+    }
+    fn phone(&self, i: usize) -> Option<&str> {
+        text(&self.phone, self.at[i])
+    }
+    fn verified(&self, i: usize) -> bool {
+        self.verified[self.at[i] as usize]
+    }
+    fn unionid(&self, i: usize) -> Option<&str> {
+        text(&self.unionid, self.at[i])
+    }
+    fn card(&self, i: usize) -> Option<&str> {
+        text(&self.card, self.at[i])
+    }
+    fn bound_card(&self, i: usize) -> Option<&str> {
+        text(&self.bound_card, self.at[i])
+    }
+    fn phone_masked(&self, i: usize) -> Option<&str> {
+        text(&self.phone_masked, self.at[i])
+    }
+    fn name_masked(&self, i: usize) -> Option<&str> {
+        text(&self.name_masked, self.at[i])
+    }
+    fn gender(&self, i: usize) -> Option<&str> {
+        text(&self.gender, self.at[i])
+    }
+    fn birth_year(&self, i: usize) -> Option<i64> {
+        int(&self.birth_year, self.at[i])
+    }
+    fn store(&self, i: usize) -> Option<i64> {
+        int(&self.store, self.at[i])
+    }
+    fn created(&self, i: usize) -> Option<&str> {
+        text(&self.created, self.at[i])
+    }
+    fn customer(&self, i: usize) -> Option<i64> {
+        int(&self.customer, self.at[i])
+    }
+}
+
+/// One node as read.
+struct NodeRow<'a> {
+    key: &'a str,
+    phone: Option<&'a str>,
     verified: bool,
-    unionid: Option<String>,
-    card: Option<String>,
-    bound_card: Option<String>,
-    phone_masked: Option<String>,
-    name_masked: Option<String>,
-    gender: Option<String>,
+    unionid: Option<&'a str>,
+    card: Option<&'a str>,
+    bound_card: Option<&'a str>,
+    phone_masked: Option<&'a str>,
+    name_masked: Option<&'a str>,
+    gender: Option<&'a str>,
     birth_year: Option<i64>,
     store: Option<i64>,
-    created: Option<String>,
+    created: Option<&'a str>,
     customer: Option<i64>,
 }
 
+#[derive(Default)]
+struct NodesBuilder {
+    key: StringBuilder,
+    phone: StringBuilder,
+    verified: Vec<bool>,
+    unionid: StringBuilder,
+    card: StringBuilder,
+    bound_card: StringBuilder,
+    phone_masked: StringBuilder,
+    name_masked: StringBuilder,
+    gender: StringBuilder,
+    birth_year: Int64Builder,
+    store: Int64Builder,
+    created: StringBuilder,
+    customer: Int64Builder,
+}
+
+impl NodesBuilder {
+    fn push(&mut self, n: NodeRow<'_>) {
+        self.key.append_value(n.key);
+        self.phone.append_option(n.phone);
+        self.verified.push(n.verified);
+        self.unionid.append_option(n.unionid);
+        self.card.append_option(n.card);
+        self.bound_card.append_option(n.bound_card);
+        self.phone_masked.append_option(n.phone_masked);
+        self.name_masked.append_option(n.name_masked);
+        self.gender.append_option(n.gender);
+        self.birth_year.append_option(n.birth_year);
+        self.store.append_option(n.store);
+        self.created.append_option(n.created);
+        self.customer.append_option(n.customer);
+    }
+
+    fn finish(mut self) -> Nodes {
+        let key = self.key.finish();
+        let mut at: Vec<u32> = (0..key.len() as u32).collect();
+        at.sort_unstable_by(|a, b| natural_cmp(key.value(*a as usize), key.value(*b as usize)));
+        Nodes {
+            at,
+            key,
+            phone: self.phone.finish(),
+            verified: self.verified,
+            unionid: self.unionid.finish(),
+            card: self.card.finish(),
+            bound_card: self.bound_card.finish(),
+            phone_masked: self.phone_masked.finish(),
+            name_masked: self.name_masked.finish(),
+            gender: self.gender.finish(),
+            birth_year: self.birth_year.finish(),
+            store: self.store.finish(),
+            created: self.created.finish(),
+            customer: self.customer.finish(),
+        }
+    }
+}
+
+/// The rule that first linked a node into its customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Own,
+    VerifiedPhone,
+    PhoneSingleMatch,
+    Unionid,
+    MemberCard,
+}
+
+impl Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Rule::Own => "self",
+            Rule::VerifiedPhone => "verified_phone",
+            Rule::PhoneSingleMatch => "phone_single_match",
+            Rule::Unionid => "unionid",
+            Rule::MemberCard => "member_card",
+        }
+    }
+}
+
 struct Dsu {
-    p: Vec<usize>,
+    p: Vec<u32>,
 }
 impl Dsu {
-    fn find(&mut self, x: usize) -> usize {
+    fn find(&mut self, x: u32) -> u32 {
         let mut r = x;
-        while self.p[r] != r {
-            r = self.p[r];
+        while self.p[r as usize] != r {
+            r = self.p[r as usize];
         }
         let mut x = x;
-        while self.p[x] != r {
-            let n = self.p[x];
-            self.p[x] = r;
+        while self.p[x as usize] != r {
+            let n = self.p[x as usize];
+            self.p[x as usize] = r;
             x = n;
         }
         r
     }
-    fn union(&mut self, a: usize, b: usize) -> bool {
+    /// Joins the two sets under the smaller root, so a root is its set's smallest index.
+    fn union(&mut self, a: u32, b: u32) -> bool {
         let (a, b) = (self.find(a), self.find(b));
         if a == b {
             return false;
         }
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        self.p[hi] = lo;
+        self.p[hi as usize] = lo;
         true
     }
 }
 
+/// The live nodes with a value in `value`, grouped by it: groups in value order, a group's
+/// nodes in index order (what a sorted map of vectors gave, in 4 bytes a node).
+fn grouped<'a>(n: usize, live: &[bool], value: impl Fn(usize) -> Option<&'a str>) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n)
+        .filter(|&i| live[i] && value(i).is_some())
+        .map(|i| i as u32)
+        .collect();
+    v.sort_unstable_by(|a, b| value(*a as usize).cmp(&value(*b as usize)).then(a.cmp(b)));
+    v
+}
+
 /// The linking decision, separated from I/O so it can be tested and evaluated on its own.
-/// Returns, per node index, its component root and the rule that first linked it.
+/// Returns, per node index, its component root (the component's smallest index), the rule
+/// that first linked it, and how many phones and unionids were blocked as shared.
 fn link(
-    nodes: &[Node],
+    nodes: &Nodes,
     blocked: &HashSet<String>,
     max_per_key: usize,
-) -> (Vec<usize>, Vec<&'static str>, Vec<String>) {
+) -> (Vec<u32>, Vec<Rule>, (u64, u64)) {
+    let n = nodes.len();
     let mut d = Dsu {
-        p: (0..nodes.len()).collect(),
+        p: (0..n as u32).collect(),
     };
-    let mut rule: Vec<&'static str> = vec!["self"; nodes.len()];
-    let mut notes = Vec::new();
-    let live = |i: usize| !blocked.contains(&nodes[i].key);
-    let mut by_phone: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut by_union: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut by_card: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        if !live(i) {
-            continue;
-        }
-        if let Some(p) = &n.phone {
-            by_phone.entry(p).or_default().push(i);
-        }
-        if let Some(u) = &n.unionid {
-            by_union.entry(u).or_default().push(i);
-        }
-        if let Some(c) = &n.card {
-            by_card.entry(c).or_default().push(i);
-        }
-    }
-    let mark = |d: &mut Dsu, a: usize, b: usize, r: &'static str, rule: &mut Vec<&'static str>| {
+    let mut rule: Vec<Rule> = vec![Rule::Own; n];
+    let live: Vec<bool> = (0..n).map(|i| !blocked.contains(nodes.key(i))).collect();
+    let mark = |d: &mut Dsu, a: u32, b: u32, r: Rule, rule: &mut [Rule]| {
         if d.union(a, b) {
-            if rule[b] == "self" {
-                rule[b] = r;
-            }
-            if rule[a] == "self" {
-                rule[a] = r;
-            }
-        }
-    };
-    // Deterministic order: sort keys.
-    let mut phones: Vec<_> = by_phone.into_iter().collect();
-    phones.sort();
-    for (_, ids) in phones {
-        if ids.len() > max_per_key {
-            notes.push(format!(
-                "phone shared by {} ids blocked as a shared number",
-                ids.len()
-            ));
-            continue;
-        }
-        let verified: Vec<usize> = ids.iter().copied().filter(|i| nodes[*i].verified).collect();
-        for w in verified.windows(2) {
-            mark(&mut d, w[0], w[1], "verified_phone", &mut rule);
-        }
-        let unverified: Vec<usize> = ids
-            .iter()
-            .copied()
-            .filter(|i| !nodes[*i].verified)
-            .collect();
-        if verified.len() == 1 {
-            for u in unverified {
-                mark(&mut d, verified[0], u, "phone_single_match", &mut rule);
-            }
-        }
-    }
-    let mut unions: Vec<_> = by_union.into_iter().collect();
-    unions.sort();
-    for (_, ids) in unions {
-        if ids.len() > max_per_key {
-            notes.push(format!("unionid shared by {} ids blocked", ids.len()));
-            continue;
-        }
-        for w in ids.windows(2) {
-            mark(&mut d, w[0], w[1], "unionid", &mut rule);
-        }
-    }
-    for (i, n) in nodes.iter().enumerate() {
-        if !live(i) {
-            continue;
-        }
-        if let Some(bc) = &n.bound_card {
-            if let Some(ms) = by_card.get(bc.as_str()) {
-                if ms.len() == 1 {
-                    mark(&mut d, i, ms[0], "member_card", &mut rule);
+            for x in [b, a] {
+                if rule[x as usize] == Rule::Own {
+                    rule[x as usize] = r;
                 }
             }
         }
+    };
+    let (mut shared_phones, mut shared_unions) = (0u64, 0u64);
+    let phone = |i: usize| nodes.phone(i);
+    let phones = grouped(n, &live, phone);
+    for ids in phones.chunk_by(|a, b| phone(*a as usize) == phone(*b as usize)) {
+        if ids.len() > max_per_key {
+            shared_phones += 1;
+            continue;
+        }
+        let verified: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|i| nodes.verified(*i as usize))
+            .collect();
+        for w in verified.windows(2) {
+            mark(&mut d, w[0], w[1], Rule::VerifiedPhone, &mut rule);
+        }
+        if verified.len() == 1 {
+            for u in ids.iter().filter(|i| !nodes.verified(**i as usize)) {
+                mark(&mut d, verified[0], *u, Rule::PhoneSingleMatch, &mut rule);
+            }
+        }
     }
-    let roots = (0..nodes.len()).map(|i| d.find(i)).collect();
-    (roots, rule, notes)
+    drop(phones);
+    let unionid = |i: usize| nodes.unionid(i);
+    let unions = grouped(n, &live, unionid);
+    for ids in unions.chunk_by(|a, b| unionid(*a as usize) == unionid(*b as usize)) {
+        if ids.len() > max_per_key {
+            shared_unions += 1;
+            continue;
+        }
+        for w in ids.windows(2) {
+            mark(&mut d, w[0], w[1], Rule::Unionid, &mut rule);
+        }
+    }
+    drop(unions);
+    let card = |i: usize| nodes.card(i);
+    let cards = grouped(n, &live, card);
+    for i in 0..n {
+        if !live[i] {
+            continue;
+        }
+        if let Some(bc) = nodes.bound_card(i) {
+            let lo = cards.partition_point(|j| card(*j as usize) < Some(bc));
+            let hi = cards.partition_point(|j| card(*j as usize) <= Some(bc));
+            if hi - lo == 1 {
+                mark(&mut d, i as u32, cards[lo], Rule::MemberCard, &mut rule);
+            }
+        }
+    }
+    let roots = (0..n as u32).map(|i| d.find(i)).collect();
+    (roots, rule, (shared_phones, shared_unions))
 }
 
 /// Orders source keys as a person reads them: digit runs by their number (`M:2` before
@@ -208,37 +360,64 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// Every identity node, streamed from the metastore a row at a time (not every row held as a
-/// driver row first: at 2M nodes those took ~3 GB).
-async fn load_nodes(db: &Db) -> Result<Vec<Node>> {
+/// Every identity node, streamed from the metastore a row at a time into columns.
+async fn load_nodes(db: &Db) -> Result<Nodes> {
     use futures::TryStreamExt;
     let sql = "SELECT source_key, phone_hash, phone_verified, unionid_hash, card_no, bound_card_no, phone_masked, name_masked, \
-             gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes ORDER BY source_key";
-    let mut nodes: Vec<Node> = Vec::new();
+             gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes";
+    let mut b = NodesBuilder::default();
     let mut rows = c360_db::query(sql).fetch(&db.pool);
     while let Some(r) = rows.try_next().await.map_err(|e| c360_db::DbError::Sql {
         what: "identity_nodes".into(),
         source: e,
     })? {
         let r = &r;
-        nodes.push(Node {
-            key: get_text(r, "source_key").unwrap_or_default(),
-            phone: get_text(r, "phone_hash"),
+        let t = |c: &str| get_text(r, c);
+        let (key, phone, unionid, card, bound_card) = (
+            t("source_key").unwrap_or_default(),
+            t("phone_hash"),
+            t("unionid_hash"),
+            t("card_no"),
+            t("bound_card_no"),
+        );
+        let (phone_masked, name_masked, gender, created) = (
+            t("phone_masked"),
+            t("name_masked"),
+            t("gender"),
+            t("created_at"),
+        );
+        b.push(NodeRow {
+            key: &key,
+            phone: phone.as_deref(),
             verified: get_i64(r, "phone_verified").unwrap_or(0) == 1,
-            unionid: get_text(r, "unionid_hash"),
-            card: get_text(r, "card_no"),
-            bound_card: get_text(r, "bound_card_no"),
-            phone_masked: get_text(r, "phone_masked"),
-            name_masked: get_text(r, "name_masked"),
-            gender: get_text(r, "gender"),
+            unionid: unionid.as_deref(),
+            card: card.as_deref(),
+            bound_card: bound_card.as_deref(),
+            phone_masked: phone_masked.as_deref(),
+            name_masked: name_masked.as_deref(),
+            gender: gender.as_deref(),
             birth_year: get_i64(r, "birth_year"),
             store: get_i64(r, "register_store_id"),
-            created: get_text(r, "created_at"),
+            created: created.as_deref(),
             customer: get_i64(r, "customer_id"),
         });
     }
-    nodes.sort_by(|a, b| natural_cmp(&a.key, &b.key));
-    Ok(nodes)
+    Ok(b.finish())
+}
+
+/// A component's first value of a node field (members in index order).
+fn first<'a>(members: &[u32], f: impl Fn(usize) -> Option<&'a str>) -> Option<&'a str> {
+    members.iter().find_map(|&i| f(i as usize))
+}
+
+/// Rows a batch of `customer_keys` and `customers` holds as they are written.
+const WRITE_BATCH: usize = 65_536;
+
+/// A component: its run of `members` (node indexes, ascending, the root first).
+#[derive(Clone, Copy)]
+struct Comp {
+    start: u32,
+    len: u32,
 }
 
 pub async fn resolve(
@@ -250,6 +429,7 @@ pub async fn resolve(
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     let nodes = load_nodes(&meta.db).await?;
+    let n = nodes.len();
     let blocked: HashSet<String> = meta
         .db
         .fetch_all("SELECT source_key FROM identity_blocks")
@@ -257,149 +437,177 @@ pub async fn resolve(
         .iter()
         .filter_map(|r| get_text(r, "source_key"))
         .collect();
-    let (roots, rule, notes) = link(&nodes, &blocked, cfg.max_ids_per_phone);
-    for n in notes.iter().take(5) {
-        tracing::debug!(note = %n, "identity");
+    let (roots, rule, (shared_phones, shared_unions)) =
+        link(&nodes, &blocked, cfg.max_ids_per_phone);
+    // Components as runs of one sorted index: by root, then index (a root is its smallest).
+    let mut members: Vec<u32> = (0..n as u32).collect();
+    members.sort_unstable_by_key(|&i| ((roots[i as usize] as u64) << 32) | i as u64);
+    let mut comps: Vec<Comp> = Vec::new();
+    let mut start = 0u32;
+    for run in members.chunk_by(|a, b| roots[*a as usize] == roots[*b as usize]) {
+        comps.push(Comp {
+            start,
+            len: run.len() as u32,
+        });
+        start += run.len() as u32;
     }
-    // Components, largest first (ties by smallest node index) so ids are claimed deterministically.
-    let mut comps: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, r) in roots.iter().enumerate() {
-        comps.entry(*r).or_default().push(i);
-    }
-    let mut comps: Vec<Vec<usize>> = comps.into_values().collect();
-    comps.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-    let mut next_id = nodes.iter().filter_map(|n| n.customer).max().unwrap_or(0) + 1;
-    let mut claimed: HashSet<i64> = HashSet::new();
-    let mut assign: Vec<i64> = vec![0; nodes.len()];
+    drop(roots);
+    let of = |c: &Comp| &members[c.start as usize..(c.start + c.len) as usize];
+    // Largest first (ties by smallest node index) so ids are claimed deterministically.
+    comps.sort_unstable_by(|a, b| b.len.cmp(&a.len).then(of(a)[0].cmp(&of(b)[0])));
+    // A component keeps its smallest old id no larger component claimed; the rest get new
+    // ids past the largest old one (ids are minted from 1, so a negative one is never kept).
+    let max_old = (0..n).filter_map(|i| nodes.customer(i)).max().unwrap_or(0);
+    let mut claimed = vec![false; max_old.max(0) as usize + 1];
+    let mut next_id = max_old + 1;
+    let mut assign: Vec<i64> = vec![0; n];
     for c in &comps {
-        let mut olds: Vec<i64> = c
+        let old = of(c)
             .iter()
-            .filter_map(|i| nodes[*i].customer)
-            .filter(|id| !claimed.contains(id))
-            .collect();
-        olds.sort();
-        let id = match olds.first() {
-            Some(id) => *id,
+            .filter_map(|&i| nodes.customer(i as usize))
+            .filter(|&id| id >= 0 && !claimed[id as usize])
+            .min();
+        let id = match old {
+            Some(id) => {
+                claimed[id as usize] = true;
+                id
+            }
             None => {
                 next_id += 1;
                 next_id - 1
             }
         };
-        claimed.insert(id);
-        for i in c {
-            assign[*i] = id;
+        for &i in of(c) {
+            assign[i as usize] = id;
         }
     }
+    drop(claimed);
     // The changes are staged; they reach the graph and its journal once the warehouse commit
     // carrying them (watermark `identity.run`) is published (`Metastore::settle_identity`).
-    let mut changes = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        if n.customer == Some(assign[i]) {
-            continue;
-        }
-        changes.push(c360_metastore::IdentityChange {
-            source_key: n.key.clone(),
-            action: if n.customer.is_none() {
+    let changed = |i: &usize| nodes.customer(*i) != Some(assign[*i]);
+    let moved = (0..n)
+        .filter(|i| changed(i) && nodes.customer(*i).is_some())
+        .count();
+    let changes = (0..n)
+        .filter(changed)
+        .map(|i| c360_metastore::IdentityChange {
+            source_key: nodes.key(i).to_string(),
+            action: if nodes.customer(i).is_none() {
                 "assign"
             } else {
                 "move"
             },
-            from_customer: n.customer,
+            from_customer: nodes.customer(i),
             to_customer: assign[i],
-            rule: rule[i].to_string(),
+            rule: rule[i].name(),
         });
-    }
-    meta.stage_identity(run_id, &changes).await?;
+    meta.stage_identity(run_id, changes).await?;
     txn.set_watermark(c360_metastore::IDENTITY_RUN_WATERMARK, run_id.to_string());
-    let moved = changes.iter().filter(|c| c.action == "move").count();
-    ctx.merged_keys = nodes.len() as u64 - comps.len() as u64;
+    ctx.merged_keys = n as u64 - comps.len() as u64;
     ctx.customers = comps.len() as u64;
     tracing::info!(
-        nodes = nodes.len(),
+        nodes = n,
         customers = comps.len(),
         moved,
+        shared_phones,
+        shared_unionids = shared_unions,
         "identity resolved"
     );
 
-    // customer_keys and customers tables.
-    let (mut sk, mut cid, mut rl) = (
-        StringBuilder::new(),
-        Int64Builder::new(),
-        StringBuilder::new(),
-    );
-    for (i, n) in nodes.iter().enumerate() {
-        sk.append_value(&n.key);
-        cid.append_value(assign[i]);
-        rl.append_value(rule[i]);
+    // customer_keys and customers, written a batch at a time.
+    let mut f = txn.replace_start("customer_keys")?;
+    for lo in (0..n).step_by(WRITE_BATCH) {
+        let hi = (lo + WRITE_BATCH).min(n);
+        let (mut sk, mut cid, mut rl) = (
+            StringBuilder::new(),
+            Int64Builder::with_capacity(hi - lo),
+            StringBuilder::new(),
+        );
+        for i in lo..hi {
+            sk.append_value(nodes.key(i));
+            cid.append_value(assign[i]);
+            rl.append_value(rule[i].name());
+        }
+        f.write(&RecordBatch::try_new(
+            tables::schema("customer_keys"),
+            vec![
+                Arc::new(sk.finish()),
+                Arc::new(cid.finish()),
+                Arc::new(rl.finish()),
+            ],
+        )?)?;
     }
-    let kb = RecordBatch::try_new(
-        tables::schema("customer_keys"),
-        vec![
-            Arc::new(sk.finish()),
-            Arc::new(cid.finish()),
-            Arc::new(rl.finish()),
-        ],
-    )?;
-    txn.replace("customer_keys", vec![kb])?;
+    txn.replace_finish(f)?;
+    drop(rule);
 
-    let mut b_id = Int64Builder::new();
-    let mut b_ph = StringBuilder::new();
-    let mut b_pm = StringBuilder::new();
-    let mut b_nm = StringBuilder::new();
-    let mut b_g = StringBuilder::new();
-    let mut b_by = Int64Builder::new();
-    let mut b_mc = Int64Builder::new();
-    let mut b_wc = Int64Builder::new();
-    let mut b_st = Int64Builder::new();
-    let mut b_fs = TimestampMicrosecondBuilder::new().with_timezone("+08:00");
-    let mut b_keys = StringBuilder::new();
-    let mut comps_sorted = comps.clone();
-    comps_sorted.sort_by_key(|c| assign[c[0]]);
-    for c in &comps_sorted {
-        let pick = |f: &dyn Fn(&Node) -> Option<String>| c.iter().find_map(|i| f(&nodes[*i]));
-        b_id.append_value(assign[c[0]]);
-        b_ph.append_option(pick(&|n| n.phone.clone()));
-        b_pm.append_option(pick(&|n| n.phone_masked.clone()));
-        b_nm.append_option(pick(&|n| n.name_masked.clone()));
-        b_g.append_option(pick(&|n| n.gender.clone()));
-        b_by.append_option(c.iter().find_map(|i| nodes[*i].birth_year));
-        b_mc.append_value(
-            c.iter()
-                .filter(|i| nodes[**i].key.starts_with("M:"))
-                .count() as i64,
-        );
-        b_wc.append_value(
-            c.iter()
-                .filter(|i| nodes[**i].key.starts_with("U:"))
-                .count() as i64,
-        );
-        b_st.append_option(c.iter().find_map(|i| nodes[*i].store));
-        b_fs.append_option(
-            c.iter()
-                .filter_map(|i| nodes[*i].created.as_deref().and_then(|t| parse_ts(t).ok()))
-                .min()
-                .map(c360_model::ts_micros),
-        );
-        let keys: Vec<&str> = c.iter().map(|i| nodes[*i].key.as_str()).collect();
-        b_keys.append_value(keys.join(","));
-        pb.inc(1);
+    comps.sort_unstable_by_key(|c| assign[of(c)[0] as usize]);
+    let mut f = txn.replace_start("customers")?;
+    let mut keys = String::new();
+    for chunk in comps.chunks(WRITE_BATCH) {
+        let mut b_id = Int64Builder::with_capacity(chunk.len());
+        let mut b_ph = StringBuilder::new();
+        let mut b_pm = StringBuilder::new();
+        let mut b_nm = StringBuilder::new();
+        let mut b_g = StringBuilder::new();
+        let mut b_by = Int64Builder::with_capacity(chunk.len());
+        let mut b_mc = Int64Builder::with_capacity(chunk.len());
+        let mut b_wc = Int64Builder::with_capacity(chunk.len());
+        let mut b_st = Int64Builder::with_capacity(chunk.len());
+        let mut b_fs =
+            TimestampMicrosecondBuilder::with_capacity(chunk.len()).with_timezone("+08:00");
+        let mut b_keys = StringBuilder::new();
+        for c in chunk {
+            let m = of(c);
+            b_id.append_value(assign[m[0] as usize]);
+            b_ph.append_option(first(m, |i| nodes.phone(i)));
+            b_pm.append_option(first(m, |i| nodes.phone_masked(i)));
+            b_nm.append_option(first(m, |i| nodes.name_masked(i)));
+            b_g.append_option(first(m, |i| nodes.gender(i)));
+            b_by.append_option(m.iter().find_map(|&i| nodes.birth_year(i as usize)));
+            let pos = m
+                .iter()
+                .filter(|&&i| nodes.key(i as usize).starts_with("M:"))
+                .count();
+            let wx = m
+                .iter()
+                .filter(|&&i| nodes.key(i as usize).starts_with("U:"))
+                .count();
+            b_mc.append_value(pos as i64);
+            b_wc.append_value(wx as i64);
+            b_st.append_option(m.iter().find_map(|&i| nodes.store(i as usize)));
+            b_fs.append_option(
+                m.iter()
+                    .filter_map(|&i| nodes.created(i as usize).and_then(|t| parse_ts(t).ok()))
+                    .min()
+                    .map(c360_model::ts_micros),
+            );
+            keys.clear();
+            for (j, &i) in m.iter().enumerate() {
+                if j > 0 {
+                    keys.push(',');
+                }
+                keys.push_str(nodes.key(i as usize));
+            }
+            b_keys.append_value(&keys);
+            pb.inc(1);
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(b_id.finish()),
+            Arc::new(b_ph.finish()),
+            Arc::new(b_pm.finish()),
+            Arc::new(b_nm.finish()),
+            Arc::new(b_g.finish()),
+            Arc::new(b_by.finish()),
+            Arc::new(b_mc.finish()),
+            Arc::new(b_wc.finish()),
+            Arc::new(b_st.finish()),
+            Arc::new(b_fs.finish()),
+            Arc::new(b_keys.finish()),
+        ];
+        f.write(&RecordBatch::try_new(tables::schema("customers"), cols)?)?;
     }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(b_id.finish()),
-        Arc::new(b_ph.finish()),
-        Arc::new(b_pm.finish()),
-        Arc::new(b_nm.finish()),
-        Arc::new(b_g.finish()),
-        Arc::new(b_by.finish()),
-        Arc::new(b_mc.finish()),
-        Arc::new(b_wc.finish()),
-        Arc::new(b_st.finish()),
-        Arc::new(b_fs.finish()),
-        Arc::new(b_keys.finish()),
-    ];
-    let cb = RecordBatch::try_new(tables::schema("customers"), cols)?;
-    txn.replace("customers", vec![cb])?;
-    Ok((nodes.len() as u64, comps.len() as u64))
+    txn.replace_finish(f)?;
+    Ok((n as u64, comps.len() as u64))
 }
 
 /// Cuts a source id loose from its customer (takes effect at the next ETL run, journaled there).
@@ -462,52 +670,203 @@ mod natural {
 mod tests {
     use super::*;
 
-    fn node(key: &str, phone: Option<&str>, verified: bool, unionid: Option<&str>) -> Node {
-        Node {
-            key: key.into(),
-            phone: phone.map(Into::into),
-            verified,
-            unionid: unionid.map(Into::into),
-            card: None,
-            bound_card: None,
-            phone_masked: None,
-            name_masked: None,
-            gender: None,
-            birth_year: None,
-            store: None,
-            created: None,
-            customer: None,
+    fn nodes(rows: &[(&str, Option<&str>, bool, Option<&str>)]) -> Nodes {
+        let mut b = NodesBuilder::default();
+        for (key, phone, verified, unionid) in rows {
+            b.push(NodeRow {
+                key,
+                phone: *phone,
+                verified: *verified,
+                unionid: *unionid,
+                card: None,
+                bound_card: None,
+                phone_masked: None,
+                name_masked: None,
+                gender: None,
+                birth_year: None,
+                store: None,
+                created: None,
+                customer: None,
+            });
         }
+        b.finish()
+    }
+
+    fn at(nodes: &Nodes, key: &str) -> usize {
+        (0..nodes.len()).find(|i| nodes.key(*i) == key).unwrap()
     }
 
     #[test]
     fn links_by_rules_and_blocks_shared_numbers() {
-        let mut nodes = vec![
-            node("M:1", Some("h1"), true, None),
-            node("U:1", Some("h1"), true, Some("u1")),
-            node("U:2", None, true, Some("u1")),
-            node("M:2", Some("h2"), false, None), // unverified, no verified partner
-            node("M:3", Some("h3"), false, None), // unverified, single verified match
-            node("U:3", Some("h3"), true, None),
+        let mut rows = vec![
+            ("M:1", Some("h1"), true, None),
+            ("U:1", Some("h1"), true, Some("u1")),
+            ("U:2", None, true, Some("u1")),
+            ("M:2", Some("h2"), false, None), // unverified, no verified partner
+            ("M:3", Some("h3"), false, None), // unverified, single verified match
+            ("U:3", Some("h3"), true, None),
         ];
         // A staff number on 6 members.
-        for i in 10..16 {
-            nodes.push(node(&format!("M:{i}"), Some("staff"), true, None));
+        let staff: Vec<String> = (10..16).map(|i| format!("M:{i}")).collect();
+        for k in &staff {
+            rows.push((k.as_str(), Some("staff"), true, None));
         }
-        let (roots, rule, _) = link(&nodes, &HashSet::new(), 4);
-        assert_eq!(roots[0], roots[1]);
-        assert_eq!(roots[1], roots[2]);
-        assert_eq!(rule[2], "unionid");
-        assert_ne!(roots[3], roots[0]);
-        assert_eq!(roots[4], roots[5]);
-        assert_eq!(rule[4], "phone_single_match");
-        for (i, root) in roots.iter().enumerate().skip(6) {
-            assert_eq!(*root, i, "shared staff number must not link");
+        let nodes = nodes(&rows);
+        // Natural key order: M:1, M:2, M:3, M:10 … M:15, U:1, U:2, U:3.
+        let keys: Vec<&str> = (0..nodes.len()).map(|i| nodes.key(i)).collect();
+        assert_eq!(&keys[..4], ["M:1", "M:2", "M:3", "M:10"]);
+        assert_eq!(&keys[9..], ["U:1", "U:2", "U:3"]);
+        let k = |key| at(&nodes, key);
+        let (roots, rule, shared) = link(&nodes, &HashSet::new(), 4);
+        let root = |key| roots[k(key)];
+        assert_eq!(root("M:1"), root("U:1"));
+        assert_eq!(root("U:1"), root("U:2"));
+        assert_eq!(
+            root("M:1"),
+            k("M:1") as u32,
+            "a root is its component's smallest index"
+        );
+        assert_eq!(rule[k("U:2")].name(), "unionid");
+        assert_ne!(root("M:2"), root("M:1"));
+        assert_eq!(root("M:3"), root("U:3"));
+        assert_eq!(rule[k("M:3")].name(), "phone_single_match");
+        for key in &staff {
+            assert_eq!(
+                root(key.as_str()),
+                k(key.as_str()) as u32,
+                "shared staff number must not link"
+            );
         }
+        assert_eq!(shared, (1, 0));
         // A manual block cuts U:1 loose, and with it the unionid bridge.
         let blocked: HashSet<String> = ["U:1".to_string()].into();
         let (roots, _, _) = link(&nodes, &blocked, 4);
-        assert_ne!(roots[0], roots[1]);
-        assert_ne!(roots[1], roots[2]);
+        assert_ne!(roots[k("M:1")], roots[k("U:1")]);
+        assert_ne!(roots[k("U:1")], roots[k("U:2")]);
+    }
+
+    /// The sorted-index linking against the maps it replaced, on random graphs with shared
+    /// phones, unionids, duplicate and dangling cards and blocks.
+    #[test]
+    fn links_as_the_map_version_did() {
+        use std::collections::HashMap;
+        fn reference(
+            nodes: &Nodes,
+            blocked: &HashSet<String>,
+            max_per_key: usize,
+        ) -> (Vec<u32>, Vec<Rule>) {
+            let n = nodes.len();
+            let mut d = Dsu {
+                p: (0..n as u32).collect(),
+            };
+            let mut rule = vec![Rule::Own; n];
+            let live = |i: usize| !blocked.contains(nodes.key(i));
+            let mut by_phone: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut by_union: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut by_card: HashMap<&str, Vec<usize>> = HashMap::new();
+            for i in (0..n).filter(|i| live(*i)) {
+                if let Some(p) = nodes.phone(i) {
+                    by_phone.entry(p).or_default().push(i);
+                }
+                if let Some(u) = nodes.unionid(i) {
+                    by_union.entry(u).or_default().push(i);
+                }
+                if let Some(c) = nodes.card(i) {
+                    by_card.entry(c).or_default().push(i);
+                }
+            }
+            let mut mark = |d: &mut Dsu, a: usize, b: usize, r: Rule| {
+                if d.union(a as u32, b as u32) {
+                    for x in [b, a] {
+                        if rule[x] == Rule::Own {
+                            rule[x] = r;
+                        }
+                    }
+                }
+            };
+            let mut phones: Vec<_> = by_phone.into_iter().collect();
+            phones.sort();
+            for (_, ids) in phones.into_iter().filter(|(_, v)| v.len() <= max_per_key) {
+                let v: Vec<usize> = ids.iter().copied().filter(|i| nodes.verified(*i)).collect();
+                for w in v.windows(2) {
+                    mark(&mut d, w[0], w[1], Rule::VerifiedPhone);
+                }
+                if v.len() == 1 {
+                    for u in ids.iter().copied().filter(|i| !nodes.verified(*i)) {
+                        mark(&mut d, v[0], u, Rule::PhoneSingleMatch);
+                    }
+                }
+            }
+            let mut unions: Vec<_> = by_union.into_iter().collect();
+            unions.sort();
+            for (_, ids) in unions.into_iter().filter(|(_, v)| v.len() <= max_per_key) {
+                for w in ids.windows(2) {
+                    mark(&mut d, w[0], w[1], Rule::Unionid);
+                }
+            }
+            for i in (0..n).filter(|i| live(*i)) {
+                if let Some(ms) = nodes.bound_card(i).and_then(|bc| by_card.get(bc)) {
+                    if ms.len() == 1 {
+                        mark(&mut d, i, ms[0], Rule::MemberCard);
+                    }
+                }
+            }
+            ((0..n as u32).map(|i| d.find(i)).collect(), rule)
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..40 {
+            let n = 20 + next(200) as usize;
+            let span = 1 + n as u64 / 3;
+            let mut b = NodesBuilder::default();
+            let mut keys = Vec::new();
+            for i in 0..n {
+                let key = format!(
+                    "{}:{}",
+                    if next(2) == 0 { "M" } else { "U" },
+                    next(5 * n as u64)
+                );
+                if keys.contains(&key) {
+                    continue;
+                }
+                keys.push(key.clone());
+                let some = |x: u64, p: &str| (x < span).then(|| format!("{p}{x}"));
+                let (ph, un, cd, bc) = (
+                    some(next(2 * span), "p"),
+                    some(next(3 * span), "u"),
+                    some(next(2 * span), "c"),
+                    some(next(2 * span), "c"),
+                );
+                b.push(NodeRow {
+                    key: &key,
+                    phone: ph.as_deref(),
+                    verified: next(3) > 0,
+                    unionid: un.as_deref(),
+                    card: cd.as_deref(),
+                    bound_card: bc.as_deref(),
+                    phone_masked: None,
+                    name_masked: None,
+                    gender: None,
+                    birth_year: None,
+                    store: None,
+                    created: None,
+                    customer: Some(i as i64),
+                });
+            }
+            let nodes = b.finish();
+            let blocked: HashSet<String> = keys.iter().filter(|_| next(10) == 0).cloned().collect();
+            let max = 1 + next(4) as usize;
+            let (roots, rule, _) = link(&nodes, &blocked, max);
+            assert_eq!(
+                (roots, rule),
+                reference(&nodes, &blocked, max),
+                "round {round}"
+            );
+        }
     }
 }

@@ -67,7 +67,7 @@ pub struct IdentityChange {
     pub action: &'static str,
     pub from_customer: Option<i64>,
     pub to_customer: i64,
-    pub rule: String,
+    pub rule: &'static str,
 }
 
 /// What [`Metastore::settle_identity`] did.
@@ -281,46 +281,56 @@ impl Metastore {
     /// Stages `run_id`'s identity changes (replacing any staged before for that run). They
     /// take effect in [`Metastore::settle_identity`], once the warehouse commit carrying them
     /// is published.
-    pub async fn stage_identity(&self, run_id: i64, changes: &[IdentityChange]) -> Result<()> {
+    pub async fn stage_identity<I>(&self, run_id: i64, changes: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = IdentityChange>,
+        I::IntoIter: Send,
+    {
+        // Rows are converted and written a chunk at a time, in one transaction: a first run
+        // stages every node (millions at national scale), so the cells are never all held.
+        const CHUNK: usize = 8192;
         let at = chrono::Utc::now().to_rfc3339();
-        let rows: Vec<Vec<Value>> = changes
-            .iter()
-            .map(|c| {
-                vec![
-                    run_id.into(),
-                    c.source_key.clone().into(),
-                    c.action.into(),
-                    c.from_customer.into(),
-                    c.to_customer.into(),
-                    c.rule.clone().into(),
-                    at.clone().into(),
-                ]
-            })
-            .collect();
+        let cols = [
+            "run_id",
+            "source_key",
+            "action",
+            "from_customer",
+            "to_customer",
+            "rule",
+            "at",
+        ];
         let mut tx = self.db.begin().await?;
         tx.execute(
             "DELETE FROM identity_staged WHERE run_id = ?",
             &[run_id.into()],
         )
         .await?;
-        self.db
-            .write_rows_in(
-                tx.sqlx(),
-                "identity_staged",
-                &[
-                    "run_id",
-                    "source_key",
-                    "action",
-                    "from_customer",
-                    "to_customer",
-                    "rule",
-                    "at",
-                ],
-                None,
-                &rows,
-            )
-            .await?;
-        tx.commit().await
+        let mut changes = changes.into_iter();
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(CHUNK);
+        let mut staged = 0u64;
+        loop {
+            rows.clear();
+            rows.extend(changes.by_ref().take(CHUNK).map(|c| {
+                vec![
+                    run_id.into(),
+                    c.source_key.into(),
+                    c.action.into(),
+                    c.from_customer.into(),
+                    c.to_customer.into(),
+                    c.rule.into(),
+                    at.clone().into(),
+                ]
+            }));
+            if rows.is_empty() {
+                break;
+            }
+            staged += rows.len() as u64;
+            self.db
+                .write_rows_in(tx.sqlx(), "identity_staged", &cols, None, &rows)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(staged)
     }
 
     /// Brings the identity graph in line with the warehouse: every staged run up to

@@ -16,7 +16,7 @@ pub mod tables;
 pub mod upsert;
 
 pub use error::{Result, WhError};
-pub use manifest::{FileEntry, Manifest, Txn, Warehouse, WriterLock, SERVING_DIR};
+pub use manifest::{FileEntry, Manifest, TableFile, Txn, Warehouse, WriterLock, SERVING_DIR};
 pub use query::{format_batches, Session};
 pub use upsert::Upsert;
 

@@ -336,12 +336,40 @@ pub struct Txn {
     pub abort_before_publish: bool,
 }
 
+/// A whole table being written a batch at a time ([`Txn::replace_start`]).
+pub struct TableFile {
+    table: String,
+    w: ArrowWriter<File>,
+    path: PathBuf,
+    rows: u64,
+}
+
+impl TableFile {
+    pub fn write(&mut self, b: &RecordBatch) -> Result<()> {
+        self.rows += b.num_rows() as u64;
+        self.w.write(b)?;
+        Ok(())
+    }
+}
+
 impl Txn {
     pub fn base(&self) -> &Manifest {
         &self.base
     }
     pub fn staged(&self) -> &Manifest {
         &self.next
+    }
+    /// A path for a scratch file of this writer's, under the warehouse root (on the data's
+    /// disk, not a small `/tmp`). Whoever creates it removes it; scratch directories a killed
+    /// writer left are removed by the next one.
+    pub fn scratch_path(&mut self, name: &str) -> PathBuf {
+        self.seq += 1;
+        self.wh.root.join(format!(
+            "{}{name}-{}-{}",
+            crate::upsert::SCRATCH_PREFIX,
+            std::process::id(),
+            self.seq
+        ))
     }
     pub fn set_watermark(&mut self, key: &str, value: String) {
         self.next.watermarks.insert(key.to_string(), value);
@@ -350,13 +378,12 @@ impl Txn {
         self.next.notes.insert(key.to_string(), value);
     }
 
-    fn write_file(
+    fn create_file(
         &mut self,
         table: &str,
         partition: &str,
-        batches: &[RecordBatch],
         schema: &SchemaRef,
-    ) -> Result<FileEntry> {
+    ) -> Result<TableFile> {
         let dir = if partition.is_empty() {
             self.wh.root.join(table)
         } else {
@@ -367,16 +394,22 @@ impl Txn {
         let name = format!("v{}-{}.parquet", self.next.version, self.seq);
         let path = dir.join(&name);
         let file = File::create(&path).map_err(io(&path))?;
+        // Listed at once, so an abandoned file is cleaned up like any other a run left.
+        self.written.push(path.clone());
         let key = tables::def(table).map(|d| d.key);
-        let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_props(key)?))?;
-        let mut rows = 0u64;
-        for b in batches {
-            rows += b.num_rows() as u64;
-            w.write(b)?;
-        }
+        let w = ArrowWriter::try_new(file, schema.clone(), Some(writer_props(key)?))?;
+        Ok(TableFile {
+            table: table.to_string(),
+            w,
+            path,
+            rows: 0,
+        })
+    }
+
+    fn close_file(&mut self, f: TableFile) -> Result<FileEntry> {
+        let TableFile { w, path, rows, .. } = f;
         let file = w.into_inner()?;
         file.sync_all().map_err(io(&path))?;
-        self.written.push(path.clone());
         let rel = path
             .strip_prefix(&self.wh.root)
             .expect("data files are written under the warehouse root")
@@ -387,12 +420,28 @@ impl Txn {
 
     /// Replaces a whole table.
     pub fn replace(&mut self, table: &str, batches: Vec<RecordBatch>) -> Result<()> {
+        let mut f = self.replace_start(table)?;
+        for b in &batches {
+            f.write(b)?;
+        }
+        self.replace_finish(f)
+    }
+
+    /// Starts replacing a whole table a batch at a time ([`TableFile::write`], then
+    /// [`Txn::replace_finish`]): for a table too large to hold whole.
+    pub fn replace_start(&mut self, table: &str) -> Result<TableFile> {
         let def = tables::def(table).ok_or_else(|| WhError::UnknownTable(table.into()))?;
         let schema = (def.schema)();
-        let entry = self.write_file(table, "", &batches, &schema)?;
+        self.create_file(table, "", &schema)
+    }
+
+    /// Stages the table `f` wrote in place of the table's rows before.
+    pub fn replace_finish(&mut self, f: TableFile) -> Result<()> {
+        let table = f.table.clone();
+        let entry = self.close_file(f)?;
         let mut st = TableState::default();
         st.partitions.insert(String::new(), vec![entry]);
-        self.next.tables.insert(table.to_string(), st);
+        self.next.tables.insert(table, st);
         Ok(())
     }
 
