@@ -18,6 +18,8 @@ pub enum EtlError {
     Contract(#[from] crate::contract::ContractError),
     #[error("stopped at step '{0}' by C360_FAIL_AT (test hook)")]
     FailPoint(String),
+    #[error("spool file {0}")]
+    Spool(String),
     #[error("file: {0}")]
     Io(#[from] std::io::Error),
 }

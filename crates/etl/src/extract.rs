@@ -22,6 +22,7 @@ use indicatif::ProgressBar;
 use crate::contract::{self as c, Cell, Plan};
 use crate::error::Result;
 use crate::source::{Row, Sources};
+use crate::spool::{Kind, Spool};
 
 /// Facts carried between steps of one run.
 #[derive(Default)]
@@ -552,6 +553,43 @@ pub const NODE_COLS: &[&str] = &[
     "updated_run",
 ];
 
+/// The kinds of [`NODE_COLS`], for spooling node rows.
+const NODE_KINDS: &[Kind] = &[
+    Kind::Text,
+    Kind::Text,
+    Kind::Int,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Text,
+    Kind::Int,
+    Kind::Int,
+    Kind::Text,
+    Kind::Int,
+];
+
+/// Upserts the spooled node rows into `identity_nodes` in one transaction, a chunk at a time.
+async fn upsert_nodes(meta: &Metastore, nodes: Spool) -> Result<u64> {
+    let n = nodes.len();
+    let mut tx = meta.db.begin().await?;
+    let mut r = nodes.replay()?;
+    while let Some(rows) = r.next_chunk()? {
+        meta.db
+            .write_rows_in(
+                tx.sqlx(),
+                "identity_nodes",
+                NODE_COLS,
+                Some("source_key"),
+                &rows,
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// An identity node with only its key (a customer known from their orders alone).
 fn bare_node(key: String, first: Option<chrono::NaiveDateTime>, run_id: i64) -> Vec<Value> {
     vec![
@@ -642,7 +680,8 @@ pub async fn pos_members(
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     use c::members as M;
-    let mut nodes: Vec<Vec<Value>> = Vec::new();
+    let mut nodes = Spool::new(txn.scratch_path("nodes"), NODE_KINDS);
+    let mut spool_err = None;
     let n = read(src, txn, "members", |plan, r| {
         let Some(mid) = r.key(M::MEMBER_ID) else {
             q.readable(plan, r);
@@ -675,7 +714,7 @@ pub async fn pos_members(
             Ok(None) => Value::NullS,
         };
         let birth_year = r.date(M::BIRTHDAY).ok().flatten().map(|d| d.year() as i64);
-        nodes.push(vec![
+        let row = vec![
             format!("M:{mid}").into(),
             ph_hash,
             r.int(M::PHONE_VERIFIED).unwrap_or(0).into(),
@@ -689,7 +728,10 @@ pub async fn pos_members(
             r.int(M::REGISTER_STORE_ID).into(),
             created,
             run_id.into(),
-        ]);
+        ];
+        if let Err(e) = nodes.push(row) {
+            spool_err.get_or_insert(e);
+        }
         pb.inc(1);
     })
     .await?;
@@ -707,10 +749,10 @@ pub async fn pos_members(
         .await?;
         return Ok((0, bare));
     };
-    let loaded = nodes.len() as u64;
-    meta.db
-        .upsert_rows("identity_nodes", NODE_COLS, "source_key", &nodes)
-        .await?;
+    if let Some(e) = spool_err {
+        return Err(e);
+    }
+    let loaded = upsert_nodes(meta, nodes).await?;
     Ok((n, loaded))
 }
 
@@ -727,7 +769,8 @@ pub async fn wx_users(
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     use c::wx_users as U;
-    let mut nodes: Vec<Vec<Value>> = Vec::new();
+    let mut nodes = Spool::new(txn.scratch_path("nodes"), NODE_KINDS);
+    let mut spool_err = None;
     let n = read(src, txn, "wx_users", |plan, r| {
         let Some(uid) = r.key(U::USER_ID) else {
             q.readable(plan, r);
@@ -767,7 +810,7 @@ pub async fn wx_users(
         };
         let unionid = r.some_text(U::UNIONID).map(|u| salt.hash(u.trim()));
         let created = r.time(U::CREATED_AT).ok().flatten().map(fmt_ts);
-        nodes.push(vec![
+        let row = vec![
             format!("U:{uid}").into(),
             ph_hash,
             1i64.into(), // WeChat getPhoneNumber numbers are verified by WeChat
@@ -781,7 +824,10 @@ pub async fn wx_users(
             Value::NullI,
             created.into(),
             run_id.into(),
-        ]);
+        ];
+        if let Err(e) = nodes.push(row) {
+            spool_err.get_or_insert(e);
+        }
         pb.inc(1);
     })
     .await?;
@@ -799,10 +845,10 @@ pub async fn wx_users(
         .await?;
         return Ok((0, bare));
     };
-    let loaded = nodes.len() as u64;
-    meta.db
-        .upsert_rows("identity_nodes", NODE_COLS, "source_key", &nodes)
-        .await?;
+    if let Some(e) = spool_err {
+        return Err(e);
+    }
+    let loaded = upsert_nodes(meta, nodes).await?;
     Ok((n, loaded))
 }
 

@@ -22,6 +22,7 @@ pub mod refresh;
 mod report;
 pub mod rows;
 pub mod source;
+mod spool;
 
 pub use config::EtlConfig;
 pub use error::{EtlError, Result};
