@@ -138,6 +138,7 @@ pub async fn report(
         StringBuilder::new(),
     );
     let loaded = c360_core::sources::loaded(&txn.staged().notes);
+    let rss = crate::report::RssPeak::start();
     for (table, check, sql, detail) in CHECKS {
         let need = needs(table, check);
         if !need.is_empty() && !c360_core::sources::any(loaded.as_ref(), need) {
@@ -150,7 +151,18 @@ pub async fn report(
             ));
             continue;
         }
+        let t0 = std::time::Instant::now();
+        if let Some(r) = &rss {
+            r.take_mib();
+        }
         let b = sess.query(sql).await?;
+        tracing::debug!(
+            table,
+            check,
+            ms = t0.elapsed().as_millis() as u64,
+            peak_mib = rss.as_ref().map_or(0, |r| r.take_mib()),
+            "quality check"
+        );
         let val = b
             .iter()
             .find(|b| b.num_rows() > 0)

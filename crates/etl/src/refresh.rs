@@ -25,10 +25,13 @@ pub async fn refresh(
     use std::collections::HashMap;
     let sess = Session::open(wh).await?;
     let clock = std::time::Instant::now();
+    // Each part's peak resident memory, as the step table gives each step's.
+    let rss = crate::report::RssPeak::start();
     let lap = |what: &str| {
         tracing::info!(
             part = what,
             ms = clock.elapsed().as_millis() as u64,
+            peak_mib = rss.as_ref().map_or(0, |r| r.take_mib()),
             "refresh"
         )
     };
