@@ -26,6 +26,7 @@ mod spool;
 
 pub use config::EtlConfig;
 pub use error::{EtlError, Result};
+pub use quality::MEMORY as QUALITY_MEMORY;
 pub use report::{EtlReport, StepReport};
 
 use std::time::Instant;

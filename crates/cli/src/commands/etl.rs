@@ -26,6 +26,17 @@ pub fn etl_config(s: &Settings) -> Result<c360_etl::EtlConfig> {
             })?,
             Err(_) => c360_etl::source::SLICE_KEYS,
         },
+        quality_memory: match std::env::var("C360_QUALITY_MEMORY_MIB") {
+            Ok(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (16..=1 << 20).contains(n))
+                .map(|n| n << 20)
+                .with_context(|| {
+                    format!("C360_QUALITY_MEMORY_MIB must be 16..=1048576 MiB, not {v:?}")
+                })?,
+            Err(_) => c360_etl::QUALITY_MEMORY,
+        },
         ..Default::default()
     })
 }
