@@ -75,33 +75,127 @@ pub fn sessionize(mut events: Vec<Event>) -> Vec<Session> {
         .into_iter()
         .map(|(id, mut ev)| {
             ev.sort_by_key(|e| e.time);
-            let mut step = 0;
-            let mut path: Vec<String> = Vec::new();
-            for e in &ev {
-                if let Some(s) = step_of(&e.action, e.page.as_deref()) {
-                    if s == step + 1 {
-                        step = s;
-                    }
-                }
-                let p = e.page.clone().unwrap_or_else(|| e.action.clone());
-                if path.last() != Some(&p) && path.len() < 8 {
-                    path.push(p);
-                }
-            }
-            Session {
-                id,
-                customer: ev.iter().find_map(|e| e.customer),
-                start: ev[0].time,
-                end: ev[ev.len() - 1].time,
-                events: ev.len(),
-                max_step: step,
-                path,
-                device: ev.iter().find_map(|e| e.device.clone()),
-            }
+            session_of(id, &ev)
         })
         .collect();
     out.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
     out
+}
+
+/// One session from its events in time order.
+fn session_of(id: String, ev: &[Event]) -> Session {
+    let mut step = 0;
+    let mut path: Vec<String> = Vec::new();
+    for e in ev {
+        if let Some(s) = step_of(&e.action, e.page.as_deref()) {
+            if s == step + 1 {
+                step = s;
+            }
+        }
+        let p = e.page.as_deref().unwrap_or(&e.action);
+        if path.last().map(String::as_str) != Some(p) && path.len() < 8 {
+            path.push(p.to_string());
+        }
+    }
+    Session {
+        id,
+        customer: ev.iter().find_map(|e| e.customer),
+        start: ev[0].time,
+        end: ev[ev.len() - 1].time,
+        events: ev.len(),
+        max_step: step,
+        path,
+        device: ev.iter().find_map(|e| e.device.clone()),
+    }
+}
+
+/// [`sessionize`] a session at a time, for more events than memory holds: events come in
+/// grouped, and memory holds one session's. First every event with a session id, ordered by
+/// (session id, time); then every event without one, ordered by (customer, time), customers
+/// without an id first. Gives the sessions `sessionize` gives, in the order they close.
+#[derive(Debug, Default)]
+pub struct SessionStream {
+    id: String,
+    events: Vec<Event>,
+    /// The last event without a session id: (customer, time).
+    last: Option<(Option<i64>, i64)>,
+}
+
+impl SessionStream {
+    /// Takes the next event; gives the session it closed, if any. An event out of the order
+    /// above is an error (a session would be cut in two).
+    pub fn push(&mut self, e: Event) -> Result<Option<Session>, String> {
+        match e.session.as_deref() {
+            Some(s) => {
+                if self.last.is_some() {
+                    return Err(format!(
+                        "event of session {s:?} after events without a session"
+                    ));
+                }
+                if !self.events.is_empty() && s == self.id {
+                    self.order(&e)?;
+                    self.events.push(e);
+                    return Ok(None);
+                }
+                if !self.events.is_empty() && s < self.id.as_str() {
+                    return Err(format!("session {s:?} after {:?}", self.id));
+                }
+                let id = s.to_string();
+                Ok(self.start(id, e))
+            }
+            None => {
+                let (c, t) = (e.customer, e.time);
+                let cont = match self.last {
+                    Some((lc, lt)) if (c, t) < (lc, lt) => {
+                        return Err(format!(
+                            "event of customer {c:?} at {t} after customer {lc:?} at {lt}"
+                        ))
+                    }
+                    Some((lc, lt)) => lc == c && t - lt <= GAP_MICROS,
+                    None => false,
+                };
+                self.last = Some((c, t));
+                if cont {
+                    self.events.push(e);
+                    return Ok(None);
+                }
+                let id = format!("auto:{}:{}", c.unwrap_or(0), t);
+                Ok(self.start(id, e))
+            }
+        }
+    }
+
+    fn order(&self, e: &Event) -> Result<(), String> {
+        match self.events.last() {
+            Some(p) if e.time < p.time => Err(format!(
+                "session {:?}: an event at {} after one at {}",
+                self.id, e.time, p.time
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the open session (if any) and opens `id` with `e`.
+    fn start(&mut self, id: String, e: Event) -> Option<Session> {
+        let closed = self.close();
+        self.id = id;
+        self.events.push(e);
+        closed
+    }
+
+    fn close(&mut self) -> Option<Session> {
+        if self.events.is_empty() {
+            return None;
+        }
+        let s = session_of(std::mem::take(&mut self.id), &self.events);
+        self.events.clear();
+        Some(s)
+    }
+
+    /// The last session.
+    pub fn finish(mut self) -> Option<Session> {
+        self.close()
+    }
 }
 
 /// Sessions reaching each step, the conversion from the step before and the drop-off.
@@ -171,6 +265,74 @@ mod tests {
             time: t * 1_000_000,
             device: None,
         }
+    }
+
+    /// The stream, fed events in its order, gives what `sessionize` gives from any order: on
+    /// random events with shared session ids across customers, events without ids (a customer
+    /// or none), equal times and gaps either side of 30 minutes.
+    #[test]
+    fn a_session_at_a_time_as_all_at_once() {
+        use rand::{Rng, SeedableRng};
+        const ACTIONS: [(&str, &str); 6] = [
+            ("view", "menu"),
+            ("click", "item"),
+            ("view", "item"),
+            ("add_cart", "cart"),
+            ("pay", "pay"),
+            ("view", "home"),
+        ];
+        for seed in 0..40u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let n = rng.random_range(0..300);
+            let events: Vec<Event> = (0..n)
+                .map(|_| {
+                    let (a, p) = ACTIONS[rng.random_range(0..ACTIONS.len())];
+                    Event {
+                        customer: (rng.random::<f64>() < 0.85).then(|| rng.random_range(1..6)),
+                        session: (rng.random::<f64>() < 0.5)
+                            .then(|| format!("s{}", rng.random_range(0..8))),
+                        action: a.into(),
+                        page: (rng.random::<f64>() < 0.9).then(|| p.to_string()),
+                        // Minutes: ties, and gaps either side of 30.
+                        time: rng.random_range(0..600) * 60_000_000,
+                        device: (rng.random::<f64>() < 0.5)
+                            .then(|| format!("d{}", rng.random_range(0..3))),
+                    }
+                })
+                .collect();
+            let want = sessionize(events.clone());
+            // The stream's order; equal keys in input order, as the sorts in `sessionize`.
+            let mut order: Vec<usize> = (0..events.len()).collect();
+            order.sort_by(|&i, &j| {
+                let (a, b) = (&events[i], &events[j]);
+                match (&a.session, &b.session) {
+                    (Some(x), Some(y)) => (x, a.time, a.customer).cmp(&(y, b.time, b.customer)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => (a.customer, a.time).cmp(&(b.customer, b.time)),
+                }
+                .then(i.cmp(&j))
+            });
+            let mut st = SessionStream::default();
+            let mut got: Vec<Session> = Vec::new();
+            for i in order {
+                got.extend(st.push(events[i].clone()).unwrap());
+            }
+            got.extend(st.finish());
+            got.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
+            assert_eq!(got, want, "seed {seed}");
+        }
+        // Out of order is refused, not cut into two sessions.
+        let mut st = SessionStream::default();
+        assert!(st
+            .push(ev(1, Some("b"), "view", "menu", 0))
+            .unwrap()
+            .is_none());
+        assert!(st.push(ev(1, Some("a"), "view", "menu", 0)).is_err());
+        let mut st = SessionStream::default();
+        st.push(ev(2, None, "view", "menu", 0)).unwrap();
+        assert!(st.push(ev(1, None, "view", "menu", 9)).is_err());
+        assert!(st.push(ev(2, Some("a"), "view", "menu", 9)).is_err());
     }
 
     #[test]

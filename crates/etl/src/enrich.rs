@@ -124,71 +124,130 @@ pub fn sentiment_batch(rows: &[ReviewRow], model: &sentiment::Sentiment) -> Resu
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
-/// Sessions of all page events.
-pub async fn sessions_batch(sess: &Session) -> Result<RecordBatch> {
-    let mut events = Vec::new();
-    for b in sess
-        .query(
-            "SELECT customer_id, session_id, action_type, page, CAST(event_time AS BIGINT), device \
-             FROM customer_behavior_tracks",
-        )
-        .await?
-    {
-        let (c, s, a, p, t, d) = (
-            col_i64(&b, 0)?,
-            col_str(&b, 1)?,
-            col_str(&b, 2)?,
-            col_str(&b, 3)?,
-            col_i64(&b, 4)?,
-            col_str(&b, 5)?,
-        );
-        for r in 0..b.num_rows() {
-            events.push(behavior::Event {
-                customer: c[r],
-                session: s[r].clone(),
-                action: a[r].clone().unwrap_or_default(),
-                page: p[r].clone(),
-                time: t[r].unwrap_or(0),
-                device: d[r].clone(),
-            });
+/// Sessions of all page events, written to `out` a batch at a time. The events come sorted by
+/// session from `sess` (a bounded session: the sort spills past its budget), so memory holds
+/// one batch of events, one session's events and one batch of sessions, whatever the number of
+/// events. Returns the number of sessions.
+pub async fn write_sessions(sess: &Session, out: &mut c360_warehouse::TableFile) -> Result<u64> {
+    use futures::StreamExt;
+    const COLS: &str = "customer_id, session_id, action_type, page, \
+                        CAST(event_time AS BIGINT) AS t, device FROM customer_behavior_tracks";
+    let mut stream = behavior::SessionStream::default();
+    let mut batch = SessionCols::default();
+    let mut n = 0u64;
+    // First the events with a session id, then those without (cut by time): the stream's order.
+    for sql in [
+        format!("SELECT {COLS} WHERE session_id IS NOT NULL ORDER BY session_id, t, customer_id NULLS FIRST, track_id"),
+        format!("SELECT {COLS} WHERE session_id IS NULL ORDER BY customer_id NULLS FIRST, t, track_id"),
+    ] {
+        let mut rows = sess.ctx.sql(&sql).await?.execute_stream().await?;
+        while let Some(b) = rows.next().await {
+            let b = b?;
+            let (c, s, a, p, t, d) = (
+                col_i64(&b, 0)?,
+                col_str(&b, 1)?,
+                col_str(&b, 2)?,
+                col_str(&b, 3)?,
+                col_i64(&b, 4)?,
+                col_str(&b, 5)?,
+            );
+            for (r, ((s, a), (p, d))) in s.into_iter().zip(a).zip(p.into_iter().zip(d)).enumerate() {
+                let e = behavior::Event {
+                    customer: c[r],
+                    session: s,
+                    action: a.unwrap_or_default(),
+                    page: p,
+                    time: t[r].unwrap_or(0),
+                    device: d,
+                };
+                let closed = stream.push(e).map_err(|reason| crate::EtlError::Source {
+                    table: "customer_behavior_tracks".into(),
+                    reason: format!("sessions: {reason}"),
+                })?;
+                if let Some(done) = closed {
+                    n += 1;
+                    batch.push(&done);
+                    if batch.len >= SESSION_BATCH {
+                        out.write(&std::mem::take(&mut batch).finish()?)?;
+                    }
+                }
+            }
         }
     }
-    let sessions = behavior::sessionize(events);
-    let mut id = StringBuilder::new();
-    let mut cust = Int64Builder::new();
-    let (mut st, mut en) = (tz_builder(), tz_builder());
-    let (mut ev, mut dur, mut step) = (
-        Int64Builder::new(),
-        Int64Builder::new(),
-        Int64Builder::new(),
-    );
-    let (mut path, mut dev) = (StringBuilder::new(), StringBuilder::new());
-    for s in &sessions {
-        id.append_value(&s.id);
-        cust.append_option(s.customer);
-        st.append_value(s.start);
-        en.append_value(s.end);
-        ev.append_value(s.events as i64);
-        dur.append_value((s.end - s.start) / 1_000_000);
-        step.append_value(s.max_step as i64);
-        path.append_value(s.path.join(">"));
-        dev.append_option(s.device.as_deref());
+    if let Some(done) = stream.finish() {
+        n += 1;
+        batch.push(&done);
     }
-    let schema = tables::schema("customer_sessions");
-    Ok(RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(id.finish()),
-            Arc::new(cust.finish()),
-            Arc::new(st.finish()),
-            Arc::new(en.finish()),
-            Arc::new(ev.finish()),
-            Arc::new(dur.finish()),
-            Arc::new(step.finish()),
-            Arc::new(path.finish()),
-            Arc::new(dev.finish()),
-        ],
-    )?)
+    if batch.len > 0 {
+        out.write(&batch.finish()?)?;
+    }
+    Ok(n)
+}
+
+/// Sessions per batch written.
+const SESSION_BATCH: usize = 65_536;
+
+/// `customer_sessions` rows being built.
+struct SessionCols {
+    len: usize,
+    id: StringBuilder,
+    cust: Int64Builder,
+    start: TimestampMicrosecondBuilder,
+    end: TimestampMicrosecondBuilder,
+    events: Int64Builder,
+    secs: Int64Builder,
+    step: Int64Builder,
+    path: StringBuilder,
+    device: StringBuilder,
+}
+
+impl Default for SessionCols {
+    fn default() -> Self {
+        SessionCols {
+            len: 0,
+            id: StringBuilder::new(),
+            cust: Int64Builder::new(),
+            start: tz_builder(),
+            end: tz_builder(),
+            events: Int64Builder::new(),
+            secs: Int64Builder::new(),
+            step: Int64Builder::new(),
+            path: StringBuilder::new(),
+            device: StringBuilder::new(),
+        }
+    }
+}
+
+impl SessionCols {
+    fn push(&mut self, s: &behavior::Session) {
+        self.len += 1;
+        self.id.append_value(&s.id);
+        self.cust.append_option(s.customer);
+        self.start.append_value(s.start);
+        self.end.append_value(s.end);
+        self.events.append_value(s.events as i64);
+        self.secs.append_value((s.end - s.start) / 1_000_000);
+        self.step.append_value(s.max_step as i64);
+        self.path.append_value(s.path.join(">"));
+        self.device.append_option(s.device.as_deref());
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_new(
+            tables::schema("customer_sessions"),
+            vec![
+                Arc::new(self.id.finish()),
+                Arc::new(self.cust.finish()),
+                Arc::new(self.start.finish()),
+                Arc::new(self.end.finish()),
+                Arc::new(self.events.finish()),
+                Arc::new(self.secs.finish()),
+                Arc::new(self.step.finish()),
+                Arc::new(self.path.finish()),
+                Arc::new(self.device.finish()),
+            ],
+        )?)
+    }
 }
 
 /// The customer graph: ties between resolved customers, with each customer's dense index.

@@ -87,7 +87,13 @@ pub async fn refresh(
     )?;
     let sentiment_b = crate::enrich::sentiment_batch(&review_rows, &sentiment_model)?;
     lap("sentiment");
-    let sessions_b = crate::enrich::sessions_batch(&sess).await?;
+    // Sessions are written as they close, into the version this refresh commits.
+    let mut txn = wh.begin_locked(lock, run_id)?;
+    let bounded = Session::bounded_sort(wh, sess.manifest.clone(), SESSIONS_MEMORY, true).await?;
+    let mut f = txn.replace_start("customer_sessions")?;
+    crate::enrich::write_sessions(&bounded, &mut f).await?;
+    txn.replace_finish(f)?;
+    drop(bounded);
     lap("sessions");
     let net = crate::enrich::network(&sess).await?;
     let (network_b, cascades_b, network_note) = crate::enrich::network_batches(&net)?;
@@ -98,11 +104,9 @@ pub async fn refresh(
     let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
     let n = feats.len() as u64;
     crate::config::fail_point(cfg, "refresh_commit")?;
-    let mut txn = wh.begin_locked(lock, run_id)?;
     txn.replace("customer_segmentation", vec![seg_batch])?;
     txn.replace("customer_predictions", vec![pred_batch])?;
     txn.replace("review_sentiment", vec![sentiment_b])?;
-    txn.replace("customer_sessions", vec![sessions_b])?;
     txn.replace("customer_network", vec![network_b])?;
     txn.replace("network_cascades", vec![cascades_b])?;
     txn.note(
@@ -162,6 +166,10 @@ pub async fn refresh(
     lap("serving index");
     Ok((n, n))
 }
+
+/// What the sessions' sort of every page event may hold in memory before it spills (at 10M
+/// orders 512 MiB over two partitions failed in the merge of the spilled runs).
+const SESSIONS_MEMORY: usize = 1 << 30;
 
 fn segmentation_batch(
     feats: &[c360_core::profile::Features],

@@ -56,11 +56,31 @@ impl Session {
     /// checks at any size (the ETL's quality step); a query that cannot fit fails with
     /// "Resources exhausted" rather than taking the machine's memory.
     pub async fn bounded(wh: &Warehouse, m: Manifest, memory: usize) -> Result<Session> {
+        Self::bounded_sort(wh, m, memory, false).await
+    }
+
+    /// [`Session::bounded`] for queries whose answer is one long sort of a fact table (a row
+    /// per event, sorted by session), when `one_long_sort`: one partition, so the sorts of a
+    /// plan do not run twice over, and a quarter of the budget kept back for merging the
+    /// spilled runs, which cannot spill themselves (at 10M orders, two partitions of such a
+    /// sort under 512 MiB failed in the merge). With one partition DataFusion plans hash joins
+    /// (sort-merge joins need more than one), so the small side of each join is held whole:
+    /// fit for a fact table joined to keys or dimensions, not for two fact tables.
+    pub async fn bounded_sort(
+        wh: &Warehouse,
+        m: Manifest,
+        memory: usize,
+        one_long_sort: bool,
+    ) -> Result<Session> {
         let mut cfg = Self::config();
         cfg.options_mut().optimizer.prefer_hash_join = false;
         // What a sort keeps back for merging its spilled runs: a share of the budget, so a
         // small budget still sorts (DataFusion's default is a fixed 10 MB).
-        cfg.options_mut().execution.sort_spill_reservation_bytes = (memory / 16).max(64 << 10);
+        let share = if one_long_sort { 4 } else { 16 };
+        cfg.options_mut().execution.sort_spill_reservation_bytes = (memory / share).max(64 << 10);
+        if one_long_sort {
+            cfg = cfg.with_target_partitions(1);
+        }
         let spill = wh.root.join(format!(
             "{}datafusion-{}",
             crate::upsert::SCRATCH_PREFIX,
