@@ -303,10 +303,7 @@ fn link(
     drop(unions);
     let card = |i: usize| nodes.card(i);
     let cards = grouped(n, &live, card);
-    for i in 0..n {
-        if !live[i] {
-            continue;
-        }
+    for i in (0..n).filter(|&i| live[i]) {
         if let Some(bc) = nodes.bound_card(i) {
             let lo = cards.partition_point(|j| card(*j as usize) < Some(bc));
             let hi = cards.partition_point(|j| card(*j as usize) <= Some(bc));
