@@ -12,7 +12,8 @@ use std::sync::Arc;
 use c360_analytics::{behavior, graph, sentiment};
 use c360_core::cols::{col_i64, col_str};
 use c360_warehouse::arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::record_batch::RecordBatch;
 use c360_warehouse::{tables, Session};
@@ -167,7 +168,7 @@ pub async fn write_sessions(sess: &Session, out: &mut c360_warehouse::TableFile)
                 if let Some(done) = closed {
                     n += 1;
                     batch.push(&done);
-                    if batch.len >= SESSION_BATCH {
+                    if batch.len() >= SESSION_BATCH {
                         out.write(&std::mem::take(&mut batch).finish()?)?;
                     }
                 }
@@ -178,7 +179,7 @@ pub async fn write_sessions(sess: &Session, out: &mut c360_warehouse::TableFile)
         n += 1;
         batch.push(&done);
     }
-    if batch.len > 0 {
+    if batch.len() > 0 {
         out.write(&batch.finish()?)?;
     }
     Ok(n)
@@ -189,7 +190,6 @@ const SESSION_BATCH: usize = 65_536;
 
 /// `customer_sessions` rows being built.
 struct SessionCols {
-    len: usize,
     id: StringBuilder,
     cust: Int64Builder,
     start: TimestampMicrosecondBuilder,
@@ -204,7 +204,6 @@ struct SessionCols {
 impl Default for SessionCols {
     fn default() -> Self {
         SessionCols {
-            len: 0,
             id: StringBuilder::new(),
             cust: Int64Builder::new(),
             start: tz_builder(),
@@ -219,8 +218,12 @@ impl Default for SessionCols {
 }
 
 impl SessionCols {
+    /// Sessions held.
+    fn len(&self) -> usize {
+        self.cust.len()
+    }
+
     fn push(&mut self, s: &behavior::Session) {
-        self.len += 1;
         self.id.append_value(&s.id);
         self.cust.append_option(s.customer);
         self.start.append_value(s.start);
