@@ -18,9 +18,11 @@ pub mod notes;
 pub mod profile;
 pub mod query;
 pub mod recs;
+pub mod rss;
 pub mod sentiment;
 pub mod service;
 pub mod serving;
+pub mod slice;
 pub mod sources;
 
 /// What went wrong, in the domain's terms.

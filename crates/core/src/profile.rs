@@ -23,10 +23,11 @@ use c360_model::Lifecycle;
 const DAY: &str = "CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT)";
 
 /// The features query; its `$1` is the as-of day (days since 1970-01-01 in the chain's zone).
-fn features_sql() -> String {
+/// `w`: the slice of customers, a predicate on `k.customer_id` (see [`crate::slice`]).
+fn features_sql(w: &str) -> String {
     format!(
         "WITH o AS (SELECT k.customer_id, {DAY} AS day, o.total_fen, o.source, o.store_id, o.status
-                   FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key),
+                   FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key WHERE {w}),
          p AS (SELECT * FROM o WHERE day < $1),
          dd AS (SELECT customer_id, day, day - LAG(day) OVER (PARTITION BY customer_id ORDER BY day) AS gap,
                        ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day DESC) AS rn
@@ -144,11 +145,27 @@ impl Features {
 }
 
 pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
+    features_sliced(sess, asof, crate::slice::SLICE_CUSTOMERS).await
+}
+
+/// [`features`] computed `per_slice` customers at a time, each slice one query over the orders
+/// of its customers, so the aggregation holds a slice's customers, not the chain's (the same
+/// answer whatever the size).
+pub async fn features_sliced(sess: &Session, asof: i64, per_slice: usize) -> Result<Vec<Features>> {
     let mut out = Vec::new();
-    for b in sess
-        .query_with(&features_sql(), vec![ScalarValue::from(asof)])
-        .await?
-    {
+    for s in crate::slice::slices(sess, per_slice).await? {
+        let sql = features_sql(&s.predicate("k.customer_id"));
+        let batches = sess.query_with(&sql, vec![ScalarValue::from(asof)]).await?;
+        features_from(&batches, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn features_from(
+    batches: &[datafusion::arrow::record_batch::RecordBatch],
+    out: &mut Vec<Features>,
+) -> Result<()> {
+    for b in batches {
         let f = |i: usize| -> Result<Float64Array> {
             Ok(cast(b.column(i), &DataType::Float64)?
                 .as_any()
@@ -198,7 +215,7 @@ pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Customers with a paid order on a day in [from, to).

@@ -42,6 +42,8 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::profile::{Features, LiveProfile};
+use crate::query::ScalarValue;
+use crate::slice::{slices, Slice, SLICE_CUSTOMERS};
 use crate::{CoreError, CoreResult};
 
 /// The per-customer views a profile page reads.
@@ -66,26 +68,57 @@ const LIVE_FILE: &str = "live.bin";
 /// items as text and its local day number (`day`): a timeline, and the order half of a
 /// customer's behaviour, are read without scanning the fact tables.
 pub const ORDERS: &str = "customer_orders";
-/// The keyed files of every customer's page events and reviews, newest first.
-const EVENTS_SQL: &str = "SELECT * FROM customer_behavior_tracks WHERE customer_id IS NOT NULL \
-     ORDER BY customer_id, event_time DESC, track_id";
-const REVIEWS_SQL: &str = "SELECT * FROM customer_emotion WHERE customer_id IS NOT NULL \
-     ORDER BY customer_id, created_at DESC, emotion_id";
+/// The keyed files of every customer's page events and reviews, newest first. `{w}` is the
+/// build's slice of customers (a predicate on `customer_id`, see [`Slice`]).
+const EVENTS_SQL: &str =
+    "SELECT * FROM customer_behavior_tracks WHERE customer_id IS NOT NULL AND {w}";
+const REVIEWS_SQL: &str = "SELECT * FROM customer_emotion WHERE customer_id IS NOT NULL AND {w}";
 /// Each keyed fact file: its name, the warehouse view its rows stand in for in a customer's
-/// slice ([`ServingIndex::customer_facts`]), and the query that builds it.
-const FACTS: [(&str, &str, &str); 3] = [
-    (ORDERS, "orders", ORDERS_SQL),
-    ("customer_events", "customer_behavior_tracks", EVENTS_SQL),
-    ("customer_reviews", "customer_emotion", REVIEWS_SQL),
+/// slice ([`ServingIndex::customer_facts`]), the query of its rows and their order.
+const FACTS: [(&str, &str, &str, &str); 3] = [
+    (
+        ORDERS,
+        "orders",
+        ORDERS_SQL,
+        "customer_id, order_time DESC, order_id",
+    ),
+    (
+        "customer_events",
+        "customer_behavior_tracks",
+        EVENTS_SQL,
+        "customer_id, event_time DESC, track_id",
+    ),
+    (
+        "customer_reviews",
+        "customer_emotion",
+        REVIEWS_SQL,
+        "customer_id, created_at DESC, emotion_id",
+    ),
 ];
+/// The stored table under each of [`FACTS`] (its row count sizes the file's slices).
+const FACT_TABLES: [&str; 3] = [
+    "fact_orders",
+    "customer_behavior_tracks_raw",
+    "customer_emotion_raw",
+];
+/// Fact rows one slice of a keyed fact file holds, per customer of a view's slice: a fact file
+/// is cut finer than the views when customers have many rows (23M page events over 2M
+/// customers: 12 slices of events where the views take 4). Its rows are sorted in memory.
+const FACT_ROWS_PER_CUSTOMER: u64 = 4;
+/// A slice's items are aggregated from its own orders only (`o2`), so the per-order item
+/// texts a slice holds grow with the slice, not with the whole chain.
 const ORDERS_SQL: &str = "SELECT o.customer_id, o.order_id, o.order_no, o.order_time, o.store_id, \
      st.name AS store_name, o.channel, o.status, o.total_fen, o.discount_fen, o.daypart, o.holiday, \
      it.items, CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT) AS day \
      FROM orders o LEFT JOIN stores st ON o.store_id = st.store_id \
-     LEFT JOIN (SELECT i.order_id, string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') AS items \
-                FROM order_items i JOIN products pr ON i.product_id = pr.product_id GROUP BY i.order_id) it \
+     LEFT JOIN (SELECT i.order_id, \
+                  string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') AS items \
+                FROM order_items i JOIN products pr ON i.product_id = pr.product_id \
+                JOIN (SELECT order_id FROM orders WHERE customer_id IS NOT NULL AND {w2}) o2 \
+                  ON i.order_id = o2.order_id \
+                GROUP BY i.order_id) it \
        ON it.order_id = o.order_id \
-     WHERE o.customer_id IS NOT NULL ORDER BY o.customer_id, o.order_time DESC, o.order_id";
+     WHERE o.customer_id IS NOT NULL AND {w}";
 
 fn io(p: &Path) -> impl Fn(std::io::Error) -> CoreError + '_ {
     move |e| CoreError::Internal(format!("{}: {e}", p.display()))
@@ -339,7 +372,7 @@ impl ServingIndex {
             views,
             facts: FACTS
                 .iter()
-                .map(|(f, _, _)| Ok((KeyedRows::open(&dir.join(format!("{f}.pix")))?, None)))
+                .map(|(f, _, _, _)| Ok((KeyedRows::open(&dir.join(format!("{f}.pix")))?, None)))
                 .collect::<CoreResult<_>>()?,
             live: LiveRecords::open(&dir.join(LIVE_FILE))?,
         })
@@ -379,7 +412,7 @@ impl ServingIndex {
         for t in tables {
             let i = FACTS
                 .iter()
-                .position(|(_, name, _)| name == t)
+                .position(|(_, name, _, _)| name == t)
                 .ok_or_else(|| CoreError::Internal(format!("{t} is not a keyed fact")))?;
             let (rows, schema) = &self.facts[i];
             let schema = schema
@@ -418,8 +451,11 @@ impl ServingIndex {
     /// Makes the session read each view from its sorted Parquet file instead of recomputing
     /// it, and learns the schemas of the keyed facts' rows from the session.
     pub async fn register(&mut self, sess: &Session) -> CoreResult<()> {
-        for (i, (_, _, sql)) in FACTS.iter().enumerate() {
-            let df = sess.ctx.sql(sql).await?;
+        for (i, (_, _, sql, order)) in FACTS.iter().enumerate() {
+            let df = sess
+                .ctx
+                .sql(&sorted_sql(sess, &Slice::ALL.apply(sql), order).await?)
+                .await?;
             self.facts[i].1 = Some(Arc::new(df.schema().as_arrow().clone()));
         }
         for v in VIEWS {
@@ -437,9 +473,14 @@ impl ServingIndex {
     }
 }
 
-/// Opens the index of the session's version, building it first if there is none (or the one
-/// on disk does not open), and makes the session read the views from it.
-pub async fn open_or_build(wh: &Warehouse, sess: &Session) -> CoreResult<Arc<ServingIndex>> {
+/// Opens the index of the session's version, building it first (`per_slice` customers at a
+/// time) if there is none (or the one on disk does not open), and makes the session read the
+/// views from it.
+pub async fn open_or_build(
+    wh: &Warehouse,
+    sess: &Session,
+    per_slice: usize,
+) -> CoreResult<Arc<ServingIndex>> {
     let dir = dir_of(wh, sess.manifest.version);
     let mut idx = match ServingIndex::open(&dir) {
         Ok(i) => i,
@@ -448,7 +489,7 @@ pub async fn open_or_build(wh: &Warehouse, sess: &Session) -> CoreResult<Arc<Ser
                 tracing::warn!(error = %e, "the serving index does not open; rebuilding it");
                 fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
-            build(wh, sess, None).await?;
+            build_sliced(wh, sess, None, per_slice).await?;
             ServingIndex::open(&dir)?
         }
     };
@@ -456,13 +497,23 @@ pub async fn open_or_build(wh: &Warehouse, sess: &Session) -> CoreResult<Arc<Ser
     Ok(Arc::new(idx))
 }
 
-/// Builds the index of the session's version unless it exists. Returns its directory.
-/// `bases`: every customer's live state if the caller has it (the refresh computed its
-/// parts); otherwise it is computed from the session.
+/// Builds the index of the session's version unless it exists, [`SLICE_CUSTOMERS`] customers
+/// at a time (each view and keyed fact file is computed a slice at a time; see [`crate::slice`]). Returns its directory. `bases`: every customer's live state if the caller has it
+/// (the refresh computed its parts); otherwise it is computed from the session.
 pub async fn build(
     wh: &Warehouse,
     sess: &Session,
     bases: Option<&crate::profile::LiveBases>,
+) -> CoreResult<PathBuf> {
+    build_sliced(wh, sess, bases, SLICE_CUSTOMERS).await
+}
+
+/// [`build`] with `per_slice` customers per slice (the index is the same whatever the slices).
+pub async fn build_sliced(
+    wh: &Warehouse,
+    sess: &Session,
+    bases: Option<&crate::profile::LiveBases>,
+    per_slice: usize,
 ) -> CoreResult<PathBuf> {
     let version = sess.manifest.version;
     let fin = dir_of(wh, version);
@@ -477,18 +528,53 @@ pub async fn build(
     let tmp = parent.join(format!(".v{version:08}.{}.{nonce}.tmp", std::process::id()));
     fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let started = std::time::Instant::now();
+    let rss = crate::rss::RssPeak::start();
     let built = async {
+        let slices = slices(sess, per_slice).await?;
         let mut customers = 0;
+        // Each file's time and peak resident memory (C360_LOG=c360_core::serving=debug).
+        let part = |file: &str, clock: std::time::Instant| {
+            tracing::debug!(
+                file,
+                slices = slices.len(),
+                ms = clock.elapsed().as_millis() as u64,
+                peak_mib = rss.as_ref().map_or(0, |r| r.take_mib()),
+                "serving index part"
+            )
+        };
         for v in VIEWS {
-            let sql = format!("SELECT * FROM {v} ORDER BY customer_id NULLS LAST");
-            let n = build_keyed(sess, v, &sql, &tmp, true).await?;
+            let clock = std::time::Instant::now();
+            let sqls = if v == HOLIDAY && slices.len() > 1 {
+                holiday_slices(sess, &slices).await?
+            } else {
+                slices.iter().map(|s| (s.view_sql(v), vec![])).collect()
+            };
+            let n = build_keyed(sess, v, &sqls, "customer_id", &tmp, true).await?;
             if v == VIEWS[0] {
                 customers = n;
             }
+            part(v, clock);
         }
-        for (name, _, sql) in FACTS {
-            build_keyed(sess, name, sql, &tmp, false).await?;
+        let n_customers = sess
+            .scalar_i64("SELECT COUNT(*) FROM customers")
+            .await?
+            .max(0) as u64;
+        for ((name, _, sql, order), table) in FACTS.into_iter().zip(FACT_TABLES) {
+            let clock = std::time::Instant::now();
+            let rows = crate::slice::rows_of(sess, table).await?;
+            let rows_per_slice = (per_slice as u64).saturating_mul(FACT_ROWS_PER_CUSTOMER);
+            let per = crate::slice::per_rows(per_slice, n_customers, rows, rows_per_slice);
+            let fact_slices = crate::slice::slices(sess, per).await?;
+            let sqls: Vec<_> = fact_slices.iter().map(|s| (s.apply(sql), vec![])).collect();
+            build_keyed(sess, name, &sqls, order, &tmp, false).await?;
+            tracing::debug!(
+                file = name,
+                slices = fact_slices.len(),
+                "serving index fact slices"
+            );
+            part(name, clock);
         }
+        let clock = std::time::Instant::now();
         let computed;
         let bases = match bases {
             Some(b) => b,
@@ -498,13 +584,14 @@ pub async fn build(
             }
         };
         write_live(&tmp.join(LIVE_FILE), bases.as_slice())?;
+        part(LIVE_FILE, clock);
         File::open(&tmp)
             .and_then(|d| d.sync_all())
             .map_err(io(&tmp))?;
-        CoreResult::Ok(customers)
+        CoreResult::Ok((customers, slices.len()))
     }
     .await;
-    let customers = match built {
+    let (customers, slices) = match built {
         Ok(n) => n,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
@@ -524,25 +611,111 @@ pub async fn build(
     tracing::info!(
         version,
         customers,
+        slices,
         ms = started.elapsed().as_millis() as u64,
         "serving index built"
     );
     Ok(fin)
 }
 
-/// Writes the rows of `sql` (sorted by customer) as `<view>.pix` in `dir`, and as
-/// `<view>.parquet` when `parquet`, streaming: one record batch and one customer's rows in
-/// hand. Returns how many customers have rows.
+/// `inner`'s rows sorted by `order` (names of its columns), each string column copied into an
+/// array of its own before the sort: a string read from Parquet is a view into the page it
+/// came from, so a slice's rows, filtered out of every page, would otherwise keep every page
+/// they were filtered from (the whole chain's events) alive in the sort's buffer.
+async fn sorted_sql(sess: &Session, inner: &str, order: &str) -> CoreResult<String> {
+    let df = sess.ctx.sql(inner).await?;
+    let cols: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let q = format!("\"{}\"", f.name().replace('"', "\"\""));
+            match f.data_type() {
+                DataType::Utf8View => format!("arrow_cast(s.{q}, 'Utf8') AS {q}"),
+                _ => format!("s.{q}"),
+            }
+        })
+        .collect();
+    Ok(format!(
+        "SELECT {} FROM ({inner}) s ORDER BY {order}",
+        cols.join(", ")
+    ))
+}
+
+/// The per-customer holiday view, whose rows depend on a chain-wide ratio.
+const HOLIDAY: &str = "v_customer_holiday";
+
+/// `v_customer_holiday` a slice at a time: its chain-wide ratio (`pool` in the view) is a ratio
+/// of sums over every customer, so it is summed slice by slice from `v_customer_holiday_base`
+/// first, then each slice's rows get the view's formula with that ratio bound as `$1` (a
+/// slice of the view itself would recompute the ratio over every customer in each slice).
+async fn holiday_slices(
+    sess: &Session,
+    slices: &[Slice],
+) -> CoreResult<Vec<(String, Vec<ScalarValue>)>> {
+    // Σ holiday orders, Σ holiday days, Σ other orders, Σ other days (None: no customer).
+    let mut sums: [Option<i64>; 4] = [None; 4];
+    for s in slices {
+        let sql = format!(
+            "SELECT SUM(holiday_orders), SUM(holiday_days), SUM(other_orders), SUM(other_days) \
+             FROM v_customer_holiday_base WHERE {}",
+            s.predicate("customer_id")
+        );
+        for b in sess.ctx.sql(&sql).await?.collect().await? {
+            for (k, sum) in sums.iter_mut().enumerate() {
+                let c = datafusion::arrow::compute::cast(b.column(k), &DataType::Int64)?;
+                let c = c
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("cast to Int64 gives an Int64Array");
+                for v in c.iter().flatten() {
+                    *sum = Some(sum.unwrap_or(0) + v);
+                }
+            }
+        }
+    }
+    // As the view computes it: (CAST(Σh AS DOUBLE) / Σhd) / (CAST(Σo AS DOUBLE) / Σod).
+    let lift = match sums {
+        [Some(h), Some(hd), Some(o), Some(od)] => {
+            Some((h as f64 / hd as f64) / (o as f64 / od as f64))
+        }
+        _ => None,
+    };
+    Ok(slices
+        .iter()
+        .map(|s| {
+            (
+                format!(
+                    "SELECT x.customer_id, x.holiday_orders, x.holiday_days, x.other_orders, x.other_days, \
+                       CASE WHEN x.expected > 0 THEN x.holiday_orders / x.expected END AS holiday_lift_raw, \
+                       (x.holiday_orders + 3.0 * CAST($1 AS DOUBLE)) / (x.expected + 3.0) AS holiday_lift \
+                     FROM v_customer_holiday_base x WHERE {}",
+                    s.predicate("x.customer_id")
+                ),
+                vec![ScalarValue::Float64(lift)],
+            )
+        })
+        .collect())
+}
+
+/// Writes the rows of `sqls` (each sorted by customer, each slice's customers after the one
+/// before's) as `<view>.pix` in `dir`, and as `<view>.parquet` when `parquet`, streaming: one
+/// record batch and one customer's rows in hand. Returns how many customers have rows.
 async fn build_keyed(
     sess: &Session,
     view: &str,
-    sql: &str,
+    sqls: &[(String, Vec<ScalarValue>)],
+    order: &str,
     dir: &Path,
     parquet: bool,
 ) -> CoreResult<usize> {
-    let df = sess.ctx.sql(sql).await?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
-    let mut stream = df.execute_stream().await?;
+    let (first, _) = sqls
+        .first()
+        .ok_or_else(|| CoreError::Internal(format!("{view}: no slices")))?;
+    let first = sorted_sql(sess, first, order).await?;
+    // The file's schema is the view's (each slice's query differs only in its filter, and the
+    // holiday view's in where its chain-wide ratio comes from).
+    let schema = Arc::new(sess.ctx.sql(&first).await?.schema().as_arrow().clone());
     let pq_path = dir.join(format!("{view}.parquet"));
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -556,7 +729,7 @@ async fn build_keyed(
         Some(
             ArrowWriter::try_new(
                 File::create(&pq_path).map_err(io(&pq_path))?,
-                schema,
+                schema.clone(),
                 Some(props),
             )
             .map_err(|e| CoreError::Internal(e.to_string()))?,
@@ -581,49 +754,61 @@ async fn build_keyed(
         buf.clear();
         Ok(())
     };
-    while let Some(b) = stream.next().await {
-        let b = b?;
-        if let Some(pq) = pq.as_mut() {
-            pq.write(&b)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+    for (sql, params) in sqls {
+        let mut df = sess.ctx.sql(&sorted_sql(sess, sql, order).await?).await?;
+        if !params.is_empty() {
+            df = df.with_param_values(params.clone())?;
         }
-        let idc = b
-            .column_by_name("customer_id")
-            .ok_or_else(|| CoreError::Internal(format!("{view} has no customer_id")))?;
-        let idc = datafusion::arrow::compute::cast(idc, &DataType::Int64)?;
-        let idc = idc
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("cast to Int64 gives an Int64Array");
-        let rows = crate::json::rows(std::slice::from_ref(&b))?;
-        for (i, row) in rows.iter().enumerate() {
-            if idc.is_null(i) {
-                continue;
+        let mut stream = df.execute_stream().await?;
+        while let Some(b) = stream.next().await {
+            // The slice's batch with the file's schema (a filter can only narrow what a
+            // column may hold, never its type).
+            let b = datafusion::arrow::record_batch::RecordBatch::try_new(
+                schema.clone(),
+                b?.columns().to_vec(),
+            )?;
+            if let Some(pq) = pq.as_mut() {
+                pq.write(&b)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
             }
-            let id = idc.value(i);
-            match cur {
-                Some(c) if c == id => buf.push(b','),
-                Some(c) => {
-                    if id < c {
-                        return Err(CoreError::Internal(format!(
-                            "{view}: customer {id} after {c}: the sort did not hold"
-                        )));
+            let idc = b
+                .column_by_name("customer_id")
+                .ok_or_else(|| CoreError::Internal(format!("{view} has no customer_id")))?;
+            let idc = datafusion::arrow::compute::cast(idc, &DataType::Int64)?;
+            let idc = idc
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("cast to Int64 gives an Int64Array");
+            let rows = crate::json::rows(std::slice::from_ref(&b))?;
+            for (i, row) in rows.iter().enumerate() {
+                if idc.is_null(i) {
+                    continue;
+                }
+                let id = idc.value(i);
+                match cur {
+                    Some(c) if c == id => buf.push(b','),
+                    Some(c) => {
+                        if id < c {
+                            return Err(CoreError::Internal(format!(
+                                "{view}: customer {id} after {c}: the sort did not hold"
+                            )));
+                        }
+                        flush(c, &mut buf, &mut pix)?;
+                        buf.push(b'[');
                     }
-                    flush(c, &mut buf, &mut pix)?;
-                    buf.push(b'[');
+                    None => buf.push(b'['),
                 }
-                None => buf.push(b'['),
-            }
-            cur = Some(id);
-            // Values only, in column order: the names are stored once, after the offsets.
-            buf.push(b'[');
-            for (k, name) in names.iter().enumerate() {
-                if k > 0 {
-                    buf.push(b',');
+                cur = Some(id);
+                // Values only, in column order: the names are stored once, after the offsets.
+                buf.push(b'[');
+                for (k, name) in names.iter().enumerate() {
+                    if k > 0 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut buf, row.get(name).unwrap_or(&Value::Null))?;
                 }
-                serde_json::to_writer(&mut buf, row.get(name).unwrap_or(&Value::Null))?;
+                buf.push(b']');
             }
-            buf.push(b']');
         }
     }
     if let Some(c) = cur {

@@ -37,6 +37,9 @@ pub struct EtlConfig {
     /// Keys per statement when a whole source table is read from MySQL/PostgreSQL by its
     /// integer key (the CLI fills it from `C360_SOURCE_SLICE`).
     pub source_slice: i64,
+    /// Customers per slice of the refresh's features and of the serving index build (the CLI
+    /// fills it from `C360_SLICE_CUSTOMERS`).
+    pub slice_customers: usize,
 }
 
 impl Default for EtlConfig {
@@ -55,6 +58,7 @@ impl Default for EtlConfig {
             rfm_group: c360_core::profile::RfmGroup::City,
             quality_memory: crate::quality::MEMORY,
             source_slice: crate::source::SLICE_KEYS,
+            slice_customers: c360_core::slice::SLICE_CUSTOMERS,
         }
     }
 }

@@ -39,7 +39,7 @@ pub async fn refresh(
     let feats = if summaries.is_empty() {
         Vec::new()
     } else {
-        profile::features(&sess, end_day).await?
+        profile::features_sliced(&sess, end_day, cfg.slice_customers).await?
     };
     pb.set_position(feats.len() as u64);
     lap("features");
@@ -155,7 +155,9 @@ pub async fn refresh(
     let bases = profile::LiveBases::join(&summaries, &feats, end_day);
     match Session::at(wh, m).await {
         Ok(s) => {
-            if let Err(e) = c360_core::serving::build(wh, &s, Some(&bases)).await {
+            if let Err(e) =
+                c360_core::serving::build_sliced(wh, &s, Some(&bases), cfg.slice_customers).await
+            {
                 tracing::warn!(error = %e, "the serving index was not built; a server will build it");
             }
         }

@@ -51,6 +51,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Requests handled at once; more wait (within the timeout) for a free slot.
     pub max_in_flight: usize,
+    /// Customers per slice when the server builds a serving index it does not find (what the
+    /// build holds grows with the slice; `C360_SLICE_CUSTOMERS`).
+    pub index_slice_customers: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             stream_max_rows: 1_000_000,
             request_timeout: Duration::from_secs(60),
             max_in_flight: 512,
+            index_slice_customers: c360_core::slice::SLICE_CUSTOMERS,
         }
     }
 }
@@ -431,7 +435,9 @@ impl AppState {
                 "SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) + 1 FROM fact_orders",
             )
             .await?;
-        let index = c360_core::serving::open_or_build(&wh, &sess).await?;
+        let index =
+            c360_core::serving::open_or_build(&wh, &sess, self.0.cfg.limits.index_slice_customers)
+                .await?;
         tracing::info!(
             version,
             customers = index.view("v_customer_360").map_or(0, |v| v.len()),

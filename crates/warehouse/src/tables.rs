@@ -580,7 +580,7 @@ pub const VIEWS: &[(&str, &str)] = &[
         // other day after their first order (the first order starts the relationship and says
         // nothing about their rhythm), shrunk toward the chain's ratio with a prior weight of 3
         // expected holiday orders, since most customers have few holiday orders.
-        "v_customer_holiday",
+        "v_customer_holiday_base",
         "WITH od AS (SELECT customer_id, CAST(FLOOR((to_unixtime(order_time) + 28800) / 86400) AS BIGINT) AS day, \
                      MAX(holiday) IS NOT NULL AS is_hol, COUNT(*) AS n \
                      FROM orders WHERE status = 'paid' AND customer_id IS NOT NULL \
@@ -600,7 +600,15 @@ pub const VIEWS: &[(&str, &str)] = &[
                  cal.days_from - 1 - (cal.hol_from - CASE WHEN cal.is_hol THEN 1 ELSE 0 END) AS other_days \
                FROM c JOIN cal ON c.first_day = cal.day), \
          x AS (SELECT customer_id, holiday_orders, other_orders, holiday_days, other_days, \
-                 CAST(other_orders AS DOUBLE) / GREATEST(other_days, 1) * holiday_days AS expected FROM e), \
+                 CAST(other_orders AS DOUBLE) / GREATEST(other_days, 1) * holiday_days AS expected FROM e) \
+         SELECT customer_id, holiday_orders, other_orders, holiday_days, other_days, expected FROM x",
+    ),
+    (
+        // The chain's ratio (`pool`) sums the per-customer counts over every customer; a build
+        // a slice of customers at a time sums it slice by slice (`core::serving`) and applies
+        // the last SELECT's formula with it.
+        "v_customer_holiday",
+        "WITH x AS (SELECT * FROM v_customer_holiday_base), \
          pool AS (SELECT (CAST(SUM(holiday_orders) AS DOUBLE) / SUM(holiday_days)) / \
                          (CAST(SUM(other_orders) AS DOUBLE) / SUM(other_days)) AS lift FROM x) \
          SELECT x.customer_id, x.holiday_orders, x.holiday_days, x.other_orders, x.other_days, \

@@ -37,7 +37,34 @@ pub fn etl_config(s: &Settings) -> Result<c360_etl::EtlConfig> {
                 })?,
             Err(_) => c360_etl::QUALITY_MEMORY,
         },
+        slice_customers: match std::env::var("C360_SLICE_CUSTOMERS") {
+            Ok(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| {
+                    format!(
+                        "C360_SLICE_CUSTOMERS must be a positive number of customers, not {v:?}"
+                    )
+                })?,
+            Err(_) => c360_core::slice::SLICE_CUSTOMERS,
+        },
         ..Default::default()
+    })
+}
+
+/// Customers per slice of the refresh's features and of a serving index build
+/// (`C360_SLICE_CUSTOMERS`, for measuring what a slice holds).
+pub fn slice_customers() -> Result<usize> {
+    Ok(match std::env::var("C360_SLICE_CUSTOMERS") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| {
+                format!("C360_SLICE_CUSTOMERS must be a positive number of customers, not {v:?}")
+            })?,
+        Err(_) => c360_core::slice::SLICE_CUSTOMERS,
     })
 }
 

@@ -16,6 +16,7 @@ pub async fn run(s: &Settings, warehouse: PathBuf, metastore: String) -> Result<
             requests_per_sec: s.rate_limit.max(0.0),
             burst: s.rate_burst.max(1.0),
             llm_per_min: s.llm_rate_per_min.max(0.0),
+            index_slice_customers: super::etl::slice_customers()?,
             ..Default::default()
         },
     };

@@ -81,7 +81,9 @@ async fn the_serving_index_holds_what_the_views_compute() {
 
     // The session reads the views from the index's Parquet files, with the same answers.
     let served = c360_etl::session(&f.wh).await.unwrap();
-    serving::open_or_build(&wh, &served).await.unwrap();
+    serving::open_or_build(&wh, &served, c360_core::slice::SLICE_CUSTOMERS)
+        .await
+        .unwrap();
     for sql in [
         "SELECT COUNT(*) AS n, SUM(order_count) AS o, SUM(total_spend_fen) AS s, \
          SUM(CAST(clv_12m_fen AS BIGINT)) AS c FROM v_customer_360",
@@ -235,4 +237,102 @@ async fn the_serving_index_holds_what_the_views_compute() {
         .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{damage}");
     }
+}
+
+/// A build a slice of customers at a time is the same index as one in a single slice: the
+/// same customers, the same rows per customer in every view, byte for byte the same keyed
+/// facts (their order is total) and live states, and the same answers from its Parquet files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_built_in_slices_is_the_index_built_at_once() {
+    let f = fixture(3_000, 53).await;
+    let wh = Warehouse::open(&f.wh).unwrap();
+    let dir = serving::dir_of(&wh, wh.current().unwrap().version);
+    let sess = c360_etl::session(&f.wh).await.unwrap();
+    let customers = sess
+        .scalar_i64("SELECT COUNT(*) FROM customers")
+        .await
+        .unwrap();
+    assert!(customers > 300, "{customers} customers");
+    // The ETL's build (one slice) aside; then the same version again in slices of 97.
+    let whole = f.wh.join("whole-index");
+    std::fs::rename(&dir, &whole).unwrap();
+    serving::build_sliced(&wh, &sess, None, 97).await.unwrap();
+    let (a, b) = (
+        ServingIndex::open(&whole).unwrap(),
+        ServingIndex::open(&dir).unwrap(),
+    );
+    for v in VIEWS {
+        let ids = by_customer(&sess, v).await;
+        assert_eq!(a.view(v).unwrap().len(), ids.len(), "{v}");
+        assert_eq!(b.view(v).unwrap().len(), ids.len(), "{v}");
+        for id in ids.keys() {
+            let rows = |i: &ServingIndex| {
+                let mut r: Vec<String> = i
+                    .rows(v, *id)
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect();
+                r.sort();
+                r
+            };
+            assert_eq!(rows(&a), rows(&b), "{v}, customer {id}");
+        }
+    }
+    for file in [
+        "customer_orders.pix",
+        "customer_events.pix",
+        "customer_reviews.pix",
+        "live.bin",
+    ] {
+        let (x, y) = (
+            std::fs::read(whole.join(file)).unwrap(),
+            std::fs::read(dir.join(file)).unwrap(),
+        );
+        assert!(x.len() > 1000, "{file} has rows");
+        assert!(x == y, "{file} differs");
+    }
+    // Orders carry their items' text (a slice aggregates its own orders' items).
+    let busiest = sess
+        .scalar_i64("SELECT customer_id FROM orders WHERE customer_id IS NOT NULL GROUP BY customer_id ORDER BY COUNT(*) DESC, customer_id LIMIT 1")
+        .await
+        .unwrap();
+    assert!(b
+        .orders(busiest)
+        .unwrap()
+        .iter()
+        .any(|o| o["items"].as_str().is_some_and(|s| s.contains('×'))));
+    // The sliced Parquet files answer as the views do.
+    let served = c360_etl::session(&f.wh).await.unwrap();
+    let mut b = b;
+    b.register(&served).await.unwrap();
+    for sql in [
+        "SELECT COUNT(*) AS n, SUM(order_count) AS o, SUM(total_spend_fen) AS s, \
+         SUM(CAST(clv_12m_fen AS BIGINT)) AS c, SUM(event_count) AS e FROM v_customer_360",
+        "SELECT category, SUM(qty) AS q, COUNT(*) AS n FROM v_customer_products GROUP BY category ORDER BY category",
+        "SELECT COUNT(*) AS n, SUM(orders) AS o FROM v_customer_time",
+        "SELECT COUNT(*) AS n, SUM(holiday_orders) AS h FROM v_customer_holiday",
+        "SELECT COUNT(*) AS n, SUM(stores_visited) AS s FROM v_customer_geo",
+    ] {
+        let x = c360_warehouse::format_batches(&sess.query(sql).await.unwrap());
+        let y = c360_warehouse::format_batches(&served.query(sql).await.unwrap());
+        assert_eq!(x, y, "{sql}");
+    }
+    // The refresh's features, computed a slice of customers at a time, are those computed at once.
+    let asof = sess
+        .scalar_i64("SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) - 30 FROM orders")
+        .await
+        .unwrap();
+    let at_once = c360_core::profile::features_sliced(&sess, asof, usize::MAX)
+        .await
+        .unwrap();
+    let sliced = c360_core::profile::features_sliced(&sess, asof, 61)
+        .await
+        .unwrap();
+    assert!(
+        at_once.len() > 200,
+        "{} customers with features",
+        at_once.len()
+    );
+    assert_eq!(format!("{at_once:?}"), format!("{sliced:?}"));
 }

@@ -1,0 +1,152 @@
+//! Work a slice of customers at a time: a query over every customer is run once per slice of
+//! customer ids, with a filter on `customer_id` that DataFusion pushes below the views'
+//! aggregates, windows and joins, so what one run holds grows with the slice, not with the
+//! chain. Slices come in id order, so results sorted by customer within each slice are sorted
+//! overall.
+
+use c360_warehouse::Session;
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::datatypes::DataType;
+
+use crate::CoreResult;
+
+/// Rows of `table` (from the Parquet footers: cheap).
+pub async fn rows_of(sess: &Session, table: &str) -> CoreResult<u64> {
+    Ok(sess
+        .scalar_i64(&format!("SELECT COUNT(*) FROM {table}"))
+        .await?
+        .max(0) as u64)
+}
+
+/// Customers per slice so that a slice holds about `rows_per_slice` rows of a table with
+/// `rows` rows over `customers` customers, and never more customers than `per`.
+pub fn per_rows(per: usize, customers: u64, rows: u64, rows_per_slice: u64) -> usize {
+    if rows <= rows_per_slice {
+        return per;
+    }
+    let by_rows = (customers as u128 * rows_per_slice as u128 / rows as u128).max(1);
+    per.min(usize::try_from(by_rows).unwrap_or(usize::MAX))
+}
+
+/// Customers per slice by default. Each slice rescans the fact tables, so fewer, larger slices
+/// are faster and hold more; at 10M simulated orders (1.97M customers) see BENCHMARKS.md.
+pub const SLICE_CUSTOMERS: usize = 1 << 19;
+
+/// The customers one query covers: ids in `[lo, hi)`, either end open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slice {
+    pub lo: Option<i64>,
+    pub hi: Option<i64>,
+}
+
+impl Slice {
+    pub const ALL: Slice = Slice { lo: None, hi: None };
+
+    /// The predicate on `col` (literals: the bounds are this module's own integers).
+    pub fn predicate(&self, col: &str) -> String {
+        match (self.lo, self.hi) {
+            (None, None) => "TRUE".into(),
+            (Some(l), None) => format!("{col} >= {l}"),
+            (None, Some(h)) => format!("{col} < {h}"),
+            (Some(l), Some(h)) => format!("{col} >= {l} AND {col} < {h}"),
+        }
+    }
+
+    /// `sql` with `{w}` (and `{w2}`) replaced by this slice's predicate.
+    pub fn apply(&self, sql: &str) -> String {
+        sql.replace("{w2}", &self.predicate("customer_id"))
+            .replace("{w}", &self.predicate("customer_id"))
+    }
+
+    /// The query of one per-customer view over this slice.
+    pub fn view_sql(&self, view: &str) -> String {
+        format!(
+            "SELECT * FROM {view} WHERE {}",
+            self.predicate("customer_id")
+        )
+    }
+}
+
+/// Cuts the customers into slices of about `per` customers each (one slice, unfiltered, when
+/// they fit in one). The first and last slices are open-ended, so facts of a customer id
+/// outside `customers` (an event posted under an id) still land in a slice.
+pub async fn slices(sess: &Session, per: usize) -> CoreResult<Vec<Slice>> {
+    let per = per.max(1);
+    let n = sess.scalar_i64("SELECT COUNT(*) FROM customers").await? as usize;
+    if n <= per {
+        return Ok(vec![Slice::ALL]);
+    }
+    // Every `per`-th id in order starts a slice (ids are unique in `customers`).
+    let sql = format!(
+        "SELECT customer_id FROM (SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS r \
+         FROM customers) x WHERE (r - 1) % {per} = 0 AND r > 1 ORDER BY customer_id"
+    );
+    let mut bounds = Vec::new();
+    for b in sess.ctx.sql(&sql).await?.collect().await? {
+        let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64)?;
+        let c = c
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("cast to Int64 gives an Int64Array");
+        bounds.extend(c.iter().flatten());
+    }
+    let mut out = Vec::with_capacity(bounds.len() + 1);
+    let mut lo = None;
+    for b in bounds {
+        out.push(Slice { lo, hi: Some(b) });
+        lo = Some(b);
+    }
+    out.push(Slice { lo, hi: None });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_of_a_table_hold_about_the_rows_asked_and_never_more_customers() {
+        // 23M events over 2M customers, 2M rows a slice: 174k customers a slice (12 slices).
+        assert_eq!(per_rows(524_288, 2_000_000, 23_000_000, 2_097_152), 182_361);
+        // Few rows: the customers' slice stands.
+        assert_eq!(per_rows(524_288, 2_000_000, 400_000, 2_097_152), 524_288);
+        // A customer with more rows than a slice holds is a slice of their own.
+        assert_eq!(per_rows(10, 3, 1 << 40, 1), 1);
+        // Huge settings do not overflow.
+        assert_eq!(
+            per_rows(usize::MAX, u64::MAX, u64::MAX, u64::MAX),
+            usize::MAX
+        );
+        assert_eq!(per_rows(7, u64::MAX, 2, 1), 7);
+    }
+
+    #[test]
+    fn a_slice_is_a_half_open_range_with_open_ends() {
+        let s = Slice {
+            lo: Some(-3),
+            hi: Some(9),
+        };
+        assert_eq!(s.predicate("c"), "c >= -3 AND c < 9");
+        assert_eq!(
+            Slice {
+                lo: None,
+                hi: Some(4)
+            }
+            .predicate("k.c"),
+            "k.c < 4"
+        );
+        assert_eq!(
+            Slice {
+                lo: Some(4),
+                hi: None
+            }
+            .predicate("c"),
+            "c >= 4"
+        );
+        assert_eq!(Slice::ALL.predicate("c"), "TRUE");
+        assert_eq!(
+            s.apply("WHERE {w} AND x IN (SELECT y WHERE {w2})"),
+            "WHERE customer_id >= -3 AND customer_id < 9 AND x IN (SELECT y WHERE customer_id >= -3 AND customer_id < 9)"
+        );
+    }
+}
