@@ -73,33 +73,42 @@ pub const ORDERS: &str = "customer_orders";
 const EVENTS_SQL: &str =
     "SELECT * FROM customer_behavior_tracks WHERE customer_id IS NOT NULL AND {w}";
 const REVIEWS_SQL: &str = "SELECT * FROM customer_emotion WHERE customer_id IS NOT NULL AND {w}";
-/// Each keyed fact file: its name, the warehouse view its rows stand in for in a customer's
-/// slice ([`ServingIndex::customer_facts`]), the query of its rows and their order.
-const FACTS: [(&str, &str, &str, &str); 3] = [
-    (
-        ORDERS,
-        "orders",
-        ORDERS_SQL,
-        "customer_id, order_time DESC, order_id",
-    ),
-    (
-        "customer_events",
-        "customer_behavior_tracks",
-        EVENTS_SQL,
-        "customer_id, event_time DESC, track_id",
-    ),
-    (
-        "customer_reviews",
-        "customer_emotion",
-        REVIEWS_SQL,
-        "customer_id, created_at DESC, emotion_id",
-    ),
-];
-/// The stored table under each of [`FACTS`] (its row count sizes the file's slices).
-const FACT_TABLES: [&str; 3] = [
-    "fact_orders",
-    "customer_behavior_tracks_raw",
-    "customer_emotion_raw",
+/// One keyed fact file of the index.
+struct Fact {
+    /// The file's name.
+    file: &'static str,
+    /// The warehouse view its rows stand in for in a customer's slice
+    /// ([`ServingIndex::customer_facts`]).
+    view: &'static str,
+    /// The stored table under the view (its row count sizes the file's slices).
+    table: &'static str,
+    /// The query of its rows (`{w}`: the slice) and their order.
+    sql: &'static str,
+    order: &'static str,
+}
+
+const FACTS: [Fact; 3] = [
+    Fact {
+        file: ORDERS,
+        view: "orders",
+        table: "fact_orders",
+        sql: ORDERS_SQL,
+        order: "customer_id, order_time DESC, order_id",
+    },
+    Fact {
+        file: "customer_events",
+        view: "customer_behavior_tracks",
+        table: "customer_behavior_tracks_raw",
+        sql: EVENTS_SQL,
+        order: "customer_id, event_time DESC, track_id",
+    },
+    Fact {
+        file: "customer_reviews",
+        view: "customer_emotion",
+        table: "customer_emotion_raw",
+        sql: REVIEWS_SQL,
+        order: "customer_id, created_at DESC, emotion_id",
+    },
 ];
 /// Fact rows one slice of a keyed fact file holds, per customer of a view's slice: a fact file
 /// is cut finer than the views when customers have many rows (23M page events over 2M
@@ -114,7 +123,7 @@ const ORDERS_SQL: &str = "SELECT o.customer_id, o.order_id, o.order_no, o.order_
      LEFT JOIN (SELECT i.order_id, \
                   string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') AS items \
                 FROM order_items i JOIN products pr ON i.product_id = pr.product_id \
-                JOIN (SELECT order_id FROM orders WHERE customer_id IS NOT NULL AND {w2}) o2 \
+                JOIN (SELECT order_id FROM orders WHERE customer_id IS NOT NULL AND {w}) o2 \
                   ON i.order_id = o2.order_id \
                 GROUP BY i.order_id) it \
        ON it.order_id = o.order_id \
@@ -372,7 +381,7 @@ impl ServingIndex {
             views,
             facts: FACTS
                 .iter()
-                .map(|(f, _, _, _)| Ok((KeyedRows::open(&dir.join(format!("{f}.pix")))?, None)))
+                .map(|f| Ok((KeyedRows::open(&dir.join(format!("{}.pix", f.file)))?, None)))
                 .collect::<CoreResult<_>>()?,
             live: LiveRecords::open(&dir.join(LIVE_FILE))?,
         })
@@ -412,7 +421,7 @@ impl ServingIndex {
         for t in tables {
             let i = FACTS
                 .iter()
-                .position(|(_, name, _, _)| name == t)
+                .position(|f| f.view == *t)
                 .ok_or_else(|| CoreError::Internal(format!("{t} is not a keyed fact")))?;
             let (rows, schema) = &self.facts[i];
             let schema = schema
@@ -451,10 +460,10 @@ impl ServingIndex {
     /// Makes the session read each view from its sorted Parquet file instead of recomputing
     /// it, and learns the schemas of the keyed facts' rows from the session.
     pub async fn register(&mut self, sess: &Session) -> CoreResult<()> {
-        for (i, (_, _, sql, order)) in FACTS.iter().enumerate() {
+        for (i, f) in FACTS.iter().enumerate() {
             let df = sess
                 .ctx
-                .sql(&sorted_sql(sess, &Slice::ALL.apply(sql), order).await?)
+                .sql(&sorted_sql(sess, &Slice::ALL.apply(f.sql), f.order).await?)
                 .await?;
             self.facts[i].1 = Some(Arc::new(df.schema().as_arrow().clone()));
         }
@@ -497,9 +506,10 @@ pub async fn open_or_build(
     Ok(Arc::new(idx))
 }
 
-/// Builds the index of the session's version unless it exists, [`SLICE_CUSTOMERS`] customers
-/// at a time (each view and keyed fact file is computed a slice at a time; see [`crate::slice`]). Returns its directory. `bases`: every customer's live state if the caller has it
-/// (the refresh computed its parts); otherwise it is computed from the session.
+/// Builds the index of the session's version unless it exists, each view and keyed fact file
+/// [`SLICE_CUSTOMERS`] customers at a time (see [`crate::slice`]). Returns its directory.
+/// `bases`: every customer's live state if the caller has it (the refresh computed its parts);
+/// otherwise it is computed from the session.
 pub async fn build(
     wh: &Warehouse,
     sess: &Session,
@@ -533,10 +543,10 @@ pub async fn build_sliced(
         let slices = slices(sess, per_slice).await?;
         let mut customers = 0;
         // Each file's time and peak resident memory (C360_LOG=c360_core::serving=debug).
-        let part = |file: &str, clock: std::time::Instant| {
+        let part = |file: &str, slices: usize, clock: std::time::Instant| {
             tracing::debug!(
                 file,
-                slices = slices.len(),
+                slices,
                 ms = clock.elapsed().as_millis() as u64,
                 peak_mib = rss.as_ref().map_or(0, |r| r.take_mib()),
                 "serving index part"
@@ -553,26 +563,24 @@ pub async fn build_sliced(
             if v == VIEWS[0] {
                 customers = n;
             }
-            part(v, clock);
+            part(v, slices.len(), clock);
         }
         let n_customers = sess
             .scalar_i64("SELECT COUNT(*) FROM customers")
             .await?
             .max(0) as u64;
-        for ((name, _, sql, order), table) in FACTS.into_iter().zip(FACT_TABLES) {
+        for f in FACTS {
             let clock = std::time::Instant::now();
-            let rows = crate::slice::rows_of(sess, table).await?;
+            let rows = crate::slice::rows_of(sess, f.table).await?;
             let rows_per_slice = (per_slice as u64).saturating_mul(FACT_ROWS_PER_CUSTOMER);
             let per = crate::slice::per_rows(per_slice, n_customers, rows, rows_per_slice);
             let fact_slices = crate::slice::slices(sess, per).await?;
-            let sqls: Vec<_> = fact_slices.iter().map(|s| (s.apply(sql), vec![])).collect();
-            build_keyed(sess, name, &sqls, order, &tmp, false).await?;
-            tracing::debug!(
-                file = name,
-                slices = fact_slices.len(),
-                "serving index fact slices"
-            );
-            part(name, clock);
+            let sqls: Vec<_> = fact_slices
+                .iter()
+                .map(|s| (s.apply(f.sql), vec![]))
+                .collect();
+            build_keyed(sess, f.file, &sqls, f.order, &tmp, false).await?;
+            part(f.file, fact_slices.len(), clock);
         }
         let clock = std::time::Instant::now();
         let computed;
@@ -584,7 +592,7 @@ pub async fn build_sliced(
             }
         };
         write_live(&tmp.join(LIVE_FILE), bases.as_slice())?;
-        part(LIVE_FILE, clock);
+        part(LIVE_FILE, 1, clock);
         File::open(&tmp)
             .and_then(|d| d.sync_all())
             .map_err(io(&tmp))?;
@@ -663,12 +671,7 @@ async fn holiday_slices(
         );
         for b in sess.ctx.sql(&sql).await?.collect().await? {
             for (k, sum) in sums.iter_mut().enumerate() {
-                let c = datafusion::arrow::compute::cast(b.column(k), &DataType::Int64)?;
-                let c = c
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .expect("cast to Int64 gives an Int64Array");
-                for v in c.iter().flatten() {
+                for v in crate::cols::col_i64(&b, k)?.into_iter().flatten() {
                     *sum = Some(sum.unwrap_or(0) + v);
                 }
             }

@@ -4,11 +4,8 @@
 //! chain. Slices come in id order, so results sorted by customer within each slice are sorted
 //! overall.
 
-use c360_warehouse::Session;
-use datafusion::arrow::array::{Array, Int64Array};
-use datafusion::arrow::datatypes::DataType;
-
 use crate::CoreResult;
+use c360_warehouse::Session;
 
 /// Rows of `table` (from the Parquet footers: cheap).
 pub async fn rows_of(sess: &Session, table: &str) -> CoreResult<u64> {
@@ -52,10 +49,9 @@ impl Slice {
         }
     }
 
-    /// `sql` with `{w}` (and `{w2}`) replaced by this slice's predicate.
+    /// `sql` with every `{w}` replaced by this slice's predicate on `customer_id`.
     pub fn apply(&self, sql: &str) -> String {
-        sql.replace("{w2}", &self.predicate("customer_id"))
-            .replace("{w}", &self.predicate("customer_id"))
+        sql.replace("{w}", &self.predicate("customer_id"))
     }
 
     /// The query of one per-customer view over this slice.
@@ -83,12 +79,7 @@ pub async fn slices(sess: &Session, per: usize) -> CoreResult<Vec<Slice>> {
     );
     let mut bounds = Vec::new();
     for b in sess.ctx.sql(&sql).await?.collect().await? {
-        let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64)?;
-        let c = c
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("cast to Int64 gives an Int64Array");
-        bounds.extend(c.iter().flatten());
+        bounds.extend(crate::cols::col_i64(&b, 0)?.into_iter().flatten());
     }
     let mut out = Vec::with_capacity(bounds.len() + 1);
     let mut lo = None;
@@ -145,7 +136,7 @@ mod tests {
         );
         assert_eq!(Slice::ALL.predicate("c"), "TRUE");
         assert_eq!(
-            s.apply("WHERE {w} AND x IN (SELECT y WHERE {w2})"),
+            s.apply("WHERE {w} AND x IN (SELECT y WHERE {w})"),
             "WHERE customer_id >= -3 AND customer_id < 9 AND x IN (SELECT y WHERE customer_id >= -3 AND customer_id < 9)"
         );
     }
