@@ -23,7 +23,8 @@ use c360_model::Lifecycle;
 const DAY: &str = "CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT)";
 
 /// The features query; its `$1` is the as-of day (days since 1970-01-01 in the chain's zone).
-/// `w`: the slice of customers, a predicate on `k.customer_id` (see [`crate::slice`]).
+/// `w`: the slice of customers, a predicate on `k.customer_id` whose bounds are `$2` and `$3`
+/// (see [`crate::slice`]).
 fn features_sql(w: &str) -> String {
     format!(
         "WITH o AS (SELECT k.customer_id, {DAY} AS day, o.total_fen, o.source, o.store_id, o.status
@@ -154,8 +155,11 @@ pub async fn features(sess: &Session, asof: i64) -> Result<Vec<Features>> {
 pub async fn features_sliced(sess: &Session, asof: i64, per_slice: usize) -> Result<Vec<Features>> {
     let mut out = Vec::new();
     for s in crate::slice::slices(sess, per_slice).await? {
-        let sql = features_sql(&s.predicate("k.customer_id"));
-        let batches = sess.query_with(&sql, vec![ScalarValue::from(asof)]).await?;
+        let sql = features_sql(&s.predicate("k.customer_id", 2));
+        let [lo, hi] = s.params();
+        let batches = sess
+            .query_with(&sql, vec![ScalarValue::from(asof), lo, hi])
+            .await?;
         features_from(&batches, &mut out)?;
     }
     Ok(out)

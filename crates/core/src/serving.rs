@@ -69,7 +69,8 @@ const LIVE_FILE: &str = "live.bin";
 /// customer's behaviour, are read without scanning the fact tables.
 pub const ORDERS: &str = "customer_orders";
 /// The keyed files of every customer's page events and reviews, newest first. `{w}` is the
-/// build's slice of customers (a predicate on `customer_id`, see [`Slice`]).
+/// build's slice of customers (a predicate on `customer_id` with its bounds bound as `$1` and
+/// `$2`, see [`Slice`]).
 const EVENTS_SQL: &str =
     "SELECT * FROM customer_behavior_tracks WHERE customer_id IS NOT NULL AND {w}";
 const REVIEWS_SQL: &str = "SELECT * FROM customer_emotion WHERE customer_id IS NOT NULL AND {w}";
@@ -463,7 +464,7 @@ impl ServingIndex {
         for (i, f) in FACTS.iter().enumerate() {
             let df = sess
                 .ctx
-                .sql(&sorted_sql(sess, &Slice::ALL.apply(f.sql), f.order).await?)
+                .sql(&sorted_sql(sess, &Slice::ALL.apply(f.sql, 1), f.order).await?)
                 .await?;
             self.facts[i].1 = Some(Arc::new(df.schema().as_arrow().clone()));
         }
@@ -557,7 +558,7 @@ pub async fn build_sliced(
             let sqls = if v == HOLIDAY && slices.len() > 1 {
                 holiday_slices(sess, &slices).await?
             } else {
-                slices.iter().map(|s| (s.view_sql(v), vec![])).collect()
+                slices.iter().map(|s| s.view_sql(v)).collect()
             };
             let n = build_keyed(sess, v, &sqls, "customer_id", &tmp, true).await?;
             if v == VIEWS[0] {
@@ -577,7 +578,7 @@ pub async fn build_sliced(
             let fact_slices = crate::slice::slices(sess, per).await?;
             let sqls: Vec<_> = fact_slices
                 .iter()
-                .map(|s| (s.apply(f.sql), vec![]))
+                .map(|s| (s.apply(f.sql, 1), s.params().to_vec()))
                 .collect();
             build_keyed(sess, f.file, &sqls, f.order, &tmp, false).await?;
             part(f.file, fact_slices.len(), clock);
@@ -667,9 +668,9 @@ async fn holiday_slices(
         let sql = format!(
             "SELECT SUM(holiday_orders), SUM(holiday_days), SUM(other_orders), SUM(other_days) \
              FROM v_customer_holiday_base WHERE {}",
-            s.predicate("customer_id")
+            s.predicate("customer_id", 1)
         );
-        for b in sess.ctx.sql(&sql).await?.collect().await? {
+        for b in sess.query_with(&sql, s.params().to_vec()).await? {
             for (k, sum) in sums.iter_mut().enumerate() {
                 for v in crate::cols::col_i64(&b, k)?.into_iter().flatten() {
                     *sum = Some(sum.unwrap_or(0) + v);
@@ -693,9 +694,9 @@ async fn holiday_slices(
                        CASE WHEN x.expected > 0 THEN x.holiday_orders / x.expected END AS holiday_lift_raw, \
                        (x.holiday_orders + 3.0 * CAST($1 AS DOUBLE)) / (x.expected + 3.0) AS holiday_lift \
                      FROM v_customer_holiday_base x WHERE {}",
-                    s.predicate("x.customer_id")
+                    s.predicate("x.customer_id", 2)
                 ),
-                vec![ScalarValue::Float64(lift)],
+                [vec![ScalarValue::Float64(lift)], s.params().to_vec()].concat(),
             )
         })
         .collect())

@@ -6,6 +6,7 @@
 
 use crate::CoreResult;
 use c360_warehouse::Session;
+use datafusion::scalar::ScalarValue;
 
 /// Rows of `table` (from the Parquet footers: cheap).
 pub async fn rows_of(sess: &Session, table: &str) -> CoreResult<u64> {
@@ -39,26 +40,38 @@ pub struct Slice {
 impl Slice {
     pub const ALL: Slice = Slice { lo: None, hi: None };
 
-    /// The predicate on `col` (literals: the bounds are this module's own integers).
-    pub fn predicate(&self, col: &str) -> String {
+    /// The predicate on `col` with the bounds as placeholders `$at` (low) and `$at+1` (high),
+    /// whose values are [`Slice::params`]: the query's text is the same for every slice.
+    pub fn predicate(&self, col: &str, at: usize) -> String {
+        let (l, h) = (at, at + 1);
         match (self.lo, self.hi) {
             (None, None) => "TRUE".into(),
-            (Some(l), None) => format!("{col} >= {l}"),
-            (None, Some(h)) => format!("{col} < {h}"),
-            (Some(l), Some(h)) => format!("{col} >= {l} AND {col} < {h}"),
+            (Some(_), None) => format!("{col} >= ${l}"),
+            (None, Some(_)) => format!("{col} < ${h}"),
+            (Some(_), Some(_)) => format!("{col} >= ${l} AND {col} < ${h}"),
         }
     }
 
-    /// `sql` with every `{w}` replaced by this slice's predicate on `customer_id`.
-    pub fn apply(&self, sql: &str) -> String {
-        sql.replace("{w}", &self.predicate("customer_id"))
+    /// The values of [`Slice::predicate`]'s placeholders, low then high (a missing bound is a
+    /// null the predicate does not use, so the numbering is the same for every slice).
+    pub fn params(&self) -> [ScalarValue; 2] {
+        [ScalarValue::Int64(self.lo), ScalarValue::Int64(self.hi)]
     }
 
-    /// The query of one per-customer view over this slice.
-    pub fn view_sql(&self, view: &str) -> String {
-        format!(
-            "SELECT * FROM {view} WHERE {}",
-            self.predicate("customer_id")
+    /// `sql` with every `{w}` replaced by this slice's predicate on `customer_id`, its bounds
+    /// at `$at` and `$at+1`.
+    pub fn apply(&self, sql: &str, at: usize) -> String {
+        sql.replace("{w}", &self.predicate("customer_id", at))
+    }
+
+    /// The query of one per-customer view over this slice, with its parameters.
+    pub fn view_sql(&self, view: &str) -> (String, Vec<ScalarValue>) {
+        (
+            format!(
+                "SELECT * FROM {view} WHERE {}",
+                self.predicate("customer_id", 1)
+            ),
+            self.params().to_vec(),
         )
     }
 }
@@ -112,32 +125,37 @@ mod tests {
     }
 
     #[test]
-    fn a_slice_is_a_half_open_range_with_open_ends() {
+    fn a_slice_is_a_half_open_range_with_open_ends_and_bound_values() {
         let s = Slice {
             lo: Some(-3),
             hi: Some(9),
         };
-        assert_eq!(s.predicate("c"), "c >= -3 AND c < 9");
+        assert_eq!(s.predicate("c", 1), "c >= $1 AND c < $2");
         assert_eq!(
-            Slice {
-                lo: None,
-                hi: Some(4)
-            }
-            .predicate("k.c"),
-            "k.c < 4"
+            s.params(),
+            [ScalarValue::Int64(Some(-3)), ScalarValue::Int64(Some(9))]
         );
+        let high = Slice {
+            lo: None,
+            hi: Some(4),
+        };
+        assert_eq!(high.predicate("k.c", 2), "k.c < $3");
         assert_eq!(
-            Slice {
-                lo: Some(4),
-                hi: None
-            }
-            .predicate("c"),
-            "c >= 4"
+            high.params(),
+            [ScalarValue::Int64(None), ScalarValue::Int64(Some(4))]
         );
-        assert_eq!(Slice::ALL.predicate("c"), "TRUE");
+        let low = Slice {
+            lo: Some(4),
+            hi: None,
+        };
+        assert_eq!(low.predicate("c", 1), "c >= $1");
+        assert_eq!(Slice::ALL.predicate("c", 1), "TRUE");
         assert_eq!(
-            s.apply("WHERE {w} AND x IN (SELECT y WHERE {w})"),
-            "WHERE customer_id >= -3 AND customer_id < 9 AND x IN (SELECT y WHERE customer_id >= -3 AND customer_id < 9)"
+            s.apply("WHERE {w} AND x IN (SELECT y WHERE {w})", 2),
+            "WHERE customer_id >= $2 AND customer_id < $3 AND x IN (SELECT y WHERE customer_id >= $2 AND customer_id < $3)"
         );
+        let (sql, p) = low.view_sql("v");
+        assert_eq!(sql, "SELECT * FROM v WHERE customer_id >= $1");
+        assert_eq!(p, low.params().to_vec());
     }
 }
