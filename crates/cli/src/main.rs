@@ -1,13 +1,12 @@
 //! The `c360` binary: reads the configuration (file, then flags and environment), sets up
 //! logging, and hands over to a subcommand. All real work lives in the library crates.
 
+mod alloc;
 mod commands;
 mod config;
 
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    alloc::configure();
     let parsed = config::parse::<commands::Cli>(std::env::args_os().collect());
     let (cli, matches, file, from_file) = match parsed {
         Ok(p) => p,
