@@ -23,13 +23,13 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(n: usize, edges: &[(usize, usize, f64)]) -> Graph {
-        let mut m: Vec<HashMap<usize, f64>> = vec![HashMap::new(); n];
-        for &(u, v, w) in edges {
+        for &(u, v, _) in edges {
             assert!(u < n && v < n, "edge ({u}, {v}) outside 0..{n}");
-            *m[u].entry(v).or_insert(0.0) += w;
         }
-        let out = m.into_iter().map(sorted_adjacency).collect();
-        Graph { n, out }
+        Graph {
+            n,
+            out: adjacency(n, edges.to_vec()),
+        }
     }
 
     pub fn edge_count(&self) -> usize {
@@ -49,16 +49,16 @@ impl Graph {
 
     /// Undirected adjacency (weights of u→v and v→u summed), self-loops kept once.
     pub fn undirected(&self) -> Vec<Vec<(usize, f64)>> {
-        let mut m: Vec<HashMap<usize, f64>> = vec![HashMap::new(); self.n];
+        let mut e = Vec::with_capacity(2 * self.edge_count());
         for (u, o) in self.out.iter().enumerate() {
             for &(v, w) in o {
-                *m[u].entry(v).or_insert(0.0) += w;
+                e.push((u, v, w));
                 if u != v {
-                    *m[v].entry(u).or_insert(0.0) += w;
+                    e.push((v, u, w));
                 }
             }
         }
-        m.into_iter().map(sorted_adjacency).collect()
+        adjacency(self.n, e)
     }
 }
 
@@ -95,6 +95,29 @@ pub fn pagerank(g: &Graph, alpha: f64, tol: f64, max_iter: usize) -> Vec<f64> {
 }
 
 /// One node's neighbours as `(node, weight)`, sorted by node.
+/// Each node's out-edges sorted by target, parallel edges summed in the order given (as a map
+/// per node summed them, without a map per node: a stable sort of the edge list).
+fn adjacency(n: usize, mut edges: Vec<(usize, usize, f64)>) -> Vec<Vec<(usize, f64)>> {
+    edges.sort_by_key(|e| (e.0, e.1));
+    let mut degree = vec![0usize; n];
+    for w in edges.windows(2) {
+        if (w[0].0, w[0].1) != (w[1].0, w[1].1) {
+            degree[w[0].0] += 1;
+        }
+    }
+    if let Some(last) = edges.last() {
+        degree[last.0] += 1;
+    }
+    let mut out: Vec<Vec<(usize, f64)>> = degree.into_iter().map(Vec::with_capacity).collect();
+    for (u, v, w) in edges {
+        match out[u].last_mut() {
+            Some((last, sum)) if *last == v => *sum += w,
+            _ => out[u].push((v, 0.0 + w)),
+        }
+    }
+    out
+}
+
 fn sorted_adjacency(h: HashMap<usize, f64>) -> Vec<(usize, f64)> {
     let mut v: Vec<(usize, f64)> = h.into_iter().collect();
     v.sort_by_key(|e| e.0);
@@ -364,29 +387,33 @@ pub fn cascades(shares: &[Share]) -> Vec<Cascade> {
 /// Returns the seeds in pick order with the expected spread after each.
 pub fn influence_max(g: &Graph, k: usize, p: f64, samples: usize, seed: u64) -> Vec<(usize, f64)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // live[s][u] = targets of u's live edges in sample s.
-    let live: Vec<Vec<Vec<usize>>> = (0..samples)
-        .map(|_| {
-            g.out
-                .iter()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(_, w)| rng.random::<f64>() < 1.0 - (1.0 - p).powf(*w))
-                        .map(|e| e.0)
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
-    let mut covered: Vec<Vec<bool>> = vec![vec![false; g.n]; samples];
+    // Each sample's live edges as one bit per edge of `g` (edge i is u's j-th out-edge, i =
+    // first[u] + j), and what the picks so far reach as one bit per node: at 404k nodes and
+    // 200 samples a list of live targets per node and sample held 1.9 GB of empty lists.
+    let mut first = Vec::with_capacity(g.n + 1);
+    first.push(0usize);
+    for o in &g.out {
+        first.push(first[first.len() - 1] + o.len());
+    }
+    let mut live = Bits::new(samples, first[g.n]);
+    for s in 0..samples {
+        for (u, o) in g.out.iter().enumerate() {
+            for (j, (_, w)) in o.iter().enumerate() {
+                if rng.random::<f64>() < 1.0 - (1.0 - p).powf(*w) {
+                    live.set(s, first[u] + j);
+                }
+            }
+        }
+    }
+    let mut covered = Bits::new(samples, g.n);
     // Visit stamps instead of clearing a mark array per search.
     let mut stamp = vec![0u32; g.n];
     let mut epoch = 0u32;
     let mut queue: Vec<usize> = Vec::new();
-    let mut reach = |covered: &Vec<Vec<bool>>, u: usize| -> f64 {
+    let mut reach = |covered: &Bits, u: usize| -> f64 {
         let mut total = 0usize;
-        for (s, l) in live.iter().enumerate() {
-            if covered[s][u] {
+        for s in 0..samples {
+            if covered.get(s, u) {
                 continue;
             }
             epoch += 1;
@@ -397,8 +424,8 @@ pub fn influence_max(g: &Graph, k: usize, p: f64, samples: usize, seed: u64) -> 
             while i < queue.len() {
                 let x = queue[i];
                 i += 1;
-                for &y in &l[x] {
-                    if stamp[y] != epoch && !covered[s][y] {
+                for (j, &(y, _)) in g.out[x].iter().enumerate() {
+                    if live.get(s, first[x] + j) && stamp[y] != epoch && !covered.get(s, y) {
                         stamp[y] = epoch;
                         queue.push(y);
                     }
@@ -424,16 +451,16 @@ pub fn influence_max(g: &Graph, k: usize, p: f64, samples: usize, seed: u64) -> 
             spread += gain;
             picks.push((u, spread));
             // Mark what u reaches in every sample as covered.
-            for (s, l) in live.iter().enumerate() {
-                if covered[s][u] {
+            for s in 0..samples {
+                if covered.get(s, u) {
                     continue;
                 }
                 let mut stack = vec![u];
-                covered[s][u] = true;
+                covered.set(s, u);
                 while let Some(x) = stack.pop() {
-                    for &y in &l[x] {
-                        if !covered[s][y] {
-                            covered[s][y] = true;
+                    for (j, &(y, _)) in g.out[x].iter().enumerate() {
+                        if live.get(s, first[x] + j) && !covered.get(s, y) {
+                            covered.set(s, y);
                             stack.push(y);
                         }
                     }
@@ -444,6 +471,30 @@ pub fn influence_max(g: &Graph, k: usize, p: f64, samples: usize, seed: u64) -> 
         }
     }
     picks
+}
+
+/// One row of `width` bits per sample.
+struct Bits {
+    words: usize,
+    bits: Vec<u64>,
+}
+
+impl Bits {
+    fn new(rows: usize, width: usize) -> Bits {
+        let words = width.div_ceil(64);
+        Bits {
+            words,
+            bits: vec![0; rows * words],
+        }
+    }
+
+    fn get(&self, row: usize, i: usize) -> bool {
+        self.bits[row * self.words + i / 64] >> (i % 64) & 1 == 1
+    }
+
+    fn set(&mut self, row: usize, i: usize) {
+        self.bits[row * self.words + i / 64] |= 1 << (i % 64);
+    }
 }
 
 /// Expected spread of a seed set under the same model, on fresh samples (to compare seed sets
@@ -498,6 +549,160 @@ mod tests {
         // A share by someone before they were reached starts its own cascade.
         let c = cascades(&[s(1, 2, 1), s(0, 1, 2)]);
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn adjacency_from_a_sorted_list_is_the_map_per_node() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for case in 0..40 {
+            let n = rng.random_range(1..30);
+            let m = rng.random_range(0..5 * n);
+            let edges: Vec<(usize, usize, f64)> = (0..m)
+                .map(|_| {
+                    (
+                        rng.random_range(0..n),
+                        rng.random_range(0..n),
+                        rng.random_range(-2.0..3.0),
+                    )
+                })
+                .collect();
+            let mut maps: Vec<HashMap<usize, f64>> = vec![HashMap::new(); n];
+            for &(u, v, w) in &edges {
+                *maps[u].entry(v).or_insert(0.0) += w;
+            }
+            let g = Graph::new(n, &edges);
+            let want: Vec<_> = maps.into_iter().map(sorted_adjacency).collect();
+            assert_eq!(g.out, want, "case {case}");
+            let mut und: Vec<HashMap<usize, f64>> = vec![HashMap::new(); n];
+            for (u, o) in g.out.iter().enumerate() {
+                for &(v, w) in o {
+                    *und[u].entry(v).or_insert(0.0) += w;
+                    if u != v {
+                        *und[v].entry(u).or_insert(0.0) += w;
+                    }
+                }
+            }
+            let want: Vec<_> = und.into_iter().map(sorted_adjacency).collect();
+            assert_eq!(g.undirected(), want, "case {case}");
+        }
+    }
+
+    /// The version that held each sample's live targets as a list per node (what
+    /// [`influence_max`] computed before its bit sets).
+    fn influence_max_nested(
+        g: &Graph,
+        k: usize,
+        p: f64,
+        samples: usize,
+        seed: u64,
+    ) -> Vec<(usize, f64)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // live[s][u] = targets of u's live edges in sample s.
+        let live: Vec<Vec<Vec<usize>>> = (0..samples)
+            .map(|_| {
+                g.out
+                    .iter()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(_, w)| rng.random::<f64>() < 1.0 - (1.0 - p).powf(*w))
+                            .map(|e| e.0)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut covered: Vec<Vec<bool>> = vec![vec![false; g.n]; samples];
+        // Visit stamps instead of clearing a mark array per search.
+        let mut stamp = vec![0u32; g.n];
+        let mut epoch = 0u32;
+        let mut queue: Vec<usize> = Vec::new();
+        let mut reach = |covered: &Vec<Vec<bool>>, u: usize| -> f64 {
+            let mut total = 0usize;
+            for (s, l) in live.iter().enumerate() {
+                if covered[s][u] {
+                    continue;
+                }
+                epoch += 1;
+                queue.clear();
+                queue.push(u);
+                stamp[u] = epoch;
+                let mut i = 0;
+                while i < queue.len() {
+                    let x = queue[i];
+                    i += 1;
+                    for &y in &l[x] {
+                        if stamp[y] != epoch && !covered[s][y] {
+                            stamp[y] = epoch;
+                            queue.push(y);
+                        }
+                    }
+                }
+                total += queue.len();
+            }
+            total as f64 / samples as f64
+        };
+        let mut spread = 0.0;
+        let mut picks = Vec::new();
+        // Upper bounds of marginal gains (CELF): start with each node's own spread.
+        let mut heap: Vec<(f64, usize, usize)> = (0..g.n)
+            .filter(|u| !g.out[*u].is_empty())
+            .map(|u| (reach(&covered, u), u, 0))
+            .collect();
+        while picks.len() < k && !heap.is_empty() {
+            heap.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+            let Some((gain, u, round)) = heap.pop() else {
+                break;
+            };
+            if round == picks.len() {
+                spread += gain;
+                picks.push((u, spread));
+                // Mark what u reaches in every sample as covered.
+                for (s, l) in live.iter().enumerate() {
+                    if covered[s][u] {
+                        continue;
+                    }
+                    let mut stack = vec![u];
+                    covered[s][u] = true;
+                    while let Some(x) = stack.pop() {
+                        for &y in &l[x] {
+                            if !covered[s][y] {
+                                covered[s][y] = true;
+                                stack.push(y);
+                            }
+                        }
+                    }
+                }
+            } else {
+                heap.push((reach(&covered, u), u, picks.len()));
+            }
+        }
+        picks
+    }
+
+    #[test]
+    fn influence_max_on_bit_sets_picks_what_the_lists_picked() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for case in 0..30 {
+            let n = rng.random_range(1..60);
+            let m = rng.random_range(0..4 * n);
+            let edges: Vec<(usize, usize, f64)> = (0..m)
+                .map(|_| {
+                    (
+                        rng.random_range(0..n),
+                        rng.random_range(0..n),
+                        rng.random_range(1..4) as f64,
+                    )
+                })
+                .collect();
+            let g = Graph::new(n, &edges);
+            let p = [0.05, 0.1, 0.3, 1.0][case % 4];
+            let k = rng.random_range(1..6);
+            assert_eq!(
+                influence_max(&g, k, p, 40, case as u64),
+                influence_max_nested(&g, k, p, 40, case as u64),
+                "case {case}"
+            );
+        }
     }
 
     #[test]
