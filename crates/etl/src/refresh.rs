@@ -35,124 +35,132 @@ pub async fn refresh(
             "refresh"
         )
     };
-    let (summaries, end_day) = customer_summaries(&sess).await?;
-    let feats = if summaries.is_empty() {
-        Vec::new()
-    } else {
-        profile::features_sliced(&sess, end_day, cfg.slice_customers).await?
-    };
-    pb.set_position(feats.len() as u64);
-    lap("features");
+    // Everything the parts computed is dropped before the serving index is built (the network
+    // alone held ~2 GB at 10M orders), except each customer's live state, which the index
+    // stores.
+    let (m, bases, n) = {
+        let (summaries, end_day) = customer_summaries(&sess).await?;
+        let feats = if summaries.is_empty() {
+            Vec::new()
+        } else {
+            profile::features_sliced(&sess, end_day, cfg.slice_customers).await?
+        };
+        pb.set_position(feats.len() as u64);
+        lap("features");
 
-    // Lifetime value: BG/NBD + Gamma-Gamma on every customer, predictions in closed form.
-    let mut models = None;
-    if summaries.iter().filter(|s| s.s.x > 0.0).count() >= 20 {
-        match fit_models(&summaries, end_day, false) {
-            Ok(m) => {
-                if m.ridge > 0.0 {
-                    tracing::warn!(
-                        ridge = m.ridge,
-                        "lifetime value models: plain maximum likelihood did not converge (customers buy too alike to tell apart); fitted with a ridge on the log-parameters"
-                    );
+        // Lifetime value: BG/NBD + Gamma-Gamma on every customer, predictions in closed form.
+        let mut models = None;
+        if summaries.iter().filter(|s| s.s.x > 0.0).count() >= 20 {
+            match fit_models(&summaries, end_day, false) {
+                Ok(m) => {
+                    if m.ridge > 0.0 {
+                        tracing::warn!(
+                            ridge = m.ridge,
+                            "lifetime value models: plain maximum likelihood did not converge (customers buy too alike to tell apart); fitted with a ridge on the log-parameters"
+                        );
+                    }
+                    models = Some(m)
                 }
-                models = Some(m)
+                Err(e) => tracing::warn!(error = %e, "lifetime value models not fitted"),
             }
-            Err(e) => tracing::warn!(error = %e, "lifetime value models not fitted"),
         }
-    }
-    let preds: HashMap<i64, Prediction> = match &models {
-        Some(m) => summaries
-            .iter()
-            .map(|r| r.customer_id)
-            .zip(predict_many(m, &summaries))
-            .collect(),
-        None => HashMap::new(),
+        let preds: HashMap<i64, Prediction> = match &models {
+            Some(m) => summaries
+                .iter()
+                .map(|r| r.customer_id)
+                .zip(predict_many(m, &summaries))
+                .collect(),
+            None => HashMap::new(),
+        };
+        lap("clv");
+        // Churn: trained on the past with a time split, scored now.
+        let churn = profile::train_churn(&sess, end_day).await?;
+        let p_churn = churn.as_ref().map(|m| profile::churn_scores(m, &feats));
+        lap("churn");
+        let rfm = profile::rfm_model(&feats, cfg.rfm_group);
+        let seg = profile::segments(&feats);
+        lap("rfm+segments");
+
+        // Newer dimensions, each rebuilt from the whole snapshot.
+        let review_rows = crate::enrich::reviews(&sess).await?;
+        // The stored model, unless the chain's rated reviews changed since it was trained.
+        let (sentiment_model, sentiment_card) = c360_core::sentiment::fit_or_reuse(
+            wh,
+            c360_core::sentiment::card_of(&sess.manifest.notes).as_ref(),
+            crate::enrich::rated_examples(review_rows.iter()),
+        )?;
+        let sentiment_b = crate::enrich::sentiment_batch(&review_rows, &sentiment_model)?;
+        lap("sentiment");
+        // Sessions are written as they close, into the version this refresh commits.
+        let mut txn = wh.begin_locked(lock, run_id)?;
+        let bounded =
+            Session::bounded_sort(wh, sess.manifest.clone(), SESSIONS_MEMORY, true).await?;
+        let mut f = txn.replace_start("customer_sessions")?;
+        crate::enrich::write_sessions(&bounded, &mut f).await?;
+        txn.replace_finish(f)?;
+        drop(bounded);
+        lap("sessions");
+        let net = crate::enrich::network(&sess).await?;
+        let (network_b, cascades_b, network_note) = crate::enrich::network_batches(&net)?;
+        lap("network");
+
+        let as_of = (end_day - 1) as i32;
+        let seg_batch =
+            segmentation_batch(&feats, &rfm, cfg.rfm_group, seg.as_ref(), &preds, as_of)?;
+        let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
+        let n = feats.len() as u64;
+        crate::config::fail_point(cfg, "refresh_commit")?;
+        txn.replace("customer_segmentation", vec![seg_batch])?;
+        txn.replace("customer_predictions", vec![pred_batch])?;
+        txn.replace("review_sentiment", vec![sentiment_b])?;
+        txn.replace("customer_network", vec![network_b])?;
+        txn.replace("network_cascades", vec![cascades_b])?;
+        txn.note(
+            c360_core::notes::NetworkNote::KEY,
+            serde_json::to_value(&network_note).unwrap_or_default(),
+        );
+        txn.note("segmentation_run", serde_json::json!(run_id));
+        txn.note(
+            c360_core::sentiment::NOTE_KEY,
+            serde_json::to_value(&sentiment_card).unwrap_or_default(),
+        );
+        txn.note("models", serde_json::to_value(&models).unwrap_or_default());
+        txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());
+        txn.note(
+            "rfm_group",
+            serde_json::to_value(cfg.rfm_group).unwrap_or_default(),
+        );
+        let clusters = seg.as_ref().map(|s| c360_core::notes::ClusterNote {
+            k: s.k,
+            silhouette_by_k: s.silhouette_by_k.clone(),
+            descriptions: s.descriptions.clone(),
+            features: profile::SEGMENT_FEATURES
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+        });
+        txn.note(
+            c360_core::notes::ClusterNote::KEY,
+            serde_json::to_value(&clusters).unwrap_or_default(),
+        );
+        txn.note(
+            "churn",
+            serde_json::json!(churn.as_ref().map(|m| serde_json::json!({
+                "features": profile::Features::MODEL_NAMES,
+                "importance": m.importance,
+                "calibration": [m.calib_a, m.calib_b],
+                "label": "no paid order in the next 90 days",
+            }))),
+        );
+        let m = txn.commit()?;
+        lap("commit");
+        // The live states are this refresh's own summaries and features (the commit added no
+        // orders).
+        (m, profile::LiveBases::join(&summaries, &feats, end_day), n)
     };
-    lap("clv");
-    // Churn: trained on the past with a time split, scored now.
-    let churn = profile::train_churn(&sess, end_day).await?;
-    let p_churn = churn.as_ref().map(|m| profile::churn_scores(m, &feats));
-    lap("churn");
-    let rfm = profile::rfm_model(&feats, cfg.rfm_group);
-    let seg = profile::segments(&feats);
-    lap("rfm+segments");
-
-    // Newer dimensions, each rebuilt from the whole snapshot.
-    let review_rows = crate::enrich::reviews(&sess).await?;
-    // The stored model, unless the chain's rated reviews changed since it was trained.
-    let (sentiment_model, sentiment_card) = c360_core::sentiment::fit_or_reuse(
-        wh,
-        c360_core::sentiment::card_of(&sess.manifest.notes).as_ref(),
-        crate::enrich::rated_examples(review_rows.iter()),
-    )?;
-    let sentiment_b = crate::enrich::sentiment_batch(&review_rows, &sentiment_model)?;
-    lap("sentiment");
-    // Sessions are written as they close, into the version this refresh commits.
-    let mut txn = wh.begin_locked(lock, run_id)?;
-    let bounded = Session::bounded_sort(wh, sess.manifest.clone(), SESSIONS_MEMORY, true).await?;
-    let mut f = txn.replace_start("customer_sessions")?;
-    crate::enrich::write_sessions(&bounded, &mut f).await?;
-    txn.replace_finish(f)?;
-    drop(bounded);
-    lap("sessions");
-    let net = crate::enrich::network(&sess).await?;
-    let (network_b, cascades_b, network_note) = crate::enrich::network_batches(&net)?;
-    lap("network");
-
-    let as_of = (end_day - 1) as i32;
-    let seg_batch = segmentation_batch(&feats, &rfm, cfg.rfm_group, seg.as_ref(), &preds, as_of)?;
-    let pred_batch = prediction_batch(&feats, &preds, p_churn.as_deref(), as_of)?;
-    let n = feats.len() as u64;
-    crate::config::fail_point(cfg, "refresh_commit")?;
-    txn.replace("customer_segmentation", vec![seg_batch])?;
-    txn.replace("customer_predictions", vec![pred_batch])?;
-    txn.replace("review_sentiment", vec![sentiment_b])?;
-    txn.replace("customer_network", vec![network_b])?;
-    txn.replace("network_cascades", vec![cascades_b])?;
-    txn.note(
-        c360_core::notes::NetworkNote::KEY,
-        serde_json::to_value(&network_note).unwrap_or_default(),
-    );
-    txn.note("segmentation_run", serde_json::json!(run_id));
-    txn.note(
-        c360_core::sentiment::NOTE_KEY,
-        serde_json::to_value(&sentiment_card).unwrap_or_default(),
-    );
-    txn.note("models", serde_json::to_value(&models).unwrap_or_default());
-    txn.note("rfm", serde_json::to_value(&rfm).unwrap_or_default());
-    txn.note(
-        "rfm_group",
-        serde_json::to_value(cfg.rfm_group).unwrap_or_default(),
-    );
-    let clusters = seg.as_ref().map(|s| c360_core::notes::ClusterNote {
-        k: s.k,
-        silhouette_by_k: s.silhouette_by_k.clone(),
-        descriptions: s.descriptions.clone(),
-        features: profile::SEGMENT_FEATURES
-            .iter()
-            .map(|f| f.to_string())
-            .collect(),
-    });
-    txn.note(
-        c360_core::notes::ClusterNote::KEY,
-        serde_json::to_value(&clusters).unwrap_or_default(),
-    );
-    txn.note(
-        "churn",
-        serde_json::json!(churn.as_ref().map(|m| serde_json::json!({
-            "features": profile::Features::MODEL_NAMES,
-            "importance": m.importance,
-            "calibration": [m.calib_a, m.calib_b],
-            "label": "no paid order in the next 90 days",
-        }))),
-    );
-    let m = txn.commit()?;
-    lap("commit");
     // What a server reads per customer, built now so a server switches to this version without
     // computing it. The version is committed either way: a server builds an index it does not
-    // find, so a failure here is reported, not fatal. The live states are this refresh's own
-    // summaries and features (the commit added no orders).
-    let bases = profile::LiveBases::join(&summaries, &feats, end_day);
+    // find, so a failure here is reported, not fatal.
     match Session::at(wh, m).await {
         Ok(s) => {
             if let Err(e) =
