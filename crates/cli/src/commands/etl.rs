@@ -37,18 +37,7 @@ pub fn etl_config(s: &Settings) -> Result<c360_etl::EtlConfig> {
                 })?,
             Err(_) => c360_etl::QUALITY_MEMORY,
         },
-        slice_customers: match std::env::var("C360_SLICE_CUSTOMERS") {
-            Ok(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .with_context(|| {
-                    format!(
-                        "C360_SLICE_CUSTOMERS must be a positive number of customers, not {v:?}"
-                    )
-                })?,
-            Err(_) => c360_core::slice::SLICE_CUSTOMERS,
-        },
+        slice_customers: slice_customers()?,
         ..Default::default()
     })
 }
