@@ -86,12 +86,14 @@ pub async fn slices(sess: &Session, per: usize) -> CoreResult<Vec<Slice>> {
         return Ok(vec![Slice::ALL]);
     }
     // Every `per`-th id in order starts a slice (ids are unique in `customers`).
-    let sql = format!(
-        "SELECT customer_id FROM (SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS r \
-         FROM customers) x WHERE (r - 1) % {per} = 0 AND r > 1 ORDER BY customer_id"
-    );
+    let sql = "SELECT customer_id FROM (SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS r \
+         FROM customers) x WHERE (CAST(r AS BIGINT) - 1) % CAST($1 AS BIGINT) = 0 AND r > 1 ORDER BY customer_id";
+    let per = i64::try_from(per).unwrap_or(i64::MAX);
     let mut bounds = Vec::new();
-    for b in sess.ctx.sql(&sql).await?.collect().await? {
+    for b in sess
+        .query_with(sql, vec![ScalarValue::Int64(Some(per))])
+        .await?
+    {
         bounds.extend(crate::cols::col_i64(&b, 0)?.into_iter().flatten());
     }
     let mut out = Vec::with_capacity(bounds.len() + 1);
