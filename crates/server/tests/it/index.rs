@@ -13,6 +13,18 @@ use super::{call, fixture, serve_cfg};
 
 /// Every view's rows per customer, each row as its JSON text, sorted (row order within a
 /// customer is not part of a view's meaning).
+/// One customer's rows of a view in the index, as JSON texts in order.
+fn sorted_rows(idx: &ServingIndex, view: &str, id: i64) -> Vec<String> {
+    let mut r: Vec<String> = idx
+        .rows(view, id)
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    r.sort();
+    r
+}
+
 async fn by_customer(sess: &c360_warehouse::Session, view: &str) -> BTreeMap<i64, Vec<String>> {
     let rows = c360_core::json::rows(
         &sess
@@ -54,14 +66,7 @@ async fn the_serving_index_holds_what_the_views_compute() {
         assert!(!want.is_empty(), "{v} has rows");
         assert_eq!(idx.view(v).unwrap().len(), want.len(), "{v}: customers");
         for (id, rows) in &want {
-            let mut got: Vec<String> = idx
-                .rows(v, *id)
-                .unwrap()
-                .iter()
-                .map(|r| r.to_string())
-                .collect();
-            got.sort();
-            assert_eq!(&got, rows, "{v}, customer {id}");
+            assert_eq!(&sorted_rows(&idx, v, *id), rows, "{v}, customer {id}");
         }
         if v == "v_customer_360" {
             customers = want.len();
@@ -266,17 +271,11 @@ async fn an_index_built_in_slices_is_the_index_built_at_once() {
         assert_eq!(a.view(v).unwrap().len(), ids.len(), "{v}");
         assert_eq!(b.view(v).unwrap().len(), ids.len(), "{v}");
         for id in ids.keys() {
-            let rows = |i: &ServingIndex| {
-                let mut r: Vec<String> = i
-                    .rows(v, *id)
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect();
-                r.sort();
-                r
-            };
-            assert_eq!(rows(&a), rows(&b), "{v}, customer {id}");
+            assert_eq!(
+                sorted_rows(&a, v, *id),
+                sorted_rows(&b, v, *id),
+                "{v}, customer {id}"
+            );
         }
     }
     for file in [
