@@ -33,7 +33,15 @@ pub struct Ctx {
     pub products: Option<HashMap<i64, i64>>,
     pub customers: u64,
     pub merged_keys: u64,
+    /// Payment accounts seen on this run's orders of a known member or user:
+    /// (payer hash, customer key) → (first, last) day of an order they were seen together on.
+    pub payer_pairs: HashMap<(String, String), (i32, i32)>,
 }
+
+/// The customer key of an order without a member or user but with a payment account: the
+/// account's keyed hash. It resolves to a customer when identity links the account to one
+/// (`customer_keys`), and stays anonymous otherwise.
+pub const PAYER_PREFIX: &str = "PAY";
 
 pub struct QRow {
     pub table: String,
@@ -537,6 +545,12 @@ fn mask_name(n: &str) -> String {
     }
 }
 
+/// A payment account as identity evidence: the keyed hash of the method and the provider's
+/// account id (never the id itself), so a WeChat openid and an Alipay id cannot collide.
+pub fn payer_hash(salt: &c360_model::pii::PiiKey, method: &str, account: &str) -> String {
+    salt.hash(&format!("{method}:{account}"))
+}
+
 pub const NODE_COLS: &[&str] = &[
     "source_key",
     "phone_hash",
@@ -551,6 +565,7 @@ pub const NODE_COLS: &[&str] = &[
     "register_store_id",
     "created_at",
     "updated_run",
+    "payer_hash",
 ];
 
 /// The kinds of [`NODE_COLS`], for spooling node rows.
@@ -568,6 +583,7 @@ const NODE_KINDS: &[Kind] = &[
     Kind::Int,
     Kind::Text,
     Kind::Int,
+    Kind::Text,
 ];
 
 /// Upserts the spooled node rows into `identity_nodes` in one transaction, a chunk at a time.
@@ -606,6 +622,7 @@ fn bare_node(key: String, first: Option<chrono::NaiveDateTime>, run_id: i64) -> 
         Value::NullI,
         first.map(fmt_ts).into(),
         run_id.into(),
+        Value::NullS,
     ]
 }
 
@@ -728,6 +745,7 @@ pub async fn pos_members(
             r.int(M::REGISTER_STORE_ID).into(),
             created,
             run_id.into(),
+            Value::NullS,
         ];
         if let Err(e) = nodes.push(row) {
             spool_err.get_or_insert(e);
@@ -824,6 +842,13 @@ pub async fn wx_users(
             Value::NullI,
             created.into(),
             run_id.into(),
+            // What WeChat Pay names this user at a till bound to the same app.
+            payer_hash(
+                salt,
+                "wechat_pay",
+                r.some_text(U::OPENID).unwrap_or_default().trim(),
+            )
+            .into(),
         ];
         if let Err(e) = nodes.push(row) {
             spool_err.get_or_insert(e);
@@ -1045,11 +1070,12 @@ impl MonthOf {
 
 /// Step 6: orders and their items from both systems, streamed into the warehouse in chunks.
 pub async fn orders(
+    salt: &c360_model::pii::PiiKey,
     src: &Sources,
     wh: &Warehouse,
     txn: &mut Txn,
     q: &mut Quarantine,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     use c::orders as O;
@@ -1102,9 +1128,30 @@ pub async fn orders(
             }
             // A customer id not yet known (late-arriving member/user) is kept: the `orders`
             // view resolves it once the id arrives, and the quality report measures the gap.
+            let payer = r.some_text(O::PAYER_ID).and_then(|a| {
+                let a = a.trim();
+                (!a.is_empty()).then(|| {
+                    payer_hash(
+                        salt,
+                        r.some_text(O::PAY_METHOD).as_deref().unwrap_or("other"),
+                        a,
+                    )
+                })
+            });
             let cust = r
                 .key(s.cust_field)
                 .map(|c| format!("{}:{c}", s.cust_prefix));
+            let cust = match (cust, payer) {
+                (Some(c), Some(p)) => {
+                    let day = t.date().num_days_from_ce();
+                    let e = ctx.payer_pairs.entry((p, c.clone())).or_insert((day, day));
+                    e.0 = e.0.min(day);
+                    e.1 = e.1.max(day);
+                    Some(c)
+                }
+                (None, Some(p)) => Some(format!("{PAYER_PREFIX}:{p}")),
+                (c, None) => c,
+            };
             let month = month_of_time(t);
             month_of.insert(oid, &month);
             let coupon = r.some_text(O::COUPON_CODE).or_else(|| coupons.remove(&oid));

@@ -5,9 +5,13 @@
 //!   number in the mini-program);
 //! - `phone_single_match`: an unverified POS phone that matches exactly one verified id;
 //! - `unionid`: two mini-program accounts with the same WeChat unionid;
-//! - `member_card`: a mini-program user who bound their POS member card.
+//! - `member_card`: a mini-program user who bound their POS member card;
+//! - `payer_id`: one payment account (WeChat Pay openid under the chain's app, Alipay user id)
+//!   that a mini-program user pays with, or that paid a member's till orders on two different
+//!   days or more (one day could be a companion paying once). The account's own anonymous till
+//!   orders then resolve to the customer too (`customer_keys` row `PAY:<hash>`).
 //!
-//! Placeholder numbers never link; a phone or unionid shared by more than
+//! Placeholder numbers never link; a phone, unionid or payment account shared by more than
 //! `max_ids_per_phone` ids is treated as shared (a staff or family number) and blocked. Manual
 //! blocks (`c360 identity unmerge`) cut a node loose. Components become customers; a customer
 //! keeps its id across runs (the oldest id in the component wins) and every change of a node's
@@ -50,6 +54,7 @@ struct Nodes {
     store: Int64Array,
     created: StringArray,
     customer: Int64Array,
+    payer: StringArray,
 }
 
 fn text(a: &StringArray, row: u32) -> Option<&str> {
@@ -105,6 +110,22 @@ impl Nodes {
     fn customer(&self, i: usize) -> Option<i64> {
         int(&self.customer, self.at[i])
     }
+    fn payer(&self, i: usize) -> Option<&str> {
+        text(&self.payer, self.at[i])
+    }
+    /// The index of the node with this key (nodes are in natural key order).
+    fn find(&self, key: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match natural_cmp(self.key(mid), key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
 }
 
 /// One node as read.
@@ -122,6 +143,7 @@ struct NodeRow<'a> {
     store: Option<i64>,
     created: Option<&'a str>,
     customer: Option<i64>,
+    payer: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -139,6 +161,7 @@ struct NodesBuilder {
     store: Int64Builder,
     created: StringBuilder,
     customer: Int64Builder,
+    payer: StringBuilder,
 }
 
 impl NodesBuilder {
@@ -156,6 +179,7 @@ impl NodesBuilder {
         self.store.append_option(n.store);
         self.created.append_option(n.created);
         self.customer.append_option(n.customer);
+        self.payer.append_option(n.payer);
     }
 
     fn finish(mut self) -> Nodes {
@@ -177,6 +201,7 @@ impl NodesBuilder {
             store: self.store.finish(),
             created: self.created.finish(),
             customer: self.customer.finish(),
+            payer: self.payer.finish(),
         }
     }
 }
@@ -189,6 +214,7 @@ enum Rule {
     PhoneSingleMatch,
     Unionid,
     MemberCard,
+    Payer,
 }
 
 impl Rule {
@@ -199,6 +225,7 @@ impl Rule {
             Rule::PhoneSingleMatch => "phone_single_match",
             Rule::Unionid => "unionid",
             Rule::MemberCard => "member_card",
+            Rule::Payer => "payer_id",
         }
     }
 }
@@ -243,14 +270,28 @@ fn grouped<'a>(n: usize, live: &[bool], value: impl Fn(usize) -> Option<&'a str>
     v
 }
 
+/// What [`link`] decided.
+struct Linked {
+    /// Per node index, its component root (the component's smallest index).
+    roots: Vec<u32>,
+    /// Per node index, the rule that first linked it.
+    rule: Vec<Rule>,
+    shared_phones: u64,
+    shared_unions: u64,
+    shared_payers: u64,
+    /// Each payment account that names one customer, and a node of that customer.
+    payers: Vec<(String, u32)>,
+}
+
 /// The linking decision, separated from I/O so it can be tested and evaluated on its own.
-/// Returns, per node index, its component root (the component's smallest index), the rule
-/// that first linked it, and how many phones and unionids were blocked as shared.
+/// `paid` is till-payment evidence: (payer hash, node index) for an account that paid the
+/// node's orders on two different days or more.
 fn link(
     nodes: &Nodes,
     blocked: &HashSet<String>,
     max_per_key: usize,
-) -> (Vec<u32>, Vec<Rule>, (u64, u64)) {
+    paid: &[(&str, u32)],
+) -> Linked {
     let n = nodes.len();
     let mut d = Dsu {
         p: (0..n as u32).collect(),
@@ -312,8 +353,38 @@ fn link(
             }
         }
     }
+    // Payment accounts: a user's own (what the mini-program pays with) and the ones seen paying
+    // a node's till orders on two days or more. An account naming more than `max_per_key` ids
+    // is shared (a parent paying for the family, a staff account) and links nothing.
+    let mut by_payer: Vec<(&str, u32)> = (0..n)
+        .filter(|&i| live[i])
+        .filter_map(|i| nodes.payer(i).map(|p| (p, i as u32)))
+        .chain(paid.iter().copied().filter(|(_, i)| live[*i as usize]))
+        .collect();
+    by_payer.sort_unstable();
+    by_payer.dedup();
+    let mut shared_payers = 0u64;
+    let mut payers = Vec::new();
+    for group in by_payer.chunk_by(|a, b| a.0 == b.0) {
+        if group.len() > max_per_key {
+            shared_payers += 1;
+            continue;
+        }
+        for w in group.windows(2) {
+            mark(&mut d, w[0].1, w[1].1, Rule::Payer, &mut rule);
+        }
+        payers.push((group[0].0.to_string(), group[0].1));
+    }
+    drop(by_payer);
     let roots = (0..n as u32).map(|i| d.find(i)).collect();
-    (roots, rule, (shared_phones, shared_unions))
+    Linked {
+        roots,
+        rule,
+        shared_phones,
+        shared_unions,
+        shared_payers,
+        payers,
+    }
 }
 
 /// Orders source keys as a person reads them: digit runs by their number (`M:2` before
@@ -361,7 +432,7 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 async fn load_nodes(db: &Db) -> Result<Nodes> {
     use futures::TryStreamExt;
     let sql = "SELECT source_key, phone_hash, phone_verified, unionid_hash, card_no, bound_card_no, phone_masked, name_masked, \
-             gender, birth_year, register_store_id, created_at, customer_id FROM identity_nodes";
+             gender, birth_year, register_store_id, created_at, customer_id, payer_hash FROM identity_nodes";
     let mut b = NodesBuilder::default();
     let mut rows = c360_db::query(sql).fetch(&db.pool);
     while let Some(r) = rows.try_next().await.map_err(|e| c360_db::DbError::Sql {
@@ -377,11 +448,12 @@ async fn load_nodes(db: &Db) -> Result<Nodes> {
             t("card_no"),
             t("bound_card_no"),
         );
-        let (phone_masked, name_masked, gender, created) = (
+        let (phone_masked, name_masked, gender, created, payer) = (
             t("phone_masked"),
             t("name_masked"),
             t("gender"),
             t("created_at"),
+            t("payer_hash"),
         );
         b.push(NodeRow {
             key: &key,
@@ -397,6 +469,7 @@ async fn load_nodes(db: &Db) -> Result<Nodes> {
             store: get_i64(r, "register_store_id"),
             created: created.as_deref(),
             customer: get_i64(r, "customer_id"),
+            payer: payer.as_deref(),
         });
     }
     Ok(b.finish())
@@ -417,8 +490,83 @@ struct Comp {
     len: u32,
 }
 
+/// Till-payment evidence: the warehouse's `payer_links` merged with this run's (first and last
+/// day an account was seen paying a member's or user's orders), written back whole. Returns
+/// (payer hash, node index) for the pairs seen on two different days or more.
+async fn payer_evidence(
+    wh: &c360_warehouse::Warehouse,
+    txn: &mut Txn,
+    ctx: &mut Ctx,
+    nodes: &Nodes,
+) -> Result<Vec<(String, u32)>> {
+    use std::collections::HashMap;
+    let mut pairs: HashMap<(String, String), (i64, i64)> = HashMap::new();
+    let has_base = txn
+        .base()
+        .tables
+        .get("payer_links")
+        .is_some_and(|t| !t.partitions.is_empty());
+    if has_base {
+        let sess = c360_warehouse::Session::at(wh, txn.base().clone()).await?;
+        for b in sess
+            .query("SELECT payer_hash, customer_key, first_day, last_day FROM payer_links")
+            .await?
+        {
+            let s = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>().cloned();
+            let d = |i: usize| b.column(i).as_any().downcast_ref::<Int64Array>().cloned();
+            let (Some(p), Some(k), Some(f), Some(l)) = (s(0), s(1), d(2), d(3)) else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
+                pairs.insert(
+                    (p.value(i).to_string(), k.value(i).to_string()),
+                    (f.value(i), l.value(i)),
+                );
+            }
+        }
+    }
+    for ((p, k), (f, l)) in std::mem::take(&mut ctx.payer_pairs) {
+        let e = pairs.entry((p, k)).or_insert((f as i64, l as i64));
+        e.0 = e.0.min(f as i64);
+        e.1 = e.1.max(l as i64);
+    }
+    let mut rows: Vec<((String, String), (i64, i64))> = pairs.into_iter().collect();
+    rows.sort_unstable();
+    let mut f = txn.replace_start("payer_links")?;
+    for chunk in rows.chunks(WRITE_BATCH) {
+        let (mut p, mut k, mut a, mut z) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            Int64Builder::with_capacity(chunk.len()),
+            Int64Builder::with_capacity(chunk.len()),
+        );
+        for ((ph, ck), (fd, ld)) in chunk {
+            p.append_value(ph);
+            k.append_value(ck);
+            a.append_value(*fd);
+            z.append_value(*ld);
+        }
+        f.write(&RecordBatch::try_new(
+            tables::schema("payer_links"),
+            vec![
+                Arc::new(p.finish()),
+                Arc::new(k.finish()),
+                Arc::new(a.finish()),
+                Arc::new(z.finish()),
+            ],
+        )?)?;
+    }
+    txn.replace_finish(f)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, (fd, ld))| ld > fd)
+        .filter_map(|((p, k), _)| Some((p, nodes.find(&k)? as u32)))
+        .collect())
+}
+
 pub async fn resolve(
     cfg: &EtlConfig,
+    wh: &c360_warehouse::Warehouse,
     meta: &Metastore,
     txn: &mut Txn,
     ctx: &mut Ctx,
@@ -434,8 +582,18 @@ pub async fn resolve(
         .iter()
         .filter_map(|r| get_text(r, "source_key"))
         .collect();
-    let (roots, rule, (shared_phones, shared_unions)) =
-        link(&nodes, &blocked, cfg.max_ids_per_phone);
+    let paid = payer_evidence(wh, txn, ctx, &nodes).await?;
+    let paid_refs: Vec<(&str, u32)> = paid.iter().map(|(p, i)| (p.as_str(), *i)).collect();
+    let Linked {
+        roots,
+        rule,
+        shared_phones,
+        shared_unions,
+        shared_payers,
+        payers,
+    } = link(&nodes, &blocked, cfg.max_ids_per_phone, &paid_refs);
+    drop(paid_refs);
+    drop(paid);
     // Components as runs of one sorted index: by root, then index (a root is its smallest).
     let mut members: Vec<u32> = (0..n as u32).collect();
     members.sort_unstable_by_key(|&i| ((roots[i as usize] as u64) << 32) | i as u64);
@@ -508,6 +666,8 @@ pub async fn resolve(
         moved,
         shared_phones,
         shared_unionids = shared_unions,
+        shared_payers,
+        payers = payers.len(),
         "identity resolved"
     );
 
@@ -534,6 +694,28 @@ pub async fn resolve(
             ],
         )?)?;
     }
+    // The payment accounts that name one customer: their anonymous till orders are theirs.
+    for chunk in payers.chunks(WRITE_BATCH) {
+        let (mut sk, mut cid, mut rl) = (
+            StringBuilder::new(),
+            Int64Builder::with_capacity(chunk.len()),
+            StringBuilder::new(),
+        );
+        for (p, node) in chunk {
+            sk.append_value(format!("{}:{p}", crate::extract::PAYER_PREFIX));
+            cid.append_value(assign[*node as usize]);
+            rl.append_value(Rule::Payer.name());
+        }
+        f.write(&RecordBatch::try_new(
+            tables::schema("customer_keys"),
+            vec![
+                Arc::new(sk.finish()),
+                Arc::new(cid.finish()),
+                Arc::new(rl.finish()),
+            ],
+        )?)?;
+    }
+    drop(payers);
     txn.replace_finish(f)?;
     drop(rule);
 
@@ -684,6 +866,7 @@ mod tests {
                 store: None,
                 created: None,
                 customer: None,
+                payer: None,
             });
         }
         b.finish()
@@ -714,7 +897,13 @@ mod tests {
         assert_eq!(&keys[..4], ["M:1", "M:2", "M:3", "M:10"]);
         assert_eq!(&keys[9..], ["U:1", "U:2", "U:3"]);
         let k = |key| at(&nodes, key);
-        let (roots, rule, shared) = link(&nodes, &HashSet::new(), 4);
+        let Linked {
+            roots,
+            rule,
+            shared_phones,
+            shared_unions,
+            ..
+        } = link(&nodes, &HashSet::new(), 4, &[]);
         let root = |key| roots[k(key)];
         assert_eq!(root("M:1"), root("U:1"));
         assert_eq!(root("U:1"), root("U:2"));
@@ -734,12 +923,70 @@ mod tests {
                 "shared staff number must not link"
             );
         }
-        assert_eq!(shared, (1, 0));
+        assert_eq!((shared_phones, shared_unions), (1, 0));
         // A manual block cuts U:1 loose, and with it the unionid bridge.
         let blocked: HashSet<String> = ["U:1".to_string()].into();
-        let (roots, _, _) = link(&nodes, &blocked, 4);
+        let roots = link(&nodes, &blocked, 4, &[]).roots;
         assert_ne!(roots[k("M:1")], roots[k("U:1")]);
         assert_ne!(roots[k("U:1")], roots[k("U:2")]);
+    }
+
+    #[test]
+    fn payment_accounts_link_and_shared_ones_do_not() {
+        let mut b = NodesBuilder::default();
+        let row = |key, payer| NodeRow {
+            key,
+            phone: None,
+            verified: false,
+            unionid: None,
+            card: None,
+            bound_card: None,
+            phone_masked: None,
+            name_masked: None,
+            gender: None,
+            birth_year: None,
+            store: None,
+            created: None,
+            customer: None,
+            payer,
+        };
+        for (k, p) in [
+            ("M:1", None),
+            ("M:2", None),
+            ("M:3", None),
+            ("M:4", None),
+            ("U:1", Some("wx-a")),
+            ("U:2", Some("wx-family")),
+        ] {
+            b.push(row(k, p));
+        }
+        let nodes = b.finish();
+        let k = |key: &str| nodes.find(key).unwrap() as u32;
+        let paid = [
+            ("wx-a", k("M:1")),      // the user's own account paid member 1 on two days
+            ("ali-b", k("M:2")),     // an Alipay account only ever seen with member 2
+            ("wx-family", k("M:3")), // one account paying for three ids: shared
+            ("wx-family", k("M:4")),
+        ];
+        let l = link(&nodes, &HashSet::new(), 2, &paid);
+        assert_eq!(l.roots[k("M:1") as usize], l.roots[k("U:1") as usize]);
+        assert_eq!(l.rule[k("U:1") as usize].name(), "payer_id");
+        for key in ["M:3", "M:4", "U:2"] {
+            assert_eq!(l.roots[k(key) as usize], k(key), "{key} stays alone");
+        }
+        assert_eq!(l.shared_payers, 1);
+        let mut payers: Vec<(&str, u32)> = l
+            .payers
+            .iter()
+            .map(|(p, i)| (p.as_str(), l.roots[*i as usize]))
+            .collect();
+        payers.sort();
+        assert_eq!(payers, [("ali-b", k("M:2")), ("wx-a", k("M:1"))]);
+        // A manually blocked user takes their account's evidence with them.
+        let blocked: HashSet<String> = ["U:1".to_string()].into();
+        let l = link(&nodes, &blocked, 2, &paid);
+        assert_ne!(l.roots[k("M:1") as usize], l.roots[k("U:1") as usize]);
+        assert!(l.payers.iter().any(|(p, i)| p == "wx-a" && *i == k("M:1")));
     }
 
     /// The sorted-index linking against the maps it replaced, on random graphs with shared
@@ -853,12 +1100,13 @@ mod tests {
                     store: None,
                     created: None,
                     customer: Some(i as i64),
+                    payer: None,
                 });
             }
             let nodes = b.finish();
             let blocked: HashSet<String> = keys.iter().filter(|_| next(10) == 0).cloned().collect();
             let max = 1 + next(4) as usize;
-            let (roots, rule, _) = link(&nodes, &blocked, max);
+            let Linked { roots, rule, .. } = link(&nodes, &blocked, max, &[]);
             assert_eq!(
                 (roots, rule),
                 reference(&nodes, &blocked, max),

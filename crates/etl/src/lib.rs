@@ -1,8 +1,8 @@
 //! The ten-step ETL that merges the POS (`cyrg2025`) and the mini-program (`cyrgweixin`) into
 //! the `hotdog2030` warehouse, resolving one customer across both.
 //!
-//! Steps: 1 dimensions, 2 products, 3 POS members, 4 mini-program users, 5 identity resolution,
-//! 6 orders and items, 7 behaviour events, 8 reviews, shares, ties and service tickets, 9 data-quality report,
+//! Steps: 1 dimensions, 2 products, 3 POS members, 4 mini-program users, 5 orders and items,
+//! 6 identity resolution (after the orders, whose payment accounts are evidence), 7 behaviour events, 8 reviews, shares, ties and service tickets, 9 data-quality report,
 //! 10 analytics refresh. Facts are extracted incrementally by watermark and merged by key, and
 //! steps 1–9 publish one atomic warehouse commit that carries the new watermarks, so a rerun
 //! loads nothing twice and a run killed midway loses nothing. Bad rows are quarantined with
@@ -40,8 +40,8 @@ pub const STEP_NAMES: [&str; 10] = [
     "products",
     "pos_members",
     "wx_users",
-    "identity",
     "orders",
+    "identity",
     "behavior",
     "reviews",
     "quality",
@@ -190,9 +190,13 @@ async fn run_steps(
     step!(
         5,
         pb,
-        identity::resolve(cfg, meta, &mut txn, &mut ctx, run_id, &pb)
+        extract::orders(salt, src, wh, &mut txn, &mut q, &mut ctx, &pb)
     );
-    step!(6, pb, extract::orders(src, wh, &mut txn, &mut q, &ctx, &pb));
+    step!(
+        6,
+        pb,
+        identity::resolve(cfg, wh, meta, &mut txn, &mut ctx, run_id, &pb)
+    );
     step!(7, pb, async {
         let (a, b) = extract::events(src, &mut txn, &mut q, &pb).await?;
         let (c, d) = extract::live_events(&meta.db, &mut txn, &mut q).await?;

@@ -32,8 +32,14 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
     (
         "fact_orders",
         "completeness_customer",
-        "SELECT AVG(CASE WHEN customer_key IS NULL THEN 0.0 ELSE 1.0 END) FROM fact_orders",
-        "share of orders tied to a known customer (the rest are anonymous)",
+        "SELECT AVG(CASE WHEN customer_key IS NULL OR customer_key LIKE 'PAY:%' THEN 0.0 ELSE 1.0 END) FROM fact_orders",
+        "share of orders naming a member or user (the rest are anonymous, some with a payment account)",
+    ),
+    (
+        "fact_orders",
+        "capture_rate",
+        "SELECT AVG(CASE WHEN customer_id IS NULL THEN 0.0 ELSE 1.0 END) FROM orders",
+        "share of orders tied to a known customer, payment accounts included (the capture rate)",
     ),
     (
         "fact_orders",
@@ -44,8 +50,8 @@ const CHECKS: &[(&str, &str, &str, &str)] = &[
     (
         "fact_orders",
         "ri_customer",
-        "SELECT CAST(SUM(CASE WHEN k IS NULL OR nd > 0 THEN nf ELSE 0 END) AS DOUBLE) / SUM(nf) FROM (SELECT k, SUM(f) AS nf, COUNT(*) - SUM(f) AS nd FROM (SELECT customer_key AS k, 1 AS f FROM fact_orders UNION ALL SELECT source_key, 0 FROM customer_keys) u GROUP BY k) g WHERE nf > 0",
-        "share of orders whose customer key resolves (the rest wait for their member/user row)",
+        "SELECT CAST(SUM(CASE WHEN k IS NULL OR nd > 0 THEN nf ELSE 0 END) AS DOUBLE) / SUM(nf) FROM (SELECT k, SUM(f) AS nf, COUNT(*) - SUM(f) AS nd FROM (SELECT customer_key AS k, 1 AS f FROM fact_orders WHERE customer_key IS NULL OR customer_key NOT LIKE 'PAY:%' UNION ALL SELECT source_key, 0 FROM customer_keys) u GROUP BY k) g WHERE nf > 0",
+        "share of orders whose member or user key resolves (the rest wait for their member/user row)",
     ),
     (
         "fact_orders",

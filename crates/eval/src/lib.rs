@@ -12,4 +12,4 @@ pub mod identity;
 pub mod service;
 
 pub use error::{EvalError, Result};
-pub use identity::{evaluate_identity, IdentityEval};
+pub use identity::{evaluate_identity, evaluate_payer_attribution, IdentityEval, PayerEval};

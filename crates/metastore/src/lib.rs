@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "live_orders_by_customer",
         sql: include_str!("../migrations/0005_live_orders_by_customer.sql"),
     },
+    Migration {
+        version: 6,
+        name: "payer_ids",
+        sql: include_str!("../migrations/0006_payer_ids.sql"),
+    },
 ];
 
 /// The warehouse watermark naming the newest ETL run whose identity changes a manifest holds.

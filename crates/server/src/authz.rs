@@ -73,6 +73,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/me", ALL, "me.read"),
     rule("POST", "/api/v1/ws/ticket", ALL, "ws.ticket"),
     rule("GET", "/api/v1/overview", ALL, "overview.read"),
+    rule("GET", "/api/v1/capture", ALL, "capture.read"),
     rule("GET", "/api/v1/customers", ALL, "customers.list"),
     rule("GET", "/api/v1/customers/{id}", ALL, "customer.read"),
     rule("GET", "/api/v1/customers/{id}/timeline", ALL, "customer.read"),

@@ -15,6 +15,7 @@ use utoipa::OpenApi;
         crate::routes::meta::ws_ticket,
         crate::routes::meta::health,
         crate::routes::overview::overview,
+        crate::routes::overview::capture,
         crate::routes::customers::list_customers,
         crate::routes::customers::customer_profile,
         crate::routes::customers::customer_timeline,
@@ -88,6 +89,7 @@ use utoipa::OpenApi;
         crate::support::doc::PredictionKind,
         crate::support::doc::Lang,
         crate::support::doc::FunnelBy,
+        crate::support::doc::CaptureBy,
         crate::support::doc::TicketStatus
     ))
 )]

@@ -290,6 +290,16 @@ pub mod doc {
 
     #[derive(ToSchema)]
     #[schema(rename_all = "snake_case")]
+    pub enum CaptureBy {
+        Channel,
+        Source,
+        Store,
+        Daypart,
+        Day,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
     pub enum FunnelBy {
         None,
         Tier,

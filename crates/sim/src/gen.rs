@@ -167,6 +167,8 @@ struct Rows {
     persons: Vec<Vec<Value>>,
     ids: Vec<Vec<Value>>,
     future: Vec<Vec<Value>>,
+    /// POS orders placed without a member card: (order id, person) — who really bought.
+    anon: Vec<Vec<Value>>,
     /// Text cells that embed ids, written once the ids are global (see [`Rows::globalize`]).
     fills: Vec<Fill>,
     /// The mini-program users who joined their circle: (circle, user id).
@@ -280,6 +282,7 @@ impl Rows {
             &[(0, base.ticket), (1, base.wx_user), (2, base.wx_order)],
         );
         cols(&mut self.ticket_truth, &[(0, base.ticket)]);
+        cols(&mut self.anon, &[(0, base.order)]);
         cols(&mut self.review_aspects, &[(0, base.review)]);
         for r in &mut self.ids {
             let b = if r[0] == Value::from("member") {
@@ -335,6 +338,7 @@ impl Rows {
             (&mut self.persons, &mut other.persons),
             (&mut self.ids, &mut other.ids),
             (&mut self.future, &mut other.future),
+            (&mut self.anon, &mut other.anon),
         ] {
             a.append(b);
         }
@@ -605,6 +609,7 @@ pub async fn simulate(cfg: &SimConfig) -> Result<SimSummary, SimError> {
                 "test".into(),
                 Value::NullS,
                 ts.clone().into(),
+                Value::NullS,
             ]);
             ids.item += 1;
             rows.items.push(vec![
@@ -789,6 +794,7 @@ pub(crate) const POS_ORDER_COLS: &[&str] = &[
     "status",
     "coupon_code",
     "updated_at",
+    "payer_id",
 ];
 
 /// Columns of the mini-program `wx_orders` rows the simulator writes.
@@ -939,6 +945,7 @@ fn parts(r: Rows) -> [Vec<Part>; 3] {
                 &["person_id", "order_time", "total_fen", "channel"],
                 r.future,
             ),
+            ("anon_orders", &["order_id", "person_id"], r.anon),
         ],
     ]
 }
@@ -1180,6 +1187,8 @@ struct Person<'c> {
     rng: ChaCha8Rng,
     srng: ChaCha8Rng,
     vrng: ChaCha8Rng,
+    /// Who pays at the till (their own WeChat Pay / Alipay account, or a friend's).
+    prng: ChaCha8Rng,
     lambda: f64,
     p_drop: f64,
     nu: f64,
@@ -1204,6 +1213,20 @@ struct Person<'c> {
     sociability: f64,
     browse_rate: f64,
     p_continue: f64,
+}
+
+/// A person's WeChat openid under the chain's app: what the mini-program sees, and what WeChat
+/// Pay reports for a payment at a till bound to the same app (a pure function of the seed and
+/// the person, so a friend's payment names the friend).
+fn person_openid(seed: u64, pid: u64) -> String {
+    let mut r = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ pid);
+    rand_token(&mut r, "oXy", 25)
+}
+
+/// A person's Alipay user id (`2088` and 12 digits), as Alipay reports it to the merchant.
+fn person_alipay(seed: u64, pid: u64) -> String {
+    let mut r = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ pid);
+    format!("2088{:012}", r.random_range(0..1_000_000_000_000u64))
 }
 
 /// What a person has become in the two systems so far, and what they bought.
@@ -1396,11 +1419,14 @@ fn draw_person<'c>(ctx: &Ctx<'c>, pid: u64) -> Person<'c> {
         .sample(&mut srng);
     // Customer-service problems draw from a stream of their own too.
     let vrng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x1405_7B7E_F767_814F) ^ pid);
+    // And who pays at the till from another.
+    let prng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x6C07_8965_D5A4_C8E5) ^ pid);
     Person {
         pid,
         rng,
         srng,
         vrng,
+        prng,
         lambda,
         p_drop,
         nu,
@@ -1576,7 +1602,16 @@ fn online_order(
     let uid = *led.wx_user.get_or_insert_with(|| {
         let uid = next(&mut out.ids.wx_user);
         let card = led.member.filter(|_| rng.random_bool(0.3));
-        push_wx_user(rng, out.rows, uid, pid, Some(&p.phone), card, when);
+        let openid = person_openid(cfg.seed, pid);
+        push_wx_user(
+            rng,
+            out.rows,
+            uid,
+            Some(&openid),
+            Some(&p.phone),
+            card,
+            when,
+        );
         out.sum.wx_users += 1;
         uid
     });
@@ -1587,7 +1622,7 @@ fn online_order(
         } else {
             None
         };
-        push_wx_user(rng, out.rows, u2, pid, ph, None, when);
+        push_wx_user(rng, out.rows, u2, None, ph, None, when);
         out.sum.wx_users += 1;
         led.wx_user2 = Some(u2);
     }
@@ -1874,6 +1909,25 @@ fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, 
     if rng.random_bool(0.0005 * dirt) {
         store_id = 9999;
     }
+    let pay = ["wechat_pay", "alipay", "cash", "card"][weighted(rng, &[0.55, 0.35, 0.05, 0.05])];
+    // The payer's account as the payment provider reports it to the till: the person's own
+    // most of the time, a companion's now and then, and nothing on tills that do not keep it.
+    let pr = &mut p.prng;
+    let payer: Option<String> = match pay {
+        "wechat_pay" | "alipay" if pr.random_bool(0.9) => {
+            let who = if pr.random_bool(0.06) {
+                pid.wrapping_add(1 + pr.random_range(0..400))
+            } else {
+                pid
+            };
+            Some(if pay == "wechat_pay" {
+                person_openid(cfg.seed, who)
+            } else {
+                person_alipay(cfg.seed, who)
+            })
+        }
+        _ => None,
+    };
     let order_row = vec![
         oid.into(),
         Value::NullS, // the order number, once the ids are global
@@ -1882,7 +1936,7 @@ fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, 
         ots.into(),
         (s.total - s.discount).into(),
         s.discount.into(),
-        (["wechat_pay", "alipay", "cash", "card"][weighted(rng, &[0.55, 0.35, 0.05, 0.05])]).into(),
+        pay.into(),
         s.status.into(),
         if s.coupon_used {
             Value::from(format!("CP{:04}", p.vrng.random_range(0..200)))
@@ -1890,10 +1944,19 @@ fn till_order(cfg: &SimConfig, p: &mut Person, led: &mut Ledger, out: &mut Out, 
             Value::NullS
         },
         s.upd.clone().into(),
+        payer.into(),
     ];
+    if member_id.is_none() {
+        out.rows.anon.push(vec![oid.into(), (pid as i64).into()]);
+    }
     if rng.random_bool(0.003 * dirt) {
         let mut dup = order_row.clone();
         dup[0] = next(&mut out.ids.order).into();
+        if member_id.is_none() {
+            out.rows
+                .anon
+                .push(vec![dup[0].clone(), (pid as i64).into()]);
+        }
         out.rows.orders.push(dup);
         out.rows.fill_last(
             Tab::Orders,
@@ -2341,12 +2404,15 @@ fn push_wx_user(
     rng: &mut ChaCha8Rng,
     rows: &mut Rows,
     uid: i64,
-    _pid: u64,
+    openid: Option<&str>,
     phone: Option<&str>,
     card_of_member: Option<i64>,
     when: NaiveDateTime,
 ) {
-    let openid = rand_token(rng, "oXy", 25);
+    // A second account is another WeChat id: a fresh openid (drawn either way, so the stream
+    // stays where it was).
+    let drawn = rand_token(rng, "oXy", 25);
+    let openid = openid.map_or(drawn, str::to_string);
     let unionid: Value = if rng.random_bool(0.7) {
         rand_token(rng, "uN", 26).into()
     } else {

@@ -19,7 +19,7 @@ CREATE TABLE city (id BIGINT PRIMARY KEY, city_name VARCHAR(32) NOT NULL, provin
 CREATE TABLE shop (shop_id BIGINT PRIMARY KEY, shop_no VARCHAR(16), shop_name VARCHAR(64), city BIGINT, kind VARCHAR(16), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, opened DATE, state VARCHAR(16));
 CREATE TABLE goods (goods_id BIGINT PRIMARY KEY, goods_sn VARCHAR(16), goods_name VARCHAR(64), cat VARCHAR(16), price DECIMAL(10,2), launch DATE);
 CREATE TABLE vip (card_no VARCHAR(32) PRIMARY KEY, mobile VARCHAR(32), mobile_ok SMALLINT, real_name VARCHAR(32), sex VARCHAR(4), birth DATE, reg_shop BIGINT, reg_time BIGINT, modified BIGINT);
-CREATE TABLE sale (sale_id BIGINT PRIMARY KEY, sale_no VARCHAR(32), shop_id BIGINT, vip_card VARCHAR(32), sale_time BIGINT, amount DECIMAL(12,2), discount DECIMAL(12,2), pay_type SMALLINT, state SMALLINT, modified BIGINT);
+CREATE TABLE sale (sale_id BIGINT PRIMARY KEY, sale_no VARCHAR(32), shop_id BIGINT, vip_card VARCHAR(32), sale_time BIGINT, amount DECIMAL(12,2), discount DECIMAL(12,2), pay_type SMALLINT, state SMALLINT, modified BIGINT, pay_account VARCHAR(64));
 CREATE TABLE sale_coupon (sale_id BIGINT PRIMARY KEY, code VARCHAR(32), modified BIGINT);
 CREATE TABLE sale_line (line_id BIGINT PRIMARY KEY, sale_id BIGINT, goods_id BIGINT, num INT, price DECIMAL(10,2), modified BIGINT);
 CREATE INDEX ix_sale_mod ON sale(modified);
@@ -330,6 +330,7 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
             code(&PAY_CODES, get_text(r, "pay_method")),
             code(&STATUS_CODES, get_text(r, "status")),
             unix(get_text(r, "updated_at")),
+            text(r, "payer_id"),
         ]);
         if let Some(c) = get_text(r, "coupon_code").filter(|c| !c.is_empty()) {
             coupons.push(vec![id, Value::S(c), unix(get_text(r, "updated_at"))]);
@@ -349,6 +350,7 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
             ("pay_type", ""),
             ("state", ""),
             ("modified", ""),
+            ("pay_account", ""),
         ],
         &sales,
     )

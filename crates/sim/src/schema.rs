@@ -16,7 +16,7 @@ CREATE TABLE cities (city_id BIGINT PRIMARY KEY, name VARCHAR(32) NOT NULL, prov
 CREATE TABLE stores (store_id BIGINT PRIMARY KEY, store_code VARCHAR(16) NOT NULL, name VARCHAR(64), city_id BIGINT, store_type VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION, open_date VARCHAR(10), status VARCHAR(16), updated_at VARCHAR(19));
 CREATE TABLE products (product_id BIGINT PRIMARY KEY, sku VARCHAR(16) NOT NULL, name VARCHAR(64), category VARCHAR(16), price_fen BIGINT, launched VARCHAR(10), updated_at VARCHAR(19));
 CREATE TABLE members (member_id BIGINT PRIMARY KEY, card_no VARCHAR(32), phone VARCHAR(32), phone_verified BIGINT, name VARCHAR(32), gender VARCHAR(4), birthday VARCHAR(10), register_store_id BIGINT, created_at VARCHAR(19), updated_at VARCHAR(19));
-CREATE TABLE orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), store_id BIGINT, member_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, pay_method VARCHAR(16), status VARCHAR(16), coupon_code VARCHAR(32), updated_at VARCHAR(19));
+CREATE TABLE orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), store_id BIGINT, member_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, pay_method VARCHAR(16), status VARCHAR(16), coupon_code VARCHAR(32), updated_at VARCHAR(19), payer_id VARCHAR(64));
 CREATE TABLE order_items (item_id BIGINT PRIMARY KEY, order_id BIGINT, product_id BIGINT, qty BIGINT, unit_price_fen BIGINT, updated_at VARCHAR(19));
 CREATE INDEX ix_orders_upd ON orders(updated_at);
 CREATE INDEX ix_items_upd ON order_items(updated_at);
@@ -61,6 +61,7 @@ pub const TRUTH_TABLES: &[&str] = &[
     "store_aspects",
     "service_truth",
     "campaign_truth",
+    "anon_orders",
 ];
 pub const TRUTH_DDL: &str = "
 CREATE TABLE params (name VARCHAR(32) PRIMARY KEY, value VARCHAR(64));
@@ -70,6 +71,7 @@ CREATE TABLE future_orders (person_id BIGINT, order_time VARCHAR(19), total_fen 
 CREATE TABLE review_aspects (review_id BIGINT, aspect VARCHAR(8), polarity BIGINT, PRIMARY KEY (review_id, aspect));
 CREATE TABLE store_aspects (store_id BIGINT, aspect VARCHAR(8), quality DOUBLE PRECISION, trend_per_year DOUBLE PRECISION, PRIMARY KEY (store_id, aspect));
 CREATE TABLE service_truth (ticket_id BIGINT PRIMARY KEY, cause VARCHAR(32));
+CREATE TABLE anon_orders (order_id BIGINT PRIMARY KEY, person_id BIGINT);
 CREATE TABLE campaign_truth (campaign_id BIGINT, person_id BIGINT, treated BIGINT, p_persuade DOUBLE PRECISION, p_annoy DOUBLE PRECISION, expected_uplift_fen DOUBLE PRECISION, realized_uplift_fen BIGINT, redeemed BIGINT, extra_order BIGINT, lost_orders BIGINT, PRIMARY KEY (campaign_id, person_id))
 ";
 

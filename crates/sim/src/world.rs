@@ -443,6 +443,7 @@ async fn write_orders(
                 "paid".into(),
                 coupon,
                 upd.clone().into(),
+                Value::NullS, // the campaign world's tills keep no payment account
             ]);
             items(oid, &mut iid, &mut pi);
             rep.pos_orders += 1;

@@ -90,6 +90,16 @@ fn customer_keys() -> SchemaRef {
         f("rule", S, false),
     ]))
 }
+/// Payment accounts seen paying a known member's or user's orders: identity evidence (a till
+/// payment by the account a mini-program user pays with, or by one account on two days).
+fn payer_links() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        f("payer_hash", S, false),
+        f("customer_key", S, false),
+        f("first_day", I64, false),
+        f("last_day", I64, false),
+    ]))
+}
 fn fact_orders() -> SchemaRef {
     Arc::new(Schema::new(vec![
         f("order_key", S, false),
@@ -327,6 +337,13 @@ pub const TABLES: &[TableDef] = &[
         key: "",
         partition: None,
         schema: customer_keys,
+    },
+    TableDef {
+        name: "payer_links",
+        mode: Mode::Replace,
+        key: "",
+        partition: None,
+        schema: payer_links,
     },
     TableDef {
         name: "fact_orders",

@@ -28,8 +28,10 @@ pub async fn run(s: &Settings, cmd: IdentityCmd) -> Result<()> {
     let meta = s.metastore_url();
     match cmd {
         IdentityCmd::Eval => {
-            let e = c360_eval::evaluate_identity(&meta, &s.truth_or_default()).await?;
-            super::pretty(&e)?;
+            let truth = s.truth_or_default();
+            let e = c360_eval::evaluate_identity(&meta, &truth).await?;
+            let p = c360_eval::evaluate_payer_attribution(&s.warehouse, &meta, &truth).await?;
+            super::pretty(&serde_json::json!({ "ids": e, "payment_accounts": p }))?;
         }
         IdentityCmd::Unmerge { source_key, reason } => {
             c360_etl::identity::unmerge(&meta, &source_key, &reason).await?;

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/ws/ticket", post(meta::ws_ticket))
         .route("/api/v1/health", get(meta::health))
         .route("/api/v1/overview", get(overview::overview))
+        .route("/api/v1/capture", get(overview::capture))
         .route("/api/v1/customers", get(customers::list_customers))
         .route("/api/v1/customers/{id}", get(customers::customer_profile))
         .route(

@@ -1,11 +1,12 @@
-//! The chain at a glance: customers, orders, revenue, tiers and the live counters.
+//! The chain at a glance: customers, orders, revenue, tiers, the capture rate and the live
+//! counters.
 
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, Q};
 use crate::state::{Answer, AppState};
 use crate::support::*;
 
@@ -24,6 +25,9 @@ pub struct Overview {
     pub tiers: Vec<Row>,
     /// Per month: month, orders, revenue_fen, buyers.
     pub monthly: Vec<Row>,
+    /// The capture rate of paid orders: orders, known, via_payment, anonymous_with_account,
+    /// capture_rate (see `/capture`).
+    pub capture: Option<Row>,
     /// Orders ingested live since the snapshot.
     pub live: LiveCounters,
 }
@@ -70,8 +74,10 @@ pub(crate) async fn overview(
                 "SELECT SUM(p.value) AS clv_12m_fen, AVG(p.value) AS avg_clv_fen FROM customer_predictions p \
                  JOIN customer_segmentation c ON p.customer_id = c.customer_id WHERE {}", pf.sql()
             ), &pf).await?;
+            let cap = qf(&s, &format!("{CAPTURE_COLS} FROM orders o WHERE {}", of.sql()), &of).await?;
             let (orders, revenue_fen) = st2.live_stats().in_stores(crate::authz::stores(&p));
             Ok(Overview {
+                capture: first(cap),
                 warehouse_version: s.version,
                 kpi: first(kpi),
                 customers: first(cust),
@@ -82,4 +88,93 @@ pub(crate) async fn overview(
             })
         })
         .await
+}
+
+/// Per group of paid orders: how many, how many are tied to a known customer (`known`), how
+/// many of those through a payment account alone (`via_payment`: an anonymous till order paid
+/// by an account identity links to a customer), how many carry an account no customer is known
+/// by yet (`anonymous_with_account`), and the capture rate (known / orders).
+const CAPTURE_COLS: &str = "SELECT COUNT(*) AS orders, \
+     SUM(CASE WHEN o.customer_id IS NOT NULL THEN 1 ELSE 0 END) AS known, \
+     SUM(CASE WHEN o.customer_id IS NOT NULL AND o.customer_key LIKE 'PAY:%' THEN 1 ELSE 0 END) AS via_payment, \
+     SUM(CASE WHEN o.customer_id IS NULL AND o.customer_key LIKE 'PAY:%' THEN 1 ELSE 0 END) AS anonymous_with_account, \
+     AVG(CASE WHEN o.customer_id IS NULL THEN 0.0 ELSE 1.0 END) AS capture_rate";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CaptureParams {
+    /// Breakdown: channel (default), source, store, daypart or day.
+    #[param(value_type = Option<doc::CaptureBy>)]
+    by: Option<String>,
+    /// First day (YYYY-MM-DD), inclusive.
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
+    from: Option<String>,
+    /// Last day (YYYY-MM-DD), inclusive.
+    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
+    to: Option<String>,
+}
+
+/// The capture rate: the share of paid orders tied to a known customer (what guest-data
+/// products call the key metric; brands typically know 5–10% of their guests' orders).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Capture {
+    pub by: String,
+    /// All the caller's paid orders in the range: orders, known, via_payment,
+    /// anonymous_with_account, capture_rate.
+    pub total: Option<Row>,
+    /// The same per value of `by` (column `key`; stores also `name`), in key order.
+    pub rows: Vec<Row>,
+}
+
+#[utoipa::path(get, path = "/api/v1/capture", params(CaptureParams), responses((status = 200, body = Capture, description = "The capture rate (share of paid orders tied to a known customer, and how many only through a payment account) overall and per channel, source, store, daypart or day"), (status = 400, body = crate::error::ErrorBody)))]
+pub(crate) async fn capture(
+    State(st): State<AppState>,
+    p: Principal,
+    Q(cp): Q<CaptureParams>,
+) -> ApiResult<Answer<Capture>> {
+    let by = cp.by.clone().unwrap_or_else(|| "channel".into());
+    let (key, join, group) = match by.as_str() {
+        "channel" => ("o.channel", "", "o.channel"),
+        "source" => ("o.source", "", "o.source"),
+        "daypart" => ("o.daypart", "", "o.daypart"),
+        "day" => (
+            "CAST(CAST(o.order_time AS DATE) AS VARCHAR)",
+            "",
+            "CAST(CAST(o.order_time AS DATE) AS VARCHAR)",
+        ),
+        "store" => (
+            "o.store_id",
+            " LEFT JOIN stores s ON o.store_id = s.store_id",
+            "o.store_id, s.name",
+        ),
+        other => {
+            return Err(crate::error::ApiError::BadRequest(format!(
+                "by: {other:?} is not one of channel, source, store, daypart, day"
+            )))
+        }
+    };
+    let (from, to) = days_of(cp.from.as_deref(), cp.to.as_deref())?;
+    let mut w = scoped(&p, "o.status = 'paid'", "o.store_id");
+    w.days("o.order_time", from, to);
+    let name = if by == "store" {
+        ", s.name AS name"
+    } else {
+        ""
+    };
+    let rows_sql = format!(
+        "{CAPTURE_COLS}, {key} AS key{name} FROM orders o{join} WHERE {} GROUP BY {group} ORDER BY key",
+        w.sql()
+    );
+    let total_sql = format!("{CAPTURE_COLS} FROM orders o WHERE {}", w.sql());
+    let cache = format!("capture|{}|{by}|{}", p.scope_key(), w.key());
+    let st2 = st.clone();
+    st.answer(cache, || async move {
+        let s = st2.snapshot().await?;
+        Ok(Capture {
+            total: first(qf(&s, &total_sql, &w).await?),
+            rows: rows(qf(&s, &rows_sql, &w).await?),
+            by,
+        })
+    })
+    .await
 }

@@ -66,7 +66,7 @@ pub(crate) async fn segments(
     }).await
 }
 
-#[utoipa::path(get, path = "/api/v1/compare/{dim}", params(("dim" = doc::CompareDim, Path)), responses((status = 200, body = Comparison, description = "Orders, revenue, buyers and average ticket per value of the dimension"), (status = 400, body = ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
+#[utoipa::path(get, path = "/api/v1/compare/{dim}", params(("dim" = doc::CompareDim, Path)), responses((status = 200, body = Comparison, description = "Orders, revenue, buyers, average ticket and capture rate (share of orders tied to a known customer) per value of the dimension"), (status = 400, body = ErrorBody), (status = 409, body = crate::error::ErrorBody, description = "not_in_sources: the view needs a source entity the chain's source contract does not provide")))]
 pub(crate) async fn compare(
     State(st): State<AppState>,
     p: Principal,
@@ -89,10 +89,10 @@ pub(crate) async fn compare(
     let of = scoped(&p, "o.status = 'paid'", "o.store_id");
     let w = of.sql();
     let sql = match dim.as_str() {
-        "city" => format!("SELECT s.city_id AS id, s.city AS name, s.tier AS city_tier, c.lat, c.lon, COUNT(*) AS orders, SUM(o.total_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers, AVG(o.total_fen) AS avg_ticket_fen FROM orders o JOIN stores s ON o.store_id = s.store_id JOIN cities c ON s.city_id = c.city_id WHERE {w} GROUP BY s.city_id, s.city, s.tier, c.lat, c.lon ORDER BY revenue_fen DESC"),
-        "store" => format!("SELECT s.store_id AS id, s.name, s.city, s.store_type, COUNT(*) AS orders, SUM(o.total_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers, AVG(o.total_fen) AS avg_ticket_fen FROM orders o JOIN stores s ON o.store_id = s.store_id WHERE {w} GROUP BY s.store_id, s.name, s.city, s.store_type ORDER BY revenue_fen DESC"),
+        "city" => format!("SELECT s.city_id AS id, s.city AS name, s.tier AS city_tier, c.lat, c.lon, COUNT(*) AS orders, SUM(o.total_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers, AVG(o.total_fen) AS avg_ticket_fen, AVG(CASE WHEN o.customer_id IS NULL THEN 0.0 ELSE 1.0 END) AS capture_rate FROM orders o JOIN stores s ON o.store_id = s.store_id JOIN cities c ON s.city_id = c.city_id WHERE {w} GROUP BY s.city_id, s.city, s.tier, c.lat, c.lon ORDER BY revenue_fen DESC"),
+        "store" => format!("SELECT s.store_id AS id, s.name, s.city, s.store_type, COUNT(*) AS orders, SUM(o.total_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers, AVG(o.total_fen) AS avg_ticket_fen, AVG(CASE WHEN o.customer_id IS NULL THEN 0.0 ELSE 1.0 END) AS capture_rate FROM orders o JOIN stores s ON o.store_id = s.store_id WHERE {w} GROUP BY s.store_id, s.name, s.city, s.store_type ORDER BY revenue_fen DESC"),
         "product" => format!("SELECT pr.product_id AS id, pr.name, pr.category, SUM(i.qty) AS qty, SUM(i.amount_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers FROM order_items i JOIN orders o ON i.order_id = o.order_id JOIN products pr ON i.product_id = pr.product_id WHERE {w} GROUP BY pr.product_id, pr.name, pr.category ORDER BY revenue_fen DESC"),
-        "daypart" => format!("SELECT o.daypart AS name, COUNT(*) AS orders, SUM(o.total_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers, AVG(o.total_fen) AS avg_ticket_fen FROM orders o WHERE {w} GROUP BY o.daypart ORDER BY orders DESC"),
+        "daypart" => format!("SELECT o.daypart AS name, COUNT(*) AS orders, SUM(o.total_fen) AS revenue_fen, COUNT(DISTINCT o.customer_id) AS buyers, AVG(o.total_fen) AS avg_ticket_fen, AVG(CASE WHEN o.customer_id IS NULL THEN 0.0 ELSE 1.0 END) AS capture_rate FROM orders o WHERE {w} GROUP BY o.daypart ORDER BY orders DESC"),
         d => return Err(ApiError::BadRequest(format!("dim: {d:?} is not one of city, store, product, daypart"))),
     };
     let key = format!("compare|{}|{dim}", p.scope_key());
