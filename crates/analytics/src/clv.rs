@@ -421,6 +421,33 @@ impl BgNbd {
         1.0 / (1.0 + log_div.exp())
     }
 
+    /// When an alive customer buys next: the median time from the end of observation. Alive at
+    /// T, their rate given the history is Gamma(r + x, α + T) and a BG/NBD customer only drops
+    /// out right after a purchase, so the wait is Lomax: P(W > w) = ((α+T)/(α+T+w))^(r+x).
+    pub fn median_wait(&self, s: &Summary) -> f64 {
+        (self.alpha + s.t) * ((std::f64::consts::LN_2 / (self.r + s.x)).exp_m1())
+    }
+
+    /// [`Self::median_wait`] among the waits that end within `h`: when an alive customer buys
+    /// next if they buy within `h` at all (S(w) = (1 + S(h)) / 2). A rare guest's unconditional
+    /// median lies years out; this is the date to plan for, beside the chance of a purchase.
+    pub fn median_wait_within(&self, s: &Summary, h: f64) -> f64 {
+        let k = self.r + s.x;
+        let base = self.alpha + s.t;
+        let survive_h = (base / (base + h)).powf(k);
+        base * (((1.0 + survive_h) / 2.0).powf(-1.0 / k) - 1.0)
+    }
+
+    /// How overdue a customer is against their own cadence: the chance that, alive and buying
+    /// at the rate their history up to their last purchase implies (Gamma(r + x, α + t_x)),
+    /// they would have bought again in the time since. 0 right after a purchase; near 1 when the
+    /// silence is long for them (a weekly regular after a month; a twice-a-year guest is not).
+    pub fn overdue(&self, s: &Summary) -> f64 {
+        let gap = (s.t - s.t_x).max(0.0);
+        let log_quiet = (self.r + s.x) * ((self.alpha + s.t_x) / (self.alpha + s.t_x + gap)).ln();
+        -log_quiet.exp_m1()
+    }
+
     /// Expected purchases in (T, T + t].
     pub fn expected_purchases(&self, s: &Summary, t: f64) -> f64 {
         // The closed form has a removable singularity at a = 1: evaluate either side and average
@@ -896,6 +923,65 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_distr::{Beta, Distribution, Exp, Gamma};
+
+    /// The median wait is the Lomax median: simulated waits of alive customers drawn from the
+    /// posterior rate split half below it; overdue grows with the silence and with the cadence.
+    #[test]
+    fn next_purchase_wait_and_overdue() {
+        let m = BgNbd {
+            r: 0.8,
+            alpha: 20.0,
+            a: 0.5,
+            b: 3.0,
+            ll: 0.0,
+        };
+        let s = Summary {
+            x: 6.0,
+            t_x: 150.0,
+            t: 180.0,
+        };
+        let w = m.median_wait(&s);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let post = Gamma::new(m.r + s.x, 1.0 / (m.alpha + s.t)).unwrap();
+        let n = 200_000;
+        let below = (0..n)
+            .filter(|_| {
+                let lam: f64 = post.sample(&mut rng);
+                Exp::new(lam).unwrap().sample(&mut rng) < w
+            })
+            .count();
+        let share = below as f64 / n as f64;
+        assert!(
+            (share - 0.5).abs() < 0.005,
+            "{share} of waits below the median {w}"
+        );
+        // Within a horizon: half of the waits that end before it end before the median.
+        let h = 90.0;
+        let wh = m.median_wait_within(&s, h);
+        let (mut inside, mut early) = (0, 0);
+        for _ in 0..n {
+            let lam: f64 = post.sample(&mut rng);
+            let x = Exp::new(lam).unwrap().sample(&mut rng);
+            if x < h {
+                inside += 1;
+                early += (x < wh) as usize;
+            }
+        }
+        let share = early as f64 / inside as f64;
+        assert!(
+            wh < h && wh < w && (share - 0.5).abs() < 0.01,
+            "{share} below {wh}"
+        );
+        let fresh = Summary { t_x: 180.0, ..s };
+        assert!(m.overdue(&fresh).abs() < 1e-12);
+        let long = Summary { t: 400.0, ..s };
+        assert!(m.overdue(&long) > m.overdue(&s) && m.overdue(&long) < 1.0);
+        let rare = Summary { x: 1.0, ..s };
+        assert!(
+            m.overdue(&rare) < m.overdue(&s),
+            "the same silence is less overdue for a rare guest"
+        );
+    }
 
     /// Simulates BG/NBD customers with known parameters.
     fn simulate(n: usize, r: f64, alpha: f64, a: f64, b: f64, seed: u64) -> Vec<Summary> {

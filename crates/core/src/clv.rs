@@ -154,6 +154,13 @@ pub struct Prediction {
     pub expected_purchases_pareto: Option<f64>,
     pub expected_spend_fen: f64,
     pub clv_fen: f64,
+    /// Days from the observation end to the next order if the customer is alive and orders
+    /// within [`HORIZON_DAYS`] (the median of their own posterior wait, BG/NBD; how likely that
+    /// is, is `p_alive` and `expected_purchases`).
+    pub next_order_days: f64,
+    /// Chance an alive customer with their cadence would have ordered since their last order:
+    /// near 1 is overdue for them (a lapse rule of the customer's own, not one fixed number).
+    pub overdue: f64,
 }
 
 pub fn predict(
@@ -213,6 +220,8 @@ fn predict_with(
             spend_yuan * 100.0,
             MONTHLY_DISCOUNT,
         ),
+        next_order_days: m.bgnbd.median_wait_within(s, HORIZON_DAYS),
+        overdue: m.bgnbd.overdue(s),
     }
 }
 

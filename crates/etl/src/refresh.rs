@@ -302,6 +302,14 @@ fn prediction_batch(
                 p.expected_spend_fen,
             );
             push(f.customer_id, "bgnbd_gg", "clv_fen", Some(360), p.clv_fen);
+            push(
+                f.customer_id,
+                "bgnbd",
+                "next_order_days",
+                None,
+                p.next_order_days,
+            );
+            push(f.customer_id, "bgnbd", "overdue", None, p.overdue);
         }
         if let Some(c) = p_churn {
             push(f.customer_id, "churn_gbt", "p_churn_90d", Some(90), c[i]);

@@ -11,7 +11,7 @@ use c360_warehouse::{Session, Warehouse};
 use serde::Serialize;
 
 use crate::error::Result;
-use c360_core::clv::{customer_summaries, fit_models, predict, FittedModels};
+use c360_core::clv::{customer_summaries, fit_models, predict, FittedModels, HORIZON_DAYS};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TruthParams {
@@ -539,5 +539,109 @@ pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Res
     Ok(ChurnEval {
         all: all.finish(),
         clean: only_clean.finish(),
+    })
+}
+
+/// The predicted next visit (BG/NBD's median wait of an alive customer) against the truth's
+/// real next orders, beside two fixed rules, on customers that are one true person.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextVisitEval {
+    /// Customers scored (one true person, with an order in the year after the observation end:
+    /// the truth's horizon, and the one the prediction is conditioned on).
+    pub customers: usize,
+    /// Mean absolute error in days of the predicted next order.
+    pub mae_model: f64,
+    /// … of "30 days after the last order" (not before the observation end).
+    pub mae_rule_30d: f64,
+    /// … of "the chain's median gap between orders after the last order".
+    pub mae_chain_median: f64,
+    pub chain_median_gap_days: f64,
+    /// AUC of the overdue score for "no order in the 90 days after the observation end", on all
+    /// one-person customers (beside the AUC of days since the last order, the fixed rule's score).
+    pub overdue_auc: f64,
+    pub recency_auc: f64,
+}
+
+pub async fn evaluate_next_visit(
+    warehouse: &std::path::Path,
+    truth_url: &str,
+) -> Result<NextVisitEval> {
+    let wh = Warehouse::open(warehouse)?;
+    let sess = Session::open(&wh).await?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    let models =
+        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
+            table: "customers".into(),
+            reason: e.to_string(),
+        })?;
+    let truth = Db::connect(truth_url).await?;
+    let persons = customer_persons(&sess, &truth).await?;
+    let clean = persons.clean();
+    // The chain's median gap between a customer's order days.
+    let gap = sess
+        .query(
+            "WITH d AS (SELECT DISTINCT k.customer_id, \
+               CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT) AS day \
+               FROM fact_orders o JOIN customer_keys k ON o.customer_key = k.source_key WHERE o.status = 'paid') \
+             SELECT CAST(approx_median(CAST(gap AS DOUBLE)) AS DOUBLE) AS g FROM \
+             (SELECT day - LAG(day) OVER (PARTITION BY customer_id ORDER BY day) AS gap FROM d) x WHERE gap IS NOT NULL",
+        )
+        .await?;
+    let chain_gap = gap
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<c360_warehouse::arrow::array::Float64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(30.0);
+    // Each person's first order after the observation end, in days after it.
+    let end_t = chrono::DateTime::from_timestamp(end_day * 86_400, 0)
+        .map(|d| d.naive_utc())
+        .unwrap_or_default();
+    let first_future: HashMap<i64, f64> = truth
+        .fetch_all("SELECT person_id, MIN(order_time) AS t FROM future_orders GROUP BY person_id")
+        .await?
+        .iter()
+        .filter_map(|r| {
+            let t = parse_ts(&get_text(r, "t")?).ok()?;
+            Some((
+                get_i64(r, "person_id")?,
+                (t - end_t).num_seconds() as f64 / 86_400.0,
+            ))
+        })
+        .collect();
+    truth.close().await;
+    let (mut n, mut e_model, mut e_30, mut e_med) = (0usize, 0.0, 0.0, 0.0);
+    let (mut overdue, mut recency, mut lapsed) = (Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let Some(person) = clean.get(&r.customer_id) else {
+            continue;
+        };
+        let since_last = r.s.t - r.s.t_x;
+        let next = first_future
+            .get(person)
+            .copied()
+            .filter(|d| (0.0..HORIZON_DAYS).contains(d));
+        overdue.push(models.bgnbd.overdue(&r.s));
+        recency.push(since_last);
+        lapsed.push(next.is_none_or(|d| d >= 90.0));
+        let Some(actual) = next else { continue };
+        n += 1;
+        e_model += (models.bgnbd.median_wait_within(&r.s, HORIZON_DAYS) - actual).abs();
+        e_30 += ((30.0 - since_last).max(0.0) - actual).abs();
+        e_med += ((chain_gap - since_last).max(0.0) - actual).abs();
+    }
+    let mean = |s: f64| if n == 0 { f64::NAN } else { s / n as f64 };
+    Ok(NextVisitEval {
+        customers: n,
+        mae_model: mean(e_model),
+        mae_rule_30d: mean(e_30),
+        mae_chain_median: mean(e_med),
+        chain_median_gap_days: chain_gap,
+        overdue_auc: c360_analytics::churn::auc(&overdue, &lapsed),
+        recency_auc: c360_analytics::churn::auc(&recency, &lapsed),
     })
 }

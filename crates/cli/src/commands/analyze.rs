@@ -37,6 +37,10 @@ pub enum AnalyzeCmd {
     /// Churn model (gradient-boosted trees, time-split, calibrated) scored on the holdout
     /// against the ground truth, beside BG/NBD's P(alive).
     Churn,
+    /// Predicted next visit (each customer's BG/NBD median wait) against the truth's real next
+    /// orders: mean absolute error in days beside a fixed 30-day rule and the chain's median
+    /// gap, and the overdue score's AUC for a 90-day lapse beside days since the last order.
+    NextVisit,
     /// Per-customer holiday effect (v_customer_holiday): the customers who buy most above their
     /// usual rate on holidays; with --truth, scored against each person's true holiday multiplier.
     Holiday {
@@ -117,6 +121,10 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
                 pareto,
             )
             .await?
+        }
+        AnalyzeCmd::NextVisit => {
+            let e = c360_eval::clv::evaluate_next_visit(&warehouse, &s.truth_or_default()).await?;
+            println!("{}", serde_json::to_string_pretty(&e)?);
         }
         AnalyzeCmd::Churn => {
             let e = c360_eval::clv::evaluate_churn(&warehouse, &s.truth_or_default()).await?;

@@ -122,6 +122,24 @@ async fn churn_model_beats_chance_is_calibrated_and_profiles_are_complete() {
     }
     assert!(e.all.customers > e.clean.customers);
 
+    // The predicted next visit beats both fixed rules on the truth's real next orders.
+    let v = c360_eval::clv::evaluate_next_visit(&wh, &sim.truth_url)
+        .await
+        .unwrap();
+    eprintln!("{v:#?}");
+    assert!(v.customers > 500, "{v:?}");
+    assert!(
+        v.mae_model < v.mae_rule_30d && v.mae_model < v.mae_chain_median,
+        "{v:?}"
+    );
+    assert!(v.overdue_auc > 0.6, "{v:?}");
+    let stored = count(
+        &wh,
+        "SELECT COUNT(*) FROM customer_predictions WHERE metric = 'next_order_days'",
+    )
+    .await;
+    assert!(stored > 0);
+
     // Every customer has tier, class, lifecycle, a cluster and a churn probability.
     let s = count(
         &wh,

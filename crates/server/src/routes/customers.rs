@@ -429,7 +429,7 @@ pub(crate) async fn customer_preferences(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PredParams {
-    /// clv (P(alive), expected purchases, spend, CLV), churn, growth, lifecycle, or all (default).
+    /// clv (P(alive), expected purchases, spend, CLV, next order, overdue), churn, growth, lifecycle, or all (default).
     #[serde(rename = "type")]
     #[param(value_type = Option<doc::PredictionKind>)]
     kind: Option<String>,
@@ -449,6 +449,8 @@ pub(crate) async fn customer_predictions(
             "expected_purchases",
             "expected_spend_fen",
             "clv_fen",
+            "next_order_days",
+            "overdue",
         ],
         "churn" => &["p_churn_90d"],
         "growth" | "lifecycle" => &[],
@@ -457,6 +459,8 @@ pub(crate) async fn customer_predictions(
             "expected_purchases",
             "expected_spend_fen",
             "clv_fen",
+            "next_order_days",
+            "overdue",
             "p_churn_90d",
         ],
         k => {
