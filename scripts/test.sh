@@ -2,7 +2,8 @@
 # Every test of c360 on a fresh machine: installs and starts what the tests need, then runs them.
 #   - PostgreSQL (127.0.0.1:5432, trust) and MariaDB (127.0.0.1:3306, root without password),
 #     started if they are down (installed by apt if missing);
-#   - Debian's Chromium for the dashboard's browser test, and the web packages (npm ci);
+#   - Debian's Chromium and a CJK font (fonts-noto-cjk) for the dashboard's browser test, and
+#     the web packages (npm ci);
 #   - mold and clang, the linker .cargo/config.toml asks for.
 # Then `cargo test --workspace`, the API fuzzed against its OpenAPI document by schemathesis as
 # each role (scripts/fuzz-api.sh, which installs it from PyPI into a venv), the kill -9 crash
@@ -31,6 +32,12 @@ need_pkg mariadbd mariadb-server
 need_pkg npm npm
 need_pkg sqlite3 sqlite3
 if [ ! -x /usr/bin/chromium ]; then need_pkg chromium chromium; fi
+# A CJK font, so the dashboard's Chinese pages render as Chinese in the browser test's screenshots
+# (Chromium draws boxes without one).
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null
+fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true

@@ -19,6 +19,28 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 })
 const step = (s) => console.log(`e2e: ${s}`)
+
+// Every word a page shows: its text, and the text of its charts (drawn as SVG).
+// (The language switch names the other language: it is left out.)
+const shownText = (page) =>
+  page.evaluate(() => {
+    const sw = document.querySelector('[data-testid="lang-switch"]')
+    if (sw) sw.style.display = 'none'
+    const text = [document.body.innerText, ...[...document.querySelectorAll('svg text')].map((e) => e.textContent)].join('\n')
+    if (sw) sw.style.display = ''
+    return text
+  })
+// Terms a Chinese analytics page keeps in Latin letters: the brand, model and method names,
+// the R/F/M letters, the A/B arms and p values.
+const LATIN_TERMS = new Set(['c360', 'RFM', 'R', 'F', 'M', 'AI', 'A', 'B', 'p', 'PageRank', 'Qini', 'Holm', 'CUPED', 'Welch', 't'])
+// What a page shows in the wrong language once the chain's own names (products, stores, cities,
+// campaigns, devices, key names) and customers' words (reviews, ticket messages) are set aside.
+function foreign(text, lang, names) {
+  let rest = text
+  for (const n of names) rest = rest.split(n).join(' ')
+  if (lang === 'zh') return [...new Set((rest.match(/[A-Za-z][A-Za-z0-9]*/g) ?? []).filter((w) => !LATIN_TERMS.has(w)))]
+  return [...new Set((rest.match(/[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+/g) ?? []))]
+}
 let current = null
 try {
   // A phone-sized screen.
@@ -42,13 +64,17 @@ try {
   const kpi = await page.getByTestId('kpi-customers').innerText()
   assert.equal(Number(kpi.replace(/[^0-9]/g, '')), customers, `customers KPI ${kpi}`)
   assert.equal(await page.getByTestId('app-title').innerText(), 'c360')
+  // The capture rate: a share between the orders named by a member/user and all of them.
+  const capture = Number((await page.getByTestId('kpi-capture').innerText()).replace(/[^0-9.]/g, ''))
+  assert.ok(capture > 0 && capture <= 100, `capture rate ${capture}%`)
+  await page.getByTestId('capture').locator('svg').first().waitFor()
   const width = await page.evaluate(() => document.documentElement.scrollWidth)
   assert.ok(width <= 400, `no sideways scrolling on a phone (page is ${width}px wide)`)
   await page.screenshot({ path: `${shots}/overview-phone.png`, fullPage: true })
 
   step('segments show the RFM grid')
   await page.goto(`${url}#/segments`)
-  await page.getByTestId('rfm-grid').locator('canvas').first().waitFor()
+  await page.getByTestId('rfm-grid').locator('svg').first().waitFor()
 
   step('customers list and open one')
   await page.goto(`${url}#/customers`)
@@ -80,7 +106,7 @@ try {
   const segRows = await page.getByTestId('funnel-table').locator('tbody tr.ant-table-row').count()
   assert.ok(segRows >= 2, `funnel by tier has ${segRows} rows`)
   await page.getByRole('tab', { name: 'Sentiment' }).click()
-  await page.getByTestId('aspects').locator('canvas').first().waitFor()
+  await page.getByTestId('aspects').locator('svg').first().waitFor()
   await page.getByRole('tab', { name: 'Network' }).click()
   await page.getByTestId('influencers').locator('tbody tr.ant-table-row').first().waitFor()
   const w2 = await page.evaluate(() => document.documentElement.scrollWidth)
@@ -128,7 +154,64 @@ try {
   await page.getByTestId('diagnosis').getByText('Coupon failure', { exact: true }).waitFor()
   await page.screenshot({ path: `${shots}/service-phone.png`, fullPage: true })
   await page.getByRole('tab', { name: 'Audit' }).click()
-  await page.getByTestId('audit').getByText('campaign.launch').first().waitFor()
+  await page.getByTestId('audit').getByText('campaign: launch').first().waitFor()
+  step('the dashboard speaks one language at a time')
+  const names = await page.evaluate(async (id) => {
+    const get = async (p) => (await fetch(`/api/v1${p}`, { headers: { authorization: `Bearer ${localStorage.getItem('c360.key')}` } })).json()
+    const rows = async (dim) => (await get(`/compare/${dim}`)).rows.map((r) => r.name)
+    const out = [...(await rows('product')), ...(await rows('store')), ...(await rows('city'))]
+    out.push(...(await get(`/customers/${id}/recommendations?k=8`)).items.map((r) => r.name))
+    out.push(...(await get(`/customers/${id}/preferences`)).products.map((r) => r.name))
+    out.push(...(await get(`/customers/${id}/timeline?limit=30`)).orders.map((r) => r.store_name))
+    out.push(...(await get(`/customers/${id}/emotion`)).reviews.map((r) => r.content))
+    out.push(...(await get('/service/tickets?limit=30')).tickets.map((r) => r.message))
+    out.push(...(await get('/campaigns')).campaigns.map((c) => c.name))
+    out.push(...(await get('/experiments')).experiments.map((e) => e.spec?.name))
+    out.push(...(await get('/network?limit=15')).cascades.map((c) => c.campaign))
+    out.push(...(await get('/audit?limit=200')).entries.map((e) => e.actor))
+    out.push((await get('/me')).name)
+    return out.filter((x) => typeof x === 'string' && x.length > 0)
+  }, customer)
+  names.sort((a, b) => b.length - a.length)
+  const views = [
+    ['overview', async () => page.getByTestId('kpi-customers').waitFor()],
+    ['segments', async () => page.getByTestId('rfm-grid').locator('svg').first().waitFor()],
+    ['customers', async () => page.getByTestId('customers-table').locator('tbody tr.ant-table-row').first().waitFor()],
+    [`customer/${customer}`, async () => {
+      await page.getByTestId('timeline').locator('tbody tr.ant-table-row').first().waitFor()
+      await page.getByTestId('rec-item').first().waitFor()
+      await page.getByTestId('insight-button').click()
+      await page.getByTestId('insight').waitFor()
+    }],
+    ['distributions', async () => page.getByTestId('city-map').locator('svg').first().waitFor()],
+    ['dimensions', async () => page.getByTestId('funnel-table').locator('tbody tr.ant-table-row').first().waitFor(), ['sentiment', 'network']],
+    ['act', async () => {
+      await page.getByTestId('show-results').first().click()
+      await page.getByTestId('campaign-results').waitFor()
+    }, ['experiments', 'service', 'audit']],
+    ['live', async () => page.getByTestId('live-orders').waitFor()],
+  ]
+  const wrong = []
+  for (const lang of ['zh', 'en']) {
+    if ((await page.evaluate(() => document.documentElement.lang)).startsWith('zh') !== (lang === 'zh')) await page.getByTestId('lang-switch').click()
+    for (const [view, ready, tabs] of views) {
+      await page.goto(`${url}#/${view}`)
+      await ready()
+      await page.waitForTimeout(300)
+      const found = foreign(await shownText(page), lang, names)
+      if (found.length) wrong.push(`${lang} #/${view}: ${found.join(' | ')}`)
+      for (const tab of tabs ?? []) {
+        await page.locator(`[data-node-key="${tab}"]`).click()
+        await page.waitForTimeout(500)
+        if (tab === 'service') await page.getByTestId('tickets').locator('tbody tr.ant-table-row').first().waitFor()
+        if (tab === 'audit') await page.getByTestId('audit').locator('tbody tr.ant-table-row').first().waitFor()
+        const f = foreign(await shownText(page), lang, names)
+        if (f.length) wrong.push(`${lang} #/${view} ${tab}: ${f.join(' | ')}`)
+      }
+      if (lang === 'zh' && view.startsWith('customer/')) await page.screenshot({ path: `${shots}/customer-zh-phone.png`, fullPage: true })
+    }
+  }
+  assert.deepEqual(wrong, [], `words in the other language:\n${wrong.join('\n')}`)
   await page.goto(`${url}#/customer/${customer}`)
   await page.getByTestId('customer-title').waitFor()
 

@@ -5,6 +5,7 @@ import enUS from 'antd/locale/en_US'
 import { forgetSession, get, getKey, liveSocket, Principal, url } from './api'
 import { DataVersion } from './pages/useApi'
 import { dict, I18n, Lang } from './i18n'
+import { label } from './labels'
 import Login from './pages/Login'
 import Overview from './pages/Overview'
 import Segments from './pages/Segments'
@@ -118,7 +119,7 @@ export default function App() {
                 />
               )}
               <Space style={{ marginLeft: 'auto' }}>
-                {me && !mobile && <Tag color="orange">{me.name} · {me.role}</Tag>}
+                {me && !mobile && <Tag color="orange">{me.name} · {label(lang, 'role', me.role)}</Tag>}
                 <Button size="small" data-testid="lang-switch" onClick={() => setLang(lang === 'zh' ? 'en' : 'zh')}>
                   {t.language}
                 </Button>

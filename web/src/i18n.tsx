@@ -30,7 +30,10 @@ const zh = {
   escalate: '建议人工跟进', openTickets: '待处理工单', message: '留言', audit: '审计', time: '时间', actor: '操作人', action: '操作', target: '对象', outcome: '结果',
   late_order: '送餐超时', wrong_item: '餐品错漏', coupon_failure: '优惠券失败', quality_complaint: '品质投诉',
   start: '开始', end: '结束', variantB: 'B 组优惠（¥，可选）', frequencyCap: '7 天内最多触达', quietHours: '免打扰', hypothesis: '假设',
-  program: '全部活动 vs 全局对照', storeDesign: '门店随机', switchback: '轮换', plan: '生成方案', storeDay: '店·天',
+  program: '全部活动对比全局对照', storeDesign: '门店随机', switchback: '轮换', plan: '生成方案', storeDay: '店·天',
+  longitude: '经度', latitude: '纬度', unknown: '未知', versus: '对比', modularity: '模块度', srm: '分组比例检验', holmP: 'p 值（Holm 校正）',
+  nextVisit: '预计下次光顾', overdue: '逾期程度', capture: '顾客识别率', viaPayment: '仅凭支付账号识别', captureBy_channel: '渠道', captureBy_daypart: '时段', captureBy_store: '门店', captureBy_day: '每天',
+  points: '个百分点', atStore: '门店', roi: '投资回报率', qini: 'Qini 系数', days: '天', mde: '最小可检测效应',
 }
 const en: typeof zh = {
   title: 'c360 Customer 360', login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your admin issued (c360 apikey create)', logout: 'Log out',
@@ -61,6 +64,9 @@ const en: typeof zh = {
   late_order: 'Late order', wrong_item: 'Wrong item', coupon_failure: 'Coupon failure', quality_complaint: 'Quality complaint',
   start: 'Start', end: 'End', variantB: 'B arm coupon (¥, optional)', frequencyCap: 'Max messages / 7 days', quietHours: 'Quiet hours', hypothesis: 'Hypothesis',
   program: 'All campaigns vs global holdout', storeDesign: 'Stores', switchback: 'Switchback', plan: 'Plan', storeDay: 'store-day',
+  longitude: 'Longitude', latitude: 'Latitude', unknown: 'Unknown', versus: 'vs', modularity: 'modularity', srm: 'SRM', holmP: 'p (Holm)',
+  nextVisit: 'Predicted next visit', overdue: 'Overdue', capture: 'Capture rate', viaPayment: 'Known by payment account only', captureBy_channel: 'Channel', captureBy_daypart: 'Daypart', captureBy_store: 'Store', captureBy_day: 'Day',
+  points: 'pt', atStore: 'POS', roi: 'ROI', qini: 'Qini', days: 'd', mde: 'MDE',
 }
 export const dict = { zh, en }
 export type T = typeof zh

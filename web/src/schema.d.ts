@@ -210,6 +210,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/capture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["capture"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/compare/{dim}": {
         parameters: {
             query?: never;
@@ -934,6 +951,18 @@ export interface components {
          * @enum {string}
          */
         CampaignStatus: "draft" | "running" | "paused" | "completed" | "cancelled";
+        /**
+         * @description The capture rate: the share of paid orders tied to a known customer (what guest-data
+         *     products call the key metric; brands typically know 5–10% of their guests' orders).
+         */
+        Capture: {
+            by: string;
+            /** @description The same per value of `by` (column `key`; stores also `name`), in key order. */
+            rows: components["schemas"]["Row"][];
+            total?: null | components["schemas"]["Row"];
+        };
+        /** @enum {string} */
+        CaptureBy: "channel" | "source" | "store" | "daypart" | "day";
         /** @description A category's share of a customer's items. */
         CategoryShare: {
             category: string;
@@ -971,6 +1000,25 @@ export interface components {
                 number,
                 number
             ][];
+            /**
+             * @description The same per cluster, structured (share and features in standard deviations), so the
+             *     dashboard words it in its own language; empty in snapshots written before it existed.
+             */
+            traits?: (null | components["schemas"]["ClusterTraits"])[];
+        };
+        /**
+         * @description What sets one cluster apart: its share of everyone and up to three features whose cluster
+         *     mean is at least half a standard deviation from the overall mean (standardised scale),
+         *     strongest first. Structured so each reader words it in its own language.
+         */
+        ClusterTraits: {
+            /**
+             * Format: double
+             * @description Share of all customers in the cluster (0..1).
+             */
+            share: number;
+            /** @description (feature, cluster mean in standard deviations), strongest first. */
+            traits: components["schemas"]["Trait"][];
         };
         /** @enum {string} */
         CompareDim: "city" | "store" | "product" | "daypart";
@@ -1607,6 +1655,7 @@ export interface components {
         };
         /** @description The chain (or a store manager's stores) at a glance. */
         Overview: {
+            capture?: null | components["schemas"]["Row"];
             clv?: null | components["schemas"]["Row"];
             customers?: null | components["schemas"]["Row"];
             kpi?: null | components["schemas"]["Row"];
@@ -1662,6 +1711,18 @@ export interface components {
             expected_purchases_pareto?: number | null;
             /** Format: double */
             expected_spend_fen: number;
+            /**
+             * Format: double
+             * @description Days from the observation end to the next order if the customer is alive (the median
+             *     of their own posterior wait, BG/NBD).
+             */
+            next_order_days: number;
+            /**
+             * Format: double
+             * @description Chance an alive customer with their cadence would have ordered since their last order:
+             *     near 1 is overdue for them (a lapse rule of the customer's own, not one fixed number).
+             */
+            overdue: number;
             /** Format: double */
             p_alive: number;
         };
@@ -1992,6 +2053,15 @@ export interface components {
              *     discount_fen, daypart, holiday, items.
              */
             orders: components["schemas"]["Row"][];
+        };
+        /** @description One distinguishing feature of a cluster. */
+        Trait: {
+            feature: string;
+            /**
+             * Format: double
+             * @description The cluster's mean of the standardised feature (signed).
+             */
+            z: number;
         };
         /** @description The uplift model of a campaign. */
         Uplift: {
@@ -3273,6 +3343,97 @@ export interface operations {
             };
         };
     };
+    capture: {
+        parameters: {
+            query?: {
+                /** @description Breakdown: channel (default), source, store, daypart or day. */
+                by?: components["schemas"]["CaptureBy"];
+                /** @description First day (YYYY-MM-DD), inclusive. */
+                from?: string;
+                /** @description Last day (YYYY-MM-DD), inclusive. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The capture rate (share of paid orders tied to a known customer, and how many only through a payment account) overall and per channel, source, store, daypart or day */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Capture"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     compare: {
         parameters: {
             query?: never;
@@ -3284,7 +3445,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Orders, revenue, buyers and average ticket per value of the dimension */
+            /** @description Orders, revenue, buyers, average ticket and capture rate (share of orders tied to a known customer) per value of the dimension */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3982,7 +4143,7 @@ export interface operations {
     customer_predictions: {
         parameters: {
             query?: {
-                /** @description clv (P(alive), expected purchases, spend, CLV), churn, growth, lifecycle, or all (default). */
+                /** @description clv (P(alive), expected purchases, spend, CLV, next order, overdue), churn, growth, lifecycle, or all (default). */
                 type?: components["schemas"]["PredictionKind"];
             };
             header?: never;

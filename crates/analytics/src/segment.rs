@@ -305,14 +305,60 @@ pub fn dbscan(
     out
 }
 
-/// Words for what sets each cluster apart: features whose cluster mean is at least half a
-/// standard deviation from the overall mean (on the standardised scale), strongest first.
-pub fn explain(x: &Matrix, labels: &[Option<usize>], names: &[&str], k: usize) -> Vec<String> {
+/// What sets one cluster apart: its share of everyone and up to three features whose cluster
+/// mean is at least half a standard deviation from the overall mean (standardised scale),
+/// strongest first. Structured so each reader words it in its own language.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ClusterTraits {
+    /// Share of all customers in the cluster (0..1).
+    pub share: f64,
+    /// (feature, cluster mean in standard deviations), strongest first.
+    pub traits: Vec<Trait>,
+}
+
+/// One distinguishing feature of a cluster.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Trait {
+    pub feature: String,
+    /// The cluster's mean of the standardised feature (signed).
+    pub z: f64,
+}
+
+impl ClusterTraits {
+    /// The English sentence the API and the LLM facts use.
+    pub fn words(&self) -> String {
+        let share = 100.0 * self.share;
+        if self.traits.is_empty() {
+            return format!("{share:.0}% of customers, close to average on every feature");
+        }
+        let words: Vec<String> = self
+            .traits
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} ({:+.1} sd)",
+                    if t.z > 0.0 { "high" } else { "low" },
+                    t.feature,
+                    t.z
+                )
+            })
+            .collect();
+        format!("{share:.0}% of customers: {}", words.join(", "))
+    }
+}
+
+/// What sets each cluster apart (see [`ClusterTraits`]); None for an empty cluster.
+pub fn traits(
+    x: &Matrix,
+    labels: &[Option<usize>],
+    names: &[&str],
+    k: usize,
+) -> Vec<Option<ClusterTraits>> {
     (0..k)
         .map(|c| {
             let members: Vec<usize> = (0..x.rows).filter(|i| labels[*i] == Some(c)).collect();
             if members.is_empty() {
-                return "empty".into();
+                return None;
             }
             let mut z: Vec<(f64, usize)> = (0..x.cols)
                 .map(|j| {
@@ -323,25 +369,29 @@ pub fn explain(x: &Matrix, labels: &[Option<usize>], names: &[&str], k: usize) -
                 })
                 .collect();
             z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-            let words: Vec<String> = z
-                .iter()
-                .filter(|(v, _)| v.abs() >= 0.5)
-                .take(3)
-                .map(|(v, j)| {
-                    format!(
-                        "{} {} ({:+.1} sd)",
-                        if *v > 0.0 { "high" } else { "low" },
-                        names[*j],
-                        v
-                    )
-                })
-                .collect();
-            let share = 100.0 * members.len() as f64 / x.rows as f64;
-            if words.is_empty() {
-                format!("{share:.0}% of customers, close to average on every feature")
-            } else {
-                format!("{share:.0}% of customers: {}", words.join(", "))
-            }
+            Some(ClusterTraits {
+                share: members.len() as f64 / x.rows as f64,
+                traits: z
+                    .iter()
+                    .filter(|(v, _)| v.abs() >= 0.5)
+                    .take(3)
+                    .map(|(v, j)| Trait {
+                        feature: names[*j].to_string(),
+                        z: *v,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Words for what sets each cluster apart ([`ClusterTraits::words`]; "empty" for none).
+pub fn explain(x: &Matrix, labels: &[Option<usize>], names: &[&str], k: usize) -> Vec<String> {
+    traits(x, labels, names, k)
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .map_or_else(|| "empty".into(), ClusterTraits::words)
         })
         .collect()
 }

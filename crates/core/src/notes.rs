@@ -15,6 +15,10 @@ pub struct ClusterNote {
     pub silhouette_by_k: Vec<(usize, f64)>,
     /// What sets each cluster apart, by cluster number.
     pub descriptions: Vec<String>,
+    /// The same per cluster, structured (share and features in standard deviations), so the
+    /// dashboard words it in its own language; empty in snapshots written before it existed.
+    #[serde(default)]
+    pub traits: Vec<Option<c360_analytics::segment::ClusterTraits>>,
     /// The features it clustered on.
     pub features: Vec<String>,
 }

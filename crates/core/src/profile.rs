@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use c360_analytics::churn::{Gbt, GbtParams};
 use c360_analytics::rfm::{HighRule, RfmModel, RfmValues};
-use c360_analytics::segment::{choose_k, explain, standardize, Matrix};
+use c360_analytics::segment::{choose_k, standardize, Matrix};
 use c360_warehouse::arrow::array::{Array, Float64Array, Int64Array};
 use c360_warehouse::arrow::compute::cast;
 use c360_warehouse::arrow::datatypes::DataType;
@@ -315,6 +315,8 @@ pub struct Segments {
     pub silhouette_by_k: Vec<(usize, f64)>,
     pub labels: Vec<usize>,
     pub descriptions: Vec<String>,
+    /// The same, structured: share and distinguishing features per cluster.
+    pub traits: Vec<Option<c360_analytics::segment::ClusterTraits>>,
 }
 
 /// k-means on standardised features, k in 3..=8 by silhouette on a seeded sample of at most
@@ -338,12 +340,17 @@ pub fn segments(rows: &[Features]) -> Option<Segments> {
         kmeans(&z, m.k, 2, 100, 2030)
     };
     let lab: Vec<Option<usize>> = m.labels.iter().map(|l| Some(*l)).collect();
-    let descriptions = explain(&z, &lab, &SEGMENT_FEATURES, m.k);
+    let traits = c360_analytics::segment::traits(&z, &lab, &SEGMENT_FEATURES, m.k);
+    let descriptions = traits
+        .iter()
+        .map(|t| t.as_ref().map_or_else(|| "empty".into(), |t| t.words()))
+        .collect();
     Some(Segments {
         k: m.k,
         silhouette_by_k: scores,
         labels: m.labels,
         descriptions,
+        traits,
     })
 }
 

@@ -134,6 +134,7 @@ pub async fn refresh(
             k: s.k,
             silhouette_by_k: s.silhouette_by_k.clone(),
             descriptions: s.descriptions.clone(),
+            traits: s.traits.clone(),
             features: profile::SEGMENT_FEATURES
                 .iter()
                 .map(|f| f.to_string())

@@ -71,11 +71,51 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
+/// A code the facts carry (tier, RFM class, daypart, aspect) in the writer's language, as the
+/// dashboard words it (`web/src/labels.ts`); a code without a word stays as it is.
+fn word(code: &str, zh: bool) -> String {
+    const WORDS: &[(&str, &str, &str)] = &[
+        ("核心客户", "核心客户", "Core"),
+        ("活跃客户", "活跃客户", "Active"),
+        ("机会客户", "机会客户", "Opportunity"),
+        ("沉睡/新客户", "沉睡/新客户", "Dormant / new"),
+        ("重要价值客户", "重要价值客户", "Top value"),
+        ("重要发展客户", "重要发展客户", "Top to develop"),
+        ("重要保持客户", "重要保持客户", "Top to keep"),
+        ("重要挽留客户", "重要挽留客户", "Top to win back"),
+        ("一般价值客户", "一般价值客户", "Value"),
+        ("一般发展客户", "一般发展客户", "To develop"),
+        ("一般保持客户", "一般保持客户", "To keep"),
+        ("一般挽留客户", "一般挽留客户", "To win back"),
+        ("breakfast", "早餐", "breakfast"),
+        ("lunch", "午餐", "lunch"),
+        ("afternoon", "下午茶", "afternoon"),
+        ("dinner", "晚餐", "dinner"),
+        ("late_night", "夜宵", "late night"),
+        ("口味", "口味", "taste"),
+        ("服务", "服务", "service"),
+        ("价格", "价格", "price"),
+        ("环境", "环境", "setting"),
+        ("速度", "速度", "speed"),
+        ("卫生", "卫生", "hygiene"),
+    ];
+    WORDS.iter().find(|w| w.0 == code).map_or_else(
+        || code.to_string(),
+        |w| (if zh { w.1 } else { w.2 }).to_string(),
+    )
+}
+
 /// The offline writer: deterministic rules over the facts, in Chinese (`zh`) or English.
 pub fn rule_based(f: &Facts, lang: &str) -> Insight {
     let zh = lang != "en";
-    let tier = f.tier.clone().unwrap_or_else(|| "-".into());
-    let class = f.rfm_class.clone().unwrap_or_else(|| "-".into());
+    let tier = f
+        .tier
+        .as_deref()
+        .map_or_else(|| "-".into(), |t| word(t, zh));
+    let class = f
+        .rfm_class
+        .as_deref()
+        .map_or_else(|| "-".into(), |c| word(c, zh));
     let value = {
         let mut t = if zh {
             format!(
@@ -170,7 +210,7 @@ pub fn rule_based(f: &Facts, lang: &str) -> Insight {
         t
     };
     let fav = f.top_products.first().map(|p| p.0.clone());
-    let dp = f.favourite_daypart.clone();
+    let dp = f.favourite_daypart.as_deref().map(|d| word(d, zh));
     let marketing = {
         let high = churn >= 0.4;
         let mut t = match (high, zh) {
@@ -254,6 +294,7 @@ pub fn rule_based(f: &Facts, lang: &str) -> Insight {
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             match weakest {
                 Some((a, v)) => {
+                    let a = word(a, zh);
                     t += &if zh {
                         format!("，评价中「{a}」最差（{v:.2}），需改进")
                     } else {

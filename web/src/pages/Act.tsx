@@ -3,12 +3,13 @@ import { Alert, App, Button, Card, Col, Descriptions, Form, Input, InputNumber, 
 import ReactECharts from 'echarts-for-react'
 import { fixed, num, pct, post, PostBody, Schemas, url, yuan } from '../api'
 import { useT } from '../i18n'
+import { auditAction, auditTarget, label } from '../labels'
 import { useApi } from './useApi'
 
 const STATUS_COLOR: Record<Schemas['CampaignStatus'], string> = { draft: 'default', running: 'green', paused: 'orange', completed: 'blue', cancelled: 'red' }
 
 function Results({ id }: { id: number }) {
-  const { t } = useT()
+  const { t, lang } = useT()
   const r = useApi(url('/campaigns/{id}/results', { id }))
   if (r.error) return <Alert type="error" message={r.error} />
   if (!r.data) return null
@@ -20,7 +21,7 @@ function Results({ id }: { id: number }) {
       <Space wrap>
         <Tag>{t.window}: {d.window.from} → {d.window.to}</Tag>
         <Tag color={d.window.complete ? 'green' : 'orange'}>{d.window.complete ? t.complete : t.inProgress}</Tag>
-        <Tag color={d.srm.mismatch ? 'red' : 'green'} data-testid="srm-tag">SRM p={fixed(d.srm.p_value, 3)}</Tag>
+        <Tag color={d.srm.mismatch ? 'red' : 'green'} data-testid="srm-tag">{t.srm} p={fixed(d.srm.p_value, 3)}</Tag>
         <Tag>{t.holdout}: {num(d.holdout)} · {t.globalHoldout}: {num(d.global_holdout)}</Tag>
       </Space>
       <Table
@@ -30,7 +31,7 @@ function Results({ id }: { id: number }) {
         pagination={false}
         dataSource={d.arms}
         columns={[
-          { title: t.arm, dataIndex: 'arm' },
+          { title: t.arm, dataIndex: 'arm', render: (v: string) => label(lang, 'arm', v) },
           { title: t.members, dataIndex: 'members', render: (v: number) => num(v) },
           {
             title: t.incrementalRevenue,
@@ -41,17 +42,17 @@ function Results({ id }: { id: number }) {
             ),
           },
           { title: t.chanceToWin, render: (_: unknown, a: Schemas['ArmResult']) => pct(a.revenue_per_member_cuped.chance_to_win) },
-          { title: 'p (Holm)', render: (_: unknown, a: Schemas['ArmResult']) => fixed(a.holm_p_revenue, 3) },
-          { title: t.retentionLift, render: (_: unknown, a: Schemas['ArmResult']) => (a.retention.diff == null ? '-' : `${(a.retention.diff * 100).toFixed(1)} pt`) },
-          { title: t.redemptions, render: (_: unknown, a: Schemas['ArmResult']) => `${num(a.redemptions)} (POS ${num(a.redeemed_at_pos)} / ${t.miniProgram} ${num(a.redeemed_in_mini_program)})` },
+          { title: t.holmP, render: (_: unknown, a: Schemas['ArmResult']) => fixed(a.holm_p_revenue, 3) },
+          { title: t.retentionLift, render: (_: unknown, a: Schemas['ArmResult']) => (a.retention.diff == null ? '-' : `${(a.retention.diff * 100).toFixed(1)} ${t.points}`) },
+          { title: t.redemptions, render: (_: unknown, a: Schemas['ArmResult']) => `${num(a.redemptions)} (${t.atStore} ${num(a.redeemed_at_pos)} / ${t.miniProgram} ${num(a.redeemed_in_mini_program)})` },
           { title: t.discountCost, render: (_: unknown, a: Schemas['ArmResult']) => yuan(a.discount_cost_fen) },
-          { title: 'ROI', render: (_: unknown, a: Schemas['ArmResult']) => fixed(a.roi, 2) },
+          { title: t.roi, render: (_: unknown, a: Schemas['ArmResult']) => fixed(a.roi, 2) },
           {
             title: t.guardrails,
             render: (_: unknown, a: Schemas['ArmResult']) =>
               Object.entries(a.guardrails).map(([k, v]) => (
                 <Tag key={k} color={v === 'violated' ? 'red' : v === 'ok' ? 'green' : 'default'}>
-                  {k}: {String(v)}
+                  {label(lang, 'guardrail', k)}: {label(lang, 'guardStatus', String(v))}
                 </Tag>
               )),
           },
@@ -62,11 +63,11 @@ function Results({ id }: { id: number }) {
           key={v.arm}
           type="info"
           data-testid="variant-vs"
-          message={`${v.arm} vs ${v.against}: ${yuan(v.revenue_per_member_cuped.diff)} / ${t.members} [${yuan(v.revenue_per_member_cuped.ci[0])}, ${yuan(v.revenue_per_member_cuped.ci[1])}] · ${t.chanceToWin} ${pct(v.revenue_per_member_cuped.chance_to_win)} · p (Holm) ${fixed(v.holm_p_revenue, 3)}`}
+          message={`${label(lang, 'arm', v.arm)} ${t.versus} ${label(lang, 'arm', v.against)}: ${yuan(v.revenue_per_member_cuped.diff)} / ${t.members} [${yuan(v.revenue_per_member_cuped.ci[0])}, ${yuan(v.revenue_per_member_cuped.ci[1])}] · ${t.chanceToWin} ${pct(v.revenue_per_member_cuped.chance_to_win)} · ${t.holmP} ${fixed(v.holm_p_revenue, 3)}`}
         />
       ))}
-      <Card size="small" title={`${t.uplift} · Qini ${fixed(d.uplift.qini_coefficient, 3)}`}>
-        <ReactECharts
+      <Card size="small" title={`${t.uplift} · ${t.qini} ${fixed(d.uplift.qini_coefficient, 3)}`}>
+        <ReactECharts opts={{ renderer: 'svg' }}
           style={{ height: 240 }}
           option={{
             tooltip: { trigger: 'axis' },
@@ -101,7 +102,7 @@ type EditorFields = {
 }
 
 function CampaignEditor({ spec, onClose, onSaved }: { spec: Schemas['CampaignSpec']; onClose: () => void; onSaved: () => void }) {
-  const { t } = useT()
+  const { t, lang } = useT()
   const [form] = Form.useForm()
   const [err, setErr] = useState<string | null>(null)
   const save = async () => {
@@ -151,7 +152,7 @@ function CampaignEditor({ spec, onClose, onSaved }: { spec: Schemas['CampaignSpe
         </Form.Item>
         <Space wrap>
           <Form.Item name="channel" label={t.channel}>
-            <Select style={{ width: 110 }} options={(['wechat', 'sms', 'push'] satisfies Schemas['Channel'][]).map((c) => ({ value: c, label: c }))} />
+            <Select style={{ width: 110 }} options={(['wechat', 'sms', 'push'] satisfies Schemas['Channel'][]).map((c) => ({ value: c, label: label(lang, 'msgChannel', c) }))} />
           </Form.Item>
           <Form.Item name="start" label={t.start}>
             <Input style={{ width: 120 }} />
@@ -202,7 +203,7 @@ function Program({ campaigns }: { campaigns: Schemas['Campaign'][] }) {
       type="info"
       data-testid="program"
       style={{ marginBottom: 8 }}
-      message={`${t.program} ${d.from} → ${d.to}: ${yuan(d.incremental_revenue_fen)} [${yuan(d.incremental_revenue_ci[0])}, ${yuan(d.incremental_revenue_ci[1])}] · ${t.chanceToWin} ${pct(e.chance_to_win)} · ${t.globalHoldout} ${num(d.global_holdout)} / ${num(d.customers)} · SRM p=${fixed(d.srm.p_value, 3)}`}
+      message={`${t.program} ${d.from} → ${d.to}: ${yuan(d.incremental_revenue_fen)} [${yuan(d.incremental_revenue_ci[0])}, ${yuan(d.incremental_revenue_ci[1])}] · ${t.chanceToWin} ${pct(e.chance_to_win)} · ${t.globalHoldout} ${num(d.global_holdout)} / ${num(d.customers)} · ${t.srm} p=${fixed(d.srm.p_value, 3)}`}
     />
   )
 }
@@ -235,7 +236,7 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
             data-testid="suggestions"
             dataSource={sugg.data?.suggestions ?? []}
             columns={[
-              { title: t.rfmClass, dataIndex: 'rfm_class' },
+              { title: t.rfmClass, dataIndex: 'rfm_class', render: (v: string) => label(lang, 'rfmClass', v) },
               { title: t.goal, render: (_: unknown, s: Schemas['Suggestion']) => (lang === 'zh' ? s.goal_zh : s.goal_en) },
               { title: t.count, dataIndex: 'customers', render: (v: number) => num(v) },
               { title: t.churn, dataIndex: 'avg_churn', render: (v: number) => pct(v) },
@@ -270,7 +271,7 @@ function Campaigns({ canWrite }: { canWrite: boolean }) {
               { title: t.status, dataIndex: 'status', render: (v: Schemas['CampaignStatus']) => <Tag color={STATUS_COLOR[v]}>{t[v]}</Tag> },
               { title: t.count, dataIndex: 'audience_size', render: (v: number) => num(v) },
               { title: t.schedule, render: (_: unknown, c: Schemas['Campaign']) => `${c.spec.start} → ${c.spec.end}` },
-              { title: t.channel, render: (_: unknown, c: Schemas['Campaign']) => c.spec.channel },
+              { title: t.channel, render: (_: unknown, c: Schemas['Campaign']) => label(lang, 'msgChannel', c.spec.channel) },
               {
                 title: '',
                 render: (_: unknown, c: Schemas['Campaign']) => (
@@ -343,7 +344,7 @@ function Service() {
               </Descriptions.Item>
               <Descriptions.Item label={t.solution}>{sol(diag.resolution)}</Descriptions.Item>
               <Descriptions.Item label={t.compensation}>
-                {yuan(diag.resolution.compensation_fen)} ({diag.resolution.compensation_kind}){diag.resolution.escalate ? ` · ${t.escalate}` : ''}
+                {yuan(diag.resolution.compensation_fen)} ({label(lang, 'compensation', diag.resolution.compensation_kind)}){diag.resolution.escalate ? ` · ${t.escalate}` : ''}
               </Descriptions.Item>
             </Descriptions>
           )}
@@ -373,7 +374,7 @@ function Service() {
 }
 
 function Experiments({ canWrite }: { canWrite: boolean }) {
-  const { t } = useT()
+  const { t, lang } = useT()
   const list = useApi(url('/experiments'))
   const [open, setOpen] = useState<number | null>(null)
   const [plan, setPlan] = useState<Schemas['Plan'] | null>(null)
@@ -419,7 +420,7 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
         <Alert
           type="info"
           data-testid="exp-plan"
-          message={`#${plan.experiment_id}: ${plan.stores} ${t.store} × ${plan.days} d · MDE ${num(plan.mde_abs == null ? null : plan.mde_abs / 100, 0)} ¥/${t.storeDay} (${pct(plan.mde_rel)})`}
+          message={`#${plan.experiment_id}: ${plan.stores} ${t.store} × ${plan.days} ${t.days} · ${t.mde} ${num(plan.mde_abs == null ? null : plan.mde_abs / 100, 0)} ¥/${t.storeDay} (${pct(plan.mde_rel)})`}
           style={{ marginBottom: 8 }}
         />
       )}
@@ -432,7 +433,7 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
         columns={[
           { title: '#', dataIndex: 'experiment_id' },
           { title: t.name, render: (_: unknown, e: Schemas['Experiment']) => e.spec?.name },
-          { title: t.design, render: (_: unknown, e: Schemas['Experiment']) => e.spec?.design },
+          { title: t.design, render: (_: unknown, e: Schemas['Experiment']) => label(lang, 'design', e.spec?.design) },
           { title: t.schedule, render: (_: unknown, e: Schemas['Experiment']) => `${e.spec?.start} → ${e.spec?.end}` },
           { title: '', render: (_: unknown, e: Schemas['Experiment']) => <Button size="small" onClick={() => setOpen(e.experiment_id)}>{t.results}</Button> },
         ]}
@@ -443,7 +444,7 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
             {num(res.data.result.diff, 1)} [{num(res.data.result.ci_low, 1)}, {num(res.data.result.ci_high, 1)}] · p={fixed(res.data.result.p_value, 3)}
           </Descriptions.Item>
           <Descriptions.Item label={t.chanceToWin}>{pct(res.data.chance_to_win)}</Descriptions.Item>
-          <Descriptions.Item label={t.design}>{res.data.analysis}</Descriptions.Item>
+          <Descriptions.Item label={t.design}>{label(lang, 'analysis', res.data.spec.design)}</Descriptions.Item>
         </Descriptions>
       )}
     </Card>
@@ -451,7 +452,7 @@ function Experiments({ canWrite }: { canWrite: boolean }) {
 }
 
 function Audit() {
-  const { t } = useT()
+  const { t, lang } = useT()
   const a = useApi(url('/audit', null, { limit: 200 }))
   if (a.error) return <Alert type="error" message={a.error} />
   return (
@@ -465,9 +466,9 @@ function Audit() {
         { title: '#', dataIndex: 'seq' },
         { title: t.time, dataIndex: 'at', render: (v: string) => v?.slice(0, 19).replace('T', ' ') },
         { title: t.actor, dataIndex: 'actor' },
-        { title: t.action, dataIndex: 'action' },
-        { title: t.target, dataIndex: 'target' },
-        { title: t.outcome, dataIndex: 'outcome', render: (v: string) => <Tag color={v === 'ok' ? 'green' : v === 'denied' ? 'red' : 'orange'}>{v}</Tag> },
+        { title: t.action, dataIndex: 'action', render: (v: string) => auditAction(lang, v) },
+        { title: t.target, dataIndex: 'target', render: (v: string) => auditTarget(lang, v) },
+        { title: t.outcome, dataIndex: 'outcome', render: (v: string) => <Tag color={v === 'ok' ? 'green' : v === 'denied' ? 'red' : 'orange'}>{label(lang, 'outcome', v)}</Tag> },
       ]}
     />
   )

@@ -3,6 +3,7 @@ import { Alert, Button, Card, Col, Descriptions, Empty, List, Progress, Rate, Ro
 import ReactECharts from 'echarts-for-react'
 import { get, isCustomerEvent, liveSocket, num, numOf, pct, Row as Cells, Schemas, strOf, url, yuan } from '../api'
 import { useT } from '../i18n'
+import { label, when } from '../labels'
 import { useApi } from './useApi'
 
 export default function Customer360({ id, onBack }: { id: number; onBack: () => void }) {
@@ -14,6 +15,7 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
   const [dp, setDp] = useState<Schemas['DaypartCode'] | null>(null)
   const recs = useApi(url('/customers/{id}/recommendations', { id }, { k: 8, daypart: dp }))
   const net = useApi(url('/customers/{id}/network', { id }))
+  const preds = useApi(url('/customers/{id}/predictions', { id }, { type: 'clv' }))
   const [insight, setInsight] = useState<Schemas['Insight'] | null>(null)
   const [insightErr, setInsightErr] = useState<string | null>(null)
   const [live, setLive] = useState<Schemas['LiveView'] | null>(null)
@@ -41,6 +43,11 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
     const d = strOf(x, 'daypart') ?? '-'
     dayparts[d] = (dayparts[d] ?? 0) + (numOf(x, 'orders') ?? 0)
   }
+  const metric = (m: string) => (preds.data?.predictions ?? []).find((r) => strOf(r, 'metric') === m)
+  const nextDays = score?.prediction?.next_order_days ?? numOf(metric('next_order_days'), 'value')
+  const asOf = strOf(metric('next_order_days'), 'as_of')
+  const nextDate = nextDays != null && asOf ? new Date(Date.parse(asOf) + nextDays * 86400000).toISOString().slice(0, 10) : '-'
+  const overdue = score?.prediction?.overdue ?? numOf(metric('overdue'), 'value')
   const churn = n('p_churn_90d')
   const growth = n('value_growth')
   const nw = net.data?.network
@@ -64,10 +71,10 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
         <Typography.Title level={4} style={{ margin: 0 }} data-testid="customer-title">
           {t.customer} #{n('customer_id')}
         </Typography.Title>
-        <Tag color="volcano">{score?.rfm.tier ?? s('tier')}</Tag>
-        <Tag color="gold">{score?.rfm.class ?? s('rfm_class')}</Tag>
-        <Tag>{score?.lifecycle ?? s('lifecycle')}</Tag>
-        {live && <Tag color="green" data-testid="live-tag">live</Tag>}
+        <Tag color="volcano">{label(lang, 'tier', score?.rfm.tier ?? s('tier'))}</Tag>
+        <Tag color="gold">{label(lang, 'rfmClass', score?.rfm.class ?? s('rfm_class'))}</Tag>
+        <Tag>{label(lang, 'lifecycle', score?.lifecycle ?? s('lifecycle'))}</Tag>
+        {live && <Tag color="green" data-testid="live-tag">{t.live}</Tag>}
       </Space>
       <Row gutter={[12, 12]}>
         <Col xs={24} lg={12}>
@@ -78,10 +85,10 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
               <Descriptions.Item label={t.spend}>{yuan(live?.spend_fen ?? n('total_spend_fen'))}</Descriptions.Item>
               <Descriptions.Item label={t.avgTicket}>{yuan(n('avg_order_fen'))}</Descriptions.Item>
               <Descriptions.Item label="R / F / M">{score ? `${score.rfm.r} / ${score.rfm.f} / ${score.rfm.m}` : `${n('r_score')} / ${n('f_score')} / ${n('m_score')}`}</Descriptions.Item>
-              <Descriptions.Item label={t.lastOrder}>{s('last_order_time')?.slice(0, 16)}</Descriptions.Item>
+              <Descriptions.Item label={t.lastOrder}>{when(s('last_order_time'))}</Descriptions.Item>
               <Descriptions.Item label={t.homeStore}>{numOf(g, 'home_store_id') ?? '-'} {strOf(g, 'home_city') ?? ''}</Descriptions.Item>
               <Descriptions.Item label={t.km}>{num(numOf(g, 'avg_km_from_home'), 1)}</Descriptions.Item>
-              <Descriptions.Item label={t.channel}>{prof.data.channels.map((c) => `${strOf(c, 'channel')} ${pct(numOf(c, 'share'))}`).join(' · ')}</Descriptions.Item>
+              <Descriptions.Item label={t.channel}>{prof.data.channels.map((c) => `${label(lang, 'orderChannel', strOf(c, 'channel'))} ${pct(numOf(c, 'share'))}`).join(' · ')}</Descriptions.Item>
               <Descriptions.Item label={t.holidayLift}>{num(numOf(prefs.data?.holiday, 'holiday_lift'), 2)}</Descriptions.Item>
             </Descriptions>
           </Card>
@@ -105,13 +112,19 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
               <Col span={12}>
                 <Statistic title={t.valueGrowth} value={growth == null ? '-' : pct(growth)} />
               </Col>
+              <Col span={12}>
+                <Statistic title={t.nextVisit} value={nextDate} data-testid="next-visit" />
+              </Col>
+              <Col span={12}>
+                <Statistic title={t.overdue} value={pct(overdue)} />
+              </Col>
             </Row>
           </Card>
         </Col>
         <Col xs={24} lg={12}>
           <Card title={t.preferences} size="small">
             {products.length ? (
-              <ReactECharts
+              <ReactECharts opts={{ renderer: 'svg' }}
                 style={{ height: 300 }}
                 option={{
                   tooltip: {},
@@ -122,7 +135,7 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
                   xAxis: [{ type: 'value', gridIndex: 0 }, { type: 'value', gridIndex: 1 }],
                   yAxis: [
                     { type: 'category', gridIndex: 0, inverse: true, data: products.map((x) => strOf(x, 'name')) },
-                    { type: 'category', gridIndex: 1, inverse: true, data: Object.keys(dayparts) },
+                    { type: 'category', gridIndex: 1, inverse: true, data: Object.keys(dayparts).map((d) => label(lang, 'daypart', d)) },
                   ],
                   series: [
                     { name: t.product, type: 'bar', xAxisIndex: 0, yAxisIndex: 0, data: products.map((x) => numOf(x, 'qty')) },
@@ -141,7 +154,7 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
             size="small"
             data-testid="recommendations"
           >
-            <Segmented size="small" style={{ marginBottom: 8 }} value={dp ?? 'usual'} onChange={(v) => setDp(v === 'usual' ? null : (v as Schemas['DaypartCode']))} options={['usual', 'breakfast', 'lunch', 'dinner'] satisfies ('usual' | Schemas['DaypartCode'])[]} />
+            <Segmented size="small" style={{ marginBottom: 8 }} value={dp ?? 'usual'} onChange={(v) => setDp(v === 'usual' ? null : (v as Schemas['DaypartCode']))} options={(['usual', 'breakfast', 'lunch', 'dinner'] satisfies ('usual' | Schemas['DaypartCode'])[]).map((d) => ({ value: d, label: label(lang, 'daypart', d) }))} />
             <br />
             {(recs.data?.items ?? []).map((r) => (
               <Tag key={r.product_id} color={r.bought_before ? 'volcano' : 'blue'} data-testid="rec-item" style={{ marginBottom: 4 }}>
@@ -168,7 +181,9 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
                 dataSource={[insight.value, insight.churn_risk, insight.marketing, insight.product_strategy]}
                 renderItem={(x) => (
                   <List.Item>
-                    <Typography.Text strong>{x.title}</Typography.Text>：{x.text}
+                    <Typography.Text strong>{x.title}</Typography.Text>
+                    {lang === 'zh' ? '：' : ': '}
+                    {x.text}
                   </List.Item>
                 )}
               />
@@ -188,7 +203,7 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
             <div data-testid="customer-aspects">
               {(emo.data?.aspects ?? []).map((a) => (
                 <Tag key={a.aspect} color={a.score >= 0 ? 'green' : 'red'}>
-                  {a.aspect} {a.score.toFixed(2)}
+                  {label(lang, 'aspect', a.aspect)} {a.score.toFixed(2)}
                 </Tag>
               ))}
             </div>
@@ -218,10 +233,10 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
               pagination={{ pageSize: 10 }}
               dataSource={timeline}
               columns={[
-                { title: t.lastOrder, dataIndex: 'order_time', render: (v: string | null) => v?.slice(0, 16) },
+                { title: t.lastOrder, dataIndex: 'order_time', render: (v: string | null) => when(v) },
                 { title: t.store, dataIndex: 'store' },
-                { title: t.channel, dataIndex: 'channel' },
-                { title: t.daypart, dataIndex: 'daypart' },
+                { title: t.channel, dataIndex: 'channel', render: (v: string | null) => label(lang, 'orderChannel', v) },
+                { title: t.daypart, dataIndex: 'daypart', render: (v: string | null) => label(lang, 'daypart', v) },
                 { title: t.spend, dataIndex: 'total_fen', render: (v: number | null) => yuan(v, 1) },
                 { title: t.product, dataIndex: 'items' },
               ]}

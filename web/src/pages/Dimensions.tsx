@@ -3,28 +3,33 @@ import { Alert, Card, Col, Row, Segmented, Skeleton, Table, Tabs, Tag } from 'an
 import ReactECharts from 'echarts-for-react'
 import { num, numOf, pct, Row as Cells, Schemas, strOf, url } from '../api'
 import { useT } from '../i18n'
+import { Kind, label } from '../labels'
 import { useApi } from './useApi'
 
 const ASPECTS = ['taste', 'service', 'price', 'environment', 'speed', 'hygiene']
 
+const SEGMENT_KIND: Partial<Record<Schemas['FunnelBy'], Kind>> = { none: 'funnelBy', tier: 'tier', rfm_class: 'rfmClass', lifecycle: 'lifecycle' }
+
 function Behaviour() {
-  const { t } = useT()
+  const { t, lang } = useT()
   const [by, setBy] = useState<Schemas['FunnelBy']>('tier')
   const funnel = useApi(url('/behavior/funnel', null, { by }))
   const paths = useApi(url('/behavior/paths', null, { limit: 10 }))
   if (funnel.error || paths.error) return <Alert type="error" message={funnel.error || paths.error} />
   const segs = funnel.data?.segments ?? []
   const steps = funnel.data?.steps ?? []
+  const kind = SEGMENT_KIND[by]
+  const segName = (s: string) => (s === '(unknown)' ? t.unknown : kind ? label(lang, kind, s) : by === 'cluster' ? `#${s}` : s)
   return (
     <Row gutter={[12, 12]}>
       <Col xs={24}>
         <Card title={t.funnel} size="small">
-          <Segmented size="small" value={by} onChange={(v) => setBy(v as Schemas['FunnelBy'])} options={['none', 'tier', 'lifecycle', 'device'] satisfies Schemas['FunnelBy'][]} />
+          <Segmented size="small" value={by} onChange={(v) => setBy(v as Schemas['FunnelBy'])} options={(['none', 'tier', 'lifecycle', 'device'] satisfies Schemas['FunnelBy'][]).map((b) => ({ value: b, label: label(lang, 'funnelBy', b) }))} />
           {!funnel.data ? (
             <Skeleton active />
           ) : (
             <>
-              <ReactECharts
+              <ReactECharts opts={{ renderer: 'svg' }}
                 style={{ height: 300 }}
                 data-testid="funnel-chart"
                 option={{
@@ -34,7 +39,7 @@ function Behaviour() {
                   xAxis: { type: 'category', data: steps.map((s) => t[s as keyof typeof t] ?? s) },
                   yAxis: { type: 'value', max: 1, axisLabel: { formatter: (v: number) => `${Math.round(v * 100)}%` } },
                   series: segs.map((s) => ({
-                    name: s.segment,
+                    name: segName(s.segment),
                     type: 'line',
                     data: s.funnel.reached.map((r) => r / Math.max(1, s.funnel.sessions)),
                   })),
@@ -48,7 +53,7 @@ function Behaviour() {
                 pagination={false}
                 dataSource={segs}
                 columns={[
-                  { title: t.segmentName, dataIndex: 'segment' },
+                  { title: t.segmentName, dataIndex: 'segment', render: (v: string) => segName(v) },
                   { title: t.sessions, render: (_: unknown, r: Schemas['SegmentFunnel']) => num(r.funnel.sessions) },
                   ...steps.map((s, i) => ({
                     title: `${t[s as keyof typeof t] ?? s} ↓`,
@@ -71,7 +76,7 @@ function Behaviour() {
             pagination={false}
             dataSource={paths.data?.paths ?? []}
             columns={[
-              { title: t.paths, dataIndex: 'path', render: (v: string) => v.split('>').map((p, i) => <Tag key={i}>{p}</Tag>) },
+              { title: t.paths, dataIndex: 'path', render: (v: string) => v.split('>').map((p, i) => <Tag key={i}>{label(lang, 'page', p)}</Tag>) },
               { title: t.sessions, dataIndex: 'sessions', render: (v: number) => num(v) },
               { title: t.conversion, dataIndex: 'conversion', render: (v: number) => pct(v) },
             ]}
@@ -80,11 +85,11 @@ function Behaviour() {
       </Col>
       <Col xs={24} lg={10}>
         <Card title={t.exits} size="small">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 260 }}
             option={{
               tooltip: {},
-              series: [{ type: 'pie', radius: ['35%', '65%'], data: (paths.data?.exits ?? []).map((e) => ({ name: e.page, value: e.sessions })) }],
+              series: [{ type: 'pie', radius: ['35%', '65%'], data: (paths.data?.exits ?? []).map((e) => ({ name: label(lang, 'page', e.page), value: e.sessions })) }],
             }}
           />
         </Card>
@@ -94,7 +99,7 @@ function Behaviour() {
 }
 
 function Sentiment() {
-  const { t } = useT()
+  const { t, lang } = useT()
   const s = useApi(url('/sentiment'))
   if (s.error) return <Alert type="error" message={s.error} />
   if (!s.data) return <Skeleton active />
@@ -106,13 +111,13 @@ function Sentiment() {
     <Row gutter={[12, 12]}>
       <Col xs={24} lg={10}>
         <Card title={t.aspects} size="small" data-testid="aspects">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 280 }}
             option={{
               tooltip: {},
               grid: { left: 50, right: 10, top: 10, bottom: 30 },
               xAxis: { type: 'value', min: -1, max: 1 },
-              yAxis: { type: 'category', data: names.map((a) => a.aspect) },
+              yAxis: { type: 'category', data: names.map((a) => label(lang, 'aspect', a.column)) },
               series: [
                 {
                   type: 'bar',
@@ -129,7 +134,7 @@ function Sentiment() {
       </Col>
       <Col xs={24} lg={14}>
         <Card title={t.monthly} size="small">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 300 }}
             option={{
               tooltip: { trigger: 'axis' },
@@ -137,7 +142,7 @@ function Sentiment() {
               grid: { left: 40, right: 10, top: 40, bottom: 30 },
               xAxis: { type: 'category', data: trend.map((r) => strOf(r, 'month')) },
               yAxis: { type: 'value', min: -1, max: 1 },
-              series: names.map((a) => ({ name: a.aspect, type: 'line', smooth: true, connectNulls: true, data: trend.map((r) => fixed(numOf(r, a.column))) })),
+              series: names.map((a) => ({ name: label(lang, 'aspect', a.column), type: 'line', smooth: true, connectNulls: true, data: trend.map((r) => fixed(numOf(r, a.column))) })),
             }}
           />
         </Card>
@@ -154,7 +159,7 @@ function Sentiment() {
               { title: t.store, dataIndex: 'name', render: (v: string | null, r: Cells) => v ?? numOf(r, 'store_id') },
               { title: t.reviews, dataIndex: 'reviews' },
               { title: t.sentiment, dataIndex: 'sentiment', render: (v: number) => num(v, 2) },
-              ...ASPECTS.map((c, i) => ({ title: names[i]?.aspect ?? c, dataIndex: c, render: (v: number | null) => (v == null ? '-' : <Tag color={v >= 0 ? 'green' : 'red'}>{v.toFixed(2)}</Tag>) })),
+              ...ASPECTS.map((c) => ({ title: label(lang, 'aspect', c), dataIndex: c, render: (v: number | null) => (v == null ? '-' : <Tag color={v >= 0 ? 'green' : 'red'}>{v.toFixed(2)}</Tag>) })),
             ]}
           />
         </Card>
@@ -164,7 +169,7 @@ function Sentiment() {
 }
 
 function Network({ onOpen }: { onOpen: (id: number) => void }) {
-  const { t } = useT()
+  const { t, lang } = useT()
   const n = useApi(url('/network', null, { limit: 15 }))
   if (n.error) return <Alert type="error" message={n.error} />
   if (!n.data) return <Skeleton active />
@@ -176,9 +181,9 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
         <Col xs={24}>
           <Tag>{t.customersN} {num(sm.customers)}</Tag>
           <Tag>{t.ties} {num(sm.ties)}</Tag>
-          <Tag>{t.communities} {num(sm.communities)} (Q {num(sm.modularity, 2)})</Tag>
+          <Tag>{t.communities} {num(sm.communities)} ({t.modularity} {num(sm.modularity, 2)})</Tag>
           <Tag color="volcano">
-            {t.seeds}: {num(sm.seeds?.expected_spread_greedy, 1)} vs PageRank {num(sm.seeds?.expected_spread_top_pagerank, 1)}
+            {t.seeds}: {num(sm.seeds?.expected_spread_greedy, 1)} {t.versus} PageRank {num(sm.seeds?.expected_spread_top_pagerank, 1)}
           </Tag>
         </Col>
       )}
@@ -195,11 +200,11 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
             columns={[
               { title: '#', dataIndex: 'influence_rank' },
               { title: t.customer, dataIndex: 'customer_id' },
-              { title: 'PageRank', dataIndex: 'pagerank', render: (v: number) => v.toExponential(2) },
+              { title: 'PageRank ‰', dataIndex: 'pagerank', render: (v: number) => (v * 1000).toFixed(3) },
               { title: t.communities, dataIndex: 'community' },
               { title: t.shares, dataIndex: 'shares_sent' },
               { title: t.reach, dataIndex: 'cascade_reach' },
-              { title: t.tier, dataIndex: 'tier' },
+              { title: t.tier, dataIndex: 'tier', render: (v: string) => label(lang, 'tier', v) },
             ]}
           />
         </Card>
@@ -224,7 +229,7 @@ function Network({ onOpen }: { onOpen: (id: number) => void }) {
       </Col>
       <Col xs={24} lg={12}>
         <Card title={t.communities} size="small">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 260 }}
             option={{
               tooltip: {},

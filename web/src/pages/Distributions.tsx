@@ -2,10 +2,11 @@ import { Alert, Card, Col, Row, Skeleton } from 'antd'
 import ReactECharts from 'echarts-for-react'
 import { numOf, strOf, url, yuan } from '../api'
 import { useT } from '../i18n'
+import { label } from '../labels'
 import { useApi } from './useApi'
 
 export default function Distributions() {
-  const { t } = useT()
+  const { t, lang } = useT()
   const city = useApi(url('/compare/{dim}', { dim: 'city' }))
   const product = useApi(url('/compare/{dim}', { dim: 'product' }))
   const daypart = useApi(url('/compare/{dim}', { dim: 'daypart' }))
@@ -24,12 +25,12 @@ export default function Distributions() {
     <Row gutter={[12, 12]}>
       <Col xs={24} lg={14}>
         <Card title={t.map} size="small" data-testid="city-map">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 420 }}
             option={{
               tooltip: { formatter: (p: Point) => `${p.data.name}<br/>${t.revenue} ${yuan(p.data.value[2])}<br/>${t.orders} ${p.data.orders}` },
-              xAxis: { type: 'value', min: 95, max: 135, name: '°E' },
-              yAxis: { type: 'value', min: 18, max: 48, name: '°N' },
+              xAxis: { type: 'value', min: 95, max: 135, name: t.longitude },
+              yAxis: { type: 'value', min: 18, max: 48, name: t.latitude },
               series: [
                 {
                   type: 'scatter',
@@ -45,11 +46,11 @@ export default function Distributions() {
       </Col>
       <Col xs={24} lg={10}>
         <Card title={t.daypart} size="small">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 420 }}
             option={{
               tooltip: { trigger: 'axis' },
-              xAxis: { type: 'category', data: daypart.data.rows.map((r) => strOf(r, 'name')) },
+              xAxis: { type: 'category', data: daypart.data.rows.map((r) => label(lang, 'daypart', strOf(r, 'name'))) },
               yAxis: [{ type: 'value' }, { type: 'value' }],
               series: [
                 { name: t.orders, type: 'bar', data: daypart.data.rows.map((r) => numOf(r, 'orders')) },
@@ -61,7 +62,7 @@ export default function Distributions() {
       </Col>
       <Col xs={24} lg={12}>
         <Card title={t.product} size="small">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 480 }}
             option={{
               tooltip: {},
@@ -75,7 +76,7 @@ export default function Distributions() {
       </Col>
       <Col xs={24} lg={12}>
         <Card title={t.store} size="small">
-          <ReactECharts
+          <ReactECharts opts={{ renderer: 'svg' }}
             style={{ height: 480 }}
             option={{
               tooltip: {},

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react'
 import { Badge, Card, Col, List, Row, Statistic } from 'antd'
 import { get, liveSocket, num, Schemas, url, yuan } from '../api'
 import { useT } from '../i18n'
+import { when } from '../labels'
 
 export default function Live() {
   const { t } = useT()
@@ -44,7 +45,7 @@ export default function Live() {
             dataSource={feed}
             renderItem={(o) => (
               <List.Item>
-                {o.order_time} · {t.store} {o.store_id} · {o.customer_id ? `${t.customer} #${o.customer_id}` : '—'} · {yuan(o.total_fen, 1)}
+                {when(o.order_time)} · {t.store} {o.store_id} · {o.customer_id ? `${t.customer} #${o.customer_id}` : '—'} · {yuan(o.total_fen, 1)}
               </List.Item>
             )}
           />

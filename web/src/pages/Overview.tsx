@@ -1,11 +1,76 @@
-import { Alert, Card, Col, Row, Skeleton, Statistic } from 'antd'
+import { useState } from 'react'
+import { Alert, Card, Col, Row, Segmented, Skeleton, Statistic, Table } from 'antd'
 import ReactECharts from 'echarts-for-react'
-import { num, numOf, pct, strOf, url, yuan } from '../api'
+import { num, numOf, pct, Row as Cells, Schemas, strOf, url, yuan } from '../api'
 import { useT } from '../i18n'
+import { label } from '../labels'
 import { useApi } from './useApi'
 
+type CaptureBy = Schemas['CaptureBy']
+
+/** The capture rate: the share of paid orders tied to a known customer, by channel, daypart,
+ *  store or day, and how much of it only the payment account made known. */
+function Capture() {
+  const { t, lang } = useT()
+  const [by, setBy] = useState<CaptureBy>('channel')
+  const c = useApi(url('/capture', null, { by }))
+  const rowsOf = c.data?.rows ?? []
+  const name = (r: Cells) => {
+    const k = strOf(r, 'key')
+    if (by === 'channel' || by === 'source') return label(lang, 'orderChannel', k)
+    if (by === 'daypart') return label(lang, 'daypart', k)
+    if (by === 'store') return strOf(r, 'name') ?? k ?? '-'
+    return k ?? '-'
+  }
+  const shown = by === 'day' ? rowsOf.slice(-60) : rowsOf
+  return (
+    <Card title={t.capture} size="small" data-testid="capture">
+      <Segmented
+        size="small"
+        value={by}
+        onChange={(v) => setBy(v as CaptureBy)}
+        options={(['channel', 'daypart', 'store', 'day'] satisfies CaptureBy[]).map((b) => ({ value: b, label: t[`captureBy_${b}`] }))}
+      />
+      {c.error && <Alert type="error" message={c.error} />}
+      {!c.data ? (
+        <Skeleton active />
+      ) : by === 'store' ? (
+        <Table
+          size="small"
+          rowKey={(r: Cells) => strOf(r, 'key') ?? ''}
+          data-testid="capture-table"
+          scroll={{ x: true }}
+          pagination={{ pageSize: 10 }}
+          dataSource={rowsOf}
+          columns={[
+            { title: t.store, render: (_: unknown, r: Cells) => name(r) },
+            { title: t.orders, dataIndex: 'orders', render: (v: number) => num(v) },
+            { title: t.capture, dataIndex: 'capture_rate', render: (v: number) => pct(v) },
+            { title: t.viaPayment, render: (_: unknown, r: Cells) => pct((numOf(r, 'via_payment') ?? 0) / Math.max(1, numOf(r, 'orders') ?? 0)) },
+          ]}
+        />
+      ) : (
+        <ReactECharts opts={{ renderer: 'svg' }}
+          style={{ height: 260 }}
+          option={{
+            tooltip: { trigger: 'axis' },
+            legend: { data: [t.capture, t.viaPayment] },
+            grid: { left: 45, right: 10, top: 35, bottom: 30 },
+            xAxis: { type: 'category', data: shown.map(name) },
+            yAxis: { type: 'value', max: 1, axisLabel: { formatter: (v: number) => `${Math.round(v * 100)}%` } },
+            series: [
+              { name: t.capture, type: by === 'day' ? 'line' : 'bar', showSymbol: false, data: shown.map((r) => numOf(r, 'capture_rate')) },
+              { name: t.viaPayment, type: by === 'day' ? 'line' : 'bar', showSymbol: false, data: shown.map((r) => (numOf(r, 'via_payment') ?? 0) / Math.max(1, numOf(r, 'orders') ?? 0)) },
+            ],
+          }}
+        />
+      )}
+    </Card>
+  )
+}
+
 export default function Overview() {
-  const { t } = useT()
+  const { t, lang } = useT()
   const { data, error } = useApi(url('/overview'))
   if (error) return <Alert type="error" message={error} />
   if (!data) return <Skeleton active />
@@ -21,6 +86,7 @@ export default function Overview() {
     [t.active90, num(numOf(c, 'active_90d')), 'kpi-active'],
     [t.repeat, customers && repeat != null ? pct(repeat / customers) : '-', 'kpi-repeat'],
     [t.clv, yuan(numOf(data.clv, 'clv_12m_fen')), 'kpi-clv'],
+    [t.capture, pct(numOf(data.capture, 'capture_rate')), 'kpi-capture'],
     [t.liveOrders, num(data.live.orders), 'kpi-live'],
   ]
   const months = data.monthly.map((m) => strOf(m, 'month'))
@@ -38,7 +104,7 @@ export default function Overview() {
       <Row gutter={[12, 12]} style={{ marginTop: 12 }}>
         <Col xs={24} lg={16}>
           <Card title={t.monthly} size="small">
-            <ReactECharts
+            <ReactECharts opts={{ renderer: 'svg' }}
               style={{ height: 300 }}
               option={{
                 tooltip: { trigger: 'axis' },
@@ -55,14 +121,17 @@ export default function Overview() {
         </Col>
         <Col xs={24} lg={8}>
           <Card title={t.tiers} size="small">
-            <ReactECharts
+            <ReactECharts opts={{ renderer: 'svg' }}
               style={{ height: 300 }}
               option={{
                 tooltip: { trigger: 'item' },
-                series: [{ type: 'pie', radius: ['40%', '70%'], data: data.tiers.map((x) => ({ name: strOf(x, 'tier'), value: numOf(x, 'customers') })) }],
+                series: [{ type: 'pie', radius: ['40%', '70%'], data: data.tiers.map((x) => ({ name: label(lang, 'tier', strOf(x, 'tier')), value: numOf(x, 'customers') })) }],
               }}
             />
           </Card>
+        </Col>
+        <Col xs={24}>
+          <Capture />
         </Col>
       </Row>
     </>

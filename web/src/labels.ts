@@ -1,0 +1,145 @@
+// Words for the codes the API answers with (tiers, RFM classes, lifecycle stages, dayparts,
+// channels, pages, aspects (by column or by the API's Chinese name), features, statuses, audit actions), in the dashboard's language.
+// The API keeps its codes stable; only the dashboard turns them into words, so a Chinese page
+// shows no English code and an English page no Chinese one (checked in a real browser by
+// web/e2e/dashboard.mjs). A code without a word shows as it is, so a new code is visible, not lost.
+import type { Lang } from './i18n'
+
+type Words = Record<string, string>
+type Kinds = {
+  tier: Words
+  rfmClass: Words
+  lifecycle: Words
+  daypart: Words
+  orderChannel: Words
+  msgChannel: Words
+  page: Words
+  aspect: Words
+  funnelBy: Words
+  feature: Words
+  guardrail: Words
+  guardStatus: Words
+  compensation: Words
+  design: Words
+  analysis: Words
+  arm: Words
+  role: Words
+  outcome: Words
+  resource: Words
+  verb: Words
+}
+
+const zh: Kinds = {
+  tier: { 核心客户: '核心客户', 活跃客户: '活跃客户', 机会客户: '机会客户', '沉睡/新客户': '沉睡/新客户' },
+  rfmClass: {
+    重要价值客户: '重要价值客户', 重要发展客户: '重要发展客户', 重要保持客户: '重要保持客户', 重要挽留客户: '重要挽留客户',
+    一般价值客户: '一般价值客户', 一般发展客户: '一般发展客户', 一般保持客户: '一般保持客户', 一般挽留客户: '一般挽留客户',
+  },
+  lifecycle: { new: '新客', won_back: '已召回', dormant: '沉睡', growing: '成长期', declining: '衰退期', mature: '成熟期' },
+  daypart: { breakfast: '早餐', lunch: '午餐', afternoon: '下午茶', dinner: '晚餐', late_night: '夜宵', usual: '常用时段' },
+  orderChannel: { pos: '门店', pickup: '自提', delivery: '外送', dine_in: '堂食', other: '其他', wx: '小程序', live: '实时' },
+  msgChannel: { wechat: '微信订阅消息', sms: '短信', push: '推送' },
+  page: { home: '首页', menu: '菜单', item: '商品', cart: '购物车', pay: '支付', order_status: '订单状态', coupon: '优惠券', profile: '我的', exit: '离开' },
+  aspect: { taste: '口味', service: '服务', price: '价格', environment: '环境', speed: '速度', hygiene: '卫生', 口味: '口味', 服务: '服务', 价格: '价格', 环境: '环境', 速度: '速度', 卫生: '卫生' },
+  funnelBy: { none: '全部', tier: '层级', rfm_class: 'RFM 类别', lifecycle: '生命周期', cluster: '聚类', device: '设备', all: '全部' },
+  feature: { recency: '距上次消费', frequency: '消费频次', spend: '消费额', avg_order: '客单价', online_share: '小程序占比', stores: '去过的门店数', tenure: '客龄' },
+  guardrail: { refund_rate: '退款率', orders_per_member: '人均订单' },
+  guardStatus: { ok: '正常', inconclusive: '未定', violated: '超限' },
+  compensation: { coupon: '优惠券', refund: '退款', coupon_reissue: '补发优惠券', apology: '致歉' },
+  design: { store: '门店随机', switchback: '轮换' },
+  analysis: {
+    store: '按门店均值，用实验前数据做 CUPED 修正，门店间 Welch 检验',
+    switchback: '同店实验日减对照日均值（扣除日固定效应），门店间配对 t 检验',
+  },
+  arm: { treatment: '实验组', holdout: '对照组', A: 'A 组', B: 'B 组' },
+  role: { admin: '管理员', analyst: '分析师', store_manager: '店长' },
+  outcome: { ok: '成功', denied: '无权限', rejected: '被拒绝', error: '出错' },
+  resource: {
+    audit: '审计', behavior: '行为', campaign: '营销活动', campaigns: '营销活动', compare: '对比', customer: '客户', customers: '客户',
+    event: '事件', experiment: '实验', experiments: '实验', health: '健康检查', live: '实时', me: '身份', network: '社交网络',
+    order: '订单', overview: '总览', recommendations: '推荐', segments: '分群', sentiment: '情感', service: '客服', stream: '推送', ws: '推送',
+  },
+  verb: {
+    read: '查看', create: '创建', launch: '发布', settings: '设置', status: '变更状态', list: '列出', program: '整体效果', suggest: '推荐',
+    insights: '生成洞察', ingest: '写入', ingest_batch: '批量写入', score: '打分', diagnose: '诊断', tickets: '查看工单', subscribe: '订阅', ticket: '连接',
+  },
+}
+
+const en: Kinds = {
+  tier: { 核心客户: 'Core', 活跃客户: 'Active', 机会客户: 'Opportunity', '沉睡/新客户': 'Dormant / new' },
+  rfmClass: {
+    重要价值客户: 'Top value', 重要发展客户: 'Top to develop', 重要保持客户: 'Top to keep', 重要挽留客户: 'Top to win back',
+    一般价值客户: 'Value', 一般发展客户: 'To develop', 一般保持客户: 'To keep', 一般挽留客户: 'To win back',
+  },
+  lifecycle: { new: 'New', won_back: 'Won back', dormant: 'Dormant', growing: 'Growing', declining: 'Declining', mature: 'Mature' },
+  daypart: { breakfast: 'Breakfast', lunch: 'Lunch', afternoon: 'Afternoon', dinner: 'Dinner', late_night: 'Late night', usual: 'Usual time' },
+  orderChannel: { pos: 'In store', pickup: 'Pickup', delivery: 'Delivery', dine_in: 'Dine-in', other: 'Other', wx: 'Mini-program', live: 'Live' },
+  msgChannel: { wechat: 'WeChat message', sms: 'SMS', push: 'Push' },
+  page: { home: 'Home', menu: 'Menu', item: 'Item', cart: 'Cart', pay: 'Pay', order_status: 'Order status', coupon: 'Coupons', profile: 'Me', exit: 'Left' },
+  aspect: { taste: 'Taste', service: 'Service', price: 'Price', environment: 'Setting', speed: 'Speed', hygiene: 'Hygiene', 口味: 'Taste', 服务: 'Service', 价格: 'Price', 环境: 'Setting', 速度: 'Speed', 卫生: 'Hygiene' },
+  funnelBy: { none: 'All', tier: 'Tier', rfm_class: 'RFM class', lifecycle: 'Lifecycle', cluster: 'Cluster', device: 'Device', all: 'All' },
+  feature: { recency: 'days since last order', frequency: 'orders', spend: 'spend', avg_order: 'avg ticket', online_share: 'mini-program share', stores: 'stores visited', tenure: 'tenure' },
+  guardrail: { refund_rate: 'Refund rate', orders_per_member: 'Orders per member' },
+  guardStatus: { ok: 'ok', inconclusive: 'inconclusive', violated: 'violated' },
+  compensation: { coupon: 'coupon', refund: 'refund', coupon_reissue: 'coupon reissued', apology: 'apology' },
+  design: { store: 'Stores', switchback: 'Switchback' },
+  analysis: {
+    store: 'per-store means with CUPED on the pre-period, Welch across stores',
+    switchback: 'within-store treated-day minus control-day means after day fixed effects, paired t across stores',
+  },
+  arm: { treatment: 'Treatment', holdout: 'Holdout', A: 'A', B: 'B' },
+  role: { admin: 'admin', analyst: 'analyst', store_manager: 'store manager' },
+  outcome: { ok: 'ok', denied: 'denied', rejected: 'rejected', error: 'error' },
+  resource: {
+    audit: 'audit', behavior: 'behaviour', campaign: 'campaign', campaigns: 'campaigns', compare: 'comparison', customer: 'customer', customers: 'customers',
+    event: 'event', experiment: 'test', experiments: 'tests', health: 'health', live: 'live', me: 'identity', network: 'network',
+    order: 'order', overview: 'overview', recommendations: 'recommendations', segments: 'segments', sentiment: 'sentiment', service: 'service', stream: 'push', ws: 'push',
+  },
+  verb: {
+    read: 'read', create: 'create', launch: 'launch', settings: 'settings', status: 'change status', list: 'list', program: 'program effect', suggest: 'suggest',
+    insights: 'insight', ingest: 'ingest', ingest_batch: 'ingest batch', score: 'score', diagnose: 'diagnose', tickets: 'tickets', subscribe: 'subscribe', ticket: 'connect',
+  },
+}
+
+const words: Record<Lang, Kinds> = { zh, en }
+export type Kind = keyof Kinds
+
+/** The word for `code` of `kind` in `lang`; the code itself when there is none. */
+export function label(lang: Lang, kind: Kind, code: string | null | undefined): string {
+  if (code == null || code === '') return '-'
+  return words[lang][kind][code] ?? code
+}
+
+/** An audit action (`campaign.launch`) as words: "发布营销活动" / "campaign: launch". */
+export function auditAction(lang: Lang, code: string): string {
+  const [res, verb] = code.split('.')
+  const r = words[lang].resource[res]
+  const v = verb == null ? undefined : words[lang].verb[verb]
+  if (!r || !v) return code
+  return lang === 'zh' ? `${v}${r}` : `${r}: ${v}`
+}
+
+/** An audit target (`campaign:1`) as words: "营销活动 1" / "campaign 1". */
+export function auditTarget(lang: Lang, target: string): string {
+  const m = /^([a-z_]+):(.*)$/.exec(target)
+  const r = m ? words[lang].resource[m[1]] : undefined
+  return m && r ? `${r} ${m[2]}` : target
+}
+
+/** A moment as the dashboard shows it: `2025-09-13 07:50` (minutes), or the day alone. */
+export function when(ts: string | null | undefined, to: 'minute' | 'day' = 'minute'): string {
+  if (!ts) return '-'
+  return ts.slice(0, to === 'day' ? 10 : 16).replace('T', ' ')
+}
+
+/** A k-means cluster's distinguishing features as words (from the structured note). */
+export function clusterTraits(lang: Lang, share: number, traits: { feature: string; z: number }[]): string {
+  const pctText = `${Math.round(share * 100)}%`
+  if (!traits.length) return lang === 'zh' ? `${pctText} 的客户，各项接近平均` : `${pctText} of customers, close to average on every feature`
+  const parts = traits.map(({ feature, z }) => {
+    const f = label(lang, 'feature', feature)
+    const sd = `${z > 0 ? '+' : ''}${z.toFixed(1)}`
+    return lang === 'zh' ? `${f}${z > 0 ? '高' : '低'}（${sd} 标准差）` : `${z > 0 ? 'high' : 'low'} ${f} (${sd} sd)`
+  })
+  return lang === 'zh' ? `${pctText} 的客户：${parts.join('，')}` : `${pctText} of customers: ${parts.join(', ')}`
+}
