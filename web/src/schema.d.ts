@@ -890,7 +890,12 @@ export interface components {
             members: number;
             /** @description Why there is nothing to evaluate (not launched, or no members in the caller's stores). */
             note?: string | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Coupon orders of a member placed under another customer id or none (counted as
+             *     redemptions; their revenue is not moved into the member's outcome, which keeps the arms
+             *     comparable).
+             */
             redeemed_under_another_id: number;
             srm?: null | components["schemas"]["Srm"];
             /** Format: int64 */
@@ -1713,8 +1718,9 @@ export interface components {
             expected_spend_fen: number;
             /**
              * Format: double
-             * @description Days from the observation end to the next order if the customer is alive (the median
-             *     of their own posterior wait, BG/NBD).
+             * @description Days from the observation end to the next order if the customer is alive and orders
+             *     within [`HORIZON_DAYS`] (the median of their own posterior wait, BG/NBD; how likely that
+             *     is, is `p_alive` and `expected_purchases`).
              */
             next_order_days: number;
             /**

@@ -1193,6 +1193,9 @@ pub struct CampaignResults {
     pub srm: Option<ab::Srm>,
     pub cuped_theta: Option<f64>,
     pub unattributed_redemptions: i64,
+    /// Coupon orders of a member placed under another customer id or none (counted as
+    /// redemptions; their revenue is not moved into the member's outcome, which keeps the arms
+    /// comparable).
     pub redeemed_under_another_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uplift: Option<Uplift>,
@@ -1239,7 +1242,6 @@ pub async fn evaluate(
         .first()
         .and_then(|r| r["t"].as_str())
         .and_then(|t| NaiveDate::parse_from_str(&t[..10.min(t.len())], "%Y-%m-%d").ok());
-    let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
     let Outcomes {
         post,
         redemptions,
@@ -1247,7 +1249,7 @@ pub async fn evaluate(
         misattributed,
         other_id,
     } = outcomes(sess, id, &ms, start, stop).await?;
-    let feat = uplift_features(sess, &ids).await?;
+    let feat = uplift_features(sess, &ms, start).await?;
     let outcome = |m: &Member| post.get(&m.customer_id).copied().unwrap_or_default();
     let by_arm = |arm: &str| -> Vec<&Member> { ms.iter().filter(|m| m.arm == arm).collect() };
     let holdout = by_arm("holdout");
@@ -1471,9 +1473,8 @@ pub async fn evaluate(
     })
 }
 
-/// Per-member uplift scores of a campaign's cross-fitted model (for scoring against a truth).
-/// What members did in the window: per member (revenue, orders, refunds, discount), with coupon
-/// orders moved to the member whose code they carry; and the redemptions per arm.
+/// What members did in the window: per member (revenue, orders, refunds, discount) under their
+/// own customer id, the same for every arm; and the redemptions per arm, by coupon code.
 struct Outcomes {
     post: HashMap<i64, (f64, f64, f64, f64)>,
     /// arm -> (redemptions, revenue, at the POS, in the mini-program)
@@ -1544,22 +1545,14 @@ async fn outcomes(
             misattributed += 1;
             continue;
         };
-        // The code says whose coupon it was. Redeemed at the till without showing the membership
-        // (no customer), or under another customer id (a second account the identity graph has
-        // not merged, or a shared code): the order moves into the member's outcome.
-        let paid = r["total_fen"].as_f64().unwrap_or(0.0);
-        let by = r["customer_id"].as_i64();
-        if by != Some(*cid) {
-            if let Some(other) = by {
-                other_id += 1;
-                if let Some(e) = post.get_mut(&other) {
-                    e.0 -= paid;
-                    e.1 -= 1.0;
-                }
-            }
-            let e = post.entry(*cid).or_default();
-            e.0 += paid;
-            e.1 += 1.0;
+        // The code says whose coupon it was, and the redemption counts for the member's arm.
+        // The order's revenue stays where identity put it: a treated member's coupon order placed
+        // anonymously or under an unmerged second account was once moved into their outcome,
+        // while the holdout's orders of the same kind could never be, which biased the effect
+        // upwards. Outcomes are measured on what both arms can see, the orders under each
+        // member's own customer id (payment accounts included).
+        if r["customer_id"].as_i64() != Some(*cid) {
+            other_id += 1;
         }
         let e = redemptions.entry(arm.clone()).or_default();
         e.0 += 1;
@@ -1580,30 +1573,71 @@ async fn outcomes(
     })
 }
 
-/// The uplift model's features per customer, from their profile: recency, frequency, monetary,
-/// churn risk and CLV.
-async fn uplift_features(sess: &Session, ids: &[i64]) -> CoreResult<HashMap<i64, Vec<f64>>> {
-    let mut out = HashMap::new();
-    let mut f = Filter::new("TRUE");
-    f.one_of("customer_id", ids);
+/// The uplift model's features per member, as of the campaign's start (point in time: only
+/// orders before it), log scaled: days since the last order, orders, spend, days since the
+/// first order, the pre-period spend recorded at launch, and the orders missed since the last
+/// one at their own past rate. (Read from the profile after the window, as
+/// they once were, recency, frequency, spend, churn and CLV already hold the outcome the model
+/// predicts.) A member with no order before the start has recency and tenure 0 and no spend.
+async fn uplift_features(
+    sess: &Session,
+    ms: &[Member],
+    start: NaiveDate,
+) -> CoreResult<HashMap<i64, Vec<f64>>> {
+    let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
+    let mut f = Filter::new("status = 'paid'");
+    f.one_of("customer_id", &ids);
+    f.days("order_time", None, start.pred_opt());
+    let mut before: HashMap<i64, (f64, f64, f64, f64)> = HashMap::new();
+    let day = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|t| NaiveDate::parse_from_str(&t[..10.min(t.len())], "%Y-%m-%d").ok())
+            .map_or(0.0, |d| (start - d).num_days() as f64)
+    };
     for r in query_with(
         sess,
         &format!(
-            "SELECT customer_id, recency_days, frequency, monetary_fen, COALESCE(p_churn_90d, 0.5) AS churn, \
-             COALESCE(clv_12m_fen, 0) AS clv FROM v_customer_360 WHERE {}",
+            "SELECT customer_id, COUNT(*) AS n, SUM(total_fen) AS spend, \
+             CAST(MAX(order_time) AS VARCHAR) AS last, CAST(MIN(order_time) AS VARCHAR) AS first \
+             FROM orders WHERE {} GROUP BY customer_id",
             f.sql()
         ),
         f.params,
     )
     .await?
     {
-        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        out.insert(
+        before.insert(
             r["customer_id"].as_i64().unwrap_or(0),
-            vec![f("recency_days"), f("frequency"), f("monetary_fen"), f("churn"), f("clv")],
+            (
+                day(&r["last"]),
+                r["n"].as_f64().unwrap_or(0.0),
+                r["spend"].as_f64().unwrap_or(0.0),
+                day(&r["first"]),
+            ),
         );
     }
-    Ok(out)
+    Ok(ms
+        .iter()
+        .map(|m| {
+            let (recency, n, spend, tenure) =
+                before.get(&m.customer_id).copied().unwrap_or_default();
+            // Orders their own past rate says they have missed since the last one: "lapsed,
+            // and used to come often" in one number.
+            let missed = recency * n / tenure.max(30.0);
+            let spend_yuan = |fen: f64| (fen / 100.0).max(0.0).ln_1p();
+            (
+                m.customer_id,
+                vec![
+                    recency.ln_1p(),
+                    n.ln_1p(),
+                    spend_yuan(spend),
+                    tenure.ln_1p(),
+                    spend_yuan(m.pre_spend_fen as f64),
+                    missed.ln_1p(),
+                ],
+            )
+        })
+        .collect())
 }
 
 /// Re-fitted on all members (no cross-fitting): the model a next wave would target with.
@@ -1612,11 +1646,10 @@ pub async fn uplift_scores(sess: &Session, meta: &Db, id: i64) -> CoreResult<Vec
     let c = get(meta, id).await?;
     let (start, end) = c.spec.validate()?;
     let stop = end + Duration::days(c.spec.attribution_days + 1);
-    let ids: Vec<i64> = ms.iter().map(|m| m.customer_id).collect();
     let post = outcomes(sess, id, &ms, start, stop).await?.post;
     let rev: HashMap<i64, f64> = post.iter().map(|(k, v)| (*k, v.0)).collect();
     let arm_of: HashMap<i64, &str> = ms.iter().map(|m| (m.customer_id, m.arm.as_str())).collect();
-    let by_id = uplift_features(sess, &ids).await?;
+    let by_id = uplift_features(sess, &ms, start).await?;
     let mut feat: Vec<(i64, Vec<f64>, bool)> = by_id
         .into_iter()
         .filter_map(|(cid, f)| {

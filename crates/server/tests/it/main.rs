@@ -604,7 +604,7 @@ async fn api_answers_checks_roles_and_ingests_orders() {
         None,
     )
     .await;
-    assert_eq!(pa["predictions"].as_array().unwrap().len(), 5);
+    assert_eq!(pa["predictions"].as_array().unwrap().len(), 7);
     let (_, ins) = call(
         &st,
         "GET",
