@@ -849,24 +849,34 @@ mod natural {
 mod tests {
     use super::*;
 
+    /// A node with a key and nothing else, for a test to fill in the fields it is about.
+    fn bare(key: &str) -> NodeRow<'_> {
+        NodeRow {
+            key,
+            phone: None,
+            verified: false,
+            unionid: None,
+            card: None,
+            bound_card: None,
+            phone_masked: None,
+            name_masked: None,
+            gender: None,
+            birth_year: None,
+            store: None,
+            created: None,
+            customer: None,
+            payer: None,
+        }
+    }
+
     fn nodes(rows: &[(&str, Option<&str>, bool, Option<&str>)]) -> Nodes {
         let mut b = NodesBuilder::default();
         for (key, phone, verified, unionid) in rows {
             b.push(NodeRow {
-                key,
                 phone: *phone,
                 verified: *verified,
                 unionid: *unionid,
-                card: None,
-                bound_card: None,
-                phone_masked: None,
-                name_masked: None,
-                gender: None,
-                birth_year: None,
-                store: None,
-                created: None,
-                customer: None,
-                payer: None,
+                ..bare(key)
             });
         }
         b.finish()
@@ -934,22 +944,6 @@ mod tests {
     #[test]
     fn payment_accounts_link_and_shared_ones_do_not() {
         let mut b = NodesBuilder::default();
-        let row = |key, payer| NodeRow {
-            key,
-            phone: None,
-            verified: false,
-            unionid: None,
-            card: None,
-            bound_card: None,
-            phone_masked: None,
-            name_masked: None,
-            gender: None,
-            birth_year: None,
-            store: None,
-            created: None,
-            customer: None,
-            payer,
-        };
         for (k, p) in [
             ("M:1", None),
             ("M:2", None),
@@ -958,7 +952,10 @@ mod tests {
             ("U:1", Some("wx-a")),
             ("U:2", Some("wx-family")),
         ] {
-            b.push(row(k, p));
+            b.push(NodeRow {
+                payer: p,
+                ..bare(k)
+            });
         }
         let nodes = b.finish();
         let k = |key: &str| nodes.find(key).unwrap() as u32;
@@ -1087,20 +1084,13 @@ mod tests {
                     some(next(2 * span), "c"),
                 );
                 b.push(NodeRow {
-                    key: &key,
                     phone: ph.as_deref(),
                     verified: next(3) > 0,
                     unionid: un.as_deref(),
                     card: cd.as_deref(),
                     bound_card: bc.as_deref(),
-                    phone_masked: None,
-                    name_masked: None,
-                    gender: None,
-                    birth_year: None,
-                    store: None,
-                    created: None,
                     customer: Some(i as i64),
-                    payer: None,
+                    ..bare(&key)
                 });
             }
             let nodes = b.finish();

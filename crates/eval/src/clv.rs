@@ -118,6 +118,26 @@ pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
     sab / (saa.sqrt() * sbb.sqrt())
 }
 
+/// The warehouse's customer summaries (and their observation end) with the models the product
+/// fits on them, and the session they came from.
+async fn fitted(
+    warehouse: &std::path::Path,
+) -> Result<(
+    Session,
+    Vec<c360_core::clv::CustomerSummary>,
+    i64,
+    FittedModels,
+)> {
+    let sess = Session::open(&Warehouse::open(warehouse)?).await?;
+    let (rows, end_day) = customer_summaries(&sess).await?;
+    let models =
+        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
+            table: "customers".into(),
+            reason: e.to_string(),
+        })?;
+    Ok((sess, rows, end_day, models))
+}
+
 pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Result<ClvEval> {
     let truth = Db::connect(truth_url).await?;
     let params: HashMap<String, String> = truth
@@ -175,14 +195,7 @@ pub async fn evaluate_clv(warehouse: &std::path::Path, truth_url: &str) -> Resul
     })?;
 
     // Holdout on resolved customers.
-    let wh = Warehouse::open(warehouse)?;
-    let sess = Session::open(&wh).await?;
-    let (rows, end_day) = customer_summaries(&sess).await?;
-    let models =
-        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
-            table: "customers".into(),
-            reason: e.to_string(),
-        })?;
+    let (sess, rows, _, models) = fitted(warehouse).await?;
     let persons = customer_persons(&sess, &truth).await?;
     let clean = persons.clean();
     let future: HashMap<i64, f64> = truth
@@ -423,6 +436,11 @@ impl Persons {
         )
     }
 
+    /// Whether person `p` has an id some customer holds.
+    pub(crate) fn known(&self, p: i64) -> bool {
+        self.spread.contains_key(&p)
+    }
+
     /// Whether any of customer `c`'s persons satisfies `f`.
     pub(crate) fn any(&self, c: i64, f: impl Fn(i64) -> bool) -> Option<bool> {
         Some(self.of.get(&c)?.iter().any(|p| f(*p)))
@@ -480,9 +498,7 @@ pub(crate) async fn clean_customers(sess: &Session, truth: &Db) -> Result<HashMa
 pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Result<ChurnEval> {
     use c360_core::profile;
     let truth = Db::connect(truth_url).await?;
-    let wh = Warehouse::open(warehouse)?;
-    let sess = Session::open(&wh).await?;
-    let (rows, end_day) = customer_summaries(&sess).await?;
+    let (sess, rows, end_day, models) = fitted(warehouse).await?;
     let persons = customer_persons(&sess, &truth).await?;
     let clean = persons.clean();
     let cutoff = truth
@@ -516,11 +532,6 @@ pub async fn evaluate_churn(warehouse: &std::path::Path, truth_url: &str) -> Res
     })?;
     let feats = profile::features(&sess, end_day).await?;
     let scores = profile::churn_scores(&model, &feats);
-    let models =
-        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
-            table: "customers".into(),
-            reason: e.to_string(),
-        })?;
     let summary: HashMap<i64, Summary> = rows.iter().map(|r| (r.customer_id, r.s)).collect();
     let (mut all, mut only_clean) = (ChurnAcc::default(), ChurnAcc::default());
     for (f, s) in feats.iter().zip(&scores) {
@@ -566,14 +577,7 @@ pub async fn evaluate_next_visit(
     warehouse: &std::path::Path,
     truth_url: &str,
 ) -> Result<NextVisitEval> {
-    let wh = Warehouse::open(warehouse)?;
-    let sess = Session::open(&wh).await?;
-    let (rows, end_day) = customer_summaries(&sess).await?;
-    let models =
-        fit_models(&rows, end_day, false).map_err(|e| crate::error::EvalError::Source {
-            table: "customers".into(),
-            reason: e.to_string(),
-        })?;
+    let (sess, rows, end_day, models) = fitted(warehouse).await?;
     let truth = Db::connect(truth_url).await?;
     let persons = customer_persons(&sess, &truth).await?;
     let clean = persons.clean();

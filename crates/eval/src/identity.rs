@@ -93,17 +93,18 @@ pub struct PayerEval {
     pub precision: f64,
     /// attributed / anonymous_pos_orders.
     pub attributed_share: f64,
-    /// Of the attributable ones (the buyer has a member or user id), the share attributed.
+    /// Of the attributable ones (the buyer has a member or user id some customer holds), the
+    /// share attributed.
     pub recall: f64,
 }
 
 pub async fn evaluate_payer_attribution(
     warehouse: &std::path::Path,
-    metastore_url: &str,
     truth_url: &str,
 ) -> Result<PayerEval> {
     use c360_warehouse::arrow::array::{Array, AsArray};
-    use c360_warehouse::arrow::datatypes::Int64Type;
+    use c360_warehouse::arrow::compute::cast;
+    use c360_warehouse::arrow::datatypes::{DataType, Int64Type};
     let wh = c360_warehouse::Warehouse::open(warehouse)?;
     let sess = c360_warehouse::Session::open(&wh).await?;
     // Every anonymous till order: its source id and the customer it resolved to, if any.
@@ -115,72 +116,35 @@ pub async fn evaluate_payer_attribution(
         )
         .await?
     {
-        let b = c360_warehouse::arrow::compute::cast(
-            b.column(0),
-            &c360_warehouse::arrow::datatypes::DataType::Int64,
-        )
-        .map(|ids| (ids, b.column(1).clone()));
-        let Ok((ids, cust)) = b else { continue };
-        let ids = ids.as_primitive::<Int64Type>();
-        let cust = c360_warehouse::arrow::compute::cast(
-            &cust,
-            &c360_warehouse::arrow::datatypes::DataType::Int64,
-        )
-        .map_err(c360_warehouse::WhError::Arrow)?;
-        let cust = cust.as_primitive::<Int64Type>();
+        let ids = cast(b.column(0), &DataType::Int64).map_err(c360_warehouse::WhError::Arrow)?;
+        let cust = cast(b.column(1), &DataType::Int64).map_err(c360_warehouse::WhError::Arrow)?;
+        let (ids, cust) = (
+            ids.as_primitive::<Int64Type>(),
+            cust.as_primitive::<Int64Type>(),
+        );
         for i in 0..ids.len() {
             orders.push((ids.value(i), cust.is_valid(i).then(|| cust.value(i))));
         }
     }
-    let meta = Db::connect(metastore_url).await?;
     let truth = Db::connect(truth_url).await?;
-    // The true persons behind each customer, through its source ids.
-    let mut person_of_key: HashMap<String, i64> = HashMap::new();
-    for r in truth
-        .fetch_all("SELECT system, source_id, person_id FROM ids")
-        .await?
-    {
-        let sys = get_text(&r, "system").unwrap_or_default();
-        let id = get_i64(&r, "source_id").unwrap_or_default();
-        let k = if sys == "member" {
-            format!("M:{id}")
-        } else {
-            format!("U:{id}")
-        };
-        person_of_key.insert(k, get_i64(&r, "person_id").unwrap_or_default());
-    }
-    let mut persons_of: HashMap<i64, Vec<i64>> = HashMap::new();
-    for r in meta
-        .fetch_all(
-            "SELECT source_key, customer_id FROM identity_nodes WHERE customer_id IS NOT NULL",
-        )
-        .await?
-    {
-        let (Some(k), Some(c)) = (get_text(&r, "source_key"), get_i64(&r, "customer_id")) else {
-            continue;
-        };
-        if let Some(p) = person_of_key.get(&k) {
-            persons_of.entry(c).or_default().push(*p);
-        }
-    }
-    let has_id: std::collections::HashSet<i64> = person_of_key.values().copied().collect();
+    // The true persons behind each customer, through its member and user ids.
+    let persons = crate::clv::customer_persons(&sess, &truth).await?;
     let buyer: HashMap<i64, i64> = truth
         .fetch_all("SELECT order_id, person_id FROM anon_orders")
         .await?
         .iter()
         .filter_map(|r| Some((get_i64(r, "order_id")?, get_i64(r, "person_id")?)))
         .collect();
-    meta.close().await;
     truth.close().await;
     let (mut attributed, mut correct, mut attributable, mut attributable_hit) = (0u64, 0, 0, 0);
     for (oid, cust) in &orders {
-        let who = buyer.get(oid);
-        let reachable = who.is_some_and(|p| has_id.contains(p));
+        let who = buyer.get(oid).copied();
+        let reachable = who.is_some_and(|p| persons.known(p));
         attributable += reachable as u64;
         if let Some(c) = cust {
             attributed += 1;
             attributable_hit += reachable as u64;
-            if who.is_some_and(|p| persons_of.get(c).is_some_and(|v| v.contains(p))) {
+            if who.is_some_and(|p| persons.any(*c, |q| q == p) == Some(true)) {
                 correct += 1;
             }
         }

@@ -72,8 +72,19 @@ fn pct(x: f64) -> String {
 }
 
 /// A code the facts carry (tier, RFM class, daypart, aspect) in the writer's language, as the
-/// dashboard words it (`web/src/labels.ts`); a code without a word stays as it is.
+/// dashboard words it (`web/src/labels.ts`; dayparts as `Daypart::zh` does); a code without a
+/// word stays as it is.
 fn word(code: &str, zh: bool) -> String {
+    if let Some(d) = c360_model::Daypart::ALL
+        .into_iter()
+        .find(|d| d.code() == code)
+    {
+        return if zh {
+            d.zh().into()
+        } else {
+            code.replace('_', " ")
+        };
+    }
     const WORDS: &[(&str, &str, &str)] = &[
         ("核心客户", "核心客户", "Core"),
         ("活跃客户", "活跃客户", "Active"),
@@ -87,11 +98,6 @@ fn word(code: &str, zh: bool) -> String {
         ("一般发展客户", "一般发展客户", "To develop"),
         ("一般保持客户", "一般保持客户", "To keep"),
         ("一般挽留客户", "一般挽留客户", "To win back"),
-        ("breakfast", "早餐", "breakfast"),
-        ("lunch", "午餐", "lunch"),
-        ("afternoon", "下午茶", "afternoon"),
-        ("dinner", "晚餐", "dinner"),
-        ("late_night", "夜宵", "late night"),
         ("口味", "口味", "taste"),
         ("服务", "服务", "service"),
         ("价格", "价格", "price"),

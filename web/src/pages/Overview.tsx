@@ -23,6 +23,8 @@ function Capture() {
     return k ?? '-'
   }
   const shown = by === 'day' ? rowsOf.slice(-60) : rowsOf
+  // Share of the orders known only through their payment account.
+  const viaPayment = (r: Cells) => (numOf(r, 'via_payment') ?? 0) / Math.max(1, numOf(r, 'orders') ?? 0)
   return (
     <Card title={t.capture} size="small" data-testid="capture">
       <Segmented
@@ -46,7 +48,7 @@ function Capture() {
             { title: t.store, render: (_: unknown, r: Cells) => name(r) },
             { title: t.orders, dataIndex: 'orders', render: (v: number) => num(v) },
             { title: t.capture, dataIndex: 'capture_rate', render: (v: number) => pct(v) },
-            { title: t.viaPayment, render: (_: unknown, r: Cells) => pct((numOf(r, 'via_payment') ?? 0) / Math.max(1, numOf(r, 'orders') ?? 0)) },
+            { title: t.viaPayment, render: (_: unknown, r: Cells) => pct(viaPayment(r)) },
           ]}
         />
       ) : (
@@ -60,7 +62,7 @@ function Capture() {
             yAxis: { type: 'value', max: 1, axisLabel: { formatter: (v: number) => `${Math.round(v * 100)}%` } },
             series: [
               { name: t.capture, type: by === 'day' ? 'line' : 'bar', showSymbol: false, data: shown.map((r) => numOf(r, 'capture_rate')) },
-              { name: t.viaPayment, type: by === 'day' ? 'line' : 'bar', showSymbol: false, data: shown.map((r) => (numOf(r, 'via_payment') ?? 0) / Math.max(1, numOf(r, 'orders') ?? 0)) },
+              { name: t.viaPayment, type: by === 'day' ? 'line' : 'bar', showSymbol: false, data: shown.map(viaPayment) },
             ],
           }}
         />

@@ -76,8 +76,7 @@ async fn simulate_and_load(orders: u64, seed: u64, dir: PathBuf, progress: bool)
         "    identity vs ground truth: precision {:.4}, recall {:.4} ({} source ids -> {} customers; {} true persons)",
         e.precision, e.recall, e.nodes, e.customers, e.true_persons
     );
-    let p =
-        c360_eval::evaluate_payer_attribution(&wh_dir, &ecfg.metastore(), &cfg.truth_url).await?;
+    let p = c360_eval::evaluate_payer_attribution(&wh_dir, &cfg.truth_url).await?;
     println!(
         "    anonymous till orders tied to a customer by their payment account: {} of {} ({:.1}%), precision {:.4}",
         p.attributed,

@@ -30,7 +30,7 @@ pub async fn run(s: &Settings, cmd: IdentityCmd) -> Result<()> {
         IdentityCmd::Eval => {
             let truth = s.truth_or_default();
             let e = c360_eval::evaluate_identity(&meta, &truth).await?;
-            let p = c360_eval::evaluate_payer_attribution(&s.warehouse, &meta, &truth).await?;
+            let p = c360_eval::evaluate_payer_attribution(&s.warehouse, &truth).await?;
             super::pretty(&serde_json::json!({ "ids": e, "payment_accounts": p }))?;
         }
         IdentityCmd::Unmerge { source_key, reason } => {

@@ -114,7 +114,7 @@ async fn loads_everything_or_quarantines_it_and_resolves_identity() {
     // Payment accounts: anonymous till orders tied to their buyer, scored against the truth;
     // the capture rate counts them, the member/user completeness does not; no raw account id
     // reaches the warehouse.
-    let p = c360_eval::evaluate_payer_attribution(&wh, &cfg.metastore(), &sim.truth_url)
+    let p = c360_eval::evaluate_payer_attribution(&wh, &sim.truth_url)
         .await
         .unwrap();
     assert!(p.attributed > 0, "{p:?}");

@@ -106,12 +106,6 @@ pub struct CaptureParams {
     /// Breakdown: channel (default), source, store, daypart or day.
     #[param(value_type = Option<doc::CaptureBy>)]
     by: Option<String>,
-    /// First day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
-    from: Option<String>,
-    /// Last day (YYYY-MM-DD), inclusive.
-    #[param(format = Date, pattern = r"^(199[0-9]|20[0-9]{2})-[0-9]{2}-[0-9]{2}$")]
-    to: Option<String>,
 }
 
 /// The capture rate: the share of paid orders tied to a known customer (what guest-data
@@ -126,11 +120,12 @@ pub struct Capture {
     pub rows: Vec<Row>,
 }
 
-#[utoipa::path(get, path = "/api/v1/capture", params(CaptureParams), responses((status = 200, body = Capture, description = "The capture rate (share of paid orders tied to a known customer, and how many only through a payment account) overall and per channel, source, store, daypart or day"), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/capture", params(CaptureParams, DaysParams), responses((status = 200, body = Capture, description = "The capture rate (share of paid orders tied to a known customer, and how many only through a payment account) overall and per channel, source, store, daypart or day"), (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn capture(
     State(st): State<AppState>,
     p: Principal,
     Q(cp): Q<CaptureParams>,
+    Q(range): Q<DaysParams>,
 ) -> ApiResult<Answer<Capture>> {
     let by = cp.by.clone().unwrap_or_else(|| "channel".into());
     let (key, join, group) = match by.as_str() {
@@ -153,7 +148,7 @@ pub(crate) async fn capture(
             )))
         }
     };
-    let (from, to) = days_of(cp.from.as_deref(), cp.to.as_deref())?;
+    let (from, to) = range.days()?;
     let mut w = scoped(&p, "o.status = 'paid'", "o.store_id");
     w.days("o.order_time", from, to);
     let name = if by == "store" {
