@@ -31,8 +31,8 @@ const shownText = (page) =>
     return text
   })
 // Terms a Chinese analytics page keeps in Latin letters: the brand, model and method names,
-// the R/F/M letters, the A/B arms and p values.
-const LATIN_TERMS = new Set(['c360', 'RFM', 'R', 'F', 'M', 'AI', 'A', 'B', 'p', 'PageRank', 'Qini', 'Holm', 'CUPED', 'Welch', 't'])
+// the R/F/M letters, the A/B arms, p values and the file formats and query language named.
+const LATIN_TERMS = new Set(['c360', 'RFM', 'R', 'F', 'M', 'AI', 'A', 'B', 'p', 'PageRank', 'Qini', 'Holm', 'CUPED', 'Welch', 't', 'SQL', 'CSV', 'Parquet'])
 // What a page shows in the wrong language once the chain's own names (products, stores, cities,
 // campaigns, devices, key names) and customers' words (reviews, ticket messages) are set aside.
 function foreign(text, lang, names) {
@@ -155,6 +155,42 @@ try {
   await page.screenshot({ path: `${shots}/service-phone.png`, fullPage: true })
   await page.getByRole('tab', { name: 'Audit' }).click()
   await page.getByTestId('audit').getByText('campaign: launch').first().waitFor()
+  step('audiences: build and preview, save, compare two, open one')
+  await page.goto(`${url}#/audiences`)
+  await page.getByTestId('audience-builder').waitFor()
+  await page.getByTestId('audience-preview').click()
+  await page.getByTestId('audience-size').waitFor()
+  const shownSize = Number((await page.getByTestId('audience-size').innerText()).replace(/[^0-9]/g, ''))
+  const apiSize = await page.evaluate(async () => {
+    const r = await fetch('/api/v1/audiences/preview', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${localStorage.getItem('c360.key')}` },
+      body: JSON.stringify({ name: 'x', rule: { all: [{ field: { field: 'tier', op: 'in', values: ['核心客户'] } }] } }),
+    })
+    return (await r.json()).size
+  })
+  assert.ok(shownSize > 0 && shownSize === apiSize, `preview shows ${shownSize}, the API ${apiSize}`)
+  await page.getByTestId('audience-preview-result').locator('tbody tr.ant-table-row').first().waitFor()
+  await page.getByTestId('audience-name-input').fill('核心客户人群')
+  await page.getByTestId('audience-save').click()
+  await page.getByTestId('audience-list').getByText('核心客户人群').waitFor()
+  await page.evaluate(async () => {
+    await fetch('/api/v1/audiences', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${localStorage.getItem('c360.key')}` },
+      body: JSON.stringify({ name: '午餐常客', rule: { bought: { daypart: 'lunch', min_times: 2 } } }),
+    })
+  })
+  await page.reload()
+  await page.getByTestId('audience-list').getByText('午餐常客').waitFor()
+  const boxes = page.getByTestId('audience-list').locator('tbody input[type="checkbox"]')
+  await boxes.nth(0).check()
+  await boxes.nth(1).check()
+  await page.getByTestId('audience-overlap').locator('svg').first().waitFor()
+  await page.getByTestId('audience-name').first().click()
+  await page.getByTestId('audience-detail').locator('tbody tr.ant-table-row').first().waitFor()
+  await page.screenshot({ path: `${shots}/audiences-phone.png`, fullPage: true })
+
   step('the dashboard speaks one language at a time')
   const names = await page.evaluate(async (id) => {
     const get = async (p) => (await fetch(`/api/v1${p}`, { headers: { authorization: `Bearer ${localStorage.getItem('c360.key')}` } })).json()
@@ -170,6 +206,7 @@ try {
     out.push(...(await get('/network?limit=15')).cascades.map((c) => c.campaign))
     out.push(...(await get('/audit?limit=200')).entries.map((e) => e.actor))
     out.push((await get('/me')).name)
+    out.push(...(await get('/audiences')).audiences.map((a) => a.audience.spec.name))
     return out.filter((x) => typeof x === 'string' && x.length > 0)
   }, customer)
   names.sort((a, b) => b.length - a.length)
@@ -190,6 +227,11 @@ try {
       await page.getByTestId('campaign-results').waitFor()
     }, ['experiments', 'service', 'audit']],
     ['live', async () => page.getByTestId('live-orders').waitFor()],
+    ['audiences', async () => {
+      await page.getByTestId('audience-list').locator('tbody tr.ant-table-row').first().waitFor()
+      await page.getByTestId('audience-preview').click()
+      await page.getByTestId('audience-preview-result').locator('tbody tr.ant-table-row').first().waitFor()
+    }],
   ]
   const wrong = []
   for (const lang of ['zh', 'en']) {

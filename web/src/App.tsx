@@ -15,6 +15,7 @@ import Distributions from './pages/Distributions'
 import Live from './pages/Live'
 import Dimensions from './pages/Dimensions'
 import Act from './pages/Act'
+import Audiences from './pages/Audiences'
 
 type Route = { page: string; id?: number }
 
@@ -84,6 +85,7 @@ export default function App() {
     { key: 'customers', label: t.customers },
     { key: 'distributions', label: t.distributions },
     { key: 'dimensions', label: t.insightsTab },
+    { key: 'audiences', label: t.audiences },
     { key: 'act', label: t.actTab },
     { key: 'live', label: t.live },
   ]
@@ -96,6 +98,7 @@ export default function App() {
   else if (route.page === 'distributions') body = <Distributions />
   else if (route.page === 'live') body = <Live />
   else if (route.page === 'act') body = <Act role={me?.role} />
+  else if (route.page === 'audiences') body = <Audiences stores={me?.stores ?? undefined} />
   else if (route.page === 'dimensions') body = <Dimensions onOpen={(id) => go('customer', id)} />
   else body = <Overview />
 

@@ -34,6 +34,12 @@ const zh = {
   longitude: '经度', latitude: '纬度', unknown: '未知', versus: '对比', modularity: '模块度', srm: '分组比例检验', holmP: 'p 值（Holm 校正）',
   nextVisit: '预计下次光顾', overdue: '逾期程度', capture: '顾客识别率', viaPayment: '仅凭支付账号识别', captureBy_channel: '渠道', captureBy_daypart: '时段', captureBy_store: '门店', captureBy_day: '每天',
   points: '个百分点', atStore: '门店', roi: '投资回报率', qini: 'Qini 系数', days: '天', mde: '最小可检测效应',
+  audiences: '人群', audienceList: '已保存的人群', newAudience: '新建人群', matchAll: '满足全部条件', matchAny: '满足任一条件',
+  addField: '加画像条件', addBought: '加行为条件', previewBtn: '预览', saveBtn: '保存', size: '人数', sample: '样本', kind: '定义方式',
+  versions: '版本历史', version: '版本', sizeOverTime: '人数变化', exportCsv: '导出 CSV', exportParquet: '导出 Parquet', lookalike: '相似扩展',
+  lookalikeSize: '扩展人数', expand: '扩展', compare: '对比所选', overlap: '人群重叠（交集人数）', bought: '购买过', anyProduct: '任意商品',
+  anyTime: '任意时段', withinDays: '最近天数', atLeast: '至少次数', remove: '删除', changedBy: '修改人', asOf: '截至', value: '值',
+  anyStore: '任意门店', saved: '已保存', selectHint: '勾选两个以上人群进行对比；点击名称查看详情',
 }
 const en: typeof zh = {
   title: 'c360 Customer 360', login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your admin issued (c360 apikey create)', logout: 'Log out',
@@ -67,6 +73,12 @@ const en: typeof zh = {
   longitude: 'Longitude', latitude: 'Latitude', unknown: 'Unknown', versus: 'vs', modularity: 'modularity', srm: 'SRM', holmP: 'p (Holm)',
   nextVisit: 'Predicted next visit', overdue: 'Overdue', capture: 'Capture rate', viaPayment: 'Known by payment account only', captureBy_channel: 'Channel', captureBy_daypart: 'Daypart', captureBy_store: 'Store', captureBy_day: 'Day',
   points: 'pt', atStore: 'POS', roi: 'ROI', qini: 'Qini', days: 'd', mde: 'MDE',
+  audiences: 'Audiences', audienceList: 'Saved audiences', newAudience: 'New audience', matchAll: 'Match all conditions', matchAny: 'Match any condition',
+  addField: 'Add profile condition', addBought: 'Add behaviour condition', previewBtn: 'Preview', saveBtn: 'Save', size: 'Size', sample: 'Sample', kind: 'Defined by',
+  versions: 'Versions', version: 'Version', sizeOverTime: 'Size over time', exportCsv: 'Export CSV', exportParquet: 'Export Parquet', lookalike: 'Lookalike',
+  lookalikeSize: 'Expansion size', expand: 'Expand', compare: 'Compare selected', overlap: 'Overlap (customers in both)', bought: 'Bought', anyProduct: 'Any product',
+  anyTime: 'Any time of day', withinDays: 'Within days', atLeast: 'At least times', remove: 'Remove', changedBy: 'Changed by', asOf: 'As of', value: 'Value',
+  anyStore: 'Any store', saved: 'Saved', selectHint: 'Tick two or more audiences to compare them; click a name for details',
 }
 export const dict = { zh, en }
 export type T = typeof zh

@@ -27,6 +27,9 @@ type Kinds = {
   outcome: Words
   resource: Words
   verb: Words
+  field: Words
+  op: Words
+  audienceKind: Words
 }
 
 const zh: Kinds = {
@@ -58,11 +61,24 @@ const zh: Kinds = {
     audit: '审计', behavior: '行为', campaign: '营销活动', campaigns: '营销活动', compare: '对比', customer: '客户', customers: '客户',
     event: '事件', experiment: '实验', experiments: '实验', health: '健康检查', live: '实时', me: '身份', network: '社交网络',
     order: '订单', overview: '总览', recommendations: '推荐', segments: '分群', sentiment: '情感', service: '客服', stream: '推送', ws: '推送',
+    audience: '人群', audiences: '人群',
   },
   verb: {
     read: '查看', create: '创建', launch: '发布', settings: '设置', status: '变更状态', list: '列出', program: '整体效果', suggest: '推荐',
     insights: '生成洞察', ingest: '写入', ingest_batch: '批量写入', score: '打分', diagnose: '诊断', tickets: '查看工单', subscribe: '订阅', ticket: '连接',
+    preview: '预览', update: '修改', archive: '归档', export: '导出',
   },
+  field: {
+    gender: '性别', birth_year: '出生年份', member_count: '会员卡数', wx_user_count: '小程序账号数', register_store_id: '开卡门店',
+    order_count: '订单数', total_spend_fen: '累计消费（分）', avg_order_fen: '客单价（分）', wx_orders: '小程序订单数', store_count: '去过门店数',
+    recency_days: '距上次消费天数', frequency: '消费频次', monetary_fen: '消费额（分）', r_score: '近度分', f_score: '频度分', m_score: '额度分',
+    rfm_class: 'RFM 类别', tier: '层级', rfm_segment: 'RFM 分段', lifecycle: '生命周期', cluster: '聚类', value_growth: '价值增长',
+    home_city_id: '常住城市', home_store_id: '常去门店', p_alive: '活跃概率', expected_purchases_365d: '预计年购买次数',
+    expected_spend_fen: '预计客单价（分）', clv_12m_fen: '未来12个月价值（分）', p_churn_90d: '90天流失概率', next_order_days: '预计几天后光顾',
+    overdue: '逾期程度', avg_rating: '平均评分', review_count: '评价数', event_count: '浏览事件数', session_count: '会话数',
+  },
+  op: { eq: '等于', ne: '不等于', lt: '小于', le: '不大于', gt: '大于', ge: '不小于', in: '属于', not_in: '不属于', is_null: '为空', not_null: '不为空' },
+  audienceKind: { rule: '规则', sql: 'SQL 查询', lookalike: '相似扩展' },
 }
 
 const en: Kinds = {
@@ -94,11 +110,24 @@ const en: Kinds = {
     audit: 'audit', behavior: 'behaviour', campaign: 'campaign', campaigns: 'campaigns', compare: 'comparison', customer: 'customer', customers: 'customers',
     event: 'event', experiment: 'test', experiments: 'tests', health: 'health', live: 'live', me: 'identity', network: 'network',
     order: 'order', overview: 'overview', recommendations: 'recommendations', segments: 'segments', sentiment: 'sentiment', service: 'service', stream: 'push', ws: 'push',
+    audience: 'audience', audiences: 'audiences',
   },
   verb: {
     read: 'read', create: 'create', launch: 'launch', settings: 'settings', status: 'change status', list: 'list', program: 'program effect', suggest: 'suggest',
     insights: 'insight', ingest: 'ingest', ingest_batch: 'ingest batch', score: 'score', diagnose: 'diagnose', tickets: 'tickets', subscribe: 'subscribe', ticket: 'connect',
+    preview: 'preview', update: 'update', archive: 'archive', export: 'export',
   },
+  field: {
+    gender: 'Gender', birth_year: 'Birth year', member_count: 'Member cards', wx_user_count: 'Mini-program accounts', register_store_id: 'Sign-up store',
+    order_count: 'Orders', total_spend_fen: 'Total spend (fen)', avg_order_fen: 'Avg ticket (fen)', wx_orders: 'Mini-program orders', store_count: 'Stores visited',
+    recency_days: 'Days since last order', frequency: 'Frequency', monetary_fen: 'Monetary (fen)', r_score: 'R score', f_score: 'F score', m_score: 'M score',
+    rfm_class: 'RFM class', tier: 'Tier', rfm_segment: 'RFM segment', lifecycle: 'Lifecycle', cluster: 'Cluster', value_growth: 'Value growth',
+    home_city_id: 'Home city', home_store_id: 'Home store', p_alive: 'P(alive)', expected_purchases_365d: 'Expected orders / year',
+    expected_spend_fen: 'Expected ticket (fen)', clv_12m_fen: '12-month value (fen)', p_churn_90d: '90-day churn', next_order_days: 'Days to next visit',
+    overdue: 'Overdue', avg_rating: 'Avg rating', review_count: 'Reviews', event_count: 'Page events', session_count: 'Sessions',
+  },
+  op: { eq: 'is', ne: 'is not', lt: 'below', le: 'at most', gt: 'above', ge: 'at least', in: 'is one of', not_in: 'is none of', is_null: 'is empty', not_null: 'is set' },
+  audienceKind: { rule: 'Rules', sql: 'SQL query', lookalike: 'Lookalike' },
 }
 
 const words: Record<Lang, Kinds> = { zh, en }

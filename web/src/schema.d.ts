@@ -4,6 +4,145 @@
  */
 
 export interface paths {
+    "/api/v1/audiences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["list_audiences"];
+        put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
+        post: operations["create_audience"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/fields": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["fields"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/overlap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["overlap"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
+        post: operations["preview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["get_audience"];
+        /** @description Roles: admin, analyst, store_manager. */
+        put: operations["update_audience"];
+        post?: never;
+        /** @description Roles: admin, analyst, store_manager. */
+        delete: operations["archive_audience"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["export_audience"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/{id}/lookalike": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Roles: admin, analyst, store_manager. */
+        post: operations["lookalike"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audiences/{id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["audience_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit": {
         parameters: {
             query?: never;
@@ -807,21 +946,73 @@ export interface components {
             /** @description A switchback: the days the store is treated. */
             treated_days?: string[] | null;
         };
+        /** @description A saved audience as the metastore holds it. */
         Audience: {
-            lifecycle?: string[];
-            /** @description Cap on the audience (highest CLV first). */
-            max_size?: number | null;
+            /** Format: int64 */
+            audience_id: number;
+            created_at: string;
+            created_by: string;
+            /** @description rule, sql or lookalike. */
+            kind: string;
+            spec: components["schemas"]["AudienceSpec"];
+            /** @description active or archived. */
+            status: string;
+            updated_at: string;
             /**
-             * Format: double
-             * @description Only customers whose 90-day churn probability is at least this.
+             * Format: int64
+             * @description The current definition's version (1 = as created).
              */
-            min_churn?: number | null;
-            /** @description RFM classes (the 8: 重要价值客户 … 一般挽留客户); empty = any. */
-            rfm_class?: string[];
-            /** @description Home stores; empty = all (a store manager's campaigns are always limited to theirs). */
+            version: number;
+        };
+        /**
+         * @description An audience with its members now, every version of its definition and its size at each
+         *     snapshot.
+         */
+        AudienceDetail: {
+            as_of: string;
+            audience: components["schemas"]["Audience"];
+            /**
+             * Format: int64
+             * @description Members now (the snapshot's, with live orders applied to rule audiences).
+             */
+            size: number;
+            sizes: components["schemas"]["SizePoint"][];
+            versions: components["schemas"]["Version"][];
+        };
+        AudienceList: {
+            audiences: components["schemas"]["AudienceRow"][];
+        };
+        /** @description An audience in the list, with its size at the last snapshot it was measured at. */
+        AudienceRow: {
+            audience: components["schemas"]["Audience"];
+            /** @description That snapshot's observation end (YYYY-MM-DD). */
+            last_as_of?: string | null;
+            /** Format: int64 */
+            last_size?: number | null;
+        };
+        /**
+         * @description An audience's definition: exactly one of `rule`, `sql` (a read-only query returning a
+         *     `customer_id` column) and `lookalike`.
+         */
+        AudienceSpec: {
+            description?: string;
+            lookalike?: null | components["schemas"]["Lookalike"];
+            name: string;
+            rule?: null | components["schemas"]["Rule"];
+            sql?: string | null;
+            /**
+             * @description Home stores the audience is limited to; empty = the chain (a store manager's audiences
+             *     always name their stores).
+             */
             store_ids?: number[];
-            /** @description Tiers: 核心客户, 活跃客户, 机会客户, 沉睡/新客户 (as the segmentation names them). */
-            tier?: string[];
+        };
+        /** @description An audience's id and current version. */
+        AudienceState: {
+            /** Format: int64 */
+            audience_id: number;
+            status: string;
+            /** Format: int64 */
+            version: number;
         };
         /** @description One entry of the audit trail. */
         AuditEntry: {
@@ -856,6 +1047,27 @@ export interface components {
              * @description Events already received before (resends): nothing counted twice.
              */
             duplicates: number;
+        };
+        /**
+         * @description Customers with at least `min_times` (and at most `max_times`) paid orders that match every
+         *     given condition: an item of product `sku` or of `category`, at `daypart`, in `store_id`,
+         *     through `channel`, within the last `within_days` days of the snapshot.
+         */
+        Bought: {
+            category?: string | null;
+            /** @description pos, pickup, delivery, dine_in or other. */
+            channel?: string | null;
+            /** @description breakfast, lunch, afternoon, dinner or late_night. */
+            daypart?: string | null;
+            /** Format: int64 */
+            max_times?: number | null;
+            /** Format: int64 */
+            min_times?: number;
+            sku?: string | null;
+            /** Format: int64 */
+            store_id?: number | null;
+            /** Format: int64 */
+            within_days?: number | null;
         };
         /** @description A stored campaign. */
         Campaign: {
@@ -1266,6 +1478,41 @@ export interface components {
             /** Format: int64 */
             seq: number;
         };
+        /**
+         * @description `field op values`: one value for eq … ge, one or more for in / not_in, none for the null
+         *     tests. A customer whose field is empty matches only `is_null`.
+         */
+        FieldRule: {
+            /** @description A profile field ([`FIELDS`]). */
+            field: string;
+            op: components["schemas"]["Op"];
+            values?: components["schemas"]["Scalar"][];
+        };
+        /** @description What the rules may test: profile fields with their kind, dayparts, channels, products. */
+        Fields: {
+            channels: string[];
+            dayparts: string[];
+            /** @description (field, "number" or "text"). */
+            fields: [
+                string,
+                string
+            ][];
+            /** @description (sku, name, category) of every product. */
+            products: [
+                string,
+                string,
+                string
+            ][];
+            /** @description Values the text fields hold (rfm_class, tier, lifecycle …). */
+            values: {
+                [key: string]: string[];
+            };
+        };
+        /**
+         * @description An export's file format.
+         * @enum {string}
+         */
+        Format: "csv" | "parquet";
         /** @description Frequentist comparison of treatment against control (Welch). */
         Frequentist: {
             /** Format: double */
@@ -1485,6 +1732,18 @@ export interface components {
             /** Format: double */
             spend_fen: number;
         };
+        /** @description The `size` customers most like the seed audience's, outside it. */
+        Lookalike: {
+            /** Format: int64 */
+            seed: number;
+            /** Format: int64 */
+            size: number;
+        };
+        LookalikeRequest: {
+            name: string;
+            /** Format: int64 */
+            size: number;
+        };
         /** @description One member as planned. */
         Member: {
             arm: string;
@@ -1514,6 +1773,14 @@ export interface components {
          * @enum {string}
          */
         MemberStatus: "planned" | "sent" | "suppressed" | "capped" | "not_sent";
+        /** @description A page of an audience's members (in customer id order) with their profile columns. */
+        MembersPage: {
+            customers: Record<string, never>[];
+            /** Format: int64 */
+            offset: number;
+            /** Format: int64 */
+            size: number;
+        };
         /** @description What a stored model is and how well it does. */
         ModelCard: {
             /** @description Distinct rated reviews of the chain learned from. */
@@ -1644,6 +1911,11 @@ export interface components {
          * @enum {string}
          */
         OfferKind: "favourite_item" | "amount_off" | "free_item";
+        /**
+         * @description A comparison of a profile field.
+         * @enum {string}
+         */
+        Op: "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "in" | "not_in" | "is_null" | "not_null";
         /** @description An order as the `orders` topic announces it (the feed and the WebSocket carry this). */
         OrderEvent: {
             /** Format: int64 */
@@ -1657,6 +1929,21 @@ export interface components {
             store_id: number;
             /** Format: int64 */
             total_fen: number;
+        };
+        /** @description Sizes, pairwise intersections and Jaccard similarity of some audiences. */
+        Overlap: {
+            /**
+             * Format: int64
+             * @description Members of every one of them, and of any.
+             */
+            all: number;
+            /** Format: int64 */
+            any: number;
+            audience_ids: number[];
+            /** @description `intersections[i][j]`: members of both i and j. */
+            intersections: number[][];
+            jaccard: number[][];
+            sizes: number[];
         };
         /** @description The chain (or a store manager's stores) at a glance. */
         Overview: {
@@ -1759,6 +2046,15 @@ export interface components {
             products: components["schemas"]["Row"][];
             /** @description daypart × weekday × holiday with orders, most first. */
             time: components["schemas"]["Row"][];
+        };
+        /** @description An audience's size now and a sample of its members. */
+        Preview: {
+            /** @description The snapshot's observation end (YYYY-MM-DD). */
+            as_of: string;
+            /** @description Up to 20 members spread over the audience, with their profile columns. */
+            sample: Record<string, never>[];
+            /** Format: int64 */
+            size: number;
         };
         /** @description The caller of a request, after their key was checked. */
         Principal: {
@@ -1883,6 +2179,20 @@ export interface components {
         Row: {
             [key: string]: unknown;
         };
+        /** @description A rule: all of, any of, not, a profile field, or behaviour. */
+        Rule: {
+            all: components["schemas"]["Rule"][];
+        } | {
+            any: components["schemas"]["Rule"][];
+        } | {
+            not: components["schemas"]["Rule"];
+        } | {
+            field: components["schemas"]["FieldRule"];
+        } | {
+            bought: components["schemas"]["Bought"];
+        };
+        /** @description A number or a text. */
+        Scalar: number | string;
         /** @description The scores, in the order of the texts, and the model that gave them. */
         ScoreAnswer: {
             model: components["schemas"]["ModelCard"];
@@ -1960,6 +2270,18 @@ export interface components {
              * @description Share of all customers no campaign ever reaches (percent, 0..=20).
              */
             global_holdout_pct: number;
+        };
+        /** @description An audience's size at one snapshot. */
+        SizePoint: {
+            /** @description The snapshot's observation end (YYYY-MM-DD). */
+            as_of: string;
+            measured_at: string;
+            /** Format: int64 */
+            size: number;
+            /** Format: int64 */
+            version: number;
+            /** Format: int64 */
+            wh_version: number;
         };
         /** @enum {string} */
         SortOrder: "asc" | "desc";
@@ -2093,6 +2415,14 @@ export interface components {
             /** Format: double */
             weight: number;
         };
+        /** @description One version of an audience's definition. */
+        Version: {
+            changed_at: string;
+            changed_by: string;
+            spec: components["schemas"]["AudienceSpec"];
+            /** Format: int64 */
+            version: number;
+        };
         /** @description A variant against the first arm (the A/B question). */
         Versus: {
             against: string;
@@ -2129,6 +2459,1006 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_audiences: {
+        parameters: {
+            query?: {
+                /** @description Archived audiences too. */
+                archived?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Saved audiences the caller may see, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceList"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AudienceSpec"];
+            };
+        };
+        responses: {
+            /** @description Saved (version 1) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceState"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    fields: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What an audience rule may test */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Fields"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    overlap: {
+        parameters: {
+            query: {
+                /** @description 2 to 10 audience ids, comma-separated. */
+                ids: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sizes, pairwise intersections and Jaccard similarity */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overlap"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AudienceSpec"];
+            };
+        };
+        responses: {
+            /** @description Size and a sample of the definition's members at the snapshot (nothing is saved) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preview"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceDetail"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AudienceSpec"];
+            };
+        };
+        responses: {
+            /** @description A new version of the definition */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceState"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Archived, or changed meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    archive_audience: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Archived (its history stays) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceState"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_audience: {
+        parameters: {
+            query?: {
+                /** @description csv (default) or parquet. */
+                format?: components["schemas"]["Format"];
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every member with their profile columns (no personal data): CSV or Parquet */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/vnd.apache.parquet": number[];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lookalike: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LookalikeRequest"];
+            };
+        };
+        responses: {
+            /** @description A new audience: the customers most like this one's, outside it, within its stores */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AudienceState"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    audience_members: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembersPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     audit_trail: {
         parameters: {
             query?: {

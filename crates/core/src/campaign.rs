@@ -50,6 +50,9 @@ pub struct Audience {
     pub store_ids: Vec<i64>,
     /// Cap on the audience (highest CLV first).
     pub max_size: Option<usize>,
+    /// Only members of this saved audience (its membership at launch; the filters above still
+    /// apply).
+    pub audience_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -601,11 +604,15 @@ pub fn send_time(day: NaiveDate, hour: u32, quiet_start: u32, quiet_end: u32) ->
 
 /// Materialises the audience: arms, personal offers, coupon codes and send times. Returns
 /// counts per arm.
+///
+/// `saved`: the members of the saved audience the spec names (`audience.audience_id`), which
+/// the caller reads (a server with the live changes since the snapshot).
 pub async fn launch(
     sess: &Session,
     meta: &Db,
     id: i64,
     scope: Option<&[i64]>,
+    saved: Option<&roaring::RoaringTreemap>,
 ) -> CoreResult<Launched> {
     let c = get(meta, id).await?;
     if c.status != CampaignStatus::Draft {
@@ -643,10 +650,17 @@ pub async fn launch(
     if !stores.is_empty() {
         w.one_of("home_store_id", &stores);
     }
+    if a.audience_id.is_some() && saved.is_none() {
+        return Err(CoreError::Internal(
+            "launch: the saved audience's members were not read".into(),
+        ));
+    }
     let clause = w.sql();
-    let limit = a
-        .max_size
-        .map_or(String::new(), |m| format!(" LIMIT {}", w.value(m as i64)));
+    // With a saved audience the cap applies after its members are picked out.
+    let limit = match (a.max_size, saved) {
+        (Some(m), None) => format!(" LIMIT {}", w.value(m as i64)),
+        _ => String::new(),
+    };
     // Pre-period spend (the CUPED covariate) over the PRE_DAYS before the start: longer than the
     // window, because a win-back audience has by definition bought little just before it.
     let pre_from = w.value(local_midnight(start - Duration::days(PRE_DAYS)));
@@ -709,7 +723,18 @@ pub async fn launch(
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     let mut out: Vec<Vec<V>> = Vec::new();
     let mut capped = 0usize;
-    for r in &rows {
+    let picked = rows.iter().filter(|r| {
+        saved.is_none_or(|m| {
+            r["customer_id"]
+                .as_i64()
+                .is_some_and(|c| m.contains(c as u64))
+        })
+    });
+    let picked: Vec<&serde_json::Value> = match (a.max_size, saved) {
+        (Some(m), Some(_)) => picked.take(m).collect(),
+        _ => picked.collect(),
+    };
+    for r in picked {
         let Some(cid) = r["customer_id"].as_i64() else {
             continue;
         };

@@ -1,6 +1,6 @@
 //! The domain of c360, between the pure models (`c360-analytics`) and the ways in (the ETL's
 //! refresh, the HTTP server, the CLI): per-customer profile features and the fitted models with
-//! their live re-score, lifetime value, recommendation inputs, campaigns (audiences, arms,
+//! their live re-score, lifetime value, recommendation inputs, saved audiences (rules, SQL, lookalikes as bitmaps), campaigns (arms,
 //! coupons, effect), experiments, service diagnosis and the audit trail.
 //!
 //! It reads the warehouse through a [`c360_warehouse::Session`] and writes mutable state only
@@ -8,6 +8,7 @@
 //! whether the caller asked for something wrong (invalid, forbidden, not found, no data) or
 //! something broke inside (internal); the server maps those to statuses in one table.
 
+pub mod audience;
 pub mod audit;
 pub mod campaign;
 pub mod clv;

@@ -119,10 +119,11 @@ const FACT_ROWS_PER_CUSTOMER: u64 = 4;
 /// texts a slice holds grow with the slice, not with the whole chain.
 const ORDERS_SQL: &str = "SELECT o.customer_id, o.order_id, o.order_no, o.order_time, o.store_id, \
      st.name AS store_name, o.channel, o.status, o.total_fen, o.discount_fen, o.daypart, o.holiday, \
-     it.items, CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT) AS day \
+     it.items, it.product_ids, CAST(FLOOR((to_unixtime(o.order_time) + 28800) / 86400) AS BIGINT) AS day \
      FROM orders o LEFT JOIN stores st ON o.store_id = st.store_id \
      LEFT JOIN (SELECT i.order_id, \
-                  string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') AS items \
+                  string_agg(pr.name || '×' || CAST(i.qty AS VARCHAR), '、') AS items, \
+                  string_agg(CAST(i.product_id AS VARCHAR), ',') AS product_ids \
                 FROM order_items i JOIN products pr ON i.product_id = pr.product_id \
                 JOIN (SELECT order_id FROM orders WHERE customer_id IS NOT NULL AND {w}) o2 \
                   ON i.order_id = o2.order_id \

@@ -230,7 +230,34 @@ async fn run_steps(
     report.merged_keys = ctx.merged_keys;
     step!(10, pb, refresh::refresh(cfg, wh, lock, run_id, &pb));
     report.manifest_version = wh.current()?.version;
+    refresh_audiences(wh, meta).await;
     Ok(report)
+}
+
+/// Recomputes every saved audience on the new snapshot and records its size. The snapshot is
+/// committed either way: an audience that fails is reported, and a server computes what it
+/// does not find.
+async fn refresh_audiences(wh: &Warehouse, meta: &Metastore) {
+    let r: c360_core::CoreResult<_> = async {
+        let sess = Session::open(wh).await?;
+        let idx = c360_core::serving::ServingIndex::open(&c360_core::serving::dir_of(
+            wh,
+            sess.manifest.version,
+        ));
+        if let Ok(mut idx) = idx {
+            idx.register(&sess).await?;
+        }
+        c360_core::audience::refresh_all(wh, &sess, meta).await
+    }
+    .await;
+    match r {
+        Ok(done) if !done.is_empty() => {
+            let failed = done.iter().filter(|d| d.1.is_err()).count();
+            tracing::info!(audiences = done.len(), failed, "audiences refreshed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "audiences were not refreshed"),
+    }
 }
 
 /// Opens a query session on the current snapshot.
@@ -245,5 +272,7 @@ pub async fn refresh_only(cfg: &EtlConfig, run_id: i64) -> Result<()> {
     let lock = wh.lock()?;
     let pb = ProgressBar::hidden();
     refresh::refresh(cfg, &wh, &lock, run_id, &pb).await?;
+    let meta = Metastore::open(&cfg.metastore()).await?;
+    refresh_audiences(&wh, &meta).await;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! and by tests only: nothing in the product's own paths imports it.
 
 pub mod ab;
+pub mod audience;
 pub mod clv;
 pub mod dims;
 pub mod error;

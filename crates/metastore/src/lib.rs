@@ -1,6 +1,6 @@
 //! The metastore: c360's mutable operational state, as opposed to the analytics data in the
 //! warehouse — ETL runs, the identity graph with its journal and blocks, API keys, the audit
-//! trail, campaigns and their members, experiments, live orders and events, the stream log, the
+//! trail, campaigns and their members, saved audiences with their versions and sizes, experiments, live orders and events, the stream log, the
 //! insight cache and settings (the hashing secret among them).
 //!
 //! It owns the schema: numbered migrations in `migrations/` are applied at open, inside a
@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payer_ids",
         sql: include_str!("../migrations/0006_payer_ids.sql"),
     },
+    Migration {
+        version: 7,
+        name: "audiences",
+        sql: include_str!("../migrations/0007_audiences.sql"),
+    },
 ];
 
 /// The warehouse watermark naming the newest ETL run whose identity changes a manifest holds.
@@ -93,6 +98,7 @@ pub enum Counter {
     Campaigns,
     Experiments,
     AuditLog,
+    Audiences,
 }
 
 impl Counter {
@@ -104,6 +110,7 @@ impl Counter {
             Counter::Campaigns => "campaigns",
             Counter::Experiments => "experiments",
             Counter::AuditLog => "audit_log",
+            Counter::Audiences => "audiences",
         }
     }
 }

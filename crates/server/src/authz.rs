@@ -7,7 +7,7 @@
 //!   route without a rule answers 500 instead of running: a new route cannot be open by mistake
 //!   (a test checks the table against the router and the OpenAPI document).
 //! - **Things a request names.** A store, a customer (by their home store), an order (by its
-//!   store), a campaign (by its audience's stores), an experiment (by its stores), a stream event
+//!   store), a campaign (by its audience's stores), a saved audience (by its stores), an experiment (by its stores), a stream event
 //!   (by its store): the functions below decide, and handlers call them for every id in a path,
 //!   a query or a body. List answers are cut with [`filter`]. Nothing else in the server compares
 //!   a store id with a caller's stores.
@@ -17,6 +17,7 @@
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use c360_core::audience::AudienceSpec;
 use c360_core::campaign::CampaignSpec;
 use c360_core::experiments::ExperimentSpec;
 use c360_core::query::Filter;
@@ -107,6 +108,17 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/v1/campaigns/{id}/status", ALL, "campaign.status"),
     rule("GET", "/api/v1/campaigns/{id}/results", ALL, "campaign.read"),
     rule("GET", "/api/v1/campaigns/{id}/members", ALL, "campaign.read"),
+    rule("GET", "/api/v1/audiences", ALL, "audiences.list"),
+    rule("POST", "/api/v1/audiences", ALL, "audience.create"),
+    rule("POST", "/api/v1/audiences/preview", ALL, "audience.preview"),
+    rule("GET", "/api/v1/audiences/fields", ALL, "audiences.list"),
+    rule("GET", "/api/v1/audiences/overlap", ALL, "audience.read"),
+    rule("GET", "/api/v1/audiences/{id}", ALL, "audience.read"),
+    rule("PUT", "/api/v1/audiences/{id}", ALL, "audience.update"),
+    rule("DELETE", "/api/v1/audiences/{id}", ALL, "audience.archive"),
+    rule("GET", "/api/v1/audiences/{id}/members", ALL, "audience.read"),
+    rule("GET", "/api/v1/audiences/{id}/export", ALL, "audience.export"),
+    rule("POST", "/api/v1/audiences/{id}/lookalike", ALL, "audience.create"),
     rule("GET", "/api/v1/experiments", ALL, "experiments.list"),
     rule("POST", "/api/v1/experiments", ALL, "experiment.create"),
     rule("GET", "/api/v1/experiments/{id}/results", ALL, "experiment.read"),
@@ -222,6 +234,35 @@ pub fn order(p: &Principal, field: &str, store: Option<i64>) -> ApiResult<()> {
 }
 
 /// Whether the caller sees a campaign (see [`campaign`]).
+/// A saved audience the request reads or changes: a store manager only one limited to their
+/// stores, and never one defined by SQL (a query could read other stores' rows to decide
+/// which of their customers it picks).
+pub fn audience(p: &Principal, spec: &AudienceSpec) -> ApiResult<()> {
+    let Some(sc) = stores(p) else {
+        return Ok(());
+    };
+    if spec.store_ids.is_empty() {
+        return Err(ApiError::Forbidden(
+            "store_ids: a store manager's audience must name their stores".into(),
+        ));
+    }
+    if let Some(x) = spec.store_ids.iter().find(|s| !sc.contains(s)) {
+        return Err(ApiError::Forbidden(format!(
+            "store_ids: {x} is not one of your stores"
+        )));
+    }
+    if spec.sql.is_some() {
+        return Err(ApiError::Forbidden(
+            "sql: audiences defined by SQL are for admins and analysts".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn sees_audience(p: &Principal, spec: &AudienceSpec) -> bool {
+    audience(p, spec).is_ok()
+}
+
 pub fn sees_campaign(p: &Principal, spec: &CampaignSpec) -> bool {
     campaign(p, spec).is_ok()
 }

@@ -98,6 +98,14 @@ pub struct Snapshot {
     pub sentiment: tokio::sync::OnceCell<SentimentModel>,
     /// The source entities loaded so far (None: a warehouse from before source contracts).
     pub loaded: Option<std::collections::BTreeSet<String>>,
+    /// The warehouse the snapshot is a version of (saved audiences cache their members beside
+    /// its serving index).
+    pub wh: c360_warehouse::Warehouse,
+    /// Products by id with their sku and category, read on first use (live audience rules).
+    pub catalog: tokio::sync::OnceCell<Arc<c360_core::audience::Catalog>>,
+    /// Saved audiences' members at this snapshot with the live orders since, by (audience,
+    /// version).
+    pub audiences: tokio::sync::Mutex<HashMap<(i64, i64), crate::routes::audiences::LiveMembers>>,
 }
 
 /// A stored sentiment model and its card.
@@ -502,6 +510,9 @@ impl AppState {
             service: tokio::sync::OnceCell::new(),
             sentiment: tokio::sync::OnceCell::new(),
             loaded,
+            wh: wh.clone(),
+            catalog: tokio::sync::OnceCell::new(),
+            audiences: tokio::sync::Mutex::new(HashMap::new()),
         });
         *self.0.snap.write().await = Some(snap.clone());
         self.0.live.lock().await.clear();
@@ -611,6 +622,16 @@ impl AppState {
             view,
             any_of,
         )?)
+    }
+
+    /// Every customer re-scored since the snapshot, with their live profile.
+    pub async fn live_profiles(&self) -> Vec<(i64, LiveProfile)> {
+        self.inner_live()
+            .lock()
+            .await
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
     }
 
     /// The customer's live profile: their re-score since the snapshot, if any.

@@ -177,6 +177,17 @@ impl Session {
         Ok(df.with_param_values(params)?.collect().await?)
     }
 
+    /// A read-only query with bound parameters as a stream of batches: the caller holds one
+    /// batch at a time (a scan of every customer's profile at 10M customers).
+    pub async fn stream_with(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let df = self.plan(sql).await?;
+        Ok(df.with_param_values(params)?.execute_stream().await?)
+    }
+
     /// First column of the first row as i64 (for counts); 0 when there is no row or it is NULL.
     pub async fn scalar_i64(&self, sql: &str) -> Result<i64> {
         use datafusion::arrow::array::{Array, Int64Array};

@@ -514,7 +514,9 @@ pub const VIEWS: &[(&str, &str)] = &[
            MAX(CASE WHEN metric = 'expected_purchases' THEN value END) AS expected_purchases_365d, \
            MAX(CASE WHEN metric = 'expected_spend_fen' THEN value END) AS expected_spend_fen, \
            MAX(CASE WHEN metric = 'clv_fen' THEN value END) AS clv_12m_fen, \
-           MAX(CASE WHEN metric = 'p_churn_90d' THEN value END) AS p_churn_90d \
+           MAX(CASE WHEN metric = 'p_churn_90d' THEN value END) AS p_churn_90d, \
+           MAX(CASE WHEN metric = 'next_order_days' THEN value END) AS next_order_days, \
+           MAX(CASE WHEN metric = 'overdue' THEN value END) AS overdue \
            FROM customer_predictions GROUP BY customer_id) \
          SELECT c.customer_id, c.phone_masked, c.name_masked, c.gender, c.birth_year, c.member_count, c.wx_user_count, \
            c.register_store_id, c.first_seen, \
@@ -524,6 +526,7 @@ pub const VIEWS: &[(&str, &str)] = &[
            s.recency_days, s.frequency, s.monetary_fen, s.r_score, s.f_score, s.m_score, s.rfm_class, s.tier, \
            s.rfm_segment, s.lifecycle, s.cluster, s.value_growth, s.city_id AS home_city_id, s.home_store_id, \
            p.p_alive, p.expected_purchases_365d, p.expected_spend_fen, p.clv_12m_fen, p.p_churn_90d, \
+           p.next_order_days, p.overdue, \
            e.avg_rating, COALESCE(e.review_count, 0) AS review_count, \
            COALESCE(b.event_count, 0) AS event_count, b.session_count \
          FROM customers c LEFT JOIN o ON c.customer_id = o.customer_id \

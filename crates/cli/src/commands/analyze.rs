@@ -41,6 +41,20 @@ pub enum AnalyzeCmd {
     /// orders: mean absolute error in days beside a fixed 30-day rule and the chain's median
     /// gap, and the overdue score's AUC for a 90-day lapse beside days since the last order.
     NextVisit,
+    /// Lookalike audiences against the truth: a quarter of a group the truth knows (next year's
+    /// top spenders; breakfast lovers) as the seed, and the share of the hidden rest the
+    /// expansion finds, beside the base rate and ranking by predicted CLV.
+    Lookalike,
+    /// Audience set algebra at chain scale: two random audiences over `--customers` ids as
+    /// roaring bitmaps — intersection, union, difference and overlap counts, timed (median of 5) —
+    /// and the same ids written as little-endian i64 files for bench/audiences.py.
+    Bitmaps {
+        #[arg(long, default_value_t = 10_000_000)]
+        customers: u64,
+        /// Directory for a.i64 and b.i64 (the peer's input).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
     /// Per-customer holiday effect (v_customer_holiday): the customers who buy most above their
     /// usual rate on holidays; with --truth, scored against each person's true holiday multiplier.
     Holiday {
@@ -126,6 +140,12 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
             let e = c360_eval::clv::evaluate_next_visit(&warehouse, &s.truth_or_default()).await?;
             println!("{}", serde_json::to_string_pretty(&e)?);
         }
+        AnalyzeCmd::Lookalike => {
+            let e =
+                c360_eval::audience::evaluate_lookalike(&warehouse, &s.truth_or_default()).await?;
+            println!("{}", serde_json::to_string_pretty(&e)?);
+        }
+        AnalyzeCmd::Bitmaps { customers, export } => bitmaps(customers, export)?,
         AnalyzeCmd::Churn => {
             let e = c360_eval::clv::evaluate_churn(&warehouse, &s.truth_or_default()).await?;
             println!("{}", serde_json::to_string_pretty(&e)?);
@@ -549,6 +569,65 @@ async fn analyze_network(
     if let Some(t) = truth {
         let e = c360_eval::dims::evaluate_network(&warehouse, &t).await?;
         println!("{}", serde_json::to_string_pretty(&e)?);
+    }
+    Ok(())
+}
+
+/// Two audiences over `n` customer ids: A holds ids with a splitmix hash below 0.3 (30%, spread
+/// evenly), B the ids of a contiguous 40% band plus every seventh id (clustered and sparse
+/// parts), the shapes real audiences take (a tier; a region plus a behaviour).
+fn bitmaps(n: u64, export: Option<PathBuf>) -> Result<()> {
+    use c360_core::audience::RoaringTreemap;
+    use std::time::Instant;
+    let unit = |x: u64| {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let a_ids: Vec<u64> = (1..=n).filter(|i| unit(*i) < 0.3).collect();
+    let b_ids: Vec<u64> = (1..=n)
+        .filter(|i| (*i > n / 5 && *i <= n * 3 / 5) || i % 7 == 0)
+        .collect();
+    let t = Instant::now();
+    let a = RoaringTreemap::from_sorted_iter(a_ids.iter().copied()).context("sorted")?;
+    let b = RoaringTreemap::from_sorted_iter(b_ids.iter().copied()).context("sorted")?;
+    let build_ms = t.elapsed().as_secs_f64() * 1e3 / 2.0;
+    let time = |f: &dyn Fn() -> u64| {
+        let mut v: Vec<(f64, u64)> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let r = f();
+                (t.elapsed().as_secs_f64() * 1e3, r)
+            })
+            .collect();
+        v.sort_by(|x, y| x.0.total_cmp(&y.0));
+        v[2]
+    };
+    let and = time(&|| (&a & &b).len());
+    let or = time(&|| (&a | &b).len());
+    let sub = time(&|| (&a - &b).len());
+    let cnt = time(&|| a.intersection_len(&b));
+    let mut bytes = Vec::new();
+    a.serialize_into(&mut bytes)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "customers": n, "a": a.len(), "b": b.len(),
+            "build_ms_per_audience": build_ms,
+            "intersection": {"ms": and.0, "size": and.1},
+            "union": {"ms": or.0, "size": or.1},
+            "difference": {"ms": sub.0, "size": sub.1},
+            "overlap_count": {"ms": cnt.0, "size": cnt.1},
+            "a_bytes": bytes.len(), "a_bytes_as_i64": a.len() * 8,
+        }))?
+    );
+    if let Some(dir) = export {
+        std::fs::create_dir_all(&dir)?;
+        for (name, ids) in [("a.i64", &a_ids), ("b.i64", &b_ids)] {
+            let raw: Vec<u8> = ids.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect();
+            std::fs::write(dir.join(name), raw)?;
+        }
     }
     Ok(())
 }

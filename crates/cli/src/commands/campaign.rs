@@ -82,7 +82,13 @@ pub async fn run(st: &Settings, cmd: CampaignCmd) -> Result<()> {
         }
         CampaignCmd::Launch { id } => {
             let (s, m) = super::open(st).await?;
-            let r = campaign::launch(&s, &m, id, None).await;
+            let wh = c360_warehouse::Warehouse::open(&st.warehouse)?;
+            let r = async {
+                let c = campaign::get(&m, id).await?;
+                let saved = c360_core::audience::for_campaign(&wh, &s, &m, &c.spec).await?;
+                campaign::launch(&s, &m, id, None, saved.as_deref()).await
+            }
+            .await;
             let target = format!("campaign:{id}");
             let who = st.actor();
             pretty(&audited(&m, &who, "campaign.launch", &target, json!({}), r).await?)
@@ -291,7 +297,7 @@ async fn validate(runs: usize, orders: u64, seed: u64) -> Result<serde_json::Val
                 .await
                 .map_err(api_err)?;
         }
-        campaign::launch(&sess, &meta, id, None)
+        campaign::launch(&sess, &meta, id, None, None)
             .await
             .map_err(api_err)?;
         let (start, end) = spec.validate().map_err(api_err)?;

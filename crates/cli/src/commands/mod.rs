@@ -5,6 +5,7 @@
 mod advance;
 mod analyze;
 mod apikey;
+mod audience;
 mod audit;
 mod campaign;
 mod config;
@@ -91,6 +92,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: apikey::ApikeyCmd,
     },
+    /// Saved audiences (标签/人群): rules, SQL or lookalike; versions, sizes, export, overlap.
+    Audience {
+        #[command(subcommand)]
+        cmd: audience::AudienceCmd,
+    },
     /// Campaigns from segments: suggest, create, launch, pause/resume/complete, results.
     Campaign {
         #[command(subcommand)]
@@ -144,6 +150,7 @@ pub async fn run(cli: Cli, origin: Origin) -> Result<()> {
         Cmd::Demo(a) => demo::run(s, a).await,
         Cmd::Serve => serve::run(s, s.warehouse.clone(), s.metastore_url()).await,
         Cmd::Apikey { cmd } => apikey::run(s, cmd).await,
+        Cmd::Audience { cmd } => audience::run(s, cmd).await,
         Cmd::Campaign { cmd } => campaign::run(s, cmd).await,
         Cmd::Experiment { cmd } => experiment::run(s, cmd).await,
         Cmd::Service { cmd } => service::run(s, cmd).await,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod act;
+mod audience;
 mod clv;
 mod contract;
 mod dims;

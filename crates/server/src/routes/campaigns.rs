@@ -69,6 +69,17 @@ pub async fn create_campaign(
 ) -> ApiResult<impl IntoResponse> {
     let r = async {
         authz::campaign(&p, &spec)?;
+        if let Some(a) = spec.audience.audience_id {
+            let x = c360_core::audience::get(&st.inner().meta, a)
+                .await
+                .ok()
+                .filter(|x| x.status == "active" && authz::sees_audience(&p, &x.spec));
+            if x.is_none() {
+                return Err(crate::error::ApiError::BadRequest(format!(
+                    "audience.audience_id: audience {a} does not exist"
+                )));
+            }
+        }
         Ok(campaign::create(&st.inner().meta, &spec, &p.name).await?)
     }
     .await;
@@ -106,9 +117,17 @@ pub async fn launch_campaign(
     P(id): P<i64>,
 ) -> ApiResult<Json<campaign::Launched>> {
     let r = async {
-        campaign_of(&st, &p, id).await?;
+        let c = campaign_of(&st, &p, id).await?;
+        let saved = super::audiences::for_campaign(&st, &p, &c.spec).await?;
         let s = st.snapshot().await?;
-        Ok(campaign::launch(&s.sess, &st.inner().meta, id, authz::stores(&p)).await?)
+        Ok(campaign::launch(
+            &s.sess,
+            &st.inner().meta,
+            id,
+            authz::stores(&p),
+            saved.as_deref(),
+        )
+        .await?)
     }
     .await;
     let v = logged(

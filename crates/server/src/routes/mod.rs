@@ -1,5 +1,6 @@
 //! The router: every route of the API, the WebSocket and the API documents, one module per resource.
 
+pub mod audiences;
 pub mod audit;
 pub mod behavior;
 pub mod campaigns;
@@ -103,6 +104,31 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/campaigns/{id}/members",
             get(campaigns::campaign_members),
+        )
+        .route(
+            "/api/v1/audiences",
+            get(audiences::list_audiences).post(audiences::create_audience),
+        )
+        .route("/api/v1/audiences/preview", post(audiences::preview))
+        .route("/api/v1/audiences/fields", get(audiences::fields))
+        .route("/api/v1/audiences/overlap", get(audiences::overlap))
+        .route(
+            "/api/v1/audiences/{id}",
+            get(audiences::get_audience)
+                .put(audiences::update_audience)
+                .delete(audiences::archive_audience),
+        )
+        .route(
+            "/api/v1/audiences/{id}/members",
+            get(audiences::audience_members),
+        )
+        .route(
+            "/api/v1/audiences/{id}/export",
+            get(audiences::export_audience),
+        )
+        .route(
+            "/api/v1/audiences/{id}/lookalike",
+            post(audiences::lookalike),
         )
         .route(
             "/api/v1/experiments",

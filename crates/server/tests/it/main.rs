@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod act;
+mod audiences;
 mod authz;
 mod bodies;
 mod bounds;
