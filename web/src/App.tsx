@@ -36,9 +36,12 @@ export default function App() {
   const t = dict[lang]
   const setLang = (l: Lang) => {
     localStorage.setItem('c360.lang', l)
-    document.documentElement.lang = l === 'zh' ? 'zh-CN' : 'en'
     setLangState(l)
   }
+  // The page's language follows the dashboard's, after a reload too (screen readers, fonts).
+  useEffect(() => {
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en'
+  }, [lang])
   useEffect(() => {
     const f = () => setRoute(parseHash())
     const on = () => setOnline(true)

@@ -902,10 +902,10 @@ fn col_i64(b: &RecordBatch, name: &str) -> CoreResult<Int64Array> {
         .column_by_name(name)
         .ok_or_else(|| CoreError::Internal(format!("{name}: missing")))?;
     let c = cast(c, &DataType::Int64)?;
-    Ok(c.as_any()
+    c.as_any()
         .downcast_ref::<Int64Array>()
         .cloned()
-        .ok_or_else(|| CoreError::Internal(format!("{name}: not int64")))?)
+        .ok_or_else(|| CoreError::Internal(format!("{name}: not int64")))
 }
 
 fn col_f64(b: &RecordBatch, name: &str) -> CoreResult<Float64Array> {
@@ -913,10 +913,10 @@ fn col_f64(b: &RecordBatch, name: &str) -> CoreResult<Float64Array> {
         .column_by_name(name)
         .ok_or_else(|| CoreError::Internal(format!("{name}: missing")))?;
     let c = cast(c, &DataType::Float64)?;
-    Ok(c.as_any()
+    c.as_any()
         .downcast_ref::<Float64Array>()
         .cloned()
-        .ok_or_else(|| CoreError::Internal(format!("{name}: not float64")))?)
+        .ok_or_else(|| CoreError::Internal(format!("{name}: not float64")))
 }
 
 /// A deterministic uniform number in [0, 1) from a customer id (splitmix64).

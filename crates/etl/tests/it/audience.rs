@@ -55,7 +55,7 @@ impl Gen {
             0 => field(
                 "tier",
                 Op::In,
-                vec![txt(&self.pick(&[
+                vec![txt(self.pick(&[
                     "核心客户",
                     "活跃客户",
                     "机会客户",
@@ -82,24 +82,24 @@ impl Gen {
                     min_times: (1 + self.next() % 3) as i64,
                     ..Default::default()
                 };
-                if self.next() % 2 == 0 {
+                if self.next().is_multiple_of(2) {
                     b.sku = Some(self.pick(&self.skus.clone()));
-                } else if self.next() % 2 == 0 {
+                } else if self.next().is_multiple_of(2) {
                     b.category = Some(self.pick(&self.categories.clone()));
                 }
-                if self.next() % 2 == 0 {
+                if self.next().is_multiple_of(2) {
                     b.daypart = Some(self.pick(&["breakfast", "lunch", "dinner"]).to_string());
                 }
-                if self.next() % 3 == 0 {
+                if self.next().is_multiple_of(3) {
                     b.store_id = Some(self.pick(&self.stores.clone()));
                 }
-                if self.next() % 3 == 0 {
+                if self.next().is_multiple_of(3) {
                     b.channel = Some(self.pick(&["pos", "pickup", "delivery"]).to_string());
                 }
-                if self.next() % 2 == 0 {
+                if self.next().is_multiple_of(2) {
                     b.within_days = Some(self.pick(&[30, 90, 365]));
                 }
-                if self.next() % 4 == 0 {
+                if self.next().is_multiple_of(4) {
                     b.max_times = Some(b.min_times + (self.next() % 3) as i64);
                 }
                 Rule::Bought(b)
@@ -223,7 +223,7 @@ async fn audience_sql_and_per_customer_rules_agree_on_every_customer() {
         );
         // Every member is a customer.
         assert!(batch.iter().all(|c| ids.binary_search(&(c as i64)).is_ok()));
-        if batch.len() > 0 && (batch.len() as usize) < people.len() {
+        if !batch.is_empty() && (batch.len() as usize) < people.len() {
             nontrivial += 1;
         }
     }

@@ -50,19 +50,16 @@ pub(crate) async fn members_of(
 ) -> ApiResult<Arc<RoaringTreemap>> {
     let key = (a.audience_id, a.version);
     let mut cache = s.audiences.lock().await;
-    if !cache.contains_key(&key) {
-        let base = audience::members(&s.wh, &s.sess, &st.inner().meta, a).await?;
-        cache.insert(
-            key,
-            LiveMembers {
+    let lm = match cache.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let base = audience::members(&s.wh, &s.sess, &st.inner().meta, a).await?;
+            e.insert(LiveMembers {
                 members: base,
                 seen: HashMap::new(),
-            },
-        );
-    }
-    let lm = cache
-        .get_mut(&key)
-        .ok_or_else(|| ApiError::Internal("audience cache entry vanished".into()))?;
+            })
+        }
+    };
     if let Some(rule) = &a.spec.rule {
         let changed: Vec<_> = st
             .live_profiles()
@@ -148,7 +145,7 @@ async fn customer_matches(
     let score = s.models.as_ref().map(|m| m.score(p));
     let profile = audience::live_profile(row, &live, spend, p, score.as_ref());
     orders.extend(live);
-    Ok(audience::matches(rule, &profile, &orders, &cat, s.end_day))
+    Ok(audience::matches(rule, &profile, &orders, cat, s.end_day))
 }
 
 /// The saved audience a campaign targets, as its launch sees it (None: it names none).
