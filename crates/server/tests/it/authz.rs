@@ -39,6 +39,8 @@ struct Named {
     campaign: i64,
     experiment: i64,
     ticket: String,
+    /// Three saved audiences of the caller's stores: read and changed, compared, archived.
+    audiences: [i64; 3],
 }
 
 /// The status each caller gets: admin, analyst, own, other (a revoked key always gets 401).
@@ -64,6 +66,16 @@ fn expected(method: &str, path: &str) -> [u16; 4] {
         | ("get", "/api/v1/experiments/{id}/results")
         | ("post", "/api/v1/service/diagnose") => [200, 200, 200, 403],
         ("post", "/api/v1/campaigns") | ("post", "/api/v1/experiments") => [201, 201, 201, 403],
+        ("post", "/api/v1/audiences") => [201, 201, 201, 403],
+        ("post", "/api/v1/audiences/preview") => [200, 200, 200, 403],
+        // Another store's audience is as good as absent.
+        ("post", "/api/v1/audiences/{id}/lookalike") => [201, 201, 201, 404],
+        ("get", "/api/v1/audiences/{id}")
+        | ("put", "/api/v1/audiences/{id}")
+        | ("delete", "/api/v1/audiences/{id}")
+        | ("get", "/api/v1/audiences/{id}/members")
+        | ("get", "/api/v1/audiences/{id}/export")
+        | ("get", "/api/v1/audiences/overlap") => [200, 200, 200, 404],
         ("post", "/api/v1/orders") => [201, 403, 201, 403],
         ("post", "/api/v1/events") => [201, 403, 403, 403],
         ("post", "/api/v1/events/batch") => [200, 403, 403, 403],
@@ -79,6 +91,10 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
         "{id}",
         &if path.starts_with("/api/v1/campaigns") {
             n.campaign
+        } else if method == "delete" && path.starts_with("/api/v1/audiences") {
+            n.audiences[2]
+        } else if path.starts_with("/api/v1/audiences") {
+            n.audiences[0]
         } else if path.starts_with("/api/v1/experiments") {
             n.experiment
         } else {
@@ -91,6 +107,7 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
             format!("?store_id={}", n.store)
         }
         "/api/v1/campaigns/program" => format!("?from={}&to={}", day.start, day.end),
+        "/api/v1/audiences/overlap" => format!("?ids={},{}", n.audiences[0], n.audiences[1]),
         _ => String::new(),
     };
     let body = match (method, path) {
@@ -111,6 +128,14 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
             Some(experiment_spec(&format!("authz {tag}"), n.pair, day))
         }
         ("post", "/api/v1/service/diagnose") => Some(json!({"ticket_key": n.ticket})),
+        ("post", "/api/v1/audiences")
+        | ("post", "/api/v1/audiences/preview")
+        | ("put", "/api/v1/audiences/{id}") => {
+            Some(audience_spec(&format!("authz {tag}"), n.store))
+        }
+        ("post", "/api/v1/audiences/{id}/lookalike") => {
+            Some(json!({"name": format!("authz like {tag}"), "size": 5}))
+        }
         ("post", "/api/v1/sentiment/score") => Some(json!({"texts": ["热狗很好吃"]})),
         _ => None,
     };
@@ -129,6 +154,14 @@ pub(super) fn campaign_spec(name: &str, store: i64, day: &Days) -> Value {
         "audience": {"store_ids": [store]},
         "offer": {"kind": "favourite_item", "discount_fen": 300},
         "holdout_pct": 20
+    })
+}
+
+pub(super) fn audience_spec(name: &str, store: i64) -> Value {
+    json!({
+        "name": name, "store_ids": [store],
+        "rule": {"any": [{"field": {"field": "order_count", "op": "ge", "values": [2]}},
+                         {"bought": {"daypart": "lunch", "min_times": 1}}]}
     })
 }
 
@@ -278,6 +311,22 @@ async fn every_operation_for_every_role() {
         assert_eq!(s, StatusCode::CREATED, "{w:?}: {e}");
         experiment.insert(w, e["experiment_id"].as_i64().unwrap());
     }
+    let mut audiences = HashMap::new();
+    for (w, k, store) in [
+        (Admin, a, other_store),
+        (Analyst, an, other_store),
+        (Own, m, own[0]),
+        (Other, a, other_store),
+    ] {
+        let mut ids = [0i64; 3];
+        for (i, id) in ids.iter_mut().enumerate() {
+            let spec = audience_spec(&format!("matrix {w:?} {i}"), store);
+            let (s, c) = call(&st, "POST", "/api/v1/audiences", k, Some(spec)).await;
+            assert_eq!(s, StatusCode::CREATED, "{w:?}: {c}");
+            *id = c["audience_id"].as_i64().unwrap();
+        }
+        audiences.insert(w, ids);
+    }
     let named = |w: Who| {
         let other = w == Other;
         Named {
@@ -287,6 +336,7 @@ async fn every_operation_for_every_role() {
             campaign: campaign[&if w == Revoked { Admin } else { w }],
             experiment: experiment[&if other { Other } else { Own }],
             ticket: ticket_of(!other),
+            audiences: audiences[&if w == Revoked { Admin } else { w }],
         }
     };
     let (_, settings_before) = call(&st, "GET", "/api/v1/campaigns/settings", a, None).await;
