@@ -225,7 +225,7 @@ try {
     ['act', async () => {
       await page.getByTestId('show-results').first().click()
       await page.getByTestId('campaign-results').waitFor()
-    }, ['experiments', 'service', 'audit']],
+    }, ['experiments', 'service', 'journeys', 'audit']],
     ['live', async () => page.getByTestId('live-orders').waitFor()],
     ['audiences', async () => {
       await page.getByTestId('audience-list').locator('tbody tr.ant-table-row').first().waitFor()
@@ -247,6 +247,7 @@ try {
         await page.waitForTimeout(500)
         if (tab === 'service') await page.getByTestId('tickets').locator('tbody tr.ant-table-row').first().waitFor()
         if (tab === 'audit') await page.getByTestId('audit').locator('tbody tr.ant-table-row').first().waitFor()
+        if (tab === 'journeys') await page.getByTestId('journeys').locator('tbody tr.ant-table-row').first().waitFor()
         const f = foreign(await shownText(page), lang, names)
         if (f.length) wrong.push(`${lang} #/${view} ${tab}: ${f.join(' | ')}`)
       }

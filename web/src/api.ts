@@ -109,6 +109,14 @@ export function post<R extends PostRoute>(route: R, body: PostBody<R> | null, pa
   return call<Posted<R>>(fill(route, path), { method: 'POST', body: body == null ? undefined : JSON.stringify(body) })
 }
 
+export type PutRoute = { [R in Route]: Ops<R> extends { put: object } ? R : never }[Route]
+type PutOk<R extends PutRoute> = Ok<Ops<R>['put']>
+type PutBody<R extends PutRoute> = Ops<R>['put'] extends { requestBody?: infer B } ? Json<NonNullable<B>> : never
+/** PUT the route's documented body; resolves to its documented answer. */
+export function put<R extends PutRoute>(route: R, body: PutBody<R>, path: Params<Ops<R>['put'], 'path'>): Promise<PutOk<R>> {
+  return call<PutOk<R>>(fill(route, path), { method: 'PUT', body: JSON.stringify(body) })
+}
+
 export const yuan = (fen: number | null | undefined, digits = 0) =>
   fen == null ? '-' : `¥${(fen / 100).toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits })}`
 export const pct = (x: number | null | undefined) => (x == null ? '-' : `${(x * 100).toFixed(0)}%`)

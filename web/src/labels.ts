@@ -30,6 +30,8 @@ type Kinds = {
   field: Words
   op: Words
   audienceKind: Words
+  journey: Words
+  sendStatus: Words
 }
 
 const zh: Kinds = {
@@ -54,19 +56,19 @@ const zh: Kinds = {
     store: '按门店均值，用实验前数据做 CUPED 修正，门店间 Welch 检验',
     switchback: '同店实验日减对照日均值（扣除日固定效应），门店间配对 t 检验',
   },
-  arm: { treatment: '实验组', holdout: '对照组', A: 'A 组', B: 'B 组' },
+  arm: { treatment: '实验组', holdout: '对照组', global_holdout: '全局对照', A: 'A 组', B: 'B 组' },
   role: { admin: '管理员', analyst: '分析师', store_manager: '店长' },
   outcome: { ok: '成功', denied: '无权限', rejected: '被拒绝', error: '出错' },
   resource: {
     audit: '审计', behavior: '行为', campaign: '营销活动', campaigns: '营销活动', compare: '对比', customer: '客户', customers: '客户',
     event: '事件', experiment: '实验', experiments: '实验', health: '健康检查', live: '实时', me: '身份', network: '社交网络',
     order: '订单', overview: '总览', recommendations: '推荐', segments: '分群', sentiment: '情感', service: '客服', stream: '推送', ws: '推送',
-    audience: '人群', audiences: '人群',
+    audience: '人群', audiences: '人群', journey: '自动旅程', journeys: '自动旅程',
   },
   verb: {
     read: '查看', create: '创建', launch: '发布', settings: '设置', status: '变更状态', list: '列出', program: '整体效果', suggest: '推荐',
     insights: '生成洞察', ingest: '写入', ingest_batch: '批量写入', score: '打分', diagnose: '诊断', tickets: '查看工单', subscribe: '订阅', ticket: '连接',
-    preview: '预览', update: '修改', archive: '归档', export: '导出',
+    preview: '预览', update: '修改', archive: '归档', export: '导出', fire: '触发',
   },
   field: {
     gender: '性别', birth_year: '出生年份', member_count: '会员卡数', wx_user_count: '小程序账号数', register_store_id: '开卡门店',
@@ -79,6 +81,8 @@ const zh: Kinds = {
   },
   op: { eq: '等于', ne: '不等于', lt: '小于', le: '不大于', gt: '大于', ge: '不小于', in: '属于', not_in: '不属于', is_null: '为空', not_null: '不为空' },
   audienceKind: { rule: '规则', sql: 'SQL 查询', lookalike: '相似扩展' },
+  journey: { welcome: '新客欢迎', miss_you: '逾期想念召回', big_spender: '大额消费感谢', recovery: '客诉补救' },
+  sendStatus: { planned: '待发送', not_sent: '对照不发送', capped: '频控拦截', cooldown: '冷却期内', cancelled: '已回店取消', sent: '已发送' },
 }
 
 const en: Kinds = {
@@ -103,19 +107,19 @@ const en: Kinds = {
     store: 'per-store means with CUPED on the pre-period, Welch across stores',
     switchback: 'within-store treated-day minus control-day means after day fixed effects, paired t across stores',
   },
-  arm: { treatment: 'Treatment', holdout: 'Holdout', A: 'A', B: 'B' },
+  arm: { treatment: 'Treatment', holdout: 'Holdout', global_holdout: 'Global holdout', A: 'A', B: 'B' },
   role: { admin: 'admin', analyst: 'analyst', store_manager: 'store manager' },
   outcome: { ok: 'ok', denied: 'denied', rejected: 'rejected', error: 'error' },
   resource: {
     audit: 'audit', behavior: 'behaviour', campaign: 'campaign', campaigns: 'campaigns', compare: 'comparison', customer: 'customer', customers: 'customers',
     event: 'event', experiment: 'test', experiments: 'tests', health: 'health', live: 'live', me: 'identity', network: 'network',
     order: 'order', overview: 'overview', recommendations: 'recommendations', segments: 'segments', sentiment: 'sentiment', service: 'service', stream: 'push', ws: 'push',
-    audience: 'audience', audiences: 'audiences',
+    audience: 'audience', audiences: 'audiences', journey: 'journey', journeys: 'journeys',
   },
   verb: {
     read: 'read', create: 'create', launch: 'launch', settings: 'settings', status: 'change status', list: 'list', program: 'program effect', suggest: 'suggest',
     insights: 'insight', ingest: 'ingest', ingest_batch: 'ingest batch', score: 'score', diagnose: 'diagnose', tickets: 'tickets', subscribe: 'subscribe', ticket: 'connect',
-    preview: 'preview', update: 'update', archive: 'archive', export: 'export',
+    preview: 'preview', update: 'update', archive: 'archive', export: 'export', fire: 'fire',
   },
   field: {
     gender: 'Gender', birth_year: 'Birth year', member_count: 'Member cards', wx_user_count: 'Mini-program accounts', register_store_id: 'Sign-up store',
@@ -128,6 +132,8 @@ const en: Kinds = {
   },
   op: { eq: 'is', ne: 'is not', lt: 'below', le: 'at most', gt: 'above', ge: 'at least', in: 'is one of', not_in: 'is none of', is_null: 'is empty', not_null: 'is set' },
   audienceKind: { rule: 'Rules', sql: 'SQL query', lookalike: 'Lookalike' },
+  journey: { welcome: 'Welcome', miss_you: 'Miss you (overdue)', big_spender: 'Big-spender thanks', recovery: 'Service recovery' },
+  sendStatus: { planned: 'planned', not_sent: 'held out', capped: 'capped', cooldown: 'cooling down', cancelled: 'came back', sent: 'sent' },
 }
 
 const words: Record<Lang, Kinds> = { zh, en }

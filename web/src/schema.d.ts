@@ -638,6 +638,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/journeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["list_journeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/journeys/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** @description Roles: admin, analyst. */
+        put: operations["set_journey"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/journeys/{kind}/sends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["journey_sends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/live": {
         parameters: {
             query?: never;
@@ -1653,6 +1704,64 @@ export interface components {
             /** @description "rules" for the offline writer, else the model's name. */
             writer: string;
         };
+        /** @description A journey as stored (None: never configured, so off). */
+        Journey: {
+            /** @description Sends per arm and status (`treatment/planned`, `holdout/not_sent`, …). */
+            counts: {
+                [key: string]: number;
+            };
+            kind: components["schemas"]["JourneyKind"];
+            spec?: null | components["schemas"]["JourneySpec"];
+            updated_at?: string | null;
+            updated_by?: string | null;
+        };
+        /**
+         * @description The four journeys.
+         * @enum {string}
+         */
+        JourneyKind: "welcome" | "miss_you" | "big_spender" | "recovery";
+        JourneyList: {
+            journeys: components["schemas"]["Journey"][];
+        };
+        /** @description How a journey runs. */
+        JourneySpec: {
+            /** Format: int64 */
+            cap_days?: number;
+            /** @description wechat (subscription message), sms or push. */
+            channel: components["schemas"]["Channel"];
+            /**
+             * Format: int64
+             * @description At most one message of this journey to a customer in this many days.
+             */
+            cooldown_days?: number;
+            enabled: boolean;
+            /**
+             * Format: int32
+             * @description At most this many messages to one customer (campaigns and journeys) in `cap_days` days.
+             */
+            frequency_cap?: number;
+            /**
+             * Format: double
+             * @description Share of the triggered customers kept as this journey's holdout (percent).
+             */
+            holdout_pct?: number;
+            /**
+             * Format: double
+             * @description "miss you" only: customers less likely than this to still be a customer are left alone.
+             */
+            min_p_alive?: number;
+            offer: components["schemas"]["Offer"];
+            /** Format: int32 */
+            quiet_end?: number;
+            /** Format: int32 */
+            quiet_start?: number;
+            /**
+             * Format: double
+             * @description "miss you": the overdue score (0..1) from which a customer is missed (default 0.8);
+             *     big spender: the order value in fen (default 10000). Unused by the others.
+             */
+            threshold?: number | null;
+        };
         /** @enum {string} */
         Lang: "zh" | "en";
         /** @description A launched campaign's audience. */
@@ -2251,6 +2360,31 @@ export interface components {
             rfm_grid: components["schemas"]["Row"][];
             rfm_segments: components["schemas"]["Row"][];
             tiers: components["schemas"]["Row"][];
+        };
+        /** @description One planned (or held out, capped, cooled-down) message. */
+        Send: {
+            /** @description treatment, holdout or global_holdout. */
+            arm: string;
+            coupon_code?: string | null;
+            /** Format: int64 */
+            customer_id: number;
+            /** Format: int64 */
+            discount_fen?: number | null;
+            fired_at: string;
+            /** Format: int64 */
+            home_store_id?: number | null;
+            kind: components["schemas"]["JourneyKind"];
+            reason: string;
+            /** @description Local time `YYYY-MM-DD HH:MM:SS`. */
+            send_at: string;
+            sku?: string | null;
+            source: string;
+            /** @description planned, not_sent (holdouts), capped, cooldown or cancelled. */
+            status: string;
+            trigger_key: string;
+        };
+        SendList: {
+            sends: components["schemas"]["Send"][];
         };
         /** @description Review sentiment across the chain or one store. */
         Sentiment: {
@@ -6326,6 +6460,259 @@ export interface operations {
             };
             /** @description Internal error (no details; they are in the log) */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_journeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The four journeys, their settings (none: off) and their sends per arm and status, in the caller's stores */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JourneyList"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_journey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description welcome, miss_you, big_spender or recovery */
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JourneySpec"];
+            };
+        };
+        responses: {
+            /** @description Configured */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Journey"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    journey_sends: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description welcome, miss_you, big_spender or recovery */
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The journey's sends, newest first: arm, status, coupon, send time and why */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SendList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Your role, or the stores your key covers, do not allow this (the message says which) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

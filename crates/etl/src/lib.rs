@@ -234,7 +234,8 @@ async fn run_steps(
     Ok(report)
 }
 
-/// Recomputes every saved audience on the new snapshot and records its size. The snapshot is
+/// Recomputes every saved audience on the new snapshot and records its size, then fires the
+/// triggered journeys on it (overdue customers, first and big orders, service tickets). The snapshot is
 /// committed either way: an audience that fails is reported, and a server computes what it
 /// does not find.
 async fn refresh_audiences(wh: &Warehouse, meta: &Metastore) {
@@ -247,7 +248,13 @@ async fn refresh_audiences(wh: &Warehouse, meta: &Metastore) {
         if let Ok(mut idx) = idx {
             idx.register(&sess).await?;
         }
-        c360_core::audience::refresh_all(wh, &sess, meta).await
+        let done = c360_core::audience::refresh_all(wh, &sess, meta).await?;
+        match c360_core::journey::fire_refresh(&sess, &meta.db).await {
+            Ok(fired) if !fired.is_empty() => tracing::info!(?fired, "journeys fired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "journeys were not fired"),
+        }
+        Ok(done)
     }
     .await;
     match r {

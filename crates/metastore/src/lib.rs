@@ -1,6 +1,6 @@
 //! The metastore: c360's mutable operational state, as opposed to the analytics data in the
 //! warehouse — ETL runs, the identity graph with its journal and blocks, API keys, the audit
-//! trail, campaigns and their members, saved audiences with their versions and sizes, experiments, live orders and events, the stream log, the
+//! trail, campaigns and their members, saved audiences with their versions and sizes, triggered journeys and their sends, experiments, live orders and events, the stream log, the
 //! insight cache and settings (the hashing secret among them).
 //!
 //! It owns the schema: numbered migrations in `migrations/` are applied at open, inside a
@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "audiences",
         sql: include_str!("../migrations/0007_audiences.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "journeys",
+        sql: include_str!("../migrations/0008_journeys.sql"),
     },
 ];
 

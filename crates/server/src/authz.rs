@@ -50,6 +50,8 @@ pub struct Rule {
 
 const ALL: Callers = Callers::Roles(&[Role::Admin, Role::Analyst, Role::StoreManager]);
 const ADMIN: Callers = Callers::Roles(&[Role::Admin]);
+/// Who acts on the whole chain at once.
+const CHAIN: Callers = Callers::Roles(&[Role::Admin, Role::Analyst]);
 /// Who rings up orders: the chain's integration (admin) and the stores.
 const TILLS: Callers = Callers::Roles(&[Role::Admin, Role::StoreManager]);
 
@@ -119,6 +121,9 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/audiences/{id}/members", ALL, "audience.read"),
     rule("GET", "/api/v1/audiences/{id}/export", ALL, "audience.export"),
     rule("POST", "/api/v1/audiences/{id}/lookalike", ALL, "audience.create"),
+    rule("GET", "/api/v1/journeys", ALL, "journeys.list"),
+    rule("PUT", "/api/v1/journeys/{kind}", CHAIN, "journey.update"),
+    rule("GET", "/api/v1/journeys/{kind}/sends", ALL, "journey.read"),
     rule("GET", "/api/v1/experiments", ALL, "experiments.list"),
     rule("POST", "/api/v1/experiments", ALL, "experiment.create"),
     rule("GET", "/api/v1/experiments/{id}/results", ALL, "experiment.read"),

@@ -65,7 +65,10 @@ use utoipa::OpenApi;
         crate::routes::audiences::audience_members,
         crate::routes::audiences::export_audience,
         crate::routes::audiences::overlap,
-        crate::routes::audiences::lookalike
+        crate::routes::audiences::lookalike,
+        crate::routes::journeys::list_journeys,
+        crate::routes::journeys::set_journey,
+        crate::routes::journeys::journey_sends
     ),
     components(schemas(
         ErrorBody,
@@ -90,6 +93,8 @@ use utoipa::OpenApi;
         c360_core::audience::Lookalike,
         c360_core::audience::Format,
         crate::routes::audiences::LookalikeRequest,
+        c360_core::journey::JourneySpec,
+        c360_core::journey::JourneyKind,
         crate::routes::campaigns::StatusChange,
         crate::routes::campaigns::CampaignList,
         crate::routes::campaigns::CampaignState,

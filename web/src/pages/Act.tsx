@@ -1,7 +1,7 @@
 import { useState } from 'react'
 import { Alert, App, Button, Card, Col, Descriptions, Form, Input, InputNumber, Modal, Row, Select, Space, Table, Tabs, Tag, Typography } from 'antd'
 import ReactECharts from 'echarts-for-react'
-import { fixed, num, pct, post, PostBody, Schemas, url, yuan } from '../api'
+import { fixed, num, pct, post, PostBody, put, Schemas, url, yuan } from '../api'
 import { useT } from '../i18n'
 import { auditAction, auditTarget, label } from '../labels'
 import { useApi } from './useApi'
@@ -474,12 +474,60 @@ function Audit() {
   )
 }
 
+function Journeys({ canWrite }: { canWrite: boolean }) {
+  const { t, lang } = useT()
+  const { message } = App.useApp()
+  const list = useApi(url('/journeys'))
+  const [open, setOpen] = useState<string>('miss_you')
+  const sends = useApi(url('/journeys/{kind}/sends', { kind: open }, { limit: 50 }))
+  if (list.error) return <Alert type="error" message={list.error} />
+  const toggle = async (kind: string, on: boolean) => {
+    try {
+      await put('/journeys/{kind}', {
+        enabled: on, channel: 'wechat', holdout_pct: 10, cooldown_days: 30,
+        offer: { kind: 'favourite_item', discount_fen: 500, daypart: 'usual' },
+      }, { kind })
+      list.reload()
+    } catch (e) {
+      message.error((e as Error).message)
+    }
+  }
+  const total = (c: Record<string, number>, status: string) =>
+    Object.entries(c).filter(([k]) => k.endsWith(`/${status}`)).reduce((a, [, v]) => a + v, 0)
+  return (
+    <Space direction="vertical" style={{ width: '100%' }}>
+      <Table size="small" rowKey="kind" pagination={false} scroll={{ x: true }} data-testid="journeys" dataSource={list.data?.journeys ?? []}
+        columns={[
+          { title: t.name, key: 'k', render: (_: unknown, j) => <a onClick={() => setOpen(j.kind)}>{label(lang, 'journey', j.kind)}</a> },
+          { title: t.status, key: 'e', render: (_: unknown, j) => <Tag color={j.spec?.enabled ? 'green' : 'default'}>{j.spec?.enabled ? t.enabled : t.off}</Tag> },
+          ...['planned', 'not_sent', 'capped', 'cooldown', 'cancelled'].map((s) => ({
+            title: label(lang, 'sendStatus', s), key: s, render: (_: unknown, j: { counts: Record<string, number> }) => num(total(j.counts, s)),
+          })),
+          ...(canWrite ? [{ title: '', key: 'a', render: (_: unknown, j: { kind: string; spec?: { enabled: boolean } | null }) => (
+            <Button size="small" onClick={() => toggle(j.kind, !j.spec?.enabled)}>{j.spec?.enabled ? t.turnOff : t.turnOn}</Button>
+          ) }] : []),
+        ]} />
+      <Card size="small" title={`${label(lang, 'journey', open)} · ${t.sends}`}>
+        <Table size="small" rowKey="trigger_key" pagination={false} scroll={{ x: true }} dataSource={sends.data?.sends ?? []}
+          columns={[
+            { title: t.customer, dataIndex: 'customer_id', key: 'c' },
+            { title: t.arm, dataIndex: 'arm', key: 'a', render: (v: string) => label(lang, 'arm', v) },
+            { title: t.status, dataIndex: 'status', key: 's', render: (v: string) => label(lang, 'sendStatus', v) },
+            { title: t.sendAt, dataIndex: 'send_at', key: 't', render: (v: string) => v.slice(0, 16) },
+            { title: t.offer, dataIndex: 'discount_fen', key: 'o', render: (v: number | null) => yuan(v) },
+          ]} />
+      </Card>
+    </Space>
+  )
+}
+
 export default function Act({ role }: { role?: string }) {
   const { t } = useT()
   const items = [
     { key: 'campaigns', label: t.campaigns, children: <Campaigns canWrite={!!role} /> },
     { key: 'experiments', label: t.experiments, children: <Experiments canWrite={!!role} /> },
     { key: 'service', label: t.service, children: <Service /> },
+    { key: 'journeys', label: t.journeys, children: <Journeys canWrite={role === 'admin' || role === 'analyst'} /> },
   ]
   if (role === 'admin') items.push({ key: 'audit', label: t.audit, children: <Audit /> })
   return <Tabs items={items} destroyInactiveTabPane />

@@ -14,6 +14,7 @@ mod etl;
 mod experiment;
 mod identity;
 mod import;
+mod journey;
 mod quality;
 mod sentiment;
 mod serve;
@@ -97,6 +98,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: audience::AudienceCmd,
     },
+    /// Triggered journeys: welcome, miss you (overdue), big-spender thanks, service recovery.
+    Journey {
+        #[command(subcommand)]
+        cmd: journey::JourneyCmd,
+    },
     /// Campaigns from segments: suggest, create, launch, pause/resume/complete, results.
     Campaign {
         #[command(subcommand)]
@@ -151,6 +157,7 @@ pub async fn run(cli: Cli, origin: Origin) -> Result<()> {
         Cmd::Serve => serve::run(s, s.warehouse.clone(), s.metastore_url()).await,
         Cmd::Apikey { cmd } => apikey::run(s, cmd).await,
         Cmd::Audience { cmd } => audience::run(s, cmd).await,
+        Cmd::Journey { cmd } => journey::run(s, cmd).await,
         Cmd::Campaign { cmd } => campaign::run(s, cmd).await,
         Cmd::Experiment { cmd } => experiment::run(s, cmd).await,
         Cmd::Service { cmd } => service::run(s, cmd).await,

@@ -8,6 +8,7 @@ mod audience;
 mod clv;
 mod contract;
 mod dims;
+mod journey;
 mod servers;
 mod sqlite;
 

@@ -200,6 +200,30 @@ pub(crate) async fn post_order_inner(
     let Some(seq) = seq else {
         return Ok((StatusCode::OK, Json(Ingested::duplicate())));
     };
+    if let Some(c) = o.customer_id {
+        // The order is durable: what it triggers (welcome, big-spender thanks, no more "miss
+        // you"). A failure here is logged; the next refresh fires the same triggers by key.
+        let home = s
+            .rows_of("v_customer_360", c)?
+            .first()
+            .and_then(|r| r["home_store_id"].as_i64())
+            .or(Some(o.store_id));
+        let before = profile.as_ref().map_or(0.0, |lp| lp.features.orders - 1.0);
+        if let Err(e) = c360_core::journey::fire_order(
+            &st.inner().meta,
+            c,
+            home,
+            &o.order_no,
+            o.total_fen,
+            t,
+            before,
+            &p.name,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "journeys not fired for a live order");
+        }
+    }
     let live = profile.map(|lp| crate::state::LiveView::of(&s, &lp));
     Ok((
         StatusCode::CREATED,

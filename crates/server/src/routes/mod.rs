@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod customers;
 pub mod experiments;
 pub mod insights;
+pub mod journeys;
 pub mod live;
 pub mod meta;
 pub mod network;
@@ -18,7 +19,7 @@ pub mod service;
 pub mod ws;
 
 use crate::state::AppState;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -129,6 +130,12 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/v1/audiences/{id}/lookalike",
             post(audiences::lookalike),
+        )
+        .route("/api/v1/journeys", get(journeys::list_journeys))
+        .route("/api/v1/journeys/{kind}", put(journeys::set_journey))
+        .route(
+            "/api/v1/journeys/{kind}/sends",
+            get(journeys::journey_sends),
         )
         .route(
             "/api/v1/experiments",

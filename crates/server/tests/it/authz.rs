@@ -80,6 +80,7 @@ fn expected(method: &str, path: &str) -> [u16; 4] {
         ("post", "/api/v1/events") => [201, 403, 403, 403],
         ("post", "/api/v1/events/batch") => [200, 403, 403, 403],
         ("put", "/api/v1/campaigns/settings") | ("get", "/api/v1/audit") => [200, 403, 403, 403],
+        ("put", "/api/v1/journeys/{kind}") => [200, 200, 403, 403],
         _ => [200, 200, 200, 200],
     }
 }
@@ -87,21 +88,24 @@ fn expected(method: &str, path: &str) -> [u16; 4] {
 /// The request `who` makes for an operation: its URL and body.
 fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String, Option<Value>) {
     let tag = format!("{who:?}").to_lowercase();
-    let url = path.replace("{dim}", "store").replace(
-        "{id}",
-        &if path.starts_with("/api/v1/campaigns") {
-            n.campaign
-        } else if method == "delete" && path.starts_with("/api/v1/audiences") {
-            n.audiences[2]
-        } else if path.starts_with("/api/v1/audiences") {
-            n.audiences[0]
-        } else if path.starts_with("/api/v1/experiments") {
-            n.experiment
-        } else {
-            n.customer
-        }
-        .to_string(),
-    );
+    let url = path
+        .replace("{dim}", "store")
+        .replace("{kind}", "welcome")
+        .replace(
+            "{id}",
+            &if path.starts_with("/api/v1/campaigns") {
+                n.campaign
+            } else if method == "delete" && path.starts_with("/api/v1/audiences") {
+                n.audiences[2]
+            } else if path.starts_with("/api/v1/audiences") {
+                n.audiences[0]
+            } else if path.starts_with("/api/v1/experiments") {
+                n.experiment
+            } else {
+                n.customer
+            }
+            .to_string(),
+        );
     let query = match path {
         "/api/v1/customers" | "/api/v1/sentiment" | "/api/v1/recommendations" => {
             format!("?store_id={}", n.store)
@@ -133,6 +137,9 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
         | ("put", "/api/v1/audiences/{id}") => {
             Some(audience_spec(&format!("authz {tag}"), n.store))
         }
+        ("put", "/api/v1/journeys/{kind}") => Some(json!({
+            "enabled": false, "channel": "wechat",
+            "offer": {"kind": "amount_off", "discount_fen": 300, "sku": "HD01"}})),
         ("post", "/api/v1/audiences/{id}/lookalike") => {
             Some(json!({"name": format!("authz like {tag}"), "size": 5}))
         }

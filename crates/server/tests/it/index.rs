@@ -19,10 +19,25 @@ fn sorted_rows(idx: &ServingIndex, view: &str, id: i64) -> Vec<String> {
         .rows(view, id)
         .unwrap()
         .iter()
-        .map(|r| r.to_string())
+        .map(|r| rounded(r).to_string())
         .collect();
     r.sort();
     r
+}
+
+/// Floats to 9 significant digits: an average over a customer's rows is summed in whatever
+/// order the aggregation's partitions meet, and the last bits of a double follow that order.
+fn rounded(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap();
+            Value::String(format!("{x:.9e}"))
+        }
+        Value::Array(a) => Value::Array(a.iter().map(rounded).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), rounded(v))).collect()),
+        x => x.clone(),
+    }
 }
 
 async fn by_customer(sess: &c360_warehouse::Session, view: &str) -> BTreeMap<i64, Vec<String>> {

@@ -13,6 +13,7 @@ mod bounds;
 mod e2e;
 mod index;
 mod ingest;
+mod journeys;
 mod llm;
 mod sentiment;
 mod sources;
