@@ -155,6 +155,14 @@ try {
   await page.screenshot({ path: `${shots}/service-phone.png`, fullPage: true })
   await page.getByRole('tab', { name: 'Audit' }).click()
   await page.getByTestId('audit').getByText('campaign: launch').first().waitFor()
+  step('menu engineering: quadrants, attach rates and launches')
+  await page.goto(`${url}#/menu`)
+  await page.getByTestId('menu-items').locator('tbody tr.ant-table-row').first().waitFor()
+  const menuRows = await page.getByTestId('menu-items').locator('tbody tr.ant-table-row').count()
+  const menuApi = await page.evaluate(async () => (await (await fetch('/api/v1/menu', { headers: { authorization: `Bearer ${localStorage.getItem('c360.key')}` } })).json()).items.length)
+  assert.equal(menuRows, menuApi, 'one row per item')
+  await page.getByTestId('menu-matrix').locator('svg').first().waitFor()
+
   step('audiences: build and preview, save, compare two, open one')
   await page.goto(`${url}#/audiences`)
   await page.getByTestId('audience-builder').waitFor()
@@ -227,6 +235,10 @@ try {
       await page.getByTestId('campaign-results').waitFor()
     }, ['experiments', 'service', 'journeys', 'audit']],
     ['live', async () => page.getByTestId('live-orders').waitFor()],
+    ['menu', async () => {
+      await page.getByTestId('menu-items').locator('tbody tr.ant-table-row').first().waitFor()
+      await page.getByTestId('menu-matrix').locator('svg').first().waitFor()
+    }],
     ['audiences', async () => {
       await page.getByTestId('audience-list').locator('tbody tr.ant-table-row').first().waitFor()
       await page.getByTestId('audience-preview').click()

@@ -16,6 +16,7 @@ import Live from './pages/Live'
 import Dimensions from './pages/Dimensions'
 import Act from './pages/Act'
 import Audiences from './pages/Audiences'
+import MenuPage from './pages/Menu'
 
 type Route = { page: string; id?: number }
 
@@ -88,6 +89,7 @@ export default function App() {
     { key: 'customers', label: t.customers },
     { key: 'distributions', label: t.distributions },
     { key: 'dimensions', label: t.insightsTab },
+    { key: 'menu', label: t.menuTab },
     { key: 'audiences', label: t.audiences },
     { key: 'act', label: t.actTab },
     { key: 'live', label: t.live },
@@ -101,6 +103,7 @@ export default function App() {
   else if (route.page === 'distributions') body = <Distributions />
   else if (route.page === 'live') body = <Live />
   else if (route.page === 'act') body = <Act role={me?.role} />
+  else if (route.page === 'menu') body = <MenuPage />
   else if (route.page === 'audiences') body = <Audiences stores={me?.stores ?? undefined} />
   else if (route.page === 'dimensions') body = <Dimensions onOpen={(id) => go('customer', id)} />
   else body = <Overview />

@@ -39,7 +39,9 @@ const zh = {
   versions: '版本历史', version: '版本', sizeOverTime: '人数变化', exportCsv: '导出 CSV', exportParquet: '导出 Parquet', lookalike: '相似扩展',
   lookalikeSize: '扩展人数', expand: '扩展', compare: '对比所选', overlap: '人群重叠（交集人数）', bought: '购买过', anyProduct: '任意商品',
   anyTime: '任意时段', withinDays: '最近天数', atLeast: '至少次数', remove: '删除', changedBy: '修改人', asOf: '截至', value: '值',
-  anyStore: '任意门店', saved: '已保存', journeys: '自动旅程', enabled: '已启用', off: '未启用', turnOn: '启用', turnOff: '停用', threshold: '阈值', sends: '触达记录', sendAt: '发送时间', selectHint: '勾选两个以上人群进行对比；点击名称查看详情',
+  anyStore: '任意门店', saved: '已保存', menuTab: '菜单', menuMatrix: '菜单矩阵（销量占比 × 毛利）', popularity: '销量占比', margin: '单件毛利',
+  launches: '新品上市的蚕食', launched: '上市日', newItemPerOrder: '新品每单营收', cannibalised: '来自原有菜品的比例 [95%]', fromSameCategory: '各类每单减少',
+  menuItems: '菜品', quadrant: '象限', price: '售价', unitCost: '单件成本', attachRate: '随热狗附带率', journeys: '自动旅程', enabled: '已启用', off: '未启用', turnOn: '启用', turnOff: '停用', threshold: '阈值', sends: '触达记录', sendAt: '发送时间', selectHint: '勾选两个以上人群进行对比；点击名称查看详情',
 }
 const en: typeof zh = {
   title: 'c360 Customer 360', login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your admin issued (c360 apikey create)', logout: 'Log out',
@@ -78,7 +80,9 @@ const en: typeof zh = {
   versions: 'Versions', version: 'Version', sizeOverTime: 'Size over time', exportCsv: 'Export CSV', exportParquet: 'Export Parquet', lookalike: 'Lookalike',
   lookalikeSize: 'Expansion size', expand: 'Expand', compare: 'Compare selected', overlap: 'Overlap (customers in both)', bought: 'Bought', anyProduct: 'Any product',
   anyTime: 'Any time of day', withinDays: 'Within days', atLeast: 'At least times', remove: 'Remove', changedBy: 'Changed by', asOf: 'As of', value: 'Value',
-  anyStore: 'Any store', saved: 'Saved', journeys: 'Journeys', enabled: 'on', off: 'off', turnOn: 'Turn on', turnOff: 'Turn off', threshold: 'Threshold', sends: 'Sends', sendAt: 'Send at', selectHint: 'Tick two or more audiences to compare them; click a name for details',
+  anyStore: 'Any store', saved: 'Saved', menuTab: 'Menu', menuMatrix: 'Menu matrix (mix × margin)', popularity: 'Mix', margin: 'Unit margin',
+  launches: 'What launches took from the menu', launched: 'Launched', newItemPerOrder: 'New item per order', cannibalised: 'Taken from the menu [95%]', fromSameCategory: 'Lost per order by category',
+  menuItems: 'Items', quadrant: 'Quadrant', price: 'Price', unitCost: 'Unit cost', attachRate: 'Attach to hot dog', journeys: 'Journeys', enabled: 'on', off: 'off', turnOn: 'Turn on', turnOff: 'Turn off', threshold: 'Threshold', sends: 'Sends', sendAt: 'Send at', selectHint: 'Tick two or more audiences to compare them; click a name for details',
 }
 export const dict = { zh, en }
 export type T = typeof zh

@@ -32,6 +32,8 @@ type Kinds = {
   audienceKind: Words
   journey: Words
   sendStatus: Words
+  quadrant: Words
+  category: Words
 }
 
 const zh: Kinds = {
@@ -63,7 +65,7 @@ const zh: Kinds = {
     audit: '审计', behavior: '行为', campaign: '营销活动', campaigns: '营销活动', compare: '对比', customer: '客户', customers: '客户',
     event: '事件', experiment: '实验', experiments: '实验', health: '健康检查', live: '实时', me: '身份', network: '社交网络',
     order: '订单', overview: '总览', recommendations: '推荐', segments: '分群', sentiment: '情感', service: '客服', stream: '推送', ws: '推送',
-    audience: '人群', audiences: '人群', journey: '自动旅程', journeys: '自动旅程',
+    audience: '人群', audiences: '人群', journey: '自动旅程', journeys: '自动旅程', menu: '菜单分析',
   },
   verb: {
     read: '查看', create: '创建', launch: '发布', settings: '设置', status: '变更状态', list: '列出', program: '整体效果', suggest: '推荐',
@@ -83,6 +85,8 @@ const zh: Kinds = {
   audienceKind: { rule: '规则', sql: 'SQL 查询', lookalike: '相似扩展' },
   journey: { welcome: '新客欢迎', miss_you: '逾期想念召回', big_spender: '大额消费感谢', recovery: '客诉补救' },
   sendStatus: { planned: '待发送', not_sent: '对照不发送', capped: '频控拦截', cooldown: '冷却期内', cancelled: '已回店取消', sent: '已发送' },
+  quadrant: { star: '明星', plowhorse: '耕马（畅销低利）', puzzle: '谜题（高利滞销）', dog: '瘦狗' },
+  category: { 热狗: '热狗', 小食: '小食', 饮品: '饮品', 套餐: '套餐' },
 }
 
 const en: Kinds = {
@@ -114,7 +118,7 @@ const en: Kinds = {
     audit: 'audit', behavior: 'behaviour', campaign: 'campaign', campaigns: 'campaigns', compare: 'comparison', customer: 'customer', customers: 'customers',
     event: 'event', experiment: 'test', experiments: 'tests', health: 'health', live: 'live', me: 'identity', network: 'network',
     order: 'order', overview: 'overview', recommendations: 'recommendations', segments: 'segments', sentiment: 'sentiment', service: 'service', stream: 'push', ws: 'push',
-    audience: 'audience', audiences: 'audiences', journey: 'journey', journeys: 'journeys',
+    audience: 'audience', audiences: 'audiences', journey: 'journey', journeys: 'journeys', menu: 'menu',
   },
   verb: {
     read: 'read', create: 'create', launch: 'launch', settings: 'settings', status: 'change status', list: 'list', program: 'program effect', suggest: 'suggest',
@@ -134,6 +138,8 @@ const en: Kinds = {
   audienceKind: { rule: 'Rules', sql: 'SQL query', lookalike: 'Lookalike' },
   journey: { welcome: 'Welcome', miss_you: 'Miss you (overdue)', big_spender: 'Big-spender thanks', recovery: 'Service recovery' },
   sendStatus: { planned: 'planned', not_sent: 'held out', capped: 'capped', cooldown: 'cooling down', cancelled: 'came back', sent: 'sent' },
+  quadrant: { star: 'Star', plowhorse: 'Plowhorse', puzzle: 'Puzzle', dog: 'Dog' },
+  category: { 热狗: 'Hot dogs', 小食: 'Sides', 饮品: 'Drinks', 套餐: 'Combos' },
 }
 
 const words: Record<Lang, Kinds> = { zh, en }

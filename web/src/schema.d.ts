@@ -723,6 +723,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/menu": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin, analyst, store_manager. */
+        get: operations["menu_engineering"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/network": {
         parameters: {
             query?: never;
@@ -1764,6 +1781,50 @@ export interface components {
         };
         /** @enum {string} */
         Lang: "zh" | "en";
+        /**
+         * @description The effect of one launch: the items launched on one day, together (items launched together
+         *     take from the menu together; each one's "others" would hold the other's sales).
+         */
+        Launch: {
+            /** @description The rest of the menu per category: (category, revenue per order before, after). */
+            by_category: [
+                string,
+                number,
+                number
+            ][];
+            /**
+             * Format: double
+             * @description Share of the new items' revenue taken from the rest of the menu (1: no new money), with
+             *     its 95% interval.
+             */
+            cannibalised: number;
+            /** Format: double */
+            cannibalised_high: number;
+            /** Format: double */
+            cannibalised_low: number;
+            /** @description YYYY-MM-DD. */
+            launched: string;
+            names: string[];
+            /**
+             * Format: double
+             * @description The new items' revenue per order after the launch (fen).
+             */
+            new_items_per_order_fen: number;
+            /** Format: int64 */
+            orders_after: number;
+            /** Format: int64 */
+            orders_before: number;
+            /** Format: double */
+            others_after_fen: number;
+            /**
+             * Format: double
+             * @description The rest of the menu's revenue per order before and after (fen).
+             */
+            others_before_fen: number;
+            skus: string[];
+            /** Format: int64 */
+            window_days: number;
+        };
         /** @description A launched campaign's audience. */
         Launched: {
             /** @description Members per arm. */
@@ -1889,6 +1950,59 @@ export interface components {
             offset: number;
             /** Format: int64 */
             size: number;
+        };
+        MenuEngineering: {
+            /** @description YYYY-MM-DD, inclusive. */
+            from: string;
+            items: components["schemas"]["MenuItem"][];
+            launches: components["schemas"]["Launch"][];
+            /** Format: double */
+            margin_line_fen?: number | null;
+            /** Format: int64 */
+            orders: number;
+            /**
+             * Format: double
+             * @description The popularity line (share of units) and the margin line (fen per unit).
+             */
+            popularity_line: number;
+            to: string;
+        };
+        MenuItem: {
+            /**
+             * Format: double
+             * @description See the module.
+             */
+            attach_rate: number;
+            category: string;
+            /** Format: int64 */
+            cost_fen?: number | null;
+            /**
+             * Format: double
+             * @description Contribution margin per unit (price − cost).
+             */
+            margin_fen?: number | null;
+            /**
+             * Format: double
+             * @description Share of all units sold.
+             */
+            mix: number;
+            name: string;
+            popular: boolean;
+            /**
+             * Format: double
+             * @description Average list price per unit.
+             */
+            price_fen: number;
+            /** Format: int64 */
+            product_id: number;
+            profitable?: boolean | null;
+            /** @description star, plowhorse, puzzle or dog (none without a cost). */
+            quadrant?: string | null;
+            /** Format: int64 */
+            revenue_fen: number;
+            sku: string;
+            /** Format: int64 */
+            units: number;
         };
         /** @description What a stored model is and how well it does. */
         ModelCard: {
@@ -6798,6 +6912,96 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    menu_engineering: {
+        parameters: {
+            query?: {
+                /** @description One store (a store manager's must be theirs); default: the caller's stores. */
+                store_id?: number;
+                /** @description First day (YYYY-MM-DD), inclusive. */
+                from?: string;
+                /** @description Last day (YYYY-MM-DD), inclusive. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Per item: units, mix, price, cost, margin, popularity × margin quadrant (star, plowhorse, puzzle, dog), attach rate to the hot dog; per launch inside the range: the share of its revenue taken from the rest of the menu, with a 95% interval */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MenuEngineering"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,7 +1,7 @@
 //! The domain of c360, between the pure models (`c360-analytics`) and the ways in (the ETL's
 //! refresh, the HTTP server, the CLI): per-customer profile features and the fitted models with
 //! their live re-score, lifetime value, recommendation inputs, saved audiences (rules, SQL, lookalikes as bitmaps), campaigns (arms,
-//! coupons, effect), triggered journeys, experiments, service diagnosis and the audit trail.
+//! coupons, effect), triggered journeys, menu engineering, experiments, service diagnosis and the audit trail.
 //!
 //! It reads the warehouse through a [`c360_warehouse::Session`] and writes mutable state only
 //! through the metastore. It knows nothing of HTTP: every failure is a [`CoreError`] that says
@@ -16,6 +16,7 @@ pub mod cols;
 pub mod experiments;
 pub mod journey;
 pub mod json;
+pub mod menu;
 pub mod notes;
 pub mod profile;
 pub mod query;

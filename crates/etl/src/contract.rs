@@ -116,7 +116,7 @@ use Kind::*;
 /// name): a contract written before they existed stays valid, and says nothing it did not.
 /// `payer_id` is the payment account the provider reports to the till (WeChat Pay's openid
 /// under the chain's app, Alipay's user id): identity evidence, hashed at extraction.
-pub const OPT_IN: &[&str] = &["payer_id"];
+pub const OPT_IN: &[&str] = &["payer_id", "cost"];
 
 entity!(cities, "cities", "cities the chain's stores are in (read whole every run)", key = CITY_ID, [
     CITY_ID "city_id" Id, true;
@@ -144,6 +144,8 @@ entity!(products, "products", "the menu (read whole every run)", key = PRODUCT_I
     CATEGORY "category" Text, false;
     PRICE "price" Money, true;
     LAUNCHED "launched" Date, false;
+    // What one unit costs the chain (menu engineering's margins); opt-in.
+    COST "cost" Money, false;
 ]);
 entity!(members, "members", "the POS's members (customer key M:<member_id>)", key = MEMBER_ID, [
     MEMBER_ID "member_id" Key, true;

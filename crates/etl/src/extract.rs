@@ -463,13 +463,14 @@ pub async fn products(
     pb: &ProgressBar,
 ) -> Result<(u64, u64)> {
     use c::products as P;
-    let (mut id, mut sku, mut name, mut cat, mut price, mut launched) = (
+    let (mut id, mut sku, mut name, mut cat, mut price, mut launched, mut cost) = (
         Int64Builder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
         Int64Builder::new(),
         Date32Builder::new(),
+        Int64Builder::new(),
     );
     let mut menu: HashMap<i64, i64> = HashMap::new();
     let n = read(src, txn, "products", |plan, r| {
@@ -500,7 +501,22 @@ pub async fn products(
                 None,
             );
         }
+        let unit_cost = match &r.cells[P::COST] {
+            Cell::Int(f) if (0..=pr).contains(f) => Some(*f),
+            Cell::Null => None,
+            other => {
+                q.add(
+                    "products",
+                    row_id(plan, r),
+                    "cost",
+                    format!("cost must be 0 to the price ({pr}) in fen, got {other:?}; product kept without a cost"),
+                    None,
+                );
+                None
+            }
+        };
         menu.insert(p, pr);
+        cost.append_option(unit_cost);
         id.append_value(p);
         sku.append_value(r.some_text(P::SKU).unwrap_or_else(|| format!("P{p}")));
         name.append_option(r.text(P::NAME));
@@ -521,6 +537,7 @@ pub async fn products(
                     Arc::new(cat.finish()),
                     Arc::new(price.finish()),
                     Arc::new(launched.finish()),
+                    Arc::new(cost.finish()),
                 ],
             )?;
             txn.replace("products", vec![b])?;

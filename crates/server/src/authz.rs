@@ -121,6 +121,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/v1/audiences/{id}/members", ALL, "audience.read"),
     rule("GET", "/api/v1/audiences/{id}/export", ALL, "audience.export"),
     rule("POST", "/api/v1/audiences/{id}/lookalike", ALL, "audience.create"),
+    rule("GET", "/api/v1/menu", ALL, "menu.read"),
     rule("GET", "/api/v1/journeys", ALL, "journeys.list"),
     rule("PUT", "/api/v1/journeys/{kind}", CHAIN, "journey.update"),
     rule("GET", "/api/v1/journeys/{kind}/sends", ALL, "journey.read"),

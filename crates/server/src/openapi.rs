@@ -68,7 +68,8 @@ use utoipa::OpenApi;
         crate::routes::audiences::lookalike,
         crate::routes::journeys::list_journeys,
         crate::routes::journeys::set_journey,
-        crate::routes::journeys::journey_sends
+        crate::routes::journeys::journey_sends,
+        crate::routes::menu::menu_engineering
     ),
     components(schemas(
         ErrorBody,

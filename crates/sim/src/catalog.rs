@@ -83,6 +83,40 @@ pub const MENU: &[(&str, &str, &str, i64)] = &[
     ("CB04", "家庭欢聚套餐", "套餐", 9900),
 ];
 
+/// What one unit of an item costs the chain (ingredients and packaging), in fen: a food-cost
+/// ratio by category (drinks cheapest to make, combos dearest as they bundle), varied per item
+/// so that margins do not simply follow prices — the menu-engineering quadrants need both
+/// cheap high-margin items and dear low-margin ones.
+pub fn unit_cost_fen(sku: &str) -> i64 {
+    let ratio = match sku {
+        "HD01" => 0.30,
+        "HD02" => 0.42,
+        "HD03" => 0.46,
+        "HD04" => 0.33,
+        "HD05" => 0.36,
+        "HD06" => 0.31,
+        "HD07" => 0.35,
+        "HD08" => 0.40,
+        "SN01" => 0.18,
+        "SN02" => 0.27,
+        "SN03" => 0.38,
+        "SN04" => 0.22,
+        "SN05" => 0.41,
+        "DR01" => 0.15,
+        "DR02" => 0.20,
+        "DR03" => 0.24,
+        "DR04" => 0.48,
+        "DR05" => 0.30,
+        "DR06" => 0.26,
+        "CB01" => 0.45,
+        "CB02" => 0.44,
+        "CB03" => 0.47,
+        _ => 0.43,
+    };
+    let price = MENU.iter().find(|m| m.0 == sku).map_or(0, |m| m.3);
+    (price as f64 * ratio).round() as i64
+}
+
 pub const SURNAMES: &[&str] = &[
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
     "何", "高", "林", "罗",

@@ -1105,6 +1105,7 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
                 m.3.into(),
                 launched.clone().into(),
                 format!("{launched} 00:00:00").into(),
+                crate::catalog::unit_cost_fen(m.0).into(),
             ]
         })
         .collect();
@@ -1118,6 +1119,7 @@ async fn write_dims(cfg: &SimConfig, pos: &Db, stores: &[Store]) -> Result<(), S
             "price_fen",
             "launched",
             "updated_at",
+            "cost_fen",
         ],
         &products,
     )

@@ -66,6 +66,8 @@ fn products() -> SchemaRef {
         f("category", S, true),
         f("price_fen", I64, true),
         f("launched", DataType::Date32, true),
+        // Unit cost (ingredients, packaging) when the contract maps it.
+        f("cost_fen", I64, true),
     ]))
 }
 fn customers() -> SchemaRef {

@@ -41,6 +41,17 @@ pub enum AnalyzeCmd {
     /// orders: mean absolute error in days beside a fixed 30-day rule and the chain's median
     /// gap, and the overdue score's AUC for a 90-day lapse beside days since the last order.
     NextVisit,
+    /// Menu engineering: per item units, mix, price, unit cost, margin and its popularity ×
+    /// margin quadrant, attach rate to the hot dog; what each launch took from the rest of the
+    /// menu. For the chain or one store, over a range (default: all the data).
+    Menu {
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        #[arg(long)]
+        store: Option<i64>,
+    },
     /// Lookalike audiences against the truth: a quarter of a group the truth knows (next year's
     /// top spenders; breakfast lovers) as the seed, and the share of the hidden rest the
     /// expansion finds, beside the base rate and ranking by predicted CLV.
@@ -139,6 +150,27 @@ pub async fn run(s: &Settings, cmd: AnalyzeCmd) -> Result<()> {
         AnalyzeCmd::NextVisit => {
             let e = c360_eval::clv::evaluate_next_visit(&warehouse, &s.truth_or_default()).await?;
             println!("{}", serde_json::to_string_pretty(&e)?);
+        }
+        AnalyzeCmd::Menu { from, to, store } => {
+            let sess = Session::open(&Warehouse::open(&warehouse)?).await?;
+            let day = |sql: &str| {
+                let sess = &sess;
+                let sql = sql.to_string();
+                async move { anyhow::Ok(c360_model::Day(sess.scalar_i64(&sql).await?).date()) }
+            };
+            let from = match from {
+                Some(d) => d,
+                None => day("SELECT CAST(FLOOR((to_unixtime(MIN(order_time)) + 28800) / 86400) AS BIGINT) FROM fact_orders").await?,
+            };
+            let to = match to {
+                Some(d) => d,
+                None => day("SELECT CAST(FLOOR((to_unixtime(MAX(order_time)) + 28800) / 86400) AS BIGINT) FROM fact_orders").await?,
+            };
+            let stores = store.map(|s| vec![s]);
+            let m = c360_core::menu::analyse(&sess, from, to, stores.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&m)?);
         }
         AnalyzeCmd::Lookalike => {
             let e =

@@ -598,8 +598,8 @@ fn sources_check_reports_rows_and_columns_and_masks_samples() {
         ))
         .unwrap()
         .replace(
-            "columns = { price = \"price_fen\" }",
-            "columns = { price = \"price_yuan\" }",
+            "columns = { price = \"price_fen\", cost = \"cost_fen\" }",
+            "columns = { price = \"price_yuan\", cost = \"cost_fen\" }",
         ),
     )
     .unwrap();

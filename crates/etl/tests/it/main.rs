@@ -9,6 +9,7 @@ mod clv;
 mod contract;
 mod dims;
 mod journey;
+mod menu;
 mod servers;
 mod sqlite;
 

@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod insights;
 pub mod journeys;
 pub mod live;
+pub mod menu;
 pub mod meta;
 pub mod network;
 pub mod overview;
@@ -131,6 +132,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/audiences/{id}/lookalike",
             post(audiences::lookalike),
         )
+        .route("/api/v1/menu", get(menu::menu_engineering))
         .route("/api/v1/journeys", get(journeys::list_journeys))
         .route("/api/v1/journeys/{kind}", put(journeys::set_journey))
         .route(

@@ -58,6 +58,7 @@ fn expected(method: &str, path: &str) -> [u16; 4] {
         | ("get", "/api/v1/customers")
         | ("get", "/api/v1/sentiment")
         | ("get", "/api/v1/recommendations")
+        | ("get", "/api/v1/menu")
         | ("get", "/api/v1/campaigns/{id}")
         | ("get", "/api/v1/campaigns/{id}/results")
         | ("get", "/api/v1/campaigns/{id}/members")
@@ -107,7 +108,7 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
             .to_string(),
         );
     let query = match path {
-        "/api/v1/customers" | "/api/v1/sentiment" | "/api/v1/recommendations" => {
+        "/api/v1/customers" | "/api/v1/sentiment" | "/api/v1/recommendations" | "/api/v1/menu" => {
             format!("?store_id={}", n.store)
         }
         "/api/v1/campaigns/program" => format!("?from={}&to={}", day.start, day.end),

@@ -53,7 +53,7 @@ async fn by_customer(sess: &c360_warehouse::Session, view: &str) -> BTreeMap<i64
     let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for r in rows {
         let id = r["customer_id"].as_i64().unwrap();
-        out.entry(id).or_default().push(r.to_string());
+        out.entry(id).or_default().push(rounded(&r).to_string());
     }
     for v in out.values_mut() {
         v.sort();
