@@ -17,7 +17,7 @@ use crate::SimError;
 pub const POS_DDL: &str = "
 CREATE TABLE city (id BIGINT PRIMARY KEY, city_name VARCHAR(32) NOT NULL, province VARCHAR(32), city_tier SMALLINT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION);
 CREATE TABLE shop (shop_id BIGINT PRIMARY KEY, shop_no VARCHAR(16), shop_name VARCHAR(64), city BIGINT, kind VARCHAR(16), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, opened DATE, state VARCHAR(16));
-CREATE TABLE goods (goods_id BIGINT PRIMARY KEY, goods_sn VARCHAR(16), goods_name VARCHAR(64), cat VARCHAR(16), price DECIMAL(10,2), launch DATE);
+CREATE TABLE goods (goods_id BIGINT PRIMARY KEY, goods_sn VARCHAR(16), goods_name VARCHAR(64), cat VARCHAR(16), price DECIMAL(10,2), launch DATE, cost_price DECIMAL(10,2));
 CREATE TABLE vip (card_no VARCHAR(32) PRIMARY KEY, mobile VARCHAR(32), mobile_ok SMALLINT, real_name VARCHAR(32), sex VARCHAR(4), birth DATE, reg_shop BIGINT, reg_time BIGINT, modified BIGINT);
 CREATE TABLE sale (sale_id BIGINT PRIMARY KEY, sale_no VARCHAR(32), shop_id BIGINT, vip_card VARCHAR(32), sale_time BIGINT, amount DECIMAL(12,2), discount DECIMAL(12,2), pay_type SMALLINT, state SMALLINT, modified BIGINT, pay_account VARCHAR(64));
 CREATE TABLE sale_coupon (sale_id BIGINT PRIMARY KEY, code VARCHAR(32), modified BIGINT);
@@ -261,6 +261,7 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
                 text(r, "category"),
                 yuan(get_i64(r, "price_fen")),
                 date(get_text(r, "launched")),
+                yuan(get_i64(r, "cost_fen")),
             ]
         })
         .collect();
@@ -274,6 +275,7 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
             ("cat", ""),
             ("price", "DECIMAL(10,2)"),
             ("launch", "DATE"),
+            ("cost_price", "DECIMAL(10,2)"),
         ],
         &out,
     )
