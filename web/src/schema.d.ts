@@ -1014,23 +1014,27 @@ export interface components {
             /** @description A switchback: the days the store is treated. */
             treated_days?: string[] | null;
         };
-        /** @description A saved audience as the metastore holds it. */
         Audience: {
-            /** Format: int64 */
-            audience_id: number;
-            created_at: string;
-            created_by: string;
-            /** @description rule, sql or lookalike. */
-            kind: string;
-            spec: components["schemas"]["AudienceSpec"];
-            /** @description active or archived. */
-            status: string;
-            updated_at: string;
             /**
              * Format: int64
-             * @description The current definition's version (1 = as created).
+             * @description Only members of this saved audience (its membership at launch; the filters above still
+             *     apply).
              */
-            version: number;
+            audience_id?: number | null;
+            lifecycle?: string[];
+            /** @description Cap on the audience (highest CLV first). */
+            max_size?: number | null;
+            /**
+             * Format: double
+             * @description Only customers whose 90-day churn probability is at least this.
+             */
+            min_churn?: number | null;
+            /** @description RFM classes (the 8: 重要价值客户 … 一般挽留客户); empty = any. */
+            rfm_class?: string[];
+            /** @description Home stores; empty = all (a store manager's campaigns are always limited to theirs). */
+            store_ids?: number[];
+            /** @description Tiers: 核心客户, 活跃客户, 机会客户, 沉睡/新客户 (as the segmentation names them). */
+            tier?: string[];
         };
         /**
          * @description An audience with its members now, every version of its definition and its size at each
@@ -1038,7 +1042,7 @@ export interface components {
          */
         AudienceDetail: {
             as_of: string;
-            audience: components["schemas"]["Audience"];
+            audience: components["schemas"]["SavedAudience"];
             /**
              * Format: int64
              * @description Members now (the snapshot's, with live orders applied to rule audiences).
@@ -1052,7 +1056,7 @@ export interface components {
         };
         /** @description An audience in the list, with its size at the last snapshot it was measured at. */
         AudienceRow: {
-            audience: components["schemas"]["Audience"];
+            audience: components["schemas"]["SavedAudience"];
             /** @description That snapshot's observation end (YYYY-MM-DD). */
             last_as_of?: string | null;
             /** Format: int64 */
@@ -1255,6 +1259,13 @@ export interface components {
             qty: number;
             /** Format: double */
             share: number;
+        };
+        CategoryShift: {
+            /** Format: double */
+            after_fen: number;
+            /** Format: double */
+            before_fen: number;
+            category: string;
         };
         /** @description A cause and how many of the listed tickets it is predicted for. */
         CauseCount: {
@@ -1546,6 +1557,12 @@ export interface components {
             /** Format: int64 */
             seq: number;
         };
+        /** @description A profile field a rule may test. */
+        FieldInfo: {
+            /** @description number or text. */
+            kind: string;
+            name: string;
+        };
         /**
          * @description `field op values`: one value for eq … ge, one or more for in / not_in, none for the null
          *     tests. A customer whose field is empty matches only `is_null`.
@@ -1560,17 +1577,8 @@ export interface components {
         Fields: {
             channels: string[];
             dayparts: string[];
-            /** @description (field, "number" or "text"). */
-            fields: [
-                string,
-                string
-            ][];
-            /** @description (sku, name, category) of every product. */
-            products: [
-                string,
-                string,
-                string
-            ][];
+            fields: components["schemas"]["FieldInfo"][];
+            products: components["schemas"]["ProductInfo"][];
             /** @description Values the text fields hold (rfm_class, tier, lifecycle …). */
             values: {
                 [key: string]: string[];
@@ -1786,12 +1794,8 @@ export interface components {
          *     take from the menu together; each one's "others" would hold the other's sales).
          */
         Launch: {
-            /** @description The rest of the menu per category: (category, revenue per order before, after). */
-            by_category: [
-                string,
-                number,
-                number
-            ][];
+            /** @description The rest of the menu per category: revenue per order before and after. */
+            by_category: components["schemas"]["CategoryShift"][];
             /**
              * Format: double
              * @description Share of the new items' revenue taken from the rest of the menu (1: no new money), with
@@ -2286,6 +2290,12 @@ export interface components {
             /** @description The stores a store manager may see; empty for the other roles (who see all). */
             stores: number[];
         };
+        /** @description A product a behaviour rule may name. */
+        ProductInfo: {
+            category: string;
+            name: string;
+            sku: string;
+        };
         /** @description Every campaign together against the global holdout. */
         ProgramEffect: {
             /** Format: double */
@@ -2413,6 +2423,24 @@ export interface components {
             field: components["schemas"]["FieldRule"];
         } | {
             bought: components["schemas"]["Bought"];
+        };
+        /** @description A saved audience as the metastore holds it. */
+        SavedAudience: {
+            /** Format: int64 */
+            audience_id: number;
+            created_at: string;
+            created_by: string;
+            /** @description rule, sql or lookalike. */
+            kind: string;
+            spec: components["schemas"]["AudienceSpec"];
+            /** @description active or archived. */
+            status: string;
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description The current definition's version (1 = as created).
+             */
+            version: number;
         };
         /** @description A number or a text. */
         Scalar: number | string;
@@ -7000,7 +7028,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            /** @description to before from */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -168,7 +168,7 @@ fn one() -> i64 {
 
 /// A rule: all of, any of, not, a profile field, or behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[schema(no_recursion)]
 pub enum Rule {
     All(Vec<Rule>),
@@ -1076,6 +1076,7 @@ pub async fn lookalike(
 
 /// A saved audience as the metastore holds it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = SavedAudience)]
 pub struct Audience {
     pub audience_id: i64,
     /// active or archived.

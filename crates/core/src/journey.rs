@@ -110,7 +110,7 @@ pub struct JourneySpec {
     pub cooldown_days: i64,
     /// At most this many messages to one customer (campaigns and journeys) in `cap_days` days.
     #[serde(default = "default_cap")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 100)]
     pub frequency_cap: u32,
     #[serde(default = "default_cap_days")]
     #[schema(minimum = 1, maximum = 60)]
@@ -153,7 +153,7 @@ impl JourneySpec {
         if !(1..=365).contains(&self.cooldown_days) {
             return Err(bad("cooldown_days: must be 1 to 365"));
         }
-        if self.frequency_cap == 0 || !(1..=60).contains(&self.cap_days) {
+        if !(1..=100).contains(&self.frequency_cap) || !(1..=60).contains(&self.cap_days) {
             return Err(bad(
                 "frequency_cap, cap_days: at least 1 message in 1 to 60 days",
             ));

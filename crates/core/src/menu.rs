@@ -75,8 +75,15 @@ pub struct Launch {
     pub cannibalised: f64,
     pub cannibalised_low: f64,
     pub cannibalised_high: f64,
-    /// The rest of the menu per category: (category, revenue per order before, after).
-    pub by_category: Vec<(String, f64, f64)>,
+    /// The rest of the menu per category: revenue per order before and after.
+    pub by_category: Vec<CategoryShift>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CategoryShift {
+    pub category: String,
+    pub before_fen: f64,
+    pub after_fen: f64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -392,7 +399,11 @@ async fn launches(
             cannibalised_high: share + 1.96 * se / new_per,
             by_category: cats
                 .into_iter()
-                .map(|(c, (b, a))| (c, b / before.orders, a / after.orders))
+                .map(|(category, (b, a))| CategoryShift {
+                    category,
+                    before_fen: b / before.orders,
+                    after_fen: a / after.orders,
+                })
                 .collect(),
         });
     }

@@ -96,6 +96,9 @@ use utoipa::OpenApi;
         crate::routes::audiences::LookalikeRequest,
         c360_core::journey::JourneySpec,
         c360_core::journey::JourneyKind,
+        c360_core::menu::CategoryShift,
+        crate::routes::audiences::FieldInfo,
+        crate::routes::audiences::ProductInfo,
         crate::routes::campaigns::StatusChange,
         crate::routes::campaigns::CampaignList,
         crate::routes::campaigns::CampaignState,
@@ -147,6 +150,20 @@ impl utoipa::Modify for Security {
         };
         use utoipa::openapi::{RefOr, ResponseBuilder};
         let components = doc.components.get_or_insert_with(Default::default);
+        // An audience rule is one key (all, any, not, field, bought): say so, so that a body
+        // with two keys is outside the document as it is outside the API.
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::OneOf(one))) =
+            components.schemas.get_mut("Rule")
+        {
+            for item in &mut one.items {
+                if let utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(o)) = item
+                {
+                    o.additional_properties = Some(Box::new(
+                        utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                    ));
+                }
+            }
+        }
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(

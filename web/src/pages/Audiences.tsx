@@ -56,7 +56,7 @@ export default function Audiences({ stores }: { stores?: number[] }) {
   if (list.error) return <Alert type="error" message={list.error} />
   if (!list.data || !fields.data) return <Skeleton active />
   const f = fields.data
-  const kindOf = (field: string) => f.fields.find((x) => x[0] === field)?.[1] ?? 'number'
+  const kindOf = (field: string) => f.fields.find((x) => x.name === field)?.kind ?? 'number'
   const spec = (): Spec => ({ name: name || t.newAudience, store_ids: stores ?? [], rule: ruleOf(conds, mode), description: '' })
   const act = async (fn: () => Promise<unknown>) => {
     setBusy(true)
@@ -79,7 +79,7 @@ export default function Audiences({ stores }: { stores?: number[] }) {
         <Space wrap key={i} data-testid="cond-bought">
           <Tag>{t.bought}</Tag>
           <Select style={{ minWidth: 140 }} allowClear placeholder={t.anyProduct} value={c.sku} onChange={(v) => setCond(i, { ...c, sku: v })}
-            options={f.products.map(([sku, pname]) => ({ value: sku, label: pname }))} />
+            options={f.products.map((p) => ({ value: p.sku, label: p.name }))} />
           <Select style={{ minWidth: 100 }} allowClear placeholder={t.anyTime} value={c.daypart} onChange={(v) => setCond(i, { ...c, daypart: v })}
             options={f.dayparts.map((d) => ({ value: d, label: label(lang, 'daypart', d) }))} />
           <InputNumber min={1} max={3650} placeholder={t.withinDays} value={c.within_days} onChange={(v) => setCond(i, { ...c, within_days: v ?? undefined })} />
@@ -95,7 +95,7 @@ export default function Audiences({ stores }: { stores?: number[] }) {
       <Space wrap key={i} data-testid="cond-field">
         <Select style={{ minWidth: 150 }} value={c.field}
           onChange={(v) => setCond(i, { type: 'field', field: v, op: kindOf(v) === 'text' ? 'in' : 'ge', values: [] })}
-          options={f.fields.map(([k]) => ({ value: k, label: label(lang, 'field', k) }))} />
+          options={f.fields.map((x) => ({ value: x.name, label: label(lang, 'field', x.name) }))} />
         <Select style={{ minWidth: 90 }} value={c.op} onChange={(v) => setCond(i, { ...c, op: v, values: [] })}
           options={(kind === 'text' ? TEXT_OPS : NUMBER_OPS).map((o) => ({ value: o, label: label(lang, 'op', o) }))} />
         {!noValue && kind === 'number' && (

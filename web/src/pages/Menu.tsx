@@ -46,7 +46,7 @@ export default function Menu() {
               { title: t.launched, dataIndex: 'launched', key: 'l' },
               { title: t.newItemPerOrder, key: 'p', render: (_: unknown, l) => yuan(l.new_items_per_order_fen, 2) },
               { title: t.cannibalised, key: 'c', render: (_: unknown, l) => `${pct(l.cannibalised)} [${pct(l.cannibalised_low)}, ${pct(l.cannibalised_high)}]` },
-              { title: t.fromSameCategory, key: 's', render: (_: unknown, l) => l.by_category.map(([c, b, a]) => `${label(lang, 'category', c)} ${yuan(b - a, 2)}`).join(lang === 'zh' ? '；' : '; ') },
+              { title: t.fromSameCategory, key: 's', render: (_: unknown, l) => l.by_category.map((x) => `${label(lang, 'category', x.category)} ${yuan(x.before_fen - x.after_fen, 2)}`).join(lang === 'zh' ? '；' : '; ') },
             ]} />
         </Card>
       </Col>

@@ -158,12 +158,12 @@ pub(crate) async fn for_campaign(
         return Ok(None);
     };
     let a = audience_of(st, p, id).await.map_err(|_| {
-        ApiError::BadRequest(format!(
+        ApiError::Unprocessable(format!(
             "audience.audience_id: audience {id} does not exist"
         ))
     })?;
     if a.status != "active" {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::Unprocessable(format!(
             "audience.audience_id: audience {id} is archived"
         )));
     }
@@ -239,20 +239,34 @@ pub async fn list_audiences(
 /// What the rules may test: profile fields with their kind, dayparts, channels, products.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Fields {
-    /// (field, "number" or "text").
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<FieldInfo>,
     pub dayparts: Vec<String>,
     pub channels: Vec<String>,
-    /// (sku, name, category) of every product.
-    pub products: Vec<(String, String, String)>,
+    pub products: Vec<ProductInfo>,
     /// Values the text fields hold (rfm_class, tier, lifecycle …).
     pub values: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// A profile field a rule may test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldInfo {
+    pub name: String,
+    /// number or text.
+    pub kind: String,
+}
+
+/// A product a behaviour rule may name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductInfo {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/audiences/fields", responses((status = 200, body = Fields, description = "What an audience rule may test")))]
 pub async fn fields(State(st): State<AppState>, _p: Principal) -> ApiResult<Json<Fields>> {
     let s = st.snapshot().await?;
-    let products: Vec<(String, String, String)> = c360_core::query::query(
+    let products: Vec<ProductInfo> = c360_core::query::query(
         &s.sess,
         "SELECT sku, name, category FROM products ORDER BY sku",
     )
@@ -260,7 +274,11 @@ pub async fn fields(State(st): State<AppState>, _p: Principal) -> ApiResult<Json
     .iter()
     .map(|r| {
         let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-        (t("sku"), t("name"), t("category"))
+        ProductInfo {
+            sku: t("sku"),
+            name: t("name"),
+            category: t("category"),
+        }
     })
     .collect();
     let mut values = std::collections::BTreeMap::new();
@@ -288,15 +306,13 @@ pub async fn fields(State(st): State<AppState>, _p: Principal) -> ApiResult<Json
     Ok(Json(Fields {
         fields: audience::FIELDS
             .iter()
-            .map(|(f, k)| {
-                (
-                    f.to_string(),
-                    match k {
-                        audience::Kind::Number => "number",
-                        audience::Kind::Text => "text",
-                    }
-                    .to_string(),
-                )
+            .map(|(f, k)| FieldInfo {
+                name: f.to_string(),
+                kind: match k {
+                    audience::Kind::Number => "number",
+                    audience::Kind::Text => "text",
+                }
+                .to_string(),
             })
             .collect(),
         dayparts: c360_model::Daypart::ALL
@@ -352,7 +368,7 @@ pub async fn create_audience(
 async fn seed_visible(st: &AppState, p: &Principal, spec: &AudienceSpec) -> ApiResult<()> {
     if let Some(l) = &spec.lookalike {
         audience_of(st, p, l.seed).await.map_err(|_| {
-            ApiError::BadRequest(format!(
+            ApiError::Unprocessable(format!(
                 "lookalike.seed: audience {} does not exist",
                 l.seed
             ))
@@ -595,7 +611,7 @@ pub async fn export_audience(
 #[into_params(parameter_in = Query)]
 pub struct OverlapParams {
     /// 2 to 10 audience ids, comma-separated.
-    #[param(pattern = r"^[0-9]+(,[0-9]+){1,9}$")]
+    #[param(pattern = r"^[0-9]{1,18}(,[0-9]{1,18}){1,9}$")]
     ids: String,
 }
 

@@ -75,7 +75,7 @@ pub async fn create_campaign(
                 .ok()
                 .filter(|x| x.status == "active" && authz::sees_audience(&p, &x.spec));
             if x.is_none() {
-                return Err(crate::error::ApiError::BadRequest(format!(
+                return Err(crate::error::ApiError::Unprocessable(format!(
                     "audience.audience_id: audience {a} does not exist"
                 )));
             }

@@ -19,7 +19,7 @@ pub struct MenuParams {
     store_id: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/menu", params(MenuParams, DaysParams), responses((status = 200, body = MenuEngineering, description = "Per item: units, mix, price, cost, margin, popularity × margin quadrant (star, plowhorse, puzzle, dog), attach rate to the hot dog; per launch inside the range: the share of its revenue taken from the rest of the menu, with a 95% interval"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/menu", params(MenuParams, DaysParams), responses((status = 200, body = MenuEngineering, description = "Per item: units, mix, price, cost, margin, popularity × margin quadrant (star, plowhorse, puzzle, dog), attach rate to the hot dog; per launch inside the range: the share of its revenue taken from the rest of the menu, with a 95% interval"), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody, description = "to before from")))]
 pub async fn menu_engineering(
     State(st): State<AppState>,
     p: Principal,
@@ -40,7 +40,7 @@ pub async fn menu_engineering(
     let from = from.unwrap_or(c360_model::Day(first).date());
     let to = to.unwrap_or(c360_model::Day(s.end_day - 1).date());
     if to < from {
-        return Err(crate::error::ApiError::BadRequest(format!(
+        return Err(crate::error::ApiError::Unprocessable(format!(
             "to: {to} is before from ({from})"
         )));
     }

@@ -276,7 +276,7 @@ async fn audiences_follow_live_orders_export_and_stay_in_scope() {
     assert_eq!(l["audience"], d["size"], "{l} {d}");
     spec["audience"] = json!({"audience_id": 999_999});
     let (s, _) = call(&st, "POST", "/api/v1/campaigns", an, Some(spec)).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Archived: gone from the list, history kept; every change was audited.
     let (s, _) = call(
