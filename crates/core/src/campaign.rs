@@ -572,13 +572,18 @@ pub fn in_global_holdout(customer_id: i64, pct: f64) -> bool {
 
 fn coupon_code(campaign: i64, customer: i64) -> String {
     let h = ab::stable_hash(&["coupon", &campaign.to_string(), &customer.to_string()]);
-    let mut x = h >> 24; // 40 bits
+    format!("C{campaign}-{}", code8(h))
+}
+
+/// Eight characters of a coupon code from a hash's top 40 bits (no I or O, which read as 1 and 0).
+pub(crate) fn code8(h: u64) -> String {
+    let mut x = h >> 24;
     let mut s = String::new();
     for _ in 0..8 {
         s.push(b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"[(x % 34) as usize] as char);
         x /= 34;
     }
-    format!("C{campaign}-{s}")
+    s
 }
 
 /// The send time: `hour` on `day`, moved out of quiet hours to the next allowed hour.

@@ -324,12 +324,7 @@ const SEND_COLUMNS: [&str; 13] = [
 ];
 
 fn coupon(kind: JourneyKind, key: &str) -> String {
-    let mut x = stable_hash(&["journey-coupon", key]) >> 24;
-    let mut s = String::new();
-    for _ in 0..8 {
-        s.push(b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"[(x % 34) as usize] as char);
-        x /= 34;
-    }
+    let s = crate::campaign::code8(stable_hash(&["journey-coupon", key]));
     let k = match kind {
         JourneyKind::Welcome => 'W',
         JourneyKind::MissYou => 'M',
