@@ -58,7 +58,7 @@ const zh: Kinds = {
     store: '按门店均值，用实验前数据做 CUPED 修正，门店间 Welch 检验',
     switchback: '同店实验日减对照日均值（扣除日固定效应），门店间配对 t 检验',
   },
-  arm: { treatment: '实验组', holdout: '对照组', global_holdout: '全局对照', A: 'A 组', B: 'B 组' },
+  arm: { treatment: '实验组', holdout: '对照组', global_holdout: '全局对照', none: '不参与', A: 'A 组', B: 'B 组' },
   role: { admin: '管理员', analyst: '分析师', store_manager: '店长' },
   outcome: { ok: '成功', denied: '无权限', rejected: '被拒绝', error: '出错' },
   resource: {
@@ -84,7 +84,7 @@ const zh: Kinds = {
   op: { eq: '等于', ne: '不等于', lt: '小于', le: '不大于', gt: '大于', ge: '不小于', in: '属于', not_in: '不属于', is_null: '为空', not_null: '不为空' },
   audienceKind: { rule: '规则', sql: 'SQL 查询', lookalike: '相似扩展' },
   journey: { welcome: '新客欢迎', miss_you: '逾期想念召回', big_spender: '大额消费感谢', recovery: '客诉补救' },
-  sendStatus: { planned: '待发送', not_sent: '对照不发送', capped: '频控拦截', cooldown: '冷却期内', cancelled: '已回店取消', sent: '已发送' },
+  sendStatus: { planned: '待发送', not_sent: '对照不发送', capped: '频控拦截', cooldown: '冷却期内', cancelled: '已回店取消', sent: '已发送', no_consent: '未获授权' },
   quadrant: { star: '明星', plowhorse: '耕马（畅销低利）', puzzle: '谜题（高利滞销）', dog: '瘦狗' },
   category: { 热狗: '热狗', 小食: '小食', 饮品: '饮品', 套餐: '套餐' },
 }
@@ -111,7 +111,7 @@ const en: Kinds = {
     store: 'per-store means with CUPED on the pre-period, Welch across stores',
     switchback: 'within-store treated-day minus control-day means after day fixed effects, paired t across stores',
   },
-  arm: { treatment: 'Treatment', holdout: 'Holdout', global_holdout: 'Global holdout', A: 'A', B: 'B' },
+  arm: { treatment: 'Treatment', holdout: 'Holdout', global_holdout: 'Global holdout', none: 'not in any arm', A: 'A', B: 'B' },
   role: { admin: 'admin', analyst: 'analyst', store_manager: 'store manager' },
   outcome: { ok: 'ok', denied: 'denied', rejected: 'rejected', error: 'error' },
   resource: {
@@ -137,7 +137,7 @@ const en: Kinds = {
   op: { eq: 'is', ne: 'is not', lt: 'below', le: 'at most', gt: 'above', ge: 'at least', in: 'is one of', not_in: 'is none of', is_null: 'is empty', not_null: 'is set' },
   audienceKind: { rule: 'Rules', sql: 'SQL query', lookalike: 'Lookalike' },
   journey: { welcome: 'Welcome', miss_you: 'Miss you (overdue)', big_spender: 'Big-spender thanks', recovery: 'Service recovery' },
-  sendStatus: { planned: 'planned', not_sent: 'held out', capped: 'capped', cooldown: 'cooling down', cancelled: 'came back', sent: 'sent' },
+  sendStatus: { planned: 'planned', not_sent: 'held out', capped: 'capped', cooldown: 'cooling down', cancelled: 'came back', sent: 'sent', no_consent: 'no consent' },
   quadrant: { star: 'Star', plowhorse: 'Plowhorse', puzzle: 'Puzzle', dog: 'Dog' },
   category: { 热狗: 'Hot dogs', 小食: 'Sides', 饮品: 'Drinks', 套餐: 'Combos' },
 }

@@ -791,6 +791,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/privacy/customers/{id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Roles: admin. */
+        post: operations["erase_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/customers/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Roles: admin. */
+        post: operations["export_customer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Roles: admin. */
+        get: operations["list_requests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/recommendations": {
         parameters: {
             query?: never;
@@ -1426,6 +1477,13 @@ export interface components {
             reviews: components["schemas"]["Row"][];
             summary?: null | components["schemas"]["Row"];
         };
+        ErasureBody: {
+            /**
+             * @description Why (the person's request, its reference): kept with the request and in the audit trail.
+             *     No personal data.
+             */
+            reason: string;
+        };
         /** @description The JSON body of every error. */
         ErrorBody: {
             /**
@@ -1843,6 +1901,11 @@ export interface components {
             capped: number;
             /** Format: double */
             global_holdout_pct: number;
+            /**
+             * @description Customers the audience matched who have not consented to the campaign's channel (never
+             *     asked, refused or withdrawn): not members, in no arm.
+             */
+            no_consent: number;
         };
         /**
          * @description Where a customer is in their life with the chain.
@@ -2196,6 +2259,31 @@ export interface components {
             /** @description path, sessions, conversion, avg_duration_s. */
             paths: components["schemas"]["Row"][];
         };
+        /**
+         * @description Everything c360 holds about one customer, as given to them (PIPL art. 45). Identifiers
+         *     appear as the sources hold them masked; keyed hashes are not personal data of theirs to read
+         *     and are left out.
+         */
+        PersonalData: {
+            /** @description Their accounts in the source systems (POS members, mini-program users). */
+            accounts: unknown[];
+            campaigns: unknown[];
+            /** Format: int64 */
+            customer_id: number;
+            events: unknown[];
+            /** @description RFC 3339, UTC. */
+            generated_at: string;
+            journeys: unknown[];
+            /** @description Orders received live since the last ETL run. */
+            live_orders: unknown[];
+            order_items: unknown[];
+            orders: unknown[];
+            predictions: unknown[];
+            /** @description Their profile (`v_customer_360`: scores, segments, predictions, consent). */
+            profile?: unknown;
+            reviews: unknown[];
+            tickets: unknown[];
+        };
         /** @description An experiment's plan: its assignment and the smallest effect it can detect. */
         Plan: {
             /** Format: double */
@@ -2290,6 +2378,24 @@ export interface components {
             /** @description The stores a store manager may see; empty for the other roles (who see all). */
             stores: number[];
         };
+        /** @description One export or erasure request. */
+        PrivacyRequest: {
+            completed_at?: string | null;
+            /** Format: int64 */
+            customer_id: number;
+            /** @description What was exported or erased (counts per place). */
+            detail?: unknown;
+            /** @description export or erase. */
+            kind: string;
+            reason?: string | null;
+            /** Format: int64 */
+            request_id: number;
+            /** @description RFC 3339, UTC. */
+            requested_at: string;
+            requested_by?: string | null;
+            /** @description done, or pending (an erasure whose warehouse part waits for the next ETL run). */
+            status: string;
+        };
         /** @description A product a behaviour rule may name. */
         ProductInfo: {
             category: string;
@@ -2356,6 +2462,9 @@ export interface components {
             items: components["schemas"]["RecItem"][];
             /** Format: int64 */
             store_id?: number | null;
+        };
+        RequestList: {
+            requests: components["schemas"]["PrivacyRequest"][];
         };
         /** @description What to do about a ticket. */
         Resolution: {
@@ -7280,6 +7389,289 @@ export interface operations {
             };
             /** @description Missing or unknown API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    erase_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ErasureBody"];
+            };
+        };
+        responses: {
+            /** @description Erased from the metastore and from what this server serves; the warehouse part is pending until the next ETL run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivacyRequest"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_customer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Everything held about the customer: accounts, profile, orders, reviews, events, tickets, predictions, live orders, campaigns and journeys (recorded as a request and audited) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PersonalData"];
+                };
+            };
+            /** @description A parameter or the body does not parse or breaks its documented bounds (the message names it) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description This key's rate limit (requests, or LLM insights): wait the seconds of Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal error (no details; they are in the log) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No warehouse yet (run the ETL first) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_requests: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Export and erasure requests, newest first, with their status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Well formed, but the fields contradict each other or name what does not fit (the message names the field) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

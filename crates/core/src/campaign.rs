@@ -660,6 +660,12 @@ pub async fn launch(
             "launch: the saved audience's members were not read".into(),
         ));
     }
+    // Only customers who consented to the campaign's channel become members, before any arm is
+    // drawn: holdouts are as reachable as the treated, so the comparison stays fair.
+    let consent_col = consent_column(spec.channel);
+    let refused_clause = format!("{} AND c.{consent_col} IS NOT TRUE", w.sql());
+    let refused_params = w.params.clone();
+    w.eq(consent_col, true);
     let clause = w.sql();
     // With a saved audience the cap applies after its members are picked out.
     let limit = match (a.max_size, saved) {
@@ -690,6 +696,16 @@ pub async fn launch(
         w.params,
     )
     .await?;
+    let no_consent = query_with(
+        sess,
+        &format!("SELECT c.customer_id FROM v_customer_360 c WHERE {refused_clause}"),
+        refused_params,
+    )
+    .await?
+    .iter()
+    .filter_map(|r| r["customer_id"].as_i64())
+    .filter(|c| saved.is_none_or(|m| m.contains(*c as u64)))
+    .count();
     let skus: HashSet<String> = q(sess, "SELECT sku FROM products")
         .await?
         .iter()
@@ -728,7 +744,19 @@ pub async fn launch(
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
     let mut out: Vec<Vec<V>> = Vec::new();
     let mut capped = 0usize;
+    // Erased customers whose warehouse part is pending are still in the snapshot: never in a
+    // send list.
+    let erased: HashSet<i64> = crate::privacy::pending_erasures(meta)
+        .await?
+        .iter()
+        .map(|r| r.customer_id)
+        .collect();
     let picked = rows.iter().filter(|r| {
+        !r["customer_id"]
+            .as_i64()
+            .is_some_and(|c| erased.contains(&c))
+    });
+    let picked = picked.filter(|r| {
         saved.is_none_or(|m| {
             r["customer_id"]
                 .as_i64()
@@ -857,8 +885,45 @@ pub async fn launch(
         audience: out.len(),
         arms: counts,
         capped,
+        no_consent,
         global_holdout_pct: gpct,
     })
+}
+
+/// A customer's marketing consent per channel (never asked counts as no).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Consent {
+    pub wechat: bool,
+    pub sms: bool,
+    pub push: bool,
+}
+
+impl Consent {
+    /// The consent a `v_customer_360` row records.
+    pub fn of_row(r: &serde_json::Value) -> Consent {
+        let yes = |c: Channel| r[consent_column(c)].as_bool() == Some(true);
+        Consent {
+            wechat: yes(Channel::Wechat),
+            sms: yes(Channel::Sms),
+            push: yes(Channel::Push),
+        }
+    }
+    pub fn allows(self, channel: Channel) -> bool {
+        match channel {
+            Channel::Wechat => self.wechat,
+            Channel::Sms => self.sms,
+            Channel::Push => self.push,
+        }
+    }
+}
+
+/// The `v_customer_360` column holding a customer's consent to `channel`.
+pub fn consent_column(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Wechat => "consent_wechat",
+        Channel::Sms => "consent_sms",
+        Channel::Push => "consent_push",
+    }
 }
 
 /// A launched campaign's audience.
@@ -871,6 +936,9 @@ pub struct Launched {
     pub arms: std::collections::BTreeMap<String, usize>,
     /// Treated members the frequency cap held back.
     pub capped: usize,
+    /// Customers the audience matched who have not consented to the campaign's channel (never
+    /// asked, refused or withdrawn): not members, in no arm.
+    pub no_consent: usize,
     pub global_holdout_pct: f64,
 }
 

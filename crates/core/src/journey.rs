@@ -284,6 +284,9 @@ pub struct Trigger {
     /// The local time of what triggered it (the send is planned from then).
     pub at: NaiveDateTime,
     pub reason: String,
+    /// Whether the customer consented to the journey's channel: one who has not is recorded
+    /// (status `no_consent`, in no arm) and never messaged.
+    pub consented: bool,
 }
 
 /// One planned (or held out, capped, cooled-down) message.
@@ -349,6 +352,16 @@ pub async fn fire(
         return Ok(counts);
     }
     let gpct = global_holdout_pct(meta).await?;
+    // Customers erased (the snapshot may still hold them) trigger nothing.
+    let erased: std::collections::HashSet<i64> = crate::privacy::pending_erasures(meta)
+        .await?
+        .iter()
+        .map(|r| r.customer_id)
+        .collect();
+    let triggers: Vec<&Trigger> = triggers
+        .iter()
+        .filter(|t| !erased.contains(&t.customer_id))
+        .collect();
     // Recent messages per customer (campaigns and journeys): the cap and the cooldown.
     let earliest = triggers.iter().map(|t| t.at).min().unwrap_or_default()
         - Duration::days(spec.cooldown_days.max(spec.cap_days) + 1);
@@ -396,7 +409,9 @@ pub async fn fire(
     // Planned here: a customer with two triggers in one firing gets one message.
     for t in triggers {
         let c = t.customer_id;
-        let arm = if in_global_holdout(c, gpct) {
+        let arm = if !t.consented {
+            "none"
+        } else if in_global_holdout(c, gpct) {
             "global_holdout"
         } else if assign(&salt, &c.to_string(), &weights) == 0 {
             "holdout"
@@ -419,7 +434,9 @@ pub async fn fire(
                 spec.quiet_end,
             );
         }
-        let status = if last_of_kind
+        let status = if !t.consented {
+            "no_consent"
+        } else if last_of_kind
             .get(&c)
             .is_some_and(|l| (at - *l).num_days().abs() < spec.cooldown_days)
         {
@@ -510,30 +527,38 @@ pub async fn refresh_triggers(
     let t = spec.threshold_or_default(kind);
     let (sql, params): (&str, Vec<ScalarValue>) = match kind {
         JourneyKind::MissYou => (
-            "SELECT customer_id, home_store_id, overdue AS v, NULL AS at, NULL AS k FROM v_customer_360 \
-             WHERE overdue >= $1 AND p_alive >= $2 ORDER BY customer_id",
+            "SELECT c.customer_id, c.home_store_id, c.overdue AS v, NULL AS at, NULL AS k, {consent} FROM v_customer_360 c \
+             WHERE c.overdue >= $1 AND c.p_alive >= $2 ORDER BY c.customer_id",
             vec![ScalarValue::Float64(Some(t)), ScalarValue::Float64(Some(spec.min_p_alive))],
         ),
         JourneyKind::Welcome => (
-            "SELECT customer_id, home_store_id, order_count AS v, \
-               CAST(first_order_time AS VARCHAR) AS at, NULL AS k FROM v_customer_360 \
-             WHERE order_count = 1 AND first_order_time >= $1 ORDER BY customer_id",
+            "SELECT c.customer_id, c.home_store_id, c.order_count AS v, \
+               CAST(c.first_order_time AS VARCHAR) AS at, NULL AS k, {consent} FROM v_customer_360 c \
+             WHERE c.order_count = 1 AND c.first_order_time >= $1 ORDER BY c.customer_id",
             vec![from],
         ),
         JourneyKind::BigSpender => (
             "SELECT o.customer_id, c.home_store_id, o.total_fen AS v, CAST(o.order_time AS VARCHAR) AS at, \
-               o.order_no AS k FROM orders o JOIN v_customer_360 c ON c.customer_id = o.customer_id \
+               o.order_no AS k, {consent} FROM orders o JOIN v_customer_360 c ON c.customer_id = o.customer_id \
              WHERE o.status = 'paid' AND o.total_fen >= $1 AND o.order_time >= $2 ORDER BY o.order_time, o.order_no",
             vec![ScalarValue::Float64(Some(t)), from],
         ),
         JourneyKind::Recovery => (
             "SELECT t.customer_id, c.home_store_id, 0 AS v, CAST(t.created_at AS VARCHAR) AS at, \
-               t.ticket_key AS k FROM service_tickets t JOIN v_customer_360 c ON c.customer_id = t.customer_id \
+               t.ticket_key AS k, {consent} FROM service_tickets t JOIN v_customer_360 c ON c.customer_id = t.customer_id \
              WHERE t.created_at >= $1 ORDER BY t.created_at, t.ticket_key",
             vec![from],
         ),
     };
-    let rows = query_with(sess, sql, params).await?;
+    // The channel's consent column (a name from a fixed set, not a value).
+    let sql = sql.replace(
+        "{consent}",
+        &format!(
+            "c.{} AS consented",
+            crate::campaign::consent_column(spec.channel)
+        ),
+    );
+    let rows = query_with(sess, &sql, params).await?;
     Ok(rows
         .iter()
         .filter_map(|r| {
@@ -563,6 +588,7 @@ pub async fn refresh_triggers(
                 home_store_id: r["home_store_id"].as_i64(),
                 at,
                 reason,
+                consented: r["consented"].as_bool() == Some(true),
             })
         })
         .collect())
@@ -594,6 +620,7 @@ pub async fn fire_order(
     meta: &Db,
     customer_id: i64,
     home_store_id: Option<i64>,
+    consent: crate::campaign::Consent,
     order_no: &str,
     total_fen: i64,
     at: NaiveDateTime,
@@ -629,6 +656,7 @@ pub async fn fire_order(
                 home_store_id,
                 at,
                 reason: "first order".into(),
+                consented: consent.allows(spec.channel),
             },
             JourneyKind::BigSpender if total_fen as f64 >= spec.threshold_or_default(kind) => {
                 Trigger {
@@ -637,6 +665,7 @@ pub async fn fire_order(
                     home_store_id,
                     at,
                     reason: format!("order of {total_fen} fen"),
+                    consented: consent.allows(spec.channel),
                 }
             }
             _ => continue,

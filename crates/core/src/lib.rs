@@ -18,6 +18,7 @@ pub mod journey;
 pub mod json;
 pub mod menu;
 pub mod notes;
+pub mod privacy;
 pub mod profile;
 pub mod query;
 pub mod recs;

@@ -595,6 +595,25 @@ pub fn get_i64(row: &sqlx::any::AnyRow, col: &str) -> Option<i64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// A row as a JSON object of its columns: integers, reals and text as they are stored, NULL as
+/// null (for an export; columns keep the query's names).
+pub fn row_json(row: &sqlx::any::AnyRow) -> serde_json::Value {
+    use sqlx::{Column, Row};
+    let mut m = serde_json::Map::new();
+    for c in row.columns() {
+        let name = c.name();
+        let v = if let Ok(v) = row.try_get::<Option<i64>, _>(name) {
+            v.map_or(serde_json::Value::Null, serde_json::Value::from)
+        } else if let Ok(v) = row.try_get::<Option<f64>, _>(name) {
+            v.map_or(serde_json::Value::Null, serde_json::Value::from)
+        } else {
+            get_text(row, name).map_or(serde_json::Value::Null, serde_json::Value::from)
+        };
+        m.insert(name.to_string(), v);
+    }
+    serde_json::Value::Object(m)
+}
+
 pub fn get_f64(row: &sqlx::any::AnyRow, col: &str) -> Option<f64> {
     use sqlx::Row;
     if let Ok(v) = row.try_get::<Option<f64>, _>(col) {

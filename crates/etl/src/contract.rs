@@ -116,7 +116,16 @@ use Kind::*;
 /// name): a contract written before they existed stays valid, and says nothing it did not.
 /// `payer_id` is the payment account the provider reports to the till (WeChat Pay's openid
 /// under the chain's app, Alipay's user id): identity evidence, hashed at extraction.
-pub const OPT_IN: &[&str] = &["payer_id", "cost"];
+/// `consent_*` are the person's marketing consent per channel as the form or the platform recorded
+/// it (yes, no, or empty when never asked) and `consent_at` when they last said so.
+pub const OPT_IN: &[&str] = &[
+    "payer_id",
+    "cost",
+    "consent_wechat",
+    "consent_sms",
+    "consent_push",
+    "consent_at",
+];
 
 entity!(cities, "cities", "cities the chain's stores are in (read whole every run)", key = CITY_ID, [
     CITY_ID "city_id" Id, true;
@@ -157,6 +166,10 @@ entity!(members, "members", "the POS's members (customer key M:<member_id>)", ke
     BIRTHDAY "birthday" Date, false;
     REGISTER_STORE_ID "register_store_id" Id, false;
     CREATED_AT "created_at" Time, false;
+    CONSENT_WECHAT "consent_wechat" Bool, false;
+    CONSENT_SMS "consent_sms" Bool, false;
+    CONSENT_PUSH "consent_push" Bool, false;
+    CONSENT_AT "consent_at" Time, false;
 ]);
 entity!(wx_users, "wx_users", "the mini-program's users (customer key U:<user_id>)", key = USER_ID, [
     USER_ID "user_id" Key, true;
@@ -165,6 +178,10 @@ entity!(wx_users, "wx_users", "the mini-program's users (customer key U:<user_id
     PHONE "phone" Text, false;
     MEMBER_CARD_NO "member_card_no" Text, false;
     CREATED_AT "created_at" Time, false;
+    CONSENT_WECHAT "consent_wechat" Bool, false;
+    CONSENT_SMS "consent_sms" Bool, false;
+    CONSENT_PUSH "consent_push" Bool, false;
+    CONSENT_AT "consent_at" Time, false;
 ]);
 entity!(orders, "orders", "the POS's orders (a member's, or anonymous)", key = ORDER_ID, [
     ORDER_ID "order_id" Id, true;

@@ -583,6 +583,10 @@ pub const NODE_COLS: &[&str] = &[
     "created_at",
     "updated_run",
     "payer_hash",
+    "consent_wechat",
+    "consent_sms",
+    "consent_push",
+    "consent_at",
 ];
 
 /// The kinds of [`NODE_COLS`], for spooling node rows.
@@ -599,6 +603,10 @@ const NODE_KINDS: &[Kind] = &[
     Kind::Int,
     Kind::Int,
     Kind::Text,
+    Kind::Int,
+    Kind::Text,
+    Kind::Int,
+    Kind::Int,
     Kind::Int,
     Kind::Text,
 ];
@@ -640,7 +648,48 @@ fn bare_node(key: String, first: Option<chrono::NaiveDateTime>, run_id: i64) -> 
         first.map(fmt_ts).into(),
         run_id.into(),
         Value::NullS,
+        Value::NullI,
+        Value::NullI,
+        Value::NullI,
+        Value::NullS,
     ]
+}
+
+/// A source row's marketing consent as four node values (wechat, sms, push, when): a flag
+/// the row states but cannot be read is quarantined and taken as never asked (no consent); the
+/// time falls back to when the row was created.
+fn consent_values(
+    plan: &Plan,
+    r: &Row,
+    q: &mut Quarantine,
+    table: &str,
+    fields: [usize; 4],
+    created: Option<&str>,
+) -> [Value; 4] {
+    let mut out = [Value::NullI, Value::NullI, Value::NullI, Value::NullS];
+    for (k, &f) in fields[..3].iter().enumerate() {
+        if let Some(e) = r.bad(f) {
+            let name = ["consent_wechat", "consent_sms", "consent_push"][k];
+            q.add(
+                table,
+                row_id(plan, r),
+                name,
+                format!("{e}; taken as never asked (no consent)"),
+                None,
+            );
+        } else if let Some(v) = r.int(f) {
+            out[k] = Value::I(i64::from(v != 0));
+        }
+    }
+    out[3] = match r.time(fields[3]) {
+        Ok(Some(t)) => fmt_ts(t).into(),
+        Ok(None) => created.map(str::to_string).into(),
+        Err(e) => {
+            q.add(table, row_id(plan, r), "consent_at", e, None);
+            created.map(str::to_string).into()
+        }
+    };
+    out
 }
 
 /// Where the chain has orders but not the people behind them (no members or users table: an
@@ -681,7 +730,10 @@ async fn nodes_from_orders(
         if unreadable || crate::rows::check_order(&order, stores).is_err() {
             return;
         }
-        if let Some(k) = r.key(field) {
+        if let Some(k) = r
+            .key(field)
+            .filter(|k| src.keep(format!("{prefix}:{k}")).is_some())
+        {
             let t = r.time(c::orders::ORDER_TIME).ok().flatten();
             let e = first.entry(k).or_insert(t);
             if t.is_some() && (e.is_none() || t < *e) {
@@ -721,6 +773,9 @@ pub async fn pos_members(
             q.readable(plan, r);
             return;
         };
+        if src.keep(format!("M:{mid}")).is_none() {
+            return;
+        }
         let raw = r.text(M::PHONE).unwrap_or_default();
         let (ph_hash, ph_mask) = match Phone::parse(&raw) {
             Ok(p) if p.is_placeholder() => {
@@ -748,7 +803,23 @@ pub async fn pos_members(
             Ok(None) => Value::NullS,
         };
         let birth_year = r.date(M::BIRTHDAY).ok().flatten().map(|d| d.year() as i64);
-        let row = vec![
+        let consent = consent_values(
+            plan,
+            r,
+            q,
+            "members",
+            [
+                M::CONSENT_WECHAT,
+                M::CONSENT_SMS,
+                M::CONSENT_PUSH,
+                M::CONSENT_AT,
+            ],
+            match &created {
+                Value::S(c) => Some(c.as_str()),
+                _ => None,
+            },
+        );
+        let mut row = vec![
             format!("M:{mid}").into(),
             ph_hash,
             r.int(M::PHONE_VERIFIED).unwrap_or(0).into(),
@@ -764,6 +835,7 @@ pub async fn pos_members(
             run_id.into(),
             Value::NullS,
         ];
+        row.extend(consent);
         if let Err(e) = nodes.push(row) {
             spool_err.get_or_insert(e);
         }
@@ -811,6 +883,9 @@ pub async fn wx_users(
             q.readable(plan, r);
             return;
         };
+        if src.keep(format!("U:{uid}")).is_none() {
+            return;
+        }
         if r.some_text(U::OPENID).filter(|o| o.len() >= 10).is_none() {
             q.add(
                 "wx_users",
@@ -845,7 +920,20 @@ pub async fn wx_users(
         };
         let unionid = r.some_text(U::UNIONID).map(|u| salt.hash(u.trim()));
         let created = r.time(U::CREATED_AT).ok().flatten().map(fmt_ts);
-        let row = vec![
+        let consent = consent_values(
+            plan,
+            r,
+            q,
+            "wx_users",
+            [
+                U::CONSENT_WECHAT,
+                U::CONSENT_SMS,
+                U::CONSENT_PUSH,
+                U::CONSENT_AT,
+            ],
+            created.as_deref(),
+        );
+        let mut row = vec![
             format!("U:{uid}").into(),
             ph_hash,
             1i64.into(), // WeChat getPhoneNumber numbers are verified by WeChat
@@ -867,6 +955,7 @@ pub async fn wx_users(
             )
             .into(),
         ];
+        row.extend(consent);
         if let Err(e) = nodes.push(row) {
             spool_err.get_or_insert(e);
         }
@@ -1158,6 +1247,15 @@ pub async fn orders(
             let cust = r
                 .key(s.cust_field)
                 .map(|c| format!("{}:{c}", s.cust_prefix));
+            // An erased customer's order stays as an anonymous sale, without its payer.
+            let (cust, payer) = match cust.map(|c| src.keep(c)) {
+                Some(None) => (None, None),
+                Some(c) => (c, payer),
+                None => (
+                    None,
+                    payer.filter(|p| src.keep(format!("{PAYER_PREFIX}:{p}")).is_some()),
+                ),
+            };
             let cust = match (cust, payer) {
                 (Some(c), Some(p)) => {
                     let day = t.date().num_days_from_ce();
@@ -1607,9 +1705,16 @@ fn required_time(
 }
 
 /// A required person key of a row (`U:<id>`), or "missing user" quarantined.
-fn required_user(q: &mut Quarantine, plan: &Plan, r: &Row, f: usize) -> Option<String> {
+/// An erased customer's row is skipped without a word (it is not bad input).
+fn required_user(
+    src: &Sources,
+    q: &mut Quarantine,
+    plan: &Plan,
+    r: &Row,
+    f: usize,
+) -> Option<String> {
     match r.key(f) {
-        Some(u) => Some(format!("U:{u}")),
+        Some(u) => src.keep(format!("U:{u}")),
         None => {
             q.add(
                 plan.spec.name,
@@ -1644,7 +1749,7 @@ pub async fn events(
             q.readable(plan, r);
             return;
         };
-        let Some(ck) = required_user(q, plan, r, E::USER_ID) else {
+        let Some(ck) = required_user(src, q, plan, r, E::USER_ID) else {
             return;
         };
         let Some(t) = required_time(q, plan, r, E::EVENT_TIME) else {
@@ -1804,7 +1909,7 @@ async fn reviews(
             q.readable(plan, r);
             return;
         };
-        let Some(ck) = required_user(q, plan, r, R::USER_ID) else {
+        let Some(ck) = required_user(src, q, plan, r, R::USER_ID) else {
             return;
         };
         let Some(rt) = r.int(R::RATING).filter(|x| (1..=5).contains(x)) else {
@@ -1884,7 +1989,7 @@ async fn shares(
             q.readable(plan, r);
             return;
         };
-        let Some(ck) = required_user(q, plan, r, H::USER_ID) else {
+        let Some(ck) = required_user(src, q, plan, r, H::USER_ID) else {
             return;
         };
         let Some(t) = required_time(q, plan, r, H::SHARE_TIME) else {
@@ -1892,7 +1997,10 @@ async fn shares(
         };
         key.append_value(format!("H:{id}"));
         from.append_value(ck);
-        to.append_option(r.key(H::TO_USER_ID).map(|u| format!("U:{u}")));
+        to.append_option(
+            r.key(H::TO_USER_ID)
+                .and_then(|u| src.keep(format!("U:{u}"))),
+        );
         page.append_option(r.text(H::PAGE));
         camp.append_option(r.text(H::CAMPAIGN));
         at.append_value(ts_micros(t));
@@ -1943,7 +2051,7 @@ async fn tickets(
             q.readable(plan, r);
             return;
         };
-        let Some(ck) = required_user(q, plan, r, T::USER_ID) else {
+        let Some(ck) = required_user(src, q, plan, r, T::USER_ID) else {
             return;
         };
         let Some(t) = required_time(q, plan, r, T::CREATED_AT) else {
@@ -2028,7 +2136,7 @@ async fn ties(
                 return;
             };
             // The member and the group's initiator (the owner of the group order).
-            let Some(ck) = required_user(q, plan, r, G::USER_ID) else {
+            let Some(ck) = required_user(src, q, plan, r, G::USER_ID) else {
                 return;
             };
             let Some(t) = required_time(q, plan, r, G::JOINED_AT) else {
@@ -2037,7 +2145,7 @@ async fn ties(
             key.append_value(format!("TG:{id}"));
             kind.append_value("group");
             cust.append_value(ck);
-            other.append_option(r.key(G::OWNER_ID).map(|u| format!("U:{u}")));
+            other.append_option(r.key(G::OWNER_ID).and_then(|u| src.keep(format!("U:{u}"))));
             refid.append_option(r.text(G::GROUP_ID));
             at.append_value(ts_micros(t));
             month.append_value(month_of_time(t));
@@ -2057,7 +2165,7 @@ async fn ties(
                 q.readable(plan, r);
                 return;
             };
-            let Some(ck) = required_user(q, plan, r, B::PAYER_USER_ID) else {
+            let Some(ck) = required_user(src, q, plan, r, B::PAYER_USER_ID) else {
                 return;
             };
             let Some(whom) = r.key(B::USER_ID) else {
@@ -2070,7 +2178,7 @@ async fn ties(
             key.append_value(format!("TP:{id}"));
             kind.append_value("paid_by");
             cust.append_value(ck);
-            other.append_value(format!("U:{whom}"));
+            other.append_option(src.keep(format!("U:{whom}")));
             refid.append_option(r.int(B::ORDER_ID).map(|o| format!("W:{o}")));
             at.append_value(ts_micros(t));
             month.append_value(month_of_time(t));

@@ -24,7 +24,7 @@ use c360_db::{get_i64, get_text, Db};
 use c360_metastore::Metastore;
 use c360_model::parse_ts;
 use c360_warehouse::arrow::array::{
-    Array, ArrayRef, Int64Array, Int64Builder, StringArray, StringBuilder,
+    Array, ArrayRef, BooleanBuilder, Int64Array, Int64Builder, StringArray, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use c360_warehouse::arrow::record_batch::RecordBatch;
@@ -55,6 +55,10 @@ struct Nodes {
     created: StringArray,
     customer: Int64Array,
     payer: StringArray,
+    /// Marketing consent, 2 bits per channel (wechat, sms, push): 0 never asked, 1 refused, 2
+    /// granted; and when it was stated (Unix seconds, 0 unknown).
+    consent: Vec<u8>,
+    consent_at: Vec<i64>,
 }
 
 fn text(a: &StringArray, row: u32) -> Option<&str> {
@@ -113,6 +117,14 @@ impl Nodes {
     fn payer(&self, i: usize) -> Option<&str> {
         text(&self.payer, self.at[i])
     }
+    /// Channel `ch`'s consent as this node states it (None: never asked) and when.
+    fn consent(&self, i: usize, ch: usize) -> Option<(bool, i64)> {
+        let row = self.at[i] as usize;
+        match (self.consent[row] >> (2 * ch)) & 3 {
+            0 => None,
+            s => Some((s == 2, self.consent_at[row])),
+        }
+    }
     /// The index of the node with this key (nodes are in natural key order).
     fn find(&self, key: &str) -> Option<usize> {
         let (mut lo, mut hi) = (0usize, self.len());
@@ -144,6 +156,9 @@ struct NodeRow<'a> {
     created: Option<&'a str>,
     customer: Option<i64>,
     payer: Option<&'a str>,
+    /// Per channel (wechat, sms, push): granted, refused, or never asked.
+    consent: [Option<bool>; 3],
+    consent_at: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -162,6 +177,8 @@ struct NodesBuilder {
     created: StringBuilder,
     customer: Int64Builder,
     payer: StringBuilder,
+    consent: Vec<u8>,
+    consent_at: Vec<i64>,
 }
 
 impl NodesBuilder {
@@ -180,6 +197,18 @@ impl NodesBuilder {
         self.created.append_option(n.created);
         self.customer.append_option(n.customer);
         self.payer.append_option(n.payer);
+        let mut bits = 0u8;
+        for (ch, c) in n.consent.iter().enumerate() {
+            if let Some(g) = c {
+                bits |= (if *g { 2 } else { 1 }) << (2 * ch);
+            }
+        }
+        self.consent.push(bits);
+        self.consent_at.push(
+            n.consent_at
+                .and_then(|t| parse_ts(t).ok())
+                .map_or(0, |t| t.and_utc().timestamp()),
+        );
     }
 
     fn finish(mut self) -> Nodes {
@@ -202,6 +231,8 @@ impl NodesBuilder {
             created: self.created.finish(),
             customer: self.customer.finish(),
             payer: self.payer.finish(),
+            consent: self.consent,
+            consent_at: self.consent_at,
         }
     }
 }
@@ -432,7 +463,8 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 async fn load_nodes(db: &Db) -> Result<Nodes> {
     use futures::TryStreamExt;
     let sql = "SELECT source_key, phone_hash, phone_verified, unionid_hash, card_no, bound_card_no, phone_masked, name_masked, \
-             gender, birth_year, register_store_id, created_at, customer_id, payer_hash FROM identity_nodes";
+             gender, birth_year, register_store_id, created_at, customer_id, payer_hash, \
+             consent_wechat, consent_sms, consent_push, consent_at FROM identity_nodes";
     let mut b = NodesBuilder::default();
     let mut rows = c360_db::query(sql).fetch(&db.pool);
     while let Some(r) = rows.try_next().await.map_err(|e| c360_db::DbError::Sql {
@@ -455,6 +487,7 @@ async fn load_nodes(db: &Db) -> Result<Nodes> {
             t("created_at"),
             t("payer_hash"),
         );
+        let consent_at = t("consent_at");
         b.push(NodeRow {
             key: &key,
             phone: phone.as_deref(),
@@ -470,6 +503,9 @@ async fn load_nodes(db: &Db) -> Result<Nodes> {
             created: created.as_deref(),
             customer: get_i64(r, "customer_id"),
             payer: payer.as_deref(),
+            consent: ["consent_wechat", "consent_sms", "consent_push"]
+                .map(|c| get_i64(r, c).map(|v| v != 0)),
+            consent_at: consent_at.as_deref(),
         });
     }
     Ok(b.finish())
@@ -735,6 +771,11 @@ pub async fn resolve(
         let mut b_fs =
             TimestampMicrosecondBuilder::with_capacity(chunk.len()).with_timezone("+08:00");
         let mut b_keys = StringBuilder::new();
+        let mut b_consent = [
+            BooleanBuilder::with_capacity(chunk.len()),
+            BooleanBuilder::with_capacity(chunk.len()),
+            BooleanBuilder::with_capacity(chunk.len()),
+        ];
         for c in chunk {
             let m = of(c);
             b_id.append_value(assign[m[0] as usize]);
@@ -768,6 +809,16 @@ pub async fn resolve(
                 keys.push_str(nodes.key(i as usize));
             }
             b_keys.append_value(&keys);
+            // Per channel, the latest statement of any of the customer's rows wins (a refusal
+            // on a tie): a withdrawal anywhere withdraws.
+            for (ch, b) in b_consent.iter_mut().enumerate() {
+                b.append_option(
+                    m.iter()
+                        .filter_map(|&i| nodes.consent(i as usize, ch))
+                        .max_by_key(|&(granted, at)| (at, !granted))
+                        .map(|(granted, _)| granted),
+                );
+            }
             pb.inc(1);
         }
         let cols: Vec<ArrayRef> = vec![
@@ -782,6 +833,9 @@ pub async fn resolve(
             Arc::new(b_st.finish()),
             Arc::new(b_fs.finish()),
             Arc::new(b_keys.finish()),
+            Arc::new(b_consent[0].finish()),
+            Arc::new(b_consent[1].finish()),
+            Arc::new(b_consent[2].finish()),
         ];
         f.write(&RecordBatch::try_new(tables::schema("customers"), cols)?)?;
     }
@@ -866,6 +920,8 @@ mod tests {
             created: None,
             customer: None,
             payer: None,
+            consent: [None; 3],
+            consent_at: None,
         }
     }
 

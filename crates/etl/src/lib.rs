@@ -17,6 +17,7 @@ pub mod enrich;
 mod error;
 mod extract;
 pub mod identity;
+pub mod privacy;
 mod quality;
 pub mod refresh;
 mod report;
@@ -92,6 +93,7 @@ pub async fn run(cfg: &EtlConfig) -> Result<EtlReport> {
     let salt = meta.pii_key(cfg.salt.as_ref()).await?;
     let mut src = source::Sources::open(cfg.resolved()?).await?;
     src.slice_keys = cfg.source_slice;
+    src.erased = c360_core::privacy::erased_keys(&meta.db).await?;
     let run_id = meta.start_run().await?;
     let ui = Ui { on: cfg.progress };
     tracing::info!(run_id, entities = src.resolved.plans.len(), absent = ?src.resolved.absent, "etl start");
@@ -208,6 +210,9 @@ async fn run_steps(
         extract::reviews_and_shares(src, &mut txn, &mut q, &pb)
     );
     q.flush(&mut txn)?;
+    // Erasures requested since the last run: their rows leave this snapshot.
+    let (erasures, erased) = privacy::pending(meta).await?;
+    let scrubbed = privacy::scrub(&mut txn, &erased)?;
     // Which entities the warehouse has ever loaded: the views that need an entity the chain
     // never declared say so (`core::sources`).
     let mut loaded: std::collections::BTreeSet<String> = txn
@@ -231,6 +236,7 @@ async fn run_steps(
     step!(10, pb, refresh::refresh(cfg, wh, lock, run_id, &pb));
     report.manifest_version = wh.current()?.version;
     refresh_audiences(wh, meta).await;
+    privacy::finish(wh, lock, meta, &erasures, scrubbed).await?;
     Ok(report)
 }
 
@@ -238,7 +244,7 @@ async fn run_steps(
 /// triggered journeys on it (overdue customers, first and big orders, service tickets). The snapshot is
 /// committed either way: an audience that fails is reported, and a server computes what it
 /// does not find.
-async fn refresh_audiences(wh: &Warehouse, meta: &Metastore) {
+pub(crate) async fn refresh_audiences(wh: &Warehouse, meta: &Metastore) {
     let r: c360_core::CoreResult<_> = async {
         let sess = Session::open(wh).await?;
         let idx = c360_core::serving::ServingIndex::open(&c360_core::serving::dir_of(

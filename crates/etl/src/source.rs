@@ -113,6 +113,9 @@ pub struct Sources {
     /// Keys per statement when a whole table is read from MySQL/PostgreSQL by its integer key
     /// (see [`slices`]); [`SLICE_KEYS`] unless the run says otherwise.
     pub slice_keys: i64,
+    /// Source ids of erased customers (`M:…`, `U:…`, `PAY:…`): their rows are not loaded, and
+    /// an order of theirs loads as an anonymous sale.
+    pub erased: std::collections::HashSet<String>,
 }
 
 impl Sources {
@@ -136,7 +139,13 @@ impl Sources {
             resolved,
             dbs,
             slice_keys: SLICE_KEYS,
+            erased: Default::default(),
         })
+    }
+
+    /// `key` unless it names an erased customer.
+    pub fn keep(&self, key: String) -> Option<String> {
+        (self.erased.is_empty() || !self.erased.contains(&key)).then_some(key)
     }
 
     pub fn plan(&self, entity: &str) -> Option<&Plan> {

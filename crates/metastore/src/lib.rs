@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "journeys",
         sql: include_str!("../migrations/0008_journeys.sql"),
     },
+    Migration {
+        version: 9,
+        name: "consent_and_privacy",
+        sql: include_str!("../migrations/0009_consent_and_privacy.sql"),
+    },
 ];
 
 /// The warehouse watermark naming the newest ETL run whose identity changes a manifest holds.
@@ -104,6 +109,7 @@ pub enum Counter {
     Experiments,
     AuditLog,
     Audiences,
+    PrivacyRequests,
 }
 
 impl Counter {
@@ -116,6 +122,7 @@ impl Counter {
             Counter::Experiments => "experiments",
             Counter::AuditLog => "audit_log",
             Counter::Audiences => "audiences",
+            Counter::PrivacyRequests => "privacy_requests",
         }
     }
 }

@@ -131,6 +131,9 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/v1/service/diagnose", ALL, "service.diagnose"),
     rule("GET", "/api/v1/service/tickets", ALL, "service.tickets"),
     rule("GET", "/api/v1/audit", ADMIN, "audit.read"),
+    rule("POST", "/api/v1/privacy/customers/{id}/export", ADMIN, "privacy.export"),
+    rule("POST", "/api/v1/privacy/customers/{id}/erase", ADMIN, "privacy.erase"),
+    rule("GET", "/api/v1/privacy/requests", ADMIN, "privacy.read"),
     rule("GET", "/ws", ALL, "stream.subscribe"),
 ];
 

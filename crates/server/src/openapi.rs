@@ -69,7 +69,10 @@ use utoipa::OpenApi;
         crate::routes::journeys::list_journeys,
         crate::routes::journeys::set_journey,
         crate::routes::journeys::journey_sends,
-        crate::routes::menu::menu_engineering
+        crate::routes::menu::menu_engineering,
+        crate::routes::privacy::export_customer,
+        crate::routes::privacy::erase_customer,
+        crate::routes::privacy::list_requests
     ),
     components(schemas(
         ErrorBody,

@@ -106,6 +106,9 @@ pub struct Snapshot {
     /// Saved audiences' members at this snapshot with the live orders since, by (audience,
     /// version).
     pub audiences: tokio::sync::Mutex<HashMap<(i64, i64), crate::routes::audiences::LiveMembers>>,
+    /// Customers erased since this snapshot was built (their warehouse part pending): not found
+    /// through any per-customer read, from the moment the request is accepted.
+    pub erased: std::sync::RwLock<std::collections::HashSet<i64>>,
 }
 
 /// A stored sentiment model and its card.
@@ -121,17 +124,31 @@ impl Snapshot {
     /// One customer's state as this snapshot left it (None: no paid order in it), read from
     /// the serving index.
     pub async fn live_base(&self, id: i64) -> ApiResult<Option<LiveProfile>> {
+        if self.is_erased(id) {
+            return Ok(None);
+        }
         Ok(self.index.live(id)?)
+    }
+
+    /// Whether the customer was erased after this snapshot was built.
+    pub fn is_erased(&self, id: i64) -> bool {
+        self.erased
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&id)
     }
 
     /// Whether the customer id exists in this snapshot (every customer has a 360 row).
     pub fn has_customer(&self, id: i64) -> ApiResult<bool> {
-        Ok(self.index.view("v_customer_360")?.contains(id)?)
+        Ok(!self.is_erased(id) && self.index.view("v_customer_360")?.contains(id)?)
     }
 
     /// A customer's rows of one of [`PER_CUSTOMER_VIEWS`], as JSON objects (a binary search in
     /// the snapshot's serving index).
     pub fn rows_of(&self, view: &str, customer_id: i64) -> ApiResult<Vec<Value>> {
+        if self.is_erased(customer_id) {
+            return Ok(vec![]);
+        }
         Ok(self.index.rows(view, customer_id)?)
     }
 }
@@ -497,7 +514,14 @@ impl AppState {
                 }
             }
         }
+        // Erasures accepted whose warehouse part this snapshot may not carry yet.
+        let erased = c360_core::privacy::pending_erasures(&self.0.meta.db)
+            .await?
+            .into_iter()
+            .map(|r| r.customer_id)
+            .collect();
         let snap = Arc::new(Snapshot {
+            erased: std::sync::RwLock::new(erased),
             sess,
             version,
             models,
@@ -524,6 +548,21 @@ impl AppState {
         self.replay_live_orders().await?;
         self.bump();
         Ok(true)
+    }
+
+    /// Takes an erased customer out of what this server serves at once: the snapshot's
+    /// per-customer reads, their live re-score, every cached answer.
+    pub async fn forget_customer(&self, id: i64) -> ApiResult<()> {
+        if let Some(s) = self.0.snap.read().await.as_ref() {
+            s.erased
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id);
+            s.audiences.lock().await.clear();
+        }
+        self.0.live.lock().await.remove(&id);
+        self.bump();
+        Ok(())
     }
 
     /// Invalidates every cached answer.

@@ -833,6 +833,8 @@ fn parts(r: Rows) -> [Vec<Part>; 3] {
         "register_store_id",
         "created_at",
         "updated_at",
+        "sms_consent",
+        "consent_at",
     ];
     const WX_USER_COLS: &[&str] = &[
         "user_id",
@@ -843,6 +845,9 @@ fn parts(r: Rows) -> [Vec<Part>; 3] {
         "nickname",
         "created_at",
         "updated_at",
+        "subscribe_consent",
+        "push_consent",
+        "consent_at",
     ];
     const EVENT_COLS: &[&str] = &[
         "event_id",
@@ -2341,6 +2346,30 @@ fn service_ticket(
     1
 }
 
+/// Marketing consent as the registration form recorded it: 1 granted (below `yes`), 0 refused
+/// (below `asked`), NULL never asked. Drawn from a hash of the row, not the generator's stream,
+/// so adding it moved no other value.
+fn consent_flag(what: &[&str], id: i64, yes: f64, asked: f64) -> Value {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ id as u64;
+    for w in what {
+        for b in w.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    // splitmix64 finaliser: the low bits of FNV alone are not uniform enough.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+    if u < yes {
+        Value::I(1)
+    } else if u < asked {
+        Value::I(0)
+    } else {
+        Value::NullI
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn push_member(
     rng: &mut ChaCha8Rng,
@@ -2397,6 +2426,8 @@ fn push_member(
         birthday,
         store.id.into(),
         created.clone().into(),
+        created.clone().into(),
+        consent_flag(&["sms", &created], mid, 0.62, 0.90),
         created.into(),
     ]);
     rows.fill_last(Tab::Members, 1, Embed::Card { member: mid });
@@ -2433,6 +2464,9 @@ fn push_wx_user(
         Value::NullS, // the bound card number, if any, once the ids are global
         format!("微信用户{}", rng.random_range(1000..9999)).into(),
         created.clone().into(),
+        created.clone().into(),
+        consent_flag(&["wechat", &created], uid, 0.55, 0.85),
+        consent_flag(&["push", &created], uid, 0.35, 0.80),
         created.into(),
     ]);
     if let Some(member) = card_of_member {

@@ -18,7 +18,7 @@ pub const POS_DDL: &str = "
 CREATE TABLE city (id BIGINT PRIMARY KEY, city_name VARCHAR(32) NOT NULL, province VARCHAR(32), city_tier SMALLINT, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION);
 CREATE TABLE shop (shop_id BIGINT PRIMARY KEY, shop_no VARCHAR(16), shop_name VARCHAR(64), city BIGINT, kind VARCHAR(16), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, opened DATE, state VARCHAR(16));
 CREATE TABLE goods (goods_id BIGINT PRIMARY KEY, goods_sn VARCHAR(16), goods_name VARCHAR(64), cat VARCHAR(16), price DECIMAL(10,2), launch DATE, cost_price DECIMAL(10,2));
-CREATE TABLE vip (card_no VARCHAR(32) PRIMARY KEY, mobile VARCHAR(32), mobile_ok SMALLINT, real_name VARCHAR(32), sex VARCHAR(4), birth DATE, reg_shop BIGINT, reg_time BIGINT, modified BIGINT);
+CREATE TABLE vip (card_no VARCHAR(32) PRIMARY KEY, mobile VARCHAR(32), mobile_ok SMALLINT, real_name VARCHAR(32), sex VARCHAR(4), birth DATE, reg_shop BIGINT, reg_time BIGINT, modified BIGINT, sms_ok CHAR(1), agree_time BIGINT);
 CREATE TABLE sale (sale_id BIGINT PRIMARY KEY, sale_no VARCHAR(32), shop_id BIGINT, vip_card VARCHAR(32), sale_time BIGINT, amount DECIMAL(12,2), discount DECIMAL(12,2), pay_type SMALLINT, state SMALLINT, modified BIGINT, pay_account VARCHAR(64));
 CREATE TABLE sale_coupon (sale_id BIGINT PRIMARY KEY, code VARCHAR(32), modified BIGINT);
 CREATE TABLE sale_line (line_id BIGINT PRIMARY KEY, sale_id BIGINT, goods_id BIGINT, num INT, price DECIMAL(10,2), modified BIGINT);
@@ -29,7 +29,7 @@ CREATE INDEX ix_vip_mod ON vip(modified)
 
 /// DDL of the other mini-program (`mp_*`; it keeps no shares).
 pub const WX_DDL: &str = "
-CREATE TABLE mp_user (uid BIGINT PRIMARY KEY, open_id VARCHAR(64) NOT NULL, union_id VARCHAR(64), mobile VARCHAR(32), card_no VARCHAR(32), nick VARCHAR(64), created BIGINT, modified BIGINT);
+CREATE TABLE mp_user (uid BIGINT PRIMARY KEY, open_id VARCHAR(64) NOT NULL, union_id VARCHAR(64), mobile VARCHAR(32), card_no VARCHAR(32), nick VARCHAR(64), created BIGINT, modified BIGINT, msg_ok CHAR(1), push_ok CHAR(1), agree_time BIGINT);
 CREATE TABLE mp_order (oid BIGINT PRIMARY KEY, order_sn VARCHAR(32), uid BIGINT, shop_id BIGINT, created BIGINT, pay_amount DECIMAL(12,2), discount DECIMAL(12,2), fulfil SMALLINT, state SMALLINT, coupon VARCHAR(32), modified BIGINT);
 CREATE TABLE mp_order_line (id BIGINT PRIMARY KEY, oid BIGINT, goods_id BIGINT, num INT, price DECIMAL(10,2), modified BIGINT);
 CREATE TABLE mp_track (id BIGINT PRIMARY KEY, uid BIGINT, sid VARCHAR(32), act VARCHAR(16), page VARCHAR(32), ts BIGINT, device VARCHAR(16), latitude DOUBLE PRECISION, longitude DOUBLE PRECISION);
@@ -53,6 +53,15 @@ pub const STATUS_CODES: [(&str, i64); 4] =
 pub const PAY_CODES: [(&str, i64); 4] =
     [("wechat_pay", 1), ("alipay", 2), ("cash", 3), ("card", 4)];
 pub const FULFIL_CODES: [(&str, i64); 2] = [("pickup", 1), ("delivery", 2)];
+
+/// A yes/no flag as this layout keeps it: 'Y' or 'N', NULL when never asked.
+fn yn(v: Option<i64>) -> Value {
+    match v {
+        Some(1) => Value::S("Y".into()),
+        Some(_) => Value::S("N".into()),
+        None => Value::NullS,
+    }
+}
 
 fn code(table: &[(&str, i64)], v: Option<String>) -> Value {
     match v {
@@ -295,6 +304,8 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
                 int(r, "register_store_id"),
                 unix(get_text(r, "created_at")),
                 unix(get_text(r, "updated_at")),
+                yn(get_i64(r, "sms_consent")),
+                unix(get_text(r, "consent_at")),
             ]
         })
         .collect();
@@ -311,6 +322,8 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
             ("reg_shop", ""),
             ("reg_time", ""),
             ("modified", ""),
+            ("sms_ok", ""),
+            ("agree_time", ""),
         ],
         &out,
     )
@@ -407,6 +420,9 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
                 text(r, "nickname"),
                 unix(get_text(r, "created_at")),
                 unix(get_text(r, "updated_at")),
+                yn(get_i64(r, "subscribe_consent")),
+                yn(get_i64(r, "push_consent")),
+                unix(get_text(r, "consent_at")),
             ]
         })
         .collect();
@@ -422,6 +438,9 @@ pub async fn relayout(pos: &Db, wx: &Db, pos_out: &Db, wx_out: &Db) -> Result<()
             ("nick", ""),
             ("created", ""),
             ("modified", ""),
+            ("msg_ok", ""),
+            ("push_ok", ""),
+            ("agree_time", ""),
         ],
         &out,
     )

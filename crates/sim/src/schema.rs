@@ -15,7 +15,7 @@ pub const POS_DDL: &str = "
 CREATE TABLE cities (city_id BIGINT PRIMARY KEY, name VARCHAR(32) NOT NULL, province VARCHAR(32), tier BIGINT, lat DOUBLE PRECISION, lon DOUBLE PRECISION);
 CREATE TABLE stores (store_id BIGINT PRIMARY KEY, store_code VARCHAR(16) NOT NULL, name VARCHAR(64), city_id BIGINT, store_type VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION, open_date VARCHAR(10), status VARCHAR(16), updated_at VARCHAR(19));
 CREATE TABLE products (product_id BIGINT PRIMARY KEY, sku VARCHAR(16) NOT NULL, name VARCHAR(64), category VARCHAR(16), price_fen BIGINT, launched VARCHAR(10), updated_at VARCHAR(19), cost_fen BIGINT);
-CREATE TABLE members (member_id BIGINT PRIMARY KEY, card_no VARCHAR(32), phone VARCHAR(32), phone_verified BIGINT, name VARCHAR(32), gender VARCHAR(4), birthday VARCHAR(10), register_store_id BIGINT, created_at VARCHAR(19), updated_at VARCHAR(19));
+CREATE TABLE members (member_id BIGINT PRIMARY KEY, card_no VARCHAR(32), phone VARCHAR(32), phone_verified BIGINT, name VARCHAR(32), gender VARCHAR(4), birthday VARCHAR(10), register_store_id BIGINT, created_at VARCHAR(19), updated_at VARCHAR(19), sms_consent BIGINT, consent_at VARCHAR(19));
 CREATE TABLE orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), store_id BIGINT, member_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, pay_method VARCHAR(16), status VARCHAR(16), coupon_code VARCHAR(32), updated_at VARCHAR(19), payer_id VARCHAR(64));
 CREATE TABLE order_items (item_id BIGINT PRIMARY KEY, order_id BIGINT, product_id BIGINT, qty BIGINT, unit_price_fen BIGINT, updated_at VARCHAR(19));
 CREATE INDEX ix_orders_upd ON orders(updated_at);
@@ -36,7 +36,7 @@ pub const WX_TABLES: &[&str] = &[
     "wx_users",
 ];
 pub const WX_DDL: &str = "
-CREATE TABLE wx_users (user_id BIGINT PRIMARY KEY, openid VARCHAR(64) NOT NULL, unionid VARCHAR(64), phone VARCHAR(32), member_card_no VARCHAR(32), nickname VARCHAR(64), created_at VARCHAR(19), updated_at VARCHAR(19));
+CREATE TABLE wx_users (user_id BIGINT PRIMARY KEY, openid VARCHAR(64) NOT NULL, unionid VARCHAR(64), phone VARCHAR(32), member_card_no VARCHAR(32), nickname VARCHAR(64), created_at VARCHAR(19), updated_at VARCHAR(19), subscribe_consent BIGINT, push_consent BIGINT, consent_at VARCHAR(19));
 CREATE TABLE wx_orders (order_id BIGINT PRIMARY KEY, order_no VARCHAR(32), user_id BIGINT, store_id BIGINT, order_time VARCHAR(19), total_fen BIGINT, discount_fen BIGINT, channel VARCHAR(16), status VARCHAR(16), coupon_code VARCHAR(32), updated_at VARCHAR(19));
 CREATE TABLE wx_order_items (item_id BIGINT PRIMARY KEY, order_id BIGINT, product_id BIGINT, qty BIGINT, unit_price_fen BIGINT, updated_at VARCHAR(19));
 CREATE TABLE wx_events (event_id BIGINT PRIMARY KEY, user_id BIGINT, session_id VARCHAR(32), event_type VARCHAR(16), page VARCHAR(32), event_time VARCHAR(19), device VARCHAR(16), lat DOUBLE PRECISION, lon DOUBLE PRECISION);

@@ -291,6 +291,50 @@ impl Warehouse {
         Ok(base.unwrap_or_default())
     }
 
+    /// Every batch of `table` in version `m`, one file at a time (memory holds one batch).
+    pub fn each_batch_of(
+        &self,
+        m: &Manifest,
+        table: &str,
+        mut f: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(t) = m.tables.get(table) {
+            for e in t.files() {
+                each_batch(&self.root.join(&e.path), &mut f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every version but the current one at once, with its Parquet files and serving
+    /// indexes, whatever their age: after an erasure no older snapshot may still hold the
+    /// erased rows. A reader still on an older version loses it (it reopens the current one).
+    pub fn purge_superseded(&self, _lock: &WriterLock) -> Result<u64> {
+        let cur = self.current()?;
+        let mdir = manifest_dir(&self.root);
+        let mut dropped = 0;
+        for v in self.versions()? {
+            if v < cur.version {
+                let p = mdir.join(format!("{v:08}.json"));
+                fs::remove_file(&p).map_err(io(&p))?;
+                dropped += 1;
+            }
+        }
+        let live: HashSet<String> = cur
+            .tables
+            .values()
+            .flat_map(|t| t.files().map(|f| f.path.clone()))
+            .collect();
+        for t in tables::TABLES {
+            let dir = self.root.join(t.name);
+            if dir.exists() {
+                remove_unlisted(&self.root, &dir, &live, &[])?;
+            }
+        }
+        remove_unkept_indexes(&self.root.join(SERVING_DIR), &HashSet::from([cur.version]))?;
+        Ok(dropped)
+    }
+
     pub fn read_table(&self, m: &Manifest, table: &str) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         if let Some(t) = m.tables.get(table) {
@@ -416,6 +460,64 @@ impl Txn {
             .to_string_lossy()
             .replace('\\', "/");
         Ok(FileEntry { path: rel, rows })
+    }
+
+    /// Rewrites the files of `table` (as staged) whose rows `edit` changes: `edit` sees each
+    /// batch and returns None to leave it, or the batch to hold instead (rows removed or
+    /// changed). A file with a changed batch is written anew in its partition under this version;
+    /// the others stay as they are. Memory holds one batch (each file is read twice: once to
+    /// find whether it changes, once to write it). Returns (files rewritten, rows removed).
+    pub fn rewrite(
+        &mut self,
+        table: &str,
+        mut edit: impl FnMut(&RecordBatch) -> Result<Option<RecordBatch>>,
+    ) -> Result<(u64, u64)> {
+        let def = tables::def(table).ok_or_else(|| WhError::UnknownTable(table.into()))?;
+        let schema = (def.schema)();
+        let Some(st) = self.next.tables.get(table).cloned() else {
+            return Ok((0, 0));
+        };
+        let (mut files, mut removed) = (0u64, 0u64);
+        let mut partitions = BTreeMap::new();
+        for (part, entries) in st.partitions {
+            let mut kept = Vec::with_capacity(entries.len());
+            for e in entries {
+                let path = self.wh.root.join(&e.path);
+                let mut changes = false;
+                each_batch(&path, |b| {
+                    changes |= edit(&b)?.is_some();
+                    Ok(())
+                })?;
+                if !changes {
+                    kept.push(e);
+                    continue;
+                }
+                let mut f = self.create_file(table, &part, &schema)?;
+                each_batch(&path, |b| {
+                    let b = RecordBatch::try_new(schema.clone(), b.columns().to_vec())?;
+                    match edit(&b)? {
+                        Some(nb) => {
+                            removed += (b.num_rows() - nb.num_rows()) as u64;
+                            if nb.num_rows() > 0 {
+                                f.write(&RecordBatch::try_new(
+                                    schema.clone(),
+                                    nb.columns().to_vec(),
+                                )?)?;
+                            }
+                        }
+                        None => f.write(&b)?,
+                    }
+                    Ok(())
+                })?;
+                kept.push(self.close_file(f)?);
+                files += 1;
+            }
+            partitions.insert(part, kept);
+        }
+        self.next
+            .tables
+            .insert(table.to_string(), TableState { partitions });
+        Ok((files, removed))
     }
 
     /// Replaces a whole table.

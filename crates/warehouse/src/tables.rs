@@ -83,6 +83,11 @@ fn customers() -> SchemaRef {
         f("register_store_id", I64, true),
         f("first_seen", ts(), true),
         f("source_keys", S, false),
+        // Marketing consent per channel: the latest statement of any of the customer's source
+        // rows (true granted, false refused or withdrawn, NULL never asked: no consent).
+        f("consent_wechat", DataType::Boolean, true),
+        f("consent_sms", DataType::Boolean, true),
+        f("consent_push", DataType::Boolean, true),
     ]))
 }
 fn customer_keys() -> SchemaRef {
@@ -530,7 +535,8 @@ pub const VIEWS: &[(&str, &str)] = &[
            p.p_alive, p.expected_purchases_365d, p.expected_spend_fen, p.clv_12m_fen, p.p_churn_90d, \
            p.next_order_days, p.overdue, \
            e.avg_rating, COALESCE(e.review_count, 0) AS review_count, \
-           COALESCE(b.event_count, 0) AS event_count, b.session_count \
+           COALESCE(b.event_count, 0) AS event_count, b.session_count, \
+           c.consent_wechat, c.consent_sms, c.consent_push \
          FROM customers c LEFT JOIN o ON c.customer_id = o.customer_id \
          LEFT JOIN customer_segmentation s ON c.customer_id = s.customer_id \
          LEFT JOIN e ON c.customer_id = e.customer_id LEFT JOIN b ON c.customer_id = b.customer_id \

@@ -500,7 +500,7 @@ function Journeys({ canWrite }: { canWrite: boolean }) {
         columns={[
           { title: t.name, key: 'k', render: (_: unknown, j) => <a onClick={() => setOpen(j.kind)}>{label(lang, 'journey', j.kind)}</a> },
           { title: t.status, key: 'e', render: (_: unknown, j) => <Tag color={j.spec?.enabled ? 'green' : 'default'}>{j.spec?.enabled ? t.enabled : t.off}</Tag> },
-          ...['planned', 'not_sent', 'capped', 'cooldown', 'cancelled'].map((s) => ({
+          ...['planned', 'not_sent', 'capped', 'cooldown', 'cancelled', 'no_consent'].map((s) => ({
             title: label(lang, 'sendStatus', s), key: s, render: (_: unknown, j: { counts: Record<string, number> }) => num(total(j.counts, s)),
           })),
           ...(canWrite ? [{ title: '', key: 'a', render: (_: unknown, j: { kind: string; spec?: { enabled: boolean } | null }) => (

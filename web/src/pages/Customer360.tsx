@@ -89,6 +89,14 @@ export default function Customer360({ id, onBack }: { id: number; onBack: () => 
               <Descriptions.Item label={t.homeStore}>{numOf(g, 'home_store_id') ?? '-'} {strOf(g, 'home_city') ?? ''}</Descriptions.Item>
               <Descriptions.Item label={t.km}>{num(numOf(g, 'avg_km_from_home'), 1)}</Descriptions.Item>
               <Descriptions.Item label={t.channel}>{prof.data.channels.map((c) => `${label(lang, 'orderChannel', strOf(c, 'channel'))} ${pct(numOf(c, 'share'))}`).join(' · ')}</Descriptions.Item>
+              <Descriptions.Item label={t.consent}>
+                <span data-testid="consent">
+                  {(['wechat', 'sms', 'push'] as const).map((ch) => {
+                    const v = (pr as Record<string, unknown>)[`consent_${ch}`]
+                    return <Tag key={ch} color={v === true ? 'green' : 'default'}>{label(lang, 'msgChannel', ch)} {v === true ? '✓' : '✗'}</Tag>
+                  })}
+                </span>
+              </Descriptions.Item>
               <Descriptions.Item label={t.holidayLift}>{num(numOf(prefs.data?.holiday, 'holiday_lift'), 2)}</Descriptions.Item>
             </Descriptions>
           </Card>

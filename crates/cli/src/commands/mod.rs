@@ -15,6 +15,7 @@ mod experiment;
 mod identity;
 mod import;
 mod journey;
+mod privacy;
 mod quality;
 mod sentiment;
 mod serve;
@@ -103,6 +104,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: journey::JourneyCmd,
     },
+    /// Personal-data requests (PIPL): export a customer's data, erase a customer, list requests.
+    Privacy {
+        #[command(subcommand)]
+        cmd: privacy::PrivacyCmd,
+    },
     /// Campaigns from segments: suggest, create, launch, pause/resume/complete, results.
     Campaign {
         #[command(subcommand)]
@@ -158,6 +164,7 @@ pub async fn run(cli: Cli, origin: Origin) -> Result<()> {
         Cmd::Apikey { cmd } => apikey::run(s, cmd).await,
         Cmd::Audience { cmd } => audience::run(s, cmd).await,
         Cmd::Journey { cmd } => journey::run(s, cmd).await,
+        Cmd::Privacy { cmd } => privacy::run(s, cmd).await,
         Cmd::Campaign { cmd } => campaign::run(s, cmd).await,
         Cmd::Experiment { cmd } => experiment::run(s, cmd).await,
         Cmd::Service { cmd } => service::run(s, cmd).await,

@@ -85,8 +85,12 @@ async fn journeys_fire_once_with_holdouts_caps_quiet_hours_and_cooldown() {
         .await
         .unwrap();
     let get = |r: &c360_db::sqlx::any::AnyRow, c: &str| c360_db::get_text(r, c).unwrap_or_default();
-    let held = all.iter().filter(|r| get(r, "arm") == "holdout").count() as f64;
-    let share = held / all.len() as f64;
+    // Holdouts are drawn among the customers who consented to the channel (the others are
+    // recorded as no_consent, in no arm).
+    let drawn: Vec<_> = all.iter().filter(|r| get(r, "arm") != "none").collect();
+    assert!(drawn.len() < all.len(), "nobody without consent");
+    let held = drawn.iter().filter(|r| get(r, "arm") == "holdout").count() as f64;
+    let share = held / drawn.len() as f64;
     assert!((0.14..0.26).contains(&share), "holdout share {share}");
     for r in &all {
         let planned = get(r, "status") == "planned";
@@ -96,7 +100,9 @@ async fn journeys_fire_once_with_holdouts_caps_quiet_hours_and_cooldown() {
             "{}",
             get(r, "trigger_key")
         );
-        if get(r, "arm") != "treatment" {
+        if get(r, "arm") == "none" {
+            assert_eq!(get(r, "status"), "no_consent");
+        } else if get(r, "arm") != "treatment" {
             assert!(get(r, "status") == "not_sent" || get(r, "status") == "cooldown");
         }
         // Never in quiet hours (22:00–08:00).

@@ -10,6 +10,7 @@ mod contract;
 mod dims;
 mod journey;
 mod menu;
+mod privacy;
 mod servers;
 mod sqlite;
 

@@ -53,7 +53,22 @@ pub(crate) async fn members_of(
     let lm = match cache.entry(key) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
-            let base = audience::members(&s.wh, &s.sess, &st.inner().meta, a).await?;
+            let mut base = audience::members(&s.wh, &s.sess, &st.inner().meta, a).await?;
+            // Customers erased since the snapshot are in nobody's audience.
+            let erased: Vec<u64> = s
+                .erased
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|c| *c as u64)
+                .collect();
+            if erased.iter().any(|c| base.contains(*c)) {
+                let mut m = (*base).clone();
+                for c in erased {
+                    m.remove(c);
+                }
+                base = Arc::new(m);
+            }
             e.insert(LiveMembers {
                 members: base,
                 seen: HashMap::new(),

@@ -203,16 +203,22 @@ pub(crate) async fn post_order_inner(
     if let Some(c) = o.customer_id {
         // The order is durable: what it triggers (welcome, big-spender thanks, no more "miss
         // you"). A failure here is logged; the next refresh fires the same triggers by key.
-        let home = s
-            .rows_of("v_customer_360", c)?
+        let row = s.rows_of("v_customer_360", c)?;
+        let home = row
             .first()
             .and_then(|r| r["home_store_id"].as_i64())
             .or(Some(o.store_id));
+        // A customer new since the snapshot has no consent on record yet: no message.
+        let consent = row
+            .first()
+            .map(c360_core::campaign::Consent::of_row)
+            .unwrap_or_default();
         let before = profile.as_ref().map_or(0.0, |lp| lp.features.orders - 1.0);
         if let Err(e) = c360_core::journey::fire_order(
             &st.inner().meta,
             c,
             home,
+            consent,
             &o.order_no,
             o.total_fen,
             t,

@@ -13,6 +13,7 @@ pub mod menu;
 pub mod meta;
 pub mod network;
 pub mod overview;
+pub mod privacy;
 pub mod recommendations;
 pub mod segments;
 pub mod sentiment;
@@ -150,6 +151,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/service/diagnose", post(service::diagnose))
         .route("/api/v1/service/tickets", get(service::tickets))
         .route("/api/v1/audit", get(audit::audit_trail))
+        .route(
+            "/api/v1/privacy/customers/{id}/export",
+            post(privacy::export_customer),
+        )
+        .route(
+            "/api/v1/privacy/customers/{id}/erase",
+            post(privacy::erase_customer),
+        )
+        .route("/api/v1/privacy/requests", get(privacy::list_requests))
         .route("/ws", get(ws::ws_handler))
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/swagger-ui")

@@ -80,12 +80,20 @@ async fn campaigns_experiments_service_and_audit() {
     .await;
     assert_eq!(s, StatusCode::OK, "{l}");
     let audience = l["audience"].as_i64().unwrap();
+    // Everyone in the class who accepts the campaign's channel; the rest are counted apart.
+    let channel = spec["channel"].as_str().unwrap().to_string();
     let class_size = count(
         &f.wh,
         "SELECT COUNT(*) FROM customer_segmentation WHERE rfm_class = '重要挽留客户'",
     )
     .await;
-    assert_eq!(audience, class_size);
+    let consenting = count(
+        &f.wh,
+        &format!("SELECT COUNT(*) FROM v_customer_360 WHERE rfm_class = '重要挽留客户' AND consent_{channel}"),
+    )
+    .await;
+    assert_eq!(audience, consenting);
+    assert_eq!(audience + l["no_consent"].as_i64().unwrap(), class_size);
     let arms = &l["arms"];
     let hold = arms["holdout"].as_i64().unwrap();
     let treat = arms["treatment"].as_i64().unwrap();

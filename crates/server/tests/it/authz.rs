@@ -41,6 +41,8 @@ struct Named {
     ticket: String,
     /// Three saved audiences of the caller's stores: read and changed, compared, archived.
     audiences: [i64; 3],
+    /// A customer of the caller's stores whom an erasure may take (not `customer`).
+    victim: i64,
 }
 
 /// The status each caller gets: admin, analyst, own, other (a revoked key always gets 401).
@@ -80,7 +82,11 @@ fn expected(method: &str, path: &str) -> [u16; 4] {
         ("post", "/api/v1/orders") => [201, 403, 201, 403],
         ("post", "/api/v1/events") => [201, 403, 403, 403],
         ("post", "/api/v1/events/batch") => [200, 403, 403, 403],
-        ("put", "/api/v1/campaigns/settings") | ("get", "/api/v1/audit") => [200, 403, 403, 403],
+        ("put", "/api/v1/campaigns/settings")
+        | ("get", "/api/v1/audit")
+        | ("post", "/api/v1/privacy/customers/{id}/export")
+        | ("get", "/api/v1/privacy/requests") => [200, 403, 403, 403],
+        ("post", "/api/v1/privacy/customers/{id}/erase") => [202, 403, 403, 403],
         ("put", "/api/v1/journeys/{kind}") => [200, 200, 403, 403],
         _ => [200, 200, 200, 200],
     }
@@ -102,6 +108,8 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
                 n.audiences[0]
             } else if path.starts_with("/api/v1/experiments") {
                 n.experiment
+            } else if path.ends_with("/erase") {
+                n.victim
             } else {
                 n.customer
             }
@@ -145,6 +153,9 @@ fn request(method: &str, path: &str, who: Who, n: &Named, day: &Days) -> (String
             Some(json!({"name": format!("authz like {tag}"), "size": 5}))
         }
         ("post", "/api/v1/sentiment/score") => Some(json!({"texts": ["热狗很好吃"]})),
+        ("post", "/api/v1/privacy/customers/{id}/erase") => {
+            Some(json!({"reason": format!("authz {tag}")}))
+        }
         _ => None,
     };
     (format!("{url}{query}"), body)
@@ -280,8 +291,23 @@ async fn every_operation_for_every_role() {
             )
         })
         .collect();
-    let mine = *home.iter().find(|(_, h)| **h == own[0]).unwrap().0;
-    let theirs = *home.iter().find(|(_, h)| **h == others[0]).unwrap().0;
+    let of_store = |s: i64| {
+        let mut v: Vec<i64> = home
+            .iter()
+            .filter(|(_, h)| **h == s)
+            .map(|(c, _)| *c)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let (mine, victim) = {
+        let v = of_store(own[0]);
+        (v[0], v[1])
+    };
+    let (theirs, their_victim) = {
+        let v = of_store(others[0]);
+        (v[0], v[1])
+    };
     let other_store = others[0];
     let day = Days {
         start: f.sim.cutoff.to_string(),
@@ -345,6 +371,7 @@ async fn every_operation_for_every_role() {
             experiment: experiment[&if other { Other } else { Own }],
             ticket: ticket_of(!other),
             audiences: audiences[&if w == Revoked { Admin } else { w }],
+            victim: if other { their_victim } else { victim },
         }
     };
     let (_, settings_before) = call(&st, "GET", "/api/v1/campaigns/settings", a, None).await;

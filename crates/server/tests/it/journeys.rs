@@ -45,10 +45,11 @@ async fn live_orders_fire_journeys_once_and_cancel_miss_you() {
     assert_eq!(s, StatusCode::OK, "{j}");
     assert_eq!(j["spec"]["enabled"], true);
 
-    // A customer of the manager's store; a small order triggers nothing, a big one thanks them.
+    // A customer of the manager's store who accepts WeChat messages; a small order triggers
+    // nothing, a big one thanks them.
     let c = count(
         &f.wh,
-        &format!("SELECT MIN(customer_id) FROM v_customer_360 WHERE home_store_id = {} AND order_count > 1", f.store),
+        &format!("SELECT MIN(customer_id) FROM v_customer_360 WHERE home_store_id = {} AND order_count > 1 AND consent_wechat", f.store),
     )
     .await;
     let order = |no: &str, total: i64| {

@@ -15,6 +15,7 @@ mod index;
 mod ingest;
 mod journeys;
 mod llm;
+mod privacy;
 mod sentiment;
 mod sources;
 mod text;
