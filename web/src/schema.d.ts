@@ -2282,7 +2282,13 @@ export interface components {
             /** @description Their profile (`v_customer_360`: scores, segments, predictions, consent). */
             profile?: unknown;
             reviews: unknown[];
+            /**
+             * @description Pages they shared, group orders they joined and orders paid for a friend (the other
+             *     person named by a customer id at most).
+             */
+            shares: unknown[];
             tickets: unknown[];
+            ties: unknown[];
         };
         /** @description An experiment's plan: its assignment and the smallest effect it can detect. */
         Plan: {

@@ -59,6 +59,10 @@ pub struct PersonalData {
     pub reviews: Vec<Value>,
     pub events: Vec<Value>,
     pub tickets: Vec<Value>,
+    /// Pages they shared, group orders they joined and orders paid for a friend (the other
+    /// person named by a customer id at most).
+    pub shares: Vec<Value>,
+    pub ties: Vec<Value>,
     pub predictions: Vec<Value>,
     /// Orders received live since the last ETL run.
     pub live_orders: Vec<Value>,
@@ -124,6 +128,8 @@ pub async fn export(
         reviews: vec![],
         events: vec![],
         tickets: vec![],
+        shares: vec![],
+        ties: vec![],
         predictions: vec![],
         live_orders: meta_rows(
             db,
@@ -185,6 +191,24 @@ pub async fn export(
             id,
         )
         .await?;
+        out.shares = rows(
+            s,
+            "SELECT s.share_key, s.page, s.campaign, s.share_time, t.customer_id AS to_customer_id \
+             FROM customer_shares_raw s JOIN customer_keys k ON s.customer_key = k.source_key \
+             LEFT JOIN customer_keys t ON s.to_customer_key = t.source_key \
+             WHERE k.customer_id = $1 ORDER BY s.share_time, s.share_key",
+            id,
+        )
+        .await?;
+        out.ties = rows(
+            s,
+            "SELECT x.kind, x.ref_id, x.at, o.customer_id AS other_customer_id \
+             FROM customer_ties_raw x JOIN customer_keys k ON x.customer_key = k.source_key \
+             LEFT JOIN customer_keys o ON x.other_key = o.source_key \
+             WHERE k.customer_id = $1 ORDER BY x.at, x.tie_key",
+            id,
+        )
+        .await?;
         out.predictions = rows(
             s,
             "SELECT model, metric, horizon_days, value, as_of FROM customer_predictions WHERE customer_id = $1 ORDER BY model, metric",
@@ -197,7 +221,8 @@ pub async fn export(
     }
     let detail = json!({
         "accounts": out.accounts.len(), "orders": out.orders.len(), "reviews": out.reviews.len(),
-        "events": out.events.len(), "tickets": out.tickets.len(), "live_orders": out.live_orders.len(),
+        "events": out.events.len(), "tickets": out.tickets.len(), "shares": out.shares.len(),
+        "ties": out.ties.len(), "live_orders": out.live_orders.len(),
         "campaigns": out.campaigns.len(), "journeys": out.journeys.len(),
     });
     let mut tx = meta.begin().await?;

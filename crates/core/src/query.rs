@@ -159,6 +159,18 @@ impl Filter {
         self.conds.push(format!("{col} IN ({})", ps.join(", ")));
         self
     }
+    /// `col NOT IN (values…)`; nothing when there are none.
+    pub fn none_of<V: Into<ScalarValue> + Clone>(
+        &mut self,
+        col: &'static str,
+        vs: &[V],
+    ) -> &mut Self {
+        if !vs.is_empty() {
+            let ps: Vec<String> = vs.iter().map(|v| self.bind(v.clone().into())).collect();
+            self.conds.push(format!("{col} NOT IN ({})", ps.join(", ")));
+        }
+        self
+    }
     /// A condition of the caller's own fixed text with `{}` standing for each bound value in
     /// turn (e.g. `"(CAST(customer_id AS VARCHAR) = {} OR phone_masked LIKE {})"`).
     pub fn cond(&mut self, template: &'static str, vs: Vec<ScalarValue>) -> &mut Self {

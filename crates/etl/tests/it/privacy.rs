@@ -296,6 +296,17 @@ async fn a_customer_is_exported_whole_and_erased_everywhere_for_good() {
     assert!(d.accounts.iter().all(|a| a.get("phone_hash").is_none()));
     assert!(!d.reviews.is_empty() && !d.events.is_empty() && !d.order_items.is_empty());
     assert_eq!(d.live_orders.len(), 1);
+    let theirs = |t: &str| {
+        format!("SELECT COUNT(*) FROM {t} x JOIN customer_keys k ON x.customer_key = k.source_key WHERE k.customer_id = {x}")
+    };
+    assert_eq!(
+        d.shares.len() as i64,
+        count(&wh, &theirs("customer_shares_raw")).await
+    );
+    assert_eq!(
+        d.ties.len() as i64,
+        count(&wh, &theirs("customer_ties_raw")).await
+    );
     assert_eq!(d.journeys.len(), 1);
     assert!(d.campaigns.len() <= 1);
     assert_eq!(d.profile.as_ref().unwrap()["customer_id"], x);

@@ -228,13 +228,23 @@ pub(crate) async fn list_customers(
     let st2 = st.clone();
     st.answer(key, || async move {
         let s = st2.snapshot().await?;
+        // Customers erased since the snapshot are not listed (the next run removes them).
+        let mut w = w;
+        let mut erased: Vec<i64> = s
+            .erased
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        erased.sort_unstable();
+        w.none_of("customer_id", &erased);
         let clause = w.sql();
         let total = qf(&s, &format!("SELECT COUNT(*) AS n FROM v_customer_360 WHERE {clause}"), &w)
             .await?
             .first()
             .and_then(|r| r["n"].as_i64())
             .unwrap_or(0);
-        let mut w = w;
         let (lim, off) = (w.value(size as i64), w.value((page as i64 - 1) * size as i64));
         let items = qf(&s, &format!(
             "SELECT customer_id, phone_masked, name_masked, order_count, total_spend_fen, avg_order_fen, last_order_time, \

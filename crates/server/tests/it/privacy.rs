@@ -39,6 +39,16 @@ async fn an_erasure_takes_effect_at_once_and_completes_at_the_next_run() {
     assert!(!d["accounts"].as_array().unwrap().is_empty());
     assert!(!d.to_string().contains("phone_hash"));
 
+    let (_, lv) = call(&st, "GET", &format!("/api/v1/customers?q={c}"), a, None).await;
+    assert!(
+        lv["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["customer_id"] == c),
+        "{lv}"
+    );
+
     // A saved audience holding them.
     let (s, au) = call(
         &st,
@@ -79,6 +89,16 @@ async fn an_erasure_takes_effect_at_once_and_completes_at_the_next_run() {
     }
     let (_, mv) = call(&st, "GET", &members, an, None).await;
     assert!(!ids(&mv).contains(&c), "{mv}");
+    let (s, lv) = call(&st, "GET", &format!("/api/v1/customers?q={c}"), a, None).await;
+    assert_eq!(s, StatusCode::OK, "{lv}");
+    assert!(
+        !lv["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["customer_id"] == c),
+        "{lv}"
+    );
     let order = json!({"order_no": "P-1", "customer_id": c, "store_id": f.store, "total_fen": 2000,
                        "items": [{"product_id": 1, "qty": 1, "unit_price_fen": 2000}]});
     let (s, v) = call(&st, "POST", "/api/v1/orders", a, Some(order)).await;
