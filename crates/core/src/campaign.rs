@@ -696,16 +696,28 @@ pub async fn launch(
         w.params,
     )
     .await?;
-    let no_consent = query_with(
-        sess,
-        &format!("SELECT c.customer_id FROM v_customer_360 c WHERE {refused_clause}"),
-        refused_params,
-    )
-    .await?
-    .iter()
-    .filter_map(|r| r["customer_id"].as_i64())
-    .filter(|c| saved.is_none_or(|m| m.contains(*c as u64)))
-    .count();
+    // Those left out: counted in SQL, or (a saved audience) their ids against its members.
+    let no_consent = match saved {
+        None => query_with(
+            sess,
+            &format!("SELECT COUNT(*) AS n FROM v_customer_360 c WHERE {refused_clause}"),
+            refused_params,
+        )
+        .await?
+        .first()
+        .and_then(|r| r["n"].as_i64())
+        .unwrap_or(0) as usize,
+        Some(m) => query_with(
+            sess,
+            &format!("SELECT c.customer_id FROM v_customer_360 c WHERE {refused_clause}"),
+            refused_params,
+        )
+        .await?
+        .iter()
+        .filter_map(|r| r["customer_id"].as_i64())
+        .filter(|c| m.contains(*c as u64))
+        .count(),
+    };
     let skus: HashSet<String> = q(sess, "SELECT sku FROM products")
         .await?
         .iter()
@@ -746,22 +758,11 @@ pub async fn launch(
     let mut capped = 0usize;
     // Erased customers whose warehouse part is pending are still in the snapshot: never in a
     // send list.
-    let erased: HashSet<i64> = crate::privacy::pending_erasures(meta)
-        .await?
-        .iter()
-        .map(|r| r.customer_id)
-        .collect();
+    let erased = crate::privacy::pending_erased_ids(meta).await?;
     let picked = rows.iter().filter(|r| {
-        !r["customer_id"]
+        r["customer_id"]
             .as_i64()
-            .is_some_and(|c| erased.contains(&c))
-    });
-    let picked = picked.filter(|r| {
-        saved.is_none_or(|m| {
-            r["customer_id"]
-                .as_i64()
-                .is_some_and(|c| m.contains(c as u64))
-        })
+            .is_some_and(|c| !erased.contains(&c) && saved.is_none_or(|m| m.contains(c as u64)))
     });
     let picked: Vec<&serde_json::Value> = match (a.max_size, saved) {
         (Some(m), Some(_)) => picked.take(m).collect(),

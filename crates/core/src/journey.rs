@@ -353,11 +353,7 @@ pub async fn fire(
     }
     let gpct = global_holdout_pct(meta).await?;
     // Customers erased (the snapshot may still hold them) trigger nothing.
-    let erased: std::collections::HashSet<i64> = crate::privacy::pending_erasures(meta)
-        .await?
-        .iter()
-        .map(|r| r.customer_id)
-        .collect();
+    let erased = crate::privacy::pending_erased_ids(meta).await?;
     let triggers: Vec<&Trigger> = triggers
         .iter()
         .filter(|t| !erased.contains(&t.customer_id))

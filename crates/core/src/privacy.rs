@@ -525,6 +525,19 @@ pub async fn pending_erasures(db: &Db) -> CoreResult<Vec<PrivacyRequest>> {
         .collect())
 }
 
+/// The customers whose erasure waits for its warehouse part (a snapshot may still hold them:
+/// they are in no send list and no answer).
+pub async fn pending_erased_ids(db: &Db) -> CoreResult<std::collections::HashSet<i64>> {
+    Ok(db
+        .fetch_all(
+            "SELECT customer_id FROM privacy_requests WHERE kind = 'erase' AND status = 'pending'",
+        )
+        .await?
+        .iter()
+        .filter_map(|r| get_i64(r, "customer_id"))
+        .collect())
+}
+
 /// Every erased source id (the ETL loads none of them).
 pub async fn erased_keys(db: &Db) -> CoreResult<std::collections::HashSet<String>> {
     Ok(db

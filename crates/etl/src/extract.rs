@@ -730,10 +730,7 @@ async fn nodes_from_orders(
         if unreadable || crate::rows::check_order(&order, stores).is_err() {
             return;
         }
-        if let Some(k) = r
-            .key(field)
-            .filter(|k| src.keep(format!("{prefix}:{k}")).is_some())
-        {
+        if let Some(k) = r.key(field).filter(|k| !src.is_erased(prefix, k)) {
             let t = r.time(c::orders::ORDER_TIME).ok().flatten();
             let e = first.entry(k).or_insert(t);
             if t.is_some() && (e.is_none() || t < *e) {
@@ -773,7 +770,7 @@ pub async fn pos_members(
             q.readable(plan, r);
             return;
         };
-        if src.keep(format!("M:{mid}")).is_none() {
+        if src.is_erased("M", &mid) {
             return;
         }
         let raw = r.text(M::PHONE).unwrap_or_default();
@@ -883,7 +880,7 @@ pub async fn wx_users(
             q.readable(plan, r);
             return;
         };
-        if src.keep(format!("U:{uid}")).is_none() {
+        if src.is_erased("U", &uid) {
             return;
         }
         if r.some_text(U::OPENID).filter(|o| o.len() >= 10).is_none() {
@@ -1251,10 +1248,7 @@ pub async fn orders(
             let (cust, payer) = match cust.map(|c| src.keep(c)) {
                 Some(None) => (None, None),
                 Some(c) => (c, payer),
-                None => (
-                    None,
-                    payer.filter(|p| src.keep(format!("{PAYER_PREFIX}:{p}")).is_some()),
-                ),
+                None => (None, payer.filter(|p| !src.is_erased(PAYER_PREFIX, p))),
             };
             let cust = match (cust, payer) {
                 (Some(c), Some(p)) => {

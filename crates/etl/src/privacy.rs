@@ -42,23 +42,18 @@ pub async fn pending(
     meta: &Metastore,
 ) -> Result<(Vec<c360_core::privacy::PrivacyRequest>, Erased)> {
     let reqs = c360_core::privacy::pending_erasures(&meta.db).await?;
-    let mut e = Erased::default();
-    for r in &reqs {
-        e.ids.insert(r.customer_id);
-        for row in meta
-            .db
-            .fetch(
-                "SELECT source_key FROM erased_keys WHERE request_id = ?",
-                &[r.request_id.into()],
-            )
-            .await?
-        {
-            if let Some(k) = c360_db::get_text(&row, "source_key") {
-                e.keys.insert(k);
-            }
-        }
-    }
-    Ok((reqs, e))
+    let keys = meta
+        .db
+        .fetch_all(
+            "SELECT e.source_key FROM erased_keys e JOIN privacy_requests r ON r.request_id = e.request_id \
+             WHERE r.kind = 'erase' AND r.status = 'pending'",
+        )
+        .await?
+        .iter()
+        .filter_map(|row| c360_db::get_text(row, "source_key"))
+        .collect();
+    let ids = reqs.iter().map(|r| r.customer_id).collect();
+    Ok((reqs, Erased { ids, keys }))
 }
 
 fn strings<'a>(b: &'a RecordBatch, col: &str) -> Option<&'a StringArray> {

@@ -148,6 +148,12 @@ impl Sources {
         (self.erased.is_empty() || !self.erased.contains(&key)).then_some(key)
     }
 
+    /// Whether `prefix:id` names an erased customer (no key is built while none is erased:
+    /// this is asked once per source row).
+    pub fn is_erased(&self, prefix: &str, id: &str) -> bool {
+        !self.erased.is_empty() && self.erased.contains(&format!("{prefix}:{id}"))
+    }
+
     pub fn plan(&self, entity: &str) -> Option<&Plan> {
         self.resolved.plan(entity)
     }

@@ -130,6 +130,19 @@ impl Snapshot {
         Ok(self.index.live(id)?)
     }
 
+    /// The customers erased after this snapshot was built, in id order.
+    pub fn erased_ids(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .erased
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Whether the customer was erased after this snapshot was built.
     pub fn is_erased(&self, id: i64) -> bool {
         self.erased
@@ -515,11 +528,7 @@ impl AppState {
             }
         }
         // Erasures accepted whose warehouse part this snapshot may not carry yet.
-        let erased = c360_core::privacy::pending_erasures(&self.0.meta.db)
-            .await?
-            .into_iter()
-            .map(|r| r.customer_id)
-            .collect();
+        let erased = c360_core::privacy::pending_erased_ids(&self.0.meta.db).await?;
         let snap = Arc::new(Snapshot {
             erased: std::sync::RwLock::new(erased),
             sess,
@@ -552,7 +561,7 @@ impl AppState {
 
     /// Takes an erased customer out of what this server serves at once: the snapshot's
     /// per-customer reads, their live re-score, every cached answer.
-    pub async fn forget_customer(&self, id: i64) -> ApiResult<()> {
+    pub async fn forget_customer(&self, id: i64) {
         if let Some(s) = self.0.snap.read().await.as_ref() {
             s.erased
                 .write()
@@ -562,7 +571,6 @@ impl AppState {
         }
         self.0.live.lock().await.remove(&id);
         self.bump();
-        Ok(())
     }
 
     /// Invalidates every cached answer.

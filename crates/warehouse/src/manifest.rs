@@ -325,13 +325,7 @@ impl Warehouse {
             .values()
             .flat_map(|t| t.files().map(|f| f.path.clone()))
             .collect();
-        for t in tables::TABLES {
-            let dir = self.root.join(t.name);
-            if dir.exists() {
-                remove_unlisted(&self.root, &dir, &live, &[])?;
-            }
-        }
-        remove_unkept_indexes(&self.root.join(SERVING_DIR), &HashSet::from([cur.version]))?;
+        sweep(&self.root, &live, &[], &HashSet::from([cur.version]))?;
         Ok(dropped)
     }
 
@@ -658,13 +652,7 @@ impl Txn {
                 fs::remove_file(&p).map_err(io(&p))?;
             }
         }
-        for t in tables::TABLES {
-            let dir = self.wh.root.join(t.name);
-            if dir.exists() {
-                remove_unlisted(&self.wh.root, &dir, &live, &self.written)?;
-            }
-        }
-        remove_unkept_indexes(&self.wh.root.join(SERVING_DIR), &kept)?;
+        sweep(&self.wh.root, &live, &self.written, &kept)?;
         // Scratch of streaming upserts a killed writer left (the lock is held: none is running).
         for e in fs::read_dir(&self.wh.root).map_err(io(&self.wh.root))? {
             let p = e.map_err(io(&self.wh.root))?.path();
@@ -678,6 +666,23 @@ impl Txn {
         }
         Ok(())
     }
+}
+
+/// Removes every Parquet file no kept version lists (`live`) and this writer did not just write,
+/// and the serving indexes of the versions not `kept`.
+fn sweep(
+    root: &Path,
+    live: &HashSet<String>,
+    written: &[PathBuf],
+    kept: &HashSet<u64>,
+) -> Result<()> {
+    for t in tables::TABLES {
+        let dir = root.join(t.name);
+        if dir.exists() {
+            remove_unlisted(root, &dir, live, written)?;
+        }
+    }
+    remove_unkept_indexes(&root.join(SERVING_DIR), kept)
 }
 
 /// Removes the serving indexes (and unfinished builds) of versions no longer kept. A build of a

@@ -55,17 +55,11 @@ pub(crate) async fn members_of(
         std::collections::hash_map::Entry::Vacant(e) => {
             let mut base = audience::members(&s.wh, &s.sess, &st.inner().meta, a).await?;
             // Customers erased since the snapshot are in nobody's audience.
-            let erased: Vec<u64> = s
-                .erased
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .map(|c| *c as u64)
-                .collect();
-            if erased.iter().any(|c| base.contains(*c)) {
+            let erased = s.erased_ids();
+            if erased.iter().any(|c| base.contains(*c as u64)) {
                 let mut m = (*base).clone();
                 for c in erased {
-                    m.remove(c);
+                    m.remove(c as u64);
                 }
                 base = Arc::new(m);
             }

@@ -230,15 +230,7 @@ pub(crate) async fn list_customers(
         let s = st2.snapshot().await?;
         // Customers erased since the snapshot are not listed (the next run removes them).
         let mut w = w;
-        let mut erased: Vec<i64> = s
-            .erased
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .copied()
-            .collect();
-        erased.sort_unstable();
-        w.none_of("customer_id", &erased);
+        w.none_of("customer_id", &s.erased_ids());
         let clause = w.sql();
         let total = qf(&s, &format!("SELECT COUNT(*) AS n FROM v_customer_360 WHERE {clause}"), &w)
             .await?

@@ -89,7 +89,7 @@ pub async fn erase_customer(
             &reason,
         )
         .await?;
-        st.forget_customer(id).await?;
+        st.forget_customer(id).await;
         Ok(req)
     }
     .await;
